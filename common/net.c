@@ -1,0 +1,225 @@
+/* net: see net.h. Sockets stay blocking; sends and receives use
+ * MSG_DONTWAIT after poll so one code path serves both kinds of caller. */
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define IOV_BATCH 1024 /* at most IOV_MAX per sendmsg */
+
+int net_listen(const char *host, uint16_t port, int backlog, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char portstr[8];
+	int fd = -1, rc;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "address %s:%u: %s", host, port, gai_strerror(rc));
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto out;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listen on %s:%u: %s", host, port, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	rc = fd;
+out:
+	freeaddrinfo(res);
+	return rc;
+}
+
+int net_connect(const char *host, uint16_t port, uint32_t timeout_ms)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char portstr[8];
+	int fd, rc;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	if (getaddrinfo(host, portstr, &hints, &res) != 0)
+		return -EHOSTUNREACH;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			rc = -errno;
+			goto fail;
+		}
+		rc = net_wait(fd, POLLOUT, now_ms() + timeout_ms);
+		if (rc < 0)
+			goto fail;
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+		if (soerr) {
+			rc = -soerr;
+			goto fail;
+		}
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	rc = fd;
+	goto out;
+fail:
+	close(fd);
+out:
+	freeaddrinfo(res);
+	return rc;
+}
+
+void net_tune(int fd, uint32_t sndbuf_bytes, uint32_t rcvbuf_bytes, int nodelay)
+{
+	int v;
+	if (sndbuf_bytes) {
+		v = (int)sndbuf_bytes;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	}
+	if (rcvbuf_bytes) {
+		v = (int)rcvbuf_bytes;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	}
+	v = nodelay ? 1 : 0;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
+}
+
+int net_wait(int fd, short events, uint64_t deadline_ms)
+{
+	for (;;) {
+		int timeout = -1;
+		if (deadline_ms) {
+			uint64_t now = now_ms();
+			if (now >= deadline_ms)
+				return -ETIMEDOUT;
+			timeout = (int)(deadline_ms - now);
+		}
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int n = poll(&pfd, 1, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ETIMEDOUT;
+		return 0; /* readable, writable, or an error the next call reports */
+	}
+}
+
+struct iovec *iov_advance(struct iovec *iov, int *iovcnt, size_t n)
+{
+	while (*iovcnt > 0 && n >= iov->iov_len) {
+		n -= iov->iov_len;
+		iov++;
+		(*iovcnt)--;
+	}
+	if (*iovcnt > 0 && n) {
+		iov->iov_base = (char *)iov->iov_base + n;
+		iov->iov_len -= n;
+	}
+	return iov;
+}
+
+int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms)
+{
+	while (iovcnt > 0) {
+		if (iov->iov_len == 0) {
+			iov++;
+			iovcnt--;
+			continue;
+		}
+		struct msghdr msg = { .msg_iov = iov,
+				      .msg_iovlen = (size_t)(iovcnt > IOV_BATCH ? IOV_BATCH : iovcnt) };
+		ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -errno;
+			int rc = net_wait(fd, POLLOUT, deadline_ms);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		iov = iov_advance(iov, &iovcnt, (size_t)n);
+	}
+	return 0;
+}
+
+int net_send_all(int fd, const void *buf, size_t len, uint64_t deadline_ms)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return net_sendv_all(fd, &iov, 1, deadline_ms);
+}
+
+int net_recvv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms)
+{
+	while (iovcnt > 0) {
+		if (iov->iov_len == 0) {
+			iov++;
+			iovcnt--;
+			continue;
+		}
+		struct msghdr msg = { .msg_iov = iov,
+				      .msg_iovlen = (size_t)(iovcnt > IOV_BATCH ? IOV_BATCH : iovcnt) };
+		ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -errno;
+			int rc = net_wait(fd, POLLIN, deadline_ms);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		iov = iov_advance(iov, &iovcnt, (size_t)n);
+	}
+	return 0;
+}
+
+int net_recv_all(int fd, void *buf, size_t len, uint64_t deadline_ms)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	return net_recvv_all(fd, &iov, 1, deadline_ms);
+}
+
+int net_discard(int fd, size_t len, uint64_t deadline_ms)
+{
+	char sink[16384];
+	while (len > 0) {
+		size_t n = len < sizeof(sink) ? len : sizeof(sink);
+		int rc = net_recv_all(fd, sink, n, deadline_ms);
+		if (rc < 0)
+			return rc;
+		len -= n;
+	}
+	return 0;
+}

@@ -1,0 +1,161 @@
+/*
+ * sfs_proto: the sfs wire protocol, the only place its format is defined.
+ *
+ * Every message is one frame: a fixed 24-byte header, then `body_len` bytes
+ * of op-specific fields, then `data_len` bytes of bulk data (file contents
+ * of a write request or a read reply). Bulk data is kept out of the body so
+ * that a server can receive it straight into its buffer and a client can
+ * scatter it into the caller's buffer with readv: one copy at most per side.
+ *
+ * Header, all integers little-endian:
+ *   u32 magic "SFS1"   u16 version   u16 op
+ *   u32 tag (echoed in the reply, lets a client pipeline requests)
+ *   i32 status (0 in requests; 0 or a negative errno in replies)
+ *   u32 body_len (<= SFS_MAX_BODY_BYTES)   u32 data_len (<= the peer's limit)
+ *
+ * Body fields are fixed-width integers and strings (u16 length + bytes, no
+ * NUL inside). A decoder checks lengths before every read and rejects
+ * trailing bytes, so a frame either decodes exactly or is an error.
+ *
+ * Replies carry the request's op. An error reply (status < 0) has an empty
+ * body except for an optional message string.
+ */
+#ifndef MIGD_SFS_PROTO_H
+#define MIGD_SFS_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SFS_PROTO_MAGIC 0x31534653u /* "SFS1" read as little-endian u32 */
+#define SFS_PROTO_VERSION 1
+#define SFS_HDR_BYTES 24
+#define SFS_MAX_BODY_BYTES 65536u
+#define SFS_MAX_PATH 4095
+#define SFS_MAX_NAME 255
+#define SFS_MAX_STRIPE 64     /* I/O servers in one file's stripe */
+#define SFS_MAX_MSG 200       /* error message text in a reply */
+#define SFS_READDIR_MAX 128   /* entries per READDIR reply */
+#define SFS_ROOT_FID 1
+
+enum sfs_op {
+	SFS_OP_PING = 1,
+
+	/* metadata server */
+	SFS_OP_LOOKUP = 16,   /* path -> attr */
+	SFS_OP_CREATE,        /* path, mode, flags -> attr (file, with layout) */
+	SFS_OP_MKDIR,         /* path, mode -> attr */
+	SFS_OP_UNLINK,        /* path -> attr of the removed file */
+	SFS_OP_RMDIR,         /* path */
+	SFS_OP_READDIR,       /* path, cookie -> entries, eof */
+	SFS_OP_SETSTRIPE,     /* path (a directory), strip_size, stripe_count */
+	SFS_OP_META_STATFS,   /* -> files, dirs */
+	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns */
+
+	/* I/O server: datafiles named by handle (the file's fid) */
+	SFS_OP_DF_CREATE = 48, /* handle: create empty (truncates an orphan) */
+	SFS_OP_DF_REMOVE,      /* handle */
+	SFS_OP_DF_WRITE,       /* handle, offset + data -> local_size */
+	SFS_OP_DF_READ,        /* handle, offset, length -> local_size + data */
+	SFS_OP_DF_GETSIZE,     /* handle -> local_size */
+	SFS_OP_DF_TRUNCATE,    /* handle, length */
+	SFS_OP_DF_SYNC,        /* handle (0 = every datafile) */
+	SFS_OP_DF_STATFS,      /* -> total, free, used bytes, datafiles */
+};
+
+enum sfs_ftype { SFS_TYPE_FILE = 1, SFS_TYPE_DIR = 2 };
+enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
+
+/* CREATE flags */
+#define SFS_CREATE_EXCL 0x1u
+
+struct sfs_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t op;
+	uint32_t tag;
+	int32_t status;
+	uint32_t body_len;
+	uint32_t data_len;
+};
+
+/* A file's layout: strips of strip_size round-robin over servers[] in order
+ * (indices into the config's list of I/O servers). For a directory, the
+ * layout that new files under it get; 0 fields mean "file system default". */
+struct sfs_layout {
+	uint32_t strip_size;
+	uint16_t stripe_count;
+	uint16_t servers[SFS_MAX_STRIPE];
+};
+
+struct sfs_attr {
+	uint64_t fid;
+	uint8_t type; /* enum sfs_ftype */
+	uint32_t mode;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	struct sfs_layout layout;
+};
+
+/* A decoded request body. Which fields are meaningful depends on op. */
+struct sfs_req {
+	uint16_t op;
+	char path[SFS_MAX_PATH + 1];   /* LOOKUP..SETSTRIPE */
+	char cookie[SFS_MAX_NAME + 1]; /* READDIR: continue after this name */
+	uint32_t mode;                 /* CREATE, MKDIR */
+	uint32_t flags;                /* CREATE */
+	uint32_t strip_size;           /* SETSTRIPE */
+	uint16_t stripe_count;         /* SETSTRIPE */
+	uint64_t handle;               /* DF_*, SETMTIME */
+	uint64_t offset;               /* DF_WRITE, DF_READ */
+	uint64_t length;               /* DF_READ, DF_TRUNCATE */
+	int64_t mtime_ns;              /* SETMTIME */
+};
+
+struct sfs_dirent {
+	char name[SFS_MAX_NAME + 1];
+	uint8_t type;
+	uint64_t fid;
+};
+
+/* A decoded reply body. */
+struct sfs_reply {
+	uint16_t op;
+	char msg[SFS_MAX_MSG + 1];     /* error text when status < 0 */
+	struct sfs_attr attr;          /* LOOKUP, CREATE, MKDIR, UNLINK */
+	uint64_t local_size;           /* DF_WRITE, DF_READ, DF_GETSIZE */
+	/* PING */
+	uint16_t version;
+	uint8_t role;
+	char name[64];
+	/* READDIR */
+	uint16_t n_entries;
+	uint8_t eof;
+	struct sfs_dirent entries[SFS_READDIR_MAX];
+	/* META_STATFS, DF_STATFS */
+	uint64_t total_bytes, free_bytes, used_bytes, n_files, n_dirs;
+};
+
+const char *sfs_op_name(uint16_t op);
+
+/* Header: encode never fails. decode validates magic, version and lengths
+ * (data_len against max_data_bytes) and writes why it refused into err:
+ * -EBADMSG for garbage, -EPROTONOSUPPORT for another version, -EMSGSIZE for
+ * an oversized frame. */
+void sfs_hdr_encode(const struct sfs_hdr *hdr, uint8_t out[SFS_HDR_BYTES]);
+int sfs_hdr_decode(const uint8_t in[SFS_HDR_BYTES], uint32_t max_data_bytes,
+		   struct sfs_hdr *out, char *err, size_t errlen);
+
+/* Bodies: encode into buf (cap bytes), *len gets the size; -EMSGSIZE if it
+ * does not fit, -EINVAL for an unknown op or a field out of range.
+ * decode: -EBADMSG (truncated, trailing bytes, bad string) or -EOPNOTSUPP
+ * (unknown op), with the reason in err. */
+int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *len);
+int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req *out,
+		   char *err, size_t errlen);
+/* status < 0 encodes only reply->msg. */
+int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf, size_t cap,
+		     size_t *len);
+int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t len,
+		     struct sfs_reply *out, char *err, size_t errlen);
+
+#endif

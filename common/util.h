@@ -1,0 +1,44 @@
+/*
+ * util: small helpers every part needs: clocks, sizes written by people
+ * ("64k", "1m"), durations, and full reads/writes on plain descriptors.
+ */
+#ifndef MIGD_UTIL_H
+#define MIGD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Monotonic clock. */
+uint64_t now_ms(void);
+uint64_t now_ns(void);
+/* Wall clock, nanoseconds since the epoch. */
+int64_t wall_ns(void);
+
+/*
+ * Parse a size: a decimal number with an optional binary suffix
+ * k/K, m/M, g/G, t/T (powers of 1024; "KiB", "MB" style suffixes also
+ * accepted, all binary). Returns 0 or -EINVAL (junk) / -ERANGE (overflow).
+ */
+int parse_size(const char *text, uint64_t *out);
+/* Parse a non-negative integer that must fit in [min, max]. */
+int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
+/* Parse yes/no/true/false/on/off/1/0. */
+int parse_bool(const char *text, int *out);
+
+/* "64 KiB", "1.50 GiB": into buf, returns buf. */
+char *format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Loop over short transfers and EINTR. Return 0 or -errno; read_full gives -EIO on EOF. */
+int write_full(int fd, const void *buf, size_t len);
+int read_full(int fd, void *buf, size_t len);
+
+/* mkdir -p; 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+
+/* snprintf that reports truncation as -ENAMETOOLONG. */
+int snprintf_checked(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

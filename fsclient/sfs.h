@@ -1,0 +1,133 @@
+/*
+ * sfs.h: the public interface of libsfs, the client of the sfs striped
+ * parallel file system.
+ *
+ * A struct sfs is one mounted file system, made from an sfs.conf. It is
+ * thread-safe: any number of threads may use it and its open files at once
+ * (each thread's I/O gets its own set of connections, so they run in
+ * parallel). Paths are absolute within the file system ("/dir/file").
+ *
+ * Every function returns 0 (or a byte count) on success and a negative errno
+ * on failure; sfs_last_error() gives a readable message for the calling
+ * thread's last failure, naming the path or server involved.
+ *
+ * Data path: a file is striped round-robin in strips over an ordered list
+ * of I/O servers. A large pread/pwrite goes to every server of the stripe at
+ * once, as one vectored, pipelined request stream per server. A server
+ * that dies or stops answering fails the call with -EIO or -ETIMEDOUT within
+ * the configured timeout; a call never reports success for data that did
+ * not land.
+ */
+#ifndef SFS_H
+#define SFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sfs;
+struct sfs_file;
+
+/* open flags */
+#define SFS_O_RDONLY 0x0
+#define SFS_O_WRONLY 0x1
+#define SFS_O_RDWR 0x2
+#define SFS_O_CREAT 0x40
+#define SFS_O_EXCL 0x80
+#define SFS_O_TRUNC 0x200
+
+#define SFS_STAT_FILE 1
+#define SFS_STAT_DIR 2
+#define SFS_STRIPE_MAX 64
+
+struct sfs_stat {
+	uint64_t fid;          /* file id, also every datafile's handle */
+	int type;              /* SFS_STAT_FILE or SFS_STAT_DIR */
+	uint32_t mode;
+	uint64_t size_bytes;   /* files: derived from the datafiles */
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	uint32_t strip_size;   /* files: layout; dirs: default for new files (0 = fs default) */
+	unsigned stripe_count;
+	unsigned servers[SFS_STRIPE_MAX]; /* I/O server indices, in stripe order */
+};
+
+struct sfs_server_usage {
+	char name[64];
+	int is_meta;
+	char address[160];
+	int status;            /* 0, or the negative errno reaching it */
+	uint64_t total_bytes, free_bytes, used_bytes;
+	uint64_t n_files;      /* datafiles (I/O) or files (meta) */
+	uint64_t n_dirs;       /* meta only */
+};
+
+struct sfs_ping_result {
+	char name[64];
+	int is_meta;
+	char address[160];
+	int status;            /* 0, or the negative errno */
+	unsigned version;      /* the server's protocol version */
+	double rtt_ms;
+};
+
+/*
+ * Connect using the config at conf_path. overrides: NULL or a NULL-ended
+ * array of "key=value" strings that replace [global] options for this
+ * client (socket_sndbuf=1m, max_request=2m, timeout_ms=5000, ...).
+ * No connection is made until the first call that needs one.
+ */
+int sfs_connect(const char *conf_path, const char *const *overrides, struct sfs **out);
+/* Closes every connection. Open files must be closed first. NULL is fine. */
+void sfs_disconnect(struct sfs *fs);
+
+/* The calling thread's last error message ("" if none). */
+const char *sfs_last_error(void);
+
+int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out);
+/* Returns bytes read (short only at end of file) or a negative errno. */
+ssize_t sfs_pread(struct sfs_file *f, void *buf, size_t len, uint64_t offset);
+/* Returns len or a negative errno; never a short write. */
+ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t offset);
+/* Servers make every byte of the file durable. */
+int sfs_fsync(struct sfs_file *f);
+/* Frees f whatever happens; returns an error seen on close (none today). */
+int sfs_close(struct sfs_file *f);
+int sfs_fstat(struct sfs_file *f, struct sfs_stat *st);
+int sfs_ftruncate(struct sfs_file *f, uint64_t size);
+
+int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st);
+int sfs_truncate(struct sfs *fs, const char *path, uint64_t size);
+int sfs_unlink(struct sfs *fs, const char *path);
+int sfs_mkdir(struct sfs *fs, const char *path, uint32_t mode);
+int sfs_rmdir(struct sfs *fs, const char *path);
+
+/* Calls fn for every entry of a directory, in name order; fn returning
+ * non-zero stops the walk and becomes the result. */
+typedef int (*sfs_readdir_fn)(void *arg, const char *name, int type, uint64_t fid);
+int sfs_readdir(struct sfs *fs, const char *path, sfs_readdir_fn fn, void *arg);
+
+/* New files under dir get this layout (0 = file system default). */
+int sfs_setstripe(struct sfs *fs, const char *dir, uint32_t strip_size, unsigned stripe_count);
+
+/* Number of servers (metadata server + I/O servers) and their names. */
+unsigned sfs_server_count(struct sfs *fs);
+/* Server i: 0 is the metadata server, 1..n the I/O servers in order. */
+const char *sfs_server_name(struct sfs *fs, unsigned i);
+
+/* Usage of every server: fills out[0..n) (n = sfs_server_count). Servers
+ * that do not answer get status < 0; the call itself returns 0. */
+int sfs_statfs(struct sfs *fs, struct sfs_server_usage *out, unsigned n);
+/* Round trip and protocol version of every server, like sfs_statfs. */
+int sfs_ping(struct sfs *fs, struct sfs_ping_result *out, unsigned n);
+
+const char *sfs_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
