@@ -1,0 +1,66 @@
+#!/bin/sh
+# bootstrap.sh: everything a fresh Debian 12 machine needs, in one script.
+#
+#   scripts/bootstrap.sh run     install packages, build, run the main job
+#                                (today: the sfs file system demo)
+#   scripts/bootstrap.sh test    install packages, build normal and sanitizer
+#                                (address,undefined) trees, run every test,
+#                                end with "N passed, N failed"
+#   scripts/bootstrap.sh deps|build   just those steps
+#
+# Packages come from Debian with apt-get (apt-get update runs once, only
+# when something is missing). Needs root, or sudo, for apt-get.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential meson ninja-build pkg-config python3 \
+libsqlite3-dev libinih-dev libjansson-dev libcriterion-dev \
+iperf3 procps"
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+deps() {
+	missing=""
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "bootstrap: installing$missing"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+}
+
+build() {
+	[ -f build/build.ninja ] || meson setup build
+	ninja -C build
+}
+
+build_asan() {
+	[ -f build-asan/build.ninja ] ||
+		meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C build-asan
+}
+
+run_tests() {
+	status=0
+	# Criterion forks a child per test; leak checking at its exit is noise
+	# in the parent, real in the children, so keep it on.
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+	meson test -C build --print-errorlogs --num-processes 2 || status=1
+	meson test -C build-asan --print-errorlogs --num-processes 2 || status=1
+	python3 scripts/test-summary.py build/meson-logs/testlog.json \
+		build-asan/meson-logs/testlog.json || status=1
+	return $status
+}
+
+case "${1:-}" in
+deps) deps ;;
+build) deps; build ;;
+run) deps; build; exec scripts/sfs-demo.sh ;;
+test) deps; build; build_asan; run_tests ;;
+*) echo "usage: $0 run|test|deps|build" >&2; exit 2 ;;
+esac

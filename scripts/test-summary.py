@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Total the tests of every test program over one or more meson test logs.
+
+Criterion programs print "Synthesis: Tested: N | Passing: P | Failing: F |
+Crashing: C"; those counts are used. A program without that line (a script,
+or one that died before printing it) counts as one test, passed or failed
+by meson's verdict. A Criterion program whose counts say all passed but
+that meson failed (a sanitizer report at exit, a timeout) adds one failure.
+Prints per-build lines, then the closing "N passed, N failed"."""
+import json
+import re
+import sys
+
+SYNTH = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)")
+
+
+def count(path):
+    passed = failed = 0
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError as e:
+        print(f"{path}: {e}", file=sys.stderr)
+        return 0, 1
+    for line in lines:
+        if not line.strip():
+            continue
+        t = json.loads(line)
+        ok = t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+        out = (t.get("stdout") or "") + (t.get("stderr") or "")
+        m = SYNTH.findall(out)
+        if m:
+            _, p, f, c = (int(x) for x in m[-1])
+            passed += p
+            failed += f + c
+            if not ok and f + c == 0:
+                failed += 1
+        elif ok:
+            passed += 1
+        else:
+            failed += 1
+        if not ok:
+            print(f"FAILED: {t.get('name')} ({t.get('result')}) in {path}", file=sys.stderr)
+    return passed, failed
+
+
+def main():
+    total_p = total_f = 0
+    for path in sys.argv[1:]:
+        p, f = count(path)
+        print(f"{path}: {p} passed, {f} failed")
+        total_p += p
+        total_f += f
+    print(f"{total_p} passed, {total_f} failed")
+    return 1 if total_f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

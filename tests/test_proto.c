@@ -1,0 +1,333 @@
+/*
+ * The sfs wire codec: every request and reply op round-trips, and every
+ * class of malformed frame is refused with an error (never accepted, never
+ * a crash): bad magic, other version, oversized body or data, truncated
+ * body, trailing bytes, over-long or NUL-bearing strings, unknown ops,
+ * impossible counts.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sfs_proto.h"
+
+static uint8_t buf[SFS_MAX_BODY_BYTES];
+static char err[256];
+
+static const uint16_t all_ops[] = {
+	SFS_OP_PING, SFS_OP_LOOKUP, SFS_OP_CREATE, SFS_OP_MKDIR, SFS_OP_UNLINK,
+	SFS_OP_RMDIR, SFS_OP_READDIR, SFS_OP_SETSTRIPE, SFS_OP_META_STATFS, SFS_OP_SETMTIME,
+	SFS_OP_DF_CREATE, SFS_OP_DF_REMOVE, SFS_OP_DF_WRITE, SFS_OP_DF_READ, SFS_OP_DF_GETSIZE,
+	SFS_OP_DF_TRUNCATE, SFS_OP_DF_SYNC, SFS_OP_DF_STATFS,
+};
+#define N_OPS (sizeof(all_ops) / sizeof(all_ops[0]))
+
+static void fill_req(struct sfs_req *r, uint16_t op)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = op;
+	/* only the fields the op carries are compared after decoding */
+	switch (op) {
+	case SFS_OP_LOOKUP: case SFS_OP_UNLINK: case SFS_OP_RMDIR:
+		strcpy(r->path, "/a/b/c");
+		break;
+	case SFS_OP_CREATE:
+		strcpy(r->path, "/data/file.0");
+		r->mode = 0644;
+		r->flags = SFS_CREATE_EXCL;
+		break;
+	case SFS_OP_MKDIR:
+		strcpy(r->path, "/dir");
+		r->mode = 0755;
+		break;
+	case SFS_OP_READDIR:
+		strcpy(r->path, "/");
+		strcpy(r->cookie, "last-name");
+		break;
+	case SFS_OP_SETSTRIPE:
+		strcpy(r->path, "/d");
+		r->strip_size = 1 << 20;
+		r->stripe_count = 3;
+		break;
+	case SFS_OP_SETMTIME:
+		r->handle = 77;
+		r->mtime_ns = -5; /* signed values survive */
+		break;
+	case SFS_OP_DF_CREATE: case SFS_OP_DF_REMOVE: case SFS_OP_DF_GETSIZE: case SFS_OP_DF_SYNC:
+		r->handle = 0x1122334455667788ull;
+		break;
+	case SFS_OP_DF_WRITE:
+		r->handle = 9;
+		r->offset = 1ull << 40;
+		break;
+	case SFS_OP_DF_READ: case SFS_OP_DF_TRUNCATE:
+		r->handle = 9;
+		r->offset = 12345;
+		r->length = 1ull << 33;
+		break;
+	default:
+		break;
+	}
+}
+
+Test(proto, every_request_round_trips)
+{
+	for (size_t i = 0; i < N_OPS; i++) {
+		struct sfs_req in, out;
+		size_t len;
+		fill_req(&in, all_ops[i]);
+		cr_assert_eq(sfs_req_encode(&in, buf, sizeof(buf), &len), 0, "%s",
+			     sfs_op_name(all_ops[i]));
+		cr_assert_eq(sfs_req_decode(all_ops[i], buf, len, &out, err, sizeof(err)), 0,
+			     "%s: %s", sfs_op_name(all_ops[i]), err);
+		cr_assert_eq(memcmp(&in, &out, sizeof(in)), 0, "%s differs after decoding",
+			     sfs_op_name(all_ops[i]));
+	}
+}
+
+static struct sfs_reply *mk_reply(uint16_t op)
+{
+	struct sfs_reply *r = calloc(1, sizeof(*r));
+	r->op = op;
+	r->attr.fid = 42;
+	r->attr.type = SFS_TYPE_FILE;
+	r->attr.mode = 0600;
+	r->attr.mtime_ns = 1700000000123456789ll;
+	r->attr.ctime_ns = 1700000000000000001ll;
+	r->attr.layout.strip_size = 65536;
+	r->attr.layout.stripe_count = 4;
+	for (int i = 0; i < 4; i++)
+		r->attr.layout.servers[i] = (uint16_t)(3 - i);
+	r->local_size = 1ull << 41;
+	r->version = SFS_PROTO_VERSION;
+	r->role = SFS_ROLE_IO;
+	strcpy(r->name, "io3");
+	r->n_entries = SFS_READDIR_MAX;
+	r->eof = 1;
+	for (int i = 0; i < SFS_READDIR_MAX; i++) {
+		snprintf(r->entries[i].name, sizeof(r->entries[i].name), "entry-%03d", i);
+		r->entries[i].type = i % 2 ? SFS_TYPE_DIR : SFS_TYPE_FILE;
+		r->entries[i].fid = (uint64_t)i + 100;
+	}
+	r->total_bytes = 1000;
+	r->free_bytes = 600;
+	r->used_bytes = 400;
+	r->n_files = 12;
+	r->n_dirs = 3;
+	return r;
+}
+
+Test(proto, every_reply_round_trips)
+{
+	for (size_t i = 0; i < N_OPS; i++) {
+		struct sfs_reply *in = mk_reply(all_ops[i]);
+		struct sfs_reply *out = calloc(1, sizeof(*out));
+		size_t len;
+		cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
+		cr_assert_eq(sfs_reply_decode(all_ops[i], 0, buf, len, out, err, sizeof(err)), 0,
+			     "%s: %s", sfs_op_name(all_ops[i]), err);
+		switch (all_ops[i]) {
+		case SFS_OP_LOOKUP:
+			cr_assert_eq(memcmp(&in->attr, &out->attr, sizeof(in->attr)), 0);
+			break;
+		case SFS_OP_READDIR:
+			cr_assert_eq(out->n_entries, SFS_READDIR_MAX);
+			cr_assert_eq(out->eof, 1);
+			cr_assert_str_eq(out->entries[127].name, "entry-127");
+			cr_assert_eq(out->entries[127].fid, 227);
+			cr_assert_eq(out->entries[127].type, SFS_TYPE_DIR);
+			break;
+		case SFS_OP_PING:
+			cr_assert_str_eq(out->name, "io3");
+			cr_assert_eq(out->role, SFS_ROLE_IO);
+			cr_assert_eq(out->version, SFS_PROTO_VERSION);
+			break;
+		case SFS_OP_DF_READ:
+			cr_assert_eq(out->local_size, 1ull << 41);
+			break;
+		case SFS_OP_DF_STATFS:
+			cr_assert_eq(out->used_bytes, 400);
+			cr_assert_eq(out->n_files, 12);
+			break;
+		default:
+			break;
+		}
+		free(in);
+		free(out);
+	}
+}
+
+Test(proto, error_reply_carries_its_message)
+{
+	struct sfs_reply *in = mk_reply(SFS_OP_LOOKUP), *out = calloc(1, sizeof(*out));
+	size_t len;
+	strcpy(in->msg, "no such file: /x");
+	cr_assert_eq(sfs_reply_encode(in, -ENOENT, buf, sizeof(buf), &len), 0);
+	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, -ENOENT, buf, len, out, err, sizeof(err)), 0);
+	cr_assert_str_eq(out->msg, "no such file: /x");
+	free(in);
+	free(out);
+}
+
+static void good_header(uint8_t out[SFS_HDR_BYTES], struct sfs_hdr *h)
+{
+	*h = (struct sfs_hdr){ .magic = SFS_PROTO_MAGIC, .version = SFS_PROTO_VERSION,
+			       .op = SFS_OP_DF_WRITE, .tag = 7, .body_len = 16, .data_len = 4096 };
+	sfs_hdr_encode(h, out);
+}
+
+Test(proto, header_round_trips)
+{
+	uint8_t raw[SFS_HDR_BYTES];
+	struct sfs_hdr h, d;
+	good_header(raw, &h);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(memcmp(&h, &d, sizeof(h)), 0);
+}
+
+Test(proto, header_refuses_garbage_other_versions_and_oversize)
+{
+	uint8_t raw[SFS_HDR_BYTES];
+	struct sfs_hdr h, d;
+
+	good_header(raw, &h);
+	raw[0] ^= 0xff;
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "magic"), "message names the cause: %s", err);
+
+	h.version = 2;
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
+	cr_assert(strstr(err, "version 2"), "%s", err);
+
+	good_header(raw, &h);
+	h.body_len = SFS_MAX_BODY_BYTES + 1;
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EMSGSIZE);
+
+	good_header(raw, &h);
+	h.data_len = (1 << 20) + 1;
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EMSGSIZE);
+	cr_assert(strstr(err, "1048577"), "names the size: %s", err);
+
+	good_header(raw, &h);
+	h.status = 5;
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EBADMSG);
+}
+
+Test(proto, every_truncation_of_every_request_is_refused)
+{
+	for (size_t i = 0; i < N_OPS; i++) {
+		struct sfs_req in, out;
+		size_t len;
+		fill_req(&in, all_ops[i]);
+		cr_assert_eq(sfs_req_encode(&in, buf, sizeof(buf), &len), 0);
+		for (size_t cut = 0; cut < len; cut++)
+			cr_assert_eq(sfs_req_decode(all_ops[i], buf, cut, &out, err, sizeof(err)),
+				     -EBADMSG, "%s cut to %zu of %zu accepted",
+				     sfs_op_name(all_ops[i]), cut, len);
+		/* one byte too many */
+		buf[len] = 0;
+		cr_assert_eq(sfs_req_decode(all_ops[i], buf, len + 1, &out, err, sizeof(err)),
+			     -EBADMSG, "%s with a trailing byte accepted", sfs_op_name(all_ops[i]));
+		cr_assert(strstr(err, "trailing"), "%s", err);
+	}
+}
+
+Test(proto, every_truncation_of_every_reply_is_refused)
+{
+	struct sfs_reply *in, *out = calloc(1, sizeof(*out));
+	for (size_t i = 0; i < N_OPS; i++) {
+		size_t len;
+		in = mk_reply(all_ops[i]);
+		in->n_entries = 3;
+		cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
+		for (size_t cut = 0; cut < len; cut++)
+			cr_assert_eq(sfs_reply_decode(all_ops[i], 0, buf, cut, out, err,
+						      sizeof(err)),
+				     -EBADMSG, "%s reply cut to %zu accepted",
+				     sfs_op_name(all_ops[i]), cut);
+		free(in);
+	}
+	free(out);
+}
+
+static size_t put_str(uint8_t *p, const char *s, size_t n)
+{
+	p[0] = (uint8_t)n;
+	p[1] = (uint8_t)(n >> 8);
+	memcpy(p + 2, s, n);
+	return n + 2;
+}
+
+Test(proto, bad_strings_are_refused)
+{
+	struct sfs_req out;
+	char path[SFS_MAX_PATH + 2];
+	memset(path, 'a', sizeof(path));
+	size_t len = put_str(buf, path, SFS_MAX_PATH + 1);
+	cr_assert_eq(sfs_req_decode(SFS_OP_LOOKUP, buf, len, &out, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "too long"), "%s", err);
+
+	len = put_str(buf, "/a\0b", 4);
+	cr_assert_eq(sfs_req_decode(SFS_OP_LOOKUP, buf, len, &out, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "NUL"), "%s", err);
+
+	/* declared length beyond the body */
+	buf[0] = 50;
+	buf[1] = 0;
+	cr_assert_eq(sfs_req_decode(SFS_OP_LOOKUP, buf, 10, &out, err, sizeof(err)), -EBADMSG);
+}
+
+Test(proto, unknown_ops_are_refused)
+{
+	struct sfs_req out;
+	struct sfs_reply *rep = calloc(1, sizeof(*rep));
+	size_t len;
+	cr_assert_eq(sfs_req_decode(999, buf, 0, &out, err, sizeof(err)), -EOPNOTSUPP);
+	cr_assert(strstr(err, "999"), "%s", err);
+	cr_assert_eq(sfs_reply_decode(999, 0, buf, 0, rep, err, sizeof(err)), -EOPNOTSUPP);
+	out.op = 999;
+	cr_assert_eq(sfs_req_encode(&out, buf, sizeof(buf), &len), -EINVAL);
+	free(rep);
+}
+
+Test(proto, impossible_counts_are_refused)
+{
+	struct sfs_reply *in = mk_reply(SFS_OP_LOOKUP), *out = calloc(1, sizeof(*out));
+	size_t len;
+	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
+	/* stripe_count sits after fid(8) type(1) mode(4) mtime(8) ctime(8) strip(4) */
+	buf[33] = 0xff;
+	buf[34] = 0xff;
+	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)),
+		     -EBADMSG);
+	cr_assert(strstr(err, "stripe count"), "%s", err);
+
+	/* unknown file type */
+	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
+	buf[8] = 9;
+	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)),
+		     -EBADMSG);
+
+	/* a READDIR reply claiming more entries than allowed */
+	buf[0] = (uint8_t)(SFS_READDIR_MAX + 1);
+	buf[1] = 0;
+	buf[2] = 0;
+	cr_assert_eq(sfs_reply_decode(SFS_OP_READDIR, 0, buf, 3, out, err, sizeof(err)),
+		     -EBADMSG);
+	free(in);
+	free(out);
+}
+
+Test(proto, encoder_refuses_what_does_not_fit)
+{
+	struct sfs_req r;
+	size_t len;
+	fill_req(&r, SFS_OP_CREATE);
+	cr_assert_eq(sfs_req_encode(&r, buf, 5, &len), -EMSGSIZE);
+}

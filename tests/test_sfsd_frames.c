@@ -1,0 +1,196 @@
+/*
+ * A real sfsd fed bad frames over raw sockets: garbage, truncated and
+ * oversized frames close that one connection with a log line, other
+ * versions and unknown ops get error replies, unknown handles get ENOENT,
+ * and the server keeps serving everyone else throughout.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fsfixture.h"
+#include "sfs_proto.h"
+
+static struct fsfix fx;
+
+static void setup(void) { fsfix_start(&fx, 1, "timeout_ms = 1500\nmax_request = 1m\n"); }
+static void teardown(void) { fsfix_stop(&fx); }
+
+TestSuite(frames, .init = setup, .fini = teardown, .timeout = 60);
+
+static void send_all(int fd, const void *p, size_t n)
+{
+	cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void send_hdr(int fd, uint32_t magic, uint16_t version, uint16_t op, uint32_t body_len,
+		     uint32_t data_len)
+{
+	uint8_t raw[SFS_HDR_BYTES];
+	struct sfs_hdr h = { .magic = magic, .version = version, .op = op, .tag = 99,
+			     .body_len = body_len, .data_len = data_len };
+	sfs_hdr_encode(&h, raw);
+	send_all(fd, raw, sizeof(raw));
+}
+
+/* Wait (bounded) for the server to close: 1 if it did. Replies are skipped. */
+static int closed_by_server(int fd, int within_ms)
+{
+	char buf[4096];
+	for (int waited = 0; waited < within_ms; waited += 50) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 50) == 1) {
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+			if (n == 0 || (n < 0 && errno == ECONNRESET))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Read one reply header and body; returns status. */
+static int32_t reply_status(int fd, char *msg, size_t msglen)
+{
+	uint8_t raw[SFS_HDR_BYTES], body[SFS_MAX_BODY_BYTES];
+	struct sfs_hdr h;
+	char err[256];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, 5000), 1, "no reply within 5 s");
+	cr_assert_eq(recv(fd, raw, sizeof(raw), MSG_WAITALL), (ssize_t)sizeof(raw));
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 30, &h, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(recv(fd, body, h.body_len, MSG_WAITALL), (ssize_t)h.body_len);
+	msg[0] = '\0';
+	if (h.status < 0 && h.body_len >= 2) {
+		size_t n = (size_t)(body[0] | body[1] << 8);
+		if (n >= msglen)
+			n = msglen - 1;
+		memcpy(msg, body + 2, n);
+		msg[n] = '\0';
+	}
+	return h.status;
+}
+
+static void ping_still_works(unsigned server)
+{
+	int fd = fsfix_connect(&fx, server);
+	char msg[256];
+	cr_assert_geq(fd, 0);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_PING, 0, 0);
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), 0, "ping after abuse failed");
+	close(fd);
+}
+
+Test(frames, garbage_closes_only_that_connection)
+{
+	int bystander = fsfix_connect(&fx, 1);
+	int fd = fsfix_connect(&fx, 1);
+	cr_assert_geq(fd, 0);
+	send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+	cr_assert(closed_by_server(fd, 3000), "garbage did not close the connection");
+	close(fd);
+	cr_assert(fsfix_log_contains(&fx, 1, "bad magic"), "no log line about the bad magic");
+	/* a connection opened before the garbage still works */
+	char msg[256];
+	send_hdr(bystander, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_PING, 0, 0);
+	cr_assert_eq(reply_status(bystander, msg, sizeof(msg)), 0);
+	close(bystander);
+	ping_still_works(0);
+}
+
+Test(frames, truncated_frame_closes_the_connection)
+{
+	int fd = fsfix_connect(&fx, 0);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_LOOKUP, 100, 0);
+	send_all(fd, "\x05\x00/ab", 5); /* 5 of the 100 body bytes, then silence */
+	cr_assert(closed_by_server(fd, 5000), "a stalled half frame was not closed");
+	close(fd);
+	/* and a half header followed by EOF */
+	fd = fsfix_connect(&fx, 1);
+	send_all(fd, "SFS1\x01", 5);
+	shutdown(fd, SHUT_WR);
+	cr_assert(closed_by_server(fd, 3000));
+	close(fd);
+	ping_still_works(0);
+	ping_still_works(1);
+}
+
+Test(frames, oversized_frames_close_the_connection)
+{
+	int fd = fsfix_connect(&fx, 1);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_DF_WRITE, 16, 64u << 20);
+	cr_assert(closed_by_server(fd, 3000), "64 MiB of data over a 1 MiB limit was accepted");
+	close(fd);
+	fd = fsfix_connect(&fx, 0);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_LOOKUP, 1u << 20, 0);
+	cr_assert(closed_by_server(fd, 3000), "a 1 MiB body was accepted");
+	close(fd);
+	cr_assert(fsfix_log_contains(&fx, 1, "exceeds the limit"));
+	ping_still_works(1);
+}
+
+Test(frames, other_version_and_bad_bodies_get_errors)
+{
+	char msg[256];
+	int fd = fsfix_connect(&fx, 0);
+	send_hdr(fd, SFS_PROTO_MAGIC, 7, SFS_OP_PING, 0, 0);
+	/* either an EPROTONOSUPPORT reply or a close; never a normal answer */
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, 3000), 1);
+	uint8_t raw[SFS_HDR_BYTES];
+	ssize_t n = recv(fd, raw, sizeof(raw), MSG_WAITALL);
+	if (n == (ssize_t)sizeof(raw)) {
+		int32_t status = (int32_t)(raw[12] | raw[13] << 8 | raw[14] << 16 |
+					   (uint32_t)raw[15] << 24);
+		cr_assert_eq(status, -EPROTONOSUPPORT);
+	}
+	close(fd);
+
+	/* a body that does not decode: string longer than the body */
+	fd = fsfix_connect(&fx, 0);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_LOOKUP, 4, 0);
+	send_all(fd, "\xff\x00/a", 4);
+	cr_assert(closed_by_server(fd, 3000));
+	close(fd);
+
+	/* unknown op: an error reply, the connection stays usable */
+	fd = fsfix_connect(&fx, 0);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, 4242, 0, 0);
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), -EOPNOTSUPP);
+	/* an I/O op sent to the metadata server */
+	uint8_t body[8] = { 1 };
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_DF_GETSIZE, 8, 0);
+	send_all(fd, body, 8);
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), -EOPNOTSUPP);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_PING, 0, 0);
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), 0);
+	close(fd);
+}
+
+Test(frames, unknown_handle_gets_enoent)
+{
+	char msg[256];
+	int fd = fsfix_connect(&fx, 1);
+	uint8_t body[24] = { 0xad, 0xde }; /* handle 0xdead, offset 0, length 16 */
+	body[16] = 16;
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_DF_READ, 24, 0);
+	send_all(fd, body, 24);
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), -ENOENT);
+	cr_assert(strstr(msg, "dead"), "message names the handle: %s", msg);
+	/* a write to an unknown handle: ENOENT, and its data is consumed so the
+	 * connection stays in step */
+	uint8_t wbody[16] = { 0xef, 0xbe };
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_DF_WRITE, 16, 1000);
+	send_all(fd, wbody, 16);
+	char data[1000] = { 0 };
+	send_all(fd, data, sizeof(data));
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), -ENOENT);
+	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_PING, 0, 0);
+	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), 0);
+	close(fd);
+}
