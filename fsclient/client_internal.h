@@ -1,0 +1,79 @@
+/*
+ * client_internal: what client.c (mount, channels, errors, namespace) and
+ * data.c (the striped data path and every other I/O-server request) share.
+ *
+ * A "channel" is one connection to the metadata server plus one per I/O
+ * server. A call takes a channel for its whole duration and owns it
+ * exclusively, so no lock is held during network I/O and threads doing I/O
+ * at once use separate sockets; the pool grows to the peak number of
+ * concurrent calls and shrinks only at sfs_disconnect.
+ */
+#ifndef SFS_CLIENT_INTERNAL_H
+#define SFS_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sfs.h"
+#include "sfs_conf.h"
+#include "sfs_proto.h"
+#include "sfs_rpc.h"
+
+/* Room for a message naming a call, a path and a server. */
+#define CLIENT_ERR_BYTES 768
+
+struct chan {
+	struct chan *next_free;
+	struct chan *next_all;
+	struct sfs_conn meta;
+	struct sfs_conn io[]; /* conf->n_io, in config order */
+};
+
+struct sfs {
+	struct sfs_conf *conf;
+	pthread_mutex_t lock; /* guards the two channel lists */
+	struct chan *free_chans;
+	struct chan *all_chans;
+};
+
+struct sfs_file {
+	struct sfs *fs;
+	uint64_t fid;
+	struct sfs_layout layout;
+	int flags;
+	int written; /* set atomically by pwrite/ftruncate: close updates mtime */
+	char path[];
+};
+
+/* client.c */
+
+/* A free channel (a new one if none is free), or NULL with the error set. */
+struct chan *client_chan_get(struct sfs *fs);
+void client_chan_put(struct sfs *fs, struct chan *ch);
+/* Set the calling thread's sfs_last_error(). */
+void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "host:port" or "[v6]:port" into buf. */
+void client_server_address(const struct sfs_server_conf *srv, char *buf, size_t len);
+/*
+ * Connect conn if needed. An idle connection the server has closed (it
+ * restarted, or dropped us) is noticed here and replaced, so a restart
+ * between calls costs no failed call. 0, or -EIO/-ETIMEDOUT with the reason
+ * in err.
+ */
+int client_conn_ready(struct sfs_conn *conn, char *err, size_t errlen);
+
+/* data.c: requests to the I/O servers of a layout, one per server, all at
+ * once. Each returns 0 or a negative errno with the reason in err. */
+
+/* File size derived from every datafile's size. */
+int data_file_size(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+		   uint64_t *size_bytes, char *err, size_t errlen);
+int data_truncate(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+		  uint64_t size_bytes, char *err, size_t errlen);
+/* DF_STATFS / PING to every I/O server: out[i] is I/O server i. A server's
+ * failure goes into its status; the calls themselves fail only for -ENOMEM. */
+int data_io_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *out);
+int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out);
+
+#endif

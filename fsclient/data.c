@@ -1,0 +1,862 @@
+/*
+ * data: libsfs's data path, and every request that goes to I/O servers.
+ *
+ * Bandwidth comes from keeping every server of a stripe busy at once. A
+ * pread/pwrite is planned up front: each stripe position gets one
+ * contiguous local range (layout_local_range), cut into requests of at most
+ * max_request bytes whose data are iovecs pointing straight into the
+ * caller's buffer, one per strip piece, so nothing is copied. Then one
+ * poll() loop drives all the stripe's sockets together: non-blocking
+ * sendmsg of queued frames (a few in flight per connection) and a receive
+ * state machine (header, body, data scattered into the right iovecs) that
+ * matches replies in order by tag, because a server answers one
+ * connection's requests in order. Receiving is always armed, so a server
+ * blocked sending read data can never deadlock against our sends.
+ *
+ * A stream whose server errs, dies or stalls for timeout_ms fails; its
+ * connection is closed (the channel reconnects next time). Other streams
+ * stop starting new requests but drain the ones in flight, so their
+ * connections stay usable. A server's error reply leaves its connection in
+ * step and it too only stops new requests.
+ *
+ * The same engine, with one request per server, serves DF_GETSIZE,
+ * DF_TRUNCATE, DF_SYNC, DF_STATFS and PING, so those are parallel too.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client_internal.h"
+#include "layout.h"
+#include "util.h"
+
+#define IO_WINDOW 8      /* requests in flight per connection */
+#define IOV_BATCH 512    /* iovec entries per sendmsg/recvmsg (IOV_MAX is 1024) */
+#define RX_BODY_MAX 512  /* replies to I/O requests are tiny: more is garbage */
+#define REQ_BODY_MAX 32  /* I/O request bodies: at most handle, offset, length */
+
+/* A position in an iovec array, bounded by the bytes still wanted. */
+struct iov_cursor {
+	const struct iovec *iov;
+	int cnt, idx;
+	size_t off;
+	uint64_t left;
+};
+
+struct io_req {
+	uint16_t op;
+	uint32_t tag;
+	uint8_t head[SFS_HDR_BYTES + REQ_BODY_MAX]; /* header and body, one send */
+	struct iovec *send_iov; /* [0] = head, then a DF_WRITE's data */
+	int send_cnt;
+	struct iovec *recv_iov; /* where a DF_READ's data lands */
+	int recv_cnt;
+	uint64_t recv_bytes;    /* data asked for (DF_READ), 0 otherwise */
+	/* from the reply */
+	int status;
+	uint64_t data_bytes;
+	uint64_t local_size;
+	uint64_t total_bytes, free_bytes, used_bytes, n_files;
+	unsigned version;
+	uint64_t start_ns, done_ns; /* first byte sent, reply complete: ping's rtt */
+};
+
+enum rx_state { RX_HEAD, RX_BODY, RX_DATA };
+
+/* One connection's share of a call. */
+struct io_stream {
+	struct sfs_conn *conn;
+	struct io_req *reqs;
+	unsigned n_reqs, sent, recvd;
+	int sending; /* reqs[sent] is partly sent */
+	struct iov_cursor tx, rx;
+	enum rx_state rx_state;
+	uint8_t rx_buf[SFS_HDR_BYTES + RX_BODY_MAX];
+	size_t rx_got;
+	struct sfs_hdr rx_hdr;
+	uint64_t last_progress_ms;
+	int rc;     /* 0, the first error reply, or a transport failure */
+	int closed; /* transport failure: the connection is gone */
+	char err[CLIENT_ERR_BYTES / 2];
+};
+
+struct io_run {
+	const struct sfs_conf *conf;
+	struct io_stream *streams;
+	unsigned n_streams;
+	int keep_going; /* a failure does not stop other streams (statfs, ping) */
+	int stop;       /* a failure happened: start no new requests */
+	int rc;         /* the first failure, its message in err */
+	char err[CLIENT_ERR_BYTES / 2];
+	uint64_t now_ms;
+	struct sfs_reply *reply; /* decoding scratch (large: READDIR entries) */
+};
+
+static void cursor_init(struct iov_cursor *c, const struct iovec *iov, int cnt, uint64_t left)
+{
+	*c = (struct iov_cursor){ .iov = iov, .cnt = cnt, .left = left };
+}
+
+static int cursor_fill(const struct iov_cursor *c, struct iovec *out, int max)
+{
+	uint64_t left = c->left;
+	size_t off = c->off;
+	int n = 0;
+	for (int i = c->idx; i < c->cnt && n < max && left; i++, off = 0) {
+		size_t len = c->iov[i].iov_len - off;
+		if (len > left)
+			len = (size_t)left;
+		if (len == 0)
+			continue;
+		out[n++] = (struct iovec){ (char *)c->iov[i].iov_base + off, len };
+		left -= len;
+	}
+	return n;
+}
+
+static void cursor_advance(struct iov_cursor *c, size_t n)
+{
+	c->left -= n;
+	while (n && c->idx < c->cnt) {
+		size_t avail = c->iov[c->idx].iov_len - c->off;
+		if (n < avail) {
+			c->off += n;
+			return;
+		}
+		n -= avail;
+		c->idx++;
+		c->off = 0;
+	}
+}
+
+/* Header and body of one request, its tag taken from the connection. */
+static int req_prepare(struct io_req *req, struct sfs_conn *conn, const struct sfs_req *body,
+		       uint64_t send_data_bytes)
+{
+	size_t body_len;
+	int rc = sfs_req_encode(body, req->head + SFS_HDR_BYTES, REQ_BODY_MAX, &body_len);
+	if (rc < 0)
+		return rc;
+	req->op = body->op;
+	req->tag = conn->next_tag++;
+	struct sfs_hdr hdr = { .magic = SFS_PROTO_MAGIC, .version = SFS_PROTO_VERSION,
+			       .op = body->op, .tag = req->tag, .body_len = (uint32_t)body_len,
+			       .data_len = (uint32_t)send_data_bytes };
+	sfs_hdr_encode(&hdr, req->head);
+	req->send_iov[0] = (struct iovec){ req->head, SFS_HDR_BYTES + body_len };
+	return 0;
+}
+
+static void run_note_failure(struct io_run *run, const struct io_stream *s)
+{
+	if (!run->keep_going)
+		run->stop = 1;
+	if (run->rc == 0) {
+		run->rc = s->rc;
+		snprintf(run->err, sizeof(run->err), "%s", s->err);
+	}
+}
+
+/* The server died, misbehaved or stalled: give up on its connection. */
+static void stream_fail(struct io_run *run, struct io_stream *s, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void stream_fail(struct io_run *run, struct io_stream *s, int rc, const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (s->rc == 0) {
+		char addr[200];
+		client_server_address(s->conn->srv, addr, sizeof(addr));
+		s->rc = rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+		snprintf(s->err, sizeof(s->err), "server %s at %s: %s", s->conn->srv->name, addr,
+			 what);
+	}
+	sfs_conn_close(s->conn);
+	s->closed = 1;
+	run_note_failure(run, s);
+}
+
+static int stream_wants_send(const struct io_run *run, const struct io_stream *s)
+{
+	if (s->sending)
+		return 1;
+	return !run->stop && s->sent < s->n_reqs && s->sent - s->recvd < IO_WINDOW;
+}
+
+static int stream_active(const struct io_run *run, const struct io_stream *s)
+{
+	if (s->closed)
+		return 0;
+	return s->recvd < s->sent + (unsigned)s->sending || stream_wants_send(run, s);
+}
+
+/* Send frames until the socket is full or the window closes. */
+static void stream_send(struct io_run *run, struct io_stream *s)
+{
+	struct iovec iov[IOV_BATCH];
+	while (!s->closed) {
+		if (!s->sending) {
+			if (!stream_wants_send(run, s))
+				return;
+			struct io_req *req = &s->reqs[s->sent];
+			uint64_t bytes = 0;
+			for (int i = 0; i < req->send_cnt; i++)
+				bytes += req->send_iov[i].iov_len;
+			cursor_init(&s->tx, req->send_iov, req->send_cnt, bytes);
+			s->sending = 1;
+			req->start_ns = now_ns();
+		}
+		int cnt = cursor_fill(&s->tx, iov, IOV_BATCH);
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t n = sendmsg(s->conn->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				stream_fail(run, s, -errno, "sending: %s", strerror(errno));
+			return;
+		}
+		s->last_progress_ms = run->now_ms;
+		cursor_advance(&s->tx, (size_t)n);
+		if (s->tx.left == 0) {
+			s->sending = 0;
+			s->sent++;
+		}
+	}
+}
+
+static void rx_complete(struct io_stream *s, struct io_req *req)
+{
+	req->done_ns = now_ns();
+	s->recvd++;
+	s->rx_state = RX_HEAD;
+	s->rx_got = 0;
+}
+
+static void rx_body_done(struct io_run *run, struct io_stream *s)
+{
+	struct io_req *req = &s->reqs[s->recvd];
+	const struct sfs_hdr *h = &s->rx_hdr;
+	struct sfs_reply *r = run->reply;
+	char why[200];
+	if (sfs_reply_decode(h->op, h->status, s->rx_buf + SFS_HDR_BYTES, h->body_len, r, why,
+			     sizeof(why)) < 0) {
+		stream_fail(run, s, -EBADMSG, "bad reply: %s", why);
+		return;
+	}
+	req->status = h->status;
+	req->data_bytes = h->data_len;
+	req->local_size = r->local_size;
+	req->total_bytes = r->total_bytes;
+	req->free_bytes = r->free_bytes;
+	req->used_bytes = r->used_bytes;
+	req->n_files = r->n_files;
+	req->version = r->version;
+	if (h->status < 0 && s->rc == 0) {
+		s->rc = h->status;
+		snprintf(s->err, sizeof(s->err), "server %s: %s: %s", s->conn->srv->name,
+			 sfs_op_name(h->op), r->msg[0] ? r->msg : strerror(-h->status));
+		run_note_failure(run, s);
+	}
+	if (h->data_len == 0) {
+		rx_complete(s, req);
+		return;
+	}
+	s->rx_state = RX_DATA;
+	cursor_init(&s->rx, req->recv_iov, req->recv_cnt, h->data_len);
+}
+
+static void rx_head_done(struct io_run *run, struct io_stream *s)
+{
+	char why[200];
+	if (s->recvd >= s->sent + (unsigned)s->sending) {
+		stream_fail(run, s, -EBADMSG, "a frame nobody asked for");
+		return;
+	}
+	struct io_req *req = &s->reqs[s->recvd];
+	struct sfs_hdr *h = &s->rx_hdr;
+	if (sfs_hdr_decode(s->rx_buf, (uint32_t)req->recv_bytes, h, why, sizeof(why)) < 0) {
+		stream_fail(run, s, -EBADMSG, "bad reply: %s", why);
+		return;
+	}
+	if (h->tag != req->tag || h->op != req->op) {
+		stream_fail(run, s, -EBADMSG, "reply tag %u op %s does not match request %u %s",
+			    h->tag, sfs_op_name(h->op), req->tag, sfs_op_name(req->op));
+		return;
+	}
+	if (h->body_len > RX_BODY_MAX || (h->status < 0 && h->data_len)) {
+		stream_fail(run, s, -EBADMSG, "malformed %s reply (body %u, data %u bytes)",
+			    sfs_op_name(h->op), h->body_len, h->data_len);
+		return;
+	}
+	s->rx_state = RX_BODY;
+	if (h->body_len == 0)
+		rx_body_done(run, s);
+}
+
+static void rx_advance(struct io_run *run, struct io_stream *s, size_t n)
+{
+	if (s->rx_state == RX_DATA) {
+		cursor_advance(&s->rx, n);
+		if (s->rx.left == 0)
+			rx_complete(s, &s->reqs[s->recvd]);
+		return;
+	}
+	s->rx_got += n;
+	if (s->rx_state == RX_HEAD && s->rx_got == SFS_HDR_BYTES)
+		rx_head_done(run, s);
+	else if (s->rx_state == RX_BODY && s->rx_got == SFS_HDR_BYTES + s->rx_hdr.body_len)
+		rx_body_done(run, s);
+}
+
+/* Receive until the socket is empty. Header and body go to rx_buf, data
+ * straight into the request's iovecs, never past the frame's end. */
+static void stream_recv(struct io_run *run, struct io_stream *s)
+{
+	struct iovec iov[IOV_BATCH];
+	while (!s->closed) {
+		ssize_t n;
+		if (s->rx_state == RX_DATA) {
+			int cnt = cursor_fill(&s->rx, iov, IOV_BATCH);
+			struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+			n = recvmsg(s->conn->fd, &msg, MSG_DONTWAIT);
+		} else {
+			size_t want = SFS_HDR_BYTES;
+			if (s->rx_state == RX_BODY)
+				want += s->rx_hdr.body_len;
+			n = recv(s->conn->fd, s->rx_buf + s->rx_got, want - s->rx_got, MSG_DONTWAIT);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				stream_fail(run, s, -errno, "receiving: %s", strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			stream_fail(run, s, -ECONNRESET, "connection closed by the server");
+			return;
+		}
+		s->last_progress_ms = run->now_ms;
+		rx_advance(run, s, (size_t)n);
+	}
+}
+
+/* Fail stalled streams; fill pfd for the others. Returns how many, and the
+ * poll timeout that expires with the first stall in *wait_ms. */
+static unsigned run_collect(struct io_run *run, struct pollfd *pfd, unsigned *which, int *wait_ms)
+{
+	unsigned n = 0;
+	*wait_ms = -1;
+	for (unsigned i = 0; i < run->n_streams; i++) {
+		struct io_stream *s = &run->streams[i];
+		if (!stream_active(run, s))
+			continue;
+		uint64_t idle_ms = run->now_ms - s->last_progress_ms;
+		if (idle_ms >= run->conf->timeout_ms) {
+			stream_fail(run, s, -ETIMEDOUT, "no answer within the timeout (%u ms)",
+				    run->conf->timeout_ms);
+			continue;
+		}
+		int left_ms = (int)(run->conf->timeout_ms - idle_ms);
+		if (*wait_ms < 0 || left_ms < *wait_ms)
+			*wait_ms = left_ms;
+		short events = POLLIN;
+		if (stream_wants_send(run, s))
+			events |= POLLOUT;
+		pfd[n] = (struct pollfd){ .fd = s->conn->fd, .events = events };
+		which[n++] = i;
+	}
+	return n;
+}
+
+static int run_loop(struct io_run *run)
+{
+	struct pollfd *pfd = calloc(run->n_streams, sizeof(*pfd));
+	unsigned *which = calloc(run->n_streams, sizeof(*which));
+	int rc = 0, wait_ms;
+	if (!pfd || !which) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	run->now_ms = now_ms();
+	for (unsigned i = 0; i < run->n_streams; i++)
+		run->streams[i].last_progress_ms = run->now_ms;
+	for (;;) {
+		unsigned n = run_collect(run, pfd, which, &wait_ms);
+		if (n == 0)
+			break;
+		if (poll(pfd, n, wait_ms) < 0 && errno != EINTR) {
+			rc = -errno;
+			goto out;
+		}
+		run->now_ms = now_ms();
+		for (unsigned j = 0; j < n; j++) {
+			struct io_stream *s = &run->streams[which[j]];
+			if (pfd[j].revents & POLLOUT)
+				stream_send(run, s);
+			if (pfd[j].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL))
+				stream_recv(run, s);
+		}
+	}
+out:
+	free(pfd);
+	free(which);
+	return rc;
+}
+
+/*
+ * Run every stream's requests at once. Returns 0, the first failure (its
+ * message in err), or -ENOMEM. Each stream keeps its own rc and err and
+ * each request its reply, for callers that report servers one by one.
+ */
+static int io_run(struct sfs *fs, struct io_stream *streams, unsigned n_streams, int keep_going,
+		  char *err, size_t errlen)
+{
+	struct io_run run = { .conf = fs->conf, .streams = streams, .n_streams = n_streams,
+			      .keep_going = keep_going };
+	int rc;
+	run.reply = malloc(sizeof(*run.reply));
+	if (!run.reply) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n_streams; i++) {
+		struct io_stream *s = &streams[i];
+		if (s->n_reqs == 0)
+			continue;
+		rc = client_conn_ready(s->conn, s->err, sizeof(s->err));
+		if (rc < 0) {
+			s->rc = rc;
+			s->closed = 1;
+			run_note_failure(&run, s);
+		}
+	}
+	rc = run_loop(&run);
+	if (rc < 0)
+		snprintf(run.err, sizeof(run.err), "poll: %s", strerror(-rc));
+	else
+		rc = run.rc;
+	if (rc < 0) {
+		/* A poll failure leaves streams mid-frame: drop those. */
+		for (unsigned i = 0; i < n_streams; i++)
+			if (stream_active(&run, &streams[i]))
+				sfs_conn_close(streams[i].conn);
+		snprintf(err, errlen, "%s", run.err);
+	}
+	free(run.reply);
+	return rc;
+}
+
+/* --- one request per server --- */
+
+struct io_each {
+	struct io_stream *streams;
+	struct io_req *reqs;
+	struct iovec *iov;
+	unsigned n;
+};
+
+static void io_each_free(struct io_each *e)
+{
+	free(e->streams);
+	free(e->reqs);
+	free(e->iov);
+}
+
+/*
+ * Request op of I/O servers servers[0..n) at once; lengths[i] (or 0) is the
+ * length field of server i's request. keep_going: see io_run. Returns
+ * io_run's result; per-server results stay in e (free with io_each_free).
+ */
+static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsigned n,
+		       const uint16_t *servers, uint16_t op, uint64_t handle,
+		       const uint64_t *lengths, int keep_going, char *err, size_t errlen)
+{
+	struct sfs_req enc = { .op = op, .handle = handle };
+	e->n = n;
+	e->streams = calloc(n, sizeof(*e->streams));
+	e->reqs = calloc(n, sizeof(*e->reqs));
+	e->iov = calloc(n, sizeof(*e->iov));
+	if (!e->streams || !e->reqs || !e->iov) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct io_stream *s = &e->streams[i];
+		s->conn = &ch->io[servers[i]];
+		s->reqs = &e->reqs[i];
+		s->n_reqs = 1;
+		s->reqs->send_iov = &e->iov[i];
+		s->reqs->send_cnt = 1;
+		enc.length = lengths ? lengths[i] : 0;
+		int rc = req_prepare(s->reqs, s->conn, &enc, 0);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s does not encode: %s", sfs_op_name(op),
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	return io_run(fs, e->streams, n, keep_going, err, errlen);
+}
+
+static int stripe_each(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+		       uint16_t op, const uint64_t *lengths, struct io_each *e, char *err,
+		       size_t errlen)
+{
+	return io_each_run(fs, ch, e, l->stripe_count, l->servers, op, fid, lengths, 0, err,
+			   errlen);
+}
+
+/*
+ * Where a file ends: the largest size any datafile implies. Local sizes
+ * already known from read replies (streams, or NULL) are used; the other
+ * stripe positions are asked with DF_GETSIZE.
+ */
+static int stripe_size(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+		       const struct io_stream *streams, uint64_t *size_bytes, char *err,
+		       size_t errlen)
+{
+	uint16_t ask_server[SFS_MAX_STRIPE];
+	unsigned ask_pos[SFS_MAX_STRIPE], n_ask = 0;
+	struct io_each e = { 0 };
+	*size_bytes = 0;
+	for (unsigned pos = 0; pos < l->stripe_count; pos++) {
+		if (!streams || streams[pos].n_reqs == 0) {
+			ask_pos[n_ask] = pos;
+			ask_server[n_ask++] = l->servers[pos];
+			continue;
+		}
+		uint64_t local = 0;
+		for (unsigned i = 0; i < streams[pos].n_reqs; i++)
+			if (streams[pos].reqs[i].local_size > local)
+				local = streams[pos].reqs[i].local_size;
+		uint64_t s = layout_size_from_local(l, pos, local);
+		*size_bytes = s > *size_bytes ? s : *size_bytes;
+	}
+	if (n_ask == 0)
+		return 0;
+	int rc = io_each_run(fs, ch, &e, n_ask, ask_server, SFS_OP_DF_GETSIZE, fid, NULL, 0, err,
+			     errlen);
+	for (unsigned i = 0; rc == 0 && i < n_ask; i++) {
+		uint64_t s = layout_size_from_local(l, ask_pos[i], e.reqs[i].local_size);
+		*size_bytes = s > *size_bytes ? s : *size_bytes;
+	}
+	io_each_free(&e);
+	return rc;
+}
+
+int data_file_size(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+		   uint64_t *size_bytes, char *err, size_t errlen)
+{
+	return stripe_size(fs, ch, fid, l, NULL, size_bytes, err, errlen);
+}
+
+int data_truncate(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+		  uint64_t size_bytes, char *err, size_t errlen)
+{
+	uint64_t lengths[SFS_MAX_STRIPE];
+	struct io_each e = { 0 };
+	for (unsigned pos = 0; pos < l->stripe_count; pos++)
+		lengths[pos] = layout_local_size(l, pos, size_bytes);
+	int rc = stripe_each(fs, ch, fid, l, SFS_OP_DF_TRUNCATE, lengths, &e, err, errlen);
+	io_each_free(&e);
+	return rc;
+}
+
+int sfs_fsync(struct sfs_file *f)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	struct io_each e = { 0 };
+	if (!f)
+		return -EINVAL;
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	int rc = stripe_each(f->fs, ch, f->fid, &f->layout, SFS_OP_DF_SYNC, NULL, &e, err,
+			     sizeof(err));
+	if (rc < 0)
+		client_error("fsync %s: %s", f->path, err);
+	io_each_free(&e);
+	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+/* Every I/O server, in config order. */
+static int io_all_run(struct sfs *fs, struct chan *ch, uint16_t op, struct io_each *e)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	uint16_t *servers = calloc(fs->conf->n_io, sizeof(*servers));
+	if (!servers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < fs->conf->n_io; i++)
+		servers[i] = (uint16_t)i;
+	int rc = io_each_run(fs, ch, e, fs->conf->n_io, servers, op, 0, NULL, 1, err,
+			     sizeof(err));
+	free(servers);
+	return rc == -ENOMEM ? rc : 0;
+}
+
+int data_io_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *out)
+{
+	struct io_each e = { 0 };
+	int rc = io_all_run(fs, ch, SFS_OP_DF_STATFS, &e);
+	for (unsigned i = 0; rc == 0 && i < fs->conf->n_io; i++) {
+		const struct io_req *req = &e.reqs[i];
+		struct sfs_server_usage *u = &out[i];
+		memset(u, 0, sizeof(*u));
+		snprintf(u->name, sizeof(u->name), "%s", fs->conf->io[i].name);
+		client_server_address(&fs->conf->io[i], u->address, sizeof(u->address));
+		u->status = e.streams[i].rc;
+		if (u->status < 0)
+			continue;
+		u->total_bytes = req->total_bytes;
+		u->free_bytes = req->free_bytes;
+		u->used_bytes = req->used_bytes;
+		u->n_files = req->n_files;
+	}
+	io_each_free(&e);
+	return rc;
+}
+
+int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out)
+{
+	struct io_each e = { 0 };
+	int rc = io_all_run(fs, ch, SFS_OP_PING, &e);
+	for (unsigned i = 0; rc == 0 && i < fs->conf->n_io; i++) {
+		const struct io_req *req = &e.reqs[i];
+		struct sfs_ping_result *r = &out[i];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", fs->conf->io[i].name);
+		client_server_address(&fs->conf->io[i], r->address, sizeof(r->address));
+		r->status = e.streams[i].rc;
+		if (r->status < 0)
+			continue;
+		r->version = req->version;
+		r->rtt_ms = (double)(req->done_ns - req->start_ns) / 1e6;
+	}
+	io_each_free(&e);
+	return rc;
+}
+
+/* --- striped pread/pwrite --- */
+
+struct data_plan {
+	struct io_stream streams[SFS_MAX_STRIPE];
+	struct io_req *reqs;
+	unsigned n_reqs;
+	struct iovec *iov;
+	size_t n_iov;
+	struct sfs_req enc; /* encoding scratch */
+};
+
+static void data_plan_free(struct data_plan *p)
+{
+	if (!p)
+		return;
+	free(p->reqs);
+	free(p->iov);
+	free(p);
+}
+
+/* Requests and iovec entries a call needs at most: a request of len bytes
+ * touches at most len / strip_size + 2 strips. */
+static int plan_alloc(struct data_plan *p, const struct sfs_layout *l, uint64_t off,
+		      uint64_t len, uint32_t max_request_bytes)
+{
+	uint64_t n_reqs = 0, n_iov = 0;
+	for (unsigned pos = 0; pos < l->stripe_count; pos++) {
+		uint64_t lo, hi;
+		layout_local_range(l, pos, off, len, &lo, &hi);
+		uint64_t reqs = (hi - lo + max_request_bytes - 1) / max_request_bytes;
+		n_reqs += reqs;
+		n_iov += reqs * 3 + (hi - lo) / l->strip_size;
+	}
+	p->reqs = calloc(n_reqs ? n_reqs : 1, sizeof(*p->reqs));
+	p->iov = calloc(n_iov ? n_iov : 1, sizeof(*p->iov));
+	return p->reqs && p->iov ? 0 : -ENOMEM;
+}
+
+/* The data of local range [lo, hi) of pos as iovecs into the caller's
+ * buffer, which holds file range [off, ...): one per strip piece. */
+static int plan_pieces(struct data_plan *p, const struct sfs_layout *l, unsigned pos,
+		       char *buf, uint64_t off, uint64_t lo, uint64_t hi)
+{
+	int cnt = 0;
+	for (uint64_t local = lo; local < hi;) {
+		uint64_t strip_end = (local / l->strip_size + 1) * l->strip_size;
+		uint64_t end = strip_end < hi ? strip_end : hi;
+		uint64_t file_off = layout_file_offset(l, pos, local);
+		p->iov[p->n_iov++] = (struct iovec){ buf + (file_off - off), (size_t)(end - local) };
+		cnt++;
+		local = end;
+	}
+	return cnt;
+}
+
+static int plan_position(struct data_plan *p, struct sfs_file *f, struct chan *ch,
+			 unsigned pos, char *buf, uint64_t off, uint64_t len, uint16_t op)
+{
+	const struct sfs_layout *l = &f->layout;
+	uint32_t max_request_bytes = f->fs->conf->max_request_bytes;
+	struct io_stream *s = &p->streams[pos];
+	uint64_t lo, hi;
+	layout_local_range(l, pos, off, len, &lo, &hi);
+	s->conn = &ch->io[l->servers[pos]];
+	s->reqs = &p->reqs[p->n_reqs];
+	for (uint64_t chunk = lo; chunk < hi; chunk += max_request_bytes) {
+		uint64_t end = hi - chunk > max_request_bytes ? chunk + max_request_bytes : hi;
+		struct io_req *req = &p->reqs[p->n_reqs++];
+		s->n_reqs++;
+		req->send_iov = &p->iov[p->n_iov++];
+		req->send_cnt = 1;
+		if (op == SFS_OP_DF_WRITE) {
+			req->send_cnt += plan_pieces(p, l, pos, buf, off, chunk, end);
+		} else {
+			req->recv_iov = &p->iov[p->n_iov];
+			req->recv_cnt = plan_pieces(p, l, pos, buf, off, chunk, end);
+			req->recv_bytes = end - chunk;
+		}
+		p->enc.op = op;
+		p->enc.handle = f->fid;
+		p->enc.offset = chunk;
+		p->enc.length = end - chunk;
+		int rc = req_prepare(req, s->conn, &p->enc, op == SFS_OP_DF_WRITE ? end - chunk : 0);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int data_plan_new(struct sfs_file *f, struct chan *ch, char *buf, uint64_t off,
+			 uint64_t len, uint16_t op, struct data_plan **out)
+{
+	struct data_plan *p = calloc(1, sizeof(*p));
+	int rc = -ENOMEM;
+	if (!p)
+		goto out;
+	rc = plan_alloc(p, &f->layout, off, len, f->fs->conf->max_request_bytes);
+	if (rc < 0)
+		goto out;
+	for (unsigned pos = 0; pos < f->layout.stripe_count; pos++) {
+		rc = plan_position(p, f, ch, pos, buf, off, len, op);
+		if (rc < 0)
+			goto out;
+	}
+	*out = p;
+	p = NULL;
+out:
+	data_plan_free(p);
+	return rc;
+}
+
+static int check_io_args(struct sfs_file *f, const void *buf, size_t len, uint64_t off,
+			 int want_write, const char *what)
+{
+	int acc = f ? (f->flags & 3) : -1;
+	if (!f || (!buf && len)) {
+		client_error("%s: no file or no buffer", what);
+		return -EINVAL;
+	}
+	if (len > SSIZE_MAX || off > INT64_MAX || len > INT64_MAX - off) {
+		client_error("%s %s: offset %llu + length %zu is beyond the largest file", what,
+			     f->path, (unsigned long long)off, len);
+		return -EINVAL;
+	}
+	if (want_write ? acc == SFS_O_RDONLY : acc == SFS_O_WRONLY) {
+		client_error("%s %s: file not open for %s", what, f->path,
+			     want_write ? "writing" : "reading");
+		return -EBADF;
+	}
+	return 0;
+}
+
+/* A read came back short somewhere: zero what the servers did not return
+ * and work out where the file ends. */
+static ssize_t read_finish(struct sfs_file *f, struct chan *ch, struct data_plan *p,
+			   uint64_t off, size_t len, char *err, size_t errlen)
+{
+	int short_read = 0;
+	for (unsigned i = 0; i < p->n_reqs; i++) {
+		struct io_req *req = &p->reqs[i];
+		if (req->data_bytes == req->recv_bytes)
+			continue;
+		struct iov_cursor c;
+		cursor_init(&c, req->recv_iov, req->recv_cnt, req->recv_bytes);
+		cursor_advance(&c, (size_t)req->data_bytes);
+		struct iovec piece[IOV_BATCH];
+		while (c.left) {
+			int cnt = cursor_fill(&c, piece, IOV_BATCH);
+			for (int j = 0; j < cnt; j++) {
+				memset(piece[j].iov_base, 0, piece[j].iov_len);
+				cursor_advance(&c, piece[j].iov_len);
+			}
+		}
+		short_read = 1;
+	}
+	if (!short_read)
+		return (ssize_t)len;
+	uint64_t size_bytes;
+	int rc = stripe_size(f->fs, ch, f->fid, &f->layout, p->streams, &size_bytes, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (size_bytes <= off)
+		return 0;
+	return size_bytes - off < len ? (ssize_t)(size_bytes - off) : (ssize_t)len;
+}
+
+/* Both directions: plan, run, and for reads settle short data. */
+static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, uint16_t op,
+		       const char *what)
+{
+	char err[CLIENT_ERR_BYTES / 2] = "out of memory";
+	struct data_plan *p = NULL;
+	struct chan *ch = client_chan_get(f->fs);
+	ssize_t rc;
+	if (!ch)
+		return -ENOMEM;
+	rc = data_plan_new(f, ch, buf, off, len, op, &p);
+	if (rc < 0)
+		goto out;
+	rc = io_run(f->fs, p->streams, f->layout.stripe_count, 0, err, sizeof(err));
+	if (rc < 0)
+		goto out;
+	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, p, off, len, err, sizeof(err))
+				  : (ssize_t)len;
+out:
+	if (rc < 0)
+		client_error("%s %s: %s", what, f->path, err);
+	data_plan_free(p);
+	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+ssize_t sfs_pread(struct sfs_file *f, void *buf, size_t len, uint64_t offset)
+{
+	int rc = check_io_args(f, buf, len, offset, 0, "pread");
+	if (rc < 0)
+		return rc;
+	if (len == 0)
+		return 0;
+	return data_rw(f, buf, len, offset, SFS_OP_DF_READ, "pread");
+}
+
+ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t offset)
+{
+	int rc = check_io_args(f, buf, len, offset, 1, "pwrite");
+	if (rc < 0)
+		return rc;
+	if (len == 0)
+		return 0;
+	__atomic_store_n(&f->written, 1, __ATOMIC_RELAXED);
+	/* The buffer is only read: DF_WRITE's iovecs are sent, never received into. */
+	return data_rw(f, (char *)(uintptr_t)buf, len, offset, SFS_OP_DF_WRITE, "pwrite");
+}
