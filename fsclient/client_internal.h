@@ -21,11 +21,15 @@
 #include "sfs_rpc.h"
 
 /* Room for a message naming a call, a path and a server. */
-#define CLIENT_ERR_BYTES 768
+#define CLIENT_ERR_BYTES 1024
 
 struct chan {
 	struct chan *next_free;
 	struct chan *next_all;
+	/* Scratch for the call that owns the channel: a reply is large (a
+	 * READDIR batch). Copy out what must outlive the next request. */
+	struct sfs_req req;
+	struct sfs_reply reply;
 	struct sfs_conn meta;
 	struct sfs_conn io[]; /* conf->n_io, in config order */
 };

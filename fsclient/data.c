@@ -162,7 +162,9 @@ static void run_note_failure(struct io_run *run, const struct io_stream *s)
 	}
 }
 
-/* The server died, misbehaved or stalled: give up on its connection. */
+/* The server died, misbehaved or stalled: give up on its connection. The
+ * call fails with -ETIMEDOUT, -EPROTONOSUPPORT (a server speaking another
+ * protocol version) or -EIO for everything else. */
 static void stream_fail(struct io_run *run, struct io_stream *s, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void stream_fail(struct io_run *run, struct io_stream *s, int rc, const char *fmt, ...)
@@ -173,9 +175,9 @@ static void stream_fail(struct io_run *run, struct io_stream *s, int rc, const c
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (s->rc == 0) {
-		char addr[200];
+		char addr[144];
 		client_server_address(s->conn->srv, addr, sizeof(addr));
-		s->rc = rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+		s->rc = rc == -ETIMEDOUT || rc == -EPROTONOSUPPORT ? rc : -EIO;
 		snprintf(s->err, sizeof(s->err), "server %s at %s: %s", s->conn->srv->name, addr,
 			 what);
 	}
@@ -241,6 +243,31 @@ static void rx_complete(struct io_stream *s, struct io_req *req)
 	s->rx_got = 0;
 }
 
+/* The fields of a decoded reply that callers use (the scratch is reused). */
+static void reply_keep(struct io_req *req, const struct sfs_reply *r)
+{
+	if (req->status < 0)
+		return;
+	switch (req->op) {
+	case SFS_OP_DF_WRITE:
+	case SFS_OP_DF_READ:
+	case SFS_OP_DF_GETSIZE:
+		req->local_size = r->local_size;
+		break;
+	case SFS_OP_DF_STATFS:
+		req->total_bytes = r->total_bytes;
+		req->free_bytes = r->free_bytes;
+		req->used_bytes = r->used_bytes;
+		req->n_files = r->n_files;
+		break;
+	case SFS_OP_PING:
+		req->version = r->version;
+		break;
+	default:
+		break;
+	}
+}
+
 static void rx_body_done(struct io_run *run, struct io_stream *s)
 {
 	struct io_req *req = &s->reqs[s->recvd];
@@ -254,12 +281,7 @@ static void rx_body_done(struct io_run *run, struct io_stream *s)
 	}
 	req->status = h->status;
 	req->data_bytes = h->data_len;
-	req->local_size = r->local_size;
-	req->total_bytes = r->total_bytes;
-	req->free_bytes = r->free_bytes;
-	req->used_bytes = r->used_bytes;
-	req->n_files = r->n_files;
-	req->version = r->version;
+	reply_keep(req, r);
 	if (h->status < 0 && s->rc == 0) {
 		s->rc = h->status;
 		snprintf(s->err, sizeof(s->err), "server %s: %s: %s", s->conn->srv->name,
@@ -283,8 +305,10 @@ static void rx_head_done(struct io_run *run, struct io_stream *s)
 	}
 	struct io_req *req = &s->reqs[s->recvd];
 	struct sfs_hdr *h = &s->rx_hdr;
-	if (sfs_hdr_decode(s->rx_buf, (uint32_t)req->recv_bytes, h, why, sizeof(why)) < 0) {
-		stream_fail(run, s, -EBADMSG, "bad reply: %s", why);
+	int rc = sfs_hdr_decode(s->rx_buf, (uint32_t)req->recv_bytes, h, why, sizeof(why));
+	if (rc < 0) {
+		req->version = h->version; /* ping reports a peer of another version */
+		stream_fail(run, s, rc, "bad reply: %s", why);
 		return;
 	}
 	if (h->tag != req->tag || h->op != req->op) {
@@ -378,6 +402,7 @@ static unsigned run_collect(struct io_run *run, struct pollfd *pfd, unsigned *wh
 	return n;
 }
 
+/* Returns 0 when no stream has work left, or -ENOMEM. */
 static int run_loop(struct io_run *run)
 {
 	struct pollfd *pfd = calloc(run->n_streams, sizeof(*pfd));
@@ -394,13 +419,15 @@ static int run_loop(struct io_run *run)
 		unsigned n = run_collect(run, pfd, which, &wait_ms);
 		if (n == 0)
 			break;
-		if (poll(pfd, n, wait_ms) < 0 && errno != EINTR) {
-			rc = -errno;
-			goto out;
-		}
+		int ready = poll(pfd, n, wait_ms);
+		int poll_errno = errno;
 		run->now_ms = now_ms();
 		for (unsigned j = 0; j < n; j++) {
 			struct io_stream *s = &run->streams[which[j]];
+			if (ready < 0 && poll_errno != EINTR)
+				stream_fail(run, s, -poll_errno, "poll: %s", strerror(poll_errno));
+			if (ready <= 0)
+				continue;
 			if (pfd[j].revents & POLLOUT)
 				stream_send(run, s);
 			if (pfd[j].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL))
@@ -418,17 +445,12 @@ out:
  * message in err), or -ENOMEM. Each stream keeps its own rc and err and
  * each request its reply, for callers that report servers one by one.
  */
-static int io_run(struct sfs *fs, struct io_stream *streams, unsigned n_streams, int keep_going,
-		  char *err, size_t errlen)
+static int io_run(struct sfs *fs, struct chan *ch, struct io_stream *streams, unsigned n_streams,
+		  int keep_going, char *err, size_t errlen)
 {
 	struct io_run run = { .conf = fs->conf, .streams = streams, .n_streams = n_streams,
-			      .keep_going = keep_going };
+			      .keep_going = keep_going, .reply = &ch->reply };
 	int rc;
-	run.reply = malloc(sizeof(*run.reply));
-	if (!run.reply) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	for (unsigned i = 0; i < n_streams; i++) {
 		struct io_stream *s = &streams[i];
 		if (s->n_reqs == 0)
@@ -441,19 +463,13 @@ static int io_run(struct sfs *fs, struct io_stream *streams, unsigned n_streams,
 		}
 	}
 	rc = run_loop(&run);
-	if (rc < 0)
-		snprintf(run.err, sizeof(run.err), "poll: %s", strerror(-rc));
-	else
-		rc = run.rc;
 	if (rc < 0) {
-		/* A poll failure leaves streams mid-frame: drop those. */
-		for (unsigned i = 0; i < n_streams; i++)
-			if (stream_active(&run, &streams[i]))
-				sfs_conn_close(streams[i].conn);
-		snprintf(err, errlen, "%s", run.err);
+		snprintf(err, errlen, "out of memory");
+		return rc;
 	}
-	free(run.reply);
-	return rc;
+	if (run.rc < 0)
+		snprintf(err, errlen, "%s", run.err);
+	return run.rc;
 }
 
 /* --- one request per server --- */
@@ -481,7 +497,10 @@ static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsig
 		       const uint16_t *servers, uint16_t op, uint64_t handle,
 		       const uint64_t *lengths, int keep_going, char *err, size_t errlen)
 {
-	struct sfs_req enc = { .op = op, .handle = handle };
+	struct sfs_req *enc = &ch->req;
+	memset(enc, 0, sizeof(*enc));
+	enc->op = op;
+	enc->handle = handle;
 	e->n = n;
 	e->streams = calloc(n, sizeof(*e->streams));
 	e->reqs = calloc(n, sizeof(*e->reqs));
@@ -497,15 +516,15 @@ static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsig
 		s->n_reqs = 1;
 		s->reqs->send_iov = &e->iov[i];
 		s->reqs->send_cnt = 1;
-		enc.length = lengths ? lengths[i] : 0;
-		int rc = req_prepare(s->reqs, s->conn, &enc, 0);
+		enc->length = lengths ? lengths[i] : 0;
+		int rc = req_prepare(s->reqs, s->conn, enc, 0);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s does not encode: %s", sfs_op_name(op),
 				 strerror(-rc));
 			return rc;
 		}
 	}
-	return io_run(fs, e->streams, n, keep_going, err, errlen);
+	return io_run(fs, ch, e->streams, n, keep_going, err, errlen);
 }
 
 static int stripe_each(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
@@ -638,9 +657,9 @@ int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out)
 		snprintf(r->name, sizeof(r->name), "%s", fs->conf->io[i].name);
 		client_server_address(&fs->conf->io[i], r->address, sizeof(r->address));
 		r->status = e.streams[i].rc;
+		r->version = req->version;
 		if (r->status < 0)
 			continue;
-		r->version = req->version;
 		r->rtt_ms = (double)(req->done_ns - req->start_ns) / 1e6;
 	}
 	io_each_free(&e);
@@ -650,18 +669,19 @@ int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out)
 /* --- striped pread/pwrite --- */
 
 struct data_plan {
-	struct io_stream streams[SFS_MAX_STRIPE];
+	struct io_stream *streams; /* one per stripe position */
 	struct io_req *reqs;
 	unsigned n_reqs;
 	struct iovec *iov;
 	size_t n_iov;
-	struct sfs_req enc; /* encoding scratch */
+	struct sfs_req *enc; /* encoding scratch: the channel's */
 };
 
 static void data_plan_free(struct data_plan *p)
 {
 	if (!p)
 		return;
+	free(p->streams);
 	free(p->reqs);
 	free(p->iov);
 	free(p);
@@ -680,9 +700,10 @@ static int plan_alloc(struct data_plan *p, const struct sfs_layout *l, uint64_t 
 		n_reqs += reqs;
 		n_iov += reqs * 3 + (hi - lo) / l->strip_size;
 	}
+	p->streams = calloc(l->stripe_count, sizeof(*p->streams));
 	p->reqs = calloc(n_reqs ? n_reqs : 1, sizeof(*p->reqs));
-	p->iov = calloc(n_iov ? n_iov : 1, sizeof(*p->iov));
-	return p->reqs && p->iov ? 0 : -ENOMEM;
+	p->iov = malloc((n_iov ? n_iov : 1) * sizeof(*p->iov));
+	return p->streams && p->reqs && p->iov ? 0 : -ENOMEM;
 }
 
 /* The data of local range [lo, hi) of pos as iovecs into the caller's
@@ -725,11 +746,11 @@ static int plan_position(struct data_plan *p, struct sfs_file *f, struct chan *c
 			req->recv_cnt = plan_pieces(p, l, pos, buf, off, chunk, end);
 			req->recv_bytes = end - chunk;
 		}
-		p->enc.op = op;
-		p->enc.handle = f->fid;
-		p->enc.offset = chunk;
-		p->enc.length = end - chunk;
-		int rc = req_prepare(req, s->conn, &p->enc, op == SFS_OP_DF_WRITE ? end - chunk : 0);
+		p->enc->op = op;
+		p->enc->handle = f->fid;
+		p->enc->offset = chunk;
+		p->enc->length = end - chunk;
+		int rc = req_prepare(req, s->conn, p->enc, op == SFS_OP_DF_WRITE ? end - chunk : 0);
 		if (rc < 0)
 			return rc;
 	}
@@ -743,6 +764,7 @@ static int data_plan_new(struct sfs_file *f, struct chan *ch, char *buf, uint64_
 	int rc = -ENOMEM;
 	if (!p)
 		goto out;
+	p->enc = &ch->req;
 	rc = plan_alloc(p, &f->layout, off, len, f->fs->conf->max_request_bytes);
 	if (rc < 0)
 		goto out;
@@ -826,7 +848,7 @@ static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, 
 	rc = data_plan_new(f, ch, buf, off, len, op, &p);
 	if (rc < 0)
 		goto out;
-	rc = io_run(f->fs, p->streams, f->layout.stripe_count, 0, err, sizeof(err));
+	rc = io_run(f->fs, ch, p->streams, f->layout.stripe_count, 0, err, sizeof(err));
 	if (rc < 0)
 		goto out;
 	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, p, off, len, err, sizeof(err))

@@ -100,13 +100,18 @@ int cmd_getopt(int argc, char **argv, const char *optstring, const struct option
 	return getopt_long(argc, argv, full, longopts, NULL);
 }
 
-int cmd_exit_code(int err)
+int cmd_exit_code(int err, const char *msg)
 {
 	switch (-err) {
 	case ECONNREFUSED:
 	case EHOSTUNREACH:
 	case ENETUNREACH:
 		return SFS_EXIT_CONNECT;
+	case EIO:
+	case ETIMEDOUT:
+		/* sfs_rpc reports a failed connect as -EIO/-ETIMEDOUT with
+		 * "server NAME at HOST:PORT: connect: REASON". */
+		return msg && strstr(msg, ": connect: ") ? SFS_EXIT_CONNECT : SFS_EXIT_FAIL;
 	default:
 		return SFS_EXIT_FAIL;
 	}
@@ -120,7 +125,7 @@ int cmd_fail_msg(const struct cmd *c, const char *path, int err, const char *msg
 		cmd_error(c, "%s: %s", path, msg);
 	else
 		cmd_error(c, "%s", msg);
-	return cmd_exit_code(err);
+	return cmd_exit_code(err, msg);
 }
 
 int cmd_fail(const struct cmd *c, const char *path, int err)
@@ -647,13 +652,16 @@ static const char rmdir_usage[] =
 	"\n"
 	"  -h, --help  show this help\n";
 
-/* mkdir -p: every prefix of path, existing directories accepted. */
+/* mkdir -p: every prefix of path, existing directories accepted. Reports
+ * its own errors; returns the exit code. */
 static int mkdir_parents(struct cmd *c, const char *path)
 {
 	char *copy = strdup(path);
-	int rc = 0;
-	if (!copy)
-		return -ENOMEM;
+	int rc = 0, code = SFS_EXIT_OK;
+	if (!copy) {
+		cmd_error(c, "out of memory");
+		return SFS_EXIT_FAIL;
+	}
 	for (char *p = copy + 1;; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
@@ -664,10 +672,12 @@ static int mkdir_parents(struct cmd *c, const char *path)
 			struct sfs_stat st;
 			if (rc == -EEXIST && sfs_stat(c->fs, copy, &st) == 0) {
 				rc = st.type == SFS_STAT_DIR ? 0 : -ENOTDIR;
-				if (rc < 0)
+				if (rc < 0) {
 					cmd_error(c, "%s: exists and is not a directory", copy);
+					code = SFS_EXIT_FAIL;
+				}
 			} else if (rc < 0) {
-				cmd_fail(c, copy, rc);
+				code = cmd_fail(c, copy, rc);
 			}
 		}
 		*p = saved;
@@ -675,7 +685,7 @@ static int mkdir_parents(struct cmd *c, const char *path)
 			break;
 	}
 	free(copy);
-	return rc;
+	return code;
 }
 
 enum ns_op { NS_RM, NS_MKDIR, NS_MKDIR_P, NS_RMDIR };
@@ -692,8 +702,7 @@ static int ns_each(struct cmd *c, enum ns_op op, int argc, char **argv)
 		case NS_MKDIR: rc = sfs_mkdir(c->fs, path, 0755); break;
 		case NS_RMDIR: rc = sfs_rmdir(c->fs, path); break;
 		case NS_MKDIR_P:
-			rc = mkdir_parents(c, path); /* reports its own errors */
-			code = rc < 0 ? cmd_exit_code(rc) : 0;
+			code = mkdir_parents(c, path);
 			rc = 0;
 			break;
 		}
@@ -1204,10 +1213,8 @@ static int parse_global(struct cmd *c, int argc, char **argv, int *sub_index)
 		}
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return SFS_EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return cmd_usage_error(c, "no subcommand (ls, cp, df, ...)");
 	*sub_index = optind;
 	return CMD_CONTINUE;
 }

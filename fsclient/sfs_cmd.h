@@ -69,9 +69,9 @@ int cmd_connect(struct cmd *c);
 int cmd_fail(const struct cmd *c, const char *path, int err);
 /* Same, with a message captured earlier (e.g. in another thread). */
 int cmd_fail_msg(const struct cmd *c, const char *path, int err, const char *msg);
-/* The exit code for a libsfs error: SFS_EXIT_CONNECT when no server could be
- * reached at all, SFS_EXIT_FAIL otherwise. */
-int cmd_exit_code(int err);
+/* The exit code for a libsfs error err with message msg: SFS_EXIT_CONNECT
+ * when a server could not be connected to, SFS_EXIT_FAIL otherwise. */
+int cmd_exit_code(int err, const char *msg);
 
 /* Print a JSON value on stdout and release it. Returns 0 or SFS_EXIT_FAIL. */
 int cmd_print_json(const struct cmd *c, json_t *value);

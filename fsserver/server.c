@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -78,7 +79,7 @@ int server_fail(struct server_req *r, int rc, const char *fmt, ...)
 
 static void format_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
 {
-	char host[NI_MAXHOST], port[NI_MAXSERV];
+	char host[INET6_ADDRSTRLEN], port[8]; /* numeric: these always fit */
 	if (getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
 			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(out, outlen, "unknown peer");
@@ -134,11 +135,11 @@ static int read_frame(struct conn *c, struct sfs_hdr *hdr, uint64_t *deadline_ms
 		return 0;
 	if (rc == -EPROTONOSUPPORT) {
 		c->reply.op = hdr->op;
-		snprintf(c->reply.msg, sizeof(c->reply.msg), "%s", why);
+		snprintf(c->reply.msg, sizeof(c->reply.msg), "%.*s", SFS_MAX_MSG, why);
 		sfs_reply_send(c->fd, &c->reply, hdr->tag, -EPROTONOSUPPORT, NULL, 0,
 			       now_ms() + conf->timeout_ms);
 	} else if (rc == -ECONNRESET) {
-		snprintf(why, sizeof(why), "connection closed in the middle of a frame");
+		snprintf(why, sizeof(why), "truncated frame (the peer closed mid-frame)");
 	} else if (rc == -ETIMEDOUT) {
 		snprintf(why, sizeof(why), "frame not complete within timeout_ms (%u ms)",
 			 conf->timeout_ms);
@@ -454,7 +455,7 @@ int server_run(const struct sfs_conf *conf, const struct sfs_server_conf *srv, i
 {
 	struct server *s = NULL;
 	sigset_t mask;
-	char err[512];
+	char err[2048];
 	int sig_fd = -1, rc;
 
 	log_set_prefix(srv->name);
@@ -563,6 +564,8 @@ static pid_t spawn(const struct sfs_conf *conf, const struct sfs_server_conf *sr
 	if (pid != 0)
 		return pid;
 	close(ready_pipe[0]);
+	/* SIGTERM/SIGINT stay blocked: server_run reads them from its
+	 * signalfd, including one that arrived before it got there. */
 	sigprocmask(SIG_SETMASK, child_mask, NULL);
 	exit(server_run(conf, srv, ready_pipe[1]) == 0 ? 0 : 1);
 }
@@ -611,7 +614,7 @@ static void supervise(struct supervisor *sv, int sig_fd, int ready_fd)
 int server_run_all(const struct sfs_conf *conf)
 {
 	struct supervisor *sv = calloc(1, sizeof(*sv));
-	sigset_t mask, old_mask;
+	sigset_t mask, old_mask, child_mask;
 	int ready_pipe[2] = { -1, -1 }, sig_fd = -1, rc = 1;
 
 	if (!sv)
@@ -624,13 +627,16 @@ int server_run_all(const struct sfs_conf *conf)
 	/* Blocked before the first fork: a signal or a child's death that
 	 * comes early stays pending until the signalfd reads it. */
 	sigprocmask(SIG_BLOCK, &mask, &old_mask);
+	child_mask = old_mask;
+	sigaddset(&child_mask, SIGTERM);
+	sigaddset(&child_mask, SIGINT);
 	if (pipe2(ready_pipe, O_CLOEXEC) < 0) {
 		log_warn("pipe");
 		goto out;
 	}
 	for (unsigned i = 0; i <= conf->n_io; i++) {
 		const struct sfs_server_conf *srv = i == 0 ? &conf->meta : &conf->io[i - 1];
-		pid_t pid = spawn(conf, srv, ready_pipe, &old_mask);
+		pid_t pid = spawn(conf, srv, ready_pipe, &child_mask);
 		if (pid < 0) {
 			log_warn("fork for server %s", srv->name);
 			sv->failed = sv->stopping = 1;

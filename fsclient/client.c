@@ -1,0 +1,680 @@
+/*
+ * client: libsfs's mount, channel pool, error messages and the namespace.
+ *
+ * Namespace calls are one blocking request each to the metadata server
+ * (sfs_conn_call on the channel's metadata connection); it creates and
+ * removes the datafiles itself, so the client never does. What touches
+ * datafiles (sizes, truncation, reads and writes) lives in data.c.
+ *
+ * The channel pool is the only shared mutable state, behind one mutex that
+ * is never held across network I/O. Error messages are per thread so that
+ * concurrent callers each see their own failure.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "util.h"
+
+static __thread char last_error[CLIENT_ERR_BYTES];
+
+void client_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+}
+
+const char *sfs_last_error(void)
+{
+	return last_error;
+}
+
+const char *sfs_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -ETIMEDOUT:
+		return "a server did not answer within the timeout";
+	case -EIO:
+		return "I/O error (a server failed or misbehaved)";
+	case -ESTALE:
+		return "the file was removed or replaced";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
+}
+
+void client_server_address(const struct sfs_server_conf *srv, char *buf, size_t len)
+{
+	int v6 = strchr(srv->host, ':') != NULL;
+	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port);
+}
+
+int client_conn_ready(struct sfs_conn *conn, char *err, size_t errlen)
+{
+	if (conn->fd >= 0) {
+		/* Between calls the server owes us nothing: anything readable
+		 * on an idle connection is EOF, a reset or garbage. */
+		struct pollfd pfd = { .fd = conn->fd, .events = POLLIN };
+		if (poll(&pfd, 1, 0) != 0)
+			sfs_conn_close(conn);
+	}
+	return sfs_conn_ensure(conn, err, errlen);
+}
+
+/* --- channels --- */
+
+static struct chan *chan_new(const struct sfs_conf *conf)
+{
+	struct chan *ch = calloc(1, sizeof(*ch) + conf->n_io * sizeof(ch->io[0]));
+	if (!ch)
+		return NULL;
+	sfs_conn_init(&ch->meta, conf, &conf->meta);
+	for (unsigned i = 0; i < conf->n_io; i++)
+		sfs_conn_init(&ch->io[i], conf, &conf->io[i]);
+	return ch;
+}
+
+static void chan_free(struct chan *ch, unsigned n_io)
+{
+	sfs_conn_close(&ch->meta);
+	for (unsigned i = 0; i < n_io; i++)
+		sfs_conn_close(&ch->io[i]);
+	free(ch);
+}
+
+struct chan *client_chan_get(struct sfs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+	struct chan *ch = fs->free_chans;
+	if (ch)
+		fs->free_chans = ch->next_free;
+	pthread_mutex_unlock(&fs->lock);
+	if (ch)
+		return ch;
+	/* Allocate outside the lock: a channel is large and nobody waits for it. */
+	ch = chan_new(fs->conf);
+	if (!ch) {
+		client_error("out of memory for a channel");
+		return NULL;
+	}
+	pthread_mutex_lock(&fs->lock);
+	ch->next_all = fs->all_chans;
+	fs->all_chans = ch;
+	pthread_mutex_unlock(&fs->lock);
+	return ch;
+}
+
+void client_chan_put(struct sfs *fs, struct chan *ch)
+{
+	pthread_mutex_lock(&fs->lock);
+	ch->next_free = fs->free_chans;
+	fs->free_chans = ch;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* --- mount --- */
+
+static int conf_load(const char *conf_path, const char *const *overrides,
+		     struct sfs_conf *conf)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	int rc = sfs_conf_load(conf_path, conf, err, sizeof(err));
+	for (size_t i = 0; rc == 0 && overrides && overrides[i]; i++)
+		rc = sfs_conf_override(conf, overrides[i], err, sizeof(err));
+	if (rc == 0 && overrides && overrides[0])
+		rc = sfs_conf_validate(conf, err, sizeof(err));
+	if (rc < 0)
+		client_error("%s", err);
+	/* A file that cannot be read is as unusable as one that does not parse. */
+	return rc < 0 && rc != -ENOMEM ? -EINVAL : rc;
+}
+
+int sfs_connect(const char *conf_path, const char *const *overrides, struct sfs **out)
+{
+	struct sfs *fs = NULL;
+	int rc = -EINVAL;
+	if (!out || !conf_path) {
+		client_error("sfs_connect: no config path or no result pointer");
+		return -EINVAL;
+	}
+	*out = NULL;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs || !(fs->conf = malloc(sizeof(*fs->conf)))) {
+		client_error("out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = conf_load(conf_path, overrides, fs->conf);
+	if (rc < 0)
+		goto out;
+	rc = -pthread_mutex_init(&fs->lock, NULL);
+	if (rc < 0)
+		goto out;
+	*out = fs;
+	fs = NULL;
+out:
+	if (fs)
+		free(fs->conf);
+	free(fs);
+	return rc;
+}
+
+void sfs_disconnect(struct sfs *fs)
+{
+	if (!fs)
+		return;
+	struct chan *next;
+	for (struct chan *ch = fs->all_chans; ch; ch = next) {
+		next = ch->next_all;
+		chan_free(ch, fs->conf->n_io);
+	}
+	pthread_mutex_destroy(&fs->lock);
+	free(fs->conf);
+	free(fs);
+}
+
+/* --- metadata requests --- */
+
+static int check_path(struct sfs *fs, const char *path, const char *what)
+{
+	if (!fs || !path || path[0] != '/') {
+		client_error("%s %s: expected an absolute path", what, path ? path : "(null)");
+		return -EINVAL;
+	}
+	if (strlen(path) > SFS_MAX_PATH) {
+		client_error("%s %.64s...: path longer than %d bytes", what, path, SFS_MAX_PATH);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* ch->req for op on path, everything else zero. */
+static struct sfs_req *meta_req(struct chan *ch, uint16_t op, const char *path)
+{
+	memset(&ch->req, 0, sizeof(ch->req));
+	ch->req.op = op;
+	if (path)
+		snprintf(ch->req.path, sizeof(ch->req.path), "%s", path);
+	return &ch->req;
+}
+
+/* Send ch->req to the metadata server; the reply lands in ch->reply. On
+ * failure the error reads "what path: reason". */
+static int meta_call(struct chan *ch, const char *what, const char *path)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	int rc = client_conn_ready(&ch->meta, err, sizeof(err));
+	if (rc == 0)
+		rc = sfs_conn_call(&ch->meta, &ch->req, NULL, 0, &ch->reply, NULL, 0, NULL, err,
+				   sizeof(err));
+	if (rc < 0)
+		client_error("%s %s: %s", what, path, err);
+	return rc;
+}
+
+/* Request op on path and nothing else: the shape of most namespace calls. */
+static int meta_simple(struct sfs *fs, uint16_t op, const char *path, uint32_t mode,
+		       const char *what)
+{
+	int rc = check_path(fs, path, what);
+	if (rc < 0)
+		return rc;
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	meta_req(ch, op, path)->mode = mode;
+	rc = meta_call(ch, what, path);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+static int meta_lookup(struct chan *ch, const char *path, const char *what,
+		       struct sfs_attr *attr)
+{
+	meta_req(ch, SFS_OP_LOOKUP, path);
+	int rc = meta_call(ch, what, path);
+	if (rc == 0)
+		*attr = ch->reply.attr;
+	return rc;
+}
+
+/* The striped data path needs each stripe position on its own server. */
+static int check_layout(const struct sfs *fs, const struct sfs_layout *l, const char *what,
+			const char *path)
+{
+	unsigned char seen[SFS_MAX_IO_SERVERS] = { 0 };
+	int bad = l->stripe_count == 0 || l->stripe_count > SFS_MAX_STRIPE || l->strip_size == 0;
+	for (unsigned i = 0; !bad && i < l->stripe_count; i++) {
+		bad = l->servers[i] >= fs->conf->n_io || seen[l->servers[i]];
+		if (!bad)
+			seen[l->servers[i]] = 1;
+	}
+	if (!bad)
+		return 0;
+	client_error("%s %s: the metadata server gave a layout this client cannot use "
+		     "(%u servers, strip %u, %u I/O servers configured)",
+		     what, path, l->stripe_count, l->strip_size, fs->conf->n_io);
+	return -EIO;
+}
+
+static void attr_to_stat(const struct sfs_attr *a, uint64_t size_bytes, struct sfs_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->fid = a->fid;
+	st->type = a->type == SFS_TYPE_DIR ? SFS_STAT_DIR : SFS_STAT_FILE;
+	st->mode = a->mode;
+	st->size_bytes = size_bytes;
+	st->mtime_ns = a->mtime_ns;
+	st->ctime_ns = a->ctime_ns;
+	st->strip_size = a->layout.strip_size;
+	st->stripe_count = a->layout.stripe_count;
+	for (unsigned i = 0; i < a->layout.stripe_count && i < SFS_STRIPE_MAX; i++)
+		st->servers[i] = a->layout.servers[i];
+}
+
+static int set_mtime(struct chan *ch, uint64_t fid, const char *what, const char *path)
+{
+	struct sfs_req *req = meta_req(ch, SFS_OP_SETMTIME, NULL);
+	req->handle = fid;
+	req->mtime_ns = wall_ns();
+	return meta_call(ch, what, path);
+}
+
+/* --- files --- */
+
+#define OPEN_FLAGS (SFS_O_WRONLY | SFS_O_RDWR | SFS_O_CREAT | SFS_O_EXCL | SFS_O_TRUNC)
+
+/* LOOKUP, or CREATE with SFS_O_CREAT: the file's attributes. */
+static int open_attr(struct sfs *fs, struct chan *ch, const char *path, int flags,
+		     uint32_t mode, struct sfs_attr *attr)
+{
+	struct sfs_req *req = meta_req(ch, flags & SFS_O_CREAT ? SFS_OP_CREATE : SFS_OP_LOOKUP,
+				       path);
+	req->mode = mode;
+	req->flags = flags & SFS_O_EXCL ? SFS_CREATE_EXCL : 0;
+	int rc = meta_call(ch, "open", path);
+	if (rc < 0)
+		return rc;
+	*attr = ch->reply.attr;
+	if (attr->type == SFS_TYPE_DIR) {
+		client_error("open %s: is a directory", path);
+		return -EISDIR;
+	}
+	return check_layout(fs, &attr->layout, "open", path);
+}
+
+int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	struct sfs_file *f = NULL;
+	struct sfs_attr attr;
+	struct chan *ch = NULL;
+	int rc = check_path(fs, path, "open");
+	if (rc < 0)
+		return rc;
+	if (!out || (flags & ~OPEN_FLAGS) || (flags & 3) == 3) {
+		client_error("open %s: bad flags 0x%x", path, (unsigned)flags);
+		return -EINVAL;
+	}
+	*out = NULL;
+	ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	rc = open_attr(fs, ch, path, flags, mode, &attr);
+	if (rc < 0)
+		goto out;
+	f = calloc(1, sizeof(*f) + strlen(path) + 1);
+	if (!f) {
+		client_error("open %s: out of memory", path);
+		rc = -ENOMEM;
+		goto out;
+	}
+	*f = (struct sfs_file){ .fs = fs, .fid = attr.fid, .layout = attr.layout, .flags = flags };
+	strcpy(f->path, path);
+	if (flags & SFS_O_TRUNC) {
+		rc = data_truncate(fs, ch, f->fid, &f->layout, 0, err, sizeof(err));
+		if (rc < 0) {
+			client_error("open %s: truncating: %s", path, err);
+			goto out;
+		}
+		f->written = 1;
+	}
+	*out = f;
+	f = NULL;
+out:
+	free(f);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_close(struct sfs_file *f)
+{
+	int rc = 0;
+	if (!f)
+		return 0;
+	if (__atomic_load_n(&f->written, __ATOMIC_RELAXED)) {
+		struct chan *ch = client_chan_get(f->fs);
+		if (!ch) {
+			rc = -ENOMEM;
+		} else {
+			rc = set_mtime(ch, f->fid, "close", f->path);
+			/* Removed while open: there is no mtime left to keep. */
+			if (rc == -ENOENT)
+				rc = 0;
+			client_chan_put(f->fs, ch);
+		}
+	}
+	free(f);
+	return rc;
+}
+
+int sfs_fstat(struct sfs_file *f, struct sfs_stat *st)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	struct sfs_attr attr;
+	uint64_t size_bytes;
+	if (!f || !st)
+		return -EINVAL;
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	/* No lookup by fid exists: the path must still name this file. */
+	int rc = meta_lookup(ch, f->path, "fstat", &attr);
+	if (rc == -ENOENT || (rc == 0 && attr.fid != f->fid)) {
+		client_error("fstat %s: the file was removed or replaced since it was opened",
+			     f->path);
+		rc = -ESTALE;
+	}
+	if (rc < 0)
+		goto out;
+	rc = data_file_size(f->fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+	if (rc < 0) {
+		client_error("fstat %s: %s", f->path, err);
+		goto out;
+	}
+	attr.layout = f->layout;
+	attr_to_stat(&attr, size_bytes, st);
+out:
+	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+int sfs_ftruncate(struct sfs_file *f, uint64_t size)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	if (!f)
+		return -EINVAL;
+	if ((f->flags & 3) == SFS_O_RDONLY) {
+		client_error("ftruncate %s: file not open for writing", f->path);
+		return -EBADF;
+	}
+	if (size > INT64_MAX) {
+		client_error("ftruncate %s: size %llu is beyond the largest file", f->path,
+			     (unsigned long long)size);
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	__atomic_store_n(&f->written, 1, __ATOMIC_RELAXED);
+	int rc = data_truncate(f->fs, ch, f->fid, &f->layout, size, err, sizeof(err));
+	if (rc < 0)
+		client_error("ftruncate %s: %s", f->path, err);
+	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+/* --- paths --- */
+
+int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	struct sfs_attr attr;
+	uint64_t size_bytes = 0;
+	int rc = check_path(fs, path, "stat");
+	if (rc < 0 || !st)
+		return rc < 0 ? rc : -EINVAL;
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	rc = meta_lookup(ch, path, "stat", &attr);
+	if (rc < 0 || attr.type == SFS_TYPE_DIR)
+		goto out;
+	rc = check_layout(fs, &attr.layout, "stat", path);
+	if (rc < 0)
+		goto out;
+	rc = data_file_size(fs, ch, attr.fid, &attr.layout, &size_bytes, err, sizeof(err));
+	if (rc < 0)
+		client_error("stat %s: %s", path, err);
+out:
+	if (rc == 0)
+		attr_to_stat(&attr, size_bytes, st);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_truncate(struct sfs *fs, const char *path, uint64_t size)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	struct sfs_attr attr;
+	int rc = check_path(fs, path, "truncate");
+	if (rc < 0)
+		return rc;
+	if (size > INT64_MAX) {
+		client_error("truncate %s: size %llu is beyond the largest file", path,
+			     (unsigned long long)size);
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	rc = meta_lookup(ch, path, "truncate", &attr);
+	if (rc == 0 && attr.type == SFS_TYPE_DIR) {
+		client_error("truncate %s: is a directory", path);
+		rc = -EISDIR;
+	}
+	if (rc == 0)
+		rc = check_layout(fs, &attr.layout, "truncate", path);
+	if (rc < 0)
+		goto out;
+	rc = data_truncate(fs, ch, attr.fid, &attr.layout, size, err, sizeof(err));
+	if (rc < 0) {
+		client_error("truncate %s: %s", path, err);
+		goto out;
+	}
+	rc = set_mtime(ch, attr.fid, "truncate", path);
+out:
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_unlink(struct sfs *fs, const char *path)
+{
+	return meta_simple(fs, SFS_OP_UNLINK, path, 0, "unlink");
+}
+
+int sfs_mkdir(struct sfs *fs, const char *path, uint32_t mode)
+{
+	return meta_simple(fs, SFS_OP_MKDIR, path, mode, "mkdir");
+}
+
+int sfs_rmdir(struct sfs *fs, const char *path)
+{
+	return meta_simple(fs, SFS_OP_RMDIR, path, 0, "rmdir");
+}
+
+/* One READDIR batch after cookie, copied out so that the channel goes back
+ * to the pool before callbacks run (they may call into libsfs, or walk a
+ * tree with nested sfs_readdir calls). */
+static int readdir_batch(struct sfs *fs, const char *path, const char *cookie,
+			 struct sfs_dirent *entries, unsigned *n, int *eof)
+{
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, SFS_OP_READDIR, path);
+	snprintf(req->cookie, sizeof(req->cookie), "%s", cookie);
+	int rc = meta_call(ch, "readdir", path);
+	if (rc == 0) {
+		*n = ch->reply.n_entries;
+		*eof = ch->reply.eof;
+		memcpy(entries, ch->reply.entries, *n * sizeof(*entries));
+		if (*n == 0 && !*eof) {
+			client_error("readdir %s: the metadata server sent an empty batch "
+				     "that is not the end", path);
+			rc = -EIO;
+		}
+	}
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_readdir(struct sfs *fs, const char *path, sfs_readdir_fn fn, void *arg)
+{
+	char cookie[SFS_MAX_NAME + 1] = "";
+	struct sfs_dirent *entries = NULL;
+	unsigned n = 0;
+	int eof = 0;
+	int rc = check_path(fs, path, "readdir");
+	if (rc < 0 || !fn)
+		return rc < 0 ? rc : -EINVAL;
+	entries = malloc(SFS_READDIR_MAX * sizeof(*entries));
+	if (!entries) {
+		client_error("readdir %s: out of memory", path);
+		return -ENOMEM;
+	}
+	while (!eof) {
+		rc = readdir_batch(fs, path, cookie, entries, &n, &eof);
+		if (rc < 0)
+			goto out;
+		for (unsigned i = 0; i < n; i++) {
+			int type = entries[i].type == SFS_TYPE_DIR ? SFS_STAT_DIR : SFS_STAT_FILE;
+			rc = fn(arg, entries[i].name, type, entries[i].fid);
+			if (rc != 0)
+				goto out;
+		}
+		if (n)
+			snprintf(cookie, sizeof(cookie), "%s", entries[n - 1].name);
+	}
+out:
+	free(entries);
+	return rc;
+}
+
+int sfs_setstripe(struct sfs *fs, const char *dir, uint32_t strip_size, unsigned stripe_count)
+{
+	int rc = check_path(fs, dir, "setstripe");
+	if (rc < 0)
+		return rc;
+	if (stripe_count > SFS_MAX_STRIPE || stripe_count > fs->conf->n_io) {
+		client_error("setstripe %s: stripe count %u: only %u I/O servers (at most %d)",
+			     dir, stripe_count, fs->conf->n_io, SFS_MAX_STRIPE);
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, SFS_OP_SETSTRIPE, dir);
+	req->strip_size = strip_size;
+	req->stripe_count = (uint16_t)stripe_count;
+	rc = meta_call(ch, "setstripe", dir);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+/* --- servers --- */
+
+unsigned sfs_server_count(struct sfs *fs)
+{
+	return fs ? 1 + fs->conf->n_io : 0;
+}
+
+const char *sfs_server_name(struct sfs *fs, unsigned i)
+{
+	if (!fs || i > fs->conf->n_io)
+		return NULL;
+	return i == 0 ? fs->conf->meta.name : fs->conf->io[i - 1].name;
+}
+
+static void meta_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	snprintf(u->name, sizeof(u->name), "%s", fs->conf->meta.name);
+	u->is_meta = 1;
+	client_server_address(&fs->conf->meta, u->address, sizeof(u->address));
+	meta_req(ch, SFS_OP_META_STATFS, NULL);
+	u->status = meta_call(ch, "statfs", fs->conf->meta.name);
+	if (u->status < 0)
+		return;
+	u->n_files = ch->reply.n_files;
+	u->n_dirs = ch->reply.n_dirs;
+}
+
+static void meta_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *r)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", fs->conf->meta.name);
+	r->is_meta = 1;
+	client_server_address(&fs->conf->meta, r->address, sizeof(r->address));
+	/* Connect first so rtt measures a round trip, not a TCP handshake. */
+	r->status = client_conn_ready(&ch->meta, err, sizeof(err));
+	if (r->status < 0)
+		return;
+	uint64_t start_ns = now_ns();
+	meta_req(ch, SFS_OP_PING, NULL);
+	r->status = meta_call(ch, "ping", fs->conf->meta.name);
+	r->rtt_ms = (double)(now_ns() - start_ns) / 1e6;
+	if (r->status == 0)
+		r->version = ch->reply.version;
+}
+
+/*
+ * statfs and ping share a shape: the metadata server, then every I/O server
+ * at once, into a full-size array that is copied to the caller's n slots.
+ */
+static int servers_report(struct sfs *fs, void *out, unsigned n, size_t item_bytes, int ping)
+{
+	if (!fs || (!out && n))
+		return -EINVAL;
+	unsigned count = 1 + fs->conf->n_io;
+	char *all = calloc(count, item_bytes);
+	struct chan *ch = client_chan_get(fs);
+	int rc = -ENOMEM;
+	if (!all || !ch)
+		goto out;
+	if (ping) {
+		meta_ping(fs, ch, (struct sfs_ping_result *)all);
+		rc = data_io_ping(fs, ch, (struct sfs_ping_result *)all + 1);
+	} else {
+		meta_statfs(fs, ch, (struct sfs_server_usage *)all);
+		rc = data_io_statfs(fs, ch, (struct sfs_server_usage *)all + 1);
+	}
+	if (rc == 0)
+		memcpy(out, all, (n < count ? n : count) * item_bytes);
+out:
+	if (rc < 0)
+		client_error("%s: out of memory", ping ? "ping" : "statfs");
+	if (ch)
+		client_chan_put(fs, ch);
+	free(all);
+	return rc;
+}
+
+int sfs_statfs(struct sfs *fs, struct sfs_server_usage *out, unsigned n)
+{
+	return servers_report(fs, out, n, sizeof(*out), 0);
+}
+
+int sfs_ping(struct sfs *fs, struct sfs_ping_result *out, unsigned n)
+{
+	return servers_report(fs, out, n, sizeof(*out), 1);
+}

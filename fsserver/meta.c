@@ -1,0 +1,991 @@
+/*
+ * meta: see meta.h.
+ *
+ * One table holds the whole namespace: a row per file or directory keyed
+ * by fid, found from its parent's fid and its name (UNIQUE(parent, name),
+ * which is also the index READDIR walks in name order). A path is resolved
+ * one component at a time from the root, so there is no path string to
+ * keep consistent and an RMDIR is a single-row change.
+ *
+ * One SQLite handle under one mutex: metadata operations are short and
+ * serialized, which is what SQLite does anyway. The mutex is not held
+ * while CREATE waits for the I/O servers, so a slow I/O server delays only
+ * the creates that need it. Fids come from an in-memory counter that
+ * starts at max(fid) + 1; a fid handed out by a create that never
+ * committed may be reused after a restart, which is harmless because
+ * DF_CREATE truncates the orphan datafile of that handle.
+ *
+ * Connections to the I/O servers are kept in a small pool per server and
+ * connect lazily, so the metadata server starts whether or not the I/O
+ * servers are up yet.
+ */
+#include "meta.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sfs_rpc.h"
+#include "util.h"
+
+#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION_TEXT "1" /* for PRAGMA user_version = N */
+#define IO_POOL_MAX 8         /* idle connections kept per I/O server */
+#define DB_BUSY_TIMEOUT_MS 5000
+#define STRIP_SIZE_MIN 4096u
+#define STRIP_SIZE_MAX (1u << 30)
+
+enum stmt_id {
+	ST_CHILD,
+	ST_BY_FID,
+	ST_INSERT,
+	ST_DELETE,
+	ST_HAS_CHILD,
+	ST_LIST,
+	ST_SET_STRIPE,
+	ST_SET_MTIME,
+	ST_COUNT,
+	ST_N
+};
+
+#define ENTRY_COLUMNS \
+	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers"
+
+static const char *const stmt_sql[ST_N] = {
+	[ST_CHILD] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE parent = ?1 AND name = ?2",
+	[ST_BY_FID] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE fid = ?1",
+	[ST_INSERT] = "INSERT INTO entries (fid, parent, name, type, mode, mtime_ns, ctime_ns,"
+		      " strip_size, stripe_count, servers)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_DELETE] = "DELETE FROM entries WHERE fid = ?1",
+	[ST_HAS_CHILD] = "SELECT 1 FROM entries WHERE parent = ?1 LIMIT 1",
+	[ST_LIST] = "SELECT name, type, fid FROM entries WHERE parent = ?1 AND name > ?2"
+		    " ORDER BY name LIMIT ?3",
+	[ST_SET_STRIPE] = "UPDATE entries SET strip_size = ?2, stripe_count = ?3 WHERE fid = ?1",
+	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2 WHERE fid = ?1",
+	[ST_COUNT] = "SELECT type, COUNT(*) FROM entries GROUP BY type",
+};
+
+struct io_pool {
+	pthread_mutex_t lock;
+	struct sfs_conn *idle[IO_POOL_MAX];
+	unsigned n_idle;
+};
+
+struct meta {
+	const struct sfs_conf *conf;
+	char db_path[600];
+	pthread_mutex_t lock; /* guards db, st[] and next_fid */
+	sqlite3 *db;          /* NULL once stopped */
+	sqlite3_stmt *st[ST_N];
+	uint64_t next_fid;
+	struct io_pool *pools; /* one per I/O server */
+};
+
+/* A row of entries. For a directory, layout holds the defaults for new
+ * files and no servers. */
+struct entry {
+	uint64_t fid, parent;
+	uint8_t type;
+	uint32_t mode;
+	int64_t mtime_ns, ctime_ns;
+	struct sfs_layout layout;
+};
+
+/* A request path split into checked components. */
+struct path {
+	char buf[SFS_MAX_PATH + 1];
+	const char *comp[(SFS_MAX_PATH + 1) / 2];
+	unsigned n;
+};
+
+/* Per connection: datafiles to remove once the UNLINK reply is out. */
+struct meta_conn {
+	int remove_pending;
+	struct entry removed;
+};
+
+/* --- small helpers ------------------------------------------------------ */
+
+static sqlite3_stmt *stmt(struct meta *m, enum stmt_id id)
+{
+	sqlite3_stmt *s = m->st[id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static int db_fail(struct meta *m, struct server_req *r, const char *what)
+{
+	const char *why = sqlite3_errmsg(m->db);
+	log_warnx("%s: %s: %s", m->db_path, what, why);
+	return server_fail(r, -EIO, "metadata database error while %s: %s", what, why);
+}
+
+static int parse_path(struct server_req *r, const char *in, struct path *p)
+{
+	char *out = p->buf;
+	const char *s = in;
+	p->n = 0;
+	if (in[0] != '/')
+		return server_fail(r, -EINVAL, "path \"%s\": must start with /", in);
+	for (;;) {
+		while (*s == '/')
+			s++;
+		if (*s == '\0')
+			return 0;
+		const char *start = s;
+		while (*s && *s != '/')
+			s++;
+		size_t len = (size_t)(s - start);
+		if (len > SFS_MAX_NAME)
+			return server_fail(r, -EINVAL, "path \"%s\": a name is longer than %d bytes",
+					   in, SFS_MAX_NAME);
+		if (start[0] == '.' && (len == 1 || (len == 2 && start[1] == '.')))
+			return server_fail(r, -EINVAL, "path \"%s\": . and .. are not allowed", in);
+		memcpy(out, start, len);
+		out[len] = '\0';
+		p->comp[p->n++] = out;
+		out += len + 1;
+	}
+}
+
+static void attr_from_entry(const struct entry *e, struct sfs_attr *a)
+{
+	a->fid = e->fid;
+	a->type = e->type;
+	a->mode = e->mode;
+	a->mtime_ns = e->mtime_ns;
+	a->ctime_ns = e->ctime_ns;
+	a->layout = e->layout;
+}
+
+/* --- rows --------------------------------------------------------------- */
+
+static int row_read(sqlite3_stmt *s, struct entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->fid = (uint64_t)sqlite3_column_int64(s, 0);
+	e->parent = (uint64_t)sqlite3_column_int64(s, 1);
+	e->type = (uint8_t)sqlite3_column_int(s, 2);
+	e->mode = (uint32_t)sqlite3_column_int64(s, 3);
+	e->mtime_ns = sqlite3_column_int64(s, 4);
+	e->ctime_ns = sqlite3_column_int64(s, 5);
+	e->layout.strip_size = (uint32_t)sqlite3_column_int64(s, 6);
+	int64_t count = sqlite3_column_int64(s, 7);
+	const uint8_t *blob = sqlite3_column_blob(s, 8);
+	int blob_bytes = sqlite3_column_bytes(s, 8);
+	if (count < 0 || count > SFS_MAX_STRIPE ||
+	    (e->type != SFS_TYPE_FILE && e->type != SFS_TYPE_DIR))
+		return -EIO;
+	e->layout.stripe_count = (uint16_t)count;
+	if (e->type == SFS_TYPE_DIR)
+		return 0;
+	if (blob_bytes != 2 * count || (count && !blob))
+		return -EIO;
+	for (int64_t i = 0; i < count; i++)
+		e->layout.servers[i] = (uint16_t)(blob[2 * i] | blob[2 * i + 1] << 8);
+	return 0;
+}
+
+/* Run a SELECT of ENTRY_COLUMNS expected to give at most one row. */
+static int entry_fetch(struct meta *m, sqlite3_stmt *s, struct entry *e)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = row_read(s, e) < 0 ? -EUCLEAN : 0;
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
+	sqlite3_reset(s);
+	if (rc == -EUCLEAN)
+		log_warnx("%s: a row is corrupt (bad type or layout)", m->db_path);
+	return rc == -EUCLEAN ? -EIO : rc;
+}
+
+static int child_get(struct meta *m, uint64_t parent, const char *name, struct entry *e)
+{
+	sqlite3_stmt *s = stmt(m, ST_CHILD);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)parent);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	return entry_fetch(m, s, e);
+}
+
+static int fid_get(struct meta *m, uint64_t fid, struct entry *e)
+{
+	sqlite3_stmt *s = stmt(m, ST_BY_FID);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)fid);
+	return entry_fetch(m, s, e);
+}
+
+/* Insert e named name; commits (autocommit) before it returns 0. -EEXIST
+ * when (parent, name) is taken. */
+static int entry_insert(struct meta *m, const struct entry *e, const char *name)
+{
+	uint8_t blob[2 * SFS_MAX_STRIPE];
+	unsigned n = e->type == SFS_TYPE_FILE ? e->layout.stripe_count : 0;
+	for (unsigned i = 0; i < n; i++) {
+		blob[2 * i] = (uint8_t)e->layout.servers[i];
+		blob[2 * i + 1] = (uint8_t)(e->layout.servers[i] >> 8);
+	}
+	sqlite3_stmt *s = stmt(m, ST_INSERT);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e->fid);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)e->parent);
+	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, e->type);
+	sqlite3_bind_int64(s, 5, e->mode);
+	sqlite3_bind_int64(s, 6, e->mtime_ns);
+	sqlite3_bind_int64(s, 7, e->ctime_ns);
+	sqlite3_bind_int64(s, 8, e->layout.strip_size);
+	sqlite3_bind_int(s, 9, e->layout.stripe_count);
+	if (n)
+		sqlite3_bind_blob(s, 10, blob, (int)(2 * n), SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	int ext = sqlite3_extended_errcode(m->db);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY ? -EEXIST
+										     : -EIO;
+}
+
+static int entry_delete(struct meta *m, uint64_t fid)
+{
+	sqlite3_stmt *s = stmt(m, ST_DELETE);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)fid);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* --- path resolution (under the lock) ------------------------------------ */
+
+/* "/a/b": the first k components of p, for messages. */
+static const char *path_prefix(const struct path *p, unsigned k, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < k && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "/%s", p->comp[i]);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	return buf;
+}
+
+static int not_a_dir(struct server_req *r, const struct path *p, unsigned k)
+{
+	char prefix[SFS_MAX_MSG + 1];
+	return server_fail(r, -ENOTDIR, "not a directory: %s (in %s)",
+			   path_prefix(p, k, prefix, sizeof(prefix)), r->req->path);
+}
+
+/* Walk the first upto components of p from the root into *e. */
+static int walk(struct meta *m, struct server_req *r, const struct path *p, unsigned upto,
+		struct entry *e)
+{
+	int rc = fid_get(m, SFS_ROOT_FID, e);
+	if (rc < 0)
+		return db_fail(m, r, "reading the root directory");
+	for (unsigned i = 0; i < upto; i++) {
+		if (e->type != SFS_TYPE_DIR)
+			return not_a_dir(r, p, i);
+		rc = child_get(m, e->fid, p->comp[i], e);
+		if (rc == -ENOENT)
+			return server_fail(r, -ENOENT, "no such file or directory: %s",
+					   r->req->path);
+		if (rc < 0)
+			return db_fail(m, r, "looking up a name");
+	}
+	return 0;
+}
+
+/* The directory that holds the last component of p (p->n >= 1). */
+static int walk_parent(struct meta *m, struct server_req *r, const struct path *p,
+		       struct entry *dir)
+{
+	int rc = walk(m, r, p, p->n - 1, dir);
+	if (rc < 0)
+		return rc;
+	if (dir->type != SFS_TYPE_DIR)
+		return not_a_dir(r, p, p->n - 1);
+	return 0;
+}
+
+/* --- I/O servers ---------------------------------------------------------- */
+
+static struct sfs_conn *pool_get(struct meta *m, unsigned io_index)
+{
+	struct io_pool *pool = &m->pools[io_index];
+	struct sfs_conn *c = NULL;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->n_idle)
+		c = pool->idle[--pool->n_idle];
+	pthread_mutex_unlock(&pool->lock);
+	if (!c) {
+		c = malloc(sizeof(*c));
+		if (c)
+			sfs_conn_init(c, m->conf, &m->conf->io[io_index]);
+	}
+	return c;
+}
+
+static void pool_put(struct meta *m, unsigned io_index, struct sfs_conn *c)
+{
+	struct io_pool *pool = &m->pools[io_index];
+	pthread_mutex_lock(&pool->lock);
+	if (pool->n_idle < IO_POOL_MAX) {
+		pool->idle[pool->n_idle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (c) {
+		sfs_conn_close(c);
+		free(c);
+	}
+}
+
+/* One DF_CREATE or DF_REMOVE. A pooled connection may have gone stale
+ * (the I/O server restarted): a transport error on one that was already
+ * open is retried once on a fresh connection. Both ops are idempotent. */
+static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t handle, char *err,
+		   size_t errlen)
+{
+	struct sfs_req req = { .op = op, .handle = handle };
+	struct sfs_reply reply;
+	for (int attempt = 0;; attempt++) {
+		struct sfs_conn *c = pool_get(m, io_index);
+		if (!c) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		int was_open = c->fd >= 0;
+		int rc = sfs_conn_call(c, &req, NULL, 0, &reply, NULL, 0, NULL, err, errlen);
+		int transport_failed = rc < 0 && c->fd < 0;
+		pool_put(m, io_index, c);
+		if (!transport_failed || !was_open || rc == -ETIMEDOUT || attempt > 0)
+			return rc;
+	}
+}
+
+/* Best effort: what fails is left behind as an orphan and logged. */
+static void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
+			     unsigned count)
+{
+	char err[256];
+	for (unsigned i = 0; i < count; i++) {
+		unsigned idx = l->servers[i];
+		if (idx >= m->conf->n_io)
+			continue;
+		int rc = io_call(m, idx, SFS_OP_DF_REMOVE, fid, err, sizeof(err));
+		if (rc < 0 && rc != -ENOENT)
+			log_warnx("datafile 0x%" PRIx64 " on %s left as an orphan: %s", fid,
+				  m->conf->io[idx].name, err);
+	}
+}
+
+static int create_datafiles(struct meta *m, struct server_req *r, uint64_t fid,
+			    const struct sfs_layout *l)
+{
+	char err[256];
+	for (unsigned i = 0; i < l->stripe_count; i++) {
+		unsigned idx = l->servers[i];
+		int rc = io_call(m, idx, SFS_OP_DF_CREATE, fid, err, sizeof(err));
+		if (rc < 0) {
+			log_warnx("create %s: datafile on %s: %s", r->req->path,
+				  m->conf->io[idx].name, err);
+			remove_datafiles(m, fid, l, i);
+			return server_fail(r, rc, "create %s: datafile on I/O server %s: %s",
+					   r->req->path, m->conf->io[idx].name, err);
+		}
+	}
+	return 0;
+}
+
+static void layout_for_new_file(const struct meta *m, const struct entry *dir, uint64_t fid,
+				struct sfs_layout *l)
+{
+	unsigned n_io = m->conf->n_io;
+	unsigned count = dir->layout.stripe_count ? dir->layout.stripe_count
+						  : m->conf->stripe_count;
+	if (count == 0 || count > n_io)
+		count = n_io;
+	if (count > SFS_MAX_STRIPE)
+		count = SFS_MAX_STRIPE;
+	memset(l, 0, sizeof(*l));
+	l->strip_size = dir->layout.strip_size ? dir->layout.strip_size : m->conf->strip_size;
+	l->stripe_count = (uint16_t)count;
+	unsigned start = (unsigned)(fid % n_io); /* spreads files over the servers */
+	for (unsigned i = 0; i < count; i++)
+		l->servers[i] = (uint16_t)((start + i) % n_io);
+}
+
+/* --- operations ------------------------------------------------------------ */
+
+static int meta_lookup(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry e;
+	int rc = walk(m, r, p, p->n, &e);
+	if (rc == 0)
+		attr_from_entry(&e, &r->reply->attr);
+	return rc;
+}
+
+/* CREATE, first half under the lock: an existing file answers at once;
+ * otherwise pick the fid and layout. 1 = new file planned in *e. */
+static int create_plan(struct meta *m, struct server_req *r, const struct path *p,
+		       struct entry *e)
+{
+	struct entry dir;
+	if (p->n == 0)
+		return server_fail(r, -EISDIR, "is a directory: /");
+	int rc = walk_parent(m, r, p, &dir);
+	if (rc < 0)
+		return rc;
+	rc = child_get(m, dir.fid, p->comp[p->n - 1], e);
+	if (rc == 0) {
+		if (r->req->flags & SFS_CREATE_EXCL)
+			return server_fail(r, -EEXIST, "file exists: %s", r->req->path);
+		if (e->type == SFS_TYPE_DIR)
+			return server_fail(r, -EISDIR, "is a directory: %s", r->req->path);
+		attr_from_entry(e, &r->reply->attr);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return db_fail(m, r, "looking up a name");
+	memset(e, 0, sizeof(*e));
+	e->fid = m->next_fid++;
+	e->parent = dir.fid;
+	e->type = SFS_TYPE_FILE;
+	e->mode = r->req->mode & 07777;
+	e->mtime_ns = e->ctime_ns = wall_ns();
+	layout_for_new_file(m, &dir, e->fid, &e->layout);
+	return 1;
+}
+
+/* CREATE, second half under the lock: commit the row. *undo = 1 when
+ * the new datafiles must go again (lost a race, or failed). */
+static int create_commit(struct meta *m, struct server_req *r, const struct path *p,
+			 const struct entry *e, int *undo)
+{
+	struct entry dir, other;
+	*undo = 1;
+	if (!m->db)
+		return server_fail(r, -ESHUTDOWN, "the metadata server is stopping");
+	int rc = fid_get(m, e->parent, &dir);
+	if (rc == -ENOENT || (rc == 0 && dir.type != SFS_TYPE_DIR))
+		return server_fail(r, -ENOENT, "no such file or directory: %s (parent removed)",
+				   r->req->path);
+	if (rc == 0)
+		rc = entry_insert(m, e, p->comp[p->n - 1]);
+	if (rc == 0) {
+		*undo = 0;
+		attr_from_entry(e, &r->reply->attr);
+		return 0;
+	}
+	if (rc != -EEXIST || child_get(m, e->parent, p->comp[p->n - 1], &other) < 0)
+		return db_fail(m, r, "creating a file");
+	/* Another client created it first: answer as if it had been there. */
+	if (r->req->flags & SFS_CREATE_EXCL)
+		return server_fail(r, -EEXIST, "file exists: %s", r->req->path);
+	if (other.type == SFS_TYPE_DIR)
+		return server_fail(r, -EISDIR, "is a directory: %s", r->req->path);
+	attr_from_entry(&other, &r->reply->attr);
+	return 0;
+}
+
+/* Datafiles first, then the row: see meta.h. */
+static int meta_create(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry e;
+	int undo;
+	pthread_mutex_lock(&m->lock);
+	int rc = m->db ? create_plan(m, r, p, &e)
+		       : server_fail(r, -ESHUTDOWN, "the metadata server is stopping");
+	pthread_mutex_unlock(&m->lock);
+	if (rc <= 0)
+		return rc;
+	rc = create_datafiles(m, r, e.fid, &e.layout);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	rc = create_commit(m, r, p, &e, &undo);
+	pthread_mutex_unlock(&m->lock);
+	if (undo)
+		remove_datafiles(m, e.fid, &e.layout, e.layout.stripe_count);
+	return rc;
+}
+
+static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry dir, e;
+	if (p->n == 0)
+		return server_fail(r, -EEXIST, "file exists: /");
+	int rc = walk_parent(m, r, p, &dir);
+	if (rc < 0)
+		return rc;
+	rc = child_get(m, dir.fid, p->comp[p->n - 1], &e);
+	if (rc == 0)
+		return server_fail(r, -EEXIST, "file exists: %s", r->req->path);
+	if (rc != -ENOENT)
+		return db_fail(m, r, "looking up a name");
+	memset(&e, 0, sizeof(e));
+	e.fid = m->next_fid++;
+	e.parent = dir.fid;
+	e.type = SFS_TYPE_DIR;
+	e.mode = r->req->mode & 07777;
+	e.mtime_ns = e.ctime_ns = wall_ns();
+	e.layout.strip_size = dir.layout.strip_size; /* new files below inherit */
+	e.layout.stripe_count = dir.layout.stripe_count;
+	rc = entry_insert(m, &e, p->comp[p->n - 1]);
+	if (rc < 0)
+		return db_fail(m, r, "creating a directory");
+	attr_from_entry(&e, &r->reply->attr);
+	return 0;
+}
+
+static int meta_unlink(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct meta_conn *mc = r->conn_state;
+	struct entry e;
+	if (p->n == 0)
+		return server_fail(r, -EISDIR, "is a directory: /");
+	int rc = walk(m, r, p, p->n, &e);
+	if (rc < 0)
+		return rc;
+	if (e.type == SFS_TYPE_DIR)
+		return server_fail(r, -EISDIR, "is a directory: %s", r->req->path);
+	if (entry_delete(m, e.fid) < 0)
+		return db_fail(m, r, "removing a file");
+	attr_from_entry(&e, &r->reply->attr);
+	mc->removed = e;
+	mc->remove_pending = 1;
+	return 0;
+}
+
+static int meta_rmdir(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry e;
+	if (p->n == 0)
+		return server_fail(r, -EBUSY, "cannot remove the root directory");
+	int rc = walk(m, r, p, p->n, &e);
+	if (rc < 0)
+		return rc;
+	if (e.type != SFS_TYPE_DIR)
+		return server_fail(r, -ENOTDIR, "not a directory: %s", r->req->path);
+	sqlite3_stmt *s = stmt(m, ST_HAS_CHILD);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return server_fail(r, -ENOTEMPTY, "directory not empty: %s", r->req->path);
+	if (rc != SQLITE_DONE || entry_delete(m, e.fid) < 0)
+		return db_fail(m, r, "removing a directory");
+	return 0;
+}
+
+/* Bytes one entry takes in the READDIR reply body. */
+static size_t dirent_bytes(size_t name_len) { return 2 + name_len + 1 + 8; }
+
+static int meta_readdir(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct sfs_reply *reply = r->reply;
+	struct entry dir;
+	size_t body_bytes = 2 + 1; /* n_entries, eof */
+	int rc = walk(m, r, p, p->n, &dir);
+	if (rc < 0)
+		return rc;
+	if (dir.type != SFS_TYPE_DIR)
+		return server_fail(r, -ENOTDIR, "not a directory: %s", r->req->path);
+	reply->n_entries = 0;
+	reply->eof = 1;
+	sqlite3_stmt *s = stmt(m, ST_LIST);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)dir.fid);
+	sqlite3_bind_text(s, 2, r->req->cookie, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, SFS_READDIR_MAX + 1); /* one more tells whether to stop */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		size_t len = (size_t)sqlite3_column_bytes(s, 0);
+		if (!name || len > SFS_MAX_NAME)
+			continue;
+		if (reply->n_entries == SFS_READDIR_MAX ||
+		    body_bytes + dirent_bytes(len) > SFS_MAX_BODY_BYTES) {
+			reply->eof = 0;
+			break;
+		}
+		struct sfs_dirent *d = &reply->entries[reply->n_entries++];
+		memcpy(d->name, name, len);
+		d->name[len] = '\0';
+		d->type = (uint8_t)sqlite3_column_int(s, 1);
+		d->fid = (uint64_t)sqlite3_column_int64(s, 2);
+		body_bytes += dirent_bytes(len);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(m, r, "listing a directory");
+	return 0;
+}
+
+static int meta_setstripe(struct meta *m, struct server_req *r, const struct path *p)
+{
+	const struct sfs_req *q = r->req;
+	struct entry e;
+	if (q->strip_size != 0 && (q->strip_size % 512 != 0 || q->strip_size < STRIP_SIZE_MIN ||
+				   q->strip_size > STRIP_SIZE_MAX))
+		return server_fail(r, -EINVAL, "strip size %u: expected 0 (default) or a "
+				   "multiple of 512 from 4096 to 1 GiB", q->strip_size);
+	if (q->stripe_count > m->conf->n_io || q->stripe_count > SFS_MAX_STRIPE)
+		return server_fail(r, -EINVAL, "stripe count %u: expected 0 (all) to %u, the "
+				   "number of I/O servers", q->stripe_count,
+				   m->conf->n_io < SFS_MAX_STRIPE ? m->conf->n_io : SFS_MAX_STRIPE);
+	int rc = walk(m, r, p, p->n, &e);
+	if (rc < 0)
+		return rc;
+	if (e.type != SFS_TYPE_DIR)
+		return server_fail(r, -ENOTDIR, "not a directory: %s (a file's layout is fixed)",
+				   q->path);
+	sqlite3_stmt *s = stmt(m, ST_SET_STRIPE);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
+	sqlite3_bind_int64(s, 2, q->strip_size);
+	sqlite3_bind_int(s, 3, q->stripe_count);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(m, r, "setting a directory's layout");
+	return 0;
+}
+
+static int meta_setmtime(struct meta *m, struct server_req *r)
+{
+	sqlite3_stmt *s = stmt(m, ST_SET_MTIME);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)r->req->handle);
+	sqlite3_bind_int64(s, 2, r->req->mtime_ns);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(m, r, "setting a modification time");
+	if (r->req->handle > INT64_MAX || sqlite3_changes(m->db) == 0)
+		return server_fail(r, -ENOENT, "unknown handle 0x%" PRIx64, r->req->handle);
+	return 0;
+}
+
+static int meta_statfs(struct meta *m, struct server_req *r)
+{
+	sqlite3_stmt *s = stmt(m, ST_COUNT);
+	int rc;
+	r->reply->n_files = r->reply->n_dirs = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t n = (uint64_t)sqlite3_column_int64(s, 1);
+		if (sqlite3_column_int(s, 0) == SFS_TYPE_DIR)
+			r->reply->n_dirs = n;
+		else
+			r->reply->n_files += n;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(m, r, "counting entries");
+	return 0;
+}
+
+/* Everything but CREATE, which manages the lock itself. Under the lock. */
+static int dispatch_locked(struct meta *m, struct server_req *r, const struct path *p)
+{
+	if (!m->db)
+		return server_fail(r, -ESHUTDOWN, "the metadata server is stopping");
+	switch (r->req->op) {
+	case SFS_OP_LOOKUP: return meta_lookup(m, r, p);
+	case SFS_OP_MKDIR: return meta_mkdir(m, r, p);
+	case SFS_OP_UNLINK: return meta_unlink(m, r, p);
+	case SFS_OP_RMDIR: return meta_rmdir(m, r, p);
+	case SFS_OP_READDIR: return meta_readdir(m, r, p);
+	case SFS_OP_SETSTRIPE: return meta_setstripe(m, r, p);
+	case SFS_OP_SETMTIME: return meta_setmtime(m, r);
+	case SFS_OP_META_STATFS: return meta_statfs(m, r);
+	default: return server_fail(r, -EOPNOTSUPP, "%s: not handled", sfs_op_name(r->req->op));
+	}
+}
+
+static int meta_handle(void *ctx, struct server_req *r)
+{
+	struct meta *m = ctx;
+	struct path p;
+	int rc;
+	switch (r->req->op) {
+	case SFS_OP_LOOKUP:
+	case SFS_OP_CREATE:
+	case SFS_OP_MKDIR:
+	case SFS_OP_UNLINK:
+	case SFS_OP_RMDIR:
+	case SFS_OP_READDIR:
+	case SFS_OP_SETSTRIPE:
+		rc = parse_path(r, r->req->path, &p);
+		if (rc < 0)
+			return rc;
+		break;
+	case SFS_OP_SETMTIME:
+	case SFS_OP_META_STATFS:
+		p.n = 0;
+		break;
+	default:
+		return server_fail(r, -EOPNOTSUPP, "%s is not served by the metadata server",
+				   sfs_op_name(r->req->op));
+	}
+	if (r->req->op == SFS_OP_CREATE)
+		return meta_create(m, r, &p);
+	pthread_mutex_lock(&m->lock);
+	rc = dispatch_locked(m, r, &p);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static void meta_after_reply(void *ctx, struct server_req *r)
+{
+	struct meta *m = ctx;
+	struct meta_conn *mc = r->conn_state;
+	if (!mc->remove_pending)
+		return;
+	mc->remove_pending = 0;
+	remove_datafiles(m, mc->removed.fid, &mc->removed.layout,
+			 mc->removed.layout.stripe_count);
+}
+
+static int meta_conn_open(void *ctx, int fd, void **conn_state)
+{
+	*conn_state = calloc(1, sizeof(struct meta_conn));
+	return *conn_state ? 0 : -ENOMEM;
+}
+
+static void meta_conn_close(void *ctx, void *conn_state) { free(conn_state); }
+
+/* --- the database ---------------------------------------------------------- */
+
+static int db_exec(struct meta *m, const char *sql, char *err, size_t errlen)
+{
+	char *why = NULL;
+	if (sqlite3_exec(m->db, sql, NULL, NULL, &why) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "%s: %s: %s", m->db_path, sql, why ? why : "failed");
+	sqlite3_free(why);
+	return -EIO;
+}
+
+static int db_int(struct meta *m, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(m->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errlen, "%s: %s: %s", m->db_path, sql, sqlite3_errmsg(m->db));
+		sqlite3_finalize(s);
+		return -EIO;
+	}
+	*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+/* Version 1: the entries table and the root directory. */
+static int schema_create_v1(struct meta *m, char *err, size_t errlen)
+{
+	char sql[512];
+	int rc = db_exec(m,
+			 "CREATE TABLE entries ("
+			 " fid INTEGER PRIMARY KEY,"
+			 " parent INTEGER NOT NULL,"
+			 " name TEXT NOT NULL,"
+			 " type INTEGER NOT NULL,"
+			 " mode INTEGER NOT NULL,"
+			 " mtime_ns INTEGER NOT NULL,"
+			 " ctime_ns INTEGER NOT NULL,"
+			 " strip_size INTEGER NOT NULL DEFAULT 0,"
+			 " stripe_count INTEGER NOT NULL DEFAULT 0,"
+			 " servers BLOB,"
+			 " UNIQUE (parent, name))",
+			 err, errlen);
+	if (rc < 0)
+		return rc;
+	int64_t now = wall_ns();
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO entries (fid, parent, name, type, mode, mtime_ns, ctime_ns)"
+		 " VALUES (%d, 0, '', %d, %d, %" PRId64 ", %" PRId64 ")",
+		 SFS_ROOT_FID, SFS_TYPE_DIR, 0755, now, now);
+	return db_exec(m, sql, err, errlen);
+}
+
+/* Bring the schema to SCHEMA_VERSION, in one transaction. Each step
+ * upgrades from one version to the next; a database from a newer sfsd is
+ * refused rather than misread. */
+static int schema_upgrade(struct meta *m, char *err, size_t errlen)
+{
+	int64_t version;
+	int rc = db_int(m, "PRAGMA user_version", &version, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %" PRId64 " is newer than this sfsd "
+			 "understands (%d); run the sfsd that wrote it", m->db_path, version,
+			 SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (version == SCHEMA_VERSION)
+		return 0;
+	rc = db_exec(m, "BEGIN IMMEDIATE", err, errlen);
+	if (rc < 0)
+		return rc;
+	switch (version) {
+	case 0:
+		rc = schema_create_v1(m, err, errlen);
+		break;
+	default: /* versions 1..SCHEMA_VERSION-1: upgrade steps go here */
+		snprintf(err, errlen, "%s: no upgrade from schema version %" PRId64, m->db_path,
+			 version);
+		rc = -EPROTONOSUPPORT;
+		break;
+	}
+	if (rc == 0)
+		rc = db_exec(m, "PRAGMA user_version = " SCHEMA_VERSION_TEXT, err, errlen);
+	if (rc == 0)
+		rc = db_exec(m, "COMMIT", err, errlen);
+	if (rc < 0) {
+		sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	log_info("%s: created the file system (schema version %d)", m->db_path, SCHEMA_VERSION);
+	return 0;
+}
+
+static int db_open(struct meta *m, char *err, size_t errlen)
+{
+	char mode[16] = "";
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_open_v2(m->db_path, &m->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", m->db_path,
+			 m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));
+		return -EIO;
+	}
+	sqlite3_busy_timeout(m->db, DB_BUSY_TIMEOUT_MS);
+	/* WAL: a commit is one append and one fsync (synchronous=FULL). */
+	if (sqlite3_prepare_v2(m->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	if (strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "%s: cannot use WAL journaling (journal mode is \"%s\"): %s",
+			 m->db_path, mode, sqlite3_errmsg(m->db));
+		return -EIO;
+	}
+	rc = db_exec(m, "PRAGMA synchronous = FULL", err, errlen);
+	if (rc == 0)
+		rc = schema_upgrade(m, err, errlen);
+	for (int i = 0; rc == 0 && i < ST_N; i++) {
+		if (sqlite3_prepare_v3(m->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &m->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing \"%s\": %s", m->db_path, stmt_sql[i],
+				 sqlite3_errmsg(m->db));
+			rc = -EIO;
+		}
+	}
+	return rc;
+}
+
+static void db_close(struct meta *m)
+{
+	for (int i = 0; i < ST_N; i++) {
+		sqlite3_finalize(m->st[i]);
+		m->st[i] = NULL;
+	}
+	/* Closing the last connection checkpoints the WAL into meta.db. */
+	if (m->db && sqlite3_close(m->db) != SQLITE_OK)
+		log_warnx("%s: close: %s", m->db_path, sqlite3_errmsg(m->db));
+	m->db = NULL;
+}
+
+static void meta_free(void *ctx)
+{
+	struct meta *m = ctx;
+	if (!m)
+		return;
+	db_close(m);
+	for (unsigned i = 0; m->pools && i < m->conf->n_io; i++) {
+		struct io_pool *pool = &m->pools[i];
+		for (unsigned j = 0; j < pool->n_idle; j++) {
+			sfs_conn_close(pool->idle[j]);
+			free(pool->idle[j]);
+		}
+		pthread_mutex_destroy(&pool->lock);
+	}
+	free(m->pools);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *srv,
+		     void **ctx, char *err, size_t errlen)
+{
+	int64_t max_fid, n_entries;
+	int rc = -ENOMEM;
+	struct meta *m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	m->conf = conf;
+	pthread_mutex_init(&m->lock, NULL);
+	m->pools = calloc(conf->n_io, sizeof(*m->pools));
+	if (!m->pools) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < conf->n_io; i++)
+		pthread_mutex_init(&m->pools[i].lock, NULL);
+	if (snprintf_checked(m->db_path, sizeof(m->db_path), "%s/meta.db", srv->dir) < 0) {
+		snprintf(err, errlen, "dir %s: path too long", srv->dir);
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	rc = db_open(m, err, errlen);
+	if (rc == 0)
+		rc = db_int(m, "SELECT MAX(fid) FROM entries", &max_fid, err, errlen);
+	if (rc == 0)
+		rc = db_int(m, "SELECT COUNT(*) FROM entries", &n_entries, err, errlen);
+	if (rc < 0)
+		goto fail;
+	m->next_fid = (uint64_t)(max_fid > SFS_ROOT_FID ? max_fid : SFS_ROOT_FID) + 1;
+	log_info("%s: %" PRId64 " entries, next fid %" PRIu64, m->db_path, n_entries,
+		 m->next_fid);
+	*ctx = m;
+	return 0;
+fail:
+	meta_free(m);
+	return rc;
+}
+
+static void meta_stop(void *ctx)
+{
+	struct meta *m = ctx;
+	pthread_mutex_lock(&m->lock);
+	db_close(m);
+	pthread_mutex_unlock(&m->lock);
+	log_info("%s closed and checkpointed", m->db_path);
+}
+
+const struct server_role_ops meta_role_ops = {
+	.kind = "metadata",
+	.role = SFS_ROLE_META,
+	.open = meta_open,
+	.conn_open = meta_conn_open,
+	.conn_close = meta_conn_close,
+	.handle = meta_handle,
+	.after_reply = meta_after_reply,
+	.stop = meta_stop,
+	.free = meta_free,
+};
