@@ -169,14 +169,41 @@ int fsfix_log_contains(const struct fsfix *fx, unsigned i, const char *needle)
 	return found;
 }
 
-void fsfix_stop(struct fsfix *fx)
+/* Print and count the sanitizer reports in server i's log. */
+static int sanitizer_reports(const struct fsfix *fx, unsigned i)
 {
+	static const char *marks[] = { "AddressSanitizer", "LeakSanitizer", "runtime error:" };
+	char path[400], line[2048];
+	int found = 0;
+	fsfix_log_path(fx, i, path, sizeof(path));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++) {
+			if (strstr(line, marks[m])) {
+				fprintf(stderr, "%s: %s", path, line);
+				found++;
+			}
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+int fsfix_stop(struct fsfix *fx)
+{
+	int reports = 0;
+	/* SIGTERM, so every test also exercises a clean stop and sanitized
+	 * servers run their exit-time checks; fsfix_signal kills after 10 s */
 	for (unsigned i = 0; i <= fx->n_io && i < FSFIX_MAX; i++) {
 		if (fx->pids[i] > 0) {
 			kill(fx->pids[i], SIGCONT);
-			fsfix_signal(fx, i, SIGKILL);
+			fsfix_signal(fx, i, SIGTERM);
 		}
 	}
+	for (unsigned i = 0; fx->dir[0] && i <= fx->n_io && i < FSFIX_MAX; i++)
+		reports += sanitizer_reports(fx, i);
 	if (fx->dir[0] && !getenv("FSFIX_KEEP")) {
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
@@ -184,4 +211,10 @@ void fsfix_stop(struct fsfix *fx)
 			fprintf(stderr, "could not remove %s\n", fx->dir);
 	}
 	fx->dir[0] = '\0';
+	return reports;
+}
+
+void fsfix_finish(struct fsfix *fx)
+{
+	cr_assert_eq(fsfix_stop(fx), 0, "sanitizer reports in the sfsd logs (printed above)");
 }

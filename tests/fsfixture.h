@@ -27,8 +27,13 @@ void fsfix_start(struct fsfix *fx, unsigned n_io, const char *extra_global);
 void fsfix_start_server(struct fsfix *fx, unsigned i);
 /* Send sig to server i and, for SIGKILL/SIGTERM, reap it; returns the wait status. */
 int fsfix_signal(struct fsfix *fx, unsigned i, int sig);
-/* Stop everything and remove the directory. Safe to call twice. */
-void fsfix_stop(struct fsfix *fx);
+/* Stop everything (SIGTERM, so sanitized servers run their exit checks)
+ * and remove the directory; returns the number of sanitizer reports found
+ * in the server logs (printed to stderr). Safe to call twice. */
+int fsfix_stop(struct fsfix *fx);
+/* fsfix_stop, asserting no sanitizer reports. Call it at the end of a test
+ * body: Criterion does not count a failure in a .fini. */
+void fsfix_finish(struct fsfix *fx);
 /* Path of a built program: the environment variable var (set by meson). */
 const char *fsfix_program(const char *var);
 /* Server i's log file path. */

@@ -29,6 +29,14 @@ static void stop(void)
 	fsfix_stop(&fx);
 }
 
+/* End of a test body: servers stopped, no sanitizer reports. */
+static void finish(void)
+{
+	sfs_disconnect(fs);
+	fs = NULL;
+	fsfix_finish(&fx);
+}
+
 static void start(unsigned n_io, const char *extra)
 {
 	fsfix_start(&fx, n_io, extra);
@@ -163,6 +171,7 @@ Test(fs, random_offsets_and_sizes_from_4_threads_read_back_identical)
 	free(pieces);
 	free(ref);
 	free(back);
+	finish();
 }
 
 /* --- disjoint regions of one shared file, interleaved like MPI-IO ------- */
@@ -226,6 +235,7 @@ Test(fs, concurrent_writers_to_disjoint_regions_of_a_shared_file)
 	sfs_close(f);
 	free(buf);
 	free(ref);
+	finish();
 }
 
 /* --- holes, truncate, sizes -------------------------------------------- */
@@ -262,6 +272,7 @@ Test(fs, holes_read_as_zeros_and_truncate_sets_the_size)
 	sfs_close(f);
 	cr_assert_eq(sfs_open(fs, "/sparse", SFS_O_RDWR | SFS_O_CREAT | SFS_O_EXCL, 0600, &f),
 		     -EEXIST);
+	finish();
 }
 
 /* --- the namespace ------------------------------------------------------ */
@@ -320,6 +331,7 @@ Test(fs, namespace_calls_and_their_errors)
 	cr_assert(strncmp(names, "b f000 f001 ", 12) == 0, "%.40s", names);
 	cr_assert(strstr(names, "f299 "));
 	cr_assert_eq(strlen(names), strlen("b ") + 300 * strlen("f000 "));
+	finish();
 }
 
 Test(fs, setstripe_is_inherited_by_new_files_and_subdirs)
@@ -348,6 +360,7 @@ Test(fs, setstripe_is_inherited_by_new_files_and_subdirs)
 		seen |= 1u << st.servers[i];
 	cr_assert_eq(seen, 0xfu);
 	sfs_close(f);
+	finish();
 }
 
 Test(fs, statfs_and_ping_report_every_server)
@@ -370,6 +383,7 @@ Test(fs, statfs_and_ping_report_every_server)
 	cr_assert_eq(sfs_ping(fs, ping, 3), 0);
 	cr_assert_eq(ping[1].status, 0);
 	cr_assert_lt(ping[2].status, 0);
+	finish();
 }
 
 /* --- faults -------------------------------------------------------------- */
@@ -439,11 +453,13 @@ static void io_server_fault(int sig, int expect_timeout)
 Test(fs, io_server_killed_mid_write_fails_the_write_within_the_timeout)
 {
 	io_server_fault(SIGKILL, 0);
+	finish();
 }
 
 Test(fs, io_server_that_stops_answering_times_out)
 {
 	io_server_fault(SIGSTOP, 1);
+	finish();
 }
 
 struct creator {
@@ -527,6 +543,7 @@ Test(fs, metadata_server_kill9_keeps_fsynced_files_and_shows_no_half_made_ones)
 	cr_assert_geq(seen, c.created, "committed creates lost: %d of %d", seen, c.created);
 	free(buf);
 	free(back);
+	finish();
 }
 
 Test(fs, sigterm_stops_every_server_cleanly)
@@ -541,4 +558,5 @@ Test(fs, sigterm_stops_every_server_cleanly)
 		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			  "server %u: status 0x%x", i, status);
 	}
+	finish();
 }

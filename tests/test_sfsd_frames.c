@@ -101,6 +101,7 @@ Test(frames, garbage_closes_only_that_connection)
 	cr_assert_eq(reply_status(bystander, msg, sizeof(msg)), 0);
 	close(bystander);
 	ping_still_works(0);
+	fsfix_finish(&fx);
 }
 
 Test(frames, truncated_frame_closes_the_connection)
@@ -118,6 +119,7 @@ Test(frames, truncated_frame_closes_the_connection)
 	close(fd);
 	ping_still_works(0);
 	ping_still_works(1);
+	fsfix_finish(&fx);
 }
 
 Test(frames, oversized_frames_close_the_connection)
@@ -132,6 +134,7 @@ Test(frames, oversized_frames_close_the_connection)
 	close(fd);
 	cr_assert(fsfix_log_contains(&fx, 1, "exceeds the limit"));
 	ping_still_works(1);
+	fsfix_finish(&fx);
 }
 
 Test(frames, other_version_and_bad_bodies_get_errors)
@@ -170,6 +173,7 @@ Test(frames, other_version_and_bad_bodies_get_errors)
 	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_PING, 0, 0);
 	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), 0);
 	close(fd);
+	fsfix_finish(&fx);
 }
 
 Test(frames, unknown_handle_gets_enoent)
@@ -193,4 +197,5 @@ Test(frames, unknown_handle_gets_enoent)
 	send_hdr(fd, SFS_PROTO_MAGIC, SFS_PROTO_VERSION, SFS_OP_PING, 0, 0);
 	cr_assert_eq(reply_status(fd, msg, sizeof(msg)), 0);
 	close(fd);
+	fsfix_finish(&fx);
 }
