@@ -63,7 +63,7 @@ t0=$(date +%s.%N)
 cp "$dir/in.bin" "$dir/local-copy.bin"
 t1=$(date +%s.%N)
 rm -f "$dir/local-copy.bin"
-local_mibs=$(echo "$size_mib / ($t1 - $t0)" | bc -l 2>/dev/null || python3 -c "print($size_mib/($t1-$t0))")
+local_mibs=$(python3 -c "print($size_mib/($t1-$t0))")
 
 echo "== sfs cp in"
 $SFS mkdir sfs:/demo
@@ -75,6 +75,11 @@ echo "== sfs cp out"
 out_json=$($SFS --json cp sfs:/demo/file.bin "$dir/out.bin")
 echo "$out_json"
 sum_out=$(sha256sum <"$dir/out.bin" | cut -d' ' -f1)
+# the same read without the local disk in the way
+t0=$(date +%s.%N)
+$SFS cat sfs:/demo/file.bin >/dev/null
+t1=$(date +%s.%N)
+cat_mibs=$(python3 -c "print($size_mib/($t1-$t0))")
 echo "== sfs df"
 $SFS df
 
@@ -88,19 +93,21 @@ if command -v iperf3 >/dev/null 2>&1; then
 	iperf_pid=""
 fi
 
-python3 - "$in_json" "$out_json" "$local_mibs" "${iperf_gbps:-}" <<'PY'
+python3 - "$in_json" "$out_json" "$local_mibs" "${iperf_gbps:-}" "$cat_mibs" <<'PY'
 import json, sys
 cin, cout = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 local = float(sys.argv[3])
+cat = float(sys.argv[5])
 print("== throughput")
 print(f"sfs cp in : {cin['mib_per_s']:8.1f} MiB/s  ({cin['bytes']/2**20:.0f} MiB in {cin['seconds']:.2f} s)")
 print(f"sfs cp out: {cout['mib_per_s']:8.1f} MiB/s  ({cout['bytes']/2**20:.0f} MiB in {cout['seconds']:.2f} s)")
+print(f"sfs cat   : {cat:8.1f} MiB/s  (read to /dev/null: no local disk)")
 print(f"local cp  : {local:8.1f} MiB/s  (baseline, same file, same run)")
 print(f"ratio to local cp: in {cin['mib_per_s']/local:.2f}, out {cout['mib_per_s']/local:.2f}")
 if sys.argv[4]:
     tcp = float(sys.argv[4]) * 1e9 / 8 / 2**20
     print(f"loopback TCP (iperf3, 1 stream): {tcp:8.1f} MiB/s; "
-          f"ratio in {cin['mib_per_s']/tcp:.2f}, out {cout['mib_per_s']/tcp:.2f}")
+          f"ratio in {cin['mib_per_s']/tcp:.2f}, out {cout['mib_per_s']/tcp:.2f}, cat {cat/tcp:.2f}")
 PY
 
 if [ "$sum_in" = "$sum_out" ]; then
