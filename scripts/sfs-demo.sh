@@ -6,7 +6,10 @@
 # measured in the same run: a plain local cp of the same file, and loopback
 # TCP (iperf3, one stream) when iperf3 is installed.
 #
-#   scripts/sfs-demo.sh [--size MiB] [--dir DIR] [--port P] [--io-servers N]
+#   scripts/sfs-demo.sh [--size MiB] [--dir DIR] [--port P] [--io-servers N] [--keep]
+#
+# --keep leaves the file system running afterwards and says how to use and
+# stop it.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,13 +17,15 @@ size_mib=1024
 dir="$PWD/demo"
 port=7000
 n_io=4
+keep=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--size) size_mib=$2; shift 2 ;;
 	--dir) dir=$2; shift 2 ;;
 	--port) port=$2; shift 2 ;;
 	--io-servers) n_io=$2; shift 2 ;;
-	-h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "sfs-demo: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -38,7 +43,7 @@ $SFS genconfig --io-servers "$n_io" --dir "$dir/data" --port "$port" --output "$
 $SFSD -c "$conf" --all 2>"$dir/sfsd.log" &
 sfsd_pid=$!
 cleanup() {
-	kill "$sfsd_pid" 2>/dev/null && wait "$sfsd_pid" 2>/dev/null
+	[ "$keep" = 1 ] || { kill "$sfsd_pid" 2>/dev/null && wait "$sfsd_pid" 2>/dev/null; }
 	[ -n "${iperf_pid:-}" ] && kill "$iperf_pid" 2>/dev/null
 	true
 }
@@ -117,3 +122,8 @@ else
 	exit 1
 fi
 rm -f "$dir/in.bin" "$dir/out.bin"
+if [ "$keep" = 1 ]; then
+	echo "== sfs keeps running (sfsd pid $sfsd_pid). Try:"
+	echo "   export SFS_CONF=$conf; $SFS ls -l sfs:/demo; $SFS df"
+	echo "   stop it with: kill $sfsd_pid"
+fi
