@@ -51,44 +51,50 @@ out:
 	return rc;
 }
 
+/* One connect attempt to one address, bounded by the deadline. */
+static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms)
+{
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = 0;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		rc = errno == EINPROGRESS ? net_wait(fd, POLLOUT, deadline_ms) : -errno;
+		if (rc == 0) {
+			int soerr = 0;
+			socklen_t len = sizeof(soerr);
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+				soerr = errno;
+			rc = -soerr;
+		}
+	}
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
 int net_connect(const char *host, uint16_t port, uint32_t timeout_ms)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char portstr[8];
-	int fd, rc;
+	int rc = -EHOSTUNREACH;
 
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	if (getaddrinfo(host, portstr, &hints, &res) != 0)
 		return -EHOSTUNREACH;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
+	/* Every address the name has ("localhost": ::1, then 127.0.0.1), all
+	 * within the one timeout; the last failure is the answer. */
+	uint64_t deadline_ms = now_ms() + timeout_ms;
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		rc = connect_one(ai, deadline_ms);
+		if (rc >= 0 || rc == -ETIMEDOUT)
+			break;
 	}
-	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		if (errno != EINPROGRESS) {
-			rc = -errno;
-			goto fail;
-		}
-		rc = net_wait(fd, POLLOUT, now_ms() + timeout_ms);
-		if (rc < 0)
-			goto fail;
-		int soerr = 0;
-		socklen_t len = sizeof(soerr);
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-		if (soerr) {
-			rc = -soerr;
-			goto fail;
-		}
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	rc = fd;
-	goto out;
-fail:
-	close(fd);
-out:
 	freeaddrinfo(res);
 	return rc;
 }

@@ -12,7 +12,9 @@
 
 /* Listening socket (SO_REUSEADDR); returns fd or -errno, reason in err. */
 int net_listen(const char *host, uint16_t port, int backlog, char *err, size_t errlen);
-/* Connected socket within timeout_ms; returns fd or -errno. */
+/* Connected socket within timeout_ms (every address of host in turn);
+ * returns fd or the connect's -errno: -ECONNREFUSED, -ENETUNREACH,
+ * -EHOSTUNREACH (also for a name that does not resolve), -ETIMEDOUT... */
 int net_connect(const char *host, uint16_t port, uint32_t timeout_ms);
 /* Socket buffers (0 = leave to the kernel) and TCP_NODELAY. */
 void net_tune(int fd, uint32_t sndbuf_bytes, uint32_t rcvbuf_bytes, int nodelay);

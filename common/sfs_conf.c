@@ -26,7 +26,7 @@ struct opt {
 #define OFF(f) offsetof(struct sfs_conf, f)
 
 static const struct opt opts[] = {
-	{ "strip_size", OPT_SIZE, OFF(strip_size), "64k", 4096, 1u << 30,
+	{ "strip_size", OPT_SIZE, OFF(strip_size), "64k", SFS_STRIP_SIZE_MIN, SFS_STRIP_SIZE_MAX,
 	  "default strip size of new files (bytes; k, m, g suffixes)" },
 	{ "stripe_count", OPT_UINT, OFF(stripe_count), "0", 0, SFS_MAX_STRIPE,
 	  "default number of I/O servers a file is striped over (0 = all)" },
@@ -338,12 +338,19 @@ static void opt_print(const struct sfs_conf *conf, const struct opt *o, FILE *ou
 		fprintf(out, "%s = %u\n", o->name, *(const uint32_t *)p);
 }
 
-static void server_print(const struct sfs_server_conf *srv, FILE *out)
+const char *sfs_server_address(const struct sfs_server_conf *srv, char *buf, size_t len)
 {
 	int v6 = strchr(srv->host, ':') != NULL;
-	fprintf(out, "\n[server %s]\nrole = %s\naddress = %s%s%s:%u\ndir = %s\n", srv->name,
-		srv->role == SFS_ROLE_META ? "meta" : "io", v6 ? "[" : "", srv->host,
-		v6 ? "]" : "", srv->port, srv->dir);
+	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port);
+	return buf;
+}
+
+static void server_print(const struct sfs_server_conf *srv, FILE *out)
+{
+	char addr[160];
+	fprintf(out, "\n[server %s]\nrole = %s\naddress = %s\ndir = %s\n", srv->name,
+		srv->role == SFS_ROLE_META ? "meta" : "io",
+		sfs_server_address(srv, addr, sizeof(addr)), srv->dir);
 }
 
 void sfs_conf_dump(const struct sfs_conf *conf, FILE *out)

@@ -61,6 +61,8 @@ void sfs_conf_describe(FILE *out);
 /* Write a loopback configuration: metadata server on port, I/O servers
  * io0..io{n-1} on port+1.., directories under dir. */
 int sfs_conf_write_loopback(FILE *out, unsigned n_io, const char *dir, unsigned port);
+/* "host:port", or "[v6]:port": into buf, returns buf. */
+const char *sfs_server_address(const struct sfs_server_conf *srv, char *buf, size_t len);
 /* Server by name, or NULL. *index gets its I/O index (-1 for meta). */
 const struct sfs_server_conf *sfs_conf_find(const struct sfs_conf *conf, const char *name,
 					    int *index);

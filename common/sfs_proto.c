@@ -179,14 +179,15 @@ int sfs_hdr_decode(const uint8_t in[SFS_HDR_BYTES], uint32_t max_data_bytes,
 			 sfs_op_name(out->op), out->data_len, max_data_bytes);
 		return -EMSGSIZE;
 	}
-	if (out->status > 0) {
+	if (out->status > 0 || out->status < -(int32_t)SFS_MAX_ERRNO) {
 		snprintf(err, errlen, "status %d is not 0 or a negative errno", out->status);
 		return -EBADMSG;
 	}
 	return 0;
 }
 
-static void put_layout(struct wcur *w, const struct sfs_layout *l)
+/* A file's servers follow; a directory has none (see struct sfs_layout). */
+static void put_layout(struct wcur *w, const struct sfs_layout *l, int with_servers)
 {
 	if (l->stripe_count > SFS_MAX_STRIPE) {
 		w->overflow = 1;
@@ -194,11 +195,11 @@ static void put_layout(struct wcur *w, const struct sfs_layout *l)
 	}
 	put_u32(w, l->strip_size);
 	put_u16(w, l->stripe_count);
-	for (unsigned i = 0; i < l->stripe_count; i++)
+	for (unsigned i = 0; with_servers && i < l->stripe_count; i++)
 		put_u16(w, l->servers[i]);
 }
 
-static void get_layout(struct rcur *r, struct sfs_layout *l)
+static void get_layout(struct rcur *r, struct sfs_layout *l, int with_servers)
 {
 	memset(l, 0, sizeof(*l));
 	l->strip_size = get_u32(r);
@@ -209,7 +210,7 @@ static void get_layout(struct rcur *r, struct sfs_layout *l)
 		l->stripe_count = 0;
 		return;
 	}
-	for (unsigned i = 0; i < l->stripe_count; i++)
+	for (unsigned i = 0; with_servers && i < l->stripe_count; i++)
 		l->servers[i] = get_u16(r);
 }
 
@@ -220,7 +221,7 @@ static void put_attr(struct wcur *w, const struct sfs_attr *a)
 	put_u32(w, a->mode);
 	put_u64(w, (uint64_t)a->mtime_ns);
 	put_u64(w, (uint64_t)a->ctime_ns);
-	put_layout(w, &a->layout);
+	put_layout(w, &a->layout, a->type == SFS_TYPE_FILE);
 }
 
 static void get_attr(struct rcur *r, struct sfs_attr *a)
@@ -230,7 +231,7 @@ static void get_attr(struct rcur *r, struct sfs_attr *a)
 	a->mode = get_u32(r);
 	a->mtime_ns = (int64_t)get_u64(r);
 	a->ctime_ns = (int64_t)get_u64(r);
-	get_layout(r, &a->layout);
+	get_layout(r, &a->layout, a->type == SFS_TYPE_FILE);
 	if (!r->bad && a->type != SFS_TYPE_FILE && a->type != SFS_TYPE_DIR)
 		r->bad = "unknown file type";
 }
@@ -390,6 +391,9 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 	case SFS_OP_META_STATFS:
 		put_u64(&w, reply->n_files);
 		put_u64(&w, reply->n_dirs);
+		put_u64(&w, reply->total_bytes);
+		put_u64(&w, reply->free_bytes);
+		put_u64(&w, reply->used_bytes);
 		break;
 	case SFS_OP_DF_STATFS:
 		put_u64(&w, reply->total_bytes);
@@ -458,6 +462,9 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 	case SFS_OP_META_STATFS:
 		out->n_files = get_u64(&r);
 		out->n_dirs = get_u64(&r);
+		out->total_bytes = get_u64(&r);
+		out->free_bytes = get_u64(&r);
+		out->used_bytes = get_u64(&r);
 		break;
 	case SFS_OP_DF_STATFS:
 		out->total_bytes = get_u64(&r);

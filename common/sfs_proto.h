@@ -10,7 +10,7 @@
  * Header, all integers little-endian:
  *   u32 magic "SFS1"   u16 version   u16 op
  *   u32 tag (echoed in the reply, lets a client pipeline requests)
- *   i32 status (0 in requests; 0 or a negative errno in replies)
+ *   i32 status (0 in requests; 0 or a negative errno, -4095..-1, in replies)
  *   u32 body_len (<= SFS_MAX_BODY_BYTES)   u32 data_len (<= the peer's limit)
  *
  * Body fields are fixed-width integers and strings (u16 length + bytes, no
@@ -18,7 +18,9 @@
  * trailing bytes, so a frame either decodes exactly or is an error.
  *
  * Replies carry the request's op. An error reply (status < 0) has an empty
- * body except for an optional message string.
+ * body except for an optional message string, which adds to the errno what
+ * the client cannot know (which component of a path, which I/O server); it
+ * does not repeat the request's path, which the client names itself.
  */
 #ifndef MIGD_SFS_PROTO_H
 #define MIGD_SFS_PROTO_H
@@ -33,7 +35,10 @@
 #define SFS_MAX_PATH 4095
 #define SFS_MAX_NAME 255
 #define SFS_MAX_STRIPE 64     /* I/O servers in one file's stripe */
+#define SFS_STRIP_SIZE_MIN 4096u        /* a strip size is a multiple of 512 */
+#define SFS_STRIP_SIZE_MAX (1u << 30)   /* in [MIN, MAX] */
 #define SFS_MAX_MSG 200       /* error message text in a reply */
+#define SFS_MAX_ERRNO 4095    /* status is 0 or -1..-SFS_MAX_ERRNO */
 #define SFS_READDIR_MAX 128   /* entries per READDIR reply */
 #define SFS_ROOT_FID 1
 
@@ -48,7 +53,7 @@ enum sfs_op {
 	SFS_OP_RMDIR,         /* path */
 	SFS_OP_READDIR,       /* path, cookie -> entries, eof */
 	SFS_OP_SETSTRIPE,     /* path (a directory), strip_size, stripe_count */
-	SFS_OP_META_STATFS,   /* -> files, dirs */
+	SFS_OP_META_STATFS,   /* -> files, dirs, total, free, used bytes */
 	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns */
 
 	/* I/O server: datafiles named by handle (the file's fid) */
@@ -80,7 +85,8 @@ struct sfs_hdr {
 
 /* A file's layout: strips of strip_size round-robin over servers[] in order
  * (indices into the config's list of I/O servers). For a directory, the
- * layout that new files under it get; 0 fields mean "file system default". */
+ * layout that new files under it get; 0 fields mean "file system default",
+ * and there are no servers (on the wire too: each file picks its own). */
 struct sfs_layout {
 	uint32_t strip_size;
 	uint16_t stripe_count;
@@ -131,7 +137,9 @@ struct sfs_reply {
 	uint16_t n_entries;
 	uint8_t eof;
 	struct sfs_dirent entries[SFS_READDIR_MAX];
-	/* META_STATFS, DF_STATFS */
+	/* META_STATFS, DF_STATFS: the file system holding the server's
+	 * directory, and what the server's own files use of it (the database
+	 * files, or the datafiles) */
 	uint64_t total_bytes, free_bytes, used_bytes, n_files, n_dirs;
 };
 

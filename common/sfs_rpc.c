@@ -84,15 +84,25 @@ void sfs_conn_init(struct sfs_conn *conn, const struct sfs_conf *conf,
 	conn->srv = srv;
 }
 
+const char *sfs_server_label(const struct sfs_server_conf *srv, char *buf, size_t len)
+{
+	char addr[160];
+	snprintf(buf, len, "server %s at %s", srv->name,
+		 sfs_server_address(srv, addr, sizeof(addr)));
+	return buf;
+}
+
 int sfs_conn_ensure(struct sfs_conn *conn, char *err, size_t errlen)
 {
+	char label[256];
 	if (conn->fd >= 0)
 		return 0;
 	int fd = net_connect(conn->srv->host, conn->srv->port, conn->conf->connect_timeout_ms);
 	if (fd < 0) {
-		snprintf(err, errlen, "server %s at %s:%u: connect: %s", conn->srv->name,
-			 conn->srv->host, conn->srv->port, strerror(-fd));
-		return fd == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+		snprintf(err, errlen, "%s: connect: %s",
+			 sfs_server_label(conn->srv, label, sizeof(label)),
+			 fd == -ETIMEDOUT ? "no answer within connect_timeout_ms" : strerror(-fd));
+		return fd;
 	}
 	net_tune(fd, conn->conf->socket_sndbuf_bytes, conn->conf->socket_rcvbuf_bytes,
 		 conn->conf->tcp_nodelay);
@@ -107,29 +117,71 @@ void sfs_conn_close(struct sfs_conn *conn)
 	conn->fd = -1;
 }
 
-/* A transport failure: close, and say which server. */
+/* A transport failure mid-request: close, and say which server. */
 static int conn_fail(struct sfs_conn *conn, int rc, const char *what, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "server %s at %s:%u: %s: %s", conn->srv->name, conn->srv->host,
-		 conn->srv->port, what, rc == -ETIMEDOUT ? "no answer within the timeout"
-							 : strerror(-rc));
+	char label[256];
+	snprintf(err, errlen, "%s: %s: %s", sfs_server_label(conn->srv, label, sizeof(label)),
+		 what, rc == -ETIMEDOUT ? "no answer within the timeout" : strerror(-rc));
 	sfs_conn_close(conn);
-	return rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+	return rc == -ETIMEDOUT || rc == -EPROTONOSUPPORT ? rc : -EIO;
+}
+
+/* The reply's bulk data, scattered into in[]. 0 or a transport error. */
+static int conn_recv_data(struct sfs_conn *conn, uint32_t data_len, const struct iovec *in,
+			  int in_cnt, uint64_t deadline_ms, char *err, size_t errlen)
+{
+	struct iovec iov[64];
+	int cnt = 0;
+	size_t want = data_len;
+	for (int i = 0; i < in_cnt && want && cnt < 64; i++) {
+		size_t n = in[i].iov_len < want ? in[i].iov_len : want;
+		iov[cnt++] = (struct iovec){ in[i].iov_base, n };
+		want -= n;
+	}
+	if (want)
+		return conn_fail(conn, -EMSGSIZE, "reply data larger than the buffer", err, errlen);
+	int rc = net_recvv_all(conn->fd, iov, cnt, deadline_ms);
+	if (rc < 0)
+		return conn_fail(conn, rc, "receiving data", err, errlen);
+	return 0;
+}
+
+/* Header and body of the reply to tag, decoded into reply. */
+static int conn_recv_reply(struct sfs_conn *conn, const struct sfs_req *req, uint32_t tag,
+			   size_t room, uint8_t *body, uint64_t deadline_ms, struct sfs_hdr *hdr,
+			   struct sfs_reply *reply, char *err, size_t errlen)
+{
+	char why[256];
+	int rc = sfs_frame_recv_head(conn->fd, (uint32_t)(room < UINT32_MAX ? room : UINT32_MAX),
+				     hdr, body, deadline_ms, why, sizeof(why));
+	if (rc < 0)
+		return conn_fail(conn, rc, why, err, errlen);
+	if (hdr->tag != tag || hdr->op != req->op) {
+		snprintf(why, sizeof(why), "reply tag %u op %s does not match request %u %s",
+			 hdr->tag, sfs_op_name(hdr->op), tag, sfs_op_name(req->op));
+		return conn_fail(conn, -EBADMSG, why, err, errlen);
+	}
+	rc = sfs_reply_decode(hdr->op, hdr->status, body, hdr->body_len, reply, why, sizeof(why));
+	if (rc < 0)
+		return conn_fail(conn, rc, why, err, errlen);
+	return 0;
 }
 
 int sfs_conn_call(struct sfs_conn *conn, const struct sfs_req *req, const struct iovec *out,
 		  int out_cnt, struct sfs_reply *reply, const struct iovec *in, int in_cnt,
 		  size_t *in_len, char *err, size_t errlen)
 {
-	uint8_t *body = NULL;
-	char why[256];
-	size_t len;
+	struct sfs_hdr hdr;
+	size_t len, room = 0;
 	int rc = sfs_conn_ensure(conn, err, errlen);
 	if (rc < 0)
 		return rc;
-	body = malloc(SFS_MAX_BODY_BYTES);
-	if (!body)
+	uint8_t *body = malloc(SFS_MAX_BODY_BYTES);
+	if (!body) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	rc = sfs_req_encode(req, body, SFS_MAX_BODY_BYTES, &len);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: request does not encode: %s", sfs_op_name(req->op),
@@ -143,52 +195,20 @@ int sfs_conn_call(struct sfs_conn *conn, const struct sfs_req *req, const struct
 		rc = conn_fail(conn, rc, "sending", err, errlen);
 		goto out;
 	}
-	struct sfs_hdr hdr;
-	size_t room = 0;
 	for (int i = 0; i < in_cnt; i++)
 		room += in[i].iov_len;
-	rc = sfs_frame_recv_head(conn->fd, (uint32_t)(room < UINT32_MAX ? room : UINT32_MAX), &hdr,
-				 body, deadline, why, sizeof(why));
-	if (rc < 0) {
-		rc = conn_fail(conn, rc, why, err, errlen);
+	rc = conn_recv_reply(conn, req, tag, room, body, deadline, &hdr, reply, err, errlen);
+	if (rc == 0 && hdr.data_len)
+		rc = conn_recv_data(conn, hdr.data_len, in, in_cnt, deadline, err, errlen);
+	if (rc < 0)
 		goto out;
-	}
-	if (hdr.tag != tag || hdr.op != req->op) {
-		snprintf(why, sizeof(why), "reply tag %u op %s does not match request %u %s",
-			 hdr.tag, sfs_op_name(hdr.op), tag, sfs_op_name(req->op));
-		rc = conn_fail(conn, -EBADMSG, why, err, errlen);
-		goto out;
-	}
-	rc = sfs_reply_decode(hdr.op, hdr.status, body, hdr.body_len, reply, why, sizeof(why));
-	if (rc < 0) {
-		rc = conn_fail(conn, rc, why, err, errlen);
-		goto out;
-	}
-	if (hdr.data_len) {
-		struct iovec iov[64];
-		int cnt = 0;
-		size_t want = hdr.data_len;
-		for (int i = 0; i < in_cnt && want && cnt < 64; i++) {
-			size_t n = in[i].iov_len < want ? in[i].iov_len : want;
-			iov[cnt++] = (struct iovec){ in[i].iov_base, n };
-			want -= n;
-		}
-		if (want) {
-			rc = conn_fail(conn, -EMSGSIZE, "reply data larger than the buffer", err,
-				       errlen);
-			goto out;
-		}
-		rc = net_recvv_all(conn->fd, iov, cnt, deadline);
-		if (rc < 0) {
-			rc = conn_fail(conn, rc, "receiving data", err, errlen);
-			goto out;
-		}
-	}
 	if (in_len)
 		*in_len = hdr.data_len;
 	rc = hdr.status;
-	if (rc < 0)
-		snprintf(err, errlen, "%s", reply->msg[0] ? reply->msg : strerror(-rc));
+	if (rc < 0 && reply->msg[0])
+		snprintf(err, errlen, "%s", reply->msg);
+	else if (rc < 0)
+		errno_text(-rc, err, errlen);
 out:
 	free(body);
 	return rc;

@@ -40,16 +40,26 @@ struct sfs_conn {
 
 void sfs_conn_init(struct sfs_conn *conn, const struct sfs_conf *conf,
 		   const struct sfs_server_conf *srv);
-/* Connect if not connected: 0, or -EIO with the reason in err. */
+/* "server NAME at HOST:PORT": how every message about one server begins
+ * (followed by ": what: why"). Into buf, returns buf. */
+const char *sfs_server_label(const struct sfs_server_conf *srv, char *buf, size_t len);
+/* Connect if not connected. 0, or the connect's own negative errno
+ * (-ECONNREFUSED, -EHOSTUNREACH, -ENETUNREACH, -ETIMEDOUT...) with
+ * "server NAME at HOST:PORT: connect: why" in err; then nothing was sent. */
 int sfs_conn_ensure(struct sfs_conn *conn, char *err, size_t errlen);
 void sfs_conn_close(struct sfs_conn *conn);
 
 /*
- * One request and its reply. out[]: bulk data to send (DF_WRITE). in[]:
- * where the reply's bulk data lands (DF_READ); *in_len gets its length.
- * Returns the reply's status (0 or the server's negative errno, its text in
- * err), or -EIO / -ETIMEDOUT when the server died, misbehaved or did not
- * answer within timeout_ms; then the connection is closed.
+ * One request and its reply. out[]: bulk data to send (DF_WRITE). in[]
+ * (at most 64 entries): where the reply's bulk data lands (DF_READ);
+ * *in_len gets its length. Returns:
+ *  - the reply's status: 0, or the server's negative errno with its message
+ *    in err (the errno's text when the server sent none);
+ *  - a connect failure as sfs_conn_ensure gives it (nothing was sent);
+ *  - -EIO or -ETIMEDOUT when the server died, misbehaved or did not answer
+ *    within timeout_ms after the request was under way (-EPROTONOSUPPORT
+ *    when it speaks another protocol version); then the connection is
+ *    closed.
  */
 int sfs_conn_call(struct sfs_conn *conn, const struct sfs_req *req, const struct iovec *out,
 		  int out_cnt, struct sfs_reply *reply, const struct iovec *in, int in_cnt,

@@ -97,6 +97,13 @@ int parse_bool(const char *text, int *out)
 	return -EINVAL;
 }
 
+char *errno_text(int errnum, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", strerror(errnum));
+	buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
 char *format_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
@@ -125,24 +132,6 @@ int write_full(int fd, const void *buf, size_t len)
 				continue;
 			return -errno;
 		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
 		p += n;
 		len -= (size_t)n;
 	}

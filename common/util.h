@@ -28,12 +28,15 @@ int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse yes/no/true/false/on/off/1/0. */
 int parse_bool(const char *text, int *out);
 
+/* strerror(errnum) with a lower-case first letter ("no such file or
+ * directory"), for the end of a message: into buf, returns buf. */
+char *errno_text(int errnum, char *buf, size_t len);
+
 /* "64 KiB", "1.50 GiB": into buf, returns buf. */
 char *format_size(uint64_t bytes, char *buf, size_t len);
 
-/* Loop over short transfers and EINTR. Return 0 or -errno; read_full gives -EIO on EOF. */
+/* Loop over short writes and EINTR. Returns 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
-int read_full(int fd, void *buf, size_t len);
 
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);

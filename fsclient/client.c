@@ -37,6 +37,7 @@ const char *sfs_last_error(void)
 
 const char *sfs_strerror(int err)
 {
+	static __thread char text[128];
 	switch (err) {
 	case 0:
 		return "success";
@@ -47,26 +48,39 @@ const char *sfs_strerror(int err)
 	case -ESTALE:
 		return "the file was removed or replaced";
 	default:
-		return strerror(err < 0 ? -err : err);
+		return errno_text(err < 0 ? -err : err, text, sizeof(text));
 	}
 }
 
-void client_server_address(const struct sfs_server_conf *srv, char *buf, size_t len)
+void client_server_error(const struct sfs_server_conf *srv, const char *msg, char *out,
+			 size_t len)
 {
-	int v6 = strchr(srv->host, ':') != NULL;
-	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port);
+	char label[256];
+	size_t n = strlen(sfs_server_label(srv, label, sizeof(label)));
+	if (strncmp(msg, label, n) == 0 && strncmp(msg + n, ": ", 2) == 0)
+		msg += n + 2;
+	snprintf(out, len, "%s", msg);
 }
 
 int client_conn_ready(struct sfs_conn *conn, char *err, size_t errlen)
 {
+	int lost = 0;
 	if (conn->fd >= 0) {
 		/* Between calls the server owes us nothing: anything readable
 		 * on an idle connection is EOF, a reset or garbage. */
 		struct pollfd pfd = { .fd = conn->fd, .events = POLLIN };
-		if (poll(&pfd, 1, 0) != 0)
+		if (poll(&pfd, 1, 0) != 0) {
 			sfs_conn_close(conn);
+			lost = 1;
+		}
 	}
-	return sfs_conn_ensure(conn, err, errlen);
+	int rc = sfs_conn_ensure(conn, err, errlen);
+	/* A server that dropped the connection we were using and now refuses
+	 * another failed while in use, like one that dies mid-request: -EIO,
+	 * whichever side of a call boundary its death fell on. */
+	if (rc < 0 && lost && rc != -ETIMEDOUT)
+		rc = -EIO;
+	return rc;
 }
 
 /* --- channels --- */
@@ -206,15 +220,23 @@ static struct sfs_req *meta_req(struct chan *ch, uint16_t op, const char *path)
 	return &ch->req;
 }
 
-/* Send ch->req to the metadata server; the reply lands in ch->reply. On
- * failure the error reads "what path: reason". */
+/* Send ch->req to the metadata server; the reply lands in ch->reply. 0 or
+ * a negative errno with the reason in err. */
+static int meta_send(struct chan *ch, char *err, size_t errlen)
+{
+	int rc = client_conn_ready(&ch->meta, err, errlen);
+	if (rc == 0)
+		rc = sfs_conn_call(&ch->meta, &ch->req, NULL, 0, &ch->reply, NULL, 0, NULL, err,
+				   errlen);
+	return rc;
+}
+
+/* meta_send, and on failure the error reads "what path: reason" (the
+ * server's message never repeats the path). */
 static int meta_call(struct chan *ch, const char *what, const char *path)
 {
 	char err[CLIENT_ERR_BYTES / 2];
-	int rc = client_conn_ready(&ch->meta, err, sizeof(err));
-	if (rc == 0)
-		rc = sfs_conn_call(&ch->meta, &ch->req, NULL, 0, &ch->reply, NULL, 0, NULL, err,
-				   sizeof(err));
+	int rc = meta_send(ch, err, sizeof(err));
 	if (rc < 0)
 		client_error("%s %s: %s", what, path, err);
 	return rc;
@@ -251,7 +273,8 @@ static int check_layout(const struct sfs *fs, const struct sfs_layout *l, const 
 			const char *path)
 {
 	unsigned char seen[SFS_MAX_IO_SERVERS] = { 0 };
-	int bad = l->stripe_count == 0 || l->stripe_count > SFS_MAX_STRIPE || l->strip_size == 0;
+	int bad = l->stripe_count == 0 || l->stripe_count > SFS_MAX_STRIPE ||
+		  l->strip_size < SFS_STRIP_SIZE_MIN || l->strip_size > SFS_STRIP_SIZE_MAX;
 	for (unsigned i = 0; !bad && i < l->stripe_count; i++) {
 		bad = l->servers[i] >= fs->conf->n_io || seen[l->servers[i]];
 		if (!bad)
@@ -276,7 +299,9 @@ static void attr_to_stat(const struct sfs_attr *a, uint64_t size_bytes, struct s
 	st->ctime_ns = a->ctime_ns;
 	st->strip_size = a->layout.strip_size;
 	st->stripe_count = a->layout.stripe_count;
-	for (unsigned i = 0; i < a->layout.stripe_count && i < SFS_STRIPE_MAX; i++)
+	/* A directory's stripe_count is a default; it has no servers. */
+	for (unsigned i = 0; a->type == SFS_TYPE_FILE && i < a->layout.stripe_count &&
+			     i < SFS_STRIPE_MAX; i++)
 		st->servers[i] = a->layout.servers[i];
 }
 
@@ -511,6 +536,24 @@ int sfs_rmdir(struct sfs *fs, const char *path)
 	return meta_simple(fs, SFS_OP_RMDIR, path, 0, "rmdir");
 }
 
+/* A batch must move forward: names non-empty, without '/', each after the
+ * one before, the first after cookie (the server's order is memcmp's, as
+ * strcmp's). Otherwise a confused server could keep sfs_readdir looping. */
+static int readdir_batch_ok(const char *cookie, const struct sfs_dirent *entries, unsigned n,
+			    int eof)
+{
+	const char *prev = cookie;
+	if (n == 0 && !eof)
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		const char *name = entries[i].name;
+		if (!*name || strchr(name, '/') || strcmp(name, prev) <= 0)
+			return 0;
+		prev = name;
+	}
+	return 1;
+}
+
 /* One READDIR batch after cookie, copied out so that the channel goes back
  * to the pool before callbacks run (they may call into libsfs, or walk a
  * tree with nested sfs_readdir calls). */
@@ -527,9 +570,9 @@ static int readdir_batch(struct sfs *fs, const char *path, const char *cookie,
 		*n = ch->reply.n_entries;
 		*eof = ch->reply.eof;
 		memcpy(entries, ch->reply.entries, *n * sizeof(*entries));
-		if (*n == 0 && !*eof) {
-			client_error("readdir %s: the metadata server sent an empty batch "
-				     "that is not the end", path);
+		if (!readdir_batch_ok(cookie, entries, *n, *eof)) {
+			client_error("readdir %s: the metadata server sent a batch that does not "
+				     "continue after \"%s\"", path, cookie);
 			rc = -EIO;
 		}
 	}
@@ -606,16 +649,22 @@ const char *sfs_server_name(struct sfs *fs, unsigned i)
 
 static void meta_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *u)
 {
+	char err[CLIENT_ERR_BYTES / 2];
 	memset(u, 0, sizeof(*u));
 	snprintf(u->name, sizeof(u->name), "%s", fs->conf->meta.name);
 	u->is_meta = 1;
-	client_server_address(&fs->conf->meta, u->address, sizeof(u->address));
+	sfs_server_address(&fs->conf->meta, u->address, sizeof(u->address));
 	meta_req(ch, SFS_OP_META_STATFS, NULL);
-	u->status = meta_call(ch, "statfs", fs->conf->meta.name);
-	if (u->status < 0)
+	u->status = meta_send(ch, err, sizeof(err));
+	if (u->status < 0) {
+		client_server_error(&fs->conf->meta, err, u->error, sizeof(u->error));
 		return;
+	}
 	u->n_files = ch->reply.n_files;
 	u->n_dirs = ch->reply.n_dirs;
+	u->total_bytes = ch->reply.total_bytes;
+	u->free_bytes = ch->reply.free_bytes;
+	u->used_bytes = ch->reply.used_bytes;
 }
 
 static void meta_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *r)
@@ -624,17 +673,19 @@ static void meta_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *r
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", fs->conf->meta.name);
 	r->is_meta = 1;
-	client_server_address(&fs->conf->meta, r->address, sizeof(r->address));
+	sfs_server_address(&fs->conf->meta, r->address, sizeof(r->address));
 	/* Connect first so rtt measures a round trip, not a TCP handshake. */
 	r->status = client_conn_ready(&ch->meta, err, sizeof(err));
-	if (r->status < 0)
-		return;
-	uint64_t start_ns = now_ns();
-	meta_req(ch, SFS_OP_PING, NULL);
-	r->status = meta_call(ch, "ping", fs->conf->meta.name);
-	r->rtt_ms = (double)(now_ns() - start_ns) / 1e6;
+	if (r->status == 0) {
+		uint64_t start_ns = now_ns();
+		meta_req(ch, SFS_OP_PING, NULL);
+		r->status = meta_send(ch, err, sizeof(err));
+		r->rtt_ms = (double)(now_ns() - start_ns) / 1e6;
+	}
 	if (r->status == 0)
 		r->version = ch->reply.version;
+	else
+		client_server_error(&fs->conf->meta, err, r->error, sizeof(r->error));
 }
 
 /*

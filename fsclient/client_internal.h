@@ -57,13 +57,16 @@ struct chan *client_chan_get(struct sfs *fs);
 void client_chan_put(struct sfs *fs, struct chan *ch);
 /* Set the calling thread's sfs_last_error(). */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "host:port" or "[v6]:port" into buf. */
-void client_server_address(const struct sfs_server_conf *srv, char *buf, size_t len);
+/* msg about srv without its leading "server NAME at HOST:PORT: ", into out
+ * (for the error of a per-server report, which names the server itself). */
+void client_server_error(const struct sfs_server_conf *srv, const char *msg, char *out,
+			 size_t len);
 /*
  * Connect conn if needed. An idle connection the server has closed (it
  * restarted, or dropped us) is noticed here and replaced, so a restart
- * between calls costs no failed call. 0, or -EIO/-ETIMEDOUT with the reason
- * in err.
+ * between calls costs no failed call. 0, or the connect's errno with the
+ * reason in err (see sfs_conn_ensure); -EIO when the server dropped the
+ * connection and cannot be connected to again (it died while in use).
  */
 int client_conn_ready(struct sfs_conn *conn, char *err, size_t errlen);
 

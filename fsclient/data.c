@@ -23,6 +23,7 @@
  * DF_TRUNCATE, DF_SYNC, DF_STATFS and PING, so those are parallel too.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -175,11 +176,10 @@ static void stream_fail(struct io_run *run, struct io_stream *s, int rc, const c
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (s->rc == 0) {
-		char addr[144];
-		client_server_address(s->conn->srv, addr, sizeof(addr));
+		char label[256];
 		s->rc = rc == -ETIMEDOUT || rc == -EPROTONOSUPPORT ? rc : -EIO;
-		snprintf(s->err, sizeof(s->err), "server %s at %s: %s", s->conn->srv->name, addr,
-			 what);
+		snprintf(s->err, sizeof(s->err), "%s: %s",
+			 sfs_server_label(s->conn->srv, label, sizeof(label)), what);
 	}
 	sfs_conn_close(s->conn);
 	s->closed = 1;
@@ -283,9 +283,11 @@ static void rx_body_done(struct io_run *run, struct io_stream *s)
 	req->data_bytes = h->data_len;
 	reply_keep(req, r);
 	if (h->status < 0 && s->rc == 0) {
+		char label[256], text[128];
 		s->rc = h->status;
-		snprintf(s->err, sizeof(s->err), "server %s: %s: %s", s->conn->srv->name,
-			 sfs_op_name(h->op), r->msg[0] ? r->msg : strerror(-h->status));
+		snprintf(s->err, sizeof(s->err), "%s: %s: %s",
+			 sfs_server_label(s->conn->srv, label, sizeof(label)), sfs_op_name(h->op),
+			 r->msg[0] ? r->msg : errno_text(-h->status, text, sizeof(text)));
 		run_note_failure(run, s);
 	}
 	if (h->data_len == 0) {
@@ -535,6 +537,26 @@ static int stripe_each(struct sfs *fs, struct chan *ch, uint64_t fid, const stru
 			   errlen);
 }
 
+/* Raise *size_bytes to what datafile pos holding local bytes implies. A
+ * local size from the wire so large that the file would pass 2^64 bytes
+ * is the server's error, not arithmetic to wrap. */
+static int size_fold(struct sfs *fs, const struct sfs_layout *l, unsigned pos, uint64_t local,
+		     uint64_t *size_bytes, char *err, size_t errlen)
+{
+	uint64_t span = (uint64_t)l->strip_size * l->stripe_count;
+	if (local > (UINT64_MAX - span) / l->stripe_count) {
+		char label[256];
+		snprintf(err, errlen, "%s: datafile size %" PRIu64 " is beyond the largest file",
+			 sfs_server_label(&fs->conf->io[l->servers[pos]], label, sizeof(label)),
+			 local);
+		return -EIO;
+	}
+	uint64_t s = layout_size_from_local(l, pos, local);
+	if (s > *size_bytes)
+		*size_bytes = s;
+	return 0;
+}
+
 /*
  * Where a file ends: the largest size any datafile implies. Local sizes
  * already known from read replies (streams, or NULL) are used; the other
@@ -547,8 +569,9 @@ static int stripe_size(struct sfs *fs, struct chan *ch, uint64_t fid, const stru
 	uint16_t ask_server[SFS_MAX_STRIPE];
 	unsigned ask_pos[SFS_MAX_STRIPE], n_ask = 0;
 	struct io_each e = { 0 };
+	int rc = 0;
 	*size_bytes = 0;
-	for (unsigned pos = 0; pos < l->stripe_count; pos++) {
+	for (unsigned pos = 0; rc == 0 && pos < l->stripe_count; pos++) {
 		if (!streams || streams[pos].n_reqs == 0) {
 			ask_pos[n_ask] = pos;
 			ask_server[n_ask++] = l->servers[pos];
@@ -558,17 +581,14 @@ static int stripe_size(struct sfs *fs, struct chan *ch, uint64_t fid, const stru
 		for (unsigned i = 0; i < streams[pos].n_reqs; i++)
 			if (streams[pos].reqs[i].local_size > local)
 				local = streams[pos].reqs[i].local_size;
-		uint64_t s = layout_size_from_local(l, pos, local);
-		*size_bytes = s > *size_bytes ? s : *size_bytes;
+		rc = size_fold(fs, l, pos, local, size_bytes, err, errlen);
 	}
-	if (n_ask == 0)
-		return 0;
-	int rc = io_each_run(fs, ch, &e, n_ask, ask_server, SFS_OP_DF_GETSIZE, fid, NULL, 0, err,
-			     errlen);
-	for (unsigned i = 0; rc == 0 && i < n_ask; i++) {
-		uint64_t s = layout_size_from_local(l, ask_pos[i], e.reqs[i].local_size);
-		*size_bytes = s > *size_bytes ? s : *size_bytes;
-	}
+	if (rc < 0 || n_ask == 0)
+		return rc;
+	rc = io_each_run(fs, ch, &e, n_ask, ask_server, SFS_OP_DF_GETSIZE, fid, NULL, 0, err,
+			 errlen);
+	for (unsigned i = 0; rc == 0 && i < n_ask; i++)
+		rc = size_fold(fs, l, ask_pos[i], e.reqs[i].local_size, size_bytes, err, errlen);
 	io_each_free(&e);
 	return rc;
 }
@@ -633,10 +653,13 @@ int data_io_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *out
 		struct sfs_server_usage *u = &out[i];
 		memset(u, 0, sizeof(*u));
 		snprintf(u->name, sizeof(u->name), "%s", fs->conf->io[i].name);
-		client_server_address(&fs->conf->io[i], u->address, sizeof(u->address));
+		sfs_server_address(&fs->conf->io[i], u->address, sizeof(u->address));
 		u->status = e.streams[i].rc;
-		if (u->status < 0)
+		if (u->status < 0) {
+			client_server_error(&fs->conf->io[i], e.streams[i].err, u->error,
+					    sizeof(u->error));
 			continue;
+		}
 		u->total_bytes = req->total_bytes;
 		u->free_bytes = req->free_bytes;
 		u->used_bytes = req->used_bytes;
@@ -655,11 +678,14 @@ int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out)
 		struct sfs_ping_result *r = &out[i];
 		memset(r, 0, sizeof(*r));
 		snprintf(r->name, sizeof(r->name), "%s", fs->conf->io[i].name);
-		client_server_address(&fs->conf->io[i], r->address, sizeof(r->address));
+		sfs_server_address(&fs->conf->io[i], r->address, sizeof(r->address));
 		r->status = e.streams[i].rc;
 		r->version = req->version;
-		if (r->status < 0)
+		if (r->status < 0) {
+			client_server_error(&fs->conf->io[i], e.streams[i].err, r->error,
+					    sizeof(r->error));
 			continue;
+		}
 		r->rtt_ms = (double)(req->done_ns - req->start_ns) / 1e6;
 	}
 	io_each_free(&e);

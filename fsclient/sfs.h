@@ -9,7 +9,11 @@
  *
  * Every function returns 0 (or a byte count) on success and a negative errno
  * on failure; sfs_last_error() gives a readable message for the calling
- * thread's last failure, naming the path or server involved.
+ * thread's last failure, "CALL PATH: why", naming the server involved.
+ * A server that cannot be connected to fails a call with the connect's
+ * own errno (-ECONNREFUSED, -EHOSTUNREACH, -ENETUNREACH, -ETIMEDOUT), and
+ * then nothing of the call was sent to it; one that drops a connection in
+ * use and cannot be reached again counts as failed (-EIO, below).
  *
  * Data path: a file is striped round-robin in strips over an ordered list
  * of I/O servers. A large pread/pwrite goes to every server of the stripe at
@@ -52,8 +56,8 @@ struct sfs_stat {
 	int64_t mtime_ns;
 	int64_t ctime_ns;
 	uint32_t strip_size;   /* files: layout; dirs: default for new files (0 = fs default) */
-	unsigned stripe_count;
-	unsigned servers[SFS_STRIPE_MAX]; /* I/O server indices, in stripe order */
+	unsigned stripe_count; /* likewise */
+	unsigned servers[SFS_STRIPE_MAX]; /* files only: I/O server indices, in stripe order */
 };
 
 struct sfs_server_usage {
@@ -61,6 +65,9 @@ struct sfs_server_usage {
 	int is_meta;
 	char address[160];
 	int status;            /* 0, or the negative errno reaching it */
+	char error[160];       /* status < 0: why ("connect: Connection refused") */
+	/* The file system holding the server's directory, and what the server's
+	 * own files use of it: datafiles (I/O) or the database files (meta). */
 	uint64_t total_bytes, free_bytes, used_bytes;
 	uint64_t n_files;      /* datafiles (I/O) or files (meta) */
 	uint64_t n_dirs;       /* meta only */
@@ -71,6 +78,7 @@ struct sfs_ping_result {
 	int is_meta;
 	char address[160];
 	int status;            /* 0, or the negative errno */
+	char error[160];       /* status < 0: why */
 	unsigned version;      /* the server's protocol version */
 	double rtt_ms;
 };
@@ -120,11 +128,13 @@ unsigned sfs_server_count(struct sfs *fs);
 const char *sfs_server_name(struct sfs *fs, unsigned i);
 
 /* Usage of every server: fills out[0..n) (n = sfs_server_count). Servers
- * that do not answer get status < 0; the call itself returns 0. */
+ * that do not answer get status < 0 and error; the call itself returns 0. */
 int sfs_statfs(struct sfs *fs, struct sfs_server_usage *out, unsigned n);
 /* Round trip and protocol version of every server, like sfs_statfs. */
 int sfs_ping(struct sfs *fs, struct sfs_ping_result *out, unsigned n);
 
+/* The text of a (negative) errno, in lower case, with libsfs's wording for
+ * -EIO and -ETIMEDOUT. */
 const char *sfs_strerror(int err);
 
 #ifdef __cplusplus

@@ -100,19 +100,14 @@ int cmd_getopt(int argc, char **argv, const char *optstring, const struct option
 	return getopt_long(argc, argv, full, longopts, NULL);
 }
 
-int cmd_exit_code(int err, const char *msg)
+int cmd_exit_code(int err)
 {
 	switch (-err) {
-	case ECONNREFUSED:
+	case ECONNREFUSED: /* libsfs gives a failed connect its own errno */
 	case EHOSTUNREACH:
 	case ENETUNREACH:
 		return SFS_EXIT_CONNECT;
-	case EIO:
-	case ETIMEDOUT:
-		/* sfs_rpc reports a failed connect as -EIO/-ETIMEDOUT with
-		 * "server NAME at HOST:PORT: connect: REASON". */
-		return msg && strstr(msg, ": connect: ") ? SFS_EXIT_CONNECT : SFS_EXIT_FAIL;
-	default:
+	default: /* -ETIMEDOUT too: it may come after a request was under way */
 		return SFS_EXIT_FAIL;
 	}
 }
@@ -121,11 +116,12 @@ int cmd_fail_msg(const struct cmd *c, const char *path, int err, const char *msg
 {
 	if (!msg || !*msg)
 		msg = sfs_strerror(err);
+	/* libsfs's messages begin "CALL PATH: ": name the path only once */
 	if (path && !strstr(msg, path))
 		cmd_error(c, "%s: %s", path, msg);
 	else
 		cmd_error(c, "%s", msg);
-	return cmd_exit_code(err, msg);
+	return cmd_exit_code(err);
 }
 
 int cmd_fail(const struct cmd *c, const char *path, int err)
@@ -215,14 +211,6 @@ char *path_base(const char *path)
 
 /* ---- formatting ---- */
 
-/* "host:port", with brackets for IPv6. */
-static const char *server_address(const struct sfs_server_conf *srv, char *buf, size_t len)
-{
-	int v6 = strchr(srv->host, ':') != NULL;
-	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port);
-	return buf;
-}
-
 /* Name of I/O server index io (0-based), as the library knows it. */
 static const char *io_name(const struct cmd *c, unsigned io)
 {
@@ -236,7 +224,7 @@ static const char *io_address(const struct cmd *c, unsigned io, char *buf, size_
 {
 	if (io >= c->conf->n_io)
 		return "?";
-	return server_address(&c->conf->io[io], buf, len);
+	return sfs_server_address(&c->conf->io[io], buf, len);
 }
 
 static const char *format_time(int64_t ns, char *buf, size_t len)
@@ -467,6 +455,10 @@ static int ls_stat_all(struct cmd *c, const char *dir, struct ls_list *l)
 		if (rc < 0 && rc != -ENOENT) {
 			int code = cmd_fail(c, path ? path : e->name, rc);
 			free(path);
+			/* keep the list exactly the entries still owned, for ls_list_free */
+			while (i < l->n)
+				l->v[kept++] = l->v[i++];
+			l->n = kept;
 			return code;
 		}
 		free(path);
@@ -656,6 +648,10 @@ static const char rmdir_usage[] =
  * its own errors; returns the exit code. */
 static int mkdir_parents(struct cmd *c, const char *path)
 {
+	if (path[0] != '/') {
+		cmd_error(c, "mkdir \"%s\": expected an absolute path", path);
+		return SFS_EXIT_FAIL;
+	}
 	char *copy = strdup(path);
 	int rc = 0, code = SFS_EXIT_OK;
 	if (!copy) {
@@ -668,14 +664,14 @@ static int mkdir_parents(struct cmd *c, const char *path)
 		char saved = *p;
 		*p = '\0';
 		if (p > copy && p[-1] != '/') {
+			struct sfs_stat st = { .type = SFS_STAT_DIR }; /* made by us */
 			rc = sfs_mkdir(c->fs, copy, 0755);
-			struct sfs_stat st;
-			if (rc == -EEXIST && sfs_stat(c->fs, copy, &st) == 0) {
-				rc = st.type == SFS_STAT_DIR ? 0 : -ENOTDIR;
-				if (rc < 0) {
-					cmd_error(c, "%s: exists and is not a directory", copy);
-					code = SFS_EXIT_FAIL;
-				}
+			if (rc == -EEXIST)
+				rc = sfs_stat(c->fs, copy, &st); /* fine if it is a directory */
+			if (rc == 0 && st.type != SFS_STAT_DIR) {
+				cmd_error(c, "%s: exists and is not a directory", copy);
+				code = SFS_EXIT_FAIL;
+				rc = -ENOTDIR;
 			} else if (rc < 0) {
 				code = cmd_fail(c, copy, rc);
 			}
@@ -778,18 +774,34 @@ static const char ping_usage[] =
 		}                                                                \
 	} while (0)
 
+/* Why a server failed: libsfs's message, else its errno's text. */
+static const char *server_error(int status, const char *error)
+{
+	return error[0] ? error : sfs_strerror(status);
+}
+
+/* What a df and a ping record share: name, role, address, status, and
+ * the error of a server that failed. */
+static json_t *server_record(const char *name, int is_meta, const char *address, int status,
+			     const char *error)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "role",
+			      is_meta ? "meta" : "io", "address", address, "status",
+			      status ? "error" : "ok");
+	if (o && status)
+		json_object_set_new(o, "error", json_string(server_error(status, error)));
+	return o;
+}
+
 static json_t *df_json(const struct sfs_server_usage *u, unsigned n)
 {
 	json_t *arr = json_array();
 	for (unsigned i = 0; arr && i < n; i++) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", u[i].name, "role",
-				      u[i].is_meta ? "meta" : "io", "address", u[i].address,
-				      "status", u[i].status ? "error" : "ok");
+		json_t *o = server_record(u[i].name, u[i].is_meta, u[i].address, u[i].status,
+					  u[i].error);
 		if (!o)
 			continue;
-		if (u[i].status) {
-			json_object_set_new(o, "error", json_string(sfs_strerror(u[i].status)));
-		} else {
+		if (!u[i].status) {
 			json_object_set_new(o, "total_bytes", json_integer((json_int_t)u[i].total_bytes));
 			json_object_set_new(o, "used_bytes", json_integer((json_int_t)u[i].used_bytes));
 			json_object_set_new(o, "free_bytes", json_integer((json_int_t)u[i].free_bytes));
@@ -802,6 +814,13 @@ static json_t *df_json(const struct sfs_server_usage *u, unsigned n)
 	return arr;
 }
 
+/* The first columns of a df or ping row. */
+static void print_server_head(int name_w, int addr_w, const char *name, int is_meta,
+			      const char *address)
+{
+	printf("%-*s  %-4s  %-*s  ", name_w, name, is_meta ? "meta" : "io", addr_w, address);
+}
+
 static void df_print(const struct sfs_server_usage *u, unsigned n)
 {
 	int name_w, addr_w;
@@ -810,15 +829,13 @@ static void df_print(const struct sfs_server_usage *u, unsigned n)
 	printf("%-*s  %-4s  %-*s  %10s  %10s  %10s  %8s  %s\n", name_w, "server", "role",
 	       addr_w, "address", "total", "used", "free", "files", "status");
 	for (unsigned i = 0; i < n; i++) {
-		const char *role = u[i].is_meta ? "meta" : "io";
+		print_server_head(name_w, addr_w, u[i].name, u[i].is_meta, u[i].address);
 		if (u[i].status) {
-			printf("%-*s  %-4s  %-*s  %10s  %10s  %10s  %8s  %s\n", name_w, u[i].name,
-			       role, addr_w, u[i].address, "-", "-", "-", "-",
-			       sfs_strerror(u[i].status));
+			printf("%10s  %10s  %10s  %8s  %s\n", "-", "-", "-", "-",
+			       server_error(u[i].status, u[i].error));
 			continue;
 		}
-		printf("%-*s  %-4s  %-*s  %10s  %10s  %10s  %8" PRIu64 "  ok\n", name_w,
-		       u[i].name, role, addr_w, u[i].address,
+		printf("%10s  %10s  %10s  %8" PRIu64 "  ok\n",
 		       format_size(u[i].total_bytes, total, sizeof(total)),
 		       format_size(u[i].used_bytes, used, sizeof(used)),
 		       format_size(u[i].free_bytes, free_text, sizeof(free_text)), u[i].n_files);
@@ -876,14 +893,11 @@ static json_t *ping_json(const struct sfs_ping_result *p, unsigned n)
 {
 	json_t *arr = json_array();
 	for (unsigned i = 0; arr && i < n; i++) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", p[i].name, "role",
-				      p[i].is_meta ? "meta" : "io", "address", p[i].address,
-				      "status", p[i].status ? "error" : "ok");
+		json_t *o = server_record(p[i].name, p[i].is_meta, p[i].address, p[i].status,
+					  p[i].error);
 		if (!o)
 			continue;
-		if (p[i].status) {
-			json_object_set_new(o, "error", json_string(sfs_strerror(p[i].status)));
-		} else {
+		if (!p[i].status) {
 			json_object_set_new(o, "rtt_ms", json_real(p[i].rtt_ms));
 			json_object_set_new(o, "version", json_integer(p[i].version));
 		}
@@ -899,13 +913,11 @@ static void ping_print(const struct sfs_ping_result *p, unsigned n)
 	printf("%-*s  %-4s  %-*s  %9s  %7s  %s\n", name_w, "server", "role", addr_w, "address",
 	       "rtt_ms", "version", "status");
 	for (unsigned i = 0; i < n; i++) {
-		const char *role = p[i].is_meta ? "meta" : "io";
+		print_server_head(name_w, addr_w, p[i].name, p[i].is_meta, p[i].address);
 		if (p[i].status)
-			printf("%-*s  %-4s  %-*s  %9s  %7s  %s\n", name_w, p[i].name, role, addr_w,
-			       p[i].address, "-", "-", sfs_strerror(p[i].status));
+			printf("%9s  %7s  %s\n", "-", "-", server_error(p[i].status, p[i].error));
 		else
-			printf("%-*s  %-4s  %-*s  %9.3f  %7u  ok\n", name_w, p[i].name, role,
-			       addr_w, p[i].address, p[i].rtt_ms, p[i].version);
+			printf("%9.3f  %7u  ok\n", p[i].rtt_ms, p[i].version);
 	}
 }
 
@@ -967,7 +979,7 @@ static int parse_strip_size(const struct cmd *c, const char *text, uint32_t *out
 	uint64_t v;
 	if (parse_size(text, &v) < 0)
 		return cmd_usage_error(c, "strip size \"%s\": expected a size like 64k", text);
-	if (v != 0 && (v < 4096 || v > (1u << 30) || v % 512 != 0))
+	if (v != 0 && (v < SFS_STRIP_SIZE_MIN || v > SFS_STRIP_SIZE_MAX || v % 512 != 0))
 		return cmd_usage_error(c, "strip size \"%s\": expected 4k to 1g, a multiple of 512",
 				       text);
 	*out = (uint32_t)v;
@@ -1172,7 +1184,7 @@ static void usage(FILE *out)
 		"      --version      show the version\n"
 		"\n"
 		"Exit status: 0 success, 1 the operation failed, 2 usage error,\n"
-		"3 no usable config or a server could not be reached.\n"
+		"3 no usable config, or a server refused the connection or has no route.\n"
 		"\n"
 		"Options for -o:\n");
 	sfs_conf_describe(out);
@@ -1253,6 +1265,11 @@ int main(int argc, char **argv)
 	c.name = sub->name;
 	optind = 0; /* glibc: start getopt afresh on the subcommand's arguments */
 	rc = sub->run(&c, argc - sub_index, argv + sub_index);
+	/* A table that did not reach stdout (full disk, closed pipe) is a failure. */
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == SFS_EXIT_OK) {
+		cmd_error(&c, "writing to stdout: %s", strerror(errno));
+		rc = SFS_EXIT_FAIL;
+	}
 out:
 	sfs_disconnect(c.fs);
 	free(c.conf);

@@ -69,9 +69,10 @@ int cmd_connect(struct cmd *c);
 int cmd_fail(const struct cmd *c, const char *path, int err);
 /* Same, with a message captured earlier (e.g. in another thread). */
 int cmd_fail_msg(const struct cmd *c, const char *path, int err, const char *msg);
-/* The exit code for a libsfs error err with message msg: SFS_EXIT_CONNECT
- * when a server could not be connected to, SFS_EXIT_FAIL otherwise. */
-int cmd_exit_code(int err, const char *msg);
+/* The exit code for a libsfs error err: SFS_EXIT_CONNECT when a server
+ * refused the connection or could not be reached (no route),
+ * SFS_EXIT_FAIL otherwise (a timeout too). */
+int cmd_exit_code(int err);
 
 /* Print a JSON value on stdout and release it. Returns 0 or SFS_EXIT_FAIL. */
 int cmd_print_json(const struct cmd *c, json_t *value);

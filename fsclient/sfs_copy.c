@@ -47,7 +47,7 @@ const char cmd_cp_usage[] =
 	"  -h, --help        show this help\n";
 
 const char cmd_cat_usage[] =
-	"usage: sfs cat PATH...\n"
+	"usage: sfs cat [--chunk SIZE] PATH...\n"
 	"\n"
 	"Write files of the file system to stdout, one after another. The sfs:\n"
 	"prefix is optional.\n"
@@ -315,10 +315,12 @@ static int parse_chunk(const struct cmd *c, const char *text, size_t *out)
 	return 0;
 }
 
-/* Report the end's failure; returns the exit code. */
+/* Report the end's failure; returns the exit code. A local file's errno
+ * says nothing about reaching servers: that is always exit status 1. */
 static int end_fail(const struct cmd *c, const struct end *e)
 {
-	return cmd_fail_msg(c, e->path, e->err, e->msg);
+	int code = cmd_fail_msg(c, e->path, e->err, e->msg);
+	return e->is_sfs ? code : SFS_EXIT_FAIL;
 }
 
 static void end_close(struct end *e)
@@ -538,12 +540,7 @@ static int cat_one(struct cmd *c, const char *path, size_t chunk_bytes)
 	if (rc == 0)
 		rc = sfs_fstat(src.file, &st);
 	if (rc < 0) {
-		rc = cmd_fail(c, path, rc);
-		goto out;
-	}
-	if (st.type == SFS_STAT_DIR) {
-		cmd_error(c, "%s: is a directory", path);
-		rc = SFS_EXIT_FAIL;
+		rc = cmd_fail(c, path, rc); /* a directory too: sfs_open refuses it */
 		goto out;
 	}
 	if (chunk_bytes == 0)

@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "sfs_rpc.h"
@@ -37,8 +39,6 @@
 #define SCHEMA_VERSION_TEXT "1" /* for PRAGMA user_version = N */
 #define IO_POOL_MAX 8         /* idle connections kept per I/O server */
 #define DB_BUSY_TIMEOUT_MS 5000
-#define STRIP_SIZE_MIN 4096u
-#define STRIP_SIZE_MAX (1u << 30)
 
 enum stmt_id {
 	ST_CHILD,
@@ -79,6 +79,7 @@ struct io_pool {
 
 struct meta {
 	const struct sfs_conf *conf;
+	const char *dir;      /* the server's directory, holding meta.db */
 	char db_path[600];
 	pthread_mutex_t lock; /* guards db, st[] and next_fid */
 	sqlite3 *db;          /* NULL once stopped */
@@ -133,7 +134,7 @@ static int parse_path(struct server_req *r, const char *in, struct path *p)
 	const char *s = in;
 	p->n = 0;
 	if (in[0] != '/')
-		return server_fail(r, -EINVAL, "path \"%s\": must start with /", in);
+		return server_fail(r, -EINVAL, "a path must start with /");
 	for (;;) {
 		while (*s == '/')
 			s++;
@@ -144,10 +145,10 @@ static int parse_path(struct server_req *r, const char *in, struct path *p)
 			s++;
 		size_t len = (size_t)(s - start);
 		if (len > SFS_MAX_NAME)
-			return server_fail(r, -EINVAL, "path \"%s\": a name is longer than %d bytes",
-					   in, SFS_MAX_NAME);
+			return server_fail(r, -EINVAL, "a name is longer than %d bytes",
+					   SFS_MAX_NAME);
 		if (start[0] == '.' && (len == 1 || (len == 2 && start[1] == '.')))
-			return server_fail(r, -EINVAL, "path \"%s\": . and .. are not allowed", in);
+			return server_fail(r, -EINVAL, ". and .. are not allowed in a path");
 		memcpy(out, start, len);
 		out[len] = '\0';
 		p->comp[p->n++] = out;
@@ -278,11 +279,22 @@ static const char *path_prefix(const struct path *p, unsigned k, char *buf, size
 	return buf;
 }
 
+/* Messages name a path only when it is not the request's own (which the
+ * client names): here the first k components, k < p->n. */
 static int not_a_dir(struct server_req *r, const struct path *p, unsigned k)
 {
 	char prefix[SFS_MAX_MSG + 1];
-	return server_fail(r, -ENOTDIR, "not a directory: %s (in %s)",
-			   path_prefix(p, k, prefix, sizeof(prefix)), r->req->path);
+	return server_fail(r, -ENOTDIR, "%s is not a directory",
+			   path_prefix(p, k, prefix, sizeof(prefix)));
+}
+
+static int no_entry(struct server_req *r, const struct path *p, unsigned k)
+{
+	char prefix[SFS_MAX_MSG + 1];
+	if (k == p->n)
+		return -ENOENT; /* the request's path: the errno says it all */
+	return server_fail(r, -ENOENT, "%s does not exist",
+			   path_prefix(p, k, prefix, sizeof(prefix)));
 }
 
 /* Walk the first upto components of p from the root into *e. */
@@ -297,8 +309,7 @@ static int walk(struct meta *m, struct server_req *r, const struct path *p, unsi
 			return not_a_dir(r, p, i);
 		rc = child_get(m, e->fid, p->comp[i], e);
 		if (rc == -ENOENT)
-			return server_fail(r, -ENOENT, "no such file or directory: %s",
-					   r->req->path);
+			return no_entry(r, p, i + 1);
 		if (rc < 0)
 			return db_fail(m, r, "looking up a name");
 	}
@@ -352,7 +363,8 @@ static void pool_put(struct meta *m, unsigned io_index, struct sfs_conn *c)
 
 /* One DF_CREATE or DF_REMOVE. A pooled connection may have gone stale
  * (the I/O server restarted): a transport error on one that was already
- * open is retried once on a fresh connection. Both ops are idempotent. */
+ * open is retried once on a fresh connection. Both ops are idempotent.
+ * err always begins "server NAME at HOST:PORT: ". */
 static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t handle, char *err,
 		   size_t errlen)
 {
@@ -367,6 +379,13 @@ static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t hand
 		int was_open = c->fd >= 0;
 		int rc = sfs_conn_call(c, &req, NULL, 0, &reply, NULL, 0, NULL, err, errlen);
 		int transport_failed = rc < 0 && c->fd < 0;
+		if (rc < 0 && !transport_failed) {
+			/* the I/O server's own answer: say which server gave it */
+			char label[256], msg[SFS_MAX_MSG + 1];
+			snprintf(msg, sizeof(msg), "%s", err);
+			snprintf(err, errlen, "%s: %s",
+				 sfs_server_label(c->srv, label, sizeof(label)), msg);
+		}
 		pool_put(m, io_index, c);
 		if (!transport_failed || !was_open || rc == -ETIMEDOUT || attempt > 0)
 			return rc;
@@ -384,8 +403,7 @@ static void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layo
 			continue;
 		int rc = io_call(m, idx, SFS_OP_DF_REMOVE, fid, err, sizeof(err));
 		if (rc < 0 && rc != -ENOENT)
-			log_warnx("datafile 0x%" PRIx64 " on %s left as an orphan: %s", fid,
-				  m->conf->io[idx].name, err);
+			log_warnx("datafile 0x%" PRIx64 " left as an orphan: %s", fid, err);
 	}
 }
 
@@ -397,11 +415,9 @@ static int create_datafiles(struct meta *m, struct server_req *r, uint64_t fid,
 		unsigned idx = l->servers[i];
 		int rc = io_call(m, idx, SFS_OP_DF_CREATE, fid, err, sizeof(err));
 		if (rc < 0) {
-			log_warnx("create %s: datafile on %s: %s", r->req->path,
-				  m->conf->io[idx].name, err);
+			log_warnx("create %s: %s", r->req->path, err);
 			remove_datafiles(m, fid, l, i);
-			return server_fail(r, rc, "create %s: datafile on I/O server %s: %s",
-					   r->req->path, m->conf->io[idx].name, err);
+			return server_fail(r, rc, "creating a datafile: %s", err);
 		}
 	}
 	return 0;
@@ -443,16 +459,16 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 {
 	struct entry dir;
 	if (p->n == 0)
-		return server_fail(r, -EISDIR, "is a directory: /");
+		return -EISDIR;
 	int rc = walk_parent(m, r, p, &dir);
 	if (rc < 0)
 		return rc;
 	rc = child_get(m, dir.fid, p->comp[p->n - 1], e);
 	if (rc == 0) {
 		if (r->req->flags & SFS_CREATE_EXCL)
-			return server_fail(r, -EEXIST, "file exists: %s", r->req->path);
+			return -EEXIST;
 		if (e->type == SFS_TYPE_DIR)
-			return server_fail(r, -EISDIR, "is a directory: %s", r->req->path);
+			return -EISDIR;
 		attr_from_entry(e, &r->reply->attr);
 		return 0;
 	}
@@ -479,8 +495,7 @@ static int create_commit(struct meta *m, struct server_req *r, const struct path
 		return server_fail(r, -ESHUTDOWN, "the metadata server is stopping");
 	int rc = fid_get(m, e->parent, &dir);
 	if (rc == -ENOENT || (rc == 0 && dir.type != SFS_TYPE_DIR))
-		return server_fail(r, -ENOENT, "no such file or directory: %s (parent removed)",
-				   r->req->path);
+		return server_fail(r, -ENOENT, "its directory was removed meanwhile");
 	if (rc == 0)
 		rc = entry_insert(m, e, p->comp[p->n - 1]);
 	if (rc == 0) {
@@ -492,9 +507,9 @@ static int create_commit(struct meta *m, struct server_req *r, const struct path
 		return db_fail(m, r, "creating a file");
 	/* Another client created it first: answer as if it had been there. */
 	if (r->req->flags & SFS_CREATE_EXCL)
-		return server_fail(r, -EEXIST, "file exists: %s", r->req->path);
+		return -EEXIST;
 	if (other.type == SFS_TYPE_DIR)
-		return server_fail(r, -EISDIR, "is a directory: %s", r->req->path);
+		return -EISDIR;
 	attr_from_entry(&other, &r->reply->attr);
 	return 0;
 }
@@ -525,13 +540,13 @@ static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p
 {
 	struct entry dir, e;
 	if (p->n == 0)
-		return server_fail(r, -EEXIST, "file exists: /");
+		return -EEXIST;
 	int rc = walk_parent(m, r, p, &dir);
 	if (rc < 0)
 		return rc;
 	rc = child_get(m, dir.fid, p->comp[p->n - 1], &e);
 	if (rc == 0)
-		return server_fail(r, -EEXIST, "file exists: %s", r->req->path);
+		return -EEXIST;
 	if (rc != -ENOENT)
 		return db_fail(m, r, "looking up a name");
 	memset(&e, 0, sizeof(e));
@@ -554,12 +569,12 @@ static int meta_unlink(struct meta *m, struct server_req *r, const struct path *
 	struct meta_conn *mc = r->conn_state;
 	struct entry e;
 	if (p->n == 0)
-		return server_fail(r, -EISDIR, "is a directory: /");
+		return -EISDIR;
 	int rc = walk(m, r, p, p->n, &e);
 	if (rc < 0)
 		return rc;
 	if (e.type == SFS_TYPE_DIR)
-		return server_fail(r, -EISDIR, "is a directory: %s", r->req->path);
+		return -EISDIR;
 	if (entry_delete(m, e.fid) < 0)
 		return db_fail(m, r, "removing a file");
 	attr_from_entry(&e, &r->reply->attr);
@@ -572,18 +587,18 @@ static int meta_rmdir(struct meta *m, struct server_req *r, const struct path *p
 {
 	struct entry e;
 	if (p->n == 0)
-		return server_fail(r, -EBUSY, "cannot remove the root directory");
+		return server_fail(r, -EBUSY, "the root directory cannot be removed");
 	int rc = walk(m, r, p, p->n, &e);
 	if (rc < 0)
 		return rc;
 	if (e.type != SFS_TYPE_DIR)
-		return server_fail(r, -ENOTDIR, "not a directory: %s", r->req->path);
+		return -ENOTDIR;
 	sqlite3_stmt *s = stmt(m, ST_HAS_CHILD);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
-		return server_fail(r, -ENOTEMPTY, "directory not empty: %s", r->req->path);
+		return -ENOTEMPTY;
 	if (rc != SQLITE_DONE || entry_delete(m, e.fid) < 0)
 		return db_fail(m, r, "removing a directory");
 	return 0;
@@ -601,7 +616,7 @@ static int meta_readdir(struct meta *m, struct server_req *r, const struct path 
 	if (rc < 0)
 		return rc;
 	if (dir.type != SFS_TYPE_DIR)
-		return server_fail(r, -ENOTDIR, "not a directory: %s", r->req->path);
+		return -ENOTDIR;
 	reply->n_entries = 0;
 	reply->eof = 1;
 	sqlite3_stmt *s = stmt(m, ST_LIST);
@@ -635,8 +650,8 @@ static int meta_setstripe(struct meta *m, struct server_req *r, const struct pat
 {
 	const struct sfs_req *q = r->req;
 	struct entry e;
-	if (q->strip_size != 0 && (q->strip_size % 512 != 0 || q->strip_size < STRIP_SIZE_MIN ||
-				   q->strip_size > STRIP_SIZE_MAX))
+	if (q->strip_size != 0 && (q->strip_size % 512 != 0 || q->strip_size < SFS_STRIP_SIZE_MIN ||
+				   q->strip_size > SFS_STRIP_SIZE_MAX))
 		return server_fail(r, -EINVAL, "strip size %u: expected 0 (default) or a "
 				   "multiple of 512 from 4096 to 1 GiB", q->strip_size);
 	if (q->stripe_count > m->conf->n_io || q->stripe_count > SFS_MAX_STRIPE)
@@ -647,8 +662,7 @@ static int meta_setstripe(struct meta *m, struct server_req *r, const struct pat
 	if (rc < 0)
 		return rc;
 	if (e.type != SFS_TYPE_DIR)
-		return server_fail(r, -ENOTDIR, "not a directory: %s (a file's layout is fixed)",
-				   q->path);
+		return server_fail(r, -ENOTDIR, "not a directory (a file's layout is fixed)");
 	sqlite3_stmt *s = stmt(m, ST_SET_STRIPE);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
 	sqlite3_bind_int64(s, 2, q->strip_size);
@@ -674,21 +688,44 @@ static int meta_setmtime(struct meta *m, struct server_req *r)
 	return 0;
 }
 
+/* What the database takes on disk: meta.db and, while open, its WAL and
+ * shared-memory index. */
+static uint64_t db_files_bytes(const struct meta *m)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	uint64_t total = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		char path[sizeof(m->db_path) + 8];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s%s", m->db_path, suffixes[i]);
+		if (stat(path, &st) == 0)
+			total += (uint64_t)st.st_size;
+	}
+	return total;
+}
+
 static int meta_statfs(struct meta *m, struct server_req *r)
 {
+	struct sfs_reply *reply = r->reply;
+	struct statvfs vfs;
 	sqlite3_stmt *s = stmt(m, ST_COUNT);
 	int rc;
-	r->reply->n_files = r->reply->n_dirs = 0;
+	reply->n_files = reply->n_dirs = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		uint64_t n = (uint64_t)sqlite3_column_int64(s, 1);
 		if (sqlite3_column_int(s, 0) == SFS_TYPE_DIR)
-			r->reply->n_dirs = n;
+			reply->n_dirs = n;
 		else
-			r->reply->n_files += n;
+			reply->n_files += n;
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return db_fail(m, r, "counting entries");
+	if (statvfs(m->dir, &vfs) < 0)
+		return server_fail(r, -errno, "statfs %s: %s", m->dir, strerror(errno));
+	reply->total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	reply->free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	reply->used_bytes = db_files_bytes(m);
 	return 0;
 }
 
@@ -939,6 +976,7 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 		return -ENOMEM;
 	}
 	m->conf = conf;
+	m->dir = srv->dir;
 	pthread_mutex_init(&m->lock, NULL);
 	m->pools = calloc(conf->n_io, sizeof(*m->pools));
 	if (!m->pools) {

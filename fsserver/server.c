@@ -177,6 +177,11 @@ static int serve_one(struct conn *c)
 	}
 	if (r.broken)
 		return -1;
+	if (status > 0 || status < -(int)SFS_MAX_ERRNO) {
+		log_warnx("%s handler returned status %d; answering EIO", sfs_op_name(hdr.op),
+			  status);
+		status = -EIO; /* our bug, but the peer still gets a frame it can decode */
+	}
 	if (r.data_left) {
 		rc = net_discard(c->fd, r.data_left, deadline_ms);
 		if (rc < 0) {
@@ -194,8 +199,9 @@ static int serve_one(struct conn *c)
 			log_warnx("peer %s: sending the %s reply: %s", c->peer,
 				  sfs_op_name(hdr.op), strerror(-rc));
 	}
-	log_debug("peer %s: %s tag %u: %s", c->peer, sfs_op_name(hdr.op), hdr.tag,
-		  status < 0 ? c->reply.msg : "ok");
+	log_debug("peer %s: %s tag %u: %s%s%s", c->peer, sfs_op_name(hdr.op), hdr.tag,
+		  status < 0 ? strerror(-status) : "ok", c->reply.msg[0] ? ": " : "",
+		  c->reply.msg);
 	if (s->ops->after_reply)
 		s->ops->after_reply(s->ctx, &r);
 	return rc < 0 ? -1 : 0;
@@ -477,9 +483,9 @@ int server_run(const struct sfs_conf *conf, const struct sfs_server_conf *srv, i
 			  srv->role == SFS_ROLE_META ? "metadata" : "I/O", err);
 		goto out;
 	}
-	int v6 = strchr(srv->host, ':') != NULL;
-	log_info("%s server listening on %s%s%s:%u, dir %s", s->ops->kind, v6 ? "[" : "",
-		 srv->host, v6 ? "]" : "", srv->port, srv->dir);
+	char addr[160];
+	log_info("%s server listening on %s, dir %s", s->ops->kind,
+		 sfs_server_address(srv, addr, sizeof(addr)), srv->dir);
 	signal_ready(ready_fd);
 	ready_fd = -1;
 	serve(s, sig_fd);

@@ -41,8 +41,10 @@ struct server_role_ops {
 	/* Optional per-connection state. */
 	int (*conn_open)(void *ctx, int fd, void **conn_state);
 	void (*conn_close)(void *ctx, void *conn_state);
-	/* Serve one request: returns the reply status (0 or a negative errno,
-	 * then reply->msg says why in words naming the path or handle). */
+	/* Serve one request: returns the reply status (0 or a negative errno).
+	 * On failure reply->msg may add what the errno cannot say (which part
+	 * of the path, which handle or server); the client names the request's
+	 * path itself, so the message does not repeat it. */
 	int (*handle)(void *ctx, struct server_req *r);
 	/* Optional: work that must follow the reply (e.g. removing datafiles). */
 	void (*after_reply)(void *ctx, struct server_req *r);
@@ -51,7 +53,8 @@ struct server_role_ops {
 	void (*free)(void *ctx);
 };
 
-/* Fill r->reply->msg and return rc (a negative errno), for handlers. */
+/* Fill r->reply->msg and return rc (a negative errno), for handlers. A
+ * failure the errno describes fully needs no message: just return it. */
 int server_fail(struct server_req *r, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

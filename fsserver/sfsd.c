@@ -147,6 +147,10 @@ static int load_config(const struct options *o, struct sfs_conf *conf, char *err
 	return rc;
 }
 
+/* File scope: a server's connection threads may still read it after main
+ * returns (see below). */
+static struct sfs_conf *conf;
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -157,7 +161,7 @@ int main(int argc, char **argv)
 	log_init("sfsd", o.syslog);
 	if (o.debug)
 		log_set_level(LOG_LEVEL_DEBUG);
-	struct sfs_conf *conf = malloc(sizeof(*conf)); /* ~90 KiB */
+	conf = malloc(sizeof(*conf)); /* ~90 KiB */
 	if (!conf) {
 		fprintf(stderr, "sfsd: out of memory\n");
 		return 1;
@@ -174,7 +178,9 @@ int main(int argc, char **argv)
 	} else if (o.all) {
 		rc = server_run_all(conf);
 	} else {
-		rc = server_run(conf, sfs_conf_find(conf, o.name, NULL), -1) == 0 ? 0 : 1;
+		/* conf is not freed: connections still busy after a stop (see
+		 * server_run) go on using it until the process exits. */
+		return server_run(conf, sfs_conf_find(conf, o.name, NULL), -1) == 0 ? 0 : 1;
 	}
 	free(conf);
 	return rc;

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,12 +152,39 @@ Test(proto, every_reply_round_trips)
 			cr_assert_eq(out->used_bytes, 400);
 			cr_assert_eq(out->n_files, 12);
 			break;
+		case SFS_OP_META_STATFS:
+			cr_assert_eq(out->n_files, 12);
+			cr_assert_eq(out->n_dirs, 3);
+			cr_assert_eq(out->total_bytes, 1000);
+			cr_assert_eq(out->free_bytes, 600);
+			cr_assert_eq(out->used_bytes, 400);
+			break;
 		default:
 			break;
 		}
 		free(in);
 		free(out);
 	}
+}
+
+Test(proto, directory_layout_carries_no_servers)
+{
+	struct sfs_reply *in = mk_reply(SFS_OP_LOOKUP), *out = calloc(1, sizeof(*out));
+	size_t len;
+	in->attr.type = SFS_TYPE_DIR;
+	in->attr.layout.stripe_count = 2; /* the default of new files below */
+	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
+	/* fid, type, mode, mtime, ctime, strip_size, stripe_count: no server list */
+	cr_assert_eq(len, 8 + 1 + 4 + 8 + 8 + 4 + 2);
+	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(out->attr.type, SFS_TYPE_DIR);
+	cr_assert_eq(out->attr.layout.strip_size, 65536);
+	cr_assert_eq(out->attr.layout.stripe_count, 2);
+	for (int i = 0; i < SFS_MAX_STRIPE; i++)
+		cr_assert_eq(out->attr.layout.servers[i], 0);
+	free(in);
+	free(out);
 }
 
 Test(proto, error_reply_carries_its_message)
@@ -217,6 +245,14 @@ Test(proto, header_refuses_garbage_other_versions_and_oversize)
 	h.status = 5;
 	sfs_hdr_encode(&h, raw);
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EBADMSG);
+
+	/* a status no errno has (negating INT32_MIN would even overflow) */
+	h.status = INT32_MIN;
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EBADMSG);
+	h.status = -SFS_MAX_ERRNO;
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), 0, "%s", err);
 }
 
 Test(proto, every_truncation_of_every_request_is_refused)
