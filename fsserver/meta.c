@@ -10,10 +10,11 @@
  * One SQLite handle under one mutex: metadata operations are short and
  * serialized, which is what SQLite does anyway. The mutex is not held
  * while CREATE waits for the I/O servers, so a slow I/O server delays only
- * the creates that need it. Fids come from an in-memory counter that
- * starts at max(fid) + 1; a fid handed out by a create that never
- * committed may be reused after a restart, which is harmless because
- * DF_CREATE truncates the orphan datafile of that handle.
+ * the creates that need it. Fids come from an in-memory counter, reserved
+ * in the database a batch at a time (counters.fid_reserved), so a fid is
+ * never handed out twice, even after a crash and even when the newest file
+ * was removed: a client still holding an unlinked file open can never
+ * write into a newer file that reused its fid.
  *
  * Connections to the I/O servers are kept in a small pool per server and
  * connect lazily, so the metadata server starts whether or not the I/O
@@ -37,6 +38,7 @@
 
 #define SCHEMA_VERSION 1
 #define SCHEMA_VERSION_TEXT "1" /* for PRAGMA user_version = N */
+#define FID_BATCH 1024       /* fids reserved per database write */
 #define IO_POOL_MAX 8         /* idle connections kept per I/O server */
 #define DB_BUSY_TIMEOUT_MS 5000
 
@@ -85,6 +87,7 @@ struct meta {
 	sqlite3 *db;          /* NULL once stopped */
 	sqlite3_stmt *st[ST_N];
 	uint64_t next_fid;
+	uint64_t fid_reserved; /* fids below this are reserved in the database */
 	struct io_pool *pools; /* one per I/O server */
 };
 
@@ -127,6 +130,24 @@ static int db_fail(struct meta *m, struct server_req *r, const char *what)
 	log_warnx("%s: %s: %s", m->db_path, what, why);
 	return server_fail(r, -EIO, "metadata database error while %s: %s", what, why);
 }
+
+/* The next fid, reserving another batch in the database first when the
+ * reserved ones are used up. Called with m->lock held. */
+static int fid_alloc(struct meta *m, struct server_req *r, uint64_t *fid)
+{
+	if (m->next_fid >= m->fid_reserved) {
+		char sql[128];
+		uint64_t limit = m->next_fid + FID_BATCH;
+		snprintf(sql, sizeof(sql),
+			 "UPDATE counters SET value = %" PRIu64 " WHERE name = 'fid_reserved'", limit);
+		if (sqlite3_exec(m->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			return db_fail(m, r, "reserving file ids");
+		m->fid_reserved = limit;
+	}
+	*fid = m->next_fid++;
+	return 0;
+}
+
 
 static int parse_path(struct server_req *r, const char *in, struct path *p)
 {
@@ -475,7 +496,8 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 	if (rc != -ENOENT)
 		return db_fail(m, r, "looking up a name");
 	memset(e, 0, sizeof(*e));
-	e->fid = m->next_fid++;
+	if (fid_alloc(m, r, &e->fid) < 0)
+		return -EIO;
 	e->parent = dir.fid;
 	e->type = SFS_TYPE_FILE;
 	e->mode = r->req->mode & 07777;
@@ -550,7 +572,9 @@ static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p
 	if (rc != -ENOENT)
 		return db_fail(m, r, "looking up a name");
 	memset(&e, 0, sizeof(e));
-	e.fid = m->next_fid++;
+	rc = fid_alloc(m, r, &e.fid);
+	if (rc < 0)
+		return rc;
 	e.parent = dir.fid;
 	e.type = SFS_TYPE_DIR;
 	e.mode = r->req->mode & 07777;
@@ -827,7 +851,8 @@ static int db_int(struct meta *m, const char *sql, int64_t *out, char *err, size
 	return 0;
 }
 
-/* Version 1: the entries table and the root directory. */
+/* Version 1: the entries table, the fid reservation counter and the root
+ * directory. */
 static int schema_create_v1(struct meta *m, char *err, size_t errlen)
 {
 	char sql[512];
@@ -845,6 +870,9 @@ static int schema_create_v1(struct meta *m, char *err, size_t errlen)
 			 " servers BLOB,"
 			 " UNIQUE (parent, name))",
 			 err, errlen);
+	if (rc == 0)
+		rc = db_exec(m, "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+			     " INSERT INTO counters VALUES ('fid_reserved', 0)", err, errlen);
 	if (rc < 0)
 		return rc;
 	int64_t now = wall_ns();
@@ -968,7 +996,7 @@ static void meta_free(void *ctx)
 static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *srv,
 		     void **ctx, char *err, size_t errlen)
 {
-	int64_t max_fid, n_entries;
+	int64_t max_fid, n_entries, reserved;
 	int rc = -ENOMEM;
 	struct meta *m = calloc(1, sizeof(*m));
 	if (!m) {
@@ -995,9 +1023,16 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 		rc = db_int(m, "SELECT MAX(fid) FROM entries", &max_fid, err, errlen);
 	if (rc == 0)
 		rc = db_int(m, "SELECT COUNT(*) FROM entries", &n_entries, err, errlen);
+	if (rc == 0)
+		rc = db_int(m, "SELECT value FROM counters WHERE name = 'fid_reserved'", &reserved,
+			    err, errlen);
 	if (rc < 0)
 		goto fail;
+	/* start past every fid ever reserved: some may have been handed out */
 	m->next_fid = (uint64_t)(max_fid > SFS_ROOT_FID ? max_fid : SFS_ROOT_FID) + 1;
+	if ((uint64_t)reserved > m->next_fid)
+		m->next_fid = (uint64_t)reserved;
+	m->fid_reserved = m->next_fid;
 	log_info("%s: %" PRId64 " entries, next fid %" PRIu64, m->db_path, n_entries,
 		 m->next_fid);
 	*ctx = m;

@@ -560,3 +560,24 @@ Test(fs, sigterm_stops_every_server_cleanly)
 	}
 	finish();
 }
+
+Test(fs, a_removed_files_id_is_never_reused_after_a_restart)
+{
+	start(2, NULL);
+	struct sfs_file *f;
+	struct sfs_stat st;
+	cr_assert_eq(sfs_open(fs, "/old", SFS_O_RDWR | SFS_O_CREAT, 0644, &f), 0);
+	cr_assert_eq(sfs_fstat(f, &st), 0);
+	uint64_t old_fid = st.fid;
+	sfs_close(f);
+	cr_assert_eq(sfs_unlink(fs, "/old"), 0);
+	/* the newest file is gone: a restarted server must not hand its fid out again */
+	fsfix_signal(&fx, 0, SIGKILL);
+	fsfix_start_server(&fx, 0);
+	cr_assert_eq(sfs_open(fs, "/new", SFS_O_RDWR | SFS_O_CREAT, 0644, &f), 0, "%s",
+		     sfs_last_error());
+	cr_assert_eq(sfs_fstat(f, &st), 0);
+	cr_assert_gt(st.fid, old_fid, "fid %lu reused", (unsigned long)st.fid);
+	sfs_close(f);
+	finish();
+}
