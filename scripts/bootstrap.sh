@@ -14,8 +14,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
-libsqlite3-dev libinih-dev libjansson-dev libcriterion-dev \
-iperf3 procps"
+libsqlite3-dev libinih-dev libjansson-dev libcriterion-dev libzmq3-dev \
+libopenmpi-dev openmpi-bin gnuplot-nox iperf3 iproute2 procps"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

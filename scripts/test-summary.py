@@ -2,15 +2,17 @@
 """Total the tests of every test program over one or more meson test logs.
 
 Criterion programs print "Synthesis: Tested: N | Passing: P | Failing: F |
-Crashing: C"; those counts are used. A program without that line (a script,
-or one that died before printing it) counts as one test, passed or failed
-by meson's verdict. A Criterion program whose counts say all passed but
+Crashing: C"; those counts are used. Scripts speak TAP ("ok 3 - ...",
+"not ok 4 - ..."); their lines are counted. A program with neither (or one
+that died before printing anything) counts as one test, passed or failed by
+meson's verdict. A Criterion program whose counts say all passed but
 that meson failed (a sanitizer report at exit, a timeout) adds one failure.
 Prints per-build lines, then the closing "N passed, N failed"."""
 import json
 import re
 import sys
 
+TAP = re.compile(r"^(not )?ok \d+", re.M)
 SYNTH = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)")
 
 
@@ -28,7 +30,15 @@ def count(path):
         ok = t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
         out = (t.get("stdout") or "") + (t.get("stderr") or "")
         m = SYNTH.findall(out)
-        if m:
+        tap = TAP.findall(out)
+        if not m and tap:
+            p = sum(1 for x in tap if not x)
+            f = len(tap) - p
+            passed += p
+            failed += f
+            if not ok and f == 0:
+                failed += 1
+        elif m:
             _, p, f, c = (int(x) for x in m[-1])
             passed += p
             failed += f + c

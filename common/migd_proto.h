@@ -1,0 +1,101 @@
+/*
+ * migd_proto: the migd API, the only place its format is defined.
+ *
+ * Transport: ZeroMQ. Commands go over REQ/REP (migd binds --listen, e.g.
+ * tcp://127.0.0.1:7700); events go over PUB (migd binds --events, default
+ * the listen port + 1), one message per event, two frames: the topic
+ * ("event.<type>") and the JSON body. Every message is one JSON object
+ * (jansson on both sides) and carries "v": MIGD_API_VERSION.
+ *
+ * Request:  {"v":1, "cmd":"host.add", "args":{...}}
+ * Reply:    {"v":1, "ok":true, "result":<any JSON>}
+ *           {"v":1, "ok":false, "error":"host \"n9\": no such host",
+ *            "code":"ENOENT"}
+ * Event:    {"v":1, "type":"migration.completed", "ts_ns":..., "id":17, ...}
+ *
+ * A request that is not JSON, lacks "v" / "cmd", has another version, names
+ * an unknown command, or carries args of the wrong type gets an error reply
+ * naming what was wrong; migd keeps serving.
+ *
+ * Commands and their args (sizes in bytes, rates in bytes/s, times in
+ * seconds as numbers, timestamps in ns since the epoch):
+ *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?}
+ *   host.add      {name, uri, max_outbound?, max_inbound?, memory_bytes?}  -> host
+ *   host.list     {}                                   -> [host]
+ *   host.show     {name}                               -> host (+ guests: [name])
+ *   host.rm       {name}              (no guests on it) -> {}
+ *   host.enable   {name}  host.disable {name}          -> host
+ *   guest.add     {name, host, memory_bytes, dirty_rate_bps?, job?, rank?} -> guest
+ *   guest.list    {host?, job?}                        -> [guest]
+ *   guest.show    {name}                               -> guest
+ *   migrate       {guest, to?, priority?("manual")}    -> migration
+ *   evacuate      {host}                               -> [migration]
+ *   abort         {id}                                 -> migration
+ *   migration.show {id}                                -> migration
+ *   queue         {}                                   -> [migration] (queued and running)
+ *   history       {since_ns?, limit?, policy?}         -> [migration] (finished, newest last)
+ *   report        {since_ns?}                          -> {overall: stats, policies: {name: stats}}
+ *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
+ *                          downtime_ms:{mean,p50,p99}, bytes:{mean}}
+ *   policy.add    {type:"interval", name, every_s, guests (selector), stagger_s?, count?}
+ *   policy.list   {}  policy.show {name}  policy.pause {name}  policy.resume {name}
+ *   policy.rm     {name}
+ *
+ * Objects:
+ *   host      {name, uri, enabled, health, max_outbound, max_inbound,
+ *              memory_bytes, memory_used_bytes, guests}
+ *   guest     {name, host, memory_bytes, dirty_rate_bps, job, rank, state}
+ *   migration {id, guest, src, dst, state, priority, policy, reason,
+ *              queued_ns, started_ns, migrating_ns, finished_ns,
+ *              total_ms, downtime_ms, bytes, rounds, error}
+ *   state: queued | started | migrating | completed | failed | aborted
+ * Selectors: "all", "host:NAME", "job:NAME", a guest name, or a
+ * comma-separated list of those.
+ *
+ * Events: host.added, host.removed, guest.added, migration.queued,
+ * migration.started, migration.progress (id, transferred_bytes,
+ * remaining_bytes, rounds), migration.completed, migration.failed,
+ * migration.aborted, policy.fired, policy.added, policy.removed, reconciled.
+ */
+#ifndef MIGD_PROTO_H
+#define MIGD_PROTO_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define MIGD_API_VERSION 1
+#define MIGD_MAX_MSG_BYTES (4u << 20) /* a request larger than this is refused */
+
+/* Build a request; steals args (may be NULL for {}). Caller owns the result. */
+json_t *migd_req_new(const char *cmd, json_t *args);
+/* Parse a request: 0 and *cmd (points into *root) and *args (borrowed, an
+ * object) or -EINVAL with the reason in err. *root is the caller's to
+ * json_decref, also on error (may be NULL). */
+int migd_req_parse(const char *text, size_t len, json_t **root, const char **cmd,
+		   json_t **args, char *err, size_t errlen);
+
+/* Replies; both steal their argument. */
+json_t *migd_reply_ok(json_t *result);
+/* code: an errno name ("EINVAL", "ENOENT", ...), from migd_errno_name(). */
+json_t *migd_reply_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parse a reply: 0 with *result borrowed from *root, or the negative errno
+ * the reply names with its message in err; -EBADMSG for a malformed reply. */
+int migd_reply_parse(const char *text, size_t len, json_t **root, json_t **result, char *err,
+		     size_t errlen);
+
+/* An event object with "v", "type" and "ts_ns"; add fields, then send. */
+json_t *migd_event_new(const char *type, long long ts_ns);
+
+const char *migd_errno_name(int err);   /* 22 -> "EINVAL" */
+int migd_errno_value(const char *name); /* "EINVAL" -> 22, unknown -> EIO */
+
+/* Typed getters for args that name the bad field in err: 0, -ENOENT when
+ * absent (and not required), -EINVAL when of the wrong type. */
+int migd_arg_str(json_t *args, const char *key, int required, const char **out, char *err,
+		 size_t errlen);
+int migd_arg_u64(json_t *args, const char *key, int required, unsigned long long *out,
+		 char *err, size_t errlen);
+int migd_arg_num(json_t *args, const char *key, int required, double *out, char *err,
+		 size_t errlen);
+
+#endif
