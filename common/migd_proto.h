@@ -49,13 +49,19 @@
  *              queued_ns, started_ns, migrating_ns, finished_ns,
  *              total_ms, downtime_ms, bytes, rounds, error}
  *   state: queued | started | migrating | completed | failed | aborted
+ *   policy    {name, type, state ("active" | "paused"), guests, every_s,
+ *              stagger_s, count, created_ns, last_fire_ns, next_fire_ns, fired}
+ * Objects may carry more fields than listed (a migration's not_before_ns
+ * and reconciled, a guest's migration id); readers ignore what they do not
+ * know. Unset times and unknown figures are null.
  * Selectors: "all", "host:NAME", "job:NAME", a guest name, or a
  * comma-separated list of those.
  *
  * Events: host.added, host.removed, guest.added, migration.queued,
  * migration.started, migration.progress (id, transferred_bytes,
  * remaining_bytes, rounds), migration.completed, migration.failed,
- * migration.aborted, policy.fired, policy.added, policy.removed, reconciled.
+ * migration.aborted, policy.fired, policy.added, policy.removed, reconciled;
+ * also host.enabled, host.disabled, policy.paused, policy.resumed.
  */
 #ifndef MIGD_PROTO_H
 #define MIGD_PROTO_H

@@ -108,4 +108,7 @@ const struct hv_ops *hv_ops_for_uri(const char *uri);
 /* Every driver built into this migd, NULL-terminated. */
 extern const struct hv_ops *const hv_drivers[];
 
+/* The drivers themselves, one per hv_<scheme>.c. */
+extern const struct hv_ops hv_sim_ops;
+
 #endif

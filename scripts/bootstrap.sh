@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
 libsqlite3-dev libinih-dev libjansson-dev libcriterion-dev libzmq3-dev \
-libopenmpi-dev openmpi-bin gnuplot-nox iperf3 iproute2 procps"
+libopenmpi-dev openmpi-bin gnuplot-nox iperf3 iproute2 procps python3-zmq"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,0 +1,193 @@
+/*
+ * migctl.h: what the parts of the migctl command share.
+ *
+ * migctl.c holds main, the global options and the dispatch table; each
+ * other file holds one family of subcommands (hosts and guests, migrations,
+ * policies, history and report, watch) or one service they all use: the
+ * ZeroMQ request/reply client (migctl_client.c), and the parsing of what
+ * people type and the printing of what they read (migctl_output.c,
+ * migctl_progress.c). Every message reads "migctl: <subcommand>: ..." and
+ * every failure maps to one of the exit codes below, documented in
+ * migctl(1).
+ */
+#ifndef MIGCTL_H
+#define MIGCTL_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes, documented in migctl(1). */
+#define MIGCTL_EXIT_OK 0
+#define MIGCTL_EXIT_FAIL 1    /* migd refused the request, or the operation failed */
+#define MIGCTL_EXIT_USAGE 2   /* bad option or argument */
+#define MIGCTL_EXIT_CONNECT 3 /* migd did not answer (or the endpoint is unusable) */
+
+/* Returned by ctl_option() when parsing should go on. */
+#define CTL_CONTINUE (-1)
+
+#define MIGCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:7700"
+#define MIGCTL_DEFAULT_TIMEOUT_MS 5000
+
+/* Long-only option values: the shared ones, then each subcommand's own. */
+enum {
+	OPT_JSON = 0x100,
+	OPT_CONNECT,
+	OPT_EVENTS,
+	OPT_TIMEOUT,
+	OPT_QUIET,
+	OPT_SUBCMD_BASE = 0x200,
+};
+
+/* Accepted by every subcommand, so `migctl host list --json` works too. */
+#define CTL_COMMON_LONGOPTS                                       \
+	{ "help", no_argument, NULL, 'h' },                       \
+	{ "json", no_argument, NULL, OPT_JSON },                  \
+	{ "quiet", no_argument, NULL, OPT_QUIET },                \
+	{ "connect", required_argument, NULL, OPT_CONNECT },      \
+	{ "events", required_argument, NULL, OPT_EVENTS },        \
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT }
+
+/* One run of the command. Zeroed, it means: defaults, nothing open. */
+struct ctl {
+	const char *name;          /* "host add", for messages */
+	const char *endpoint;      /* --connect, $MIGD_ENDPOINT or the default */
+	const char *events;        /* --events, or NULL: the endpoint's port + 1 */
+	long timeout_ms;           /* --timeout; 0 means wait forever */
+	int timeout_set;
+	int json;
+	int quiet;                 /* no progress bars even on a terminal */
+	void *zctx;                /* ZeroMQ context, made on first use */
+};
+
+/* ---- messages and options (migctl.c) ---- */
+
+/* "migctl: <name>: <message>\n" on stderr. */
+void ctl_error(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like ctl_error plus a hint to --help; returns MIGCTL_EXIT_USAGE. */
+int ctl_usage_error(const struct ctl *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* getopt_long with quiet errors and ':' reporting; optstring has neither. */
+int ctl_getopt(int argc, char **argv, const char *optstring, const struct option *longopts);
+/*
+ * Handle an option every subcommand shares (CTL_COMMON_LONGOPTS) or a
+ * getopt error. Returns CTL_CONTINUE, or the exit code to end with (0 after
+ * printing usage for --help, MIGCTL_EXIT_USAGE after an error).
+ */
+int ctl_option(struct ctl *c, int opt, char **argv, const char *usage);
+/* The positional arguments after options: exactly want of them, named in
+ * what ("NAME", "GUEST") for the message when they are not. Returns 0 or
+ * MIGCTL_EXIT_USAGE. */
+int ctl_positional(const struct ctl *c, int argc, char **argv, int want, const char *what);
+
+/* ---- talking to migd (migctl_client.c) ---- */
+
+/*
+ * Send {cmd, args} on a fresh REQ socket and wait --timeout for the reply.
+ * Steals args (NULL for {}). On success returns 0 with *root owning the
+ * reply and *result borrowed from it (the caller json_decrefs *root). On
+ * failure prints the reason and returns the exit code: MIGCTL_EXIT_FAIL when
+ * migd refused (its message, which names the bad value), MIGCTL_EXIT_CONNECT
+ * when it did not answer in time.
+ */
+int ctl_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result);
+/* A SUB socket subscribed to every event on the events endpoint (--events,
+ * else the --connect port + 1); NULL and an exit code in *code on failure
+ * (said why). Close with zmq_close. */
+void *ctl_subscribe(struct ctl *c, int *code);
+/* Receive one event (two frames: topic, JSON body) if one arrives within
+ * wait_ms. Returns 1 with a malloc'd NUL-ended body in *body, 0 on timeout
+ * or interruption, -1 on a socket error. */
+int ctl_event_recv(void *sub, long wait_ms, char **body);
+/* Release the ZeroMQ context. */
+void ctl_close(struct ctl *c);
+
+/* ---- what people type (migctl_output.c) ---- */
+
+/* "512m", "4g", "1.5g", "4096": bytes (k/m/g/t are powers of 1024; an
+ * optional "b"/"ib" after the suffix). 0 or -EINVAL / -ERANGE. */
+int ctl_parse_size(const char *text, uint64_t *out);
+/* A size per second: "100m/s", "100m" (the "/s" is optional). */
+int ctl_parse_rate(const char *text, uint64_t *out);
+/* "30s", "4m", "1h", "1d", "1.5m", "250ms"; a plain number is seconds. */
+int ctl_parse_duration(const char *text, double *out_s);
+/* --since: an ISO date-time ("2024-05-01T12:00:00", "2024-05-01 12:00",
+ * "2024-05-01", a trailing "Z" for UTC, local time otherwise) or a duration
+ * ago (now_ns minus it). Returns 0 or -EINVAL. */
+int ctl_parse_since(const char *text, int64_t now_ns, int64_t *out_ns);
+/* A migration id: a positive integer. */
+int ctl_parse_id(const char *text, uint64_t *out);
+
+/* ---- what people read (migctl_output.c) ---- */
+
+/* Print a JSON value on stdout, indented; it stays the caller's.
+ * Returns 0 or MIGCTL_EXIT_FAIL (stdout not writable). */
+int ctl_print_json(const struct ctl *c, json_t *value);
+
+/* Field getters that tolerate absence: "" / "-" / 0 / -1 when missing. */
+const char *jstr(json_t *o, const char *key);     /* "" when not a string */
+const char *jstr_or(json_t *o, const char *key, const char *dflt);
+int64_t jint(json_t *o, const char *key, int64_t dflt); /* reals truncate */
+double jnum(json_t *o, const char *key, double dflt);
+int jbool(json_t *o, const char *key, int dflt);
+
+/* Formatting into buf, returning buf. */
+char *fmt_bytes(int64_t bytes, char *buf, size_t len);          /* "1.5 GiB", "-" if < 0 */
+char *fmt_rate(double bps, char *buf, size_t len);              /* "64 MiB/s" */
+char *fmt_seconds(double s, char *buf, size_t len);             /* "4m", "30s", "1.5s" */
+char *fmt_ms(double ms, char *buf, size_t len);                 /* "45 ms", "2.31 s" */
+char *fmt_time_ns(int64_t ns, char *buf, size_t len);           /* "2024-05-01 12:00:03" */
+
+/*
+ * A text table: add cells row by row (NULL or "" prints as "-"), then print
+ * with columns padded to their widest cell. A header written ">SIZE" is
+ * right-aligned (numbers), any other left-aligned. At most 32 columns.
+ */
+struct table;
+struct table *table_new(int n_cols, const char *const *headers);
+void table_add(struct table *t, ...); /* n_cols strings */
+void table_print(struct table *t, FILE *out);
+void table_free(struct table *t);
+
+/* "key:            value", one line; an empty value prints as "-". */
+void print_kv(const char *key, const char *value);
+/* A JSON field name as a label: "sim_time_ns" -> "sim time" (the unit
+ * shows in the value as printed). Into label, returns label. */
+const char *field_label(const char *key, char *label, size_t len);
+/* A scalar JSON value as text ("" for arrays and objects); a *_ns integer
+ * as a date-time. Into buf, returns buf. */
+char *field_text(const char *key, json_t *value, char *buf, size_t len);
+
+/* ---- migrations, shared by migrate, evacuate, queue, history, watch ---- */
+
+int migration_is_final(const char *state);
+/* One human line: "migration 17 completed: g1 n1 -> n2, total 12.30 s,
+ * downtime 45 ms, 4.10 GiB in 5 rounds", or the error or reason of one that
+ * did not complete. Into buf, returns buf; or printed with a newline. */
+char *migration_line(json_t *m, char *buf, size_t len);
+void migration_print_line(json_t *m, FILE *out);
+/* A table of migrations: queue, evacuate, history (long adds the costs). */
+void migration_print_table(json_t *arr, int long_format, FILE *out);
+
+/* ---- subcommands, one file per family ---- */
+
+#define CTL_SUBCMD(fn) int fn(struct ctl *c, int argc, char **argv)
+CTL_SUBCMD(cmd_host_add); CTL_SUBCMD(cmd_host_list); CTL_SUBCMD(cmd_host_show);
+CTL_SUBCMD(cmd_host_rm); CTL_SUBCMD(cmd_host_enable); CTL_SUBCMD(cmd_host_disable);
+CTL_SUBCMD(cmd_guest_add); CTL_SUBCMD(cmd_guest_list); CTL_SUBCMD(cmd_guest_show);
+CTL_SUBCMD(cmd_migrate); CTL_SUBCMD(cmd_evacuate); CTL_SUBCMD(cmd_abort);
+CTL_SUBCMD(cmd_queue);
+CTL_SUBCMD(cmd_policy_add); CTL_SUBCMD(cmd_policy_list); CTL_SUBCMD(cmd_policy_show);
+CTL_SUBCMD(cmd_policy_pause); CTL_SUBCMD(cmd_policy_resume); CTL_SUBCMD(cmd_policy_rm);
+CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
+CTL_SUBCMD(cmd_watch);
+
+extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_rm_usage[],
+	host_enable_usage[], host_disable_usage[], guest_add_usage[], guest_list_usage[],
+	guest_show_usage[], migrate_usage[], evacuate_usage[], abort_usage[], queue_usage[],
+	policy_add_usage[], policy_list_usage[], policy_show_usage[], policy_pause_usage[],
+	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
+	status_usage[], watch_usage[];
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * migctl_hosts: the host and guest subcommands.
+ *
+ * Most of them take one NAME, send one request and print one object or a
+ * table, so they share option parsing (name_command) and differ in the
+ * printer. Sizes are checked here, where the option that carried them is
+ * known, so "--memory 4x" is a usage error naming the option; everything
+ * else (a duplicate name, an unknown host) is migd's to refuse, with a
+ * message that names the value.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migctl.h"
+#include "util.h"
+
+const char host_add_usage[] =
+	"usage: migctl host add NAME --uri URI [--max-outbound N] [--max-inbound N]\n"
+	"                       [--memory SIZE]\n"
+	"\n"
+	"Add a host. The URI names its hypervisor backend, e.g. sim:///n1?link=1gbit\n"
+	"for a simulated host with a 1 Gbit/s link.\n"
+	"\n"
+	"      --uri URI           the backend URI (required)\n"
+	"      --max-outbound N    migrations from this host at once (default: migd's)\n"
+	"      --max-inbound N     migrations to this host at once (default: migd's)\n"
+	"      --memory SIZE       memory for guests, e.g. 256g (default: the backend's)\n"
+	"      --json              print the new host as JSON\n"
+	"  -h, --help              show this help\n";
+
+const char host_list_usage[] =
+	"usage: migctl host list [--json]\n"
+	"\n"
+	"List hosts: URI, enabled, health, guests, memory used and limits.\n";
+
+const char host_show_usage[] =
+	"usage: migctl host show NAME [--json]\n"
+	"\n"
+	"Show one host and the guests it runs.\n";
+
+const char host_rm_usage[] =
+	"usage: migctl host rm NAME\n"
+	"\n"
+	"Remove a host. It must run no guests: evacuate it first.\n";
+
+const char host_enable_usage[] =
+	"usage: migctl host enable NAME\n"
+	"\n"
+	"Let a disabled host take guests again.\n";
+
+const char host_disable_usage[] =
+	"usage: migctl host disable NAME\n"
+	"\n"
+	"Keep new guests off a host (its own guests stay until migrated).\n";
+
+const char guest_add_usage[] =
+	"usage: migctl guest add NAME --host HOST --memory SIZE [--dirty-rate SIZE/s]\n"
+	"                        [--job JOB --rank N]\n"
+	"\n"
+	"Add a guest running on HOST; on backends that can (sim), create it.\n"
+	"\n"
+	"      --host HOST          where it runs (required)\n"
+	"      --memory SIZE        its memory: 512m, 4g, 1.5g (required)\n"
+	"      --dirty-rate SIZE/s  how fast it dirties pages, e.g. 64m/s (sim)\n"
+	"      --job JOB            the MPI job it is a rank of (with --rank)\n"
+	"      --rank N             its rank in JOB; ranks of a job are kept apart\n"
+	"      --json               print the new guest as JSON\n"
+	"  -h, --help               show this help\n";
+
+const char guest_list_usage[] =
+	"usage: migctl guest list [--host HOST] [--job JOB] [--json]\n"
+	"\n"
+	"List guests, optionally only those on HOST or of JOB.\n";
+
+const char guest_show_usage[] =
+	"usage: migctl guest show NAME [--json]\n"
+	"\n"
+	"Show one guest: host, memory, dirty rate, job and rank, state.\n";
+
+/* ---- printers ---- */
+
+static void host_print(json_t *h)
+{
+	char buf[64], used[32], total[32];
+	print_kv("name", jstr(h, "name"));
+	print_kv("uri", jstr(h, "uri"));
+	print_kv("enabled", jbool(h, "enabled", 1) ? "yes" : "no");
+	print_kv("health", jstr(h, "health"));
+	snprintf(buf, sizeof(buf), "%s used of %s",
+		 fmt_bytes(jint(h, "memory_used_bytes", -1), used, sizeof(used)),
+		 fmt_bytes(jint(h, "memory_bytes", -1), total, sizeof(total)));
+	print_kv("memory", buf);
+	char out[24] = "default", in[24] = "default";
+	if (jint(h, "max_outbound", 0) > 0)
+		snprintf(out, sizeof(out), "%" PRId64, jint(h, "max_outbound", 0));
+	if (jint(h, "max_inbound", 0) > 0)
+		snprintf(in, sizeof(in), "%" PRId64, jint(h, "max_inbound", 0));
+	snprintf(buf, sizeof(buf), "%s outbound, %s inbound", out, in);
+	print_kv("limits", buf);
+	json_t *guests = json_object_get(h, "guests");
+	if (json_is_array(guests)) {
+		size_t i;
+		json_t *g;
+		printf("%-16s %zu\n", "guests:", json_array_size(guests));
+		json_array_foreach(guests, i, g)
+			printf("  %s\n", json_is_string(g) ? json_string_value(g) : jstr(g, "name"));
+	} else {
+		snprintf(buf, sizeof(buf), "%" PRId64, jint(h, "guests", 0));
+		print_kv("guests", buf);
+	}
+}
+
+static void host_table(json_t *arr)
+{
+	static const char *const headers[] = { "NAME", "URI", "ENABLED", "HEALTH", ">GUESTS",
+					       ">MEM USED", ">MEMORY", ">OUT", ">IN" };
+	struct table *t = table_new(9, headers);
+	size_t i;
+	json_t *h;
+	json_array_foreach(arr, i, h) {
+		char guests[24], used[32], total[32], out[24] = "-", in[24] = "-";
+		json_t *g = json_object_get(h, "guests");
+		snprintf(guests, sizeof(guests), "%zu",
+			 json_is_array(g) ? json_array_size(g) : (size_t)jint(h, "guests", 0));
+		if (jint(h, "max_outbound", 0) > 0)
+			snprintf(out, sizeof(out), "%" PRId64, jint(h, "max_outbound", 0));
+		if (jint(h, "max_inbound", 0) > 0)
+			snprintf(in, sizeof(in), "%" PRId64, jint(h, "max_inbound", 0));
+		table_add(t, jstr(h, "name"), jstr(h, "uri"), jbool(h, "enabled", 1) ? "yes" : "no",
+			  jstr(h, "health"), guests,
+			  fmt_bytes(jint(h, "memory_used_bytes", -1), used, sizeof(used)),
+			  fmt_bytes(jint(h, "memory_bytes", -1), total, sizeof(total)), out, in);
+	}
+	table_print(t, stdout);
+	table_free(t);
+}
+
+static void job_rank_text(json_t *g, char *buf, size_t len)
+{
+	const char *job = jstr(g, "job");
+	if (*job)
+		snprintf(buf, len, "%" PRId64, jint(g, "rank", 0));
+	else
+		snprintf(buf, len, "-");
+}
+
+static void guest_print(json_t *g)
+{
+	char buf[64];
+	print_kv("name", jstr(g, "name"));
+	print_kv("host", jstr(g, "host"));
+	print_kv("state", jstr(g, "state"));
+	print_kv("memory", fmt_bytes(jint(g, "memory_bytes", -1), buf, sizeof(buf)));
+	print_kv("dirty rate", fmt_rate(jnum(g, "dirty_rate_bps", -1), buf, sizeof(buf)));
+	print_kv("job", jstr(g, "job"));
+	job_rank_text(g, buf, sizeof(buf));
+	print_kv("rank", buf);
+}
+
+static void guest_table(json_t *arr)
+{
+	static const char *const headers[] = { "NAME", "HOST", ">MEMORY", ">DIRTY RATE", "JOB",
+					       ">RANK", "STATE" };
+	struct table *t = table_new(7, headers);
+	size_t i;
+	json_t *g;
+	json_array_foreach(arr, i, g) {
+		char mem[32], rate[40], rank[24];
+		job_rank_text(g, rank, sizeof(rank));
+		table_add(t, jstr(g, "name"), jstr(g, "host"),
+			  fmt_bytes(jint(g, "memory_bytes", -1), mem, sizeof(mem)),
+			  fmt_rate(jnum(g, "dirty_rate_bps", -1), rate, sizeof(rate)), jstr(g, "job"),
+			  rank, jstr(g, "state"));
+	}
+	table_print(t, stdout);
+	table_free(t);
+}
+
+/* ---- shared shapes ---- */
+
+/* Options of a subcommand that takes nothing but the common ones. */
+static int common_options(struct ctl *c, int argc, char **argv, const char *usage)
+{
+	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
+	int opt, rc;
+	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1)
+		if ((rc = ctl_option(c, opt, argv, usage)) != CTL_CONTINUE)
+			return rc;
+	return CTL_CONTINUE;
+}
+
+/* Send cmd with args and show the result: JSON, print(result), or done. */
+static int request_and_print(struct ctl *c, const char *cmd, json_t *args,
+			     void (*print)(json_t *), const char *done_fmt, const char *name)
+{
+	json_t *root, *result;
+	int rc = ctl_call(c, cmd, args, &root, &result);
+	if (rc != 0)
+		return rc;
+	if (c->json)
+		rc = ctl_print_json(c, result);
+	else if (print)
+		print(result);
+	else
+		printf(done_fmt, name);
+	json_decref(root);
+	return rc;
+}
+
+/* `NOUN VERB NAME`: {name} to cmd. */
+static int name_command(struct ctl *c, int argc, char **argv, const char *usage,
+			const char *cmd, void (*print)(json_t *), const char *done_fmt)
+{
+	int rc = common_options(c, argc, argv, usage);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if ((rc = ctl_positional(c, argc, argv, 1, "NAME")) != 0)
+		return rc;
+	const char *name = argv[optind];
+	return request_and_print(c, cmd, json_pack("{s:s}", "name", name), print, done_fmt,
+				 name);
+}
+
+/* A size option's value, or a usage error naming the option. */
+static int size_option(struct ctl *c, const char *option, const char *text, int rate,
+		       uint64_t *out)
+{
+	int rc = rate ? ctl_parse_rate(text, out) : ctl_parse_size(text, out);
+	if (rc == -ERANGE)
+		return ctl_usage_error(c, "%s \"%s\": too large", option, text);
+	if (rc < 0)
+		return ctl_usage_error(c, "%s \"%s\": expected a size like %s", option, text,
+				       rate ? "64m/s" : "512m, 4g or 1.5g");
+	return 0;
+}
+
+static int count_option(struct ctl *c, const char *option, const char *text, uint64_t *out)
+{
+	if (parse_u64(text, 0, INT32_MAX, out) < 0)
+		return ctl_usage_error(c, "%s \"%s\": expected a whole number from 0", option,
+				       text);
+	return 0;
+}
+
+/* ---- host ---- */
+
+enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
+       OPT_JOB, OPT_RANK };
+
+int cmd_host_add(struct ctl *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "uri", required_argument, NULL, OPT_URI },
+		{ "max-outbound", required_argument, NULL, OPT_MAX_OUT },
+		{ "max-inbound", required_argument, NULL, OPT_MAX_IN },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	json_t *args = json_object();
+	const char *uri = NULL;
+	uint64_t value;
+	int opt, rc = CTL_CONTINUE;
+	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
+		switch (opt) {
+		case OPT_URI: uri = optarg; break;
+		case OPT_MAX_OUT:
+		case OPT_MAX_IN:
+			rc = count_option(c, opt == OPT_MAX_OUT ? "--max-outbound" : "--max-inbound",
+					  optarg, &value);
+			if (rc == 0) {
+				json_object_set_new(args, opt == OPT_MAX_OUT ? "max_outbound"
+									     : "max_inbound",
+						    json_integer((json_int_t)value));
+				rc = CTL_CONTINUE;
+			}
+			break;
+		case OPT_MEMORY:
+			if ((rc = size_option(c, "--memory", optarg, 0, &value)) == 0) {
+				json_object_set_new(args, "memory_bytes",
+						    json_integer((json_int_t)value));
+				rc = CTL_CONTINUE;
+			}
+			break;
+		default: rc = ctl_option(c, opt, argv, host_add_usage);
+		}
+	}
+	if (rc != CTL_CONTINUE) { /* --help or a bad option */
+		json_decref(args);
+		return rc;
+	}
+	rc = ctl_positional(c, argc, argv, 1, "NAME");
+	if (rc == 0 && !uri)
+		rc = ctl_usage_error(c, "--uri URI is required (e.g. sim:///%s?link=1gbit)",
+				     argv[optind]);
+	if (rc != 0) {
+		json_decref(args);
+		return rc;
+	}
+	json_object_set_new(args, "name", json_string(argv[optind]));
+	json_object_set_new(args, "uri", json_string(uri));
+	return request_and_print(c, "host.add", args, NULL, "host %s added\n", argv[optind]);
+}
+
+int cmd_host_list(struct ctl *c, int argc, char **argv)
+{
+	int rc = common_options(c, argc, argv, host_list_usage);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
+		return rc;
+	return request_and_print(c, "host.list", NULL, host_table, NULL, NULL);
+}
+
+int cmd_host_show(struct ctl *c, int argc, char **argv)
+{
+	return name_command(c, argc, argv, host_show_usage, "host.show", host_print, NULL);
+}
+
+int cmd_host_rm(struct ctl *c, int argc, char **argv)
+{
+	return name_command(c, argc, argv, host_rm_usage, "host.rm", NULL, "host %s removed\n");
+}
+
+int cmd_host_enable(struct ctl *c, int argc, char **argv)
+{
+	return name_command(c, argc, argv, host_enable_usage, "host.enable", NULL,
+			    "host %s enabled\n");
+}
+
+int cmd_host_disable(struct ctl *c, int argc, char **argv)
+{
+	return name_command(c, argc, argv, host_disable_usage, "host.disable", NULL,
+			    "host %s disabled\n");
+}
+
+/* ---- guest ---- */
+
+/* guest add's options into args; CTL_CONTINUE or an exit code. */
+static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
+{
+	static const struct option longopts[] = {
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "dirty-rate", required_argument, NULL, OPT_DIRTY },
+		{ "job", required_argument, NULL, OPT_JOB },
+		{ "rank", required_argument, NULL, OPT_RANK },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	uint64_t value;
+	int opt, rc = CTL_CONTINUE;
+	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
+		const char *key = NULL;
+		switch (opt) {
+		case OPT_HOST: json_object_set_new(args, "host", json_string(optarg)); break;
+		case OPT_JOB: json_object_set_new(args, "job", json_string(optarg)); break;
+		case OPT_MEMORY:
+			rc = size_option(c, "--memory", optarg, 0, &value);
+			key = "memory_bytes";
+			break;
+		case OPT_DIRTY:
+			rc = size_option(c, "--dirty-rate", optarg, 1, &value);
+			key = "dirty_rate_bps";
+			break;
+		case OPT_RANK:
+			rc = count_option(c, "--rank", optarg, &value);
+			key = "rank";
+			break;
+		default: rc = ctl_option(c, opt, argv, guest_add_usage);
+		}
+		if (key && rc == 0) {
+			json_object_set_new(args, key, json_integer((json_int_t)value));
+			rc = CTL_CONTINUE;
+		}
+	}
+	return rc;
+}
+
+int cmd_guest_add(struct ctl *c, int argc, char **argv)
+{
+	json_t *args = json_object();
+	int rc = guest_add_options(c, argc, argv, args);
+	if (rc != CTL_CONTINUE) {
+		json_decref(args);
+		return rc;
+	}
+	rc = ctl_positional(c, argc, argv, 1, "NAME");
+	if (rc == 0 && !json_object_get(args, "host"))
+		rc = ctl_usage_error(c, "--host HOST is required");
+	if (rc == 0 && !json_object_get(args, "memory_bytes"))
+		rc = ctl_usage_error(c, "--memory SIZE is required");
+	if (rc == 0 && !json_object_get(args, "job") != !json_object_get(args, "rank"))
+		rc = ctl_usage_error(c, "%s", json_object_get(args, "job")
+						      ? "--job needs --rank N"
+						      : "--rank needs --job JOB");
+	if (rc != 0) {
+		json_decref(args);
+		return rc;
+	}
+	const char *name = argv[optind];
+	json_object_set_new(args, "name", json_string(name));
+	return request_and_print(c, "guest.add", args, NULL, "guest %s added\n", name);
+}
+
+int cmd_guest_list(struct ctl *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "job", required_argument, NULL, OPT_JOB },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	json_t *args = json_object();
+	int opt, rc = CTL_CONTINUE;
+	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
+		if (opt == OPT_HOST || opt == OPT_JOB)
+			json_object_set_new(args, opt == OPT_HOST ? "host" : "job",
+					    json_string(optarg));
+		else
+			rc = ctl_option(c, opt, argv, guest_list_usage);
+	}
+	if (rc != CTL_CONTINUE) { /* --help or a bad option */
+		json_decref(args);
+		return rc;
+	}
+	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0) {
+		json_decref(args);
+		return rc;
+	}
+	return request_and_print(c, "guest.list", args, guest_table, NULL, NULL);
+}
+
+int cmd_guest_show(struct ctl *c, int argc, char **argv)
+{
+	return name_command(c, argc, argv, guest_show_usage, "guest.show", guest_print, NULL);
+}

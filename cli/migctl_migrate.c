@@ -1,0 +1,379 @@
+/*
+ * migctl_migrate: migrate, evacuate, abort, queue, and what they share:
+ * printing migrations and waiting for them to end.
+ *
+ * --wait polls migration.show (one fresh request each time, so a migd that
+ * dies mid-wait turns into exit 3 within --timeout, never a hang) until
+ * every migration is in a final state. On a terminal it also listens to the
+ * event stream for migration.progress, which carries the bytes moved, and
+ * draws a bar per migration on stderr; piped, it prints only the outcome.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "migctl.h"
+#include "migctl_progress.h"
+#include "util.h"
+
+#define WAIT_POLL_MS 200
+
+const char migrate_usage[] =
+	"usage: migctl migrate GUEST [--to HOST] [--wait]\n"
+	"\n"
+	"Live-migrate GUEST, to HOST or to the least loaded host that may take it\n"
+	"(never next to another rank of its job). Manual migrations go before\n"
+	"health and periodic ones.\n"
+	"\n"
+	"      --to HOST   the destination (default: migd chooses)\n"
+	"      --wait      wait until it ends; a progress bar on a terminal; exit 1\n"
+	"                  if it failed or was aborted\n"
+	"      --json      print the migration as JSON (with --wait: as it ended)\n"
+	"  -h, --help      show this help\n";
+
+const char evacuate_usage[] =
+	"usage: migctl evacuate HOST [--wait]\n"
+	"\n"
+	"Migrate every guest off HOST, within the cluster's limits.\n"
+	"\n"
+	"      --wait      wait until every migration ends; exit 1 if any failed or\n"
+	"                  was aborted\n"
+	"      --json      print the migrations as JSON\n"
+	"  -h, --help      show this help\n";
+
+const char abort_usage[] =
+	"usage: migctl abort ID\n"
+	"\n"
+	"Abort migration ID, queued or running. A running migration stops and the\n"
+	"guest stays on its source.\n";
+
+const char queue_usage[] =
+	"usage: migctl queue [--json]\n"
+	"\n"
+	"The migrations queued and running, oldest first.\n";
+
+/* ---- printing migrations ---- */
+
+int migration_is_final(const char *state)
+{
+	return state && (strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0 ||
+			 strcmp(state, "aborted") == 0);
+}
+
+static const char *migration_note(json_t *m)
+{
+	const char *error = jstr(m, "error");
+	return *error ? error : jstr(m, "reason");
+}
+
+char *migration_line(json_t *m, char *buf, size_t len)
+{
+	char total[32], down[32], bytes[32];
+	const char *state = jstr_or(m, "state", "?");
+	int n = snprintf(buf, len, "migration %" PRId64 " %s: %s %s -> %s", jint(m, "id", 0),
+			 state, jstr_or(m, "guest", "?"), jstr_or(m, "src", "?"),
+			 jstr_or(m, "dst", "?"));
+	size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+	if (strcmp(state, "completed") == 0)
+		snprintf(buf + used, len - used, ", total %s, downtime %s, %s in %" PRId64 " round%s",
+			 fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
+			 fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
+			 fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)),
+			 jint(m, "rounds", 0), jint(m, "rounds", 0) == 1 ? "" : "s");
+	else if (*migration_note(m))
+		snprintf(buf + used, len - used, ": %s", migration_note(m));
+	return buf;
+}
+
+void migration_print_line(json_t *m, FILE *out)
+{
+	char line[1024];
+	fprintf(out, "%s\n", migration_line(m, line, sizeof(line)));
+}
+
+void migration_print_table(json_t *arr, int long_format, FILE *out)
+{
+	static const char *const short_headers[] = { ">ID", "GUEST", "SRC", "DST", "STATE",
+						     "PRIORITY", "POLICY", "QUEUED", "STARTED" };
+	static const char *const long_headers[] = { ">ID", "GUEST", "SRC", "DST", "STATE",
+						    "POLICY", "STARTED", ">TOTAL", ">DOWNTIME",
+						    ">BYTES", ">ROUNDS", "NOTE" };
+	struct table *t = table_new(long_format ? 12 : 9, long_format ? long_headers
+								      : short_headers);
+	size_t i;
+	json_t *m;
+	json_array_foreach(arr, i, m) {
+		char id[24], queued[32], started[32], total[32], down[32], bytes[32], rounds[24];
+		snprintf(id, sizeof(id), "%" PRId64, jint(m, "id", 0));
+		fmt_time_ns(jint(m, "queued_ns", 0), queued, sizeof(queued));
+		fmt_time_ns(jint(m, "started_ns", 0), started, sizeof(started));
+		if (!long_format) {
+			table_add(t, id, jstr(m, "guest"), jstr(m, "src"), jstr(m, "dst"),
+				  jstr(m, "state"), jstr(m, "priority"), jstr(m, "policy"), queued,
+				  started);
+			continue;
+		}
+		snprintf(rounds, sizeof(rounds), "%" PRId64, jint(m, "rounds", 0));
+		table_add(t, id, jstr(m, "guest"), jstr(m, "src"), jstr(m, "dst"), jstr(m, "state"),
+			  jstr(m, "policy"), started,
+			  fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
+			  fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
+			  fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)), rounds,
+			  migration_note(m));
+	}
+	table_print(t, out);
+	table_free(t);
+}
+
+/* ---- waiting ---- */
+
+struct waiter {
+	struct ctl *c;
+	json_t *migrations;   /* array, replaced in place as they change */
+	struct board *board;  /* NULL when not drawing */
+	void *sub;            /* events, only when drawing */
+	size_t finished, failed;
+};
+
+/* Ask for each unfinished migration again. Returns 0 or an exit code. */
+static int wait_poll(struct waiter *w)
+{
+	size_t i;
+	json_t *m;
+	w->finished = w->failed = 0;
+	json_array_foreach(w->migrations, i, m) {
+		if (!migration_is_final(jstr(m, "state"))) {
+			json_t *root, *result;
+			json_t *args = json_pack("{s:I}", "id", (json_int_t)jint(m, "id", 0));
+			int rc = ctl_call(w->c, "migration.show", args, &root, &result);
+			if (rc != 0)
+				return rc;
+			json_array_set(w->migrations, i, result);
+			board_migration(w->board, result);
+			json_decref(root);
+			m = json_array_get(w->migrations, i);
+		}
+		if (migration_is_final(jstr(m, "state"))) {
+			w->finished++;
+			w->failed += strcmp(jstr(m, "state"), "completed") != 0;
+		}
+	}
+	return 0;
+}
+
+/* Let WAIT_POLL_MS pass, feeding progress events to the board meanwhile. */
+static void wait_pause(struct waiter *w)
+{
+	if (!w->sub) {
+		usleep(WAIT_POLL_MS * 1000);
+		return;
+	}
+	uint64_t end = now_ms() + WAIT_POLL_MS;
+	for (uint64_t now = now_ms(); now < end; now = now_ms()) {
+		char *body = NULL;
+		if (ctl_event_recv(w->sub, (long)(end - now), &body) <= 0)
+			continue;
+		json_t *ev = json_loads(body, 0, NULL);
+		free(body);
+		/* only our migrations: the board learns of others from no one else */
+		int64_t id = jint(ev, "id", -1);
+		size_t i;
+		json_t *m;
+		json_array_foreach(w->migrations, i, m)
+			if (jint(m, "id", -2) == id)
+				board_event(w->board, ev);
+		json_decref(ev);
+		board_draw(w->board, NULL, 0);
+	}
+}
+
+/*
+ * Wait for every migration in the array (replaced in place by its final
+ * form). Returns 0 when all completed, MIGCTL_EXIT_FAIL when one failed or
+ * was aborted, or the exit code of a failed request.
+ */
+static int wait_migrations(struct ctl *c, json_t *migrations)
+{
+	struct waiter w = { .c = c, .migrations = migrations };
+	int code = 0;
+	if (!c->quiet && isatty(STDERR_FILENO)) {
+		w.board = board_new(stderr);
+		w.sub = ctl_subscribe(c, &code); /* no bars from events is not fatal */
+		size_t i;
+		json_t *m;
+		json_array_foreach(migrations, i, m)
+			board_migration(w.board, m);
+	}
+	int rc;
+	char summary[128];
+	while ((rc = wait_poll(&w)) == 0 && w.finished < json_array_size(migrations)) {
+		snprintf(summary, sizeof(summary), "waiting: %zu of %zu finished, %zu failed",
+			 w.finished, json_array_size(migrations), w.failed);
+		board_draw(w.board, json_array_size(migrations) > 1 ? summary : NULL, 0);
+		wait_pause(&w);
+	}
+	board_clear(w.board);
+	board_free(w.board);
+	if (w.sub)
+		zmq_close(w.sub);
+	if (rc != 0)
+		return rc;
+	return w.failed ? MIGCTL_EXIT_FAIL : 0;
+}
+
+/* After a wait: the outcome; failures as errors on stderr. */
+static void print_outcome(struct ctl *c, json_t *migrations)
+{
+	char line[1024];
+	size_t i;
+	json_t *m;
+	json_array_foreach(migrations, i, m) {
+		if (strcmp(jstr(m, "state"), "completed") != 0)
+			ctl_error(c, "%s", migration_line(m, line, sizeof(line)));
+		else if (!c->json)
+			printf("%s\n", migration_line(m, line, sizeof(line)));
+	}
+}
+
+/* ---- subcommands ---- */
+
+enum { OPT_TO = OPT_SUBCMD_BASE, OPT_WAIT };
+
+/* Options of migrate and evacuate: --wait, and --to when to_out is given. */
+static int move_options(struct ctl *c, int argc, char **argv, const char *usage,
+			const char **to_out, int *wait)
+{
+	static const struct option longopts[] = {
+		{ "to", required_argument, NULL, OPT_TO },
+		{ "wait", no_argument, NULL, OPT_WAIT },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	int opt, rc;
+	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
+		if (opt == OPT_WAIT) {
+			*wait = 1;
+		} else if (opt == OPT_TO && to_out) {
+			*to_out = optarg;
+		} else if (opt == OPT_TO) {
+			return ctl_usage_error(c, "unknown option \"--to\"");
+		} else if ((rc = ctl_option(c, opt, argv, usage)) != CTL_CONTINUE) {
+			return rc;
+		}
+	}
+	return CTL_CONTINUE;
+}
+
+int cmd_migrate(struct ctl *c, int argc, char **argv)
+{
+	const char *to = NULL;
+	int wait = 0, rc = move_options(c, argc, argv, migrate_usage, &to, &wait);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if ((rc = ctl_positional(c, argc, argv, 1, "GUEST")) != 0)
+		return rc;
+	json_t *args = json_pack("{s:s}", "guest", argv[optind]);
+	if (to)
+		json_object_set_new(args, "to", json_string(to));
+	json_t *root, *result;
+	if ((rc = ctl_call(c, "migrate", args, &root, &result)) != 0)
+		return rc;
+	json_t *migrations = json_pack("[O]", result);
+	json_decref(root);
+	if (wait) {
+		rc = wait_migrations(c, migrations);
+		if (rc == 0 || rc == MIGCTL_EXIT_FAIL)
+			print_outcome(c, migrations);
+	} else if (!c->json) {
+		migration_print_line(json_array_get(migrations, 0), stdout);
+	}
+	if (c->json && (rc == 0 || rc == MIGCTL_EXIT_FAIL)) {
+		int prc = ctl_print_json(c, json_array_get(migrations, 0));
+		rc = rc ? rc : prc;
+	}
+	json_decref(migrations);
+	return rc;
+}
+
+int cmd_evacuate(struct ctl *c, int argc, char **argv)
+{
+	int wait = 0, rc = move_options(c, argc, argv, evacuate_usage, NULL, &wait);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if ((rc = ctl_positional(c, argc, argv, 1, "HOST")) != 0)
+		return rc;
+	const char *host = argv[optind];
+	json_t *root, *result;
+	if ((rc = ctl_call(c, "evacuate", json_pack("{s:s}", "host", host), &root, &result)) != 0)
+		return rc;
+	json_t *migrations = json_is_array(result) ? json_deep_copy(result) : json_array();
+	json_decref(root);
+	if (wait)
+		rc = wait_migrations(c, migrations);
+	if (c->json && (rc == 0 || rc == MIGCTL_EXIT_FAIL)) {
+		int prc = ctl_print_json(c, migrations);
+		rc = rc ? rc : prc;
+	}
+	if (rc != 0 && rc != MIGCTL_EXIT_FAIL) {
+		/* migd stopped answering: already said */
+	} else if (json_array_size(migrations) == 0 && !c->json) {
+		printf("host %s runs no guests: nothing to migrate\n", host);
+	} else if (wait) {
+		print_outcome(c, migrations);
+	} else if (!c->json) {
+		migration_print_table(migrations, 0, stdout);
+	}
+	json_decref(migrations);
+	return rc;
+}
+
+int cmd_abort(struct ctl *c, int argc, char **argv)
+{
+	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
+	int opt, rc;
+	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1)
+		if ((rc = ctl_option(c, opt, argv, abort_usage)) != CTL_CONTINUE)
+			return rc;
+	if ((rc = ctl_positional(c, argc, argv, 1, "ID")) != 0)
+		return rc;
+	uint64_t id;
+	if (ctl_parse_id(argv[optind], &id) < 0)
+		return ctl_usage_error(c, "ID \"%s\": expected a migration id (a number from 1)",
+				       argv[optind]);
+	json_t *root, *result;
+	if ((rc = ctl_call(c, "abort", json_pack("{s:I}", "id", (json_int_t)id), &root,
+			   &result)) != 0)
+		return rc;
+	if (c->json)
+		rc = ctl_print_json(c, result);
+	else
+		migration_print_line(result, stdout);
+	json_decref(root);
+	return rc;
+}
+
+int cmd_queue(struct ctl *c, int argc, char **argv)
+{
+	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
+	int opt, rc;
+	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1)
+		if ((rc = ctl_option(c, opt, argv, queue_usage)) != CTL_CONTINUE)
+			return rc;
+	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
+		return rc;
+	json_t *root, *result;
+	if ((rc = ctl_call(c, "queue", NULL, &root, &result)) != 0)
+		return rc;
+	if (c->json)
+		rc = ctl_print_json(c, result);
+	else if (json_array_size(result) == 0)
+		printf("no migrations queued or running\n");
+	else
+		migration_print_table(result, 0, stdout);
+	json_decref(root);
+	return rc;
+}

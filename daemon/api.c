@@ -1,0 +1,1036 @@
+/*
+ * api: see api.h. The dispatch table at the bottom is the list of commands;
+ * each handler checks its arguments first (so a refusal changes nothing),
+ * then writes the change with its event in one transaction. A change the
+ * backend must make too (a host, a guest) is asked of the backend inside
+ * that transaction: when the backend refuses, nothing was written. The
+ * executor is woken last.
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "hv_sim.h"
+#include "log.h"
+#include "migd_proto.h"
+#include "scheduler.h"
+#include "util.h"
+
+#ifndef MIGD_VERSION
+#define MIGD_VERSION "0.0.0"
+#endif
+
+#define ERR_MAX 1024
+#define MAX_REQUESTS_PER_SERVE 32
+/* Larger requests make ZeroMQ drop the connection instead of buffering
+ * them; up to this size they get an EMSGSIZE reply from migd_req_parse. */
+#define MAX_FRAME_BYTES (4 * (int64_t)MIGD_MAX_MSG_BYTES)
+#define PUB_HWM 100000
+
+struct api {
+	const struct migd_config *conf;
+	struct db *db;
+	struct executor *ex;
+	struct policy_engine *pe;
+	void *zctx, *rep, *pub;
+	uint64_t start_ms;
+};
+
+typedef int (*cmd_fn)(struct api *api, json_t *args, json_t **result, char *err,
+		      size_t errlen);
+
+/* ---- argument helpers ------------------------------------------------- */
+
+static int arg_name(json_t *args, const char *key, int required, const char **out, char *err,
+		    size_t errlen)
+{
+	int rc = migd_arg_str(args, key, required, out, err, errlen);
+	if (rc == 0 && db_name_check(*out) < 0) {
+		snprintf(err, errlen, "argument \"%s\" = \"%.80s\": expected 1 to %d letters, digits,"
+			 " '.', '_' or '-', starting with a letter or digit", key, *out,
+			 DB_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	return rc;
+}
+
+/* An optional or required integer in [0, max]; *out keeps its value when
+ * the argument is absent. */
+static int arg_u64(json_t *args, const char *key, int required, uint64_t max, uint64_t *out,
+		   char *err, size_t errlen)
+{
+	unsigned long long v;
+	int rc = migd_arg_u64(args, key, required, &v, err, errlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (v > max) {
+		snprintf(err, errlen, "argument \"%s\" = %llu: at most %" PRIu64, key, v, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int arg_priority(json_t *args, int *out, char *err, size_t errlen)
+{
+	const char *text;
+	int rc = migd_arg_str(args, "priority", 0, &text, err, errlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0 && db_priority_parse(text, out) < 0) {
+		snprintf(err, errlen, "argument \"priority\" = \"%.40s\": expected manual, health or "
+			 "periodic", text);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+/* Every member of args must be in allowed ("a,b,c"). */
+static int check_args(const char *cmd, const char *allowed, json_t *args, char *err,
+		      size_t errlen)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach(args, key, value) {
+		size_t n = strlen(key);
+		const char *p = allowed;
+		int found = 0;
+		while (p && *p && !found) {
+			size_t len = strcspn(p, ",");
+			found = len == n && strncmp(p, key, n) == 0;
+			p += len + (p[len] == ',');
+		}
+		if (!found) {
+			snprintf(err, errlen, "unknown argument \"%.60s\" for %s (it takes: %s)", key,
+				 cmd, *allowed ? allowed : "none");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Run a handler's writes in a transaction: commit when rc is 0. */
+static int finish_txn(struct api *api, int rc, char *err, size_t errlen)
+{
+	if (rc < 0) {
+		db_rollback(api->db);
+		return rc;
+	}
+	rc = db_commit(api->db);
+	if (rc < 0)
+		snprintf(err, errlen, "database error: the change was not made");
+	return rc;
+}
+
+static int db_error(int rc, char *err, size_t errlen)
+{
+	if (rc < 0 && !*err)
+		snprintf(err, errlen, "database error");
+	return rc;
+}
+
+static json_t *event_with(const char *type, struct api *api, const char *key, json_t *obj)
+{
+	json_t *ev = migd_event_new(type, exec_now_ns(api->ex));
+	json_object_set_new(ev, key, obj);
+	return ev;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static int cmd_status(struct api *api, json_t *args, json_t **result, char *err, size_t errlen)
+{
+	struct db_counts c;
+	int rc = db_counts(api->db, &c);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	*result = json_pack("{s:s, s:i, s:f, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "version",
+			    MIGD_VERSION, "api_version", MIGD_API_VERSION, "uptime_s",
+			    (double)(now_ms() - api->start_ms) / 1e3, "hosts", (json_int_t)c.hosts,
+			    "guests", (json_int_t)c.guests, "running", (json_int_t)c.running,
+			    "queued", (json_int_t)c.queued, "policies",
+			    (json_int_t)policy_count(api->pe), "listen", api->conf->listen, "events",
+			    api->conf->events, "db", api->conf->db);
+	json_object_set_new(*result, "clock_ns", json_integer(exec_now_ns(api->ex)));
+	if (exec_clock_is_sim(api->ex)) {
+		json_object_set_new(*result, "sim_time_ns", json_integer(exec_now_ns(api->ex)));
+		json_object_set_new(*result, "time_scale", json_real(api->conf->time_scale));
+	}
+	return 0;
+}
+
+/* ---- hosts --------------------------------------------------------------- */
+
+static int host_lookup(struct api *api, const char *name, struct db_host *h, char *err,
+		       size_t errlen)
+{
+	int rc = db_host_get(api->db, name, h);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "host \"%s\": no such host", name);
+	return db_error(rc, err, errlen);
+}
+
+/* What host.add needs besides the name: URI, limits, memory (a sim URI's
+ * mem= when not given). */
+static int host_add_args(struct api *api, json_t *args, struct db_host *h, char *err,
+			 size_t errlen)
+{
+	const char *uri;
+	uint64_t out = 0, in = 0, mem = 0;
+	int rc = migd_arg_str(args, "uri", 1, &uri, err, errlen);
+	if (rc == 0 && strlen(uri) >= DB_URI_MAX) {
+		snprintf(err, errlen, "argument \"uri\": longer than %d bytes", DB_URI_MAX - 1);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && !exec_backend_check(api->ex, uri, err, errlen))
+		rc = -EPROTONOSUPPORT;
+	if (rc == 0 && !(rc = arg_u64(args, "max_outbound", 0, 1000000, &out, err, errlen)) &&
+	    !(rc = arg_u64(args, "max_inbound", 0, 1000000, &in, err, errlen)))
+		rc = arg_u64(args, "memory_bytes", 0, SCHED_MAX_BYTES, &mem, err, errlen);
+	if (rc < 0)
+		return rc;
+	struct hv_sim_uri sim;
+	char ignored[256]; /* a bad sim URI: the sim's host_add says why */
+	if (!mem && strncmp(uri, "sim:", 4) == 0 &&
+	    hv_sim_parse_uri(uri, &sim, ignored, sizeof(ignored)) == 0)
+		mem = sim.mem_bytes;
+	snprintf(h->uri, sizeof(h->uri), "%s", uri);
+	h->max_outbound = (unsigned)out;
+	h->max_inbound = (unsigned)in;
+	h->memory_bytes = mem;
+	return 0;
+}
+
+static int cmd_host_add(struct api *api, json_t *args, json_t **result, char *err,
+			size_t errlen)
+{
+	struct db_host h = { .enabled = 1 };
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	if (rc == 0)
+		rc = host_add_args(api, args, &h, err, errlen);
+	if (rc < 0)
+		return rc;
+	snprintf(h.name, sizeof(h.name), "%s", name);
+	snprintf(h.health, sizeof(h.health), "ok");
+	if ((rc = db_begin(api->db)) < 0)
+		return db_error(rc, err, errlen);
+	rc = db_host_add(api->db, &h, exec_now_ns(api->ex));
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "host \"%s\" already exists", name);
+	if (rc == 0)
+		rc = exec_host_add(api->ex, h.name, h.uri, err, errlen);
+	if (rc == 0)
+		rc = db_host_get(api->db, name, &h);
+	if (rc == 0)
+		rc = db_event(api->db, event_with("host.added", api, "host", db_host_json(&h)));
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
+		return db_error(rc, err, errlen);
+	log_info("host %s added (%s)", h.name, h.uri);
+	exec_wake(api->ex);
+	*result = db_host_json(&h);
+	return 0;
+}
+
+static int append_host(void *arg, const struct db_host *h)
+{
+	return json_array_append_new(arg, db_host_json(h));
+}
+
+static int cmd_host_list(struct api *api, json_t *args, json_t **result, char *err,
+			 size_t errlen)
+{
+	*result = json_array();
+	return db_error(db_host_list(api->db, append_host, *result), err, errlen);
+}
+
+static int append_guest_name(void *arg, const struct db_guest *g)
+{
+	return json_array_append_new(arg, json_string(g->name));
+}
+
+static int cmd_host_show(struct api *api, json_t *args, json_t **result, char *err,
+			 size_t errlen)
+{
+	struct db_host h;
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	if (rc == 0)
+		rc = host_lookup(api, name, &h, err, errlen);
+	if (rc < 0)
+		return rc;
+	json_t *names = json_array();
+	*result = db_host_json(&h);
+	json_object_set_new(*result, "guests", names);
+	json_object_set_new(*result, "n_guests", json_integer(h.n_guests));
+	return db_error(db_guest_list(api->db, name, NULL, append_guest_name, names), err, errlen);
+}
+
+struct host_use {
+	const char *host;
+	int64_t id;
+};
+
+static int find_host_use(void *arg, const struct db_migration *m)
+{
+	struct host_use *u = arg;
+	if (strcmp(m->src, u->host) == 0 || strcmp(m->dst, u->host) == 0) {
+		u->id = m->id;
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_host_rm(struct api *api, json_t *args, json_t **result, char *err,
+		       size_t errlen)
+{
+	struct db_host h;
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	if (rc == 0)
+		rc = host_lookup(api, name, &h, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (h.n_guests) {
+		snprintf(err, errlen, "host %s still runs %u guest%s: evacuate it first", name,
+			 h.n_guests, h.n_guests == 1 ? "" : "s");
+		return -EBUSY;
+	}
+	struct host_use use = { name, 0 };
+	struct db_mig_filter active = { .states = DB_MIG_ACTIVE };
+	if (db_mig_list(api->db, &active, find_host_use, &use) < 0 || use.id) {
+		snprintf(err, errlen, "host %s is part of migration %" PRId64 "; wait or abort it",
+			 name, use.id);
+		return -EBUSY;
+	}
+	if ((rc = db_begin(api->db)) < 0)
+		return db_error(rc, err, errlen);
+	rc = db_host_remove(api->db, name);
+	if (rc == 0)
+		rc = exec_host_remove(api->ex, name, h.uri, err, errlen);
+	if (rc == 0)
+		rc = db_event(api->db, event_with("host.removed", api, "host", db_host_json(&h)));
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
+		return db_error(rc, err, errlen);
+	log_info("host %s removed", name);
+	exec_wake(api->ex);
+	*result = json_object();
+	return 0;
+}
+
+static int set_enabled(struct api *api, json_t *args, int enabled, json_t **result, char *err,
+		       size_t errlen)
+{
+	struct db_host h;
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	if (rc == 0)
+		rc = host_lookup(api, name, &h, err, errlen);
+	if (rc < 0)
+		return rc;
+	if ((rc = db_begin(api->db)) < 0)
+		return db_error(rc, err, errlen);
+	rc = db_host_set_enabled(api->db, name, enabled);
+	h.enabled = enabled;
+	if (rc == 0)
+		rc = db_event(api->db, event_with(enabled ? "host.enabled" : "host.disabled", api,
+						  "host", db_host_json(&h)));
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
+		return db_error(rc, err, errlen);
+	exec_wake(api->ex);
+	*result = db_host_json(&h);
+	return 0;
+}
+
+static int cmd_host_enable(struct api *api, json_t *args, json_t **result, char *err,
+			   size_t errlen)
+{
+	return set_enabled(api, args, 1, result, err, errlen);
+}
+
+static int cmd_host_disable(struct api *api, json_t *args, json_t **result, char *err,
+			    size_t errlen)
+{
+	return set_enabled(api, args, 0, result, err, errlen);
+}
+
+/* ---- guests --------------------------------------------------------------- */
+
+static int guest_add_args(json_t *args, struct db_guest *g, char *err, size_t errlen)
+{
+	const char *name, *host, *job = NULL;
+	uint64_t rank = UINT64_MAX;
+	int rc;
+	if ((rc = arg_name(args, "name", 1, &name, err, errlen)) < 0 ||
+	    (rc = arg_name(args, "host", 1, &host, err, errlen)) < 0 ||
+	    (rc = arg_u64(args, "memory_bytes", 1, SCHED_MAX_BYTES, &g->memory_bytes, err,
+			  errlen)) < 0 ||
+	    (rc = arg_u64(args, "dirty_rate_bps", 0, SCHED_MAX_BYTES, &g->dirty_rate_bps, err,
+			  errlen)) < 0 ||
+	    (rc = arg_u64(args, "rank", 0, INT_MAX, &rank, err, errlen)) < 0)
+		return rc;
+	if ((rc = arg_name(args, "job", 0, &job, err, errlen)) < 0 && rc != -ENOENT)
+		return rc;
+	if (g->memory_bytes == 0) {
+		snprintf(err, errlen, "argument \"memory_bytes\" = 0: a guest needs memory");
+		return -EINVAL;
+	}
+	if (rank != UINT64_MAX && !job) {
+		snprintf(err, errlen, "argument \"rank\" = %" PRIu64 ": a rank needs a \"job\"", rank);
+		return -EINVAL;
+	}
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	snprintf(g->host, sizeof(g->host), "%s", host);
+	snprintf(g->job, sizeof(g->job), "%s", job ? job : "");
+	g->rank = rank == UINT64_MAX ? -1 : (int)rank;
+	return 0;
+}
+
+/* Where the guest goes must exist and have room (when it has a size). */
+static int guest_add_check(struct api *api, const struct db_guest *g, struct db_host *h,
+			   char *err, size_t errlen)
+{
+	struct db_guest other;
+	char have[32], want[32];
+	int rc = host_lookup(api, g->host, h, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (db_guest_get(api->db, g->name, &other) == 0) {
+		snprintf(err, errlen, "guest \"%s\" already exists (on %s)", g->name, other.host);
+		return -EEXIST;
+	}
+	if (h->memory_bytes && h->memory_used_bytes + g->memory_bytes > h->memory_bytes) {
+		snprintf(err, errlen, "host %s has %s free, guest %s needs %s", h->name,
+			 format_size(h->memory_bytes - h->memory_used_bytes, have, sizeof(have)),
+			 g->name, format_size(g->memory_bytes, want, sizeof(want)));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int cmd_guest_add(struct api *api, json_t *args, json_t **result, char *err,
+			 size_t errlen)
+{
+	struct db_guest g = { .rank = -1 };
+	struct db_host h;
+	int rc = guest_add_args(args, &g, err, errlen);
+	if (rc == 0)
+		rc = guest_add_check(api, &g, &h, err, errlen);
+	if (rc < 0)
+		return rc;
+	if ((rc = db_begin(api->db)) < 0)
+		return db_error(rc, err, errlen);
+	rc = db_guest_add(api->db, &g, exec_now_ns(api->ex));
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "job %s already has a rank %d", g.job, g.rank);
+	/* the row exists (uncommitted) before the backend creates the guest;
+	 * a crash in between is covered by the restart adopting backend guests */
+	if (rc == 0)
+		rc = exec_guest_create(api->ex, h.uri, &g, err, errlen);
+	if (rc == 0)
+		rc = db_guest_get(api->db, g.name, &g);
+	if (rc == 0)
+		rc = db_event(api->db, event_with("guest.added", api, "guest", db_guest_json(&g)));
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
+		return db_error(rc, err, errlen);
+	log_info("guest %s added on %s", g.name, g.host);
+	exec_wake(api->ex);
+	*result = db_guest_json(&g);
+	return 0;
+}
+
+static int append_guest(void *arg, const struct db_guest *g)
+{
+	return json_array_append_new(arg, db_guest_json(g));
+}
+
+static int cmd_guest_list(struct api *api, json_t *args, json_t **result, char *err,
+			  size_t errlen)
+{
+	const char *host = NULL, *job = NULL;
+	struct db_host h;
+	int rc;
+	if ((rc = arg_name(args, "host", 0, &host, err, errlen)) < 0 && rc != -ENOENT)
+		return rc;
+	if ((rc = arg_name(args, "job", 0, &job, err, errlen)) < 0 && rc != -ENOENT)
+		return rc;
+	if (host && (rc = host_lookup(api, host, &h, err, errlen)) < 0)
+		return rc;
+	*result = json_array();
+	return db_error(db_guest_list(api->db, host, job, append_guest, *result), err, errlen);
+}
+
+static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *err,
+			  size_t errlen)
+{
+	struct db_guest g;
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = db_guest_get(api->db, name, &g);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "guest \"%s\": no such guest", name);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	*result = db_guest_json(&g);
+	return 0;
+}
+
+/* ---- migrations ------------------------------------------------------------ */
+
+static int cmd_migrate(struct api *api, json_t *args, json_t **result, char *err,
+		       size_t errlen)
+{
+	struct exec_request rq = { .priority = SCHED_PRIO_MANUAL, .reason = "requested" };
+	struct db_migration m;
+	int rc;
+	if ((rc = arg_name(args, "guest", 1, &rq.guest, err, errlen)) < 0 ||
+	    ((rc = arg_name(args, "to", 0, &rq.to, err, errlen)) < 0 && rc != -ENOENT) ||
+	    (rc = arg_priority(args, &rq.priority, err, errlen)) < 0)
+		return rc;
+	if ((rc = db_begin(api->db)) < 0)
+		return db_error(rc, err, errlen);
+	rc = exec_enqueue(api->ex, &rq, &m, err, errlen);
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
+		return db_error(rc, err, errlen);
+	*result = db_mig_json(&m);
+	return 0;
+}
+
+static int collect_guest(void *arg, const struct db_guest *g)
+{
+	return json_array_append_new(arg, json_pack("{s:s, s:I}", "name", g->name, "migration",
+						    (json_int_t)g->migration_id));
+}
+
+/* Queue every guest of h (in the open transaction); a guest already in a
+ * migration keeps it, and that migration is listed too. */
+static int evacuate_guests(struct api *api, const struct db_host *h, int priority,
+			   json_t *guests, json_t *out, char *err, size_t errlen)
+{
+	char reason[DB_TEXT_MAX];
+	size_t i;
+	json_t *g;
+	snprintf(reason, sizeof(reason), "evacuate %s", h->name);
+	json_array_foreach(guests, i, g) {
+		struct db_migration m;
+		int64_t busy = json_integer_value(json_object_get(g, "migration"));
+		int rc;
+		if (busy)
+			rc = db_mig_get(api->db, busy, &m);
+		else {
+			struct exec_request rq = {
+				.guest = json_string_value(json_object_get(g, "name")),
+				.priority = priority, .reason = reason,
+			};
+			rc = exec_enqueue(api->ex, &rq, &m, err, errlen);
+		}
+		if (rc < 0)
+			return rc;
+		json_array_append_new(out, db_mig_json(&m));
+	}
+	return 0;
+}
+
+static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *err,
+			size_t errlen)
+{
+	struct db_host h;
+	const char *name;
+	int priority = SCHED_PRIO_MANUAL;
+	int rc = arg_name(args, "host", 1, &name, err, errlen);
+	if (rc == 0)
+		rc = arg_priority(args, &priority, err, errlen);
+	if (rc == 0)
+		rc = host_lookup(api, name, &h, err, errlen);
+	if (rc < 0)
+		return rc;
+	json_t *guests = json_array(), *out = json_array();
+	rc = db_error(db_guest_list(api->db, name, NULL, collect_guest, guests), err, errlen);
+	if (rc == 0 && (rc = db_begin(api->db)) == 0) {
+		/* drained hosts take no guests, or the planner could send some back */
+		if (h.enabled && (rc = db_host_set_enabled(api->db, name, 0)) == 0) {
+			h.enabled = 0;
+			rc = db_event(api->db, event_with("host.disabled", api, "host",
+							  db_host_json(&h)));
+		}
+		if (rc == 0)
+			rc = evacuate_guests(api, &h, priority, guests, out, err, errlen);
+		rc = finish_txn(api, rc, err, errlen);
+	}
+	json_decref(guests);
+	if (rc < 0) {
+		json_decref(out);
+		return db_error(rc, err, errlen);
+	}
+	log_info("evacuating %s: %zu guest%s", name, json_array_size(out),
+		 json_array_size(out) == 1 ? "" : "s");
+	*result = out;
+	return 0;
+}
+
+static int arg_id(json_t *args, int64_t *id, char *err, size_t errlen)
+{
+	uint64_t v = 0;
+	int rc = arg_u64(args, "id", 1, INT64_MAX, &v, err, errlen);
+	*id = (int64_t)v;
+	return rc;
+}
+
+static int cmd_abort(struct api *api, json_t *args, json_t **result, char *err, size_t errlen)
+{
+	struct db_migration m;
+	int64_t id;
+	int rc = arg_id(args, &id, err, errlen);
+	if (rc == 0)
+		rc = exec_abort(api->ex, id, &m, err, errlen);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	log_info("migration %" PRId64 " of %s: abort %s", id, m.guest,
+		 m.state == DB_MIG_ABORTED ? "done" : "requested");
+	*result = db_mig_json(&m);
+	return 0;
+}
+
+static int cmd_migration_show(struct api *api, json_t *args, json_t **result, char *err,
+			      size_t errlen)
+{
+	struct db_migration m;
+	int64_t id;
+	int rc = arg_id(args, &id, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = db_mig_get(api->db, id, &m);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "migration %" PRId64 ": no such migration", id);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	*result = db_mig_json(&m);
+	return 0;
+}
+
+static int append_mig(void *arg, const struct db_migration *m)
+{
+	return json_array_append_new(arg, db_mig_json(m));
+}
+
+static int cmd_queue(struct api *api, json_t *args, json_t **result, char *err, size_t errlen)
+{
+	struct db_mig_filter f = { .states = DB_MIG_ACTIVE, .order = DB_ORDER_QUEUE };
+	*result = json_array();
+	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
+}
+
+/* since_ns and policy, shared by history and report. */
+static int finished_filter(json_t *args, struct db_mig_filter *f, char *err, size_t errlen)
+{
+	uint64_t since = 0;
+	const char *policy = NULL;
+	int rc = arg_u64(args, "since_ns", 0, INT64_MAX, &since, err, errlen);
+	if (rc == 0 && (rc = migd_arg_str(args, "policy", 0, &policy, err, errlen)) == -ENOENT)
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	*f = (struct db_mig_filter){ .states = DB_MIG_FINISHED, .since_ns = (int64_t)since,
+				     .policy = policy, .order = DB_ORDER_FINISHED };
+	return 0;
+}
+
+static int cmd_history(struct api *api, json_t *args, json_t **result, char *err,
+		       size_t errlen)
+{
+	struct db_mig_filter f;
+	uint64_t limit = 0;
+	int rc = finished_filter(args, &f, err, errlen);
+	if (rc == 0)
+		rc = arg_u64(args, "limit", 0, UINT_MAX, &limit, err, errlen);
+	if (rc < 0)
+		return rc;
+	f.limit = (unsigned)limit;
+	*result = json_array();
+	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+struct cost {
+	char policy[DB_NAME_MAX + 2];  /* "(manual)" for requests by people */
+	enum db_mig_state state;
+	int64_t total_ms, downtime_ms, bytes;
+};
+
+struct costs {
+	struct cost *c;
+	size_t n, cap;
+};
+
+static int collect_cost(void *arg, const struct db_migration *m)
+{
+	struct costs *cs = arg;
+	if (cs->n == cs->cap) {
+		size_t cap = cs->cap ? cs->cap * 2 : 256;
+		void *p = realloc(cs->c, cap * sizeof(*cs->c));
+		if (!p)
+			return -ENOMEM;
+		cs->c = p;
+		cs->cap = cap;
+	}
+	struct cost *c = &cs->c[cs->n++];
+	snprintf(c->policy, sizeof(c->policy), "%s", *m->policy ? m->policy : "(manual)");
+	c->state = m->state;
+	c->total_ms = m->total_ms;
+	c->downtime_ms = m->downtime_ms;
+	c->bytes = m->bytes;
+	return 0;
+}
+
+static int cost_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cost *)a)->policy, ((const struct cost *)b)->policy);
+}
+
+static int i64_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* {mean, p50, p99} of v (sorted here), scaled; nulls when empty.
+ * Percentiles by nearest rank. */
+static json_t *summary(int64_t *v, size_t n, double scale)
+{
+	if (n == 0)
+		return json_pack("{s:n, s:n, s:n}", "mean", "p50", "p99");
+	double sum = 0;
+	qsort(v, n, sizeof(*v), i64_cmp);
+	for (size_t i = 0; i < n; i++)
+		sum += (double)v[i];
+	size_t p50 = (n * 50 + 99) / 100, p99 = (n * 99 + 99) / 100;
+	return json_pack("{s:f, s:f, s:f}", "mean", sum / (double)n * scale, "p50",
+			 (double)v[p50 ? p50 - 1 : 0] * scale, "p99",
+			 (double)v[p99 ? p99 - 1 : 0] * scale);
+}
+
+/* Statistics of c[0..n); costs of completed migrations with figures only
+ * (a reconciled one has none). */
+static json_t *stats(const struct cost *c, size_t n)
+{
+	int64_t *total = calloc(n + 1, sizeof(int64_t)), *down = calloc(n + 1, sizeof(int64_t));
+	size_t counts[DB_MIG_N_STATES] = { 0 }, k = 0;
+	double bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		counts[c[i].state]++;
+		if (c[i].state != DB_MIG_COMPLETED || c[i].total_ms < 0 || !total || !down)
+			continue;
+		total[k] = c[i].total_ms;
+		down[k] = c[i].downtime_ms < 0 ? 0 : c[i].downtime_ms;
+		bytes += c[i].bytes < 0 ? 0 : (double)c[i].bytes;
+		k++;
+	}
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:o, s:o}", "count", (json_int_t)n,
+			      "completed", (json_int_t)counts[DB_MIG_COMPLETED], "failed",
+			      (json_int_t)counts[DB_MIG_FAILED], "aborted",
+			      (json_int_t)counts[DB_MIG_ABORTED], "total_s", summary(total, k, 1e-3),
+			      "downtime_ms", summary(down, k, 1));
+	json_object_set_new(o, "bytes", k ? json_pack("{s:f}", "mean", bytes / (double)k)
+					  : json_pack("{s:n}", "mean"));
+	free(total);
+	free(down);
+	return o;
+}
+
+static int cmd_report(struct api *api, json_t *args, json_t **result, char *err,
+		      size_t errlen)
+{
+	struct db_mig_filter f;
+	struct costs cs = { 0 };
+	int rc = finished_filter(args, &f, err, errlen);
+	if (rc == 0)
+		rc = db_error(db_mig_list(api->db, &f, collect_cost, &cs), err, errlen);
+	if (rc < 0) {
+		free(cs.c);
+		return rc;
+	}
+	json_t *per = json_object();
+	*result = json_pack("{s:o, s:o}", "overall", stats(cs.c, cs.n), "policies", per);
+	if (cs.n > 1)
+		qsort(cs.c, cs.n, sizeof(*cs.c), cost_cmp);
+	for (size_t i = 0, j; i < cs.n; i = j) {
+		for (j = i + 1; j < cs.n && strcmp(cs.c[j].policy, cs.c[i].policy) == 0; j++)
+			;
+		json_object_set_new(per, cs.c[i].policy, stats(cs.c + i, j - i));
+	}
+	free(cs.c);
+	return 0;
+}
+
+/* ---- policies ------------------------------------------------------------- */
+
+static int cmd_policy_add(struct api *api, json_t *args, json_t **result, char *err,
+			  size_t errlen)
+{
+	return policy_add(api->pe, args, result, err, errlen);
+}
+
+static int cmd_policy_list(struct api *api, json_t *args, json_t **result, char *err,
+			   size_t errlen)
+{
+	*result = policy_list(api->pe);
+	return 0;
+}
+
+typedef int (*policy_fn)(struct policy_engine *pe, const char *name, json_t **result,
+			 char *err, size_t errlen);
+
+static int by_name(struct api *api, json_t *args, policy_fn fn, json_t **result, char *err,
+		   size_t errlen)
+{
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	return rc < 0 ? rc : fn(api->pe, name, result, err, errlen);
+}
+
+static int cmd_policy_show(struct api *api, json_t *args, json_t **result, char *err,
+			   size_t errlen)
+{
+	return by_name(api, args, policy_show, result, err, errlen);
+}
+
+static int cmd_policy_pause(struct api *api, json_t *args, json_t **result, char *err,
+			    size_t errlen)
+{
+	return by_name(api, args, policy_pause, result, err, errlen);
+}
+
+static int cmd_policy_resume(struct api *api, json_t *args, json_t **result, char *err,
+			     size_t errlen)
+{
+	return by_name(api, args, policy_resume, result, err, errlen);
+}
+
+static int cmd_policy_rm(struct api *api, json_t *args, json_t **result, char *err,
+			 size_t errlen)
+{
+	return by_name(api, args, policy_remove, result, err, errlen);
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static const struct command {
+	const char *name;
+	cmd_fn fn;
+	const char *args;  /* the arguments it takes; NULL: the handler checks */
+} commands[] = {
+	{ "status", cmd_status, "" },
+	{ "host.add", cmd_host_add, "name,uri,max_outbound,max_inbound,memory_bytes" },
+	{ "host.list", cmd_host_list, "" },
+	{ "host.show", cmd_host_show, "name" },
+	{ "host.rm", cmd_host_rm, "name" },
+	{ "host.enable", cmd_host_enable, "name" },
+	{ "host.disable", cmd_host_disable, "name" },
+	{ "guest.add", cmd_guest_add, "name,host,memory_bytes,dirty_rate_bps,job,rank" },
+	{ "guest.list", cmd_guest_list, "host,job" },
+	{ "guest.show", cmd_guest_show, "name" },
+	{ "migrate", cmd_migrate, "guest,to,priority" },
+	{ "evacuate", cmd_evacuate, "host,priority" },
+	{ "abort", cmd_abort, "id" },
+	{ "migration.show", cmd_migration_show, "id" },
+	{ "queue", cmd_queue, "" },
+	{ "history", cmd_history, "since_ns,limit,policy" },
+	{ "report", cmd_report, "since_ns,policy" },
+	{ "policy.add", cmd_policy_add, NULL },
+	{ "policy.list", cmd_policy_list, "" },
+	{ "policy.show", cmd_policy_show, "name" },
+	{ "policy.pause", cmd_policy_pause, "name" },
+	{ "policy.resume", cmd_policy_resume, "name" },
+	{ "policy.rm", cmd_policy_rm, "name" },
+};
+
+static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
+{
+	char err[ERR_MAX] = "";
+	json_t *result = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		const struct command *c = &commands[i];
+		if (strcmp(c->name, cmd) != 0)
+			continue;
+		int rc = c->args ? check_args(cmd, c->args, args, err, sizeof(err)) : 0;
+		if (rc == 0)
+			rc = c->fn(api, args, &result, err, sizeof(err));
+		if (rc == 0)
+			return migd_reply_ok(result);
+		json_decref(result);
+		log_debug("%s refused: %s", cmd, err);
+		return migd_reply_error(-rc, "%s", *err ? err : strerror(-rc));
+	}
+	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, "
+				"migrate, evacuate, abort, migration.show, queue, history, report, "
+				"policy.*)", cmd);
+}
+
+static json_t *handle(struct api *api, const char *data, size_t len)
+{
+	json_t *root = NULL, *args = NULL, *reply;
+	const char *cmd = NULL;
+	char err[ERR_MAX] = "";
+	int rc = migd_req_parse(data, len, &root, &cmd, &args, err, sizeof(err));
+	if (rc < 0) {
+		log_debug("malformed request: %s", err);
+		reply = migd_reply_error(-rc, "%s", err);
+	} else {
+		reply = dispatch(api, cmd, args);
+	}
+	json_decref(root);
+	return reply;
+}
+
+static void free_text(void *data, void *hint)
+{
+	free(data);
+}
+
+static void send_reply(struct api *api, json_t *reply)
+{
+	zmq_msg_t msg;
+	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+	json_decref(reply);
+	if (!text) /* out of memory building it: still answer, REP must */
+		text = strdup("{\"v\":1,\"ok\":false,\"error\":\"out of memory\",\"code\":\"ENOMEM\"}");
+	/* ZeroMQ takes the text as it is (a 10,000-guest list is megabytes) */
+	if (!text || zmq_msg_init_data(&msg, text, strlen(text), free_text, NULL) < 0) {
+		free(text);
+		log_warnx("reply not sent: out of memory");
+		return;
+	}
+	if (zmq_msg_send(&msg, api->rep, ZMQ_DONTWAIT) < 0) {
+		log_warnx("reply not sent: %s", zmq_strerror(zmq_errno()));
+		zmq_msg_close(&msg);
+	}
+}
+
+/* One request: 1 when one was answered, 0 when none was waiting. */
+static int serve_one(struct api *api)
+{
+	zmq_msg_t msg;
+	int more = 0;
+	size_t more_len = sizeof(more);
+	zmq_msg_init(&msg);
+	if (zmq_msg_recv(&msg, api->rep, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&msg);
+		return 0;
+	}
+	zmq_getsockopt(api->rep, ZMQ_RCVMORE, &more, &more_len);
+	json_t *reply;
+	if (more) { /* take the rest of it, then refuse */
+		zmq_msg_t rest;
+		zmq_msg_init(&rest);
+		while (more && zmq_msg_recv(&rest, api->rep, 0) >= 0)
+			zmq_getsockopt(api->rep, ZMQ_RCVMORE, &more, &more_len);
+		zmq_msg_close(&rest);
+		reply = migd_reply_error(EINVAL, "request has several frames; send one JSON object");
+	} else {
+		reply = handle(api, zmq_msg_data(&msg), zmq_msg_size(&msg));
+	}
+	zmq_msg_close(&msg);
+	send_reply(api, reply);
+	return 1;
+}
+
+int api_serve(struct api *api, long timeout_ms)
+{
+	zmq_pollitem_t item = { api->rep, 0, ZMQ_POLLIN, 0 };
+	if (zmq_poll(&item, 1, timeout_ms) < 0)
+		return zmq_errno() == EINTR ? -EINTR : -zmq_errno();
+	for (int i = 0; i < MAX_REQUESTS_PER_SERVE && serve_one(api); i++)
+		api_publish(api); /* events of each request go out before the next one */
+	return 0;
+}
+
+void api_publish(struct api *api)
+{
+	json_t *events = db_events_take(api->db);
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev) {
+		char topic[96];
+		char *body = json_dumps(ev, JSON_COMPACT);
+		snprintf(topic, sizeof(topic), "event.%s",
+			 json_string_value(json_object_get(ev, "type")));
+		/* a slow subscriber loses events (PUB's high-water mark), never blocks migd */
+		if (body && zmq_send(api->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+			zmq_send(api->pub, body, strlen(body), ZMQ_DONTWAIT);
+		free(body);
+	}
+	json_decref(events);
+}
+
+static void *bind_socket(void *zctx, int type, const char *what, const char *endpoint,
+			 char *err, size_t errlen)
+{
+	void *s = zmq_socket(zctx, type);
+	int linger = 0, hwm = PUB_HWM;
+	int64_t max = MAX_FRAME_BYTES;
+	if (!s) {
+		snprintf(err, errlen, "%s: %s", what, zmq_strerror(zmq_errno()));
+		return NULL;
+	}
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	if (type == ZMQ_REP)
+		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	else
+		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	if (zmq_bind(s, endpoint) < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, endpoint, zmq_strerror(zmq_errno()));
+		zmq_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
+	    struct policy_engine *pe, struct api **out, char *err, size_t errlen)
+{
+	struct api *api = calloc(1, sizeof(*api));
+	if (!api) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	api->conf = conf;
+	api->db = db;
+	api->ex = ex;
+	api->pe = pe;
+	api->start_ms = now_ms();
+	api->zctx = zmq_ctx_new();
+	if (!api->zctx ||
+	    !(api->rep = bind_socket(api->zctx, ZMQ_REP, "listen", conf->listen, err, errlen)) ||
+	    !(api->pub = bind_socket(api->zctx, ZMQ_PUB, "events", conf->events, err, errlen))) {
+		if (!api->zctx)
+			snprintf(err, errlen, "ZeroMQ: %s", zmq_strerror(zmq_errno()));
+		api_free(api);
+		return -EADDRINUSE;
+	}
+	*out = api;
+	return 0;
+}
+
+void api_free(struct api *api)
+{
+	if (!api)
+		return;
+	if (api->rep)
+		zmq_close(api->rep);
+	if (api->pub)
+		zmq_close(api->pub);
+	if (api->zctx)
+		zmq_ctx_term(api->zctx);
+	free(api);
+}

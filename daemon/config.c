@@ -1,0 +1,520 @@
+/*
+ * config: see config.h. The options table is the single definition of a
+ * setting; everything else here walks it.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+enum opt_type { OPT_STR, OPT_UINT, OPT_U64, OPT_DOUBLE, OPT_DURATION, OPT_RATE, OPT_BOOL };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	size_t size;          /* OPT_STR: buffer size */
+	const char *def;
+	double min, max;      /* numbers */
+	char short_opt;       /* 0: long option only */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct migd_config, f)
+#define STR(f) OPT_STR, OFF(f), sizeof(((struct migd_config *)0)->f)
+#define NUM(t, f) t, OFF(f), 0
+
+static const struct opt opts[] = {
+	{ "db", STR(db), "migd.db", 0, 0, 0,
+	  "state database (SQLite); the sim backend keeps its world beside it" },
+	{ "listen", STR(listen), "tcp://127.0.0.1:7700", 0, 0, 0,
+	  "ZeroMQ endpoint of the request/reply API" },
+	{ "events", STR(events), "", 0, 0, 0,
+	  "ZeroMQ endpoint events are published on (empty: the listen port + 1)" },
+	{ "time_scale", NUM(OPT_DOUBLE, time_scale), "1", 1e-3, 1e6, 0,
+	  "sim backend: virtual seconds per real second (60: a real second is a minute)" },
+	{ "seed", NUM(OPT_U64, seed), "1", 0, 0, 0,
+	  "sim backend: seed of its randomness (a seed gives the same run)" },
+	{ "max_concurrent", NUM(OPT_UINT, max_concurrent), "8", 0, 1e6, 0,
+	  "migrations at once in the cluster (0: no limit)" },
+	{ "max_outbound", NUM(OPT_UINT, max_outbound), "2", 0, 1e6, 0,
+	  "migrations at once from one host, unless the host sets its own (0: no limit)" },
+	{ "max_inbound", NUM(OPT_UINT, max_inbound), "2", 0, 1e6, 0,
+	  "migrations at once to one host, unless the host sets its own (0: no limit)" },
+	{ "min_gap", NUM(OPT_DURATION, min_gap_s), "0", 0, 86400 * 365, 0,
+	  "least time between two migration starts (30s, 2m; cluster clock)" },
+	{ "bandwidth_cap", NUM(OPT_RATE, bandwidth_cap_bps), "0", 0, 1e15, 0,
+	  "bandwidth of one migration, bytes/s (100m) or bits (1gbit) (0: uncapped)" },
+	{ "max_downtime_ms", NUM(OPT_UINT, max_downtime_ms), "300", 0, 3600000, 0,
+	  "longest pause of the guest at the switch-over (0: the backend's default)" },
+	{ "auto_converge", NUM(OPT_BOOL, auto_converge), "no", 0, 1, 0,
+	  "throttle a guest that dirties memory faster than it can be sent" },
+	{ "postcopy", NUM(OPT_BOOL, postcopy), "no", 0, 1, 0,
+	  "switch to the destination after the first round when pre-copy does not converge" },
+	{ "parallel_connections", NUM(OPT_UINT, parallel_connections), "0", 0, 256, 0,
+	  "connections per migration (multifd; 0: the backend's default)" },
+	{ "progress_interval_ms", NUM(OPT_UINT, progress_interval_ms), "500", 10, 3600000, 0,
+	  "publish migration.progress at most this often per migration (real time)" },
+	{ "poll_interval_ms", NUM(OPT_UINT, poll_interval_ms), "10", 1, 1000, 0,
+	  "period of the main loop: API, migration polling, policies (real time)" },
+	{ "daemon", NUM(OPT_BOOL, daemonize), "no", 0, 1, 'd',
+	  "run in the background and log to syslog" },
+	{ "debug", NUM(OPT_BOOL, debug), "no", 0, 1, 'v', "log debug messages" },
+};
+
+#define OPT_BASE 0x100
+enum { OPT_CONFIG = 'c', OPT_CHECK = 'n', OPT_HELP = 'h', OPT_DUMP = 0x80, OPT_VERSION };
+
+static void *field(struct migd_config *c, const struct opt *o)
+{
+	return (char *)c + o->offset;
+}
+
+static const void *cfield(const struct migd_config *c, const struct opt *o)
+{
+	return (const char *)c + o->offset;
+}
+
+static const struct opt *opt_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+/* ---- values ---- */
+
+/* "30s", "4m", "250ms", "1h", "1d"; a plain number is seconds. */
+static int parse_duration(const char *text, double *out)
+{
+	static const struct {
+		const char *suffix;
+		double s;
+	} units[] = { { "", 1 }, { "s", 1 }, { "ms", 1e-3 }, { "m", 60 }, { "min", 60 },
+		      { "h", 3600 }, { "d", 86400 } };
+	char *end;
+	if (!isdigit((unsigned char)*text) && *text != '.')
+		return -EINVAL;
+	double v = strtod(text, &end);
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcasecmp(end, units[i].suffix) == 0) {
+			*out = v * units[i].s;
+			return isfinite(*out) ? 0 : -EINVAL;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Bytes per second: "125000000", "100m", "100m/s", "1.5g"; or bits with a
+ * "bit" suffix, decimal as network people mean it: "1gbit", "100mbit". */
+static int parse_rate(const char *text, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		double bps;
+	} units[] = { { "", 1 }, { "k", 1024.0 }, { "m", 1048576.0 }, { "g", 1073741824.0 },
+		      { "t", 1099511627776.0 }, { "bit", 1 / 8.0 }, { "kbit", 1e3 / 8 },
+		      { "mbit", 1e6 / 8 }, { "gbit", 1e9 / 8 }, { "tbit", 1e12 / 8 } };
+	char *end, suffix[16];
+	if (!isdigit((unsigned char)*text) && *text != '.')
+		return -EINVAL;
+	double v = strtod(text, &end);
+	snprintf(suffix, sizeof(suffix), "%s", end);
+	size_t n = strlen(suffix);
+	if (n >= 2 && strcmp(suffix + n - 2, "/s") == 0)
+		suffix[n - 2] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcasecmp(suffix, units[i].suffix) == 0) {
+			double bps = v * units[i].bps;
+			if (!isfinite(bps) || bps < 0 || bps > 1e18)
+				return -ERANGE;
+			*out = (uint64_t)llround(bps);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int set_number(struct migd_config *c, const struct opt *o, const char *value,
+		      const char **expected)
+{
+	double d = 0;
+	uint64_t u = 0;
+	char *end;
+	int rc = 0;
+	switch (o->type) {
+	case OPT_UINT:
+		*expected = "a whole number";
+		rc = parse_u64(value, (uint64_t)o->min, (uint64_t)o->max, &u);
+		if (rc == 0)
+			*(unsigned *)field(c, o) = (unsigned)u;
+		return rc;
+	case OPT_U64:
+		*expected = "a whole number";
+		rc = parse_u64(value, 0, UINT64_MAX, &u);
+		if (rc == 0)
+			*(uint64_t *)field(c, o) = u;
+		return rc;
+	case OPT_DOUBLE:
+		*expected = "a number";
+		d = strtod(value, &end);
+		rc = (*value == '\0' || *end != '\0' || !isfinite(d)) ? -EINVAL : 0;
+		break;
+	case OPT_DURATION:
+		*expected = "a duration like 30s, 4m or 250ms";
+		rc = parse_duration(value, &d);
+		break;
+	case OPT_RATE:
+		*expected = "a rate like 100m (bytes/s) or 1gbit";
+		rc = parse_rate(value, &u);
+		if (rc == 0 && (double)u > o->max)
+			rc = -ERANGE;
+		if (rc == 0)
+			*(uint64_t *)field(c, o) = u;
+		return rc;
+	default:
+		return -EINVAL;
+	}
+	if (rc == 0 && (d < o->min || d > o->max))
+		rc = -ERANGE;
+	if (rc == 0)
+		*(double *)field(c, o) = d;
+	return rc;
+}
+
+/* Set one option from text; where ("migd.conf:12" or "--max-inbound")
+ * starts the message. */
+static int opt_set(struct migd_config *c, const struct opt *o, const char *value,
+		   const char *where, char *err, size_t errlen)
+{
+	const char *expected = "";
+	int rc = 0;
+	if (o->type == OPT_STR) {
+		if (snprintf_checked(field(c, o), o->size, "%s", value) < 0) {
+			snprintf(err, errlen, "%s: %s \"%.40s...\": longer than %zu bytes", where,
+				 o->name, value, o->size - 1);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (o->type == OPT_BOOL) {
+		expected = "yes or no";
+		rc = parse_bool(value, field(c, o));
+	} else {
+		rc = set_number(c, o, value, &expected);
+	}
+	if (rc == -ERANGE && o->type != OPT_BOOL && o->type != OPT_U64)
+		snprintf(err, errlen, "%s: %s \"%s\": out of range (%g to %.0f)", where, o->name,
+			 value, o->min, o->max);
+	else if (rc < 0)
+		snprintf(err, errlen, "%s: %s \"%s\": expected %s", where, o->name, value,
+			 expected);
+	return rc < 0 ? -EINVAL : 0;
+}
+
+/* ---- the file ---- */
+
+struct file_state {
+	struct migd_config *conf;
+	const char *path;
+	int lineno;
+	char err[PATH_MAX + 512];
+	int failed;
+};
+
+static int ini_line(void *user, const char *section, const char *name, const char *value,
+		    int lineno)
+{
+	struct file_state *st = user;
+	char where[PATH_MAX + 16];
+	snprintf(where, sizeof(where), "%s:%d", st->path, lineno);
+	if (st->failed)
+		return 0;
+	if (*section && strcmp(section, "migd") != 0) {
+		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
+			 "top or in [migd])", where, section);
+		st->failed = 1;
+		return 0;
+	}
+	const struct opt *o = opt_find(name);
+	if (!o) {
+		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\"", where, name);
+		st->failed = 1;
+		return 0;
+	}
+	if (opt_set(st->conf, o, value, where, st->err, sizeof(st->err)) < 0) {
+		st->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* inih 55 reports the line only as the return value; a wrapper handler
+ * counts lines itself so that a bad value names its line too. */
+struct line_counter {
+	struct file_state *st;
+	FILE *f;
+};
+
+static int conf_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_state *st = user;
+	return ini_line(st, section, name, value, st->lineno);
+}
+
+static char *conf_ini_reader(char *str, int num, void *stream)
+{
+	struct line_counter *lc = stream;
+	char *s = fgets(str, num, lc->f);
+	if (s)
+		lc->st->lineno++;
+	return s;
+}
+
+static int load_file(struct migd_config *c, const char *path, char *err, size_t errlen)
+{
+	struct file_state st = { .conf = c, .path = path };
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	struct line_counter lc = { &st, f };
+	int line = ini_parse_stream(conf_ini_reader, &lc, conf_ini_handler, &st);
+	fclose(f);
+	if (st.failed) {
+		snprintf(err, errlen, "%s", st.err);
+		return -EINVAL;
+	}
+	if (line != 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected key = value or [migd])", path,
+			 line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the command line ---- */
+
+/* Long options: the fixed ones, then one per table entry ("max_inbound"
+ * becomes --max-inbound). Names live in the static buffer. */
+static void build_longopts(struct option *lo, char names[][40])
+{
+	static const struct option fixed[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "dump-config", no_argument, NULL, OPT_DUMP },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+	};
+	size_t n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		lo[n++] = fixed[i];
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++, n++) {
+		snprintf(names[i], 40, "%s", opts[i].name);
+		for (char *p = names[i]; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		lo[n] = (struct option){ names[i],
+					 opts[i].type == OPT_BOOL ? optional_argument
+								  : required_argument,
+					 NULL, OPT_BASE + (int)i };
+	}
+	lo[n] = (struct option){ 0 };
+}
+
+struct override {
+	const struct opt *o;
+	const char *value;
+	char flag[48];
+};
+
+static int parse_argv(int argc, char **argv, struct migd_config *c, struct override *ov,
+		      size_t *n_ov, char *err, size_t errlen)
+{
+	static char names[ARRAY_SIZE(opts)][40];
+	struct option lo[ARRAY_SIZE(opts) + 8];
+	int opt;
+	build_longopts(lo, names);
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":c:nhdv", lo, NULL)) != -1) {
+		const struct opt *o = NULL;
+		if (opt >= OPT_BASE)
+			o = &opts[opt - OPT_BASE];
+		else if (opt == 'd')
+			o = opt_find("daemon");
+		else if (opt == 'v')
+			o = opt_find("debug");
+		if (o) {
+			struct override *x = &ov[(*n_ov)++];
+			x->o = o;
+			x->value = optarg ? optarg : "yes"; /* a bare boolean flag */
+			snprintf(x->flag, sizeof(x->flag), "--%s", o->name);
+			for (char *p = x->flag; *p; p++)
+				if (*p == '_')
+					*p = '-';
+			continue;
+		}
+		switch (opt) {
+		case OPT_CONFIG:
+			snprintf(c->config_path, sizeof(c->config_path), "%s", optarg);
+			break;
+		case OPT_CHECK: c->action = CONFIG_CHECK; break;
+		case OPT_DUMP: c->action = CONFIG_DUMP; break;
+		case OPT_HELP: c->action = CONFIG_HELP; return 0;
+		case OPT_VERSION: c->action = CONFIG_VERSION; return 0;
+		case ':':
+			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, errlen, "unknown option %s (see migd --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument \"%s\" (see migd --help)", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The events endpoint when none is set: the listen port + 1 on TCP, the
+ * listen path + ".events" on IPC. */
+static int derive_events(struct migd_config *c, char *err, size_t errlen)
+{
+	if (*c->events)
+		return 0;
+	if (strncmp(c->listen, "ipc://", 6) == 0) {
+		if (snprintf_checked(c->events, sizeof(c->events), "%s.events", c->listen) < 0)
+			goto bad;
+		return 0;
+	}
+	const char *colon = strrchr(c->listen, ':');
+	uint64_t port;
+	if (strncmp(c->listen, "tcp://", 6) != 0 || !colon ||
+	    parse_u64(colon + 1, 1, 65534, &port) < 0)
+		goto bad;
+	snprintf(c->events, sizeof(c->events), "%.*s:%" PRIu64, (int)(colon - c->listen),
+		 c->listen, port + 1);
+	return 0;
+bad:
+	snprintf(err, errlen, "listen \"%s\": cannot derive the events endpoint from it; "
+		 "set events (--events)", c->listen);
+	return -EINVAL;
+}
+
+static int check_endpoint(const char *name, const char *value, char *err, size_t errlen)
+{
+	static const char *const schemes[] = { "tcp://", "ipc://", "inproc://" };
+	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
+		if (strncmp(value, schemes[i], strlen(schemes[i])) == 0 &&
+		    value[strlen(schemes[i])] != '\0')
+			return 0;
+	snprintf(err, errlen, "%s \"%s\": expected a ZeroMQ endpoint like tcp://127.0.0.1:7700",
+		 name, value);
+	return -EINVAL;
+}
+
+int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t errlen)
+{
+	struct override ov[64];
+	size_t n_ov = 0;
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		if (opt_set(c, &opts[i], opts[i].def, "default", err, errlen) < 0)
+			return -EINVAL; /* a bad default in the table: a bug */
+	if (argc > (int)ARRAY_SIZE(ov)) {
+		snprintf(err, errlen, "too many arguments");
+		return -EINVAL;
+	}
+	int rc = parse_argv(argc, argv, c, ov, &n_ov, err, errlen);
+	if (rc < 0 || c->action == CONFIG_HELP || c->action == CONFIG_VERSION)
+		return rc;
+	if (*c->config_path && (rc = load_file(c, c->config_path, err, errlen)) < 0)
+		return rc;
+	for (size_t i = 0; i < n_ov; i++)
+		if ((rc = opt_set(c, ov[i].o, ov[i].value, ov[i].flag, err, errlen)) < 0)
+			return rc;
+	if (!*c->db) {
+		snprintf(err, errlen, "db: no database path");
+		return -EINVAL;
+	}
+	if ((rc = check_endpoint("listen", c->listen, err, errlen)) < 0 ||
+	    (rc = derive_events(c, err, errlen)) < 0 ||
+	    (rc = check_endpoint("events", c->events, err, errlen)) < 0)
+		return rc;
+	if (strcmp(c->listen, c->events) == 0) {
+		snprintf(err, errlen, "events \"%s\": must differ from listen", c->events);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- output ---- */
+
+static void format_value(const struct migd_config *c, const struct opt *o, char *buf,
+			 size_t len)
+{
+	const void *p = cfield(c, o);
+	switch (o->type) {
+	case OPT_STR: snprintf(buf, len, "%s", (const char *)p); break;
+	case OPT_UINT: snprintf(buf, len, "%u", *(const unsigned *)p); break;
+	case OPT_U64:
+	case OPT_RATE: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p); break;
+	case OPT_DOUBLE: snprintf(buf, len, "%.17g", *(const double *)p); break;
+	case OPT_DURATION: snprintf(buf, len, "%.17gs", *(const double *)p); break;
+	case OPT_BOOL: snprintf(buf, len, "%s", *(const int *)p ? "yes" : "no"); break;
+	}
+}
+
+void config_dump(const struct migd_config *c, FILE *out)
+{
+	if (*c->config_path)
+		fprintf(out, "# migd settings in effect (read from %s)\n", c->config_path);
+	else
+		fprintf(out, "# migd settings in effect\n");
+	fputs("[migd]\n", out);
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+		char value[PATH_MAX + 32];
+		format_value(c, &opts[i], value, sizeof(value));
+		fprintf(out, "# %s\n%s = %s\n", opts[i].help, opts[i].name, value);
+	}
+}
+
+void config_usage(FILE *out)
+{
+	fputs("usage: migd [-c FILE] [-n] [--dump-config] [-d] [-v] [--SETTING VALUE ...]\n"
+	      "\n"
+	      "migd: live migration of HPC guests under policies, with cost records.\n"
+	      "\n"
+	      "  -c, --config FILE   read settings from FILE (migd.conf(5))\n"
+	      "  -n, --check         check the settings and exit\n"
+	      "      --dump-config   print the settings in effect and exit\n"
+	      "  -h, --help          show this help\n"
+	      "      --version       show the version\n"
+	      "\n"
+	      "Settings (in the file as name = value; here as --name VALUE, '_' as '-'):\n",
+	      out);
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+		char flag[64];
+		snprintf(flag, sizeof(flag), "%c%c%s--%s", opts[i].short_opt ? '-' : ' ',
+			 opts[i].short_opt ? opts[i].short_opt : ' ',
+			 opts[i].short_opt ? ", " : "  ", opts[i].name);
+		for (char *p = flag; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		fprintf(out, "  %-26s %s", flag, opts[i].help);
+		fprintf(out, *opts[i].def ? " [%s]\n" : "\n", opts[i].def);
+	}
+}

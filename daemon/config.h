@@ -1,0 +1,63 @@
+/*
+ * config: migd's settings from migd.conf and the command line.
+ *
+ * One table in config.c lists every setting with its name, type, default
+ * and help; the file parser (inih), the long options (the name with '-'
+ * for '_': max_concurrent is --max-concurrent), --dump-config and the help
+ * text all come from it, so they cannot drift apart. Order: defaults, then
+ * the file given with -c, then the command line.
+ */
+#ifndef MIGD_CONFIG_H
+#define MIGD_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_ENDPOINT_MAX 256
+
+enum config_action {
+	CONFIG_RUN,      /* start migd */
+	CONFIG_CHECK,    /* -n: the config is good, exit 0 */
+	CONFIG_DUMP,     /* --dump-config */
+	CONFIG_HELP,
+	CONFIG_VERSION,
+};
+
+struct migd_config {
+	char db[PATH_MAX];                  /* state database */
+	char listen[CONFIG_ENDPOINT_MAX];   /* ZeroMQ REP endpoint */
+	char events[CONFIG_ENDPOINT_MAX];   /* ZeroMQ PUB endpoint (derived when empty) */
+	double time_scale;                  /* sim: virtual seconds per real second */
+	uint64_t seed;                      /* sim: randomness seed */
+	unsigned max_concurrent;            /* migrations at once in the cluster; 0: no limit */
+	unsigned max_outbound;              /* per source host; 0: no limit */
+	unsigned max_inbound;               /* per destination host; 0: no limit */
+	double min_gap_s;                   /* between two starts */
+	uint64_t bandwidth_cap_bps;         /* bytes/s per migration; 0: uncapped */
+	unsigned max_downtime_ms;           /* 0: the backend's default */
+	int auto_converge;
+	int postcopy;
+	unsigned parallel_connections;      /* 0: the backend's default */
+	unsigned progress_interval_ms;      /* migration.progress at most this often */
+	unsigned poll_interval_ms;          /* main loop period */
+	int daemonize;
+	int debug;
+
+	/* how migd was asked to run, not settings */
+	char config_path[PATH_MAX];         /* "" when no -c */
+	enum config_action action;
+};
+
+/*
+ * Defaults, then -c FILE, then the options in argv. Returns 0 with
+ * conf->action set, or -EINVAL with a message naming the file and line or
+ * the option, and the bad value, in err.
+ */
+int config_load(int argc, char **argv, struct migd_config *conf, char *err, size_t errlen);
+/* The settings in effect, in migd.conf syntax (loads back unchanged). */
+void config_dump(const struct migd_config *conf, FILE *out);
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,1214 @@
+/*
+ * db: see db.h. Statements are prepared once and cached by the address of
+ * their (static) SQL text; lists run a callback per row so that 10,000
+ * guests never sit in one array here. Timestamps that were not reached and
+ * figures that are unknown are stored as NULL, so SQL aggregates skip them.
+ */
+#include "db.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define STMT_CACHE 64
+
+struct db {
+	sqlite3 *h;
+	int lock_fd;                 /* flock'ed: one migd per database */
+	int in_txn;
+	uint64_t hosts_gen, guests_gen;
+	json_t *pending;             /* events of the open transaction */
+	json_t *outbox;              /* committed events not yet taken */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cache[STMT_CACHE];
+	size_t n_cache;
+};
+
+/* ---- schema: one step per version, applied in order ------------------ */
+
+/* Version 1: the first schema migd shipped. Kept verbatim: databases in the
+ * field were created by it, and every fresh one still starts here. */
+static const char schema_v1[] =
+	"CREATE TABLE hosts ("
+	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, uri TEXT NOT NULL,"
+	" max_outbound INTEGER NOT NULL DEFAULT 0, max_inbound INTEGER NOT NULL DEFAULT 0,"
+	" memory_bytes INTEGER NOT NULL DEFAULT 0, enabled INTEGER NOT NULL DEFAULT 1,"
+	" added_ns INTEGER NOT NULL);"
+	"CREATE TABLE jobs (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE guests ("
+	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	" host_id INTEGER NOT NULL REFERENCES hosts(id),"
+	" memory_bytes INTEGER NOT NULL, dirty_rate_bps INTEGER NOT NULL DEFAULT 0,"
+	" job_id INTEGER REFERENCES jobs(id), rank INTEGER, added_ns INTEGER NOT NULL);"
+	"CREATE INDEX guests_host ON guests(host_id);"
+	"CREATE UNIQUE INDEX guests_job_rank ON guests(job_id, rank);"
+	"CREATE TABLE policies ("
+	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+	" params TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'active',"
+	" last_fire_ns INTEGER, created_ns INTEGER NOT NULL);"
+	"CREATE TABLE migrations ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, guest TEXT NOT NULL, src TEXT NOT NULL,"
+	" dst TEXT, state TEXT NOT NULL, priority INTEGER NOT NULL, policy TEXT, reason TEXT,"
+	" queued_ns INTEGER NOT NULL, started_ns INTEGER, migrating_ns INTEGER,"
+	" finished_ns INTEGER, total_ms INTEGER, downtime_ms INTEGER, bytes INTEGER,"
+	" error TEXT);"
+	"CREATE INDEX migrations_state ON migrations(state);"
+	"CREATE TABLE events ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ns INTEGER NOT NULL, type TEXT NOT NULL,"
+	" body TEXT NOT NULL);";
+
+/* Version 2: staggered policy starts need a not-before time that survives a
+ * restart; reconciled rows must say so; hosts get a health state for the
+ * health policies; policies keep their whole schedule (anchor of the
+ * period grid, next fire, round-robin cursor, times fired) so a restart
+ * continues it. Existing rows are carried over: a queued row was due when
+ * queued, a policy's grid starts at its creation and it fires next one
+ * period after its last firing, and its count is the number of distinct
+ * times it queued migrations. */
+static const char schema_v2[] =
+	"ALTER TABLE hosts ADD COLUMN health TEXT NOT NULL DEFAULT 'ok';"
+	"ALTER TABLE migrations ADD COLUMN not_before_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE migrations ADD COLUMN rounds INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE policies ADD COLUMN anchor_ns INTEGER;"
+	"ALTER TABLE policies ADD COLUMN next_fire_ns INTEGER;"
+	"ALTER TABLE policies ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE policies ADD COLUMN fired INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE migrations SET not_before_ns = queued_ns;"
+	"UPDATE policies SET anchor_ns = created_ns;"
+	"UPDATE policies SET next_fire_ns = last_fire_ns +"
+	" CAST(json_extract(params, '$.every_s') * 1e9 AS INTEGER)"
+	" WHERE last_fire_ns IS NOT NULL AND json_valid(params);"
+	"UPDATE policies SET fired = (SELECT COUNT(DISTINCT queued_ns) FROM migrations m"
+	" WHERE m.policy = policies.name);"
+	"CREATE INDEX migrations_guest ON migrations(guest, state);"
+	"CREATE INDEX migrations_finished ON migrations(finished_ns);"
+	"CREATE INDEX events_ts ON events(ts_ns);";
+
+static const struct schema_step {
+	int version;
+	const char *what;
+	const char *sql;
+} schema_steps[] = {
+	{ 1, "hosts, guests, jobs, policies, migrations, events", schema_v1 },
+	{ 2, "staggered starts, reconciled rows, host health, policy schedule", schema_v2 },
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int db_fail(struct db *db, const char *what)
+{
+	log_warnx("database: %s: %s", what, sqlite3_errmsg(db->h));
+	return -EIO;
+}
+
+/* The cached statement for sql (a static string), reset and unbound. */
+static sqlite3_stmt *prep(struct db *db, const char *sql)
+{
+	for (size_t i = 0; i < db->n_cache; i++) {
+		if (db->cache[i].sql == sql) {
+			sqlite3_reset(db->cache[i].st);
+			sqlite3_clear_bindings(db->cache[i].st);
+			return db->cache[i].st;
+		}
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_fail(db, sql);
+		return NULL;
+	}
+	if (db->n_cache == STMT_CACHE) { /* more statements than this file has: a bug */
+		log_warnx("database: statement cache full");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	db->cache[db->n_cache].sql = sql;
+	db->cache[db->n_cache++].st = st;
+	return st;
+}
+
+/* Map a failed step to an errno: constraints are the caller's business. */
+static int step_error(struct db *db, int rc, const char *what)
+{
+	if ((rc & 0xff) != SQLITE_CONSTRAINT)
+		return db_fail(db, what);
+	int ext = sqlite3_extended_errcode(db->h);
+	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return -EEXIST;
+	if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return -EBUSY;
+	return db_fail(db, what);
+}
+
+/* Run a statement that returns no rows. */
+static int step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_DONE ? 0 : step_error(db, rc, what);
+	sqlite3_reset(st);
+	return ret;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s && *s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* 0 is "not reached" for a timestamp: NULL in the table. */
+static void bind_ts(sqlite3_stmt *st, int i, int64_t ns)
+{
+	if (ns)
+		sqlite3_bind_int64(st, i, ns);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* -1 is "unknown" for a figure: NULL in the table. */
+static void bind_figure(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v >= 0)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *buf, size_t len)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	snprintf(buf, len, "%s", s ? (const char *)s : "");
+}
+
+static int64_t col_figure(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+static int exec(struct db *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_warnx("database: %s", msg ? msg : sqlite3_errmsg(db->h));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* One integer from a query with no parameters. */
+static int64_t query_int(struct db *db, const char *sql, int64_t dflt)
+{
+	sqlite3_stmt *st = prep(db, sql);
+	int64_t v = dflt;
+	if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	if (st)
+		sqlite3_reset(st);
+	return v;
+}
+
+/* ---- open, schema, transactions --------------------------------------- */
+
+int db_schema_version(struct db *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Each step in its own transaction with its version bump: a crash midway
+ * leaves the database at the last whole step, and the next start goes on. */
+static int schema_upgrade(struct db *db, const char *path, char *err, size_t errlen)
+{
+	int have = db_schema_version(db);
+	if (have < 0) {
+		snprintf(err, errlen, "%s: cannot read the schema version: %s", path,
+			 sqlite3_errmsg(db->h));
+		return -EIO;
+	}
+	if (have > DB_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this migd knows (%d)",
+			 path, have, DB_SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(schema_steps); i++) {
+		const struct schema_step *s = &schema_steps[i];
+		char bump[64];
+		if (s->version <= have)
+			continue;
+		if (have > 0)
+			log_info("%s: upgrading schema %d -> %d (%s)", path, s->version - 1,
+				 s->version, s->what);
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d;", s->version);
+		if (exec(db, "BEGIN IMMEDIATE") < 0 || exec(db, s->sql) < 0 ||
+		    exec(db, bump) < 0 || exec(db, "COMMIT") < 0) {
+			snprintf(err, errlen, "%s: schema step to version %d failed: %s", path,
+				 s->version, sqlite3_errmsg(db->h));
+			exec(db, "ROLLBACK");
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+static int lock_file(struct db *db, const char *path, char *err, size_t errlen)
+{
+	db->lock_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (db->lock_fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(db->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: in use by another migd", path);
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
+	return 0;
+}
+
+static int open_sqlite(struct db *db, const char *path, char *err, size_t errlen)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	sqlite3_stmt *st = NULL;
+	int wal = sqlite3_prepare_v2(db->h, "PRAGMA journal_mode=WAL", -1, &st, NULL) ==
+			  SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+		  strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	if (!wal || exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") < 0) {
+		snprintf(err, errlen, "%s: cannot switch to WAL with synchronous=FULL: %s", path,
+			 sqlite3_errmsg(db->h));
+		return -EIO;
+	}
+	return 0;
+}
+
+int db_open(const char *path, struct db **out, char *err, size_t errlen)
+{
+	struct db *db = calloc(1, sizeof(*db));
+	int rc = -ENOMEM;
+	*out = NULL;
+	if (!db)
+		return rc;
+	db->lock_fd = -1;
+	db->pending = json_array();
+	db->outbox = json_array();
+	if (!db->pending || !db->outbox) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rc = open_sqlite(db, path, err, errlen);
+	if (rc == 0)
+		rc = lock_file(db, path, err, errlen);
+	if (rc == 0)
+		rc = schema_upgrade(db, path, err, errlen);
+	if (rc < 0)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	db_close(db);
+	return rc;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	for (size_t i = 0; i < db->n_cache; i++)
+		sqlite3_finalize(db->cache[i].st);
+	sqlite3_close(db->h);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
+	json_decref(db->pending);
+	json_decref(db->outbox);
+	free(db);
+}
+
+int db_begin(struct db *db)
+{
+	if (db->in_txn) {
+		log_warnx("database: nested transaction (a bug)");
+		return -EINVAL;
+	}
+	if (exec(db, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	db->in_txn = 1;
+	return 0;
+}
+
+int db_commit(struct db *db)
+{
+	if (exec(db, "COMMIT") < 0) {
+		db_rollback(db);
+		return -EIO;
+	}
+	db->in_txn = 0;
+	json_array_extend(db->outbox, db->pending);
+	json_array_clear(db->pending);
+	return 0;
+}
+
+void db_rollback(struct db *db)
+{
+	if (sqlite3_get_autocommit(db->h) == 0)
+		exec(db, "ROLLBACK");
+	db->in_txn = 0;
+	json_array_clear(db->pending);
+	db->hosts_gen++; /* whatever the transaction changed is undone */
+	db->guests_gen++;
+}
+
+void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests)
+{
+	*hosts = db->hosts_gen;
+	*guests = db->guests_gen;
+}
+
+/* ---- hosts ------------------------------------------------------------ */
+
+#define HOST_COLS \
+	"SELECT h.id, h.name, h.uri, h.max_outbound, h.max_inbound, h.memory_bytes," \
+	" h.enabled, h.health, (SELECT COALESCE(SUM(memory_bytes), 0) FROM guests g" \
+	" WHERE g.host_id = h.id), (SELECT COUNT(*) FROM guests g WHERE g.host_id = h.id)" \
+	" FROM hosts h"
+
+static void host_read(sqlite3_stmt *st, struct db_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, h->name, sizeof(h->name));
+	col_text(st, 2, h->uri, sizeof(h->uri));
+	h->max_outbound = (unsigned)sqlite3_column_int64(st, 3);
+	h->max_inbound = (unsigned)sqlite3_column_int64(st, 4);
+	h->memory_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+	h->enabled = sqlite3_column_int(st, 6);
+	col_text(st, 7, h->health, sizeof(h->health));
+	h->memory_used_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+	h->n_guests = (unsigned)sqlite3_column_int64(st, 9);
+}
+
+int db_host_add(struct db *db, struct db_host *h, int64_t now_ns)
+{
+	static const char sql[] = "INSERT INTO hosts (name, uri, max_outbound, max_inbound,"
+				  " memory_bytes, enabled, health, added_ns) VALUES (?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, h->name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, h->uri, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, h->max_outbound);
+	sqlite3_bind_int64(st, 4, h->max_inbound);
+	sqlite3_bind_int64(st, 5, (int64_t)h->memory_bytes);
+	sqlite3_bind_int(st, 6, h->enabled);
+	sqlite3_bind_text(st, 7, *h->health ? h->health : "ok", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 8, now_ns);
+	int rc = step_done(db, st, "adding a host");
+	db->hosts_gen++;
+	if (rc == 0)
+		h->id = sqlite3_last_insert_rowid(db->h);
+	return rc;
+}
+
+int db_host_get(struct db *db, const char *name, struct db_host *out)
+{
+	static const char sql[] = HOST_COLS " WHERE h.name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		host_read(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, "reading a host");
+}
+
+int db_host_remove(struct db *db, const char *name)
+{
+	static const char sql[] = "DELETE FROM hosts WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "removing a host");
+	db->hosts_gen++;
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+int db_host_set_enabled(struct db *db, const char *name, int enabled)
+{
+	static const char sql[] = "UPDATE hosts SET enabled = ? WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int(st, 1, enabled ? 1 : 0);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "updating a host");
+	db->hosts_gen++;
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+/* Step through the rows of st, calling read+fn on each; st is a cached
+ * statement, so it is reset before returning. */
+#define FOR_EACH_ROW(db, st, type, read, fn, arg, what)                    \
+	do {                                                               \
+		type row_;                                                 \
+		int step_, ret_ = 0;                                       \
+		while ((step_ = sqlite3_step(st)) == SQLITE_ROW) {         \
+			read(st, &row_);                                   \
+			if ((ret_ = fn(arg, &row_)) != 0)                  \
+				break;                                     \
+		}                                                          \
+		if (ret_ == 0 && step_ != SQLITE_DONE)                     \
+			ret_ = db_fail(db, what);                          \
+		sqlite3_reset(st);                                         \
+		return ret_;                                               \
+	} while (0)
+
+static void host_read_brief(sqlite3_stmt *st, struct db_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, h->name, sizeof(h->name));
+	col_text(st, 2, h->uri, sizeof(h->uri));
+	h->max_outbound = (unsigned)sqlite3_column_int64(st, 3);
+	h->max_inbound = (unsigned)sqlite3_column_int64(st, 4);
+	h->memory_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+	h->enabled = sqlite3_column_int(st, 6);
+	col_text(st, 7, h->health, sizeof(h->health));
+}
+
+int db_host_scan(struct db *db, db_host_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT id, name, uri, max_outbound, max_inbound, memory_bytes,"
+				  " enabled, health FROM hosts ORDER BY id";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	FOR_EACH_ROW(db, st, struct db_host, host_read_brief, fn, arg, "scanning hosts");
+}
+
+int db_host_list(struct db *db, db_host_fn fn, void *arg)
+{
+	static const char sql[] = HOST_COLS " ORDER BY h.id";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	FOR_EACH_ROW(db, st, struct db_host, host_read, fn, arg, "listing hosts");
+}
+
+/* ---- guests ----------------------------------------------------------- */
+
+#define GUEST_COLS \
+	"SELECT g.id, g.name, h.name, g.memory_bytes, g.dirty_rate_bps, j.name, g.rank," \
+	" g.host_id, g.job_id, (SELECT m.id FROM migrations m WHERE m.guest = g.name" \
+	" AND m.state IN ('queued', 'started', 'migrating'))" \
+	" FROM guests g JOIN hosts h ON h.id = g.host_id LEFT JOIN jobs j ON j.id = g.job_id"
+
+static void guest_read(sqlite3_stmt *st, struct db_guest *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, g->name, sizeof(g->name));
+	col_text(st, 2, g->host, sizeof(g->host));
+	g->memory_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+	g->dirty_rate_bps = (uint64_t)sqlite3_column_int64(st, 4);
+	col_text(st, 5, g->job, sizeof(g->job));
+	g->rank = sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 6);
+	g->host_id = sqlite3_column_int64(st, 7);
+	g->job_id = sqlite3_column_int64(st, 8);
+	g->migration_id = sqlite3_column_int64(st, 9);
+}
+
+/* The id of job name, adding it when new. */
+static int job_id(struct db *db, const char *name, int64_t *id)
+{
+	static const char ins[] = "INSERT OR IGNORE INTO jobs (name) VALUES (?)";
+	static const char sel[] = "SELECT id FROM jobs WHERE name = ?";
+	sqlite3_stmt *st = prep(db, ins);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "adding a job");
+	if (rc < 0)
+		return rc;
+	if (!(st = prep(db, sel)))
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_fail(db, "reading a job");
+}
+
+int db_guest_add(struct db *db, struct db_guest *g, int64_t now_ns)
+{
+	static const char sql[] = "INSERT INTO guests (name, host_id, memory_bytes,"
+				  " dirty_rate_bps, job_id, rank, added_ns)"
+				  " SELECT ?, id, ?, ?, ?, ?, ? FROM hosts WHERE name = ?";
+	int64_t jid = 0;
+	int rc = *g->job ? job_id(db, g->job, &jid) : 0;
+	sqlite3_stmt *st = rc == 0 ? prep(db, sql) : NULL;
+	if (!st)
+		return rc < 0 ? rc : -EIO;
+	sqlite3_bind_text(st, 1, g->name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (int64_t)g->memory_bytes);
+	sqlite3_bind_int64(st, 3, (int64_t)g->dirty_rate_bps);
+	if (jid)
+		sqlite3_bind_int64(st, 4, jid);
+	if (g->rank >= 0)
+		sqlite3_bind_int(st, 5, g->rank);
+	sqlite3_bind_int64(st, 6, now_ns);
+	sqlite3_bind_text(st, 7, g->host, -1, SQLITE_TRANSIENT);
+	rc = step_done(db, st, "adding a guest");
+	db->guests_gen++;
+	if (rc == 0 && sqlite3_changes(db->h) == 0)
+		return -ENOENT; /* no such host */
+	if (rc == 0) {
+		g->id = sqlite3_last_insert_rowid(db->h);
+		g->job_id = jid;
+	}
+	return rc;
+}
+
+int db_guest_get(struct db *db, const char *name, struct db_guest *out)
+{
+	static const char sql[] = GUEST_COLS " WHERE g.name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		guest_read(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, "reading a guest");
+}
+
+int db_guest_remove(struct db *db, const char *name)
+{
+	static const char sql[] = "DELETE FROM guests WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "removing a guest");
+	db->guests_gen++;
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+int db_guest_set_host(struct db *db, const char *guest, const char *host)
+{
+	static const char sql[] = "UPDATE guests SET host_id = (SELECT id FROM hosts"
+				  " WHERE name = ?1) WHERE name = ?2 AND EXISTS (SELECT 1 FROM"
+				  " hosts WHERE name = ?1)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, guest, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "moving a guest");
+	db->guests_gen++;
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+int db_guest_list(struct db *db, const char *host, const char *job, db_guest_fn fn, void *arg)
+{
+	/* one statement per filter, so that each can use its index */
+	static const char all[] = GUEST_COLS " ORDER BY g.id";
+	static const char by_host[] = GUEST_COLS " WHERE h.name = ?1 ORDER BY g.id";
+	static const char by_job[] = GUEST_COLS " WHERE j.name = ?2 ORDER BY g.id";
+	static const char by_both[] = GUEST_COLS " WHERE h.name = ?1 AND j.name = ?2 ORDER BY g.id";
+	sqlite3_stmt *st = prep(db, host && job ? by_both : host ? by_host : job ? by_job : all);
+	if (!st)
+		return -EIO;
+	if (host)
+		sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	if (job)
+		sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
+	FOR_EACH_ROW(db, st, struct db_guest, guest_read, fn, arg, "listing guests");
+}
+
+static void guest_read_brief(sqlite3_stmt *st, struct db_guest *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, g->name, sizeof(g->name));
+	g->host_id = sqlite3_column_int64(st, 2);
+	g->memory_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+	g->dirty_rate_bps = (uint64_t)sqlite3_column_int64(st, 4);
+	g->job_id = sqlite3_column_int64(st, 5);
+	g->rank = sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 6);
+}
+
+int db_guest_scan(struct db *db, db_guest_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT id, name, host_id, memory_bytes, dirty_rate_bps,"
+				  " job_id, rank FROM guests ORDER BY id";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	FOR_EACH_ROW(db, st, struct db_guest, guest_read_brief, fn, arg, "scanning guests");
+}
+
+/* ---- migrations ------------------------------------------------------- */
+
+static const char *const state_names[DB_MIG_N_STATES] = {
+	"queued", "started", "migrating", "completed", "failed", "aborted",
+};
+
+const char *db_mig_state_name(enum db_mig_state s)
+{
+	return (unsigned)s < DB_MIG_N_STATES ? state_names[s] : "unknown";
+}
+
+int db_mig_state_parse(const char *name, enum db_mig_state *out)
+{
+	for (int i = 0; i < DB_MIG_N_STATES; i++) {
+		if (name && strcmp(name, state_names[i]) == 0) {
+			*out = (enum db_mig_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+#define MIG_COLS \
+	"m.id, m.guest, m.src, m.dst, m.state, m.priority, m.policy, m.reason, m.queued_ns," \
+	" m.not_before_ns, m.started_ns, m.migrating_ns, m.finished_ns, m.total_ms," \
+	" m.downtime_ms, m.bytes, m.rounds, m.reconciled, m.error"
+#define MIG_N_COLS 19
+
+static void mig_read_ids(sqlite3_stmt *st, struct db_migration *m, int with_ids)
+{
+	char state[16];
+	memset(m, 0, sizeof(*m));
+	m->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, m->guest, sizeof(m->guest));
+	col_text(st, 2, m->src, sizeof(m->src));
+	col_text(st, 3, m->dst, sizeof(m->dst));
+	col_text(st, 4, state, sizeof(state));
+	if (db_mig_state_parse(state, &m->state) < 0)
+		m->state = DB_MIG_FAILED; /* not written by migd: treat as over */
+	m->priority = sqlite3_column_int(st, 5);
+	col_text(st, 6, m->policy, sizeof(m->policy));
+	col_text(st, 7, m->reason, sizeof(m->reason));
+	m->queued_ns = sqlite3_column_int64(st, 8);
+	m->not_before_ns = sqlite3_column_int64(st, 9);
+	m->started_ns = sqlite3_column_int64(st, 10);
+	m->migrating_ns = sqlite3_column_int64(st, 11);
+	m->finished_ns = sqlite3_column_int64(st, 12);
+	m->total_ms = col_figure(st, 13);
+	m->downtime_ms = col_figure(st, 14);
+	m->bytes = col_figure(st, 15);
+	m->rounds = (int)col_figure(st, 16);
+	m->reconciled = sqlite3_column_int(st, 17);
+	col_text(st, 18, m->error, sizeof(m->error));
+	if (with_ids) {
+		m->guest_id = sqlite3_column_int64(st, MIG_N_COLS);
+		m->src_id = sqlite3_column_int64(st, MIG_N_COLS + 1);
+		m->dst_id = sqlite3_column_int64(st, MIG_N_COLS + 2);
+	}
+}
+
+static void mig_read(sqlite3_stmt *st, struct db_migration *m)
+{
+	mig_read_ids(st, m, 0);
+}
+
+int db_mig_add(struct db *db, struct db_migration *m)
+{
+	static const char sql[] = "INSERT INTO migrations (guest, src, dst, state, priority,"
+				  " policy, reason, queued_ns, not_before_ns)"
+				  " VALUES (?,?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, m->guest, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, m->src, -1, SQLITE_TRANSIENT);
+	bind_text(st, 3, m->dst);
+	sqlite3_bind_text(st, 4, db_mig_state_name(m->state), -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, m->priority);
+	bind_text(st, 6, m->policy);
+	bind_text(st, 7, m->reason);
+	sqlite3_bind_int64(st, 8, m->queued_ns);
+	sqlite3_bind_int64(st, 9, m->not_before_ns ? m->not_before_ns : m->queued_ns);
+	int rc = step_done(db, st, "adding a migration");
+	if (rc == 0)
+		m->id = sqlite3_last_insert_rowid(db->h);
+	return rc;
+}
+
+int db_mig_get(struct db *db, int64_t id, struct db_migration *out)
+{
+	static const char sql[] = "SELECT " MIG_COLS " FROM migrations m WHERE m.id = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		mig_read(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT
+							: db_fail(db, "reading a migration");
+}
+
+int db_mig_update(struct db *db, const struct db_migration *m)
+{
+	static const char sql[] = "UPDATE migrations SET src = ?, dst = ?, state = ?,"
+				  " started_ns = ?, migrating_ns = ?, finished_ns = ?, total_ms = ?,"
+				  " downtime_ms = ?, bytes = ?, rounds = ?, reconciled = ?, error = ?"
+				  " WHERE id = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, m->src, -1, SQLITE_TRANSIENT);
+	bind_text(st, 2, m->dst);
+	sqlite3_bind_text(st, 3, db_mig_state_name(m->state), -1, SQLITE_STATIC);
+	bind_ts(st, 4, m->started_ns);
+	bind_ts(st, 5, m->migrating_ns);
+	bind_ts(st, 6, m->finished_ns);
+	bind_figure(st, 7, m->total_ms);
+	bind_figure(st, 8, m->downtime_ms);
+	bind_figure(st, 9, m->bytes);
+	bind_figure(st, 10, m->rounds);
+	sqlite3_bind_int(st, 11, m->reconciled);
+	bind_text(st, 12, m->error);
+	sqlite3_bind_int64(st, 13, m->id);
+	int rc = step_done(db, st, "updating a migration");
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+int db_mig_active_for_guest(struct db *db, const char *guest, struct db_migration *out)
+{
+	static const char sql[] = "SELECT " MIG_COLS " FROM migrations m WHERE m.guest = ?"
+				  " AND m.state IN ('queued', 'started', 'migrating')"
+				  " ORDER BY m.id LIMIT 1";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, guest, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		mig_read(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT
+							: db_fail(db, "reading a migration");
+}
+
+/* The WHERE clause of a filter; parameters are bound by bind_filter(). */
+static void filter_sql(const struct db_mig_filter *f, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, " WHERE 1");
+	if (f->states) {
+		n += (size_t)snprintf(buf + n, len - n, " AND m.state IN (");
+		for (int s = 0, first = 1; s < DB_MIG_N_STATES; s++) {
+			if (!(f->states & DB_MIG_BIT(s)))
+				continue;
+			n += (size_t)snprintf(buf + n, len - n, "%s'%s'", first ? "" : ",",
+					      state_names[s]);
+			first = 0;
+		}
+		n += (size_t)snprintf(buf + n, len - n, ")");
+	}
+	if (f->since_ns)
+		n += (size_t)snprintf(buf + n, len - n, " AND m.finished_ns >= :since");
+	if (f->policy)
+		n += (size_t)snprintf(buf + n, len - n, " AND COALESCE(m.policy, '') = :policy");
+	if (f->not_before_max_ns)
+		snprintf(buf + n, len - n, " AND m.not_before_ns <= :due");
+}
+
+static void bind_filter(sqlite3_stmt *st, const struct db_mig_filter *f)
+{
+	if (f->since_ns)
+		sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), f->since_ns);
+	if (f->policy)
+		sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":policy"), f->policy, -1,
+				  SQLITE_TRANSIENT);
+	if (f->not_before_max_ns)
+		sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":due"),
+				   f->not_before_max_ns);
+}
+
+int db_mig_list(struct db *db, const struct db_mig_filter *f, db_mig_fn fn, void *arg)
+{
+	static const struct db_mig_filter all = { 0 };
+	/* each order, and its reverse for taking the last N */
+	static const char *const orders[][2] = {
+		[DB_ORDER_ID] = { "m.id", "m.id DESC" },
+		[DB_ORDER_QUEUE] = { "m.priority DESC, m.id", "m.priority ASC, m.id DESC" },
+		[DB_ORDER_FINISHED] = { "m.finished_ns, m.id", "m.finished_ns DESC, m.id DESC" },
+	};
+	static const char *const outer[] = { "i_", "p_ DESC, i_", "f_, i_" };
+	char where[512], sql[1536];
+	if (!f)
+		f = &all;
+	unsigned o = (unsigned)f->order <= DB_ORDER_FINISHED ? (unsigned)f->order : DB_ORDER_ID;
+	filter_sql(f, where, sizeof(where));
+	const char *ids = f->with_ids ? ", g.id, s.id, d.id" : "";
+	const char *joins = f->with_ids ? " LEFT JOIN guests g ON g.name = m.guest"
+					  " LEFT JOIN hosts s ON s.name = m.src"
+					  " LEFT JOIN hosts d ON d.name = m.dst"
+					: "";
+	if (f->limit) /* the last N: take them in reverse, then put them back in order */
+		snprintf(sql, sizeof(sql),
+			 "SELECT * FROM (SELECT " MIG_COLS "%s, m.priority AS p_, m.id AS i_,"
+			 " m.finished_ns AS f_ FROM migrations m%s%s ORDER BY %s LIMIT %u)"
+			 " ORDER BY %s",
+			 ids, joins, where, orders[o][1], f->limit, outer[o]);
+	else
+		snprintf(sql, sizeof(sql), "SELECT " MIG_COLS "%s FROM migrations m%s%s ORDER BY %s",
+			 ids, joins, where, orders[o][0]);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, "listing migrations");
+	bind_filter(st, f);
+	struct db_migration row;
+	int step, ret = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		mig_read_ids(st, &row, f->with_ids);
+		if ((ret = fn(arg, &row)) != 0)
+			break;
+	}
+	if (ret == 0 && step != SQLITE_DONE)
+		ret = db_fail(db, "listing migrations");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int db_mig_delay_firing(struct db *db, const char *policy, int64_t queued_ns, int64_t after_ns,
+			int64_t delay_ns)
+{
+	static const char sql[] = "UPDATE migrations SET not_before_ns = not_before_ns + ?"
+				  " WHERE state = 'queued' AND policy = ? AND queued_ns = ?"
+				  " AND not_before_ns > ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, delay_ns);
+	sqlite3_bind_text(st, 2, policy, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, queued_ns);
+	sqlite3_bind_int64(st, 4, after_ns);
+	return step_done(db, st, "delaying a policy's migrations");
+}
+
+int64_t db_mig_next_due_ns(struct db *db, int64_t now_ns)
+{
+	static const char sql[] = "SELECT MIN(not_before_ns) FROM migrations"
+				  " WHERE state = 'queued' AND not_before_ns > ?";
+	sqlite3_stmt *st = prep(db, sql);
+	int64_t v = 0;
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, now_ns);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+int64_t db_mig_last_start_ns(struct db *db)
+{
+	static const char sql[] = "SELECT MAX(started_ns) FROM migrations";
+	return query_int(db, sql, 0);
+}
+
+/* ---- policies --------------------------------------------------------- */
+
+#define POLICY_COLS \
+	"SELECT id, name, type, params, state, created_ns, last_fire_ns, next_fire_ns, fired," \
+	" anchor_ns, cursor FROM policies"
+
+static void policy_read(sqlite3_stmt *st, struct db_policy *p)
+{
+	char state[16];
+	memset(p, 0, sizeof(*p));
+	p->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, p->name, sizeof(p->name));
+	col_text(st, 2, p->type, sizeof(p->type));
+	const char *text = (const char *)sqlite3_column_text(st, 3);
+	p->params = text ? json_loads(text, 0, NULL) : NULL;
+	if (!p->params)
+		p->params = json_object(); /* unreadable params: the policy layer refuses it */
+	col_text(st, 4, state, sizeof(state));
+	p->paused = strcmp(state, "paused") == 0;
+	p->created_ns = sqlite3_column_int64(st, 5);
+	p->last_fire_ns = sqlite3_column_int64(st, 6);
+	p->next_fire_ns = sqlite3_column_int64(st, 7);
+	p->fired = (uint64_t)sqlite3_column_int64(st, 8);
+	p->anchor_ns = sqlite3_column_int64(st, 9);
+	p->cursor = (uint64_t)sqlite3_column_int64(st, 10);
+}
+
+void db_policy_clear(struct db_policy *p)
+{
+	if (p) {
+		json_decref(p->params);
+		p->params = NULL;
+	}
+}
+
+int db_policy_add(struct db *db, struct db_policy *p)
+{
+	static const char sql[] = "INSERT INTO policies (name, type, params, state, created_ns,"
+				  " last_fire_ns, next_fire_ns, fired, anchor_ns, cursor)"
+				  " VALUES (?,?,?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st = prep(db, sql);
+	char *params = json_dumps(p->params ? p->params : json_object(), JSON_COMPACT);
+	if (!st || !params) {
+		free(params);
+		return st ? -ENOMEM : -EIO;
+	}
+	sqlite3_bind_text(st, 1, p->name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, p->type, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, params, -1, free);
+	sqlite3_bind_text(st, 4, p->paused ? "paused" : "active", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, p->created_ns);
+	bind_ts(st, 6, p->last_fire_ns);
+	bind_ts(st, 7, p->next_fire_ns);
+	sqlite3_bind_int64(st, 8, (int64_t)p->fired);
+	sqlite3_bind_int64(st, 9, p->anchor_ns);
+	sqlite3_bind_int64(st, 10, (int64_t)p->cursor);
+	int rc = step_done(db, st, "adding a policy");
+	if (rc == 0)
+		p->id = sqlite3_last_insert_rowid(db->h);
+	return rc;
+}
+
+int db_policy_get(struct db *db, const char *name, struct db_policy *out)
+{
+	static const char sql[] = POLICY_COLS " WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		policy_read(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, "reading a policy");
+}
+
+int db_policy_update(struct db *db, const struct db_policy *p)
+{
+	static const char sql[] = "UPDATE policies SET state = ?, last_fire_ns = ?,"
+				  " next_fire_ns = ?, fired = ?, anchor_ns = ?, cursor = ?"
+				  " WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, p->paused ? "paused" : "active", -1, SQLITE_STATIC);
+	bind_ts(st, 2, p->last_fire_ns);
+	bind_ts(st, 3, p->next_fire_ns);
+	sqlite3_bind_int64(st, 4, (int64_t)p->fired);
+	sqlite3_bind_int64(st, 5, p->anchor_ns);
+	sqlite3_bind_int64(st, 6, (int64_t)p->cursor);
+	sqlite3_bind_text(st, 7, p->name, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "updating a policy");
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+int db_policy_remove(struct db *db, const char *name)
+{
+	static const char sql[] = "DELETE FROM policies WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	int rc = step_done(db, st, "removing a policy");
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+int db_policy_list(struct db *db, db_policy_fn fn, void *arg)
+{
+	static const char sql[] = POLICY_COLS " ORDER BY id";
+	sqlite3_stmt *st = prep(db, sql);
+	struct db_policy p;
+	int step, ret = 0;
+	if (!st)
+		return -EIO;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		policy_read(st, &p);
+		ret = fn(arg, &p);
+		db_policy_clear(&p);
+		if (ret != 0)
+			break;
+	}
+	if (ret == 0 && step != SQLITE_DONE)
+		ret = db_fail(db, "listing policies");
+	sqlite3_reset(st);
+	return ret;
+}
+
+/* ---- rows as API objects ---------------------------------------------- */
+
+static const char *const priority_names[] = { "periodic", "health", "manual" };
+
+const char *db_priority_name(int priority)
+{
+	return priority >= 0 && priority < (int)ARRAY_SIZE(priority_names)
+		       ? priority_names[priority] : "unknown";
+}
+
+int db_priority_parse(const char *name, int *out)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(priority_names); i++) {
+		if (strcmp(name, priority_names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int db_name_check(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n >= DB_NAME_MAX || !isalnum((unsigned char)name[0]))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return -EINVAL;
+	return 0;
+}
+
+/* A string, or null when empty; a time or figure, or null when unset. */
+static json_t *opt_str(const char *s)
+{
+	return *s ? json_string(s) : json_null();
+}
+
+static json_t *opt_int(int64_t v, int64_t unset)
+{
+	return v == unset ? json_null() : json_integer(v);
+}
+
+json_t *db_host_json(const struct db_host *h)
+{
+	return json_pack("{s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I}", "name", h->name, "uri",
+			 h->uri, "enabled", h->enabled, "health", h->health, "max_outbound",
+			 (json_int_t)h->max_outbound, "max_inbound", (json_int_t)h->max_inbound,
+			 "memory_bytes", (json_int_t)h->memory_bytes, "memory_used_bytes",
+			 (json_int_t)h->memory_used_bytes, "guests", (json_int_t)h->n_guests);
+}
+
+/* Built member by member, not with json_pack: guest.list renders 10,000s
+ * of these, and parsing the format string was a third of its time. */
+json_t *db_guest_json(const struct db_guest *g)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(g->name));
+	json_object_set_new(o, "host", json_string(g->host));
+	json_object_set_new(o, "memory_bytes", json_integer((json_int_t)g->memory_bytes));
+	json_object_set_new(o, "dirty_rate_bps", json_integer((json_int_t)g->dirty_rate_bps));
+	json_object_set_new(o, "job", opt_str(g->job));
+	json_object_set_new(o, "rank", opt_int(g->rank, -1));
+	json_object_set_new(o, "state", json_string(g->migration_id ? "migrating" : "running"));
+	json_object_set_new(o, "migration", opt_int(g->migration_id, 0));
+	return o;
+}
+
+json_t *db_mig_json(const struct db_migration *m)
+{
+	json_t *o = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:o, s:o}", "id", (json_int_t)m->id,
+			      "guest", m->guest, "src", m->src, "dst", opt_str(m->dst), "state",
+			      db_mig_state_name(m->state), "priority", db_priority_name(m->priority),
+			      "policy", opt_str(m->policy), "reason", opt_str(m->reason));
+	json_object_set_new(o, "queued_ns", json_integer(m->queued_ns));
+	json_object_set_new(o, "not_before_ns", json_integer(m->not_before_ns));
+	json_object_set_new(o, "started_ns", opt_int(m->started_ns, 0));
+	json_object_set_new(o, "migrating_ns", opt_int(m->migrating_ns, 0));
+	json_object_set_new(o, "finished_ns", opt_int(m->finished_ns, 0));
+	json_object_set_new(o, "total_ms", opt_int(m->total_ms, -1));
+	json_object_set_new(o, "downtime_ms", opt_int(m->downtime_ms, -1));
+	json_object_set_new(o, "bytes", opt_int(m->bytes, -1));
+	json_object_set_new(o, "rounds", opt_int(m->rounds, -1));
+	json_object_set_new(o, "reconciled", json_boolean(m->reconciled));
+	json_object_set_new(o, "error", opt_str(m->error));
+	return o;
+}
+
+/* ---- events and counts ------------------------------------------------ */
+
+int db_event(struct db *db, json_t *ev)
+{
+	static const char sql[] = "INSERT INTO events (ts_ns, type, body) VALUES (?,?,?)";
+	sqlite3_stmt *st = prep(db, sql);
+	char *body = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	int rc = -ENOMEM;
+	if (!st || !body)
+		goto out;
+	sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(ev, "ts_ns")));
+	sqlite3_bind_text(st, 2, json_string_value(json_object_get(ev, "type")), -1,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, body, -1, SQLITE_TRANSIENT);
+	rc = step_done(db, st, "storing an event");
+	if (rc == 0)
+		json_array_append(db->in_txn ? db->pending : db->outbox, ev);
+out:
+	free(body);
+	json_decref(ev);
+	return rc;
+}
+
+void db_event_transient(struct db *db, json_t *ev)
+{
+	if (ev)
+		json_array_append_new(db->outbox, ev);
+}
+
+json_t *db_events_take(struct db *db)
+{
+	if (json_array_size(db->outbox) == 0)
+		return NULL;
+	json_t *out = db->outbox;
+	db->outbox = json_array();
+	return out;
+}
+
+int db_counts(struct db *db, struct db_counts *out)
+{
+	static const char sql[] =
+		"SELECT (SELECT COUNT(*) FROM hosts), (SELECT COUNT(*) FROM guests),"
+		" (SELECT COUNT(*) FROM policies),"
+		" (SELECT COUNT(*) FROM migrations WHERE state = 'queued'),"
+		" (SELECT COUNT(*) FROM migrations WHERE state IN ('started', 'migrating'))";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->hosts = (unsigned)sqlite3_column_int64(st, 0);
+		out->guests = (unsigned)sqlite3_column_int64(st, 1);
+		out->policies = (unsigned)sqlite3_column_int64(st, 2);
+		out->queued = (unsigned)sqlite3_column_int64(st, 3);
+		out->running = (unsigned)sqlite3_column_int64(st, 4);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_fail(db, "counting");
+}

@@ -1,0 +1,239 @@
+/*
+ * db: migd's state and cost history in SQLite.
+ *
+ * One file beside the daemon holds everything migd knows: hosts, guests,
+ * jobs, policies, every migration with its phase timestamps and the
+ * backend's figures, and an event log. migd writes a change here (and
+ * commits it) before it acts on it, so that after a crash the rows say what
+ * was under way and the restart can reconcile them with the backend. WAL
+ * with synchronous=FULL: a commit survives power loss, readers never block
+ * the writer.
+ *
+ * The schema is versioned with PRAGMA user_version and moves forward one
+ * step at a time (db.c keeps the steps); a fresh file runs every step from
+ * 0, so the upgrade path is the path every database takes.
+ *
+ * Events are rows too. db_event() stores one in the current transaction and
+ * keeps it for publishing; only once the transaction commits does
+ * db_events_take() hand it out, so no one hears of a change that a crash
+ * could still undo.
+ *
+ * Everything returns 0 or a negative errno: -ENOENT (no such row), -EEXIST
+ * (name taken), -EIO (SQLite failed; the reason is logged).
+ */
+#ifndef MIGD_DB_H
+#define MIGD_DB_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define DB_SCHEMA_VERSION 2
+#define DB_NAME_MAX 64   /* names of hosts, guests, jobs, policies, with the NUL */
+#define DB_URI_MAX 256
+#define DB_TEXT_MAX 256  /* reasons and errors */
+
+struct db;
+
+struct db_host {
+	int64_t id;
+	char name[DB_NAME_MAX];
+	char uri[DB_URI_MAX];
+	unsigned max_outbound;       /* 0: the cluster default */
+	unsigned max_inbound;
+	uint64_t memory_bytes;       /* capacity; 0: unlimited */
+	int enabled;
+	char health[16];             /* "ok", "degraded" */
+	/* filled on read */
+	uint64_t memory_used_bytes;  /* by the guests it runs */
+	unsigned n_guests;
+};
+
+struct db_guest {
+	int64_t id;
+	char name[DB_NAME_MAX];
+	char host[DB_NAME_MAX];      /* where it runs */
+	uint64_t memory_bytes;
+	uint64_t dirty_rate_bps;
+	char job[DB_NAME_MAX];       /* "" when not a rank of a job */
+	int rank;                    /* -1 when not a rank */
+	/* filled on read */
+	int64_t host_id;
+	int64_t job_id;              /* 0: none */
+	int64_t migration_id;        /* its queued or running migration, 0: none */
+};
+
+enum db_mig_state {
+	DB_MIG_QUEUED,
+	DB_MIG_STARTED,
+	DB_MIG_MIGRATING,
+	DB_MIG_COMPLETED,
+	DB_MIG_FAILED,
+	DB_MIG_ABORTED,
+	DB_MIG_N_STATES,
+};
+
+/* Bits of enum db_mig_state for list filters. */
+#define DB_MIG_BIT(s) (1u << (s))
+#define DB_MIG_ACTIVE (DB_MIG_BIT(DB_MIG_QUEUED) | DB_MIG_BIT(DB_MIG_STARTED) | \
+		       DB_MIG_BIT(DB_MIG_MIGRATING))
+#define DB_MIG_RUNNING (DB_MIG_BIT(DB_MIG_STARTED) | DB_MIG_BIT(DB_MIG_MIGRATING))
+#define DB_MIG_FINISHED (DB_MIG_BIT(DB_MIG_COMPLETED) | DB_MIG_BIT(DB_MIG_FAILED) | \
+			 DB_MIG_BIT(DB_MIG_ABORTED))
+
+/* Timestamps are ns on the cluster clock, 0 when the phase was not reached;
+ * figures are -1 when unknown (not finished, or reconciled after a crash). */
+struct db_migration {
+	int64_t id;
+	char guest[DB_NAME_MAX];
+	char src[DB_NAME_MAX];
+	char dst[DB_NAME_MAX];       /* "" while queued without an explicit destination */
+	enum db_mig_state state;
+	int priority;                /* enum sched_prio: 0 periodic, 1 health, 2 manual */
+	char policy[DB_NAME_MAX];    /* "" for a manual request */
+	char reason[DB_TEXT_MAX];    /* why it was asked for */
+	int64_t queued_ns, not_before_ns, started_ns, migrating_ns, finished_ns;
+	int64_t total_ms, downtime_ms, bytes;
+	int rounds;                  /* -1 unknown */
+	int reconciled;              /* finished by a restart's reconciliation */
+	char error[DB_TEXT_MAX];     /* why it failed or was aborted */
+	/* filled by db_mig_list with DB_LIST_IDS: row ids of the names, 0 when gone */
+	int64_t guest_id, src_id, dst_id;
+};
+
+struct db_policy {
+	int64_t id;
+	char name[DB_NAME_MAX];
+	char type[16];               /* "interval" */
+	json_t *params;              /* type-specific, owned by the struct: db_policy_clear() */
+	int paused;
+	int64_t created_ns;
+	/* the policy type's memory (struct policy_state in policies/policy.h) */
+	int64_t anchor_ns;           /* its periods are counted from here */
+	int64_t last_fire_ns;        /* 0: never fired */
+	int64_t next_fire_ns;        /* 0: not scheduled (paused) */
+	uint64_t cursor;             /* round-robin position in its selection */
+	uint64_t fired;              /* times it fired */
+};
+
+struct db_counts {
+	unsigned hosts, guests, policies;
+	unsigned queued, running;    /* running: started or migrating */
+};
+
+/* Open (creating and upgrading) the database at path; one migd at a time
+ * (-EBUSY when another process holds it). */
+int db_open(const char *path, struct db **out, char *err, size_t errlen);
+void db_close(struct db *db);
+int db_schema_version(struct db *db);
+
+/*
+ * Counters that move whenever hosts (added, removed, enabled, disabled) or
+ * guests (added, removed, moved) may have changed, rollbacks included:
+ * a cache of either is good while its counter stands still.
+ */
+void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests);
+
+/* A transaction around several changes; db_rollback after any failure. */
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* ---- hosts ---- */
+int db_host_add(struct db *db, struct db_host *h, int64_t now_ns);          /* sets h->id */
+int db_host_get(struct db *db, const char *name, struct db_host *out);
+int db_host_remove(struct db *db, const char *name);
+int db_host_set_enabled(struct db *db, const char *name, int enabled);
+/* Every host in id order; stops at the first callback that returns non-zero
+ * and returns that. */
+typedef int (*db_host_fn)(void *arg, const struct db_host *h);
+int db_host_list(struct db *db, db_host_fn fn, void *arg);
+/* The same without memory_used_bytes and n_guests, which cost a look at
+ * every guest: for the scheduler's snapshot. */
+int db_host_scan(struct db *db, db_host_fn fn, void *arg);
+
+/* ---- guests ---- */
+/* Adds the job if it is new. -ENOENT: no such host; -EEXIST: name taken or
+ * the job already has that rank. */
+int db_guest_add(struct db *db, struct db_guest *g, int64_t now_ns);
+int db_guest_get(struct db *db, const char *name, struct db_guest *out);
+int db_guest_remove(struct db *db, const char *name);
+int db_guest_set_host(struct db *db, const char *guest, const char *host);
+/* Guests in id order, of one host and/or one job when those are not NULL. */
+typedef int (*db_guest_fn)(void *arg, const struct db_guest *g);
+int db_guest_list(struct db *db, const char *host, const char *job, db_guest_fn fn, void *arg);
+/* Every guest in id order with only id, name, host_id, memory_bytes,
+ * dirty_rate_bps, job_id and rank filled: the scheduler's snapshot, cheap
+ * enough to take at every planning round. */
+int db_guest_scan(struct db *db, db_guest_fn fn, void *arg);
+
+/* ---- migrations ---- */
+/* Insert m (its id is set); ids are never reused. */
+int db_mig_add(struct db *db, struct db_migration *m);
+int db_mig_get(struct db *db, int64_t id, struct db_migration *out);
+/* Write every mutable field of m (state, dst, timestamps, figures, error). */
+int db_mig_update(struct db *db, const struct db_migration *m);
+/* The guest's queued or running migration, -ENOENT when none. */
+int db_mig_active_for_guest(struct db *db, const char *guest, struct db_migration *out);
+
+enum db_mig_order {
+	DB_ORDER_ID,                 /* the order they were asked for */
+	DB_ORDER_QUEUE,              /* priority (highest first), then id */
+	DB_ORDER_FINISHED,           /* finish time, then id */
+};
+
+struct db_mig_filter {
+	unsigned states;             /* DB_MIG_BIT mask; 0: all */
+	int64_t since_ns;            /* finished at or after; 0: any */
+	const char *policy;          /* NULL: any; "" manual only */
+	int64_t not_before_max_ns;   /* only rows due by then; 0: any */
+	unsigned limit;              /* the last N in the order; 0: all */
+	enum db_mig_order order;
+	int with_ids;                /* fill guest_id, src_id, dst_id */
+};
+typedef int (*db_mig_fn)(void *arg, const struct db_migration *m);
+int db_mig_list(struct db *db, const struct db_mig_filter *f, db_mig_fn fn, void *arg);
+/* Push back by delay_ns the queued rows of one policy firing (policy,
+ * queued_ns) that are due after after_ns. */
+int db_mig_delay_firing(struct db *db, const char *policy, int64_t queued_ns, int64_t after_ns,
+			int64_t delay_ns);
+/* Earliest not_before_ns of a queued row after now_ns; 0 when none. */
+int64_t db_mig_next_due_ns(struct db *db, int64_t now_ns);
+/* Most recent started_ns; 0 when none. */
+int64_t db_mig_last_start_ns(struct db *db);
+
+const char *db_mig_state_name(enum db_mig_state s);
+int db_mig_state_parse(const char *name, enum db_mig_state *out);
+
+/* ---- policies ---- */
+int db_policy_add(struct db *db, struct db_policy *p);   /* sets p->id; params borrowed */
+int db_policy_get(struct db *db, const char *name, struct db_policy *out);
+int db_policy_update(struct db *db, const struct db_policy *p);
+int db_policy_remove(struct db *db, const char *name);
+/* The callback borrows p (and p->params) for the call only. */
+typedef int (*db_policy_fn)(void *arg, const struct db_policy *p);
+int db_policy_list(struct db *db, db_policy_fn fn, void *arg);
+void db_policy_clear(struct db_policy *p);  /* drops params */
+
+/* ---- rows as API objects (migd_proto.h); the caller owns the result ---- */
+json_t *db_host_json(const struct db_host *h);
+json_t *db_guest_json(const struct db_guest *g);
+json_t *db_mig_json(const struct db_migration *m);
+const char *db_priority_name(int priority);      /* "periodic", "health", "manual" */
+/* Names of hosts, guests, jobs and policies: 1 to 63 of [A-Za-z0-9._-],
+ * starting with a letter or digit (they appear in URIs, selectors, logs).
+ * 0 or -EINVAL. */
+int db_name_check(const char *name);
+int db_priority_parse(const char *name, int *out);
+
+/* ---- events and counts ---- */
+/* Store an event (from migd_event_new) in the current transaction; steals ev. */
+int db_event(struct db *db, json_t *ev);
+/* An event that goes out with the others but is not logged
+ * (migration.progress: it would be most of the log); steals ev. */
+void db_event_transient(struct db *db, json_t *ev);
+/* Committed events not yet handed out, oldest first; the caller owns the
+ * array (NULL when there are none). */
+json_t *db_events_take(struct db *db);
+int db_counts(struct db *db, struct db_counts *out);
+
+#endif

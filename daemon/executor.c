@@ -1,0 +1,952 @@
+/*
+ * executor: see executor.h.
+ *
+ * The database is the truth about migrations; the executor keeps in memory
+ * only what the database cannot: the backend's handle of each running
+ * migration and when its last progress event went out. The scheduler's
+ * snapshot is taken from the database at each planning round (snapshot.c,
+ * which caches hosts and guests until the database says they changed), and
+ * a round happens only when something changed or fell due.
+ */
+#include "executor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "migd_proto.h"
+#include "snapshot.h"
+#include "util.h"
+
+#define MAX_BACKENDS 8
+#define RESTART_REASON "interrupted by a migd restart"
+
+struct backend {
+	const struct hv_ops *ops;
+	struct hv *hv;                 /* NULL when it did not open */
+	char open_error[200];
+};
+
+struct running {
+	int64_t id;                    /* the row */
+	struct backend *be;
+	uint64_t hv_id;
+	uint64_t last_progress_ms;     /* real time of the last progress event */
+	int abort_requested;
+	char guest[DB_NAME_MAX], src[DB_NAME_MAX], dst[DB_NAME_MAX];
+};
+
+struct executor {
+	struct db *db;
+	struct exec_opts o;
+	struct backend be[MAX_BACKENDS];
+	size_t n_be;
+	struct backend *clock;         /* NULL: the wall clock */
+	struct running *run;
+	size_t n_run, cap_run;
+	int dirty;                     /* plan at the next tick */
+	int64_t wake_at_ns;            /* plan then even if nothing changed; 0: never */
+	int64_t last_start_ns;
+	struct snap_cache *snap;       /* hosts and guests between planning rounds */
+};
+
+/* arr with room for need elements (a new block, or arr itself when it has
+ * the room); NULL when out of memory, arr then still valid. */
+static void *grow_to(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return arr;
+	size_t n = *cap ? *cap * 2 : 64;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(arr, n * elem);
+	if (p)
+		*cap = n;
+	return p;
+}
+
+/* 0 with arr grown to need elements, or -ENOMEM. */
+#define GROW(arr, cap, need)                                                  \
+	__extension__({                                                       \
+		void *p_ = grow_to((arr), &(cap), (need), sizeof(*(arr)));    \
+		if (p_)                                                       \
+			(arr) = p_;                                           \
+		p_ ? 0 : -ENOMEM;                                             \
+	})
+
+/* ---- backends and clock ----------------------------------------------- */
+
+int exec_new(struct db *db, const struct exec_opts *opts, struct executor **out, char *err,
+	     size_t errlen)
+{
+	struct executor *ex = calloc(1, sizeof(*ex));
+	if (!ex) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ex->db = db;
+	ex->o = *opts;
+	if (snap_cache_new(&ex->snap) < 0) {
+		free(ex);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; hv_drivers[i] && ex->n_be < MAX_BACKENDS; i++) {
+		struct backend *be = &ex->be[ex->n_be++];
+		be->ops = hv_drivers[i];
+		int rc = be->ops->open(&ex->o.env, &be->hv, be->open_error, sizeof(be->open_error));
+		if (rc < 0) {
+			be->hv = NULL;
+			log_warnx("backend %s: %s", be->ops->scheme, be->open_error);
+			continue;
+		}
+		log_debug("backend %s open", be->ops->scheme);
+		if (!ex->clock)
+			ex->clock = be;
+	}
+	*out = ex;
+	return 0;
+}
+
+void exec_free(struct executor *ex)
+{
+	if (!ex)
+		return;
+	for (size_t i = 0; i < ex->n_be; i++)
+		if (ex->be[i].hv && ex->be[i].ops->close)
+			ex->be[i].ops->close(ex->be[i].hv);
+	snap_cache_free(ex->snap);
+	free(ex->run);
+	free(ex);
+}
+
+int64_t exec_now_ns(struct executor *ex)
+{
+	return ex->clock ? ex->clock->ops->now_ns(ex->clock->hv) : wall_ns();
+}
+
+int exec_clock_is_sim(const struct executor *ex)
+{
+	return ex->clock && strcmp(ex->clock->ops->scheme, "sim") == 0;
+}
+
+unsigned exec_n_running(const struct executor *ex)
+{
+	return (unsigned)ex->n_run;
+}
+
+void exec_wake(struct executor *ex)
+{
+	ex->dirty = 1;
+}
+
+static struct backend *backend_of(struct executor *ex, const char *uri)
+{
+	const struct hv_ops *ops = hv_ops_for_uri(uri);
+	for (size_t i = 0; ops && i < ex->n_be; i++)
+		if (ex->be[i].ops == ops)
+			return ex->be[i].hv ? &ex->be[i] : NULL;
+	return NULL;
+}
+
+const struct hv_ops *exec_backend_check(struct executor *ex, const char *uri, char *err,
+					size_t errlen)
+{
+	const struct hv_ops *ops = hv_ops_for_uri(uri);
+	char built[128] = "";
+	for (size_t i = 0; i < ex->n_be; i++)
+		snprintf(built + strlen(built), sizeof(built) - strlen(built), "%s%s",
+			 i ? ", " : "", ex->be[i].ops->scheme);
+	if (!ops) {
+		snprintf(err, errlen, "uri \"%s\": no backend for its scheme (built in: %s)", uri,
+			 built);
+		return NULL;
+	}
+	for (size_t i = 0; i < ex->n_be; i++) {
+		if (ex->be[i].ops != ops)
+			continue;
+		if (ex->be[i].hv)
+			return ops;
+		snprintf(err, errlen, "uri \"%s\": backend %s is not available: %s", uri,
+			 ops->scheme, ex->be[i].open_error);
+		return NULL;
+	}
+	snprintf(err, errlen, "uri \"%s\": backend %s is not available", uri, ops->scheme);
+	return NULL;
+}
+
+/* The backend of a host by name, through its row. */
+static struct backend *backend_of_host(struct executor *ex, const char *host)
+{
+	struct db_host h;
+	return db_host_get(ex->db, host, &h) == 0 ? backend_of(ex, h.uri) : NULL;
+}
+
+int exec_host_add(struct executor *ex, const char *name, const char *uri, char *err,
+		  size_t errlen)
+{
+	struct backend *be = backend_of(ex, uri);
+	if (!be) {
+		exec_backend_check(ex, uri, err, errlen); /* says why */
+		return -EPROTONOSUPPORT;
+	}
+	return be->ops->host_add(be->hv, name, uri, err, errlen);
+}
+
+int exec_host_remove(struct executor *ex, const char *name, const char *uri, char *err,
+		     size_t errlen)
+{
+	struct backend *be = backend_of(ex, uri);
+	if (!be)
+		return 0; /* its backend is gone: nothing to tell it */
+	int rc = be->ops->host_remove(be->hv, name, err, errlen);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int exec_guest_create(struct executor *ex, const char *host_uri, const struct db_guest *g,
+		      char *err, size_t errlen)
+{
+	struct backend *be = backend_of(ex, host_uri);
+	struct hv_guest_spec spec = { g->name, g->memory_bytes, g->dirty_rate_bps };
+	if (!be) {
+		exec_backend_check(ex, host_uri, err, errlen);
+		return -EPROTONOSUPPORT;
+	}
+	if (!be->ops->guest_create) {
+		snprintf(err, errlen, "backend %s cannot create guests", be->ops->scheme);
+		return -EOPNOTSUPP;
+	}
+	return be->ops->guest_create(be->hv, g->host, &spec, err, errlen);
+}
+
+/* ---- rows and their events -------------------------------------------- */
+
+static json_t *mig_event(const char *type, const struct db_migration *m, int64_t now)
+{
+	json_t *ev = migd_event_new(type, now);
+	json_object_update_new(ev, db_mig_json(m));
+	return ev;
+}
+
+/* Write m, with its event, in a transaction of its own. */
+static int commit_row(struct executor *ex, const struct db_migration *m, const char *event)
+{
+	int rc = db_begin(ex->db);
+	if (rc < 0)
+		return rc;
+	rc = db_mig_update(ex->db, m);
+	if (rc == 0 && event)
+		rc = db_event(ex->db, mig_event(event, m, exec_now_ns(ex)));
+	if (rc == 0)
+		return db_commit(ex->db);
+	db_rollback(ex->db);
+	return rc;
+}
+
+static void fail_row(struct db_migration *m, int64_t now, const char *why)
+{
+	m->state = DB_MIG_FAILED;
+	m->finished_ns = now;
+	snprintf(m->error, sizeof(m->error), "%s", why);
+}
+
+/* ---- queueing and aborting -------------------------------------------- */
+
+static int check_destination(struct executor *ex, const struct db_guest *g, const char *to,
+			     char *err, size_t errlen)
+{
+	struct db_host h;
+	int rc = db_host_get(ex->db, to, &h);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "host \"%s\": no such host", to);
+	if (rc < 0)
+		return rc;
+	if (strcmp(to, g->host) == 0) {
+		snprintf(err, errlen, "guest %s already runs on %s", g->name, to);
+		return -EINVAL;
+	}
+	if (!h.enabled || strcmp(h.health, "ok") != 0) {
+		snprintf(err, errlen, "host %s takes no guests (%s)", to,
+			 !h.enabled ? "disabled" : h.health);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int exec_enqueue(struct executor *ex, const struct exec_request *rq, struct db_migration *out,
+		 char *err, size_t errlen)
+{
+	struct db_guest g;
+	struct db_migration busy;
+	int rc = db_guest_get(ex->db, rq->guest, &g);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "guest \"%s\": no such guest", rq->guest);
+	if (rc < 0)
+		return rc;
+	if (g.migration_id && db_mig_get(ex->db, g.migration_id, &busy) == 0) {
+		snprintf(err, errlen, "guest %s is already in migration %" PRId64 " (%s)", g.name,
+			 busy.id, db_mig_state_name(busy.state));
+		return -EBUSY;
+	}
+	if (rq->to && (rc = check_destination(ex, &g, rq->to, err, errlen)) < 0)
+		return rc;
+	int64_t now = rq->queued_ns ? rq->queued_ns : exec_now_ns(ex);
+	struct db_migration *m = out;
+	memset(m, 0, sizeof(*m));
+	snprintf(m->guest, sizeof(m->guest), "%s", g.name);
+	snprintf(m->src, sizeof(m->src), "%s", g.host);
+	snprintf(m->dst, sizeof(m->dst), "%s", rq->to ? rq->to : "");
+	snprintf(m->policy, sizeof(m->policy), "%s", rq->policy ? rq->policy : "");
+	snprintf(m->reason, sizeof(m->reason), "%s", rq->reason ? rq->reason : "");
+	m->state = DB_MIG_QUEUED;
+	m->priority = rq->priority;
+	m->queued_ns = now;
+	m->not_before_ns = rq->not_before_ns > now ? rq->not_before_ns : now;
+	m->total_ms = m->downtime_ms = m->bytes = -1;
+	m->rounds = -1;
+	if ((rc = db_mig_add(ex->db, m)) == 0)
+		rc = db_event(ex->db, mig_event("migration.queued", m, now));
+	if (rc < 0)
+		snprintf(err, errlen, "database error queueing the migration of %s", g.name);
+	ex->dirty = 1;
+	return rc;
+}
+
+int exec_cancel_queued(struct executor *ex, struct db_migration *m, const char *why)
+{
+	int64_t now = exec_now_ns(ex);
+	m->state = DB_MIG_ABORTED;
+	m->finished_ns = now;
+	snprintf(m->error, sizeof(m->error), "%s", why);
+	int rc = db_mig_update(ex->db, m);
+	if (rc == 0)
+		rc = db_event(ex->db, mig_event("migration.aborted", m, now));
+	ex->dirty = 1;
+	return rc;
+}
+
+static struct running *find_running(struct executor *ex, int64_t id)
+{
+	for (size_t i = 0; i < ex->n_run; i++)
+		if (ex->run[i].id == id)
+			return &ex->run[i];
+	return NULL;
+}
+
+static void poll_one(struct executor *ex, size_t i);
+
+static int abort_running(struct executor *ex, struct running *r, struct db_migration *m,
+			 char *err, size_t errlen)
+{
+	if (r->abort_requested) {
+		snprintf(err, errlen, "migration %" PRId64 ": abort already requested", m->id);
+		return -EALREADY;
+	}
+	/* the request is on the row before the backend hears it */
+	snprintf(m->error, sizeof(m->error), "abort requested");
+	int rc = db_mig_update(ex->db, m);
+	if (rc < 0) {
+		snprintf(err, errlen, "migration %" PRId64 ": database error", m->id);
+		return rc;
+	}
+	rc = r->be->ops->migrate_abort(r->be->hv, r->hv_id, err, errlen);
+	if (rc < 0) {
+		m->error[0] = '\0';
+		db_mig_update(ex->db, m);
+		return rc;
+	}
+	r->abort_requested = 1;
+	poll_one(ex, (size_t)(r - ex->run)); /* settle it now if the backend already has */
+	return db_mig_get(ex->db, m->id, m);
+}
+
+int exec_abort(struct executor *ex, int64_t id, struct db_migration *out, char *err,
+	       size_t errlen)
+{
+	int rc = db_mig_get(ex->db, id, out);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "migration %" PRId64 ": no such migration", id);
+	if (rc < 0)
+		return rc;
+	if (DB_MIG_BIT(out->state) & DB_MIG_FINISHED) {
+		snprintf(err, errlen, "migration %" PRId64 " already %s", id,
+			 db_mig_state_name(out->state));
+		return -EALREADY;
+	}
+	if (out->state == DB_MIG_QUEUED) {
+		if ((rc = db_begin(ex->db)) < 0)
+			return rc;
+		rc = exec_cancel_queued(ex, out, "aborted by request");
+		if (rc == 0)
+			return db_commit(ex->db);
+		db_rollback(ex->db);
+		return rc;
+	}
+	struct running *r = find_running(ex, id);
+	if (!r) { /* started rows are launched in the same tick: should not happen */
+		snprintf(err, errlen, "migration %" PRId64 " is between phases; try again", id);
+		return -EAGAIN;
+	}
+	return abort_running(ex, r, out, err, errlen);
+}
+
+/* ---- reconciliation with the backend ---------------------------------- */
+
+/* Make the guests table say host for guest, with a reconciled event. */
+static int move_guest_row(struct executor *ex, const char *guest, const char *from,
+			  const char *to)
+{
+	int rc = db_guest_set_host(ex->db, guest, to);
+	if (rc < 0)
+		return rc;
+	json_t *ev = migd_event_new("reconciled", exec_now_ns(ex));
+	json_object_set_new(ev, "guest", json_string(guest));
+	json_object_set_new(ev, "from", json_string(from));
+	json_object_set_new(ev, "host", json_string(to));
+	return db_event(ex->db, ev);
+}
+
+/*
+ * Finish row m from where the backend says its guest runs: on the
+ * destination it completed (figures unknown, reconciled), anywhere else it
+ * failed for the reason why. The guests table follows the backend.
+ */
+static int reconcile_row(struct executor *ex, struct db_migration *m, const char *why)
+{
+	struct hv_guest_info info = { 0 };
+	struct db_guest g;
+	char err[256] = "";
+	struct backend *be = backend_of_host(ex, m->src);
+	int rc = be ? be->ops->guest_info(be->hv, m->guest, &info, err, sizeof(err)) : -ENODEV;
+	int64_t now = exec_now_ns(ex);
+	m->reconciled = 1;
+	if (rc == 0 && *m->dst && strcmp(info.host, m->dst) == 0) {
+		m->state = DB_MIG_COMPLETED;
+		m->finished_ns = now;
+		m->error[0] = '\0';
+	} else if (rc == 0) {
+		char text[DB_TEXT_MAX];
+		snprintf(text, sizeof(text), "%s%s%s", why, strcmp(info.host, m->src) ? "; now on " : "",
+			 strcmp(info.host, m->src) ? info.host : "");
+		fail_row(m, now, text);
+	} else {
+		char text[DB_TEXT_MAX];
+		snprintf(text, sizeof(text), "%s; the backend does not know where it runs: %s", why,
+			 *err ? err : "no backend");
+		fail_row(m, now, text);
+	}
+	if ((rc = db_begin(ex->db)) < 0)
+		return rc;
+	rc = db_mig_update(ex->db, m);
+	if (rc == 0 && *info.host && db_guest_get(ex->db, m->guest, &g) == 0 &&
+	    strcmp(g.host, info.host) != 0)
+		rc = db_guest_set_host(ex->db, m->guest, info.host);
+	if (rc == 0) {
+		json_t *ev = mig_event("reconciled", m, now);
+		json_object_set_new(ev, "host", json_string(info.host));
+		rc = db_event(ex->db, ev);
+	}
+	if (rc < 0) {
+		db_rollback(ex->db);
+		return rc;
+	}
+	log_info("migration %" PRId64 " of %s reconciled: %s, guest on %s", m->id, m->guest,
+		 db_mig_state_name(m->state), *info.host ? info.host : "no host");
+	ex->dirty = 1;
+	return db_commit(ex->db);
+}
+
+struct id_list {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int collect_id(void *arg, const struct db_migration *m)
+{
+	struct id_list *l = arg;
+	if (GROW(l->ids, l->cap, l->n + 1) < 0)
+		return -ENOMEM;
+	l->ids[l->n++] = m->id;
+	return 0;
+}
+
+static void reconcile_running_rows(struct executor *ex)
+{
+	struct db_mig_filter f = { .states = DB_MIG_RUNNING };
+	struct id_list l = { 0 };
+	struct db_migration m;
+	if (db_mig_list(ex->db, &f, collect_id, &l) < 0)
+		log_warnx("cannot list the migrations to reconcile");
+	for (size_t i = 0; i < l.n; i++)
+		if (db_mig_get(ex->db, l.ids[i], &m) == 0 && reconcile_row(ex, &m, RESTART_REASON) < 0)
+			log_warnx("migration %" PRId64 ": reconciliation not written", l.ids[i]);
+	free(l.ids);
+}
+
+static int register_host(void *arg, const struct db_host *h)
+{
+	struct executor *ex = arg;
+	char err[256];
+	if (exec_host_add(ex, h->name, h->uri, err, sizeof(err)) < 0)
+		log_warnx("host %s: %s", h->name, err);
+	return 0;
+}
+
+struct guest_sync {
+	struct executor *ex;
+	struct db_host *hosts;  /* by id */
+	size_t n_hosts, cap_hosts;
+	struct db_guest *moved; /* guests the backend has elsewhere: name, host = from */
+	char (*moved_to)[DB_NAME_MAX];
+	size_t n_moved, cap_moved, cap_moved_to;
+};
+
+static int sync_collect_host(void *arg, const struct db_host *h)
+{
+	struct guest_sync *s = arg;
+	if (GROW(s->hosts, s->cap_hosts, s->n_hosts + 1) < 0)
+		return -ENOMEM;
+	s->hosts[s->n_hosts++] = *h;
+	return 0;
+}
+
+static const struct db_host *host_by_id(const struct guest_sync *s, int64_t id)
+{
+	size_t lo = 0, hi = s->n_hosts;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->hosts[mid].id == id)
+			return &s->hosts[mid];
+		if (s->hosts[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* One guest of the table against the backend: found elsewhere, it is
+ * noted for moving; unknown to the backend, it is created again there
+ * (the sim lost its world) when the backend can. */
+static int sync_guest(void *arg, const struct db_guest *g)
+{
+	struct guest_sync *s = arg;
+	const struct db_host *h = host_by_id(s, g->host_id);
+	struct backend *be = h ? backend_of(s->ex, h->uri) : NULL;
+	struct hv_guest_info info;
+	char err[256];
+	if (!be)
+		return 0;
+	int rc = be->ops->guest_info(be->hv, g->name, &info, err, sizeof(err));
+	if (rc == -ENOENT) {
+		struct db_guest full = *g;
+		snprintf(full.host, sizeof(full.host), "%s", h->name);
+		rc = exec_guest_create(s->ex, h->uri, &full, err, sizeof(err));
+		if (rc < 0)
+			log_warnx("guest %s: not in the backend and not created again: %s", g->name, err);
+		else
+			log_warnx("guest %s: was not in the backend; created again on %s", g->name,
+				  h->name);
+		return 0;
+	}
+	if (rc < 0 || strcmp(info.host, h->name) == 0)
+		return 0;
+	if (GROW(s->moved, s->cap_moved, s->n_moved + 1) < 0 ||
+	    GROW(s->moved_to, s->cap_moved_to, s->n_moved + 1) < 0)
+		return -ENOMEM;
+	s->moved[s->n_moved] = *g;
+	snprintf(s->moved[s->n_moved].host, DB_NAME_MAX, "%s", h->name);
+	snprintf(s->moved_to[s->n_moved++], DB_NAME_MAX, "%s", info.host);
+	return 0;
+}
+
+/* Guests the backend runs on our hosts that the table does not know (a
+ * crash between creating one and committing its row): adopted. */
+static void adopt_unknown_guests(struct executor *ex, const struct db_host *h)
+{
+	struct backend *be = backend_of(ex, h->uri);
+	struct hv_guest_info *list = NULL;
+	size_t n = 0;
+	char err[256];
+	if (!be || be->ops->list_guests(be->hv, h->name, &list, &n, err, sizeof(err)) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct db_guest g = { .rank = -1 };
+		if (db_guest_get(ex->db, list[i].name, &g) == 0)
+			continue;
+		snprintf(g.name, sizeof(g.name), "%s", list[i].name);
+		snprintf(g.host, sizeof(g.host), "%s", h->name);
+		g.memory_bytes = list[i].memory_bytes;
+		g.dirty_rate_bps = list[i].dirty_rate_bps;
+		g.rank = -1;
+		if (db_guest_add(ex->db, &g, exec_now_ns(ex)) == 0) {
+			json_t *ev = migd_event_new("guest.added", exec_now_ns(ex));
+			json_object_set_new(ev, "guest", db_guest_json(&g));
+			db_event(ex->db, ev);
+			log_warnx("guest %s: found on %s in the backend only; adopted", g.name, h->name);
+		}
+	}
+	free(list);
+}
+
+static void sync_guests(struct executor *ex)
+{
+	struct guest_sync s = { .ex = ex };
+	if (db_host_scan(ex->db, sync_collect_host, &s) < 0 ||
+	    db_guest_scan(ex->db, sync_guest, &s) < 0)
+		log_warnx("guests: could not compare every guest with the backend");
+	for (size_t i = 0; i < s.n_moved; i++) {
+		log_warnx("guest %s: the backend runs it on %s, not %s; following the backend",
+			  s.moved[i].name, s.moved_to[i], s.moved[i].host);
+		if (db_begin(ex->db) == 0) {
+			if (move_guest_row(ex, s.moved[i].name, s.moved[i].host, s.moved_to[i]) == 0)
+				db_commit(ex->db);
+			else
+				db_rollback(ex->db);
+		}
+	}
+	for (size_t i = 0; i < s.n_hosts; i++)
+		adopt_unknown_guests(ex, &s.hosts[i]);
+	free(s.hosts);
+	free(s.moved);
+	free(s.moved_to);
+}
+
+int exec_restore(struct executor *ex)
+{
+	int rc = db_host_list(ex->db, register_host, ex);
+	if (rc < 0)
+		return rc;
+	reconcile_running_rows(ex);
+	sync_guests(ex);
+	ex->last_start_ns = db_mig_last_start_ns(ex->db);
+	ex->dirty = 1;
+	return 0;
+}
+
+/* ---- running migrations ------------------------------------------------ */
+
+static void progress_event(struct executor *ex, struct running *r, const struct hv_progress *p)
+{
+	uint64_t now = now_ms();
+	if (r->last_progress_ms && now - r->last_progress_ms < ex->o.progress_interval_ms)
+		return;
+	r->last_progress_ms = now;
+	json_t *ev = migd_event_new("migration.progress", exec_now_ns(ex));
+	json_object_set_new(ev, "id", json_integer(r->id));
+	json_object_set_new(ev, "guest", json_string(r->guest));
+	json_object_set_new(ev, "src", json_string(r->src));
+	json_object_set_new(ev, "dst", json_string(r->dst));
+	json_object_set_new(ev, "transferred_bytes", json_integer((json_int_t)p->transferred_bytes));
+	json_object_set_new(ev, "remaining_bytes", json_integer((json_int_t)p->remaining_bytes));
+	json_object_set_new(ev, "total_bytes", json_integer((json_int_t)p->total_bytes));
+	json_object_set_new(ev, "rounds", json_integer(p->rounds));
+	db_event_transient(ex->db, ev);
+}
+
+/* The backend's final word on r: the row gets its figures and end state;
+ * on success the guests table moves the guest. */
+static int finish(struct executor *ex, struct running *r, const struct hv_progress *p)
+{
+	struct db_migration m;
+	const char *event = "migration.failed";
+	int rc = db_mig_get(ex->db, r->id, &m);
+	if (rc < 0)
+		return rc;
+	int64_t now = exec_now_ns(ex);
+	m.finished_ns = now;
+	m.total_ms = (int64_t)p->total_time_ms;
+	m.downtime_ms = (int64_t)p->downtime_ms;
+	m.bytes = (int64_t)p->transferred_bytes;
+	m.rounds = (int)p->rounds;
+	if (p->state == HV_MIG_COMPLETED) {
+		m.state = DB_MIG_COMPLETED;
+		m.error[0] = '\0';
+		event = "migration.completed";
+	} else if (p->state == HV_MIG_CANCELLED && r->abort_requested) {
+		m.state = DB_MIG_ABORTED;
+		snprintf(m.error, sizeof(m.error), "aborted by request");
+		event = "migration.aborted";
+	} else {
+		m.state = DB_MIG_FAILED;
+		snprintf(m.error, sizeof(m.error), "%s",
+			 *p->error ? p->error : p->state == HV_MIG_CANCELLED
+				 ? "cancelled by the backend" : "the backend reports a failure");
+	}
+	uint64_t hosts_gen, gen_before, gen_after;
+	db_generations(ex->db, &hosts_gen, &gen_before);
+	if ((rc = db_begin(ex->db)) < 0)
+		return rc;
+	rc = db_mig_update(ex->db, &m);
+	if (rc == 0 && m.state == DB_MIG_COMPLETED)
+		rc = db_guest_set_host(ex->db, m.guest, m.dst);
+	if (rc == 0)
+		rc = db_event(ex->db, mig_event(event, &m, now));
+	if (rc == 0)
+		rc = db_commit(ex->db);
+	else
+		db_rollback(ex->db);
+	db_generations(ex->db, &hosts_gen, &gen_after);
+	if (rc == 0 && m.state == DB_MIG_COMPLETED)
+		snap_cache_moved(ex->snap, gen_before, gen_after, m.guest, m.dst);
+	if (rc == 0)
+		log_info("migration %" PRId64 " %s: %s %s -> %s, %.3f s, downtime %" PRId64
+			 " ms, %u rounds%s%s", m.id, db_mig_state_name(m.state), m.guest, m.src,
+			 m.dst, (double)m.total_ms / 1e3, m.downtime_ms, p->rounds,
+			 *m.error ? ": " : "", m.error);
+	return rc;
+}
+
+/* The backend no longer knows a migration it was running: settle the row
+ * from where the guest is. */
+static int lost(struct executor *ex, struct running *r, const char *err)
+{
+	struct db_migration m;
+	char why[DB_TEXT_MAX];
+	int rc = db_mig_get(ex->db, r->id, &m);
+	if (rc < 0)
+		return rc;
+	snprintf(why, sizeof(why), "the backend lost the migration: %s", err);
+	return reconcile_row(ex, &m, why);
+}
+
+static void remove_running(struct executor *ex, size_t i)
+{
+	struct running *r = &ex->run[i];
+	if (r->be->ops->migrate_forget)
+		r->be->ops->migrate_forget(r->be->hv, r->hv_id);
+	ex->run[i] = ex->run[--ex->n_run];
+	ex->dirty = 1; /* a slot and maybe a job freed up */
+}
+
+/* Poll run[i]; when it ended and its row is written, it leaves the list
+ * (so the caller must not hold pointers into it). */
+static void poll_one(struct executor *ex, size_t i)
+{
+	struct running *r = &ex->run[i];
+	struct hv_progress p = { 0 };
+	char err[256] = "";
+	int rc = r->be->ops->migrate_poll(r->be->hv, r->hv_id, &p, err, sizeof(err));
+	if (rc == 0 && p.state == HV_MIG_ACTIVE) {
+		progress_event(ex, r, &p);
+		return;
+	}
+	rc = rc < 0 ? lost(ex, r, err) : finish(ex, r, &p);
+	if (rc == 0)
+		remove_running(ex, i);
+	/* else the database refused: the backend keeps the result, try next tick */
+}
+
+static void poll_running(struct executor *ex)
+{
+	/* backwards: removal swaps the last entry into the freed place */
+	for (size_t i = ex->n_run; i-- > 0;)
+		poll_one(ex, i);
+}
+
+/* ---- planning --------------------------------------------------------- */
+
+/* Fail a queued row in the open transaction. */
+static int fail_queued(struct executor *ex, struct db_migration *m, int64_t now,
+		       const char *why)
+{
+	fail_row(m, now, why);
+	int rc = db_mig_update(ex->db, m);
+	if (rc == 0)
+		rc = db_event(ex->db, mig_event("migration.failed", m, now));
+	if (rc == 0)
+		log_info("migration %" PRId64 " of %s refused: %s", m->id, m->guest, m->error);
+	return rc;
+}
+
+/*
+ * 1 when a rank of job is migrating or starts in this plan. The planner
+ * refuses a rank when every other host holds or receives a rank of its job,
+ * counting the source of a rank in flight as held; once that rank lands
+ * its source is free, so such a refusal is premature and the request waits.
+ */
+static int job_in_flight(const struct snapshot *s, const struct sched_plan *plan, uint64_t job)
+{
+	if (job == 0)
+		return 0;
+	for (size_t i = 0; i < s->n_sr; i++)
+		if (s->sg[s->sr[i].guest].job_id == job)
+			return 1;
+	for (size_t i = 0; i < plan->n_starts; i++)
+		if (s->sg[plan->starts[i].guest].job_id == job)
+			return 1;
+	return 0;
+}
+
+/* Rows the snapshot could not map and rows the planner can never place. */
+static int fail_unplaceable(struct executor *ex, struct snapshot *s,
+			    const struct sched_plan *plan)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < s->n_gone; i++)
+		rc = fail_queued(ex, &s->queue[s->gone[i].row], s->now_ns, s->gone[i].reason);
+	for (size_t i = 0; rc == 0 && i < plan->n_rejects; i++) {
+		const struct sched_reject *r = &plan->rejects[i];
+		if (job_in_flight(s, plan, s->sg[r->guest].job_id))
+			continue; /* planned again when that rank lands */
+		rc = fail_queued(ex, &s->queue[s->req_row[r->request]], s->now_ns, r->reason);
+	}
+	return rc;
+}
+
+/* Ask the backend for one migration whose row says migrating. */
+static void launch(struct executor *ex, struct db_migration *m, const struct db_host *src,
+		   const struct db_host *dst, double cap_bps)
+{
+	struct backend *be = backend_of(ex, src->uri);
+	struct hv_migrate_params params = ex->o.knobs;
+	char err[256] = "";
+	uint64_t hv_id = 0;
+	int rc = -ENODEV;
+	params.bandwidth_bps = cap_bps > 0 ? (uint64_t)cap_bps : 0;
+	if (!be)
+		snprintf(err, sizeof(err), "host %s: its backend is not available", src->name);
+	else if (backend_of(ex, dst->uri) != be)
+		snprintf(err, sizeof(err), "hosts %s and %s are on different backends", src->name,
+			 dst->name);
+	else
+		rc = be->ops->migrate_start(be->hv, m->guest, src->name, dst->name, &params, &hv_id,
+					    err, sizeof(err));
+	if (rc == 0 && GROW(ex->run, ex->cap_run, ex->n_run + 1) < 0) {
+		if (be->ops->migrate_abort(be->hv, hv_id, err, sizeof(err)) < 0)
+			log_warnx("migration %" PRId64 ": out of memory and not aborted", m->id);
+		snprintf(err, sizeof(err), "out of memory");
+		rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		fail_row(m, exec_now_ns(ex), *err ? err : "the backend refused");
+		if (commit_row(ex, m, "migration.failed") < 0)
+			log_warnx("migration %" PRId64 ": failure not written", m->id);
+		log_warnx("migration %" PRId64 " of %s failed to start: %s", m->id, m->guest, m->error);
+		return;
+	}
+	struct running *r = &ex->run[ex->n_run++];
+	memset(r, 0, sizeof(*r));
+	r->id = m->id;
+	r->be = be;
+	r->hv_id = hv_id;
+	snprintf(r->guest, sizeof(r->guest), "%s", m->guest);
+	snprintf(r->src, sizeof(r->src), "%s", m->src);
+	snprintf(r->dst, sizeof(r->dst), "%s", m->dst);
+	log_info("migration %" PRId64 " started: %s %s -> %s (%s%s)", m->id, m->guest, m->src,
+		 m->dst, *m->policy ? "policy " : "", *m->policy ? m->policy : "manual");
+}
+
+/* Starts: every row to started, then (quiesce comes here, next issue) to
+ * migrating, each step committed before the next; then the backend. */
+static int start_all(struct executor *ex, struct snapshot *s, const struct sched_plan *plan)
+{
+	int rc = db_begin(ex->db);
+	for (size_t i = 0; rc == 0 && i < plan->n_starts; i++) {
+		const struct sched_start *st = &plan->starts[i];
+		struct db_migration *m = &s->queue[s->req_row[st->request]];
+		snprintf(m->src, sizeof(m->src), "%s", s->hosts[st->src].name);
+		snprintf(m->dst, sizeof(m->dst), "%s", s->hosts[st->dst].name);
+		m->state = DB_MIG_STARTED;
+		m->started_ns = s->now_ns;
+		rc = db_mig_update(ex->db, m);
+		if (rc == 0 && *m->policy && s->now_ns > m->not_before_ns)
+			rc = db_mig_delay_firing(ex->db, m->policy, m->queued_ns, m->not_before_ns,
+						 s->now_ns - m->not_before_ns);
+		if (rc == 0)
+			rc = db_event(ex->db, mig_event("migration.started", m, s->now_ns));
+	}
+	if (rc == 0 && (rc = db_commit(ex->db)) == 0)
+		rc = db_begin(ex->db);
+	for (size_t i = 0; rc == 0 && i < plan->n_starts; i++) {
+		struct db_migration *m = &s->queue[s->req_row[plan->starts[i].request]];
+		m->state = DB_MIG_MIGRATING;
+		m->migrating_ns = s->now_ns;
+		rc = db_mig_update(ex->db, m);
+	}
+	if (rc == 0)
+		rc = db_commit(ex->db);
+	if (rc < 0) {
+		db_rollback(ex->db);
+		return rc; /* rows left started are reconciled like after a crash */
+	}
+	ex->last_start_ns = s->now_ns;
+	for (size_t i = 0; i < plan->n_starts; i++) {
+		const struct sched_start *st = &plan->starts[i];
+		launch(ex, &s->queue[s->req_row[st->request]], &s->hosts[st->src],
+		       &s->hosts[st->dst], st->bandwidth_cap_bps);
+	}
+	return 0;
+}
+
+/* When to plan again without a change: the start gap, or the next
+ * staggered row falling due. */
+static void schedule_wake(struct executor *ex, int64_t now, const struct sched_plan *plan)
+{
+	int64_t at = db_mig_next_due_ns(ex->db, now);
+	for (size_t i = 0; i < plan->n_waits; i++) {
+		if (plan->waits[i].why != SCHED_WAIT_GAP)
+			continue;
+		int64_t gap_ns = (int64_t)ceil(plan->next_start_s * 1e9);
+		if (!at || gap_ns < at)
+			at = gap_ns;
+		break;
+	}
+	ex->wake_at_ns = at;
+}
+
+static int plan_round(struct executor *ex, struct snapshot *s, struct sched_plan *plan)
+{
+	struct sched_input in;
+	int rc = snapshot_take(ex->snap, ex->db, exec_now_ns(ex), s);
+	if (rc < 0 || s->n_queue == 0)
+		return rc;
+	snapshot_input(s, &ex->o.limits, ex->last_start_ns, &in);
+	if (s->n_req > 0 && (rc = sched_plan(&in, plan)) < 0)
+		return rc;
+	if (s->n_gone + plan->n_rejects > 0) {
+		if ((rc = db_begin(ex->db)) < 0)
+			return rc;
+		rc = fail_unplaceable(ex, s, plan);
+		if (rc == 0)
+			rc = db_commit(ex->db);
+		else
+			db_rollback(ex->db);
+	}
+	if (rc == 0 && plan->n_starts > 0)
+		rc = start_all(ex, s, plan);
+	return rc;
+}
+
+static void plan_and_start(struct executor *ex)
+{
+	struct snapshot s;
+	struct sched_plan plan = { 0 };
+	uint64_t t0 = now_ns();
+	ex->dirty = 0;
+	int rc = plan_round(ex, &s, &plan);
+	schedule_wake(ex, s.now_ns, &plan);
+	log_debug("plan: %zu due, %zu hosts, %zu guests: %zu started, %zu refused, %zu wait;"
+		  " %.2f ms", s.n_queue, s.n_hosts, s.n_guests, plan.n_starts,
+		  plan.n_rejects + s.n_gone, plan.n_waits, (double)(now_ns() - t0) / 1e6);
+	if (rc < 0) {
+		log_warnx("planning failed: %s; trying again in a second", strerror(-rc));
+		int64_t retry = s.now_ns + 1000000000;
+		if (!ex->wake_at_ns || retry < ex->wake_at_ns)
+			ex->wake_at_ns = retry;
+	}
+	sched_plan_release(&plan);
+	snapshot_release(&s);
+}
+
+void exec_tick(struct executor *ex)
+{
+	if (ex->n_run)
+		poll_running(ex);
+	if (ex->dirty || (ex->wake_at_ns && exec_now_ns(ex) >= ex->wake_at_ns))
+		plan_and_start(ex);
+}

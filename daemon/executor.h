@@ -1,0 +1,111 @@
+/*
+ * executor: the life of a migration, from the queue to its cost row.
+ *
+ *   queued -> started -> [quiesce: later] -> migrating -> completed
+ *                                                      \-> failed / aborted
+ *
+ * Every move is committed to the database (with its event) before migd
+ * acts on it: the row says "migrating" before the backend is asked, so a
+ * crash at any point leaves a row that the next start reconciles against
+ * where the backend says the guest runs (exec_restore).
+ *
+ * The executor owns the hypervisor drivers and the cluster clock: the clock
+ * of the first driver (the sim's virtual clock on the sim backend), which
+ * stamps every row, gap and policy time. It never blocks: exec_tick() polls
+ * the running migrations, and plans when something changed (a request, a
+ * migration ending, a host coming or going) or when a wait runs out (the
+ * start gap, a staggered start falling due): it builds the scheduler's
+ * snapshot from the database, calls sched_plan() and carries out its
+ * starts and rejects.
+ */
+#ifndef MIGD_EXECUTOR_H
+#define MIGD_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "hv.h"
+#include "scheduler.h"
+
+struct executor;
+
+struct exec_opts {
+	struct sched_limits limits;
+	struct hv_migrate_params knobs;     /* bandwidth_bps is the planner's cap */
+	unsigned progress_interval_ms;      /* migration.progress at most this often */
+	struct hv_env env;                  /* for opening the drivers */
+};
+
+/* Open every driver built in. The executor keeps db (borrowed). */
+int exec_new(struct db *db, const struct exec_opts *opts, struct executor **out, char *err,
+	     size_t errlen);
+void exec_free(struct executor *ex);
+
+/*
+ * After a (re)start: hand every host to its driver, reconcile every row left
+ * started or migrating with the backend (on the destination: completed; on
+ * the source: failed, "interrupted by a migd restart"; a `reconciled` event
+ * each), then make the guests table follow the backend. Queued rows stay.
+ */
+int exec_restore(struct executor *ex);
+
+/* Poll running migrations; plan and start if anything changed or fell due. */
+void exec_tick(struct executor *ex);
+/* Something the planner sees changed: plan at the next tick. */
+void exec_wake(struct executor *ex);
+
+/* The cluster clock, ns since the epoch. */
+int64_t exec_now_ns(struct executor *ex);
+/* 1 when the clock is a simulation's (status reports it as sim_time_ns). */
+int exec_clock_is_sim(const struct executor *ex);
+unsigned exec_n_running(const struct executor *ex);
+
+/* The driver of a URI's scheme: NULL with the reason in err when none is
+ * built in or it did not open. */
+const struct hv_ops *exec_backend_check(struct executor *ex, const char *uri, char *err,
+					size_t errlen);
+/* Backend side of host.add / host.rm / guest.add. */
+int exec_host_add(struct executor *ex, const char *name, const char *uri, char *err,
+		  size_t errlen);
+int exec_host_remove(struct executor *ex, const char *name, const char *uri, char *err,
+		     size_t errlen);
+int exec_guest_create(struct executor *ex, const char *host_uri, const struct db_guest *g,
+		      char *err, size_t errlen);
+
+struct exec_request {
+	const char *guest;
+	const char *to;              /* NULL: the planner chooses */
+	int priority;                /* enum sched_prio */
+	const char *policy;          /* NULL: asked for by a person */
+	const char *reason;          /* why, for the row: "evacuate n3" */
+	int64_t queued_ns;           /* 0: now; a policy gives its whole firing one time */
+	int64_t not_before_ns;       /* 0: now */
+};
+
+/*
+ * Queue a migration inside the caller's transaction (the row and its
+ * migration.queued event): -ENOENT no such guest or host, -EBUSY the guest
+ * is already queued or migrating, -EINVAL the destination is where it runs
+ * or takes no guests. Fills *out.
+ *
+ * Rows of one policy firing (same policy, same queued_ns) are spaced by
+ * their not_before offsets; when one of them starts late (the previous
+ * rank still migrating, a limit, the loop's period), the later ones are
+ * pushed back by as much, so that consecutive starts stay at least the
+ * stagger apart.
+ */
+int exec_enqueue(struct executor *ex, const struct exec_request *rq, struct db_migration *out,
+		 char *err, size_t errlen);
+/* Abort a queued row inside the caller's transaction. */
+int exec_cancel_queued(struct executor *ex, struct db_migration *m, const char *why);
+/*
+ * Abort migration id: a queued one at once, a running one through the
+ * backend (the row turns aborted when the backend confirms; the guest stays
+ * on its source). -ENOENT, -EALREADY (finished), or the backend's error
+ * (a post-copy past its switch-over cannot go back). *out: the row now.
+ */
+int exec_abort(struct executor *ex, int64_t id, struct db_migration *out, char *err,
+	       size_t errlen);
+
+#endif

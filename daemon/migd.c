@@ -1,0 +1,234 @@
+/*
+ * migd: the cluster's live-migration controller (see migd(8)).
+ *
+ * Thin main: settings, then the modules, then one single-threaded loop:
+ * answer API requests for up to poll_interval_ms, fire due policies, let
+ * the executor poll and plan, publish what was committed. No module blocks,
+ * so a request is never stuck behind a migration.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "db.h"
+#include "executor.h"
+#include "log.h"
+#include "migd_proto.h"
+#include "policy.h"
+#include "util.h"
+
+#ifndef MIGD_VERSION
+#define MIGD_VERSION "0.0.0"
+#endif
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+}
+
+/* db as an absolute path (a daemon leaves the working directory), and its
+ * directory, where the backends keep their state. */
+static int resolve_paths(struct migd_config *conf, char *state_dir, size_t len)
+{
+	char cwd[PATH_MAX], abs[PATH_MAX];
+	if (conf->db[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    snprintf_checked(abs, sizeof(abs), "%s/%s", cwd, conf->db) < 0)
+			return -ENAMETOOLONG;
+		snprintf(conf->db, sizeof(conf->db), "%s", abs);
+	}
+	snprintf(state_dir, len, "%s", conf->db);
+	char *slash = strrchr(state_dir, '/');
+	if (slash == state_dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return 0;
+}
+
+/*
+ * Fork into the background. The parent stays until the child says it is
+ * serving (a byte on the pipe) or exits (EOF), so `migd -d` fails with the
+ * child's error on the terminal and a non-zero status. Returns the pipe's
+ * write end in the child.
+ */
+static int daemonize(void)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		fatal("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0) {
+		char c;
+		close(fds[1]);
+		ssize_t n;
+		do
+			n = read(fds[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 ? 0 : 1);
+	}
+	close(fds[0]);
+	if (setsid() < 0)
+		fatal("setsid");
+	if (chdir("/") < 0)
+		fatal("chdir /");
+	return fds[1];
+}
+
+/* Serving: tell the waiting parent, and leave the terminal for syslog. */
+static void detach(int ready_fd)
+{
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	log_init("migd", 1);
+	if (write(ready_fd, "1", 1) != 1)
+		log_warn("telling the parent we are ready");
+	close(ready_fd);
+}
+
+static void exec_options(const struct migd_config *conf, const char *state_dir,
+			 struct exec_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->limits.max_concurrent = conf->max_concurrent;
+	o->limits.max_outbound_per_host = conf->max_outbound;
+	o->limits.max_inbound_per_host = conf->max_inbound;
+	o->limits.min_gap_s = conf->min_gap_s;
+	o->limits.bandwidth_cap_bps = (double)conf->bandwidth_cap_bps;
+	o->knobs.max_downtime_ms = conf->max_downtime_ms;
+	o->knobs.auto_converge = conf->auto_converge;
+	o->knobs.postcopy = conf->postcopy;
+	o->knobs.parallel_connections = conf->parallel_connections;
+	o->progress_interval_ms = conf->progress_interval_ms;
+	o->env.time_scale = conf->time_scale;
+	o->env.seed = conf->seed;
+	o->env.state_dir = state_dir;
+}
+
+static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
+		 struct policy_engine *pe)
+{
+	while (!stop_signal) {
+		int rc = api_serve(api, conf->poll_interval_ms);
+		if (rc < 0 && rc != -EINTR) {
+			log_warnx("API: %s", strerror(-rc));
+			usleep(conf->poll_interval_ms * 1000u); /* do not spin on a broken socket */
+		}
+		policy_tick(pe);
+		exec_tick(ex);
+		api_publish(api);
+	}
+	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
+		 (int)stop_signal);
+}
+
+static int run(const struct migd_config *conf, const char *state_dir, int ready_fd)
+{
+	char err[1024] = "";
+	struct db *db = NULL;
+	struct executor *ex = NULL;
+	struct policy_engine *pe = NULL;
+	struct api *api = NULL;
+	struct exec_opts opts;
+	int rc;
+	exec_options(conf, state_dir, &opts);
+	if ((rc = db_open(conf->db, &db, err, sizeof(err))) < 0 ||
+	    (rc = exec_new(db, &opts, &ex, err, sizeof(err))) < 0 ||
+	    (rc = exec_restore(ex)) < 0 ||
+	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
+	    (rc = api_new(conf, db, ex, pe, &api, err, sizeof(err))) < 0) {
+		log_warnx("cannot start: %s", *err ? err : "the cluster state was not restored");
+		goto out;
+	}
+	log_info("migd %s: requests on %s, events on %s, database %s%s", MIGD_VERSION,
+		 conf->listen, conf->events, conf->db,
+		 exec_clock_is_sim(ex) ? ", sim clock" : "");
+	if (ready_fd >= 0)
+		detach(ready_fd);
+	loop(conf, api, ex, pe);
+out:
+	api_free(api);
+	policy_engine_free(pe);
+	exec_free(ex);
+	db_close(db);
+	return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct migd_config *conf = calloc(1, sizeof(*conf));
+	char err[1024];
+	if (!conf)
+		return 1;
+	log_init("migd", 0);
+	if (config_load(argc, argv, conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "migd: %s\n", err);
+		free(conf);
+		return 1;
+	}
+	char state_dir[PATH_MAX];
+	int rc = 0, ready_fd = -1;
+	switch (conf->action) {
+	case CONFIG_HELP:
+		config_usage(stdout);
+		break;
+	case CONFIG_VERSION:
+		printf("migd %s (API version %d, database schema %d)\n", MIGD_VERSION,
+		       MIGD_API_VERSION, DB_SCHEMA_VERSION);
+		break;
+	case CONFIG_DUMP:
+		config_dump(conf, stdout);
+		break;
+	case CONFIG_CHECK:
+		printf("%s: configuration OK\n", *conf->config_path ? conf->config_path : "migd");
+		break;
+	case CONFIG_RUN:
+		/* Keep freed memory instead of giving it back at once: a reply of
+		 * 10,000 guests is megabytes, and handing those pages to the kernel
+		 * and faulting them in zeroed again was a third of its cost. */
+		mallopt(M_MMAP_THRESHOLD, 32 << 20);
+		mallopt(M_TRIM_THRESHOLD, 64 << 20);
+		if (conf->debug)
+			log_set_level(LOG_LEVEL_DEBUG);
+		if (resolve_paths(conf, state_dir, sizeof(state_dir)) < 0) {
+			fprintf(stderr, "migd: db %s: path too long\n", conf->db);
+			rc = 1;
+			break;
+		}
+		install_signals();
+		if (conf->daemonize)
+			ready_fd = daemonize();
+		rc = run(conf, state_dir, ready_fd);
+		break;
+	}
+	free(conf);
+	return rc;
+}

@@ -1,0 +1,653 @@
+/*
+ * policy: see policy.h. Policies are few, so they live in a plain array
+ * loaded at start and written through to the database on every change; the
+ * guests they select are looked up only when one fires.
+ */
+#include "policy.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interval.h" /* with policies/policy.h: the policy types */
+#include "log.h"
+#include "migd_proto.h"
+#include "scheduler.h"
+#include "util.h"
+
+#define MAX_KV 16
+#define SELECTOR_MAX 512
+
+struct loaded {
+	struct db_policy row;          /* row.params: the canonical parameters */
+	const struct policy_type *type;
+	void *params;                  /* the type's parsed parameters */
+	struct policy_state st;
+	uint64_t retry_after_ms;       /* real time; after a firing the database refused */
+};
+
+struct policy_engine {
+	struct db *db;
+	struct executor *ex;
+	struct loaded *p;
+	size_t n, cap;
+};
+
+/* ---- state <-> row ------------------------------------------------------ */
+
+static int64_t to_ns(double s)
+{
+	return isfinite(s) ? (int64_t)llround(s * 1e9) : 0;
+}
+
+static void state_from_row(const struct db_policy *row, struct policy_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->paused = row->paused;
+	st->has_fired = row->last_fire_ns != 0;
+	st->anchor_s = (double)row->anchor_ns / 1e9;
+	st->next_fire_s = (double)row->next_fire_ns / 1e9;
+	st->last_fire_s = (double)row->last_fire_ns / 1e9;
+	st->cursor = row->cursor;
+}
+
+static void state_to_row(const struct policy_state *st, struct db_policy *row)
+{
+	row->paused = st->paused;
+	row->anchor_ns = to_ns(st->anchor_s);
+	row->next_fire_ns = st->paused ? 0 : to_ns(st->next_fire_s);
+	row->last_fire_ns = st->has_fired ? to_ns(st->last_fire_s) : 0;
+	row->cursor = st->cursor;
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+/* A JSON object's members as the key/value text the policy types parse;
+ * text points into buf. Returns the count or -EINVAL naming the key. */
+static int params_to_kv(json_t *obj, struct policy_kv *kv, char (*buf)[64], char *err,
+			size_t errlen)
+{
+	const char *key;
+	json_t *value;
+	size_t n = 0;
+	json_object_foreach(obj, key, value) {
+		if (n == MAX_KV) {
+			snprintf(err, errlen, "too many arguments (at most %d)", MAX_KV);
+			return -EINVAL;
+		}
+		if (json_is_string(value))
+			kv[n].value = json_string_value(value);
+		else if (json_is_integer(value))
+			snprintf(buf[n], 64, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+		else if (json_is_real(value))
+			snprintf(buf[n], 64, "%.17g", json_real_value(value));
+		else {
+			snprintf(err, errlen, "argument \"%s\": expected a number or a string", key);
+			return -EINVAL;
+		}
+		if (!json_is_string(value))
+			kv[n].value = buf[n];
+		kv[n++].key = key;
+	}
+	return (int)n;
+}
+
+/* Parse obj's parameters for type into a new block in *params. */
+static int parse_params(const struct policy_type *type, json_t *obj, void **params, char *err,
+			size_t errlen)
+{
+	struct policy_kv kv[MAX_KV];
+	char buf[MAX_KV][64];
+	int n = params_to_kv(obj, kv, buf, err, errlen);
+	if (n < 0)
+		return n;
+	*params = calloc(1, type->params_size ? type->params_size : 1);
+	if (!*params) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = type->parse(kv, (size_t)n, *params, err, errlen);
+	if (rc < 0) {
+		free(*params);
+		*params = NULL;
+	}
+	return rc;
+}
+
+/* What is stored and shown: the type's parameters in their canonical
+ * units (seconds), plus the selector. Unknown types keep what was given. */
+static json_t *canonical_params(const struct policy_type *type, const void *params,
+				json_t *given, const char *selector)
+{
+	if (type == &policy_interval_type) {
+		const struct interval_params *p = params;
+		return json_pack("{s:s, s:f, s:f, s:I}", "guests", selector, "every_s", p->every_s,
+				 "stagger_s", p->stagger_s, "count", (json_int_t)p->count);
+	}
+	json_t *copy = json_deep_copy(given);
+	json_object_del(copy, "name");
+	json_object_del(copy, "type");
+	json_object_set_new(copy, "guests", json_string(selector));
+	return copy;
+}
+
+static const char *selector_of(const struct loaded *lp)
+{
+	const char *s = json_string_value(json_object_get(lp->row.params, "guests"));
+	return s ? s : "";
+}
+
+/* Every term is "all", "host:NAME", "job:NAME" or a guest NAME. */
+static int selector_check(const char *sel, char *err, size_t errlen)
+{
+	char copy[SELECTOR_MAX], *save = NULL;
+	if (snprintf_checked(copy, sizeof(copy), "%s", sel) < 0 || !*sel) {
+		snprintf(err, errlen, "argument \"guests\" = \"%.40s\": expected a selector of 1 to "
+			 "%d bytes", sel, SELECTOR_MAX - 1);
+		return -EINVAL;
+	}
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		char *end = t + strlen(t);
+		while (end > t && end[-1] == ' ')
+			*--end = '\0';
+		const char *name = strncmp(t, "host:", 5) == 0 ? t + 5
+				   : strncmp(t, "job:", 4) == 0	 ? t + 4 : t;
+		if (strcmp(t, "all") != 0 && db_name_check(name) < 0) {
+			snprintf(err, errlen, "argument \"guests\": \"%s\" is not all, host:NAME, "
+				 "job:NAME or a guest name", t);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- selection ---------------------------------------------------------- */
+
+struct selection {
+	char (*names)[DB_NAME_MAX];
+	size_t n, cap;
+};
+
+static int select_add(void *arg, const struct db_guest *g)
+{
+	struct selection *s = arg;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		void *p = realloc(s->names, cap * DB_NAME_MAX);
+		if (!p)
+			return -ENOMEM;
+		s->names = p;
+		s->cap = cap;
+	}
+	memcpy(s->names[s->n++], g->name, DB_NAME_MAX);
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The guests sel names, sorted by name, each once. Names of hosts, jobs or
+ * guests that do not exist (yet) select nothing. */
+static int resolve(struct policy_engine *pe, const char *sel, struct selection *out)
+{
+	char copy[SELECTOR_MAX], *save = NULL;
+	int rc = 0;
+	snprintf(copy, sizeof(copy), "%s", sel);
+	for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+		struct db_guest g;
+		while (*t == ' ')
+			t++;
+		char *end = t + strlen(t);
+		while (end > t && end[-1] == ' ')
+			*--end = '\0';
+		if (strcmp(t, "all") == 0)
+			rc = db_guest_list(pe->db, NULL, NULL, select_add, out);
+		else if (strncmp(t, "host:", 5) == 0)
+			rc = db_guest_list(pe->db, t + 5, NULL, select_add, out);
+		else if (strncmp(t, "job:", 4) == 0)
+			rc = db_guest_list(pe->db, NULL, t + 4, select_add, out);
+		else if (db_guest_get(pe->db, t, &g) == 0)
+			rc = select_add(out, &g);
+	}
+	if (rc < 0 || out->n == 0)
+		return rc;
+	qsort(out->names, out->n, DB_NAME_MAX, name_cmp);
+	size_t w = 1;
+	for (size_t i = 1; i < out->n; i++)
+		if (strcmp(out->names[i], out->names[w - 1]) != 0)
+			memmove(out->names[w++], out->names[i], DB_NAME_MAX);
+	out->n = w;
+	return 0;
+}
+
+/* ---- the engine ----------------------------------------------------------- */
+
+static struct loaded *find(struct policy_engine *pe, const char *name)
+{
+	for (size_t i = 0; i < pe->n; i++)
+		if (strcmp(pe->p[i].row.name, name) == 0)
+			return &pe->p[i];
+	return NULL;
+}
+
+static void loaded_clear(struct loaded *lp)
+{
+	db_policy_clear(&lp->row);
+	free(lp->params);
+}
+
+static int append(struct policy_engine *pe, const struct loaded *lp)
+{
+	if (pe->n == pe->cap) {
+		size_t cap = pe->cap ? pe->cap * 2 : 16;
+		void *p = realloc(pe->p, cap * sizeof(*pe->p));
+		if (!p)
+			return -ENOMEM;
+		pe->p = p;
+		pe->cap = cap;
+	}
+	pe->p[pe->n++] = *lp;
+	return 0;
+}
+
+static int load_one(void *arg, const struct db_policy *row)
+{
+	struct policy_engine *pe = arg;
+	struct loaded lp = { .row = *row };
+	char err[256];
+	lp.type = policy_type_find(row->type);
+	if (!lp.type) {
+		log_warnx("policy %s: unknown type \"%s\"; left alone", row->name, row->type);
+		return 0;
+	}
+	json_t *params = json_deep_copy(row->params);
+	json_object_del(params, "guests");
+	int rc = parse_params(lp.type, params, &lp.params, err, sizeof(err));
+	json_decref(params);
+	if (rc < 0) {
+		log_warnx("policy %s: stored parameters refused: %s; left alone", row->name, err);
+		return 0;
+	}
+	lp.row.params = json_incref(row->params);
+	state_from_row(&lp.row, &lp.st);
+	if ((rc = append(pe, &lp)) < 0)
+		loaded_clear(&lp);
+	return rc;
+}
+
+int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine **out,
+		      char *err, size_t errlen)
+{
+	struct policy_engine *pe = calloc(1, sizeof(*pe));
+	if (!pe) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pe->db = db;
+	pe->ex = ex;
+	int rc = db_policy_list(db, load_one, pe);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot load the policies from the database");
+		policy_engine_free(pe);
+		return rc;
+	}
+	log_info("%zu polic%s loaded", pe->n, pe->n == 1 ? "y" : "ies");
+	*out = pe;
+	return 0;
+}
+
+void policy_engine_free(struct policy_engine *pe)
+{
+	if (!pe)
+		return;
+	for (size_t i = 0; i < pe->n; i++)
+		loaded_clear(&pe->p[i]);
+	free(pe->p);
+	free(pe);
+}
+
+unsigned policy_count(const struct policy_engine *pe)
+{
+	return (unsigned)pe->n;
+}
+
+static json_t *policy_json(const struct loaded *lp)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "name", lp->row.name, "type", lp->row.type,
+			      "state", lp->row.paused ? "paused" : "active");
+	json_object_update(o, lp->row.params);
+	json_object_set_new(o, "created_ns", json_integer(lp->row.created_ns));
+	json_object_set_new(o, "last_fire_ns", lp->row.last_fire_ns
+				       ? json_integer(lp->row.last_fire_ns) : json_null());
+	json_object_set_new(o, "next_fire_ns", lp->row.next_fire_ns
+				       ? json_integer(lp->row.next_fire_ns) : json_null());
+	json_object_set_new(o, "fired", json_integer((json_int_t)lp->row.fired));
+	return o;
+}
+
+static json_t *policy_event(const char *type, const struct loaded *lp, int64_t now)
+{
+	json_t *ev = migd_event_new(type, now);
+	json_object_set_new(ev, "name", json_string(lp->row.name));
+	json_object_set_new(ev, "policy", policy_json(lp));
+	return ev;
+}
+
+/* ---- firing --------------------------------------------------------------- */
+
+/* Queue the picks of one firing; guests that cannot go now are listed in
+ * skipped with the reason (already migrating, destination gone...). */
+static int queue_picks(struct policy_engine *pe, const struct loaded *lp,
+		       const struct selection *sel, const struct policy_pick *picks,
+		       size_t n_picks, int64_t now, json_t *queued, json_t *skipped)
+{
+	char reason[DB_TEXT_MAX], err[256];
+	snprintf(reason, sizeof(reason), "%s policy %s", lp->row.type, lp->row.name);
+	for (size_t i = 0; i < n_picks; i++) {
+		struct exec_request rq = {
+			.guest = sel->names[picks[i].guest], .priority = SCHED_PRIO_PERIODIC,
+			.policy = lp->row.name, .reason = reason, .queued_ns = now,
+			.not_before_ns = now + to_ns(picks[i].offset_s),
+		};
+		struct db_migration m;
+		int rc = exec_enqueue(pe->ex, &rq, &m, err, sizeof(err));
+		if (rc == -EBUSY || rc == -EINVAL || rc == -ENOENT) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "guest", rq.guest,
+								 "reason", err));
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		json_array_append_new(queued, json_integer(m.id));
+	}
+	return 0;
+}
+
+static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct policy_state *st,
+		       const struct selection *sel, const struct policy_pick *picks,
+		       size_t n_picks, int64_t now)
+{
+	json_t *queued = json_array(), *skipped = json_array();
+	struct db_policy row = lp->row;
+	int rc = db_begin(pe->db);
+	if (rc == 0)
+		rc = queue_picks(pe, lp, sel, picks, n_picks, now, queued, skipped);
+	state_to_row(st, &row);
+	row.fired++;
+	if (rc == 0)
+		rc = db_policy_update(pe->db, &row);
+	if (rc == 0) {
+		struct loaded after = *lp;
+		after.row = row;
+		json_t *ev = policy_event("policy.fired", &after, now);
+		json_object_set_new(ev, "queued", json_incref(queued));
+		json_object_set_new(ev, "skipped", json_incref(skipped));
+		rc = db_event(pe->db, ev);
+	}
+	if (rc == 0)
+		rc = db_commit(pe->db);
+	else
+		db_rollback(pe->db);
+	if (rc == 0) {
+		lp->row.paused = row.paused;
+		lp->row.anchor_ns = row.anchor_ns;
+		lp->row.next_fire_ns = row.next_fire_ns;
+		lp->row.last_fire_ns = row.last_fire_ns;
+		lp->row.cursor = row.cursor;
+		lp->row.fired = row.fired;
+		lp->st = *st;
+		log_info("policy %s fired: %zu queued, %zu skipped", lp->row.name,
+			 json_array_size(queued), json_array_size(skipped));
+	}
+	json_decref(queued);
+	json_decref(skipped);
+	return rc;
+}
+
+static void fire_one(struct policy_engine *pe, struct loaded *lp, int64_t now)
+{
+	struct selection sel = { 0 };
+	struct policy_state st = lp->st;
+	struct policy_pick *picks = NULL;
+	size_t n_picks = 0;
+	int rc = resolve(pe, selector_of(lp), &sel);
+	if (rc == 0 && !(picks = calloc(sel.n + 1, sizeof(*picks))))
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = lp->type->fire(lp->params, &st, (double)now / 1e9, sel.n, picks, &n_picks);
+	if (rc == 1)
+		rc = fire_commit(pe, lp, &st, &sel, picks, n_picks, now);
+	if (rc < 0) {
+		log_warnx("policy %s: firing failed (%s); trying again in a second", lp->row.name,
+			  strerror(-rc));
+		lp->retry_after_ms = now_ms() + 1000;
+	}
+	free(picks);
+	free(sel.names);
+}
+
+void policy_tick(struct policy_engine *pe)
+{
+	if (pe->n == 0)
+		return;
+	int64_t now = exec_now_ns(pe->ex);
+	double now_s = (double)now / 1e9;
+	for (size_t i = 0; i < pe->n; i++) {
+		struct loaded *lp = &pe->p[i];
+		if (lp->st.paused || now_s < lp->type->next_fire_s(lp->params, &lp->st))
+			continue;
+		if (lp->retry_after_ms && now_ms() < lp->retry_after_ms)
+			continue;
+		lp->retry_after_ms = 0;
+		fire_one(pe, lp, now);
+	}
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+static int lookup(struct policy_engine *pe, const char *name, struct loaded **out, char *err,
+		  size_t errlen)
+{
+	*out = find(pe, name);
+	if (!*out) {
+		snprintf(err, errlen, "policy \"%s\": no such policy", name);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* The common arguments of policy.add: type, name and guests. */
+static int add_common_args(struct policy_engine *pe, json_t *args, struct loaded *lp,
+			   const char **selector, char *err, size_t errlen)
+{
+	const char *type, *name;
+	int rc;
+	if ((rc = migd_arg_str(args, "type", 1, &type, err, errlen)) < 0 ||
+	    (rc = migd_arg_str(args, "name", 1, &name, err, errlen)) < 0 ||
+	    (rc = migd_arg_str(args, "guests", 1, selector, err, errlen)) < 0)
+		return rc;
+	if (!(lp->type = policy_type_find(type))) {
+		snprintf(err, errlen, "argument \"type\" = \"%s\": unknown policy type (known: %s)",
+			 type, policy_interval_type.name);
+		return -EINVAL;
+	}
+	if (db_name_check(name) < 0) {
+		snprintf(err, errlen, "argument \"name\" = \"%.80s\": expected 1 to %d letters, "
+			 "digits, '.', '_' or '-', starting with a letter or digit", name,
+			 DB_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (find(pe, name)) {
+		snprintf(err, errlen, "policy \"%s\" already exists", name);
+		return -EEXIST;
+	}
+	snprintf(lp->row.name, sizeof(lp->row.name), "%s", name);
+	snprintf(lp->row.type, sizeof(lp->row.type), "%s", type);
+	return selector_check(*selector, err, errlen);
+}
+
+int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *err,
+	       size_t errlen)
+{
+	struct loaded lp = { 0 };
+	const char *selector;
+	int rc = add_common_args(pe, args, &lp, &selector, err, errlen);
+	if (rc < 0)
+		return rc;
+	if ((rc = parse_params(lp.type, args, &lp.params, err, errlen)) < 0)
+		return rc;
+	int64_t now = exec_now_ns(pe->ex);
+	lp.type->start(lp.params, &lp.st, (double)now / 1e9);
+	lp.row.params = canonical_params(lp.type, lp.params, args, selector);
+	lp.row.created_ns = now;
+	state_to_row(&lp.st, &lp.row);
+	if ((rc = db_begin(pe->db)) == 0) {
+		rc = db_policy_add(pe->db, &lp.row);
+		if (rc == 0)
+			rc = db_event(pe->db, policy_event("policy.added", &lp, now));
+		if (rc == 0)
+			rc = db_commit(pe->db);
+		else
+			db_rollback(pe->db);
+	}
+	if (rc == 0 && (rc = append(pe, &lp)) == 0) {
+		*result = policy_json(&lp);
+		log_info("policy %s added", lp.row.name);
+		return 0;
+	}
+	snprintf(err, errlen, "policy \"%s\": %s", lp.row.name,
+		 rc == -EEXIST ? "already exists" : "database error");
+	loaded_clear(&lp);
+	return rc;
+}
+
+int policy_show(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		size_t errlen)
+{
+	struct loaded *lp;
+	int rc = lookup(pe, name, &lp, err, errlen);
+	if (rc == 0)
+		*result = policy_json(lp);
+	return rc;
+}
+
+json_t *policy_list(struct policy_engine *pe)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < pe->n; i++)
+		json_array_append_new(arr, policy_json(&pe->p[i]));
+	return arr;
+}
+
+/* Pause or resume: the type updates its state, the row follows. */
+static int set_paused(struct policy_engine *pe, const char *name, int paused, json_t **result,
+		      char *err, size_t errlen)
+{
+	struct loaded *lp;
+	int rc = lookup(pe, name, &lp, err, errlen);
+	if (rc < 0)
+		return rc;
+	int64_t now = exec_now_ns(pe->ex);
+	struct loaded after = *lp;
+	if (paused)
+		lp->type->pause(lp->params, &after.st, (double)now / 1e9);
+	else
+		lp->type->resume(lp->params, &after.st, (double)now / 1e9);
+	state_to_row(&after.st, &after.row);
+	if ((rc = db_begin(pe->db)) < 0)
+		return rc;
+	rc = db_policy_update(pe->db, &after.row);
+	if (rc == 0)
+		rc = db_event(pe->db, policy_event(paused ? "policy.paused" : "policy.resumed",
+						   &after, now));
+	if (rc == 0)
+		rc = db_commit(pe->db);
+	else
+		db_rollback(pe->db);
+	if (rc < 0) {
+		snprintf(err, errlen, "policy \"%s\": database error", name);
+		return rc;
+	}
+	*lp = after;
+	*result = policy_json(lp);
+	return 0;
+}
+
+int policy_pause(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		 size_t errlen)
+{
+	return set_paused(pe, name, 1, result, err, errlen);
+}
+
+int policy_resume(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		  size_t errlen)
+{
+	return set_paused(pe, name, 0, result, err, errlen);
+}
+
+static int collect_queued(void *arg, const struct db_migration *m)
+{
+	json_t *ids = arg;
+	return json_array_append_new(ids, json_integer(m->id));
+}
+
+/* Abort the policy's queued rows (in the open transaction); ids listed. */
+static int abort_queued(struct policy_engine *pe, const char *name, json_t *ids)
+{
+	struct db_mig_filter f = { .states = DB_MIG_BIT(DB_MIG_QUEUED), .policy = name };
+	char why[DB_TEXT_MAX];
+	size_t i;
+	json_t *id;
+	int rc = db_mig_list(pe->db, &f, collect_queued, ids);
+	snprintf(why, sizeof(why), "policy %s removed", name);
+	json_array_foreach(ids, i, id) {
+		struct db_migration m;
+		if (rc == 0)
+			rc = db_mig_get(pe->db, json_integer_value(id), &m);
+		if (rc == 0)
+			rc = exec_cancel_queued(pe->ex, &m, why);
+	}
+	return rc;
+}
+
+int policy_remove(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		  size_t errlen)
+{
+	struct loaded *lp;
+	int rc = lookup(pe, name, &lp, err, errlen);
+	if (rc < 0)
+		return rc;
+	json_t *aborted = json_array();
+	int64_t now = exec_now_ns(pe->ex);
+	if ((rc = db_begin(pe->db)) == 0) {
+		rc = abort_queued(pe, name, aborted);
+		if (rc == 0)
+			rc = db_policy_remove(pe->db, name);
+		if (rc == 0) {
+			json_t *ev = policy_event("policy.removed", lp, now);
+			json_object_set_new(ev, "aborted", json_incref(aborted));
+			rc = db_event(pe->db, ev);
+		}
+		if (rc == 0)
+			rc = db_commit(pe->db);
+		else
+			db_rollback(pe->db);
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "policy \"%s\": database error", name);
+		json_decref(aborted);
+		return rc;
+	}
+	*result = json_pack("{s:s, s:o}", "name", name, "aborted", aborted);
+	log_info("policy %s removed", name);
+	loaded_clear(lp);
+	*lp = pe->p[--pe->n];
+	return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * policy (daemon side): runs the policies of policies/ inside migd.
+ *
+ * The policy types are pure logic (policies/policy.h: given parameters, a
+ * small state and the time, they say when to fire and which of the selected
+ * guests to move, with stagger offsets). This module is their glue: it loads
+ * policies from the database, resolves each one's guest selector ("all",
+ * "host:NAME", "job:NAME", a guest name, or a comma-separated list) to a
+ * list sorted by name, feeds the cluster clock, queues the picks as
+ * periodic-priority migrations that may not start before their offset, and
+ * writes the policy's state back in the same transaction, so a restart
+ * continues the schedule where it was.
+ *
+ * (This header guards as MIGD_DAEMON_POLICY_H: policies/policy.h is the
+ * types' interface and keeps MIGD_POLICY_H.)
+ */
+#ifndef MIGD_DAEMON_POLICY_H
+#define MIGD_DAEMON_POLICY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "db.h"
+#include "executor.h"
+
+struct policy_engine;
+
+/* Load every policy of the database; one that cannot be read is logged
+ * and left alone in the database. */
+int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine **out,
+		      char *err, size_t errlen);
+void policy_engine_free(struct policy_engine *pe);
+
+/* Fire the policies that are due on the cluster clock. */
+void policy_tick(struct policy_engine *pe);
+
+unsigned policy_count(const struct policy_engine *pe);
+
+/*
+ * The API commands; each returns 0 with *result (the caller's), or a
+ * negative errno with a message naming the bad field or value in err.
+ * policy.add args: {type, name, guests, and the type's own: every_s,
+ * stagger_s, count for interval (numbers, or strings like "4m")}.
+ */
+int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *err,
+	       size_t errlen);
+int policy_show(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		size_t errlen);
+json_t *policy_list(struct policy_engine *pe);
+int policy_pause(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		 size_t errlen);
+int policy_resume(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		  size_t errlen);
+/* Also aborts the policy's migrations that have not started. */
+int policy_remove(struct policy_engine *pe, const char *name, json_t **result, char *err,
+		  size_t errlen);
+
+#endif

@@ -1,0 +1,307 @@
+/*
+ * snapshot: see snapshot.h. Host and guest rows come in id order, so a
+ * row id becomes the scheduler's index by binary search.
+ */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cached_guest {
+	int64_t id, host_id, job_id;
+	uint64_t mem_bytes;
+	int rank;
+	char name[DB_NAME_MAX];
+};
+
+struct snap_cache {
+	int have_hosts, have_guests;
+	uint64_t hosts_gen, guests_gen;
+	struct db_host *hosts;
+	size_t n_hosts, cap_hosts;
+	struct cached_guest *guests;
+	size_t n_guests, cap_guests;
+};
+
+/* arr with room for need elements; NULL when out of memory (arr intact). */
+static void *grow_to(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return arr;
+	size_t n = *cap ? *cap * 2 : 64;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(arr, n * elem);
+	if (p)
+		*cap = n;
+	return p;
+}
+
+#define GROW(arr, cap, need)                                                  \
+	__extension__({                                                       \
+		void *p_ = grow_to((arr), &(cap), (need), sizeof(*(arr)));    \
+		if (p_)                                                       \
+			(arr) = p_;                                           \
+		p_ ? 0 : -ENOMEM;                                             \
+	})
+
+int snap_cache_new(struct snap_cache **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void snap_cache_free(struct snap_cache *c)
+{
+	if (!c)
+		return;
+	free(c->hosts);
+	free(c->guests);
+	free(c);
+}
+
+/* ---- the cache ---------------------------------------------------------- */
+
+static int cache_host(void *arg, const struct db_host *h)
+{
+	struct snap_cache *c = arg;
+	if (GROW(c->hosts, c->cap_hosts, c->n_hosts + 1) < 0)
+		return -ENOMEM;
+	c->hosts[c->n_hosts++] = *h;
+	return 0;
+}
+
+static int cache_guest(void *arg, const struct db_guest *g)
+{
+	struct snap_cache *c = arg;
+	if (GROW(c->guests, c->cap_guests, c->n_guests + 1) < 0)
+		return -ENOMEM;
+	struct cached_guest *cg = &c->guests[c->n_guests++];
+	cg->id = g->id;
+	cg->host_id = g->host_id;
+	cg->job_id = g->job_id;
+	cg->mem_bytes = g->memory_bytes < SCHED_MAX_BYTES ? g->memory_bytes : SCHED_MAX_BYTES;
+	cg->rank = g->rank;
+	memcpy(cg->name, g->name, DB_NAME_MAX);
+	return 0;
+}
+
+/* Read hosts and guests again where the database says they may differ. */
+static int cache_refresh(struct snap_cache *c, struct db *db)
+{
+	uint64_t hosts_gen, guests_gen;
+	int rc;
+	db_generations(db, &hosts_gen, &guests_gen);
+	if (!c->have_hosts || hosts_gen != c->hosts_gen) {
+		c->have_hosts = 0;
+		c->n_hosts = 0;
+		if ((rc = db_host_scan(db, cache_host, c)) < 0)
+			return rc;
+		c->have_hosts = 1;
+		c->hosts_gen = hosts_gen;
+	}
+	if (!c->have_guests || guests_gen != c->guests_gen) {
+		c->have_guests = 0;
+		c->n_guests = 0;
+		if ((rc = db_guest_scan(db, cache_guest, c)) < 0)
+			return rc;
+		c->have_guests = 1;
+		c->guests_gen = guests_gen;
+	}
+	return 0;
+}
+
+void snap_cache_moved(struct snap_cache *c, uint64_t gen_before, uint64_t gen_after,
+		      const char *guest, const char *host)
+{
+	if (!c->have_guests || !c->have_hosts || c->guests_gen != gen_before ||
+	    gen_after != gen_before + 1)
+		return;
+	struct cached_guest *g = NULL;
+	const struct db_host *h = NULL;
+	for (size_t i = 0; i < c->n_guests && !g; i++)
+		if (strcmp(c->guests[i].name, guest) == 0)
+			g = &c->guests[i];
+	for (size_t i = 0; i < c->n_hosts && !h; i++)
+		if (strcmp(c->hosts[i].name, host) == 0)
+			h = &c->hosts[i];
+	if (!g || !h)
+		return; /* not what the cache knows: let the next round read it all */
+	g->host_id = h->id;
+	c->guests_gen = gen_after;
+}
+
+/* ---- indexes ------------------------------------------------------------ */
+
+/* Index of id among n records of stride bytes sorted by the int64_t id at
+ * their start, or SCHED_NONE. */
+static uint32_t index_of(const void *base, size_t stride, size_t n, int64_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int64_t v = *(const int64_t *)((const char *)base + mid * stride);
+		if (v == id)
+			return (uint32_t)mid;
+		if (v < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SCHED_NONE;
+}
+
+static uint32_t host_index(const struct snap_cache *c, int64_t id)
+{
+	_Static_assert(offsetof(struct db_host, id) == 0, "db_host starts with its id");
+	return index_of(c->hosts, sizeof(*c->hosts), c->n_hosts, id);
+}
+
+static uint32_t guest_index(const struct snap_cache *c, int64_t id)
+{
+	_Static_assert(offsetof(struct cached_guest, id) == 0, "cached_guest starts with its id");
+	return index_of(c->guests, sizeof(*c->guests), c->n_guests, id);
+}
+
+/* ---- one round ------------------------------------------------------------- */
+
+/* Hosts and guests in the scheduler's form, with each host's memory used. */
+static int build_cluster(const struct snap_cache *c, struct snapshot *s)
+{
+	s->hosts = c->hosts;
+	s->n_hosts = c->n_hosts;
+	s->sh = calloc(c->n_hosts + 1, sizeof(*s->sh));
+	s->sg = calloc(c->n_guests + 1, sizeof(*s->sg));
+	if (!s->sh || !s->sg)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_hosts; i++) {
+		const struct db_host *h = &c->hosts[i];
+		s->sh[i] = (struct sched_host){
+			.name = h->name,
+			.mem_capacity_bytes = h->memory_bytes && h->memory_bytes < SCHED_MAX_BYTES
+						      ? h->memory_bytes : SCHED_MAX_BYTES,
+			.disabled = !h->enabled,
+			.degraded = strcmp(h->health, "ok") != 0,
+			.max_outbound = h->max_outbound,
+			.max_inbound = h->max_inbound,
+		};
+	}
+	for (size_t i = 0; i < c->n_guests; i++) {
+		const struct cached_guest *g = &c->guests[i];
+		uint32_t h = host_index(c, g->host_id);
+		if (h == SCHED_NONE)
+			return -EIO; /* the foreign key makes this impossible */
+		s->sg[s->n_guests++] = (struct sched_guest){
+			.name = g->name, .host = h, .mem_bytes = g->mem_bytes,
+			.job_id = (uint64_t)g->job_id, .rank = g->rank < 0 ? 0 : (uint32_t)g->rank,
+		};
+		uint64_t used = s->sh[h].mem_used_bytes + g->mem_bytes;
+		s->sh[h].mem_used_bytes = used < SCHED_MAX_BYTES ? used : SCHED_MAX_BYTES;
+	}
+	return 0;
+}
+
+struct running_ctx {
+	const struct snap_cache *c;
+	struct snapshot *s;
+};
+
+static int add_running(void *arg, const struct db_migration *m)
+{
+	struct running_ctx *r = arg;
+	struct sched_running sr = {
+		guest_index(r->c, m->guest_id), host_index(r->c, m->src_id),
+		host_index(r->c, m->dst_id),
+		(double)(m->started_ns ? m->started_ns : r->s->now_ns) / 1e9,
+	};
+	if (sr.guest == SCHED_NONE || sr.src == SCHED_NONE || sr.dst == SCHED_NONE)
+		return 0; /* cannot be: hosts and guests in a migration are not removed */
+	if (GROW(r->s->sr, r->s->cap_sr, r->s->n_sr + 1) < 0)
+		return -ENOMEM;
+	r->s->sr[r->s->n_sr++] = sr;
+	return 0;
+}
+
+static int add_queued(void *arg, const struct db_migration *m)
+{
+	struct snapshot *s = arg;
+	if (GROW(s->queue, s->cap_queue, s->n_queue + 1) < 0)
+		return -ENOMEM;
+	s->queue[s->n_queue++] = *m;
+	return 0;
+}
+
+/* Requests by index; rows whose guest or destination vanished go to gone. */
+static int build_requests(const struct snap_cache *c, struct snapshot *s)
+{
+	s->req = calloc(s->n_queue, sizeof(*s->req));
+	s->req_row = calloc(s->n_queue, sizeof(*s->req_row));
+	s->gone = calloc(s->n_queue, sizeof(*s->gone));
+	if (!s->req || !s->req_row || !s->gone)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_queue; i++) {
+		const struct db_migration *m = &s->queue[i];
+		uint32_t g = guest_index(c, m->guest_id);
+		uint32_t d = *m->dst ? host_index(c, m->dst_id) : SCHED_NONE;
+		if (g == SCHED_NONE || (*m->dst && d == SCHED_NONE)) {
+			struct snap_gone *x = &s->gone[s->n_gone++];
+			x->row = i;
+			snprintf(x->reason, sizeof(x->reason), "%s %s no longer exists",
+				 g == SCHED_NONE ? "guest" : "host",
+				 g == SCHED_NONE ? m->guest : m->dst);
+			continue;
+		}
+		int prio = m->priority < SCHED_PRIO_PERIODIC ? SCHED_PRIO_PERIODIC
+			   : m->priority > SCHED_PRIO_MANUAL ? SCHED_PRIO_MANUAL : m->priority;
+		s->req[s->n_req] = (struct sched_request){ (uint64_t)m->id, g, d,
+							   (enum sched_prio)prio,
+							   (double)m->queued_ns / 1e9 };
+		s->req_row[s->n_req++] = i;
+	}
+	return 0;
+}
+
+int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, struct snapshot *s)
+{
+	struct db_mig_filter queued = { .states = DB_MIG_BIT(DB_MIG_QUEUED),
+					.not_before_max_ns = now_ns,
+					.order = DB_ORDER_QUEUE, .with_ids = 1 };
+	struct db_mig_filter running = { .states = DB_MIG_RUNNING, .with_ids = 1 };
+	struct running_ctx rctx = { c, s };
+	memset(s, 0, sizeof(*s));
+	s->now_ns = now_ns;
+	int rc = db_mig_list(db, &queued, add_queued, s);
+	if (rc < 0 || s->n_queue == 0)
+		return rc;
+	if ((rc = cache_refresh(c, db)) < 0 || (rc = build_cluster(c, s)) < 0 ||
+	    (rc = db_mig_list(db, &running, add_running, &rctx)) < 0)
+		return rc;
+	return build_requests(c, s);
+}
+
+void snapshot_release(struct snapshot *s)
+{
+	free(s->queue);
+	free(s->sh);
+	free(s->sg);
+	free(s->sr);
+	free(s->req);
+	free(s->req_row);
+	free(s->gone);
+	memset(s, 0, sizeof(*s));
+}
+
+void snapshot_input(const struct snapshot *s, const struct sched_limits *limits,
+		    int64_t last_start_ns, struct sched_input *in)
+{
+	*in = (struct sched_input){
+		.hosts = s->sh, .n_hosts = s->n_hosts, .guests = s->sg, .n_guests = s->n_guests,
+		.running = s->sr, .n_running = s->n_sr, .queue = s->req, .n_queue = s->n_req,
+		.limits = *limits, .now_s = (double)s->now_ns / 1e9,
+		.have_last_start = last_start_ns != 0,
+		.last_start_s = (double)last_start_ns / 1e9,
+	};
+}
