@@ -1,8 +1,9 @@
 #!/bin/sh
 # bootstrap.sh: everything a fresh Debian 12 machine needs, in one script.
 #
-#   scripts/bootstrap.sh run     install packages, build, run the main job
-#                                (today: the sfs file system demo)
+#   scripts/bootstrap.sh run     install packages, build, run the main job:
+#                                migd on the sim backend with a demo cluster
+#                                (scripts/migd-demo.sh; it stays running)
 #   scripts/bootstrap.sh test    install packages, build normal and sanitizer
 #                                (address,undefined) trees, run every test,
 #                                end with "N passed, N failed"
@@ -60,7 +61,7 @@ run_tests() {
 case "${1:-}" in
 deps) deps ;;
 build) deps; build ;;
-run) deps; build; exec scripts/sfs-demo.sh ;;
+run) deps; build; shift; exec scripts/migd-demo.sh "$@" ;;
 test) deps; build; build_asan; run_tests ;;
 *) echo "usage: $0 run|test|deps|build" >&2; exit 2 ;;
 esac
