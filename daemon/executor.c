@@ -648,6 +648,34 @@ static void progress_event(struct executor *ex, struct running *r, const struct 
 	db_event_transient(ex->db, ev);
 }
 
+/* A guest that lands on a host disabled while it was on its way (an
+ * evacuation, `host disable`) is moved on at once, with the priority of the
+ * migration that brought it: evacuating a host covers its arrivals too. */
+static int move_off_disabled(struct executor *ex, const struct db_migration *m)
+{
+	struct db_host h;
+	struct db_migration next;
+	char reason[DB_TEXT_MAX], err[256];
+	if (db_host_get(ex->db, m->dst, &h) < 0 || h.enabled)
+		return 0;
+	snprintf(reason, sizeof(reason), "arrived on disabled host %s", m->dst);
+	struct exec_request rq = { .guest = m->guest, .priority = m->priority, .reason = reason };
+	int rc = db_begin(ex->db);
+	if (rc == 0) {
+		rc = exec_enqueue(ex, &rq, &next, err, sizeof(err));
+		if (rc == 0)
+			rc = db_commit(ex->db);
+		else
+			db_rollback(ex->db);
+	} else {
+		snprintf(err, sizeof(err), "cannot begin a transaction");
+	}
+	if (rc < 0)
+		log_warnx("guest %s arrived on disabled host %s and stays: %s", m->guest, m->dst,
+			  err);
+	return 0;
+}
+
 /* The backend's final word on r: the row gets its figures and end state;
  * on success the guests table moves the guest. */
 static int finish(struct executor *ex, struct running *r, const struct hv_progress *p)
@@ -698,6 +726,8 @@ static int finish(struct executor *ex, struct running *r, const struct hv_progre
 			 " ms, %u rounds%s%s", m.id, db_mig_state_name(m.state), m.guest, m.src,
 			 m.dst, (double)m.total_ms / 1e3, m.downtime_ms, p->rounds,
 			 *m.error ? ": " : "", m.error);
+	if (rc == 0 && m.state == DB_MIG_COMPLETED)
+		rc = move_off_disabled(ex, &m);
 	return rc;
 }
 

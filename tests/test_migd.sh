@@ -415,6 +415,33 @@ else
 	echo "skip: malformed requests (no pyzmq here; the daemon's C tests cover them)"
 fi
 
+# ---- a guest on its way to a host that is evacuated meanwhile moves on ----
+
+ctl host add dest --uri "sim:///dest?link=300mbit" --memory 64g >/dev/null 2>"$tmp/err" ||
+	fail "host add dest: $(cat "$tmp/err")"
+add_guest mover n3 4g
+ctl_json "$tmp/mover.json" migrate mover --to dest
+mover_id=$(py "$tmp/mover.json" 'd["id"]')
+mover_running() {
+	ctl --json queue >"$tmp/queue.json" 2>/dev/null &&
+		[ "$(py "$tmp/queue.json" \
+			"[m['state'] for m in d if m['id'] == $mover_id] in (['started'], ['migrating'])")" = True ]
+}
+wait_for 20 "migration $mover_id of mover to dest running" mover_running
+ctl evacuate dest >/dev/null 2>"$tmp/err" || fail "evacuate dest: $(cat "$tmp/err")"
+mover_settled() {
+	ctl --json queue >"$tmp/queue.json" 2>/dev/null &&
+		[ "$(py "$tmp/queue.json" "[m for m in d if m['guest'] == 'mover']")" = "[]" ] &&
+		ctl --json guest show mover >"$tmp/mv.json" 2>/dev/null &&
+		[ "$(py "$tmp/mv.json" 'd["host"]')" != dest ]
+}
+wait_for 60 "mover to leave dest after it was evacuated" mover_settled
+ctl_json "$tmp/mvh.json" history
+[ "$(py "$tmp/mvh.json" "[m['state'] for m in d if m['guest'] == 'mover']")" = \
+	'["completed", "completed"]' ] ||
+	fail "mover: expected two completed migrations, got $(py "$tmp/mvh.json" "[m['state'] for m in d if m['guest'] == 'mover']")"
+ok "a guest arriving on an evacuated host moves on (now on $(py "$tmp/mv.json" 'd["host"]'))"
+
 # ---- kill -9 during a migration, restart, reconcile ----
 
 ctl host add slow --uri "sim:///slow?link=100mbit" --memory 64g >/dev/null 2>"$tmp/err" ||
