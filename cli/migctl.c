@@ -10,7 +10,6 @@
  * table for people or, with --json, the daemon's result as JSON. The global
  * options may also follow the subcommand: `migctl host list --json`.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -19,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdline.h"
 #include "migctl.h"
 #include "migd_proto.h"
 #include "util.h"
@@ -29,21 +29,16 @@
 
 /* ---- messages ---- */
 
-static void verror(const struct ctl *c, const char *fmt, va_list ap)
+static const char *sub_name(const struct ctl *c)
 {
-	if (c && c->name)
-		fprintf(stderr, "migctl: %s: ", c->name);
-	else
-		fprintf(stderr, "migctl: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	return c ? c->name : NULL;
 }
 
 void ctl_error(const struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	verror(c, fmt, ap);
+	cmdline_verror("migctl", sub_name(c), fmt, ap);
 	va_end(ap);
 }
 
@@ -51,30 +46,15 @@ int ctl_usage_error(const struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	verror(c, fmt, ap);
+	cmdline_verror("migctl", sub_name(c), fmt, ap);
 	va_end(ap);
-	if (c && c->name)
-		fprintf(stderr, "Try 'migctl %s --help'.\n", c->name);
-	else
-		fprintf(stderr, "Try 'migctl --help'.\n");
+	cmdline_try_help("migctl", sub_name(c));
 	return MIGCTL_EXIT_USAGE;
-}
-
-/* The option as the user typed it, for messages about it. */
-static const char *option_text(char **argv, char *buf, size_t len)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : NULL;
-	if (arg && strncmp(arg, "--", 2) == 0)
-		return arg;
-	snprintf(buf, len, "-%c", isprint(optopt) ? optopt : '?');
-	return buf;
 }
 
 int ctl_getopt(int argc, char **argv, const char *optstring, const struct option *longopts)
 {
-	char full[64];
-	snprintf(full, sizeof(full), ":%sh", optstring);
-	return getopt_long(argc, argv, full, longopts, NULL);
+	return cmdline_getopt(argc, argv, optstring, "h", longopts);
 }
 
 static int parse_timeout(struct ctl *c, const char *text)
@@ -90,7 +70,6 @@ static int parse_timeout(struct ctl *c, const char *text)
 
 int ctl_option(struct ctl *c, int opt, char **argv, const char *usage)
 {
-	char buf[8];
 	switch (opt) {
 	case 'h':
 		fputs(usage, stdout);
@@ -109,12 +88,9 @@ int ctl_option(struct ctl *c, int opt, char **argv, const char *usage)
 		return CTL_CONTINUE;
 	case OPT_TIMEOUT:
 		return parse_timeout(c, optarg);
-	case ':':
-		return ctl_usage_error(c, "option \"%s\" needs a value",
-				       option_text(argv, buf, sizeof(buf)));
-	default:
-		return ctl_usage_error(c, "unknown option \"%s\"",
-				       option_text(argv, buf, sizeof(buf)));
+	default: /* ':' or '?' */
+		cmdline_option_error("migctl", sub_name(c), opt, argv);
+		return MIGCTL_EXIT_USAGE;
 	}
 }
 

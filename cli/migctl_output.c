@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmdline.h"
 #include "migctl.h"
 #include "util.h"
 
@@ -209,9 +210,7 @@ int jbool(json_t *o, const char *key, int dflt)
 
 int ctl_print_json(const struct ctl *c, json_t *value)
 {
-	int rc = json_dumpf(value, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
-	fputc('\n', stdout);
-	if (rc < 0 || fflush(stdout) != 0) {
+	if (cmdline_print_json(value) < 0) {
 		ctl_error(c, "writing to stdout: %s", strerror(errno));
 		return MIGCTL_EXIT_FAIL;
 	}

@@ -9,6 +9,7 @@
  * the terminal's width: a wrapped line would throw off the count of lines
  * to move back over. Only used when the stream is a terminal.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -58,14 +59,8 @@ static struct entry *find(struct board *b, int64_t id, int create)
 			return &b->v[i];
 	if (!create)
 		return NULL;
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		struct entry *v = realloc(b->v, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		b->v = v;
-		b->cap = cap;
-	}
+	if (GROW(b->v, b->cap, b->n + 1) < 0)
+		return NULL;
 	struct entry *e = &b->v[b->n++];
 	memset(e, 0, sizeof(*e));
 	e->id = id;

@@ -163,6 +163,15 @@ static json_t *arg_get(json_t *args, const char *key, int required, int *rc, cha
 	return v;
 }
 
+/* "argument KEY = VALUE: expected WHAT" into err; returns -EINVAL. */
+static int arg_bad(const char *key, json_t *v, const char *what, char *err, size_t errlen)
+{
+	char *text = json_dumps(v, JSON_ENCODE_ANY);
+	snprintf(err, errlen, "argument \"%s\" = %s: expected %s", key, text ? text : "?", what);
+	free(text);
+	return -EINVAL;
+}
+
 int migd_arg_str(json_t *args, const char *key, int required, const char **out, char *err,
 		 size_t errlen)
 {
@@ -185,13 +194,8 @@ int migd_arg_u64(json_t *args, const char *key, int required, unsigned long long
 	json_t *v = arg_get(args, key, required, &rc, err, errlen);
 	if (!v)
 		return rc;
-	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		char *text = json_dumps(v, JSON_ENCODE_ANY);
-		snprintf(err, errlen, "argument \"%s\" = %s: expected a non-negative integer", key,
-			 text ? text : "?");
-		free(text);
-		return -EINVAL;
-	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return arg_bad(key, v, "a non-negative integer", err, errlen);
 	*out = (unsigned long long)json_integer_value(v);
 	return 0;
 }
@@ -203,13 +207,8 @@ int migd_arg_num(json_t *args, const char *key, int required, double *out, char 
 	json_t *v = arg_get(args, key, required, &rc, err, errlen);
 	if (!v)
 		return rc;
-	if (!json_is_number(v)) {
-		char *text = json_dumps(v, JSON_ENCODE_ANY);
-		snprintf(err, errlen, "argument \"%s\" = %s: expected a number", key,
-			 text ? text : "?");
-		free(text);
-		return -EINVAL;
-	}
+	if (!json_is_number(v))
+		return arg_bad(key, v, "a number", err, errlen);
 	*out = json_number_value(v);
 	return 0;
 }

@@ -166,3 +166,16 @@ int snprintf_checked(char *buf, size_t len, const char *fmt, ...)
 		return -ENAMETOOLONG;
 	return n;
 }
+
+void *grow_to(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return arr;
+	size_t n = *cap ? *cap * 2 : 64;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(arr, n * elem);
+	if (p)
+		*cap = n;
+	return p;
+}

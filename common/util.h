@@ -38,6 +38,21 @@ char *format_size(uint64_t bytes, char *buf, size_t len);
 /* Loop over short writes and EINTR. Returns 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
 
+/* arr with room for need elements of elem bytes (a new block with *cap
+ * updated, or arr itself when it has the room); NULL when out of memory,
+ * arr then still valid. */
+void *grow_to(void *arr, size_t *cap, size_t need, size_t elem);
+
+/* 0 with arr (any pointer lvalue) grown to need elements, or -ENOMEM
+ * (the caller includes errno.h). */
+#define GROW(arr, cap, need)                                                  \
+	__extension__({                                                       \
+		void *p_ = grow_to((arr), &(cap), (need), sizeof(*(arr)));    \
+		if (p_)                                                       \
+			(arr) = p_;                                           \
+		p_ ? 0 : -ENOMEM;                                             \
+	})
+
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 

@@ -178,6 +178,14 @@ static int host_lookup(struct api *api, const char *name, struct db_host *h, cha
 	return db_error(rc, err, errlen);
 }
 
+/* The host named by args' "name": the name and the host's row. */
+static int host_arg(struct api *api, json_t *args, const char **name, struct db_host *h,
+		    char *err, size_t errlen)
+{
+	int rc = arg_name(args, "name", 1, name, err, errlen);
+	return rc < 0 ? rc : host_lookup(api, *name, h, err, errlen);
+}
+
 /* What host.add needs besides the name: URI, limits, memory (a sim URI's
  * mem= when not given). */
 static int host_add_args(struct api *api, json_t *args, struct db_host *h, char *err,
@@ -262,9 +270,7 @@ static int cmd_host_show(struct api *api, json_t *args, json_t **result, char *e
 {
 	struct db_host h;
 	const char *name;
-	int rc = arg_name(args, "name", 1, &name, err, errlen);
-	if (rc == 0)
-		rc = host_lookup(api, name, &h, err, errlen);
+	int rc = host_arg(api, args, &name, &h, err, errlen);
 	if (rc < 0)
 		return rc;
 	json_t *names = json_array();
@@ -294,9 +300,7 @@ static int cmd_host_rm(struct api *api, json_t *args, json_t **result, char *err
 {
 	struct db_host h;
 	const char *name;
-	int rc = arg_name(args, "name", 1, &name, err, errlen);
-	if (rc == 0)
-		rc = host_lookup(api, name, &h, err, errlen);
+	int rc = host_arg(api, args, &name, &h, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (h.n_guests) {
@@ -331,9 +335,7 @@ static int set_enabled(struct api *api, json_t *args, int enabled, json_t **resu
 {
 	struct db_host h;
 	const char *name;
-	int rc = arg_name(args, "name", 1, &name, err, errlen);
-	if (rc == 0)
-		rc = host_lookup(api, name, &h, err, errlen);
+	int rc = host_arg(api, args, &name, &h, err, errlen);
 	if (rc < 0)
 		return rc;
 	if ((rc = db_begin(api->db)) < 0)
@@ -676,14 +678,8 @@ struct costs {
 static int collect_cost(void *arg, const struct db_migration *m)
 {
 	struct costs *cs = arg;
-	if (cs->n == cs->cap) {
-		size_t cap = cs->cap ? cs->cap * 2 : 256;
-		void *p = realloc(cs->c, cap * sizeof(*cs->c));
-		if (!p)
-			return -ENOMEM;
-		cs->c = p;
-		cs->cap = cap;
-	}
+	if (GROW(cs->c, cs->cap, cs->n + 1) < 0)
+		return -ENOMEM;
 	struct cost *c = &cs->c[cs->n++];
 	snprintf(c->policy, sizeof(c->policy), "%s", *m->policy ? m->policy : "(manual)");
 	c->state = m->state;

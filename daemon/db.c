@@ -160,6 +160,49 @@ static int step_done(struct db *db, sqlite3_stmt *st, const char *what)
 	return ret;
 }
 
+/* step_done for an UPDATE or DELETE of one row: -ENOENT when none matched. */
+static int step_changed(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = step_done(db, st, what);
+	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+}
+
+/* Run sql, which updates or deletes the row named by its one parameter. */
+static int change_named(struct db *db, const char *sql, const char *name, const char *what)
+{
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	return step_changed(db, st, what);
+}
+
+/* Fills the struct out (a db_host, db_guest, ...) from the current row. */
+typedef void row_read_fn(sqlite3_stmt *st, void *out);
+
+/* Step st to its one row and read it into out; st is reset.
+ * Returns 0, -ENOENT when there is no row, or -EIO. */
+static int read_one(struct db *db, sqlite3_stmt *st, row_read_fn *read, void *out,
+		    const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, what);
+}
+
+/* read_one for sql, which selects the row named by its one parameter. */
+static int read_named(struct db *db, const char *sql, const char *name, row_read_fn *read,
+		      void *out, const char *what)
+{
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	return read_one(db, st, read, out, what);
+}
+
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	if (s && *s)
@@ -370,6 +413,15 @@ int db_commit(struct db *db)
 	return 0;
 }
 
+int db_end(struct db *db, int rc)
+{
+	if (rc != 0) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db);
+}
+
 void db_rollback(struct db *db)
 {
 	if (sqlite3_get_autocommit(db->h) == 0)
@@ -394,8 +446,10 @@ void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests)
 	" WHERE g.host_id = h.id), (SELECT COUNT(*) FROM guests g WHERE g.host_id = h.id)" \
 	" FROM hosts h"
 
-static void host_read(sqlite3_stmt *st, struct db_host *h)
+/* The hosts table's own columns, in table order (db_host_scan). */
+static void host_read_brief(sqlite3_stmt *st, void *out)
 {
+	struct db_host *h = out;
 	memset(h, 0, sizeof(*h));
 	h->id = sqlite3_column_int64(st, 0);
 	col_text(st, 1, h->name, sizeof(h->name));
@@ -405,6 +459,13 @@ static void host_read(sqlite3_stmt *st, struct db_host *h)
 	h->memory_bytes = (uint64_t)sqlite3_column_int64(st, 5);
 	h->enabled = sqlite3_column_int(st, 6);
 	col_text(st, 7, h->health, sizeof(h->health));
+}
+
+/* HOST_COLS: the table's columns and the guests' totals. */
+static void host_read(sqlite3_stmt *st, void *out)
+{
+	struct db_host *h = out;
+	host_read_brief(st, h);
 	h->memory_used_bytes = (uint64_t)sqlite3_column_int64(st, 8);
 	h->n_guests = (unsigned)sqlite3_column_int64(st, 9);
 }
@@ -434,27 +495,15 @@ int db_host_add(struct db *db, struct db_host *h, int64_t now_ns)
 int db_host_get(struct db *db, const char *name, struct db_host *out)
 {
 	static const char sql[] = HOST_COLS " WHERE h.name = ?";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		host_read(st, out);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, "reading a host");
+	return read_named(db, sql, name, host_read, out, "reading a host");
 }
 
 int db_host_remove(struct db *db, const char *name)
 {
 	static const char sql[] = "DELETE FROM hosts WHERE name = ?";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = step_done(db, st, "removing a host");
+	int rc = change_named(db, sql, name, "removing a host");
 	db->hosts_gen++;
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return rc;
 }
 
 int db_host_set_enabled(struct db *db, const char *name, int enabled)
@@ -465,9 +514,9 @@ int db_host_set_enabled(struct db *db, const char *name, int enabled)
 		return -EIO;
 	sqlite3_bind_int(st, 1, enabled ? 1 : 0);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
-	int rc = step_done(db, st, "updating a host");
+	int rc = step_changed(db, st, "updating a host");
 	db->hosts_gen++;
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return rc;
 }
 
 /* Step through the rows of st, calling read+fn on each; st is a cached
@@ -486,19 +535,6 @@ int db_host_set_enabled(struct db *db, const char *name, int enabled)
 		sqlite3_reset(st);                                         \
 		return ret_;                                               \
 	} while (0)
-
-static void host_read_brief(sqlite3_stmt *st, struct db_host *h)
-{
-	memset(h, 0, sizeof(*h));
-	h->id = sqlite3_column_int64(st, 0);
-	col_text(st, 1, h->name, sizeof(h->name));
-	col_text(st, 2, h->uri, sizeof(h->uri));
-	h->max_outbound = (unsigned)sqlite3_column_int64(st, 3);
-	h->max_inbound = (unsigned)sqlite3_column_int64(st, 4);
-	h->memory_bytes = (uint64_t)sqlite3_column_int64(st, 5);
-	h->enabled = sqlite3_column_int(st, 6);
-	col_text(st, 7, h->health, sizeof(h->health));
-}
 
 int db_host_scan(struct db *db, db_host_fn fn, void *arg)
 {
@@ -527,8 +563,9 @@ int db_host_list(struct db *db, db_host_fn fn, void *arg)
 	" AND m.state IN ('queued', 'started', 'migrating'))" \
 	" FROM guests g JOIN hosts h ON h.id = g.host_id LEFT JOIN jobs j ON j.id = g.job_id"
 
-static void guest_read(sqlite3_stmt *st, struct db_guest *g)
+static void guest_read(sqlite3_stmt *st, void *out)
 {
+	struct db_guest *g = out;
 	memset(g, 0, sizeof(*g));
 	g->id = sqlite3_column_int64(st, 0);
 	col_text(st, 1, g->name, sizeof(g->name));
@@ -597,27 +634,15 @@ int db_guest_add(struct db *db, struct db_guest *g, int64_t now_ns)
 int db_guest_get(struct db *db, const char *name, struct db_guest *out)
 {
 	static const char sql[] = GUEST_COLS " WHERE g.name = ?";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		guest_read(st, out);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, "reading a guest");
+	return read_named(db, sql, name, guest_read, out, "reading a guest");
 }
 
 int db_guest_remove(struct db *db, const char *name)
 {
 	static const char sql[] = "DELETE FROM guests WHERE name = ?";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = step_done(db, st, "removing a guest");
+	int rc = change_named(db, sql, name, "removing a guest");
 	db->guests_gen++;
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return rc;
 }
 
 int db_guest_set_host(struct db *db, const char *guest, const char *host)
@@ -630,9 +655,9 @@ int db_guest_set_host(struct db *db, const char *guest, const char *host)
 		return -EIO;
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, guest, -1, SQLITE_TRANSIENT);
-	int rc = step_done(db, st, "moving a guest");
+	int rc = step_changed(db, st, "moving a guest");
 	db->guests_gen++;
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return rc;
 }
 
 int db_guest_list(struct db *db, const char *host, const char *job, db_guest_fn fn, void *arg)
@@ -734,9 +759,9 @@ static void mig_read_ids(sqlite3_stmt *st, struct db_migration *m, int with_ids)
 	}
 }
 
-static void mig_read(sqlite3_stmt *st, struct db_migration *m)
+static void mig_read(sqlite3_stmt *st, void *out)
 {
-	mig_read_ids(st, m, 0);
+	mig_read_ids(st, out, 0);
 }
 
 int db_mig_add(struct db *db, struct db_migration *m)
@@ -769,12 +794,7 @@ int db_mig_get(struct db *db, int64_t id, struct db_migration *out)
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		mig_read(st, out);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT
-							: db_fail(db, "reading a migration");
+	return read_one(db, st, mig_read, out, "reading a migration");
 }
 
 int db_mig_update(struct db *db, const struct db_migration *m)
@@ -799,8 +819,7 @@ int db_mig_update(struct db *db, const struct db_migration *m)
 	sqlite3_bind_int(st, 11, m->reconciled);
 	bind_text(st, 12, m->error);
 	sqlite3_bind_int64(st, 13, m->id);
-	int rc = step_done(db, st, "updating a migration");
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return step_changed(db, st, "updating a migration");
 }
 
 int db_mig_active_for_guest(struct db *db, const char *guest, struct db_migration *out)
@@ -808,16 +827,7 @@ int db_mig_active_for_guest(struct db *db, const char *guest, struct db_migratio
 	static const char sql[] = "SELECT " MIG_COLS " FROM migrations m WHERE m.guest = ?"
 				  " AND m.state IN ('queued', 'started', 'migrating')"
 				  " ORDER BY m.id LIMIT 1";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, guest, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		mig_read(st, out);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT
-							: db_fail(db, "reading a migration");
+	return read_named(db, sql, guest, mig_read, out, "reading a migration");
 }
 
 /* The WHERE clause of a filter; parameters are bound by bind_filter(). */
@@ -944,8 +954,9 @@ int64_t db_mig_last_start_ns(struct db *db)
 	"SELECT id, name, type, params, state, created_ns, last_fire_ns, next_fire_ns, fired," \
 	" anchor_ns, cursor FROM policies"
 
-static void policy_read(sqlite3_stmt *st, struct db_policy *p)
+static void policy_read(sqlite3_stmt *st, void *out)
 {
+	struct db_policy *p = out;
 	char state[16];
 	memset(p, 0, sizeof(*p));
 	p->id = sqlite3_column_int64(st, 0);
@@ -1003,15 +1014,7 @@ int db_policy_add(struct db *db, struct db_policy *p)
 int db_policy_get(struct db *db, const char *name, struct db_policy *out)
 {
 	static const char sql[] = POLICY_COLS " WHERE name = ?";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		policy_read(st, out);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_fail(db, "reading a policy");
+	return read_named(db, sql, name, policy_read, out, "reading a policy");
 }
 
 int db_policy_update(struct db *db, const struct db_policy *p)
@@ -1029,19 +1032,13 @@ int db_policy_update(struct db *db, const struct db_policy *p)
 	sqlite3_bind_int64(st, 5, p->anchor_ns);
 	sqlite3_bind_int64(st, 6, (int64_t)p->cursor);
 	sqlite3_bind_text(st, 7, p->name, -1, SQLITE_TRANSIENT);
-	int rc = step_done(db, st, "updating a policy");
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return step_changed(db, st, "updating a policy");
 }
 
 int db_policy_remove(struct db *db, const char *name)
 {
 	static const char sql[] = "DELETE FROM policies WHERE name = ?";
-	sqlite3_stmt *st = prep(db, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	int rc = step_done(db, st, "removing a policy");
-	return rc == 0 && sqlite3_changes(db->h) == 0 ? -ENOENT : rc;
+	return change_named(db, sql, name, "removing a policy");
 }
 
 int db_policy_list(struct db *db, db_policy_fn fn, void *arg)

@@ -137,6 +137,8 @@ void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* Commit when rc is 0, else roll back: returns rc, or the commit's error. */
+int db_end(struct db *db, int rc);
 
 /* ---- hosts ---- */
 int db_host_add(struct db *db, struct db_host *h, int64_t now_ns);          /* sets h->id */

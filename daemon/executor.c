@@ -54,30 +54,6 @@ struct executor {
 	struct snap_cache *snap;       /* hosts and guests between planning rounds */
 };
 
-/* arr with room for need elements (a new block, or arr itself when it has
- * the room); NULL when out of memory, arr then still valid. */
-static void *grow_to(void *arr, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return arr;
-	size_t n = *cap ? *cap * 2 : 64;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(arr, n * elem);
-	if (p)
-		*cap = n;
-	return p;
-}
-
-/* 0 with arr grown to need elements, or -ENOMEM. */
-#define GROW(arr, cap, need)                                                  \
-	__extension__({                                                       \
-		void *p_ = grow_to((arr), &(cap), (need), sizeof(*(arr)));    \
-		if (p_)                                                       \
-			(arr) = p_;                                           \
-		p_ ? 0 : -ENOMEM;                                             \
-	})
-
 /* ---- backends and clock ----------------------------------------------- */
 
 int exec_new(struct db *db, const struct exec_opts *opts, struct executor **out, char *err,
@@ -663,10 +639,7 @@ static int move_off_disabled(struct executor *ex, const struct db_migration *m)
 	int rc = db_begin(ex->db);
 	if (rc == 0) {
 		rc = exec_enqueue(ex, &rq, &next, err, sizeof(err));
-		if (rc == 0)
-			rc = db_commit(ex->db);
-		else
-			db_rollback(ex->db);
+		rc = db_end(ex->db, rc);
 	} else {
 		snprintf(err, sizeof(err), "cannot begin a transaction");
 	}
@@ -714,10 +687,7 @@ static int finish(struct executor *ex, struct running *r, const struct hv_progre
 		rc = db_guest_set_host(ex->db, m.guest, m.dst);
 	if (rc == 0)
 		rc = db_event(ex->db, mig_event(event, &m, now));
-	if (rc == 0)
-		rc = db_commit(ex->db);
-	else
-		db_rollback(ex->db);
+	rc = db_end(ex->db, rc);
 	db_generations(ex->db, &hosts_gen, &gen_after);
 	if (rc == 0 && m.state == DB_MIG_COMPLETED)
 		snap_cache_moved(ex->snap, gen_before, gen_after, m.guest, m.dst);
@@ -942,10 +912,7 @@ static int plan_round(struct executor *ex, struct snapshot *s, struct sched_plan
 		if ((rc = db_begin(ex->db)) < 0)
 			return rc;
 		rc = fail_unplaceable(ex, s, plan);
-		if (rc == 0)
-			rc = db_commit(ex->db);
-		else
-			db_rollback(ex->db);
+		rc = db_end(ex->db, rc);
 	}
 	if (rc == 0 && plan->n_starts > 0)
 		rc = start_all(ex, s, plan);

@@ -176,14 +176,8 @@ struct selection {
 static int select_add(void *arg, const struct db_guest *g)
 {
 	struct selection *s = arg;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		void *p = realloc(s->names, cap * DB_NAME_MAX);
-		if (!p)
-			return -ENOMEM;
-		s->names = p;
-		s->cap = cap;
-	}
+	if (GROW(s->names, s->cap, s->n + 1) < 0)
+		return -ENOMEM;
 	memcpy(s->names[s->n++], g->name, DB_NAME_MAX);
 	return 0;
 }
@@ -245,14 +239,8 @@ static void loaded_clear(struct loaded *lp)
 
 static int append(struct policy_engine *pe, const struct loaded *lp)
 {
-	if (pe->n == pe->cap) {
-		size_t cap = pe->cap ? pe->cap * 2 : 16;
-		void *p = realloc(pe->p, cap * sizeof(*pe->p));
-		if (!p)
-			return -ENOMEM;
-		pe->p = p;
-		pe->cap = cap;
-	}
+	if (GROW(pe->p, pe->cap, pe->n + 1) < 0)
+		return -ENOMEM;
 	pe->p[pe->n++] = *lp;
 	return 0;
 }
@@ -391,10 +379,7 @@ static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct polic
 		json_object_set_new(ev, "skipped", json_incref(skipped));
 		rc = db_event(pe->db, ev);
 	}
-	if (rc == 0)
-		rc = db_commit(pe->db);
-	else
-		db_rollback(pe->db);
+	rc = db_end(pe->db, rc);
 	if (rc == 0) {
 		lp->row.paused = row.paused;
 		lp->row.anchor_ns = row.anchor_ns;
@@ -512,10 +497,7 @@ int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *er
 		rc = db_policy_add(pe->db, &lp.row);
 		if (rc == 0)
 			rc = db_event(pe->db, policy_event("policy.added", &lp, now));
-		if (rc == 0)
-			rc = db_commit(pe->db);
-		else
-			db_rollback(pe->db);
+		rc = db_end(pe->db, rc);
 	}
 	if (rc == 0 && (rc = append(pe, &lp)) == 0) {
 		*result = policy_json(&lp);
@@ -567,10 +549,7 @@ static int set_paused(struct policy_engine *pe, const char *name, int paused, js
 	if (rc == 0)
 		rc = db_event(pe->db, policy_event(paused ? "policy.paused" : "policy.resumed",
 						   &after, now));
-	if (rc == 0)
-		rc = db_commit(pe->db);
-	else
-		db_rollback(pe->db);
+	rc = db_end(pe->db, rc);
 	if (rc < 0) {
 		snprintf(err, errlen, "policy \"%s\": database error", name);
 		return rc;
@@ -635,10 +614,7 @@ int policy_remove(struct policy_engine *pe, const char *name, json_t **result, c
 			json_object_set_new(ev, "aborted", json_incref(aborted));
 			rc = db_event(pe->db, ev);
 		}
-		if (rc == 0)
-			rc = db_commit(pe->db);
-		else
-			db_rollback(pe->db);
+		rc = db_end(pe->db, rc);
 	}
 	if (rc < 0) {
 		snprintf(err, errlen, "policy \"%s\": database error", name);

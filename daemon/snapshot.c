@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 struct cached_guest {
 	int64_t id, host_id, job_id;
 	uint64_t mem_bytes;
@@ -25,28 +27,6 @@ struct snap_cache {
 	struct cached_guest *guests;
 	size_t n_guests, cap_guests;
 };
-
-/* arr with room for need elements; NULL when out of memory (arr intact). */
-static void *grow_to(void *arr, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return arr;
-	size_t n = *cap ? *cap * 2 : 64;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(arr, n * elem);
-	if (p)
-		*cap = n;
-	return p;
-}
-
-#define GROW(arr, cap, need)                                                  \
-	__extension__({                                                       \
-		void *p_ = grow_to((arr), &(cap), (need), sizeof(*(arr)));    \
-		if (p_)                                                       \
-			(arr) = p_;                                           \
-		p_ ? 0 : -ENOMEM;                                             \
-	})
 
 int snap_cache_new(struct snap_cache **out)
 {

@@ -8,7 +8,6 @@
  * JSON value built with jansson. Errors go to stderr as
  * "sfs: <subcommand>: <what>: <why>" and map to the exit codes in sfs_cmd.h.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -20,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "log.h"
 #include "sfs_cmd.h"
 #include "util.h"
@@ -30,21 +30,16 @@
 
 /* ---- helpers shared with sfs_copy.c ---- */
 
-static void verror(const struct cmd *c, const char *fmt, va_list ap)
+static const char *sub_name(const struct cmd *c)
 {
-	if (c && c->name)
-		fprintf(stderr, "sfs: %s: ", c->name);
-	else
-		fprintf(stderr, "sfs: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	return c ? c->name : NULL;
 }
 
 void cmd_error(const struct cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	verror(c, fmt, ap);
+	cmdline_verror("sfs", sub_name(c), fmt, ap);
 	va_end(ap);
 }
 
@@ -52,28 +47,14 @@ int cmd_usage_error(const struct cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	verror(c, fmt, ap);
+	cmdline_verror("sfs", sub_name(c), fmt, ap);
 	va_end(ap);
-	if (c && c->name)
-		fprintf(stderr, "Try 'sfs %s --help'.\n", c->name);
-	else
-		fprintf(stderr, "Try 'sfs --help'.\n");
+	cmdline_try_help("sfs", sub_name(c));
 	return SFS_EXIT_USAGE;
-}
-
-/* The option as the user typed it, for messages about it. */
-static const char *option_text(char **argv, char *buf, size_t len)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : NULL;
-	if (arg && strncmp(arg, "--", 2) == 0)
-		return arg;
-	snprintf(buf, len, "-%c", isprint(optopt) ? optopt : '?');
-	return buf;
 }
 
 int cmd_option(struct cmd *c, int opt, char **argv, const char *usage)
 {
-	char buf[8];
 	switch (opt) {
 	case 'h':
 		fputs(usage, stdout);
@@ -84,20 +65,15 @@ int cmd_option(struct cmd *c, int opt, char **argv, const char *usage)
 	case 'q':
 		c->quiet = 1;
 		return CMD_CONTINUE;
-	case ':':
-		return cmd_usage_error(c, "option \"%s\" needs a value",
-				       option_text(argv, buf, sizeof(buf)));
-	default:
-		return cmd_usage_error(c, "unknown option \"%s\"",
-				       option_text(argv, buf, sizeof(buf)));
+	default: /* ':' or '?' */
+		cmdline_option_error("sfs", sub_name(c), opt, argv);
+		return SFS_EXIT_USAGE;
 	}
 }
 
 int cmd_getopt(int argc, char **argv, const char *optstring, const struct option *longopts)
 {
-	char full[64];
-	snprintf(full, sizeof(full), ":%shq", optstring);
-	return getopt_long(argc, argv, full, longopts, NULL);
+	return cmdline_getopt(argc, argv, optstring, "hq", longopts);
 }
 
 int cmd_exit_code(int err)
@@ -167,10 +143,9 @@ int cmd_print_json(const struct cmd *c, json_t *value)
 		cmd_error(c, "out of memory building JSON");
 		return SFS_EXIT_FAIL;
 	}
-	int rc = json_dumpf(value, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	int rc = cmdline_print_json(value);
 	json_decref(value);
-	fputc('\n', stdout);
-	if (rc < 0 || fflush(stdout) != 0) {
+	if (rc < 0) {
 		cmd_error(c, "writing to stdout: %s", strerror(errno));
 		return SFS_EXIT_FAIL;
 	}
@@ -418,14 +393,8 @@ struct ls_list {
 static int ls_collect(void *arg, const char *name, int type, uint64_t fid)
 {
 	struct ls_list *l = arg;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct ls_entry *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (GROW(l->v, l->cap, l->n + 1) < 0)
+		return -ENOMEM;
 	struct ls_entry *e = &l->v[l->n];
 	memset(e, 0, sizeof(*e));
 	e->name = strdup(name);
@@ -858,6 +827,14 @@ static int server_command_prepare(struct cmd *c, int argc, char **argv, const ch
 	return 0;
 }
 
+/* How df and ping end: json (built only with --json) on stdout, the table
+ * already printed otherwise; a server that failed fails the command. */
+static int server_command_end(const struct cmd *c, int failed, json_t *json)
+{
+	int rc = c->json ? cmd_print_json(c, json) : SFS_EXIT_OK;
+	return failed && rc == SFS_EXIT_OK ? SFS_EXIT_FAIL : rc;
+}
+
 static int cmd_df(struct cmd *c, int argc, char **argv)
 {
 	unsigned n = 0;
@@ -876,14 +853,9 @@ static int cmd_df(struct cmd *c, int argc, char **argv)
 	int failed = 0;
 	for (unsigned i = 0; i < n; i++)
 		failed |= u[i].status != 0;
-	if (c->json) {
-		rc = cmd_print_json(c, df_json(u, n));
-	} else {
+	if (!c->json)
 		df_print(u, n);
-		rc = SFS_EXIT_OK;
-	}
-	if (failed && rc == SFS_EXIT_OK)
-		rc = SFS_EXIT_FAIL;
+	rc = server_command_end(c, failed, c->json ? df_json(u, n) : NULL);
 out:
 	free(u);
 	return rc;
@@ -939,14 +911,9 @@ static int cmd_ping(struct cmd *c, int argc, char **argv)
 	int failed = 0;
 	for (unsigned i = 0; i < n; i++)
 		failed |= p[i].status != 0;
-	if (c->json) {
-		rc = cmd_print_json(c, ping_json(p, n));
-	} else {
+	if (!c->json)
 		ping_print(p, n);
-		rc = SFS_EXIT_OK;
-	}
-	if (failed && rc == SFS_EXIT_OK)
-		rc = SFS_EXIT_FAIL;
+	rc = server_command_end(c, failed, c->json ? ping_json(p, n) : NULL);
 out:
 	free(p);
 	return rc;
