@@ -1,5 +1,25 @@
-/* net: see net.h. Sockets stay blocking; sends and receives use
- * MSG_DONTWAIT after poll so one code path serves both kinds of caller. */
+/*
+ * net: see net.h. Sockets stay blocking; sends and receives use
+ * MSG_DONTWAIT after poll so one code path serves both kinds of caller.
+ *
+ * net_poll spins before it sleeps. Waking a thread that sleeps on an idle
+ * CPU is slow: the CPU has halted, and under a hypervisor waking it again
+ * costs tens of microseconds (a 32-byte TCP round trip on loopback takes
+ * ~65 us between two sleeping threads on our 2-CPU VMs, ~9 us between two
+ * spinning ones). Small requests wait for little else, so for a wait that
+ * is usually short we poll without sleeping first, yielding the CPU
+ * between polls so that whoever has work (often the very server we wait
+ * for, woken onto this CPU) runs before us.
+ *
+ * Spinning pays only when the peer has an idle CPU to run on: on a busy
+ * machine the spinner takes the CPU the peer needs (measured next to a
+ * busy loop: 64 KiB reads 1.5x slower spinning than sleeping). So each
+ * waiter keeps the smoothed length of its waits both ways, takes the
+ * shorter, and tries the other every NET_SPIN_PROBE_MS. Waits that are
+ * long anyway (above NET_SPIN_MAX_US: an idle connection, a disk, a slow
+ * network) sleep at once, and one thread of a process spins at a time,
+ * which is all it takes to keep a CPU awake.
+ */
 #include "net.h"
 
 #include <errno.h>
@@ -8,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +37,12 @@
 #include "util.h"
 
 #define IOV_BATCH 1024 /* at most IOV_MAX per sendmsg */
+#define NET_SPIN_MAX_US 300  /* longer waits sleep at once */
+#define NET_SPINNERS_MAX 1   /* threads of a process spinning at once */
+#define NET_SPIN_PROBE_MS 20   /* try the way not taken this often, */
+#define NET_SPIN_PROBE_WAITS 8 /* for this many waits */
+
+static int spinners; /* threads in spin_poll now */
 
 int net_listen(const char *host, uint16_t port, int backlog, char *err, size_t errlen)
 {
@@ -135,6 +162,78 @@ int net_wait(int fd, short events, uint64_t deadline_ms)
 			return -ETIMEDOUT;
 		return 0; /* readable, writable, or an error the next call reports */
 	}
+}
+
+/*
+ * poll without sleeping, yielding between polls, until something is ready
+ * or NET_SPIN_MAX_US have passed. A yield that outlasts a whole spin means
+ * other threads hold this CPU for long stretches (next to a busy loop a
+ * yield takes ~1.4 ms): then sleep, so that a wake-up can preempt them.
+ */
+static int spin_poll(struct pollfd *pfd, nfds_t n, uint64_t start_ns)
+{
+	uint64_t now = start_ns, before;
+	int ready;
+	do {
+		ready = poll(pfd, n, 0);
+		if (ready != 0)
+			break;
+		before = now;
+		sched_yield();
+		now = now_ns();
+	} while (now - start_ns < NET_SPIN_MAX_US * 1000ull &&
+		 now - before < NET_SPIN_MAX_US * 1000ull);
+	return ready;
+}
+
+/* Which way this wait goes: the one whose waits have been shorter, and
+ * now and then the other one for a few waits, so that its average stays
+ * current (a call's waits differ: one for a reply, a short one for the
+ * rest of its data; a single sample would mislead). Waits that are long
+ * even asleep, wake-up included, gain nothing from a spin. */
+static int want_spin(struct net_spin *spin, int timeout_ms, uint64_t now)
+{
+	if (timeout_ms == 0 || spin->slept_avg_us >= NET_SPIN_MAX_US)
+		return 0;
+	int spin_pays = spin->spun_avg_us <= spin->slept_avg_us;
+	if (spin->probe_left == 0 && now >= spin->next_probe_ns) {
+		spin->probe_left = NET_SPIN_PROBE_WAITS;
+		spin->next_probe_ns = now + NET_SPIN_PROBE_MS * 1000000ull;
+	}
+	if (spin->probe_left == 0)
+		return spin_pays;
+	spin->probe_left--;
+	return !spin_pays;
+}
+
+/* Smoothed over 8 waits; a long one counts as a few times the spin limit,
+ * so that after a pause (a barrier, a think time) it is soon forgotten. */
+static void wait_note(uint32_t *avg_us, uint64_t waited_ns)
+{
+	uint64_t waited_us = waited_ns / 1000;
+	if (waited_us > 4 * NET_SPIN_MAX_US)
+		waited_us = 4 * NET_SPIN_MAX_US;
+	*avg_us = (uint32_t)((*avg_us * 7ull + waited_us) / 8);
+}
+
+int net_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, struct net_spin *spin)
+{
+	uint64_t start_ns = now_ns();
+	int ready = 0, spun = 0;
+	if (!spin)
+		return poll(pfd, n, timeout_ms);
+	if (want_spin(spin, timeout_ms, start_ns)) {
+		spun = __atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < NET_SPINNERS_MAX;
+		if (spun)
+			ready = spin_poll(pfd, n, start_ns);
+		__atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+	}
+	if (ready == 0)
+		ready = poll(pfd, n, timeout_ms);
+	int saved_errno = errno;
+	wait_note(spun ? &spin->spun_avg_us : &spin->slept_avg_us, now_ns() - start_ns);
+	errno = saved_errno;
+	return ready;
 }
 
 struct iovec *iov_advance(struct iovec *iov, int *iovcnt, size_t n)

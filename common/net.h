@@ -6,6 +6,7 @@
 #ifndef MIGD_NET_H
 #define MIGD_NET_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -21,6 +22,23 @@ void net_tune(int fd, uint32_t sndbuf_bytes, uint32_t rcvbuf_bytes, int nodelay)
 
 /* Wait for POLLIN/POLLOUT until the deadline: 0, -ETIMEDOUT or -errno. */
 int net_wait(int fd, short events, uint64_t deadline_ms);
+
+/*
+ * What a waiter has learnt about its waits: keep one per connection (or per
+ * set of connections polled together), zeroed to start.
+ */
+struct net_spin {
+	uint32_t spun_avg_us;   /* smoothed length of waits that spun first */
+	uint32_t slept_avg_us;  /* ... and of those that slept at once */
+	uint64_t next_probe_ns; /* when to wait the other way again */
+	unsigned probe_left;    /* waits still to go the other way */
+};
+/*
+ * poll(2), but a wait that is usually short is first spent polling without
+ * sleeping (see net.c for why and when). Same result as poll; timeout_ms
+ * may be overrun by the spin (NET_SPIN_MAX_US). spin NULL: never spin.
+ */
+int net_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, struct net_spin *spin);
 /* Send all of iov (modified as it goes). 0 or -errno (-EPIPE, -ETIMEDOUT...). */
 int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms);
 int net_send_all(int fd, const void *buf, size_t len, uint64_t deadline_ms);

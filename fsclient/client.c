@@ -101,6 +101,7 @@ static void chan_free(struct chan *ch, unsigned n_io)
 	sfs_conn_close(&ch->meta);
 	for (unsigned i = 0; i < n_io; i++)
 		sfs_conn_close(&ch->io[i]);
+	free(ch->plan_mem);
 	free(ch);
 }
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net.h"
 #include "sfs.h"
 #include "sfs_conf.h"
 #include "sfs_proto.h"
@@ -30,6 +31,11 @@ struct chan {
 	 * READDIR batch). Copy out what must outlive the next request. */
 	struct sfs_req req;
 	struct sfs_reply reply;
+	/* The data path's plan (streams, requests, iovecs), kept from call to
+	 * call so that a small read or write allocates nothing (data.c). */
+	void *plan_mem;
+	size_t plan_mem_bytes;
+	struct net_spin io_spin; /* waits for I/O servers' replies */
 	struct sfs_conn meta;
 	struct sfs_conn io[]; /* conf->n_io, in config order */
 };

@@ -13,6 +13,12 @@
  * connection's requests in order. Receiving is always armed, so a server
  * blocked sending read data can never deadlock against our sends.
  *
+ * A small call is one request and one reply, so its cost is mostly fixed:
+ * the plan lives in memory the channel keeps, the first frames go out
+ * before any poll, and the wait for replies spins briefly before it sleeps
+ * (net_poll), because waking a sleeping thread costs more than the reply
+ * takes to come.
+ *
  * A stream whose server errs, dies or stalls for timeout_ms fails; its
  * connection is closed (the channel reconnects next time). Other streams
  * stop starting new requests but drain the ones in flight, so their
@@ -22,6 +28,7 @@
  * The same engine, with one request per server, serves DF_GETSIZE,
  * DF_TRUNCATE, DF_SYNC, DF_STATFS and PING, so those are parallel too.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -40,6 +47,15 @@
 #define IOV_BATCH 512    /* iovec entries per sendmsg/recvmsg (IOV_MAX is 1024) */
 #define RX_BODY_MAX 512  /* replies to I/O requests are tiny: more is garbage */
 #define REQ_BODY_MAX 32  /* I/O request bodies: at most handle, offset, length */
+/* Calls that move more than this wait without spinning: their waits are
+ * the servers receiving and writing, who need the CPU a spinner would
+ * take (1 MiB writes from one process lost 10-15% spinning), and one
+ * wake-up is small next to their work. */
+#define SPIN_CALL_MAX_BYTES (256u << 10)
+
+/* io_run flags */
+#define IO_KEEP_GOING 0x1 /* a failure does not stop other streams (statfs, ping) */
+#define IO_NO_SPIN 0x2    /* a large call: see SPIN_CALL_MAX_BYTES */
 
 /* A position in an iovec array, bounded by the bytes still wanted. */
 struct iov_cursor {
@@ -90,12 +106,13 @@ struct io_run {
 	const struct sfs_conf *conf;
 	struct io_stream *streams;
 	unsigned n_streams;
-	int keep_going; /* a failure does not stop other streams (statfs, ping) */
+	int keep_going; /* IO_KEEP_GOING */
 	int stop;       /* a failure happened: start no new requests */
 	int rc;         /* the first failure, its message in err */
 	char err[CLIENT_ERR_BYTES / 2];
 	uint64_t now_ms;
 	struct sfs_reply *reply; /* decoding scratch (large: READDIR entries) */
+	struct net_spin *spin;   /* the channel's, or NULL: never spin */
 };
 
 static void cursor_init(struct iov_cursor *c, const struct iovec *iov, int cnt, uint64_t left)
@@ -343,12 +360,15 @@ static void rx_advance(struct io_run *run, struct io_stream *s, size_t n)
 		rx_body_done(run, s);
 }
 
-/* Receive until the socket is empty. Header and body go to rx_buf, data
- * straight into the request's iovecs, never past the frame's end. */
+/* Receive until the socket is empty or every reply is in (a last recv
+ * to learn that it is empty would cost a call a syscall; anything the
+ * server sends unasked is found by client_conn_ready). Header and body go
+ * to rx_buf, data straight into the request's iovecs, never past the
+ * frame's end. */
 static void stream_recv(struct io_run *run, struct io_stream *s)
 {
 	struct iovec iov[IOV_BATCH];
-	while (!s->closed) {
+	while (!s->closed && s->recvd < s->sent + (unsigned)s->sending) {
 		ssize_t n;
 		if (s->rx_state == RX_DATA) {
 			int cnt = cursor_fill(&s->rx, iov, IOV_BATCH);
@@ -404,24 +424,26 @@ static unsigned run_collect(struct io_run *run, struct pollfd *pfd, unsigned *wh
 	return n;
 }
 
-/* Returns 0 when no stream has work left, or -ENOMEM. */
-static int run_loop(struct io_run *run)
+/* Returns when no stream has work left. */
+static void run_loop(struct io_run *run)
 {
-	struct pollfd *pfd = calloc(run->n_streams, sizeof(*pfd));
-	unsigned *which = calloc(run->n_streams, sizeof(*which));
-	int rc = 0, wait_ms;
-	if (!pfd || !which) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	struct pollfd pfd[SFS_MAX_IO_SERVERS];
+	unsigned which[SFS_MAX_IO_SERVERS];
+	int wait_ms;
+
+	assert(run->n_streams <= SFS_MAX_IO_SERVERS);
 	run->now_ms = now_ms();
-	for (unsigned i = 0; i < run->n_streams; i++)
+	/* An idle connection has room for a request: send first, and poll
+	 * only for what did not fit (or for the replies). */
+	for (unsigned i = 0; i < run->n_streams; i++) {
 		run->streams[i].last_progress_ms = run->now_ms;
+		stream_send(run, &run->streams[i]);
+	}
 	for (;;) {
 		unsigned n = run_collect(run, pfd, which, &wait_ms);
 		if (n == 0)
 			break;
-		int ready = poll(pfd, n, wait_ms);
+		int ready = net_poll(pfd, n, wait_ms, run->spin);
 		int poll_errno = errno;
 		run->now_ms = now_ms();
 		for (unsigned j = 0; j < n; j++) {
@@ -436,22 +458,19 @@ static int run_loop(struct io_run *run)
 				stream_recv(run, s);
 		}
 	}
-out:
-	free(pfd);
-	free(which);
-	return rc;
 }
 
 /*
- * Run every stream's requests at once. Returns 0, the first failure (its
- * message in err), or -ENOMEM. Each stream keeps its own rc and err and
- * each request its reply, for callers that report servers one by one.
+ * Run every stream's requests at once. Returns 0 or the first failure (its
+ * message in err). Each stream keeps its own rc and err and each request
+ * its reply, for callers that report servers one by one.
  */
 static int io_run(struct sfs *fs, struct chan *ch, struct io_stream *streams, unsigned n_streams,
-		  int keep_going, char *err, size_t errlen)
+		  int flags, char *err, size_t errlen)
 {
 	struct io_run run = { .conf = fs->conf, .streams = streams, .n_streams = n_streams,
-			      .keep_going = keep_going, .reply = &ch->reply };
+			      .keep_going = flags & IO_KEEP_GOING, .reply = &ch->reply,
+			      .spin = flags & IO_NO_SPIN ? NULL : &ch->io_spin };
 	int rc;
 	for (unsigned i = 0; i < n_streams; i++) {
 		struct io_stream *s = &streams[i];
@@ -464,11 +483,7 @@ static int io_run(struct sfs *fs, struct chan *ch, struct io_stream *streams, un
 			run_note_failure(&run, s);
 		}
 	}
-	rc = run_loop(&run);
-	if (rc < 0) {
-		snprintf(err, errlen, "out of memory");
-		return rc;
-	}
+	run_loop(&run);
 	if (run.rc < 0)
 		snprintf(err, errlen, "%s", run.err);
 	return run.rc;
@@ -492,7 +507,7 @@ static void io_each_free(struct io_each *e)
 
 /*
  * Request op of I/O servers servers[0..n) at once; lengths[i] (or 0) is the
- * length field of server i's request. keep_going: see io_run. Returns
+ * length field of server i's request. keep_going: IO_KEEP_GOING. Returns
  * io_run's result; per-server results stay in e (free with io_each_free).
  */
 static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsigned n,
@@ -526,7 +541,7 @@ static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsig
 			return rc;
 		}
 	}
-	return io_run(fs, ch, e->streams, n, keep_going, err, errlen);
+	return io_run(fs, ch, e->streams, n, keep_going ? IO_KEEP_GOING : 0, err, errlen);
 }
 
 static int stripe_each(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
@@ -694,6 +709,10 @@ int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out)
 
 /* --- striped pread/pwrite --- */
 
+/* A plan larger than this gets memory of its own, so that one huge
+ * transfer does not leave its channel holding megabytes for good. */
+#define PLAN_KEEP_BYTES (1u << 20)
+
 struct data_plan {
 	struct io_stream *streams; /* one per stripe position */
 	struct io_req *reqs;
@@ -701,22 +720,31 @@ struct data_plan {
 	struct iovec *iov;
 	size_t n_iov;
 	struct sfs_req *enc; /* encoding scratch: the channel's */
+	void *own;           /* memory of a plan above PLAN_KEEP_BYTES, or NULL */
 };
 
-static void data_plan_free(struct data_plan *p)
+/* bytes of memory for a plan: the channel's, grown if need be, so that the
+ * steady state of small calls allocates nothing; NULL when out of memory. */
+static void *plan_memory(struct data_plan *p, struct chan *ch, size_t bytes)
 {
-	if (!p)
-		return;
-	free(p->streams);
-	free(p->reqs);
-	free(p->iov);
-	free(p);
+	if (bytes > PLAN_KEEP_BYTES)
+		return p->own = malloc(bytes);
+	if (bytes > ch->plan_mem_bytes) {
+		free(ch->plan_mem); /* nothing in it outlives a call */
+		ch->plan_mem_bytes = 0;
+		ch->plan_mem = malloc(bytes);
+		if (!ch->plan_mem)
+			return NULL;
+		ch->plan_mem_bytes = bytes;
+	}
+	return ch->plan_mem;
 }
 
 /* Requests and iovec entries a call needs at most: a request of len bytes
- * touches at most len / strip_size + 2 strips. */
-static int plan_alloc(struct data_plan *p, const struct sfs_layout *l, uint64_t off,
-		      uint64_t len, uint32_t max_request_bytes)
+ * touches at most len / strip_size + 2 strips. Streams and requests start
+ * zeroed; iovecs are written before they are read. */
+static int plan_alloc(struct data_plan *p, struct chan *ch, const struct sfs_layout *l,
+		      uint64_t off, uint64_t len, uint32_t max_request_bytes)
 {
 	uint64_t n_reqs = 0, n_iov = 0;
 	for (unsigned pos = 0; pos < l->stripe_count; pos++) {
@@ -726,10 +754,18 @@ static int plan_alloc(struct data_plan *p, const struct sfs_layout *l, uint64_t 
 		n_reqs += reqs;
 		n_iov += reqs * 3 + (hi - lo) / l->strip_size;
 	}
-	p->streams = calloc(l->stripe_count, sizeof(*p->streams));
-	p->reqs = calloc(n_reqs ? n_reqs : 1, sizeof(*p->reqs));
-	p->iov = malloc((n_iov ? n_iov : 1) * sizeof(*p->iov));
-	return p->streams && p->reqs && p->iov ? 0 : -ENOMEM;
+	if (n_reqs > SIZE_MAX / 4 / sizeof(*p->reqs) || n_iov > SIZE_MAX / 4 / sizeof(*p->iov))
+		return -ENOMEM;
+	size_t streams_bytes = l->stripe_count * sizeof(*p->streams);
+	size_t reqs_bytes = (size_t)n_reqs * sizeof(*p->reqs);
+	char *mem = plan_memory(p, ch, streams_bytes + reqs_bytes + (size_t)n_iov * sizeof(*p->iov));
+	if (!mem)
+		return -ENOMEM;
+	memset(mem, 0, streams_bytes + reqs_bytes);
+	p->streams = (struct io_stream *)mem;
+	p->reqs = (struct io_req *)(mem + streams_bytes);
+	p->iov = (struct iovec *)(mem + streams_bytes + reqs_bytes);
+	return 0;
 }
 
 /* The data of local range [lo, hi) of pos as iovecs into the caller's
@@ -783,26 +819,14 @@ static int plan_position(struct data_plan *p, struct sfs_file *f, struct chan *c
 	return 0;
 }
 
-static int data_plan_new(struct sfs_file *f, struct chan *ch, char *buf, uint64_t off,
-			 uint64_t len, uint16_t op, struct data_plan **out)
+/* Plan a call into p (release with free(p->own) whatever the result). */
+static int data_plan_init(struct data_plan *p, struct sfs_file *f, struct chan *ch, char *buf,
+			  uint64_t off, uint64_t len, uint16_t op)
 {
-	struct data_plan *p = calloc(1, sizeof(*p));
-	int rc = -ENOMEM;
-	if (!p)
-		goto out;
-	p->enc = &ch->req;
-	rc = plan_alloc(p, &f->layout, off, len, f->fs->conf->max_request_bytes);
-	if (rc < 0)
-		goto out;
-	for (unsigned pos = 0; pos < f->layout.stripe_count; pos++) {
+	*p = (struct data_plan){ .enc = &ch->req };
+	int rc = plan_alloc(p, ch, &f->layout, off, len, f->fs->conf->max_request_bytes);
+	for (unsigned pos = 0; rc == 0 && pos < f->layout.stripe_count; pos++)
 		rc = plan_position(p, f, ch, pos, buf, off, len, op);
-		if (rc < 0)
-			goto out;
-	}
-	*out = p;
-	p = NULL;
-out:
-	data_plan_free(p);
 	return rc;
 }
 
@@ -866,23 +890,24 @@ static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, 
 		       const char *what)
 {
 	char err[CLIENT_ERR_BYTES / 2] = "out of memory";
-	struct data_plan *p = NULL;
+	struct data_plan plan;
 	struct chan *ch = client_chan_get(f->fs);
 	ssize_t rc;
 	if (!ch)
 		return -ENOMEM;
-	rc = data_plan_new(f, ch, buf, off, len, op, &p);
+	rc = data_plan_init(&plan, f, ch, buf, off, len, op);
 	if (rc < 0)
 		goto out;
-	rc = io_run(f->fs, ch, p->streams, f->layout.stripe_count, 0, err, sizeof(err));
+	rc = io_run(f->fs, ch, plan.streams, f->layout.stripe_count,
+		    len > SPIN_CALL_MAX_BYTES ? IO_NO_SPIN : 0, err, sizeof(err));
 	if (rc < 0)
 		goto out;
-	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, p, off, len, err, sizeof(err))
+	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, &plan, off, len, err, sizeof(err))
 				  : (ssize_t)len;
 out:
 	if (rc < 0)
 		client_error("%s %s: %s", what, f->path, err);
-	data_plan_free(p);
+	free(plan.own);
 	client_chan_put(f->fs, ch);
 	return rc;
 }
