@@ -250,7 +250,7 @@ struct iovec *iov_advance(struct iovec *iov, int *iovcnt, size_t n)
 	return iov;
 }
 
-int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms)
+int net_sendv_flags(int fd, struct iovec *iov, int iovcnt, int flags, uint64_t deadline_ms)
 {
 	while (iovcnt > 0) {
 		if (iov->iov_len == 0) {
@@ -260,7 +260,7 @@ int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms)
 		}
 		struct msghdr msg = { .msg_iov = iov,
 				      .msg_iovlen = (size_t)(iovcnt > IOV_BATCH ? IOV_BATCH : iovcnt) };
-		ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = sendmsg(fd, &msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -274,6 +274,17 @@ int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms)
 		iov = iov_advance(iov, &iovcnt, (size_t)n);
 	}
 	return 0;
+}
+
+int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms)
+{
+	return net_sendv_flags(fd, iov, iovcnt, 0, deadline_ms);
+}
+
+int net_send_flags(int fd, const void *buf, size_t len, int flags, uint64_t deadline_ms)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return net_sendv_flags(fd, &iov, 1, flags, deadline_ms);
 }
 
 int net_send_all(int fd, const void *buf, size_t len, uint64_t deadline_ms)

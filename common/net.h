@@ -42,6 +42,9 @@ int net_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, struct net_spin *spin
 /* Send all of iov (modified as it goes). 0 or -errno (-EPIPE, -ETIMEDOUT...). */
 int net_sendv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms);
 int net_send_all(int fd, const void *buf, size_t len, uint64_t deadline_ms);
+/* The same with extra send(2) flags (MSG_MORE: more of this frame follows). */
+int net_sendv_flags(int fd, struct iovec *iov, int iovcnt, int flags, uint64_t deadline_ms);
+int net_send_flags(int fd, const void *buf, size_t len, int flags, uint64_t deadline_ms);
 /* Receive exactly the bytes of iov. A peer that closes gives -ECONNRESET. */
 int net_recvv_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline_ms);
 int net_recv_all(int fd, void *buf, size_t len, uint64_t deadline_ms);

@@ -324,27 +324,6 @@ out:
 	return rc;
 }
 
-/* send(2) with flags, bounded by the deadline. */
-static int send_flags(int fd, const uint8_t *buf, size_t len, int flags, uint64_t deadline_ms)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				return -errno;
-			int rc = net_wait(fd, POLLOUT, deadline_ms);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* sendfile len bytes from offset; *sent says how many went (fewer only
  * if the file shrank meanwhile). */
 static int send_file(int sock, int file_fd, uint64_t offset, size_t len, size_t *sent,
@@ -387,12 +366,12 @@ static int send_read_reply(struct iosrv *io, struct server_req *r, struct fd_ent
 			       .op = SFS_OP_DF_READ, .tag = r->tag, .status = 0,
 			       .body_len = (uint32_t)body_len, .data_len = len };
 	sfs_hdr_encode(&hdr, frame);
-	rc = send_flags(r->fd, frame, SFS_HDR_BYTES + body_len, len ? MSG_MORE : 0, deadline_ms);
+	rc = net_send_flags(r->fd, frame, SFS_HDR_BYTES + body_len, len ? MSG_MORE : 0, deadline_ms);
 	if (rc == 0 && len)
 		rc = send_file(r->fd, e->fd, r->req->offset, len, &sent, deadline_ms);
 	while (rc == 0 && sent < len) {
 		size_t n = len - sent < sizeof(zeros) ? len - sent : sizeof(zeros);
-		rc = send_flags(r->fd, zeros, n, sent + n < len ? MSG_MORE : 0, deadline_ms);
+		rc = net_send_flags(r->fd, zeros, n, sent + n < len ? MSG_MORE : 0, deadline_ms);
 		sent += n;
 	}
 	return rc;
