@@ -14,9 +14,26 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="build-essential meson ninja-build pkg-config python3 \
-libsqlite3-dev libinih-dev libjansson-dev libcriterion-dev libzmq3-dev \
-libopenmpi-dev openmpi-bin gnuplot-nox iperf3 iproute2 procps python3-zmq"
+# One package per line, so that changes to this list merge cleanly.
+PACKAGES="
+build-essential
+meson
+ninja-build
+pkg-config
+python3
+libsqlite3-dev
+libinih-dev
+libjansson-dev
+libcriterion-dev
+libzmq3-dev
+libopenmpi-dev
+openmpi-bin
+gnuplot-nox
+iperf3
+iproute2
+procps
+python3-zmq
+"
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
