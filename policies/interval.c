@@ -11,7 +11,7 @@
 /* Keys of a policy.add that are not this type's business. */
 static const char *const common_keys[] = { "type", "name", "guests" };
 
-static int parse_duration_s(const char *text, double *out_s)
+int policy_parse_duration_s(const char *text, double *out_s)
 {
 	static const struct {
 		const char *unit;
@@ -48,7 +48,7 @@ static int parse_count(const char *text, unsigned *out)
 	return 0;
 }
 
-static bool is_common_key(const char *key)
+bool policy_is_common_key(const char *key)
 {
 	for (size_t i = 0; i < sizeof(common_keys) / sizeof(common_keys[0]); i++)
 		if (strcmp(key, common_keys[i]) == 0)
@@ -64,7 +64,7 @@ int interval_parse(const struct policy_kv *kv, size_t n_kv, struct interval_para
 	for (size_t i = 0; i < n_kv; i++) {
 		const char *key = kv[i].key, *value = kv[i].value ? kv[i].value : "";
 		if (strcmp(key, "every") == 0 || strcmp(key, "every_s") == 0) {
-			if (parse_duration_s(value, &p->every_s) < 0 || !(p->every_s > 0)) {
+			if (policy_parse_duration_s(value, &p->every_s) < 0 || !(p->every_s > 0)) {
 				snprintf(err, errlen,
 					 "every \"%s\": expected a period above zero like 4m, 90s or 240",
 					 value);
@@ -72,7 +72,7 @@ int interval_parse(const struct policy_kv *kv, size_t n_kv, struct interval_para
 			}
 			have_every = true;
 		} else if (strcmp(key, "stagger") == 0 || strcmp(key, "stagger_s") == 0) {
-			if (parse_duration_s(value, &p->stagger_s) < 0) {
+			if (policy_parse_duration_s(value, &p->stagger_s) < 0) {
 				snprintf(err, errlen,
 					 "stagger \"%s\": expected a duration like 30s, 1m or 0", value);
 				return -EINVAL;
@@ -84,7 +84,7 @@ int interval_parse(const struct policy_kv *kv, size_t n_kv, struct interval_para
 					 value);
 				return -EINVAL;
 			}
-		} else if (!is_common_key(key)) {
+		} else if (!policy_is_common_key(key)) {
 			snprintf(err, errlen,
 				 "\"%s\": not a parameter of an interval policy (every, stagger, count)",
 				 key);

@@ -1,6 +1,6 @@
 /*
- * policy: what every migration policy type (interval now; cron and health
- * later) looks like to migd.
+ * policy: what every migration policy type (interval, cron, mtbf) looks
+ * like to migd.
  *
  * A policy type is pure logic: it reads no clock, touches no file or
  * socket and knows no guest names. migd resolves the policy's selector to a
@@ -35,6 +35,7 @@ struct policy_state {
 	double next_fire_s; /* when it is due next; ignored while paused */
 	double last_fire_s; /* valid when has_fired */
 	uint64_t cursor;    /* round-robin position in the selected list */
+	double cost_s;      /* mtbf: the measured cost last observed; 0: none yet */
 };
 
 /* One guest to migrate: an index into the caller's selected list, and when
@@ -63,17 +64,38 @@ struct policy_type {
 		    size_t n_selected, struct policy_pick *picks, size_t *n_picks);
 	void (*pause)(const void *params, struct policy_state *st, double now_s);
 	void (*resume)(const void *params, struct policy_state *st, double now_s);
+	/* Optional. Called once when migd starts again at now_s with the state
+	 * it stored: a type with a rule for firings missed while migd was down
+	 * applies it. Returns how many firing times were missed (capped). */
+	unsigned (*restore)(const void *params, struct policy_state *st, double now_s);
+	/* Optional. A measured input (mtbf: the cost of one firing in seconds,
+	 * from the cost history) is value now; the type may move its next
+	 * firing. */
+	void (*observe)(const void *params, struct policy_state *st, double value, double now_s);
 };
 
 extern const struct policy_type policy_interval_type;
+extern const struct policy_type policy_cron_type;
+extern const struct policy_type policy_mtbf_type;
 
-/* The type called name, or NULL. A table in policy.c when a second type
- * arrives; one comparison until then. */
+#define POLICY_TYPE_NAMES "interval, cron, mtbf"
+
+/* The type called name, or NULL. */
 static inline const struct policy_type *policy_type_find(const char *name)
 {
-	if (name && strcmp(name, policy_interval_type.name) == 0)
-		return &policy_interval_type;
+	static const struct policy_type *const types[] = {
+		&policy_interval_type, &policy_cron_type, &policy_mtbf_type,
+	};
+	for (size_t i = 0; name && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(name, types[i]->name) == 0)
+			return types[i];
 	return NULL;
 }
+
+/* Shared by the types' parsers (interval.c): a duration ("4m", "30s",
+ * "240", "1.5h", "2d") in seconds; 0 or -EINVAL. */
+int policy_parse_duration_s(const char *text, double *out_s);
+/* Keys every policy.add carries that are no type's business. */
+bool policy_is_common_key(const char *key);
 
 #endif

@@ -237,7 +237,8 @@ Test(interval, works_through_the_policy_interface)
 {
 	const struct policy_type *t = policy_type_find("interval");
 	cr_assert_not_null(t);
-	cr_assert_null(policy_type_find("cron"));
+	cr_assert_null(policy_type_find("health"));
+	cr_assert_null(policy_type_find(NULL));
 	cr_assert_eq(t->params_size, sizeof(struct interval_params));
 	struct interval_params p;
 	struct policy_kv kv[] = { { "every", "2m" }, { "stagger", "15s" }, { "count", "1" } };
