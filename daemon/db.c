@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,29 @@ static const char schema_v2[] =
 	"CREATE INDEX migrations_finished ON migrations(finished_ns);"
 	"CREATE INDEX events_ts ON events(ts_ns);";
 
+/* Version 4: health input and fault tolerance. Hosts say why they are
+ * degraded and since when, and may carry a health hook (a command migd runs
+ * for sensor readings) with its own interval and timeout; readings and the
+ * rules that judge them get tables of their own; an mtbf policy keeps the
+ * cost it last measured. (Version 3 belongs to the migagent issue; on this
+ * branch it is an empty step so that the numbers line up when merged.) */
+static const char schema_v4[] =
+	"ALTER TABLE hosts ADD COLUMN health_reason TEXT;"
+	"ALTER TABLE hosts ADD COLUMN health_since_ns INTEGER;"
+	"ALTER TABLE hosts ADD COLUMN health_hook TEXT;"
+	"ALTER TABLE hosts ADD COLUMN health_interval_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN health_timeout_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE policies ADD COLUMN cost_ns INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE health_readings ("
+	" id INTEGER PRIMARY KEY, host TEXT NOT NULL, sensor TEXT NOT NULL,"
+	" ts_ns INTEGER NOT NULL, value REAL, unit TEXT, status TEXT,"
+	" lnr REAL, lcr REAL, lnc REAL, unc REAL, ucr REAL, unr REAL, source TEXT NOT NULL);"
+	"CREATE INDEX health_readings_sensor ON health_readings(host, sensor, ts_ns);"
+	"CREATE TABLE health_rules ("
+	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, sensor TEXT NOT NULL,"
+	" kind TEXT NOT NULL, value REAL NOT NULL, within_ns INTEGER, clear REAL,"
+	" clear_after_ns INTEGER NOT NULL DEFAULT 0, created_ns INTEGER NOT NULL);";
+
 static const struct schema_step {
 	int version;
 	const char *what;
@@ -103,6 +127,8 @@ static const struct schema_step {
 } schema_steps[] = {
 	{ 1, "hosts, guests, jobs, policies, migrations, events", schema_v1 },
 	{ 2, "staggered starts, reconciled rows, host health, policy schedule", schema_v2 },
+	{ 3, "reserved: the migagent issue", "" },
+	{ 4, "health readings and rules, host health reasons and hooks, mtbf cost", schema_v4 },
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -442,7 +468,9 @@ void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests)
 
 #define HOST_COLS \
 	"SELECT h.id, h.name, h.uri, h.max_outbound, h.max_inbound, h.memory_bytes," \
-	" h.enabled, h.health, (SELECT COALESCE(SUM(memory_bytes), 0) FROM guests g" \
+	" h.enabled, h.health, h.health_reason, h.health_since_ns, h.health_hook," \
+	" h.health_interval_ns, h.health_timeout_ns," \
+	" (SELECT COALESCE(SUM(memory_bytes), 0) FROM guests g" \
 	" WHERE g.host_id = h.id), (SELECT COUNT(*) FROM guests g WHERE g.host_id = h.id)" \
 	" FROM hosts h"
 
@@ -459,6 +487,11 @@ static void host_read_brief(sqlite3_stmt *st, void *out)
 	h->memory_bytes = (uint64_t)sqlite3_column_int64(st, 5);
 	h->enabled = sqlite3_column_int(st, 6);
 	col_text(st, 7, h->health, sizeof(h->health));
+	col_text(st, 8, h->health_reason, sizeof(h->health_reason));
+	h->health_since_ns = sqlite3_column_int64(st, 9);
+	col_text(st, 10, h->health_hook, sizeof(h->health_hook));
+	h->health_interval_ns = sqlite3_column_int64(st, 11);
+	h->health_timeout_ns = sqlite3_column_int64(st, 12);
 }
 
 /* HOST_COLS: the table's columns and the guests' totals. */
@@ -466,14 +499,15 @@ static void host_read(sqlite3_stmt *st, void *out)
 {
 	struct db_host *h = out;
 	host_read_brief(st, h);
-	h->memory_used_bytes = (uint64_t)sqlite3_column_int64(st, 8);
-	h->n_guests = (unsigned)sqlite3_column_int64(st, 9);
+	h->memory_used_bytes = (uint64_t)sqlite3_column_int64(st, 13);
+	h->n_guests = (unsigned)sqlite3_column_int64(st, 14);
 }
 
 int db_host_add(struct db *db, struct db_host *h, int64_t now_ns)
 {
 	static const char sql[] = "INSERT INTO hosts (name, uri, max_outbound, max_inbound,"
-				  " memory_bytes, enabled, health, added_ns) VALUES (?,?,?,?,?,?,?,?)";
+				  " memory_bytes, enabled, health, added_ns, health_hook,"
+				  " health_interval_ns, health_timeout_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st = prep(db, sql);
 	if (!st)
 		return -EIO;
@@ -485,6 +519,9 @@ int db_host_add(struct db *db, struct db_host *h, int64_t now_ns)
 	sqlite3_bind_int(st, 6, h->enabled);
 	sqlite3_bind_text(st, 7, *h->health ? h->health : "ok", -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 8, now_ns);
+	bind_text(st, 9, h->health_hook);
+	sqlite3_bind_int64(st, 10, h->health_interval_ns);
+	sqlite3_bind_int64(st, 11, h->health_timeout_ns);
 	int rc = step_done(db, st, "adding a host");
 	db->hosts_gen++;
 	if (rc == 0)
@@ -519,6 +556,23 @@ int db_host_set_enabled(struct db *db, const char *name, int enabled)
 	return rc;
 }
 
+int db_host_set_health(struct db *db, const char *name, const char *health, const char *reason,
+		       int64_t since_ns)
+{
+	static const char sql[] = "UPDATE hosts SET health = ?, health_reason = ?,"
+				  " health_since_ns = ? WHERE name = ?";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, health, -1, SQLITE_TRANSIENT);
+	bind_text(st, 2, reason);
+	bind_ts(st, 3, since_ns);
+	sqlite3_bind_text(st, 4, name, -1, SQLITE_TRANSIENT);
+	int rc = step_changed(db, st, "updating a host's health");
+	db->hosts_gen++;
+	return rc;
+}
+
 /* Step through the rows of st, calling read+fn on each; st is a cached
  * statement, so it is reset before returning. */
 #define FOR_EACH_ROW(db, st, type, read, fn, arg, what)                    \
@@ -539,7 +593,8 @@ int db_host_set_enabled(struct db *db, const char *name, int enabled)
 int db_host_scan(struct db *db, db_host_fn fn, void *arg)
 {
 	static const char sql[] = "SELECT id, name, uri, max_outbound, max_inbound, memory_bytes,"
-				  " enabled, health FROM hosts ORDER BY id";
+				  " enabled, health, health_reason, health_since_ns, health_hook,"
+				  " health_interval_ns, health_timeout_ns FROM hosts ORDER BY id";
 	sqlite3_stmt *st = prep(db, sql);
 	if (!st)
 		return -EIO;
@@ -952,7 +1007,7 @@ int64_t db_mig_last_start_ns(struct db *db)
 
 #define POLICY_COLS \
 	"SELECT id, name, type, params, state, created_ns, last_fire_ns, next_fire_ns, fired," \
-	" anchor_ns, cursor FROM policies"
+	" anchor_ns, cursor, cost_ns FROM policies"
 
 static void policy_read(sqlite3_stmt *st, void *out)
 {
@@ -974,6 +1029,7 @@ static void policy_read(sqlite3_stmt *st, void *out)
 	p->fired = (uint64_t)sqlite3_column_int64(st, 8);
 	p->anchor_ns = sqlite3_column_int64(st, 9);
 	p->cursor = (uint64_t)sqlite3_column_int64(st, 10);
+	p->cost_ns = sqlite3_column_int64(st, 11);
 }
 
 void db_policy_clear(struct db_policy *p)
@@ -987,8 +1043,8 @@ void db_policy_clear(struct db_policy *p)
 int db_policy_add(struct db *db, struct db_policy *p)
 {
 	static const char sql[] = "INSERT INTO policies (name, type, params, state, created_ns,"
-				  " last_fire_ns, next_fire_ns, fired, anchor_ns, cursor)"
-				  " VALUES (?,?,?,?,?,?,?,?,?,?)";
+				  " last_fire_ns, next_fire_ns, fired, anchor_ns, cursor, cost_ns)"
+				  " VALUES (?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st = prep(db, sql);
 	char *params = json_dumps(p->params ? p->params : json_object(), JSON_COMPACT);
 	if (!st || !params) {
@@ -1005,6 +1061,7 @@ int db_policy_add(struct db *db, struct db_policy *p)
 	sqlite3_bind_int64(st, 8, (int64_t)p->fired);
 	sqlite3_bind_int64(st, 9, p->anchor_ns);
 	sqlite3_bind_int64(st, 10, (int64_t)p->cursor);
+	sqlite3_bind_int64(st, 11, p->cost_ns);
 	int rc = step_done(db, st, "adding a policy");
 	if (rc == 0)
 		p->id = sqlite3_last_insert_rowid(db->h);
@@ -1020,7 +1077,7 @@ int db_policy_get(struct db *db, const char *name, struct db_policy *out)
 int db_policy_update(struct db *db, const struct db_policy *p)
 {
 	static const char sql[] = "UPDATE policies SET state = ?, last_fire_ns = ?,"
-				  " next_fire_ns = ?, fired = ?, anchor_ns = ?, cursor = ?"
+				  " next_fire_ns = ?, fired = ?, anchor_ns = ?, cursor = ?, cost_ns = ?"
 				  " WHERE name = ?";
 	sqlite3_stmt *st = prep(db, sql);
 	if (!st)
@@ -1031,7 +1088,8 @@ int db_policy_update(struct db *db, const struct db_policy *p)
 	sqlite3_bind_int64(st, 4, (int64_t)p->fired);
 	sqlite3_bind_int64(st, 5, p->anchor_ns);
 	sqlite3_bind_int64(st, 6, (int64_t)p->cursor);
-	sqlite3_bind_text(st, 7, p->name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 7, p->cost_ns);
+	sqlite3_bind_text(st, 8, p->name, -1, SQLITE_TRANSIENT);
 	return step_changed(db, st, "updating a policy");
 }
 
@@ -1060,6 +1118,175 @@ int db_policy_list(struct db *db, db_policy_fn fn, void *arg)
 		ret = db_fail(db, "listing policies");
 	sqlite3_reset(st);
 	return ret;
+}
+
+int db_policy_cost(struct db *db, const char *policy, unsigned last, double *mean_ms,
+		   unsigned *count)
+{
+	static const char sql[] = "SELECT AVG(total_ms), COUNT(*) FROM (SELECT total_ms FROM"
+				  " migrations WHERE policy = ? AND state = 'completed' AND"
+				  " total_ms IS NOT NULL ORDER BY id DESC LIMIT ?)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, policy, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, last);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*count = (unsigned)sqlite3_column_int64(st, 1);
+		*mean_ms = *count ? sqlite3_column_double(st, 0) : 0;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_fail(db, "reading a policy's cost");
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+static const char *const threshold_cols[6] = { "lnr", "lcr", "lnc", "unc", "ucr", "unr" };
+
+static void bind_real(sqlite3_stmt *st, int i, int has, double v)
+{
+	if (has && isfinite(v))
+		sqlite3_bind_double(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static double col_real(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+int db_reading_add(struct db *db, const struct db_reading *r)
+{
+	static const char sql[] = "INSERT INTO health_readings (host, sensor, ts_ns, value, unit,"
+				  " status, lnr, lcr, lnc, unc, ucr, unr, source)"
+				  " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, r->host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, r->sensor, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, r->ts_ns);
+	bind_real(st, 4, r->has_value, r->value);
+	bind_text(st, 5, r->unit);
+	bind_text(st, 6, r->status);
+	for (int i = 0; i < 6; i++)
+		bind_real(st, 7 + i, 1, r->threshold[i]);
+	sqlite3_bind_text(st, 13, r->source, -1, SQLITE_TRANSIENT);
+	return step_done(db, st, "storing a reading");
+}
+
+#define READING_COLS \
+	"SELECT host, sensor, ts_ns, value, unit, status, lnr, lcr, lnc, unc, ucr, unr, source" \
+	" FROM health_readings"
+
+static void reading_read(sqlite3_stmt *st, void *out)
+{
+	struct db_reading *r = out;
+	memset(r, 0, sizeof(*r));
+	col_text(st, 0, r->host, sizeof(r->host));
+	col_text(st, 1, r->sensor, sizeof(r->sensor));
+	r->ts_ns = sqlite3_column_int64(st, 2);
+	r->has_value = sqlite3_column_type(st, 3) != SQLITE_NULL;
+	r->value = r->has_value ? sqlite3_column_double(st, 3) : NAN;
+	col_text(st, 4, r->unit, sizeof(r->unit));
+	col_text(st, 5, r->status, sizeof(r->status));
+	for (int i = 0; i < 6; i++)
+		r->threshold[i] = col_real(st, 6 + i);
+	col_text(st, 12, r->source, sizeof(r->source));
+}
+
+int db_reading_latest(struct db *db, const char *host, db_reading_fn fn, void *arg)
+{
+	static const char one[] = READING_COLS " WHERE id IN (SELECT MAX(id) FROM health_readings"
+				  " WHERE host = ? GROUP BY sensor) ORDER BY sensor";
+	static const char all[] = READING_COLS " WHERE id IN (SELECT MAX(id) FROM health_readings"
+				  " GROUP BY host, sensor) ORDER BY host, sensor";
+	sqlite3_stmt *st = prep(db, host ? one : all);
+	if (!st)
+		return -EIO;
+	if (host)
+		sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	FOR_EACH_ROW(db, st, struct db_reading, reading_read, fn, arg, "listing readings");
+}
+
+int db_reading_history(struct db *db, const char *host, const char *sensor, int64_t since_ns,
+		       db_reading_fn fn, void *arg)
+{
+	static const char sql[] = READING_COLS " WHERE host = ? AND sensor = ? AND ts_ns >= ?"
+				  " AND value IS NOT NULL ORDER BY ts_ns, id";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, sensor, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, since_ns);
+	FOR_EACH_ROW(db, st, struct db_reading, reading_read, fn, arg, "reading a sensor's history");
+}
+
+int db_reading_prune(struct db *db, int64_t before_ns)
+{
+	static const char sql[] = "DELETE FROM health_readings WHERE ts_ns < ? AND id NOT IN"
+				  " (SELECT MAX(id) FROM health_readings GROUP BY host, sensor)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, before_ns);
+	return step_done(db, st, "pruning readings");
+}
+
+int db_rule_add(struct db *db, struct db_health_rule *r)
+{
+	static const char sql[] = "INSERT INTO health_rules (name, sensor, kind, value, within_ns,"
+				  " clear, clear_after_ns, created_ns) VALUES (?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, r->sensor, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, r->kind, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_double(st, 4, r->value);
+	bind_ts(st, 5, r->within_ns);
+	bind_real(st, 6, r->has_clear, r->clear);
+	sqlite3_bind_int64(st, 7, r->clear_after_ns);
+	sqlite3_bind_int64(st, 8, r->created_ns);
+	int rc = step_done(db, st, "adding a health rule");
+	if (rc == 0)
+		r->id = sqlite3_last_insert_rowid(db->h);
+	return rc;
+}
+
+int db_rule_remove(struct db *db, const char *name)
+{
+	static const char sql[] = "DELETE FROM health_rules WHERE name = ?";
+	return change_named(db, sql, name, "removing a health rule");
+}
+
+static void rule_read(sqlite3_stmt *st, void *out)
+{
+	struct db_health_rule *r = out;
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, r->name, sizeof(r->name));
+	col_text(st, 2, r->sensor, sizeof(r->sensor));
+	col_text(st, 3, r->kind, sizeof(r->kind));
+	r->value = sqlite3_column_double(st, 4);
+	r->within_ns = sqlite3_column_int64(st, 5);
+	r->has_clear = sqlite3_column_type(st, 6) != SQLITE_NULL;
+	r->clear = r->has_clear ? sqlite3_column_double(st, 6) : 0;
+	r->clear_after_ns = sqlite3_column_int64(st, 7);
+	r->created_ns = sqlite3_column_int64(st, 8);
+}
+
+int db_rule_list(struct db *db, db_rule_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT id, name, sensor, kind, value, within_ns, clear,"
+				  " clear_after_ns, created_ns FROM health_rules ORDER BY id";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	FOR_EACH_ROW(db, st, struct db_health_rule, rule_read, fn, arg, "listing health rules");
 }
 
 /* ---- rows as API objects ---------------------------------------------- */
@@ -1107,11 +1334,50 @@ static json_t *opt_int(int64_t v, int64_t unset)
 
 json_t *db_host_json(const struct db_host *h)
 {
-	return json_pack("{s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I}", "name", h->name, "uri",
-			 h->uri, "enabled", h->enabled, "health", h->health, "max_outbound",
-			 (json_int_t)h->max_outbound, "max_inbound", (json_int_t)h->max_inbound,
-			 "memory_bytes", (json_int_t)h->memory_bytes, "memory_used_bytes",
-			 (json_int_t)h->memory_used_bytes, "guests", (json_int_t)h->n_guests);
+	json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I}", "name", h->name,
+			      "uri", h->uri, "enabled", h->enabled, "health", h->health,
+			      "max_outbound", (json_int_t)h->max_outbound, "max_inbound",
+			      (json_int_t)h->max_inbound, "memory_bytes",
+			      (json_int_t)h->memory_bytes, "memory_used_bytes",
+			      (json_int_t)h->memory_used_bytes, "guests", (json_int_t)h->n_guests);
+	json_object_set_new(o, "health_reason", opt_str(h->health_reason));
+	json_object_set_new(o, "health_since_ns", opt_int(h->health_since_ns, 0));
+	json_object_set_new(o, "health_hook", opt_str(h->health_hook));
+	json_object_set_new(o, "health_interval_s", h->health_interval_ns
+				    ? json_real((double)h->health_interval_ns / 1e9) : json_null());
+	json_object_set_new(o, "health_timeout_s", h->health_timeout_ns
+				    ? json_real((double)h->health_timeout_ns / 1e9) : json_null());
+	return o;
+}
+
+static json_t *opt_real(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+json_t *db_reading_json(const struct db_reading *r)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:s}", "host", r->host, "sensor",
+			      r->sensor, "ts_ns", (json_int_t)r->ts_ns, "value",
+			      r->has_value ? opt_real(r->value) : json_null(), "unit",
+			      opt_str(r->unit), "status", opt_str(r->status), "source", r->source);
+	for (int i = 0; i < 6; i++)
+		if (isfinite(r->threshold[i]))
+			json_object_set_new(o, threshold_cols[i], json_real(r->threshold[i]));
+	return o;
+}
+
+json_t *db_rule_json(const struct db_health_rule *r)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:f}", "name", r->name, "sensor", r->sensor, "kind",
+			      r->kind, "value", r->value);
+	json_object_set_new(o, "within_s", r->within_ns ? json_real((double)r->within_ns / 1e9)
+						      : json_null());
+	json_object_set_new(o, "clear", r->has_clear ? json_real(r->clear) : json_null());
+	json_object_set_new(o, "clear_after_s", r->clear_after_ns
+				    ? json_real((double)r->clear_after_ns / 1e9) : json_null());
+	json_object_set_new(o, "created_ns", json_integer(r->created_ns));
+	return o;
 }
 
 /* Built member by member, not with json_pack: guest.list renders 10,000s

@@ -27,10 +27,12 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 4
 #define DB_NAME_MAX 64   /* names of hosts, guests, jobs, policies, with the NUL */
 #define DB_URI_MAX 256
 #define DB_TEXT_MAX 256  /* reasons and errors */
+#define DB_HOOK_MAX 512  /* a host's health hook command */
+#define DB_SENSOR_MAX 64
 
 struct db;
 
@@ -43,6 +45,11 @@ struct db_host {
 	uint64_t memory_bytes;       /* capacity; 0: unlimited */
 	int enabled;
 	char health[16];             /* "ok", "degraded" */
+	char health_reason[DB_TEXT_MAX]; /* why it is degraded; "" when ok */
+	int64_t health_since_ns;     /* when it turned degraded; 0 when ok */
+	char health_hook[DB_HOOK_MAX];   /* command run for readings; "": migd.conf's */
+	int64_t health_interval_ns;  /* 0: migd.conf's health_interval */
+	int64_t health_timeout_ns;   /* 0: migd.conf's health_timeout */
 	/* filled on read */
 	uint64_t memory_used_bytes;  /* by the guests it runs */
 	unsigned n_guests;
@@ -113,6 +120,34 @@ struct db_policy {
 	int64_t next_fire_ns;        /* 0: not scheduled (paused) */
 	uint64_t cursor;             /* round-robin position in its selection */
 	uint64_t fired;              /* times it fired */
+	int64_t cost_ns;             /* mtbf: the measured cost last observed; 0: none */
+};
+
+/* One sensor reading of a host (health_readings). */
+struct db_reading {
+	char host[DB_NAME_MAX];
+	char sensor[DB_SENSOR_MAX];
+	int64_t ts_ns;
+	int has_value;               /* 0: "na" */
+	double value;
+	char unit[24];
+	char status[16];             /* ipmitool's status column; "" */
+	double threshold[6];         /* lnr, lcr, lnc, unc, ucr, unr; NAN: none */
+	char source[16];             /* "hook", "report" */
+};
+
+/* A health rule (health_rules). */
+struct db_health_rule {
+	int64_t id;
+	char name[DB_NAME_MAX];
+	char sensor[DB_SENSOR_MAX];  /* a glob */
+	char kind[8];                /* "above", "below", "rise" */
+	double value;
+	int64_t within_ns;           /* rise */
+	int has_clear;
+	double clear;                /* hysteresis level */
+	int64_t clear_after_ns;      /* 0: back to service only by hand */
+	int64_t created_ns;
 };
 
 struct db_counts {
@@ -152,6 +187,10 @@ int db_host_list(struct db *db, db_host_fn fn, void *arg);
 /* The same without memory_used_bytes and n_guests, which cost a look at
  * every guest: for the scheduler's snapshot. */
 int db_host_scan(struct db *db, db_host_fn fn, void *arg);
+
+/* Health state: "ok" (reason "" and since 0) or "degraded". */
+int db_host_set_health(struct db *db, const char *name, const char *health, const char *reason,
+		       int64_t since_ns);
 
 /* ---- guests ---- */
 /* Adds the job if it is new. -ENOENT: no such host; -EEXIST: name taken or
@@ -216,10 +255,35 @@ typedef int (*db_policy_fn)(void *arg, const struct db_policy *p);
 int db_policy_list(struct db *db, db_policy_fn fn, void *arg);
 void db_policy_clear(struct db_policy *p);  /* drops params */
 
+/* The mean total time (ms) of the policy's last `last` completed
+ * migrations that have figures, and how many there were (0: none). */
+int db_policy_cost(struct db *db, const char *policy, unsigned last, double *mean_ms,
+		   unsigned *count);
+
+/* ---- health ---- */
+int db_reading_add(struct db *db, const struct db_reading *r);
+typedef int (*db_reading_fn)(void *arg, const struct db_reading *r);
+/* The latest reading of each sensor of host (every host when NULL), by
+ * host then sensor. */
+int db_reading_latest(struct db *db, const char *host, db_reading_fn fn, void *arg);
+/* The readings with a value of one sensor of a host since since_ns,
+ * oldest first. */
+int db_reading_history(struct db *db, const char *host, const char *sensor, int64_t since_ns,
+		       db_reading_fn fn, void *arg);
+/* Drop readings older than before_ns, except each sensor's latest. */
+int db_reading_prune(struct db *db, int64_t before_ns);
+
+int db_rule_add(struct db *db, struct db_health_rule *r);   /* -EEXIST: name taken */
+int db_rule_remove(struct db *db, const char *name);
+typedef int (*db_rule_fn)(void *arg, const struct db_health_rule *r);
+int db_rule_list(struct db *db, db_rule_fn fn, void *arg);
+
 /* ---- rows as API objects (migd_proto.h); the caller owns the result ---- */
 json_t *db_host_json(const struct db_host *h);
 json_t *db_guest_json(const struct db_guest *g);
 json_t *db_mig_json(const struct db_migration *m);
+json_t *db_reading_json(const struct db_reading *r);
+json_t *db_rule_json(const struct db_health_rule *r);
 const char *db_priority_name(int priority);      /* "periodic", "health", "manual" */
 /* Names of hosts, guests, jobs and policies: 1 to 63 of [A-Za-z0-9._-],
  * starting with a letter or digit (they appear in URIs, selectors, logs).

@@ -171,7 +171,7 @@ Test(db, version_1_database_is_upgraded_with_its_rows)
 	sqlite3_close(h);
 
 	open_db();
-	cr_assert_eq(db_schema_version(db), 2);
+	cr_assert_eq(db_schema_version(db), DB_SCHEMA_VERSION);
 	struct db_host host;
 	cr_assert_eq(db_host_get(db, "n2", &host), 0);
 	cr_assert_str_eq(host.health, "ok");
@@ -204,7 +204,7 @@ Test(db, version_1_database_is_upgraded_with_its_rows)
 	add_host("n3", 0);
 	cr_assert_eq(add_guest("g2", "n3", GIB, "bt", 1), 0);
 	reopen();
-	cr_assert_eq(db_schema_version(db), 2);
+	cr_assert_eq(db_schema_version(db), DB_SCHEMA_VERSION);
 	cr_assert_eq(db_guest_get(db, "g2", &g), 0);
 }
 
@@ -643,4 +643,93 @@ Test(db, names_are_checked)
 	long_name[sizeof(long_name) - 1] = '\0';
 	cr_assert_eq(db_name_check(long_name), -EINVAL);
 	cr_assert_eq(db_name_check(NULL), -EINVAL);
+}
+
+/* ---- health (schema 4) ---- */
+
+static void reading(const char *host, const char *sensor, int64_t ts, double v)
+{
+	struct db_reading r = { .ts_ns = ts, .has_value = 1, .value = v };
+	snprintf(r.host, sizeof(r.host), "%s", host);
+	snprintf(r.sensor, sizeof(r.sensor), "%s", sensor);
+	snprintf(r.unit, sizeof(r.unit), "C");
+	snprintf(r.source, sizeof(r.source), "hook");
+	for (int i = 0; i < 6; i++)
+		r.threshold[i] = i == 4 ? 95 : 0.0 / 0.0;
+	cr_assert_eq(db_reading_add(db, &r), 0);
+}
+
+struct seen {
+	int n;
+	double last_value;
+	int64_t last_ts;
+	double ucr;
+};
+
+static int see(void *arg, const struct db_reading *r)
+{
+	struct seen *s = arg;
+	s->n++;
+	s->last_value = r->value;
+	s->last_ts = r->ts_ns;
+	s->ucr = r->threshold[4];
+	return 0;
+}
+
+static int see_rule(void *arg, const struct db_health_rule *r)
+{
+	struct seen *s = arg;
+	s->n++;
+	s->last_value = r->value;
+	return 0;
+}
+
+Test(db, health_readings_rules_and_host_state)
+{
+	open_db();
+	add_host("n1", 0);
+	reading("n1", "CPU1 Temp", 100, 50);
+	reading("n1", "CPU1 Temp", 200, 60);
+	reading("n1", "FAN1", 150, 3000);
+	reading("n2", "CPU1 Temp", 300, 70);
+	struct seen s = { 0 };
+	cr_assert_eq(db_reading_latest(db, "n1", see, &s), 0);
+	cr_assert_eq(s.n, 2, "one per sensor");
+	s = (struct seen){ 0 };
+	cr_assert_eq(db_reading_latest(db, NULL, see, &s), 0);
+	cr_assert_eq(s.n, 3, "one per host and sensor");
+	s = (struct seen){ 0 };
+	cr_assert_eq(db_reading_history(db, "n1", "CPU1 Temp", 0, see, &s), 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_float_eq(s.last_value, 60, 1e-9);
+	cr_assert_float_eq(s.ucr, 95, 1e-9, "thresholds kept");
+	cr_assert_eq(db_reading_prune(db, 1000), 0);
+	s = (struct seen){ 0 };
+	cr_assert_eq(db_reading_history(db, "n1", "CPU1 Temp", 0, see, &s), 0);
+	cr_assert_eq(s.n, 1, "pruning keeps each sensor's latest");
+	cr_assert_eq(s.last_ts, 200);
+
+	struct db_health_rule r = { .value = 90, .clear_after_ns = 60000000000LL };
+	snprintf(r.name, sizeof(r.name), "hot");
+	snprintf(r.sensor, sizeof(r.sensor), "CPU* Temp");
+	snprintf(r.kind, sizeof(r.kind), "above");
+	cr_assert_eq(db_rule_add(db, &r), 0);
+	cr_assert_eq(db_rule_add(db, &r), -EEXIST);
+	reopen();
+	s = (struct seen){ 0 };
+	cr_assert_eq(db_rule_list(db, see_rule, &s), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_eq(db_rule_remove(db, "hot"), 0);
+	cr_assert_eq(db_rule_remove(db, "hot"), -ENOENT);
+
+	cr_assert_eq(db_host_set_health(db, "n1", "degraded", "CPU1 Temp 96 C > 95 C", 500), 0);
+	struct db_host h;
+	cr_assert_eq(db_host_get(db, "n1", &h), 0);
+	cr_assert_str_eq(h.health, "degraded");
+	cr_assert_str_eq(h.health_reason, "CPU1 Temp 96 C > 95 C");
+	cr_assert_eq(h.health_since_ns, 500);
+	cr_assert_eq(db_host_set_health(db, "n1", "ok", "", 0), 0);
+	cr_assert_eq(db_host_get(db, "n1", &h), 0);
+	cr_assert_str_eq(h.health_reason, "");
+	cr_assert_eq(db_host_set_health(db, "n9", "ok", "", 0), -ENOENT);
 }
