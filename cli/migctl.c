@@ -2,7 +2,7 @@
  * migctl: the command line of migd. Global options, the table of
  * subcommands and the dispatch to them; the subcommands live in one file
  * per family (migctl_hosts.c, migctl_migrate.c, migctl_policy.c,
- * migctl_report.c, migctl_watch.c).
+ * migctl_report.c, migctl_watch.c, migctl_health.c).
  *
  * Subcommands are one word ("queue") or a noun and a verb ("host add").
  * Each parses its own options first, so `--help` works with no migd
@@ -129,12 +129,15 @@ static const struct subcmd subcmds[] = {
 	{ "evacuate", NULL, cmd_evacuate, evacuate_usage, "migrate every guest off a host" },
 	{ "abort", NULL, cmd_abort, abort_usage, "abort a queued or running migration" },
 	{ "queue", NULL, cmd_queue, queue_usage, "migrations queued and running" },
-	{ "policy", "add", cmd_policy_add, policy_add_usage, "add an interval policy" },
+	{ "policy", "add", cmd_policy_add, policy_add_usage, "add an interval, cron or mtbf policy" },
 	{ "policy", "list", cmd_policy_list, policy_list_usage, "list policies" },
 	{ "policy", "show", cmd_policy_show, policy_show_usage, "show one policy" },
 	{ "policy", "pause", cmd_policy_pause, policy_pause_usage, "stop a policy firing" },
 	{ "policy", "resume", cmd_policy_resume, policy_resume_usage, "let a policy fire again" },
 	{ "policy", "rm", cmd_policy_rm, policy_rm_usage, "remove a policy" },
+	{ "health", "report", cmd_health_report, health_report_usage, "report a sensor reading" },
+	{ "health", "show", cmd_health_show, health_show_usage, "hosts' health and readings" },
+	{ "health", "rule", cmd_health_rule, health_rule_usage, "add, list or rm health rules" },
 	{ "history", NULL, cmd_history, history_usage, "finished migrations and their cost" },
 	{ "report", NULL, cmd_report, report_usage, "cost statistics per policy and overall" },
 	{ "watch", NULL, cmd_watch, watch_usage, "live events, progress bars on a terminal" },

@@ -19,7 +19,8 @@
 
 const char host_add_usage[] =
 	"usage: migctl host add NAME --uri URI [--max-outbound N] [--max-inbound N]\n"
-	"                       [--memory SIZE]\n"
+	"                       [--memory SIZE] [--health-hook CMD]\n"
+	"                       [--health-interval DURATION] [--health-timeout DURATION]\n"
 	"\n"
 	"Add a host. The URI names its hypervisor backend, e.g. sim:///n1?link=1gbit\n"
 	"for a simulated host with a 1 Gbit/s link.\n"
@@ -28,6 +29,10 @@ const char host_add_usage[] =
 	"      --max-outbound N    migrations from this host at once (default: migd's)\n"
 	"      --max-inbound N     migrations to this host at once (default: migd's)\n"
 	"      --memory SIZE       memory for guests, e.g. 256g (default: the backend's)\n"
+	"      --health-hook CMD   run CMD (sh -c) for sensor readings of this host;\n"
+	"                          MIGD_HOST and MIGD_HOST_URI are set (see migd(8))\n"
+	"      --health-interval D how often (default: migd.conf health_interval, 30s)\n"
+	"      --health-timeout D  kill the hook after D (default: health_timeout, 10s)\n"
 	"      --json              print the new host as JSON\n"
 	"  -h, --help              show this help\n";
 
@@ -49,7 +54,8 @@ const char host_rm_usage[] =
 const char host_enable_usage[] =
 	"usage: migctl host enable NAME\n"
 	"\n"
-	"Let a disabled host take guests again.\n";
+	"Let a disabled host take guests again. A degraded host returns to service\n"
+	"too (its health hook degrades it again if a rule is still broken).\n";
 
 const char host_disable_usage[] =
 	"usage: migctl host disable NAME\n"
@@ -89,6 +95,10 @@ static void host_print(json_t *h)
 	print_kv("uri", jstr(h, "uri"));
 	print_kv("enabled", jbool(h, "enabled", 1) ? "yes" : "no");
 	print_kv("health", jstr(h, "health"));
+	if (*jstr(h, "health_reason"))
+		print_kv("health reason", jstr(h, "health_reason"));
+	if (*jstr(h, "health_hook"))
+		print_kv("health hook", jstr(h, "health_hook"));
 	snprintf(buf, sizeof(buf), "%s used of %s",
 		 fmt_bytes(jint(h, "memory_used_bytes", -1), used, sizeof(used)),
 		 fmt_bytes(jint(h, "memory_bytes", -1), total, sizeof(total)));
@@ -248,7 +258,20 @@ static int count_option(struct ctl *c, const char *option, const char *text, uin
 /* ---- host ---- */
 
 enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
-       OPT_JOB, OPT_RANK };
+       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT };
+
+/* --health-interval and --health-timeout as seconds into args. */
+static int hook_duration(struct ctl *c, int opt, const char *text, json_t *args)
+{
+	int interval = opt == OPT_HOOK_INTERVAL;
+	double s;
+	if (ctl_parse_duration(text, &s) < 0 || !(s > 0))
+		return ctl_usage_error(c, "%s \"%s\": expected a duration like 30s or 2m",
+				       interval ? "--health-interval" : "--health-timeout", text);
+	json_object_set_new(args, interval ? "health_interval_s" : "health_timeout_s",
+			    json_real(s));
+	return CTL_CONTINUE;
+}
 
 int cmd_host_add(struct ctl *c, int argc, char **argv)
 {
@@ -257,6 +280,9 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 		{ "max-outbound", required_argument, NULL, OPT_MAX_OUT },
 		{ "max-inbound", required_argument, NULL, OPT_MAX_IN },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "health-hook", required_argument, NULL, OPT_HOOK },
+		{ "health-interval", required_argument, NULL, OPT_HOOK_INTERVAL },
+		{ "health-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -267,6 +293,9 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		switch (opt) {
 		case OPT_URI: uri = optarg; break;
+		case OPT_HOOK: json_object_set_new(args, "health_hook", json_string(optarg)); break;
+		case OPT_HOOK_INTERVAL:
+		case OPT_HOOK_TIMEOUT: rc = hook_duration(c, opt, optarg, args); break;
 		case OPT_MAX_OUT:
 		case OPT_MAX_IN:
 			rc = count_option(c, opt == OPT_MAX_OUT ? "--max-outbound" : "--max-inbound",

@@ -240,8 +240,15 @@ char *fmt_seconds(double s, char *buf, size_t len)
 {
 	if (s < 0 || !isfinite(s))
 		snprintf(buf, len, "-");
-	else if (s != floor(s))
+	else if (s != floor(s) && s < 60)
 		snprintf(buf, len, "%.3gs", s);
+	else if (s != floor(s) || (fmod(s, 60) != 0 && s > 60)) { /* 1312.4 -> 21m52s */
+		long long t = llround(s);
+		if (t >= 3600)
+			snprintf(buf, len, "%lldh%02lldm%02llds", t / 3600, t / 60 % 60, t % 60);
+		else
+			snprintf(buf, len, "%lldm%02llds", t / 60, t % 60);
+	}
 	else if (s >= 86400 && fmod(s, 86400) == 0)
 		snprintf(buf, len, "%.0fd", s / 86400);
 	else if (s >= 3600 && fmod(s, 3600) == 0)

@@ -1,9 +1,8 @@
 /*
  * migctl_policy: policy add, list, show, pause, resume, rm.
  *
- * `policy add TYPE NAME ...` takes the type as a word so that cron and
- * health policies (a later issue) slot in beside interval with their own
- * options; today only interval exists. The policy object is printed from
+ * `policy add TYPE NAME ...` takes the type as a word: interval, cron and
+ * mtbf, each with its own options. The policy object is printed from
  * the fields migd returns, known ones first in a fixed order and any others
  * after them, so a field migd adds later shows up without a new migctl.
  */
@@ -12,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "migctl.h"
 #include "util.h"
@@ -19,28 +19,49 @@
 const char policy_add_usage[] =
 	"usage: migctl policy add interval NAME --every DURATION --guests SELECTOR\n"
 	"                         [--stagger DURATION] [--count K]\n"
+	"       migctl policy add cron NAME --schedule \"MIN HOUR DOM MON DOW\"\n"
+	"                         --action ACTION [--tz ZONE] [--missed run-once|skip]\n"
+	"                         [--stagger DURATION] [--spread PERCENT]\n"
+	"       migctl policy add mtbf NAME --mtbf DURATION --guests SELECTOR\n"
+	"                         [--cost DURATION] [--stagger DURATION] [--count K]\n"
 	"\n"
-	"Add an interval policy: every DURATION, migrate K (default: all) of the\n"
-	"selected guests one after another, DURATION of --stagger apart, each to\n"
-	"another host. Policies survive migd restarts.\n"
+	"interval: every DURATION, migrate K (default: all) of the selected guests\n"
+	"one after another, --stagger apart, each to another host.\n"
+	"cron: at the times of a five-field cron schedule in time zone ZONE (default\n"
+	"UTC), run ACTION: \"evacuate HOST[,HOST...]\" (the hosts are disabled and\n"
+	"emptied), \"rebalance\" (move guests until the hosts' memory loads are within\n"
+	"--spread of each other) or \"migrate SELECTOR\". A firing missed while migd\n"
+	"was down runs once at start-up (--missed run-once, the default) or is skipped.\n"
+	"mtbf: like interval, with the period from Young's formula sqrt(2 x cost x\n"
+	"MTBF), the cost measured from the policy's own migrations (--cost until\n"
+	"there are some). Policies survive migd restarts; see migctl(1).\n"
 	"\n"
 	"      --every DURATION    the period: 30s, 4m, 1h, 1d (a plain number is seconds)\n"
 	"      --guests SELECTOR   all, host:NAME, job:NAME, a guest name, or a\n"
 	"                          comma-separated list of those\n"
-	"      --stagger DURATION  gap between two starts within a period (default 0)\n"
-	"      --count K           guests moved per period (default: all selected)\n"
+	"      --stagger DURATION  gap between two starts of one firing (default 0)\n"
+	"      --count K           guests moved per firing (default: all selected)\n"
+	"      --schedule EXPR     cron: minute hour day-of-month month day-of-week\n"
+	"      --action ACTION     cron: evacuate HOSTS | rebalance | migrate SELECTOR\n"
+	"      --tz ZONE           cron: time zone, e.g. Europe/Berlin (default UTC)\n"
+	"      --missed WHAT       cron: run-once or skip firings missed while down\n"
+	"      --spread PERCENT    cron rebalance: allowed load spread (default 10%)\n"
+	"      --mtbf DURATION     mtbf: mean time between failures, e.g. 30d\n"
+	"      --cost DURATION     mtbf: cost of one firing until measured (default 60s)\n"
 	"      --json              print the new policy as JSON\n"
 	"  -h, --help              show this help\n";
 
 const char policy_list_usage[] =
 	"usage: migctl policy list [--json]\n"
 	"\n"
-	"List policies: type, state, period, stagger, count, selector.\n";
+	"List policies: type, state, schedule (period, cron expression or mtbf\n"
+	"interval), next firing, and what they move.\n";
 
 const char policy_show_usage[] =
 	"usage: migctl policy show NAME [--json]\n"
 	"\n"
-	"Show one policy.\n";
+	"Show one policy, with its next five firing times; for an mtbf policy also\n"
+	"the MTBF, the cost in effect (measured or configured) and the interval.\n";
 
 const char policy_pause_usage[] =
 	"usage: migctl policy pause NAME\n"
@@ -77,18 +98,98 @@ static const char *count_text(json_t *p, char *buf, size_t len)
 	return buf;
 }
 
+/* The schedule column: a period, a cron expression, an mtbf interval. */
+static const char *schedule_text(json_t *p, char *buf, size_t len)
+{
+	const char *type = jstr(p, "type");
+	char t[32];
+	if (strcmp(type, "cron") == 0)
+		snprintf(buf, len, "%s (%s)", jstr(p, "schedule"), jstr_or(p, "tz", "UTC"));
+	else if (strcmp(type, "mtbf") == 0)
+		snprintf(buf, len, "every %s", fmt_seconds(jnum(p, "interval_s", -1), t, sizeof(t)));
+	else
+		snprintf(buf, len, "every %s", fmt_seconds(jnum(p, "every_s", -1), t, sizeof(t)));
+	return buf;
+}
+
+static const char *what_text(json_t *p)
+{
+	const char *action = jstr(p, "action");
+	return *action ? action : jstr(p, "guests");
+}
+
+/* The next firings; a cron policy's also on the wall clock of its zone. */
+static void print_next_fires(json_t *p)
+{
+	json_t *next = json_object_get(p, "next_fires_ns");
+	const char *tz = strcmp(jstr(p, "type"), "cron") == 0 ? jstr_or(p, "tz", "UTC") : NULL;
+	size_t i;
+	json_t *t;
+	if (!json_is_array(next))
+		return;
+	printf("%-16s %s\n", "next firings:", json_array_size(next) ? "" : "none");
+	json_array_foreach(next, i, t) {
+		char when[40], zoned[64] = "";
+		time_t secs = (time_t)(json_integer_value(t) / 1000000000);
+		if (tz) { /* migctl is single-threaded: TZ switched and put back */
+			const char *old = getenv("TZ");
+			char *saved = old ? strdup(old) : NULL;
+			struct tm tm;
+			setenv("TZ", tz, 1);
+			tzset();
+			localtime_r(&secs, &tm);
+			strftime(zoned, sizeof(zoned), "   (%Y-%m-%d %H:%M %Z)", &tm);
+			if (saved)
+				setenv("TZ", saved, 1);
+			else
+				unsetenv("TZ");
+			free(saved);
+			tzset();
+		}
+		printf("  %s%s\n", fmt_time_ns(json_integer_value(t), when, sizeof(when)), zoned);
+	}
+}
+
 static void policy_print(json_t *p)
 {
-	static const char *const known[] = { "name", "type", "state", "paused", "every_s",
-					     "stagger_s", "count", "guests" };
-	char buf[256];
+	static const char *const known[] = {
+		"name", "type", "state", "paused", "every_s", "stagger_s", "count", "guests",
+		"schedule", "tz", "action", "missed", "spread", "mtbf_s", "cost_s",
+		"cost_in_effect_s", "cost_source", "cost_samples", "interval_s",
+	};
+	const char *type = jstr(p, "type");
+	char buf[256], t2[32];
 	print_kv("name", jstr(p, "name"));
-	print_kv("type", jstr(p, "type"));
+	print_kv("type", type);
 	print_kv("state", policy_state(p));
-	print_kv("every", fmt_seconds(jnum(p, "every_s", -1), buf, sizeof(buf)));
+	if (strcmp(type, "cron") == 0) {
+		print_kv("schedule", jstr(p, "schedule"));
+		print_kv("time zone", jstr_or(p, "tz", "UTC"));
+		print_kv("action", jstr(p, "action"));
+		print_kv("missed", jstr(p, "missed"));
+		if (strncmp(jstr(p, "action"), "rebalance", 9) == 0) {
+			snprintf(buf, sizeof(buf), "%g%%", jnum(p, "spread", 0) * 100);
+			print_kv("spread", buf);
+		}
+	} else if (strcmp(type, "mtbf") == 0) {
+		print_kv("mtbf", fmt_seconds(jnum(p, "mtbf_s", -1), buf, sizeof(buf)));
+		fmt_seconds(jnum(p, "cost_in_effect_s", -1), t2, sizeof(t2));
+		if (strcmp(jstr(p, "cost_source"), "history") == 0)
+			snprintf(buf, sizeof(buf), "%s (measured: last %" PRId64 " migrations)", t2,
+				 jint(p, "cost_samples", 0));
+		else
+			snprintf(buf, sizeof(buf), "%s (configured; no history yet)", t2);
+		print_kv("cost", buf);
+		print_kv("configured cost", fmt_seconds(jnum(p, "cost_s", -1), buf, sizeof(buf)));
+		print_kv("interval", fmt_seconds(jnum(p, "interval_s", -1), buf, sizeof(buf)));
+		print_kv("count", count_text(p, buf, sizeof(buf)));
+		print_kv("guests", jstr(p, "guests"));
+	} else {
+		print_kv("every", fmt_seconds(jnum(p, "every_s", -1), buf, sizeof(buf)));
+		print_kv("count", count_text(p, buf, sizeof(buf)));
+		print_kv("guests", jstr(p, "guests"));
+	}
 	print_kv("stagger", fmt_seconds(jnum(p, "stagger_s", 0), buf, sizeof(buf)));
-	print_kv("count", count_text(p, buf, sizeof(buf)));
-	print_kv("guests", jstr(p, "guests"));
 	const char *key;
 	json_t *v;
 	json_object_foreach(p, key, v) {
@@ -100,21 +201,27 @@ static void policy_print(json_t *p)
 		char label[64];
 		print_kv(field_label(key, label, sizeof(label)), field_text(key, v, buf, sizeof(buf)));
 	}
+	print_next_fires(p);
 }
 
 static void policy_table(json_t *arr)
 {
-	static const char *const headers[] = { "NAME", "TYPE", "STATE", ">EVERY", ">STAGGER",
-					       ">COUNT", "GUESTS" };
-	struct table *t = table_new(7, headers);
+	static const char *const headers[] = { "NAME", "TYPE", "STATE", "SCHEDULE", "NEXT",
+					       ">STAGGER", ">COUNT", "MOVES" };
+	struct table *t = table_new(8, headers);
 	size_t i;
 	json_t *p;
 	json_array_foreach(arr, i, p) {
-		char every[32], stagger[32], count[24];
+		char sched[160], next[40] = "-", stagger[32], count[24];
+		json_t *n = json_array_get(json_object_get(p, "next_fires_ns"), 0);
+		if (n)
+			fmt_time_ns(json_integer_value(n), next, sizeof(next));
 		table_add(t, jstr(p, "name"), jstr(p, "type"), policy_state(p),
-			  fmt_seconds(jnum(p, "every_s", -1), every, sizeof(every)),
+			  schedule_text(p, sched, sizeof(sched)), next,
 			  fmt_seconds(jnum(p, "stagger_s", 0), stagger, sizeof(stagger)),
-			  count_text(p, count, sizeof(count)), jstr(p, "guests"));
+			  strcmp(jstr(p, "type"), "cron") == 0 ? "-" : count_text(p, count,
+										 sizeof(count)),
+			  what_text(p));
 	}
 	table_print(t, stdout);
 	table_free(t);
@@ -141,16 +248,25 @@ static int duration_option(struct ctl *c, const char *option, const char *text, 
 	return 0;
 }
 
-enum { OPT_EVERY = OPT_SUBCMD_BASE, OPT_GUESTS, OPT_STAGGER, OPT_COUNT };
+enum { OPT_EVERY = OPT_SUBCMD_BASE, OPT_GUESTS, OPT_STAGGER, OPT_COUNT, OPT_SCHEDULE,
+       OPT_ACTION, OPT_TZ, OPT_MISSED, OPT_SPREAD, OPT_MTBF, OPT_COST };
 
-/* The interval options into args; CTL_CONTINUE or an exit code. */
-static int interval_options(struct ctl *c, int argc, char **argv, json_t *args)
+/* The options of every type into args (migd refuses those of another
+ * type, naming them); CTL_CONTINUE or an exit code. */
+static int policy_options(struct ctl *c, int argc, char **argv, json_t *args)
 {
 	static const struct option longopts[] = {
 		{ "every", required_argument, NULL, OPT_EVERY },
 		{ "guests", required_argument, NULL, OPT_GUESTS },
 		{ "stagger", required_argument, NULL, OPT_STAGGER },
 		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "schedule", required_argument, NULL, OPT_SCHEDULE },
+		{ "action", required_argument, NULL, OPT_ACTION },
+		{ "tz", required_argument, NULL, OPT_TZ },
+		{ "missed", required_argument, NULL, OPT_MISSED },
+		{ "spread", required_argument, NULL, OPT_SPREAD },
+		{ "mtbf", required_argument, NULL, OPT_MTBF },
+		{ "cost", required_argument, NULL, OPT_COST },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -172,6 +288,22 @@ static int interval_options(struct ctl *c, int argc, char **argv, json_t *args)
 			break;
 		}
 		case OPT_GUESTS: json_object_set_new(args, "guests", json_string(optarg)); break;
+		case OPT_SCHEDULE: json_object_set_new(args, "schedule", json_string(optarg)); break;
+		case OPT_ACTION: json_object_set_new(args, "action", json_string(optarg)); break;
+		case OPT_TZ: json_object_set_new(args, "tz", json_string(optarg)); break;
+		case OPT_MISSED: json_object_set_new(args, "missed", json_string(optarg)); break;
+		case OPT_SPREAD: json_object_set_new(args, "spread", json_string(optarg)); break;
+		case OPT_MTBF:
+		case OPT_COST: {
+			int mtbf = opt == OPT_MTBF;
+			rc = duration_option(c, mtbf ? "--mtbf" : "--cost", optarg, 1e-9, &seconds);
+			if (rc == 0) {
+				json_object_set_new(args, mtbf ? "mtbf_s" : "cost_s",
+						    seconds_json(seconds));
+				rc = CTL_CONTINUE;
+			}
+			break;
+		}
 		case OPT_COUNT:
 			if (parse_u64(optarg, 1, INT32_MAX, &count) < 0)
 				rc = ctl_usage_error(c, "--count \"%s\": expected a number from 1",
@@ -185,29 +317,49 @@ static int interval_options(struct ctl *c, int argc, char **argv, json_t *args)
 	return rc;
 }
 
+/* What each type cannot do without. */
+static int required_options(struct ctl *c, const char *type, json_t *args)
+{
+	static const struct {
+		const char *type, *key, *message;
+	} req[] = {
+		{ "interval", "every_s", "--every DURATION is required" },
+		{ "interval", "guests", "--guests SELECTOR is required (e.g. job:bt-io or all)" },
+		{ "cron", "schedule", "--schedule \"MIN HOUR DOM MON DOW\" is required" },
+		{ "cron", "action", "--action is required (evacuate HOSTS, rebalance or migrate "
+				    "SELECTOR)" },
+		{ "mtbf", "mtbf_s", "--mtbf DURATION is required (e.g. 30d)" },
+		{ "mtbf", "guests", "--guests SELECTOR is required (e.g. job:bt-io or all)" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(req); i++)
+		if (strcmp(req[i].type, type) == 0 && !json_object_get(args, req[i].key))
+			return ctl_usage_error(c, "%s", req[i].message);
+	return CTL_CONTINUE;
+}
+
 int cmd_policy_add(struct ctl *c, int argc, char **argv)
 {
 	json_t *args = json_object();
-	int rc = interval_options(c, argc, argv, args);
+	int rc = policy_options(c, argc, argv, args);
 	if (rc == CTL_CONTINUE && argc - optind < 1)
 		rc = ctl_usage_error(c, "TYPE NAME is required (e.g. interval bt-io)");
-	if (rc == CTL_CONTINUE && strcmp(argv[optind], "interval") != 0)
-		rc = ctl_usage_error(c, "policy type \"%s\": expected interval (cron and "
-				     "health are not there yet)", argv[optind]);
+	const char *type = rc == CTL_CONTINUE ? argv[optind] : "";
+	if (rc == CTL_CONTINUE && strcmp(type, "interval") != 0 && strcmp(type, "cron") != 0 &&
+	    strcmp(type, "mtbf") != 0)
+		rc = ctl_usage_error(c, "policy type \"%s\": expected interval, cron or mtbf",
+				     type);
 	if (rc == CTL_CONTINUE && argc - optind < 2)
-		rc = ctl_usage_error(c, "NAME is required after interval");
+		rc = ctl_usage_error(c, "NAME is required after %s", type);
 	if (rc == CTL_CONTINUE && argc - optind > 2)
 		rc = ctl_usage_error(c, "unexpected argument \"%s\"", argv[optind + 2]);
-	if (rc == CTL_CONTINUE && !json_object_get(args, "every_s"))
-		rc = ctl_usage_error(c, "--every DURATION is required");
-	if (rc == CTL_CONTINUE && !json_object_get(args, "guests"))
-		rc = ctl_usage_error(c, "--guests SELECTOR is required (e.g. job:bt-io or all)");
+	if (rc == CTL_CONTINUE)
+		rc = required_options(c, type, args);
 	if (rc != CTL_CONTINUE) {
 		json_decref(args);
 		return rc;
 	}
 	const char *name = argv[optind + 1];
-	json_object_set_new(args, "type", json_string("interval"));
+	json_object_set_new(args, "type", json_string(type));
 	json_object_set_new(args, "name", json_string(name));
 	json_t *root, *result;
 	if ((rc = ctl_call(c, "policy.add", args, &root, &result)) != 0)

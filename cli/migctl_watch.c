@@ -102,6 +102,11 @@ static void print_event(json_t *ev, const char *body, FILE *out)
 		fprintf(out, "  %s\n", migration_line(ev, line, sizeof(line)));
 		return;
 	}
+	/* health decisions carry their sentence: "host n3 degraded: CPU1 Temp ..." */
+	if (json_is_string(json_object_get(ev, "message"))) {
+		fprintf(out, "  %s\n", jstr(ev, "message"));
+		return;
+	}
 	print_fields(ev, out);
 	fputc('\n', out);
 }

@@ -38,6 +38,7 @@ struct api {
 	struct db *db;
 	struct executor *ex;
 	struct policy_engine *pe;
+	struct health *hm;
 	void *zctx, *rep, *pub;
 	uint64_t start_ms;
 };
@@ -186,6 +187,41 @@ static int host_arg(struct api *api, json_t *args, const char **name, struct db_
 	return rc < 0 ? rc : host_lookup(api, *name, h, err, errlen);
 }
 
+/* A duration in seconds, > 0, into ns; absent leaves *out. */
+static int arg_seconds(json_t *args, const char *key, int64_t *out, char *err, size_t errlen)
+{
+	double v;
+	int rc = migd_arg_num(args, key, 0, &v, err, errlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0 && !(v > 0 && v < 1e9)) {
+		snprintf(err, errlen, "argument \"%s\" = %g: expected seconds above 0", key, v);
+		rc = -EINVAL;
+	}
+	if (rc == 0)
+		*out = (int64_t)(v * 1e9);
+	return rc;
+}
+
+/* host.add's health hook and its interval and timeout. */
+static int host_health_args(json_t *args, struct db_host *h, char *err, size_t errlen)
+{
+	const char *hook;
+	int rc = migd_arg_str(args, "health_hook", 0, &hook, err, errlen);
+	if (rc == 0 && (strlen(hook) >= DB_HOOK_MAX || strchr(hook, '\n'))) {
+		snprintf(err, errlen, "argument \"health_hook\": one line of at most %d bytes",
+			 DB_HOOK_MAX - 1);
+		return -EINVAL;
+	}
+	if (rc == 0)
+		snprintf(h->health_hook, sizeof(h->health_hook), "%s", hook);
+	else if (rc != -ENOENT)
+		return rc;
+	if ((rc = arg_seconds(args, "health_interval_s", &h->health_interval_ns, err, errlen)) < 0)
+		return rc;
+	return arg_seconds(args, "health_timeout_s", &h->health_timeout_ns, err, errlen);
+}
+
 /* What host.add needs besides the name: URI, limits, memory (a sim URI's
  * mem= when not given). */
 static int host_add_args(struct api *api, json_t *args, struct db_host *h, char *err,
@@ -210,6 +246,8 @@ static int host_add_args(struct api *api, json_t *args, struct db_host *h, char 
 	if (!mem && strncmp(uri, "sim:", 4) == 0 &&
 	    hv_sim_parse_uri(uri, &sim, ignored, sizeof(ignored)) == 0)
 		mem = sim.mem_bytes;
+	if ((rc = host_health_args(args, h, err, errlen)) < 0)
+		return rc;
 	snprintf(h->uri, sizeof(h->uri), "%s", uri);
 	h->max_outbound = (unsigned)out;
 	h->max_inbound = (unsigned)in;
@@ -330,6 +368,28 @@ static int cmd_host_rm(struct api *api, json_t *args, json_t **result, char *err
 	return 0;
 }
 
+static int host_recovered(struct api *api, struct db_host *h)
+{
+	char message[DB_TEXT_MAX + DB_NAME_MAX + 64];
+	int rc = db_host_set_health(api->db, h->name, "ok", "", 0);
+	snprintf(message, sizeof(message), "host %s back in service: enabled by hand (was: %s)",
+		 h->name, h->health_reason);
+	snprintf(h->health, sizeof(h->health), "ok");
+	h->health_reason[0] = '\0';
+	h->health_since_ns = 0;
+	if (rc == 0) {
+		json_t *ev = migd_event_new("host.recovered", exec_now_ns(api->ex));
+		json_object_set_new(ev, "host", json_string(h->name));
+		json_object_set_new(ev, "reason", json_string("enabled by hand"));
+		json_object_set_new(ev, "message", json_string(message));
+		json_object_set_new(ev, "health", json_string("ok"));
+		rc = db_event(api->db, ev);
+	}
+	if (rc == 0)
+		log_info("%s", message);
+	return rc;
+}
+
 static int set_enabled(struct api *api, json_t *args, int enabled, json_t **result, char *err,
 		       size_t errlen)
 {
@@ -338,15 +398,20 @@ static int set_enabled(struct api *api, json_t *args, int enabled, json_t **resu
 	int rc = host_arg(api, args, &name, &h, err, errlen);
 	if (rc < 0)
 		return rc;
+	int recovered = enabled && strcmp(h.health, "ok") != 0;
 	if ((rc = db_begin(api->db)) < 0)
 		return db_error(rc, err, errlen);
 	rc = db_host_set_enabled(api->db, name, enabled);
 	h.enabled = enabled;
+	if (rc == 0 && recovered) /* enabling by hand also ends a degraded state */
+		rc = host_recovered(api, &h);
 	if (rc == 0)
 		rc = db_event(api->db, event_with(enabled ? "host.enabled" : "host.disabled", api,
 						  "host", db_host_json(&h)));
 	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
 		return db_error(rc, err, errlen);
+	if (recovered)
+		health_host_reset(api->hm, name);
 	exec_wake(api->ex);
 	*result = db_host_json(&h);
 	return 0;
@@ -819,6 +884,47 @@ static int cmd_policy_rm(struct api *api, json_t *args, json_t **result, char *e
 	return by_name(api, args, policy_remove, result, err, errlen);
 }
 
+/* ---- health --------------------------------------------------------------- */
+
+static int cmd_health_report(struct api *api, json_t *args, json_t **result, char *err,
+			     size_t errlen)
+{
+	int rc = health_report(api->hm, args, result, err, errlen);
+	if (rc == 0)
+		exec_wake(api->ex);
+	return rc;
+}
+
+static int cmd_health_rule_add(struct api *api, json_t *args, json_t **result, char *err,
+			       size_t errlen)
+{
+	return health_rule_add(api->hm, args, result, err, errlen);
+}
+
+static int cmd_health_rule_list(struct api *api, json_t *args, json_t **result, char *err,
+				size_t errlen)
+{
+	return health_rule_list(api->hm, result, err, errlen);
+}
+
+static int cmd_health_rule_rm(struct api *api, json_t *args, json_t **result, char *err,
+			      size_t errlen)
+{
+	const char *name;
+	int rc = arg_name(args, "name", 1, &name, err, errlen);
+	return rc < 0 ? rc : health_rule_rm(api->hm, name, result, err, errlen);
+}
+
+static int cmd_health_show(struct api *api, json_t *args, json_t **result, char *err,
+			   size_t errlen)
+{
+	const char *host = NULL;
+	int rc = arg_name(args, "host", 0, &host, err, errlen);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	return health_show(api->hm, host, result, err, errlen);
+}
+
 /* ---- dispatch ---------------------------------------------------------------- */
 
 static const struct command {
@@ -827,7 +933,8 @@ static const struct command {
 	const char *args;  /* the arguments it takes; NULL: the handler checks */
 } commands[] = {
 	{ "status", cmd_status, "" },
-	{ "host.add", cmd_host_add, "name,uri,max_outbound,max_inbound,memory_bytes" },
+	{ "host.add", cmd_host_add, "name,uri,max_outbound,max_inbound,memory_bytes,health_hook,"
+	  "health_interval_s,health_timeout_s" },
 	{ "host.list", cmd_host_list, "" },
 	{ "host.show", cmd_host_show, "name" },
 	{ "host.rm", cmd_host_rm, "name" },
@@ -849,6 +956,12 @@ static const struct command {
 	{ "policy.pause", cmd_policy_pause, "name" },
 	{ "policy.resume", cmd_policy_resume, "name" },
 	{ "policy.rm", cmd_policy_rm, "name" },
+	{ "health.report", cmd_health_report, "host,sensor,value,unit" },
+	{ "health.rule.add", cmd_health_rule_add, "name,sensor,above,below,rise,within_s,clear,"
+	  "clear_after_s" },
+	{ "health.rule.list", cmd_health_rule_list, "" },
+	{ "health.rule.rm", cmd_health_rule_rm, "name" },
+	{ "health.show", cmd_health_show, "host" },
 };
 
 static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
@@ -870,7 +983,7 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 	}
 	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, "
 				"migrate, evacuate, abort, migration.show, queue, history, report, "
-				"policy.*)", cmd);
+				"policy.*, health.*)", cmd);
 }
 
 static json_t *handle(struct api *api, const char *data, size_t len)
@@ -993,7 +1106,8 @@ static void *bind_socket(void *zctx, int type, const char *what, const char *end
 }
 
 int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
-	    struct policy_engine *pe, struct api **out, char *err, size_t errlen)
+	    struct policy_engine *pe, struct health *hm, struct api **out, char *err,
+	    size_t errlen)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	if (!api) {
@@ -1004,6 +1118,7 @@ int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
 	api->db = db;
 	api->ex = ex;
 	api->pe = pe;
+	api->hm = hm;
 	api->start_ms = now_ms();
 	api->zctx = zmq_ctx_new();
 	if (!api->zctx ||

@@ -17,14 +17,16 @@
 #include "config.h"
 #include "db.h"
 #include "executor.h"
+#include "health.h"
 #include "policy.h"
 
 struct api;
 
 /* Bind both endpoints; -errno with "listen tcp://...: Address already in
- * use" style messages in err. The api borrows db, ex and pe. */
+ * use" style messages in err. The api borrows db, ex, pe and hm. */
 int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
-	    struct policy_engine *pe, struct api **out, char *err, size_t errlen);
+	    struct policy_engine *pe, struct health *hm, struct api **out, char *err,
+	    size_t errlen);
 void api_free(struct api *api);
 
 /* Wait up to timeout_ms for requests and answer those that came (a few at

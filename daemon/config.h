@@ -44,6 +44,11 @@ struct migd_config {
 	unsigned poll_interval_ms;          /* main loop period */
 	int daemonize;
 	int debug;
+	char health_hook[512];              /* default hook for hosts without one; "" none */
+	double health_interval_s;           /* between hook runs (cluster clock) */
+	double health_timeout_s;            /* real seconds a hook may run */
+	double health_clear_after_s;        /* ipmitool thresholds: auto return; 0 never */
+	double health_retention_s;          /* readings kept */
 
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */

@@ -624,18 +624,25 @@ static void progress_event(struct executor *ex, struct running *r, const struct 
 	db_event_transient(ex->db, ev);
 }
 
-/* A guest that lands on a host disabled while it was on its way (an
- * evacuation, `host disable`) is moved on at once, with the priority of the
- * migration that brought it: evacuating a host covers its arrivals too. */
+/* A guest that lands on a host disabled or degraded while it was on its
+ * way (an evacuation, `host disable`, a health rule) is moved on at once,
+ * with the priority of the migration that brought it (at least health
+ * priority off a degraded host): evacuating a host covers its arrivals too. */
 static int move_off_disabled(struct executor *ex, const struct db_migration *m)
 {
 	struct db_host h;
 	struct db_migration next;
 	char reason[DB_TEXT_MAX], err[256];
-	if (db_host_get(ex->db, m->dst, &h) < 0 || h.enabled)
+	if (db_host_get(ex->db, m->dst, &h) < 0 || (h.enabled && strcmp(h.health, "ok") == 0))
 		return 0;
-	snprintf(reason, sizeof(reason), "arrived on disabled host %s", m->dst);
-	struct exec_request rq = { .guest = m->guest, .priority = m->priority, .reason = reason };
+	int degraded = h.enabled;
+	snprintf(reason, sizeof(reason), "arrived on %s host %s", degraded ? "degraded" : "disabled",
+		 m->dst);
+	struct exec_request rq = {
+		.guest = m->guest, .reason = reason,
+		.priority = degraded && m->priority < SCHED_PRIO_HEALTH ? SCHED_PRIO_HEALTH
+									 : m->priority,
+	};
 	int rc = db_begin(ex->db);
 	if (rc == 0) {
 		rc = exec_enqueue(ex, &rq, &next, err, sizeof(err));
@@ -644,8 +651,8 @@ static int move_off_disabled(struct executor *ex, const struct db_migration *m)
 		snprintf(err, sizeof(err), "cannot begin a transaction");
 	}
 	if (rc < 0)
-		log_warnx("guest %s arrived on disabled host %s and stays: %s", m->guest, m->dst,
-			  err);
+		log_warnx("guest %s arrived on %s host %s and stays: %s", m->guest,
+			  degraded ? "degraded" : "disabled", m->dst, err);
 	return 0;
 }
 

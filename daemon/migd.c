@@ -19,6 +19,7 @@
 #include "config.h"
 #include "db.h"
 #include "executor.h"
+#include "health.h"
 #include "log.h"
 #include "migd_proto.h"
 #include "policy.h"
@@ -134,7 +135,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 }
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
-		 struct policy_engine *pe)
+		 struct policy_engine *pe, struct health *hm)
 {
 	while (!stop_signal) {
 		int rc = api_serve(api, conf->poll_interval_ms);
@@ -143,6 +144,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 			usleep(conf->poll_interval_ms * 1000u); /* do not spin on a broken socket */
 		}
 		policy_tick(pe);
+		health_tick(hm);
 		exec_tick(ex);
 		api_publish(api);
 	}
@@ -156,15 +158,22 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	struct db *db = NULL;
 	struct executor *ex = NULL;
 	struct policy_engine *pe = NULL;
+	struct health *hm = NULL;
 	struct api *api = NULL;
 	struct exec_opts opts;
+	struct health_opts ho = {
+		.default_hook = conf->health_hook, .interval_s = conf->health_interval_s,
+		.timeout_s = conf->health_timeout_s, .clear_after_s = conf->health_clear_after_s,
+		.retention_s = conf->health_retention_s,
+	};
 	int rc;
 	exec_options(conf, state_dir, &opts);
 	if ((rc = db_open(conf->db, &db, err, sizeof(err))) < 0 ||
 	    (rc = exec_new(db, &opts, &ex, err, sizeof(err))) < 0 ||
 	    (rc = exec_restore(ex)) < 0 ||
 	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
-	    (rc = api_new(conf, db, ex, pe, &api, err, sizeof(err))) < 0) {
+	    (rc = health_new(db, ex, &ho, &hm, err, sizeof(err))) < 0 ||
+	    (rc = api_new(conf, db, ex, pe, hm, &api, err, sizeof(err))) < 0) {
 		log_warnx("cannot start: %s", *err ? err : "the cluster state was not restored");
 		goto out;
 	}
@@ -173,9 +182,10 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 		 exec_clock_is_sim(ex) ? ", sim clock" : "");
 	if (ready_fd >= 0)
 		detach(ready_fd);
-	loop(conf, api, ex, pe);
+	loop(conf, api, ex, pe, hm);
 out:
 	api_free(api);
+	health_free(hm);
 	policy_engine_free(pe);
 	exec_free(ex);
 	db_close(db);

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "interval.h" /* with policies/policy.h: the policy types */
+#include "cron.h"     /* with policies/policy.h: the policy types */
+#include "interval.h"
+#include "mtbf.h"
 #include "log.h"
 #include "migd_proto.h"
 #include "scheduler.h"
@@ -27,6 +29,8 @@ struct loaded {
 	void *params;                  /* the type's parsed parameters */
 	struct policy_state st;
 	uint64_t retry_after_ms;       /* real time; after a firing the database refused */
+	uint64_t cost_checked_ms;      /* mtbf: when the cost history was last read */
+	unsigned cost_samples;         /* mtbf: migrations the measured cost is from */
 };
 
 struct policy_engine {
@@ -52,6 +56,7 @@ static void state_from_row(const struct db_policy *row, struct policy_state *st)
 	st->next_fire_s = (double)row->next_fire_ns / 1e9;
 	st->last_fire_s = (double)row->last_fire_ns / 1e9;
 	st->cursor = row->cursor;
+	st->cost_s = (double)row->cost_ns / 1e9;
 }
 
 static void state_to_row(const struct policy_state *st, struct db_policy *row)
@@ -61,6 +66,7 @@ static void state_to_row(const struct policy_state *st, struct db_policy *row)
 	row->next_fire_ns = st->paused ? 0 : to_ns(st->next_fire_s);
 	row->last_fire_ns = st->has_fired ? to_ns(st->last_fire_s) : 0;
 	row->cursor = st->cursor;
+	row->cost_ns = to_ns(st->cost_s);
 }
 
 /* ---- parameters --------------------------------------------------------- */
@@ -126,6 +132,20 @@ static json_t *canonical_params(const struct policy_type *type, const void *para
 		const struct interval_params *p = params;
 		return json_pack("{s:s, s:f, s:f, s:I}", "guests", selector, "every_s", p->every_s,
 				 "stagger_s", p->stagger_s, "count", (json_int_t)p->count);
+	}
+	if (type == &policy_cron_type) {
+		const struct cron_params *p = params;
+		return json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "guests", selector,
+				 "schedule", p->schedule, "action", p->action, "tz",
+				 *p->tz ? p->tz : "UTC", "missed",
+				 p->missed == CRON_MISSED_SKIP ? "skip" : "run-once", "stagger_s",
+				 p->stagger_s, "spread", p->spread);
+	}
+	if (type == &policy_mtbf_type) {
+		const struct mtbf_params *p = params;
+		return json_pack("{s:s, s:f, s:f, s:f, s:I}", "guests", selector, "mtbf_s",
+				 p->mtbf_s, "cost_s", p->cost_s, "stagger_s", p->stagger_s, "count",
+				 (json_int_t)p->count);
 	}
 	json_t *copy = json_deep_copy(given);
 	json_object_del(copy, "name");
@@ -270,6 +290,43 @@ static int load_one(void *arg, const struct db_policy *row)
 	return rc;
 }
 
+static json_t *policy_event(const char *type, const struct loaded *lp, int64_t now);
+
+/* Firings a policy missed while migd was down: the type's rule (cron:
+ * run once now or skip) is applied, and the decision is an event. */
+static void restore_missed(struct policy_engine *pe, struct loaded *lp)
+{
+	int64_t now = exec_now_ns(pe->ex);
+	if (!lp->type->restore)
+		return;
+	struct policy_state st = lp->st;
+	unsigned missed = lp->type->restore(lp->params, &st, (double)now / 1e9);
+	if (missed == 0)
+		return;
+	const char *rule = json_string_value(json_object_get(lp->row.params, "missed"));
+	struct loaded after = *lp;
+	state_to_row(&st, &after.row);
+	after.st = st;
+	int rc = db_begin(pe->db);
+	if (rc == 0)
+		rc = db_policy_update(pe->db, &after.row);
+	if (rc == 0) {
+		json_t *ev = policy_event("policy.missed", &after, now);
+		char reason[160];
+		snprintf(reason, sizeof(reason), "%u firing%s missed while migd was down: %s", missed,
+			 missed == 1 ? "" : "s", rule && strcmp(rule, "skip") == 0
+				 ? "skipped" : "running once now");
+		json_object_set_new(ev, "missed", json_integer(missed));
+		json_object_set_new(ev, "reason", json_string(reason));
+		rc = db_event(pe->db, ev);
+		log_info("policy %s: %s", lp->row.name, reason);
+	}
+	if (db_end(pe->db, rc) == 0)
+		*lp = after;
+	else
+		log_warnx("policy %s: missed firings not recorded", lp->row.name);
+}
+
 int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine **out,
 		      char *err, size_t errlen)
 {
@@ -286,6 +343,8 @@ int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine *
 		policy_engine_free(pe);
 		return rc;
 	}
+	for (size_t i = 0; i < pe->n; i++)
+		restore_missed(pe, &pe->p[i]);
 	log_info("%zu polic%s loaded", pe->n, pe->n == 1 ? "y" : "ies");
 	*out = pe;
 	return 0;
@@ -306,6 +365,38 @@ unsigned policy_count(const struct policy_engine *pe)
 	return (unsigned)pe->n;
 }
 
+/* What a type adds for people: the next five firing times; for mtbf the
+ * inputs of Young's formula and the interval it chose. */
+static void type_details(const struct loaded *lp, json_t *o)
+{
+	double next[5];
+	size_t n = 0;
+	if (lp->type == &policy_cron_type && !lp->st.paused) {
+		double first = lp->st.next_fire_s;
+		n = cron_next_n(lp->params, first - 1, next, 5);
+	} else if (lp->type == &policy_mtbf_type) {
+		const struct mtbf_params *p = lp->params;
+		double interval = mtbf_interval_s(p, &lp->st);
+		json_object_set_new(o, "cost_in_effect_s", json_real(mtbf_cost_s(p, &lp->st)));
+		json_object_set_new(o, "cost_source", json_string(lp->st.cost_s > 0
+								  ? "history" : "configured"));
+		json_object_set_new(o, "cost_samples", json_integer(lp->cost_samples));
+		json_object_set_new(o, "interval_s", json_real(interval));
+		for (; !lp->st.paused && n < 5; n++)
+			next[n] = lp->st.next_fire_s + (double)n * interval;
+	} else if (lp->type == &policy_interval_type && !lp->st.paused) {
+		const struct interval_params *p = lp->params;
+		for (; n < 5; n++)
+			next[n] = lp->st.next_fire_s + (double)n * p->every_s;
+	}
+	if (lp->st.paused)
+		return;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_integer(to_ns(next[i])));
+	json_object_set_new(o, "next_fires_ns", arr);
+}
+
 static json_t *policy_json(const struct loaded *lp)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s}", "name", lp->row.name, "type", lp->row.type,
@@ -317,6 +408,7 @@ static json_t *policy_json(const struct loaded *lp)
 	json_object_set_new(o, "next_fire_ns", lp->row.next_fire_ns
 				       ? json_integer(lp->row.next_fire_ns) : json_null());
 	json_object_set_new(o, "fired", json_integer((json_int_t)lp->row.fired));
+	type_details(lp, o);
 	return o;
 }
 
@@ -330,19 +422,41 @@ static json_t *policy_event(const char *type, const struct loaded *lp, int64_t n
 
 /* ---- firing --------------------------------------------------------------- */
 
-/* Queue the picks of one firing; guests that cannot go now are listed in
- * skipped with the reason (already migrating, destination gone...). */
-static int queue_picks(struct policy_engine *pe, const struct loaded *lp,
-		       const struct selection *sel, const struct policy_pick *picks,
-		       size_t n_picks, int64_t now, json_t *queued, json_t *skipped)
+/* One migration a firing asks for: a guest, maybe a destination, an offset. */
+struct move {
+	char guest[DB_NAME_MAX];
+	char to[DB_NAME_MAX];          /* "": the planner chooses */
+	double offset_s;
+};
+
+struct moves {
+	struct move *m;
+	size_t n, cap;
+};
+
+static int moves_add(struct moves *mv, const char *guest, const char *to, double offset_s)
 {
-	char reason[DB_TEXT_MAX], err[256];
-	snprintf(reason, sizeof(reason), "%s policy %s", lp->row.type, lp->row.name);
-	for (size_t i = 0; i < n_picks; i++) {
+	if (GROW(mv->m, mv->cap, mv->n + 1) < 0)
+		return -ENOMEM;
+	struct move *m = &mv->m[mv->n++];
+	snprintf(m->guest, sizeof(m->guest), "%s", guest);
+	snprintf(m->to, sizeof(m->to), "%s", to ? to : "");
+	m->offset_s = offset_s;
+	return 0;
+}
+
+/* Queue the moves of one firing; guests that cannot go now are listed in
+ * skipped with the reason (already migrating, destination gone...). */
+static int queue_moves(struct policy_engine *pe, const struct loaded *lp,
+		       const struct moves *mv, const char *reason, int64_t now, json_t *queued,
+		       json_t *skipped)
+{
+	char err[256];
+	for (size_t i = 0; i < mv->n; i++) {
 		struct exec_request rq = {
-			.guest = sel->names[picks[i].guest], .priority = SCHED_PRIO_PERIODIC,
-			.policy = lp->row.name, .reason = reason, .queued_ns = now,
-			.not_before_ns = now + to_ns(picks[i].offset_s),
+			.guest = mv->m[i].guest, .to = *mv->m[i].to ? mv->m[i].to : NULL,
+			.priority = SCHED_PRIO_PERIODIC, .policy = lp->row.name, .reason = reason,
+			.queued_ns = now, .not_before_ns = now + to_ns(mv->m[i].offset_s),
 		};
 		struct db_migration m;
 		int rc = exec_enqueue(pe->ex, &rq, &m, err, sizeof(err));
@@ -358,15 +472,219 @@ static int queue_picks(struct policy_engine *pe, const struct loaded *lp,
 	return 0;
 }
 
+/* ---- cron actions (inside the firing's transaction) ---- */
+
+static int collect_guest_names(void *arg, const struct db_guest *g)
+{
+	struct selection *s = arg;
+	if (GROW(s->names, s->cap, s->n + 1) < 0)
+		return -ENOMEM;
+	memcpy(s->names[s->n++], g->name, DB_NAME_MAX);
+	return 0;
+}
+
+/* "evacuate n1,n2": each host disabled (so nothing comes back) and its
+ * guests queued, staggered across the whole firing. */
+static int action_evacuate(struct policy_engine *pe, const char *hosts, double stagger_s,
+			   int64_t now, struct moves *mv, json_t *skipped)
+{
+	char copy[CRON_ACTION_MAX], *save = NULL;
+	int rc = 0;
+	snprintf(copy, sizeof(copy), "%s", hosts);
+	for (char *t = strtok_r(copy, ", ", &save); t && rc == 0; t = strtok_r(NULL, ", ", &save)) {
+		struct db_host h;
+		struct selection sel = { 0 };
+		if (db_host_get(pe->db, t, &h) < 0) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "host", t, "reason",
+								 "no such host"));
+			continue;
+		}
+		if (h.enabled && (rc = db_host_set_enabled(pe->db, t, 0)) == 0) {
+			h.enabled = 0;
+			json_t *ev = migd_event_new("host.disabled", now);
+			json_object_set_new(ev, "host", db_host_json(&h));
+			rc = db_event(pe->db, ev);
+		}
+		if (rc == 0)
+			rc = db_guest_list(pe->db, t, NULL, collect_guest_names, &sel);
+		for (size_t i = 0; rc == 0 && i < sel.n; i++)
+			rc = moves_add(mv, sel.names[i], NULL, (double)mv->n * stagger_s);
+		free(sel.names);
+	}
+	return rc;
+}
+
+struct rb_host {
+	char name[DB_NAME_MAX];
+	double cap, used;
+	int ok;                        /* enabled, healthy, with a memory size */
+};
+
+struct rb_guest {
+	char name[DB_NAME_MAX];
+	size_t host;                   /* index into the hosts */
+	double mem;
+	int64_t job;
+	int busy;                      /* queued or migrating, or moved by this plan */
+};
+
+struct rb {
+	struct rb_host *h;
+	size_t nh, caph;
+	struct rb_guest *g;
+	size_t ng, capg;
+};
+
+static int rb_add_host(void *arg, const struct db_host *h)
+{
+	struct rb *rb = arg;
+	if (GROW(rb->h, rb->caph, rb->nh + 1) < 0)
+		return -ENOMEM;
+	struct rb_host *x = &rb->h[rb->nh++];
+	snprintf(x->name, sizeof(x->name), "%s", h->name);
+	x->cap = (double)h->memory_bytes;
+	x->used = (double)h->memory_used_bytes;
+	x->ok = h->enabled && strcmp(h->health, "ok") == 0 && h->memory_bytes > 0;
+	return 0;
+}
+
+static int rb_add_guest(void *arg, const struct db_guest *g)
+{
+	struct rb *rb = arg;
+	size_t k;
+	for (k = 0; k < rb->nh && strcmp(rb->h[k].name, g->host) != 0; k++)
+		;
+	if (k == rb->nh)
+		return 0;
+	if (GROW(rb->g, rb->capg, rb->ng + 1) < 0)
+		return -ENOMEM;
+	struct rb_guest *x = &rb->g[rb->ng++];
+	snprintf(x->name, sizeof(x->name), "%s", g->name);
+	x->host = k;
+	x->mem = (double)g->memory_bytes;
+	x->job = g->job_id;
+	x->busy = g->migration_id != 0;
+	return 0;
+}
+
+static double load_of(const struct rb_host *h)
+{
+	return h->used / h->cap;
+}
+
+/* Would another rank of the guest's job share host k? */
+static int job_on(const struct rb *rb, const struct rb_guest *g, size_t k)
+{
+	for (size_t i = 0; g->job && i < rb->ng; i++)
+		if (&rb->g[i] != g && rb->g[i].job == g->job && rb->g[i].host == k)
+			return 1;
+	return 0;
+}
+
+/* One greedy step: the guest of the fullest host whose move to the
+ * emptiest narrows their gap most. Returns its index or -1. */
+static ssize_t rb_pick(const struct rb *rb, size_t hi, size_t lo)
+{
+	double gap = load_of(&rb->h[hi]) - load_of(&rb->h[lo]), best = gap;
+	ssize_t pick = -1;
+	for (size_t i = 0; i < rb->ng; i++) {
+		const struct rb_guest *g = &rb->g[i];
+		if (g->host != hi || g->busy || rb->h[lo].used + g->mem > rb->h[lo].cap ||
+		    job_on(rb, g, lo))
+			continue;
+		double after = fabs((rb->h[hi].used - g->mem) / rb->h[hi].cap -
+				    (rb->h[lo].used + g->mem) / rb->h[lo].cap);
+		if (after < best - 1e-12) {
+			best = after;
+			pick = (ssize_t)i;
+		}
+	}
+	return pick;
+}
+
+/* "rebalance": move guests from the fullest to the emptiest host (by
+ * memory used / memory size, over enabled healthy hosts) until the loads
+ * are within spread of each other, or no move narrows the gap. */
+static int action_rebalance(struct policy_engine *pe, double spread, double stagger_s,
+			    struct moves *mv)
+{
+	struct rb rb = { 0 };
+	int rc = db_host_list(pe->db, rb_add_host, &rb);
+	if (rc == 0)
+		rc = db_guest_list(pe->db, NULL, NULL, rb_add_guest, &rb);
+	for (int step = 0; rc == 0 && step < 256; step++) {
+		size_t hi = SIZE_MAX, lo = SIZE_MAX;
+		for (size_t k = 0; k < rb.nh; k++) {
+			if (!rb.h[k].ok)
+				continue;
+			if (hi == SIZE_MAX || load_of(&rb.h[k]) > load_of(&rb.h[hi]))
+				hi = k;
+			if (lo == SIZE_MAX || load_of(&rb.h[k]) < load_of(&rb.h[lo]))
+				lo = k;
+		}
+		if (hi == SIZE_MAX || hi == lo || load_of(&rb.h[hi]) - load_of(&rb.h[lo]) <= spread)
+			break;
+		ssize_t i = rb_pick(&rb, hi, lo);
+		if (i < 0)
+			break;
+		struct rb_guest *g = &rb.g[i];
+		rb.h[hi].used -= g->mem;
+		rb.h[lo].used += g->mem;
+		g->host = lo;
+		g->busy = 1;
+		rc = moves_add(mv, g->name, rb.h[lo].name, (double)mv->n * stagger_s);
+	}
+	free(rb.h);
+	free(rb.g);
+	return rc;
+}
+
+/* The moves of one firing: the type's picks from the selection, or for a
+ * cron policy what its action says. */
+static int plan_firing(struct policy_engine *pe, const struct loaded *lp,
+		       const struct selection *sel, const struct policy_pick *picks,
+		       size_t n_picks, int64_t now, struct moves *mv, json_t *skipped)
+{
+	if (lp->type == &policy_cron_type) {
+		const struct cron_params *p = lp->params;
+		char verb[32], arg[CRON_ACTION_MAX];
+		cron_action_split(p->action, verb, sizeof(verb), arg, sizeof(arg));
+		if (strcmp(verb, "evacuate") == 0)
+			return action_evacuate(pe, arg, p->stagger_s, now, mv, skipped);
+		if (strcmp(verb, "rebalance") == 0)
+			return action_rebalance(pe, p->spread, p->stagger_s, mv);
+	}
+	for (size_t i = 0; i < n_picks; i++) {
+		int rc = moves_add(mv, sel->names[picks[i].guest], NULL, picks[i].offset_s);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void firing_reason(const struct loaded *lp, char *reason, size_t len)
+{
+	const char *action = json_string_value(json_object_get(lp->row.params, "action"));
+	if (action)
+		snprintf(reason, len, "cron policy %s: %s", lp->row.name, action);
+	else
+		snprintf(reason, len, "%s policy %s", lp->row.type, lp->row.name);
+}
+
 static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct policy_state *st,
 		       const struct selection *sel, const struct policy_pick *picks,
 		       size_t n_picks, int64_t now)
 {
 	json_t *queued = json_array(), *skipped = json_array();
 	struct db_policy row = lp->row;
+	struct moves mv = { 0 };
+	char reason[DB_TEXT_MAX];
+	firing_reason(lp, reason, sizeof(reason));
 	int rc = db_begin(pe->db);
 	if (rc == 0)
-		rc = queue_picks(pe, lp, sel, picks, n_picks, now, queued, skipped);
+		rc = plan_firing(pe, lp, sel, picks, n_picks, now, &mv, skipped);
+	if (rc == 0)
+		rc = queue_moves(pe, lp, &mv, reason, now, queued, skipped);
 	state_to_row(st, &row);
 	row.fired++;
 	if (rc == 0)
@@ -374,7 +692,9 @@ static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct polic
 	if (rc == 0) {
 		struct loaded after = *lp;
 		after.row = row;
+		after.st = *st;
 		json_t *ev = policy_event("policy.fired", &after, now);
+		json_object_set_new(ev, "reason", json_string(reason));
 		json_object_set_new(ev, "queued", json_incref(queued));
 		json_object_set_new(ev, "skipped", json_incref(skipped));
 		rc = db_event(pe->db, ev);
@@ -387,10 +707,12 @@ static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct polic
 		lp->row.last_fire_ns = row.last_fire_ns;
 		lp->row.cursor = row.cursor;
 		lp->row.fired = row.fired;
+		lp->row.cost_ns = row.cost_ns;
 		lp->st = *st;
-		log_info("policy %s fired: %zu queued, %zu skipped", lp->row.name,
+		log_info("policy %s fired (%s): %zu queued, %zu skipped", lp->row.name, reason,
 			 json_array_size(queued), json_array_size(skipped));
 	}
+	free(mv.m);
 	json_decref(queued);
 	json_decref(skipped);
 	return rc;
@@ -402,7 +724,8 @@ static void fire_one(struct policy_engine *pe, struct loaded *lp, int64_t now)
 	struct policy_state st = lp->st;
 	struct policy_pick *picks = NULL;
 	size_t n_picks = 0;
-	int rc = resolve(pe, selector_of(lp), &sel);
+	const char *selector = selector_of(lp);
+	int rc = *selector ? resolve(pe, selector, &sel) : 0;
 	if (rc == 0 && !(picks = calloc(sel.n + 1, sizeof(*picks))))
 		rc = -ENOMEM;
 	if (rc == 0)
@@ -418,6 +741,54 @@ static void fire_one(struct policy_engine *pe, struct loaded *lp, int64_t now)
 	free(sel.names);
 }
 
+/* mtbf: feed the cost measured from the policy's own history (the mean
+ * migration time of its last completed migrations times the guests one
+ * firing moves); a change of the interval is an event. At most once a
+ * second (real time) per policy. */
+static void observe_cost(struct policy_engine *pe, struct loaded *lp, int64_t now)
+{
+	const struct mtbf_params *p = lp->params;
+	double mean_ms;
+	unsigned count;
+	if (lp->cost_checked_ms && now_ms() - lp->cost_checked_ms < 1000)
+		return;
+	lp->cost_checked_ms = now_ms();
+	if (db_policy_cost(pe->db, lp->row.name, 20, &mean_ms, &count) < 0 || count == 0)
+		return;
+	lp->cost_samples = count;
+	size_t per_firing = p->count;
+	if (per_firing == 0) {
+		struct selection sel = { 0 };
+		if (resolve(pe, selector_of(lp), &sel) == 0)
+			per_firing = sel.n;
+		free(sel.names);
+	}
+	double cost_s = mean_ms / 1e3 * (double)(per_firing ? per_firing : 1);
+	if (!(cost_s > 0) || fabs(cost_s - lp->st.cost_s) < 1e-3 * cost_s)
+		return;
+	double before = mtbf_interval_s(p, &lp->st);
+	struct loaded after = *lp;
+	lp->type->observe(lp->params, &after.st, cost_s, (double)now / 1e9);
+	state_to_row(&after.st, &after.row);
+	int rc = db_begin(pe->db);
+	if (rc == 0)
+		rc = db_policy_update(pe->db, &after.row);
+	if (rc == 0) {
+		char reason[200];
+		double interval = mtbf_interval_s(p, &after.st);
+		snprintf(reason, sizeof(reason), "measured cost %.3g s (%u migrations): interval "
+			 "sqrt(2 x %.3g s x MTBF %.6g s) = %.6g s, was %.6g s", cost_s, count,
+			 cost_s, p->mtbf_s, interval, before);
+		json_t *ev = policy_event("policy.interval", &after, now);
+		json_object_set_new(ev, "reason", json_string(reason));
+		rc = db_event(pe->db, ev);
+		if (rc == 0)
+			log_info("policy %s: %s", lp->row.name, reason);
+	}
+	if (db_end(pe->db, rc) == 0)
+		*lp = after;
+}
+
 void policy_tick(struct policy_engine *pe)
 {
 	if (pe->n == 0)
@@ -426,6 +797,8 @@ void policy_tick(struct policy_engine *pe)
 	double now_s = (double)now / 1e9;
 	for (size_t i = 0; i < pe->n; i++) {
 		struct loaded *lp = &pe->p[i];
+		if (lp->type->observe && !lp->st.paused)
+			observe_cost(pe, lp, now);
 		if (lp->st.paused || now_s < lp->type->next_fire_s(lp->params, &lp->st))
 			continue;
 		if (lp->retry_after_ms && now_ms() < lp->retry_after_ms)
@@ -455,14 +828,25 @@ static int add_common_args(struct policy_engine *pe, json_t *args, struct loaded
 	const char *type, *name;
 	int rc;
 	if ((rc = migd_arg_str(args, "type", 1, &type, err, errlen)) < 0 ||
-	    (rc = migd_arg_str(args, "name", 1, &name, err, errlen)) < 0 ||
-	    (rc = migd_arg_str(args, "guests", 1, selector, err, errlen)) < 0)
+	    (rc = migd_arg_str(args, "name", 1, &name, err, errlen)) < 0)
 		return rc;
 	if (!(lp->type = policy_type_find(type))) {
 		snprintf(err, errlen, "argument \"type\" = \"%s\": unknown policy type (known: %s)",
-			 type, policy_interval_type.name);
+			 type, POLICY_TYPE_NAMES);
 		return -EINVAL;
 	}
+	/* a cron policy's guests are in its action ("migrate job:bt") */
+	int is_cron = lp->type == &policy_cron_type;
+	rc = migd_arg_str(args, "guests", !is_cron, selector, err, errlen);
+	if (is_cron && rc == 0) {
+		snprintf(err, errlen, "argument \"guests\": a cron policy selects guests in its "
+			 "action (\"migrate SELECTOR\")");
+		return -EINVAL;
+	}
+	if (is_cron)
+		*selector = "";
+	else if (rc < 0)
+		return rc;
 	if (db_name_check(name) < 0) {
 		snprintf(err, errlen, "argument \"name\" = \"%.80s\": expected 1 to %d letters, "
 			 "digits, '.', '_' or '-', starting with a letter or digit", name,
@@ -475,7 +859,7 @@ static int add_common_args(struct policy_engine *pe, json_t *args, struct loaded
 	}
 	snprintf(lp->row.name, sizeof(lp->row.name), "%s", name);
 	snprintf(lp->row.type, sizeof(lp->row.type), "%s", type);
-	return selector_check(*selector, err, errlen);
+	return is_cron ? 0 : selector_check(*selector, err, errlen);
 }
 
 int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *err,
@@ -488,6 +872,17 @@ int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *er
 		return rc;
 	if ((rc = parse_params(lp.type, args, &lp.params, err, errlen)) < 0)
 		return rc;
+	char verb[32], arg[CRON_ACTION_MAX];
+	if (lp.type == &policy_cron_type) {
+		cron_action_split(((struct cron_params *)lp.params)->action, verb, sizeof(verb), arg,
+				  sizeof(arg));
+		if (strcmp(verb, "migrate") == 0)
+			selector = arg;
+		if (*selector && (rc = selector_check(selector, err, errlen)) < 0) {
+			free(lp.params);
+			return rc;
+		}
+	}
 	int64_t now = exec_now_ns(pe->ex);
 	lp.type->start(lp.params, &lp.st, (double)now / 1e9);
 	lp.row.params = canonical_params(lp.type, lp.params, args, selector);
