@@ -1,0 +1,418 @@
+#!/bin/sh
+# test_health.sh: health hooks, cron and mtbf policies end to end, on the
+# sim backend at --time-scale 60 (a real second is a virtual minute).
+#
+#   - Every host has a health hook (a shell script printing ipmitool rows,
+#     a "sensor value" line and one bad line). When the script turns n3's
+#     CPU temperature past ipmitool's upper-critical threshold, migd marks
+#     n3 degraded, says why in a host.degraded event (seen by `migctl
+#     watch` and stored in the event log) and evacuates it at health
+#     priority without ever running more than --max-outbound 1 migration
+#     from it at once; a migration asked for n3 is refused and the planner
+#     sends nothing there; the bad line is reported with its number.
+#   - Back to service: by `migctl host enable`, and by a rule's
+#     --clear-after once its sensor is fine again.
+#   - A cron policy every 2 minutes fires on the 2-minute marks of the
+#     virtual clock, `policy show` lists its next five times, and firings
+#     missed while migd was stopped run once (run-once) or not (skip).
+#   - An mtbf policy starts from its configured cost and its interval
+#     follows Young's formula as measured costs accumulate.
+#
+# Env: MIGD and MIGCTL name the programs under test. TAP lines; the first
+# failure prints "not ok", the end of migd's log, and exits 1. Exit 77 when
+# python3 (used to read JSON and the event log) is missing.
+set -u
+
+: "${MIGD:?set MIGD to the migd program}"
+: "${MIGCTL:?set MIGCTL to the migctl program}"
+
+if ! command -v python3 >/dev/null 2>&1; then
+	echo "SKIP: no python3 to read migctl's JSON"
+	exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_health.XXXXXX") || exit 1
+migd_pid=
+watch_pid=
+
+stop_pid() { # PID: TERM, a bounded wait, then KILL
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+cleanup() {
+	stop_pid "$watch_pid"
+	stop_pid "$migd_pid"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+checks=0
+fail() {
+	echo "not ok $((checks + 1)) - $*"
+	if [ -s "$tmp/migd.log" ]; then
+		echo "--- last lines of migd's log:"
+		tail -n 25 "$tmp/migd.log"
+	fi
+	exit 1
+}
+
+ok() {
+	checks=$((checks + 1))
+	echo "ok $checks - $*"
+}
+
+used_ports() {
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk '$2 ~ /^[0-9A-F]+:[0-9A-F]+$/ { split($2, a, ":"); print a[2] }' |
+		while read -r hex; do printf '%d\n' "0x$hex"; done
+}
+
+free_port() {
+	used=$(used_ports)
+	tries=0
+	while [ $tries -lt 200 ]; do
+		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+		p=$((20000 + r % 11999))
+		if ! printf '%s\n' "$used" | grep -qx "$p" &&
+			! printf '%s\n' "$used" | grep -qx "$((p + 1))"; then
+			echo "$p"
+			return 0
+		fi
+		tries=$((tries + 1))
+	done
+	return 1
+}
+
+port=$(free_port) || fail "no free port pair in 20000-32000"
+endpoint="tcp://127.0.0.1:$port"
+
+ctl() {
+	"$MIGCTL" --connect "$endpoint" --timeout 5000 "$@"
+}
+
+ctl_json() {
+	out=$1
+	shift
+	ctl --json "$@" >"$out" 2>"$tmp/err" ||
+		fail "migctl $*: exit $?: $(cat "$tmp/err")"
+}
+
+py() {
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+v = eval(sys.argv[2])
+print(json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1" "$2"
+}
+
+# events TYPE: the stored events of TYPE as a JSON list (the event log)
+events() {
+	python3 -c 'import json, sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=10)
+rows = db.execute("SELECT body FROM events WHERE type = ? ORDER BY id", (sys.argv[2],))
+print(json.dumps([json.loads(b) for (b,) in rows]))' "$tmp/state.db" "$1"
+}
+
+start_migd() {
+	"$MIGD" --db "$tmp/state.db" --listen "$endpoint" --time-scale 60 \
+		--max-outbound 1 --health-interval 30s --health-timeout 5s \
+		>>"$tmp/migd.log" 2>&1 &
+	migd_pid=$!
+	i=0
+	until ctl --timeout 500 status >/dev/null 2>&1; do
+		kill -0 "$migd_pid" 2>/dev/null || fail "migd exited at start"
+		i=$((i + 1))
+		[ $i -lt 50 ] || fail "migd did not answer status within 25 s"
+		sleep 0.2
+	done
+}
+
+wait_for() {
+	limit=$(($1 * 5))
+	what=$2
+	shift 2
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -lt $limit ] || fail "$what: not within $((limit / 5)) s"
+		sleep 0.2
+	done
+}
+
+# ---- a cluster whose hosts have a health hook ----
+
+cat >"$tmp/hook.sh" <<EOF
+#!/bin/sh
+# ipmitool-style rows; the CPU temperature comes from a file per host
+t=\$(cat "$tmp/temp.\$MIGD_HOST" 2>/dev/null || echo 45)
+echo "CPU1 Temp        | \$t.000     | degrees C  | ok    | 0.000     | 0.000     | 0.000     | 90.000    | 95.000    | 100.000"
+echo "FAN1             | 5400.000   | RPM        | ok    | 300.000   | 500.000   | 700.000   | na        | na        | na"
+echo "PS1 Status       | 0x1        | discrete   | 0x0100| na        | na        | na        | na        | na        | na"
+echo "ecc_errors 3"
+echo "this line is not a reading"
+EOF
+chmod +x "$tmp/hook.sh"
+
+start_migd
+ctl watch --json >"$tmp/watch.out" 2>"$tmp/watch.err" &
+watch_pid=$!
+for n in n1 n2 n3 n4; do
+	ctl host add $n --uri "sim:///$n?link=1gbit" --memory 64g --health-hook "$tmp/hook.sh" \
+		>/dev/null 2>"$tmp/err" || fail "host add $n: $(cat "$tmp/err")"
+done
+for g in a b c d; do
+	ctl guest add "h$g" --host n3 --memory 2g --dirty-rate 8m/s >/dev/null 2>"$tmp/err" ||
+		fail "guest add h$g: $(cat "$tmp/err")"
+done
+readings_in() {
+	ctl --json health show n3 >"$tmp/hs.json" 2>/dev/null &&
+		[ "$(py "$tmp/hs.json" 'len(d[0]["readings"])')" -ge 4 ]
+}
+wait_for 20 "n3's hook readings stored" readings_in
+[ "$(py "$tmp/hs.json" 'd[0]["health"]')" = ok ] ||
+	fail "n3 should be ok at 45 C: $(cat "$tmp/hs.json")"
+[ "$(py "$tmp/hs.json" '[r["value"] for r in d[0]["readings"] if r["sensor"] == "PS1 Status"][0]')" = 1.0 ] ||
+	fail "discrete PS1 Status: expected value 1: $(cat "$tmp/hs.json")"
+ok "4 hosts with a health hook; n3's readings stored (CPU1 Temp, FAN1, PS1 Status, ecc_errors)"
+
+bad=$(events health.bad_line)
+python3 -c 'import json, sys
+e = [x for x in json.loads(sys.argv[1]) if x["host"] == "n3"]
+assert e and e[0]["line"] == 5 and e[0]["text"] == "this line is not a reading", e' "$bad" ||
+	fail "bad line: expected a health.bad_line event for line 5, got $bad"
+ok "the bad line is reported with its number and text"
+
+# ---- n3 overheats ----
+
+echo 96 >"$tmp/temp.n3"
+degraded() {
+	ctl --json host show n3 >"$tmp/n3.json" 2>/dev/null &&
+		[ "$(py "$tmp/n3.json" 'd["health"]')" = degraded ]
+}
+wait_for 20 "n3 degraded after its hook reports 96 C" degraded
+reason=$(py "$tmp/n3.json" 'd["health_reason"]')
+[ "$reason" = "CPU1 Temp 96 C > upper critical 95 C" ] ||
+	fail "n3's reason: expected \"CPU1 Temp 96 C > upper critical 95 C\", got \"$reason\""
+ok "n3 degraded: $reason"
+
+n3_empty() {
+	ctl --json guest list --host n3 >"$tmp/g.json" 2>/dev/null &&
+		[ "$(py "$tmp/g.json" 'len(d)')" = 0 ] &&
+		ctl --json queue >"$tmp/q.json" 2>/dev/null &&
+		[ "$(py "$tmp/q.json" 'len(d)')" = 0 ]
+}
+wait_for 60 "n3 evacuated" n3_empty
+ctl_json "$tmp/hist.json" history
+python3 - "$tmp/hist.json" <<'EOF' || fail "evacuation of n3 (above)"
+import json, sys
+rows = [m for m in json.load(open(sys.argv[1])) if m["src"] == "n3"]
+if len(rows) != 4:
+    sys.exit("expected 4 migrations off n3, got %d" % len(rows))
+for m in rows:
+    if m["state"] != "completed" or m["priority"] != "health":
+        sys.exit("migration %s: %s at %s priority" % (m["id"], m["state"], m["priority"]))
+    if "host n3 degraded: CPU1 Temp 96 C > upper critical 95 C" not in (m["reason"] or ""):
+        sys.exit("migration %s: reason %r" % (m["id"], m["reason"]))
+    if m["dst"] == "n3":
+        sys.exit("migration %s went to n3" % m["id"])
+spans = sorted((m["started_ns"], m["finished_ns"]) for m in rows)
+for (s1, f1), (s2, f2) in zip(spans, spans[1:]):
+    if s2 < f1:
+        sys.exit("two migrations from n3 overlapped (max_outbound 1)")
+print("   4 guests moved one at a time at health priority")
+EOF
+ok "n3 evacuated at health priority, one migration at a time (max-outbound 1)"
+
+python3 -c 'import json, sys
+ev = json.loads(sys.argv[1])
+assert any(e["host"] == "n3" and e["message"] == "host n3 degraded: CPU1 Temp 96 C > upper critical 95 C" for e in ev), ev' "$(events host.degraded)" ||
+	fail "event log: no host.degraded event with the reason"
+grep -q '"host n3 degraded: CPU1 Temp 96 C > upper critical 95 C"' "$tmp/watch.out" ||
+	fail "migctl watch did not show host.degraded with its reason"
+ok "host.degraded with its reason is in the event log and in migctl watch"
+
+ctl migrate ha --to n3 >/dev/null 2>"$tmp/err" && fail "migrate ha --to n3 was accepted"
+grep -q "degraded" "$tmp/err" || fail "migrate --to n3: expected \"degraded\", got $(cat "$tmp/err")"
+for g in a b c d; do
+	ctl migrate "h$g" --wait >/dev/null 2>"$tmp/err" || fail "migrate h$g: $(cat "$tmp/err")"
+done
+ctl_json "$tmp/g.json" guest list --host n3
+[ "$(py "$tmp/g.json" 'len(d)')" = 0 ] || fail "guests placed on degraded n3: $(cat "$tmp/g.json")"
+ok "nothing goes to degraded n3: --to refused, 4 planner-placed migrations went elsewhere"
+
+# ---- back to service ----
+
+ctl host enable n3 >/dev/null 2>"$tmp/err" || fail "host enable n3: $(cat "$tmp/err")"
+ctl_json "$tmp/n3.json" host show n3
+[ "$(py "$tmp/n3.json" 'd["health"]')" = ok ] || fail "host enable: n3 still $(cat "$tmp/n3.json")"
+wait_for 20 "n3 degraded again while its hook still says 96 C" degraded
+echo 50 >"$tmp/temp.n3"
+sleep 1.5 # a few hook runs at 50 C
+ctl host enable n3 >/dev/null 2>"$tmp/err" || fail "host enable n3: $(cat "$tmp/err")"
+sleep 2
+ctl_json "$tmp/n3.json" host show n3
+[ "$(py "$tmp/n3.json" 'd["health"]')" = ok ] ||
+	fail "n3 at 50 C enabled by hand should stay ok: $(cat "$tmp/n3.json")"
+python3 -c 'import json, sys
+assert any(e["host"] == "n3" and "enabled by hand" in e["message"] for e in json.loads(sys.argv[1]))' \
+	"$(events host.recovered)" || fail "no host.recovered event for n3"
+ok "host enable returns n3 to service (again degraded while the hook still said 96 C)"
+
+ctl health rule add ecc --sensor "ecc_*" --rise 5 --within 1h --clear-after 2m >/dev/null \
+	2>"$tmp/err" || fail "health rule add ecc: $(cat "$tmp/err")"
+ctl health report n4 ecc_errors 10 >"$tmp/rep.out" 2>"$tmp/err" ||
+	fail "health report: $(cat "$tmp/err")"
+grep -q "degraded: ecc_errors 10 rose by 7 within 1h (rule ecc)" "$tmp/rep.out" ||
+	fail "health report n4 ecc_errors 10: got $(cat "$tmp/rep.out")"
+ok "rule ecc (rise 5 within 1h): a report of 10 after 3 degrades n4"
+recovered_n4() {
+	ctl --json host show n4 >"$tmp/n4.json" 2>/dev/null &&
+		[ "$(py "$tmp/n4.json" 'd["health"]')" = ok ]
+}
+# the hook keeps saying 3: fine from the next run; 2 virtual minutes later
+# (2 real seconds) n4 is back; but within the hour 10 - 3 is no rise
+wait_for 30 "n4 back in service by --clear-after 2m" recovered_n4
+python3 -c 'import json, sys
+assert any(e["host"] == "n4" and "back in service" in e["message"] for e in json.loads(sys.argv[1]))' \
+	"$(events host.recovered)" || fail "no host.recovered event for n4"
+ok "n4 returns by itself 2 virtual minutes after its rule stopped firing"
+ctl health rule list >"$tmp/rules.out" 2>&1 && grep -q '^ecc ' "$tmp/rules.out" ||
+	fail "health rule list: $(cat "$tmp/rules.out")"
+ctl health rule rm ecc >/dev/null 2>&1 || fail "health rule rm ecc"
+
+# ---- a cron policy on the virtual clock ----
+
+ctl guest add c1 --host n1 --memory 512m >/dev/null 2>&1 || fail "guest add c1"
+ctl policy add cron every2 --schedule "*/2 * * * *" --action "migrate c1" >/dev/null \
+	2>"$tmp/err" || fail "policy add cron: $(cat "$tmp/err")"
+ctl_json "$tmp/p.json" policy show every2
+python3 - "$tmp/p.json" <<'EOF' || fail "policy show every2: $(cat "$tmp/p.json")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+t = p["next_fires_ns"]
+assert len(t) == 5, t
+assert all(x % 120_000_000_000 == 0 for x in t), t
+assert all(b - a == 120_000_000_000 for a, b in zip(t, t[1:])), t
+EOF
+ctl policy show every2 | grep -A5 '^next firings' >"$tmp/show.txt"
+[ "$(wc -l <"$tmp/show.txt")" -eq 6 ] || fail "policy show: expected 5 firing times"
+ok "policy show lists the next five firings, on 2-minute marks"
+
+fired3() {
+	[ "$(events policy.fired | python3 -c 'import json, sys
+print(len([e for e in json.load(sys.stdin) if e["name"] == "every2"]))')" -ge 3 ]
+}
+wait_for 30 "3 firings of every2" fired3
+events policy.fired >"$tmp/fired.json"
+python3 - "$tmp/fired.json" <<'EOF' || fail "cron firing times (above)"
+import json, sys
+ev = [e for e in json.load(open(sys.argv[1])) if e["name"] == "every2"]
+marks = []
+for e in ev:
+    mark = e["ts_ns"] // 120_000_000_000 * 120_000_000_000
+    late = (e["ts_ns"] - mark) / 1e9
+    # the loop ticks every 10 ms of real time: 0.6 s virtual; allow a few
+    if late > 6:
+        sys.exit("fired %.1f virtual s after its mark" % late)
+    marks.append(mark)
+for a, b in zip(marks, marks[1:]):
+    if b - a != 120_000_000_000:
+        sys.exit("firings not on consecutive 2-minute marks: %s" % marks)
+print("   fired %s virtual s after the marks" % ", ".join(
+    "%.1f" % ((e["ts_ns"] - m) / 1e9) for e, m in zip(ev, marks)))
+EOF
+ok "cron every2 fired on consecutive 2-minute marks of the virtual clock"
+
+ctl policy add cron ro --schedule "*/2 * * * *" --action "migrate c1" --missed run-once \
+	>/dev/null 2>&1 || fail "policy add ro"
+ctl policy add cron sk --schedule "*/2 * * * *" --action "migrate c1" --missed skip \
+	>/dev/null 2>&1 || fail "policy add sk"
+ctl policy pause every2 >/dev/null 2>&1
+stop_pid "$watch_pid"
+watch_pid=
+stop_pid "$migd_pid"
+migd_pid=
+sleep 7 # 7 virtual minutes: 3 or 4 firings missed
+start_migd
+restart_ns=$(ctl --json status | python3 -c 'import json, sys; print(json.load(sys.stdin)["clock_ns"])')
+sleep 1
+events policy.missed >"$tmp/missed.json"
+events policy.fired >"$tmp/fired.json"
+python3 - "$tmp/missed.json" "$tmp/fired.json" "$restart_ns" <<'EOF' || fail "missed firings (above)"
+import json, sys
+missed = {e["name"]: e for e in json.load(open(sys.argv[1]))}
+fired = json.load(open(sys.argv[2]))
+restart = int(sys.argv[3])
+for name in ("ro", "sk"):
+    if name not in missed or missed[name]["missed"] < 3:
+        sys.exit("%s: expected a policy.missed event with >= 3 missed: %s" % (name, missed))
+after = lambda n: [e for e in fired if e["name"] == n and e["ts_ns"] >= restart - 30e9]
+ro = after("ro")
+if not ro or abs(ro[0]["ts_ns"] - restart) > 30e9:
+    sys.exit("ro: expected a firing at start-up (clock %d): %s" % (restart, ro))
+for e in after("sk"):
+    if (e["ts_ns"] % 120_000_000_000) / 1e9 > 6:
+        sys.exit("sk fired off its marks after the restart: %s" % e)
+print("   ro: %s; sk: %s" % (missed["ro"]["reason"], missed["sk"]["reason"]))
+EOF
+ok "missed firings: run-once fired once at start-up, skip waited for its next mark"
+ctl policy rm ro >/dev/null 2>&1
+ctl policy rm sk >/dev/null 2>&1
+ctl policy rm every2 >/dev/null 2>&1
+
+# ---- an mtbf policy whose interval follows the measured cost ----
+
+ctl guest add m1 --host n1 --memory 1g >/dev/null 2>&1 || fail "guest add m1"
+ctl guest add m2 --host n2 --memory 6g >/dev/null 2>&1 || fail "guest add m2"
+ctl policy add mtbf ft --mtbf 1h --cost 5s --guests m1,m2 --count 1 >/dev/null 2>"$tmp/err" ||
+	fail "policy add mtbf: $(cat "$tmp/err")"
+ctl_json "$tmp/ft.json" policy show ft
+python3 - "$tmp/ft.json" <<'EOF' || fail "mtbf before history: $(cat "$tmp/ft.json")"
+import json, math, sys
+p = json.load(open(sys.argv[1]))
+assert p["cost_source"] == "configured", p
+assert abs(p["interval_s"] - math.sqrt(2 * 5 * 3600)) < 1e-6, p
+EOF
+ctl policy show ft | grep -q "configured; no history yet" || fail "policy show ft: no cost source"
+ok "mtbf ft: configured cost 5 s, interval sqrt(2 x 5 s x 1 h) = 190 s"
+intervals() {
+	events policy.interval >"$tmp/int.json"
+	[ "$(python3 -c 'import json, sys
+print(len([e for e in json.load(open(sys.argv[1])) if e["name"] == "ft"]))' "$tmp/int.json")" -ge 2 ]
+}
+wait_for 90 "two changes of ft's interval from measured costs" intervals
+ctl_json "$tmp/ft.json" policy show ft
+python3 - "$tmp/int.json" "$tmp/ft.json" <<'EOF' || fail "mtbf interval (above)"
+import json, math, sys
+ev = [e for e in json.load(open(sys.argv[1])) if e["name"] == "ft"]
+p = json.load(open(sys.argv[2]))
+vals = [e["policy"]["interval_s"] for e in ev]
+for e in ev:
+    q = e["policy"]
+    if q["cost_source"] != "history":
+        sys.exit("interval event without a measured cost: %s" % q)
+    want = max(math.sqrt(2 * q["cost_in_effect_s"] * 3600), q["cost_in_effect_s"])
+    if abs(q["interval_s"] - want) > 1e-6 * want:
+        sys.exit("interval %s, Young's formula gives %s" % (q["interval_s"], want))
+if len(set(round(v, 3) for v in vals)) < 2:
+    sys.exit("the interval did not change: %s" % vals)
+print("   intervals: %s s" % ", ".join("%.1f" % v for v in [math.sqrt(36000)] + vals))
+print("   now: cost %.2f s from %d migrations, interval %.1f s" % (
+    p["cost_in_effect_s"], p["cost_samples"], p["interval_s"]))
+EOF
+ok "mtbf ft: the interval follows Young's formula as the measured cost changes"
+
+if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp/migd.log"; then
+	fail "sanitizer report in migd's log"
+fi
+echo "1..$checks"
+echo "PASS: test_health"
+exit 0
