@@ -673,7 +673,7 @@ static void firing_reason(const struct loaded *lp, char *reason, size_t len)
 
 static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct policy_state *st,
 		       const struct selection *sel, const struct policy_pick *picks,
-		       size_t n_picks, int64_t now)
+		       size_t n_picks, double due_s, int64_t now)
 {
 	json_t *queued = json_array(), *skipped = json_array();
 	struct db_policy row = lp->row;
@@ -695,6 +695,7 @@ static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct polic
 		after.st = *st;
 		json_t *ev = policy_event("policy.fired", &after, now);
 		json_object_set_new(ev, "reason", json_string(reason));
+		json_object_set_new(ev, "due_ns", json_integer(to_ns(due_s)));
 		json_object_set_new(ev, "queued", json_incref(queued));
 		json_object_set_new(ev, "skipped", json_incref(skipped));
 		rc = db_event(pe->db, ev);
@@ -725,13 +726,14 @@ static void fire_one(struct policy_engine *pe, struct loaded *lp, int64_t now)
 	struct policy_pick *picks = NULL;
 	size_t n_picks = 0;
 	const char *selector = selector_of(lp);
+	double due_s = lp->type->next_fire_s(lp->params, &lp->st); /* what the firing is for */
 	int rc = *selector ? resolve(pe, selector, &sel) : 0;
 	if (rc == 0 && !(picks = calloc(sel.n + 1, sizeof(*picks))))
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = lp->type->fire(lp->params, &st, (double)now / 1e9, sel.n, picks, &n_picks);
 	if (rc == 1)
-		rc = fire_commit(pe, lp, &st, &sel, picks, n_picks, now);
+		rc = fire_commit(pe, lp, &st, &sel, picks, n_picks, due_s, now);
 	if (rc < 0) {
 		log_warnx("policy %s: firing failed (%s); trying again in a second", lp->row.name,
 			  strerror(-rc));
