@@ -20,7 +20,8 @@
  * Commands and their args (sizes in bytes, rates in bytes/s, times in
  * seconds as numbers, timestamps in ns since the epoch):
  *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?}
- *   host.add      {name, uri, max_outbound?, max_inbound?, memory_bytes?}  -> host
+ *   host.add      {name, uri, max_outbound?, max_inbound?, memory_bytes?,
+ *                  health_hook?, health_interval_s?, health_timeout_s?}  -> host
  *   host.list     {}                                   -> [host]
  *   host.show     {name}                               -> host (+ guests: [name])
  *   host.rm       {name}              (no guests on it) -> {}
@@ -38,8 +39,19 @@
  *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
  *                          downtime_ms:{mean,p50,p99}, bytes:{mean}}
  *   policy.add    {type:"interval", name, every_s, guests (selector), stagger_s?, count?}
+ *                 {type:"cron", name, schedule ("0 2 * * *"), action ("evacuate n3,n4" |
+ *                  "rebalance" | "migrate SELECTOR"), tz?, missed? ("run-once" | "skip"),
+ *                  stagger_s?, spread? (0..1 or "10%")}
+ *                 {type:"mtbf", name, mtbf_s, guests, cost_s?, stagger_s?, count?}
  *   policy.list   {}  policy.show {name}  policy.pause {name}  policy.resume {name}
  *   policy.rm     {name}
+ *   health.report {host, sensor, value, unit?}         -> {reading, host}
+ *   health.rule.add {name, sensor (glob), above? | below? | rise? + within_s,
+ *                  clear?, clear_after_s?}             -> rule
+ *   health.rule.list {}  health.rule.rm {name}
+ *   health.show   {host?}                              -> [{host, health, reason, since_ns,
+ *                                                          hook, interval_s, timeout_s,
+ *                                                          readings: [reading]}]
  *
  * Objects:
  *   host      {name, uri, enabled, health, max_outbound, max_inbound,
@@ -50,7 +62,16 @@
  *              total_ms, downtime_ms, bytes, rounds, error}
  *   state: queued | started | migrating | completed | failed | aborted
  *   policy    {name, type, state ("active" | "paused"), guests, every_s,
- *              stagger_s, count, created_ns, last_fire_ns, next_fire_ns, fired}
+ *              stagger_s, count, created_ns, last_fire_ns, next_fire_ns, fired,
+ *              next_fires_ns: [5 times]; cron: schedule, tz, action, missed,
+ *              spread; mtbf: mtbf_s, cost_s, cost_in_effect_s, cost_source
+ *              ("configured" | "history"), cost_samples, interval_s}
+ *   host      also {health_reason, health_since_ns, health_hook,
+ *              health_interval_s, health_timeout_s}
+ *   reading   {host, sensor, ts_ns, value (null: na), unit, status, source,
+ *              lnr?, lcr?, lnc?, unc?, ucr?, unr?}
+ *   rule      {name, sensor, kind ("above" | "below" | "rise"), value,
+ *              within_s, clear, clear_after_s, created_ns}
  * Objects may carry more fields than listed (a migration's not_before_ns
  * and reconciled, a guest's migration id); readers ignore what they do not
  * know. Unset times and unknown figures are null.
@@ -60,8 +81,13 @@
  * Events: host.added, host.removed, guest.added, migration.queued,
  * migration.started, migration.progress (id, transferred_bytes,
  * remaining_bytes, rounds), migration.completed, migration.failed,
- * migration.aborted, policy.fired, policy.added, policy.removed, reconciled;
- * also host.enabled, host.disabled, policy.paused, policy.resumed.
+ * migration.aborted, policy.fired (with due_ns and reason), policy.added,
+ * policy.removed, reconciled; also host.enabled, host.disabled,
+ * policy.paused, policy.resumed, policy.missed (missed, reason),
+ * policy.interval (mtbf; reason), host.degraded and host.recovered (host,
+ * reason, message: "host n3 degraded: CPU1 Temp 96 C > upper critical 95
+ * C"), health.bad_line (host, line, text, error), health.hook_failed
+ * (host, reason, stderr), health.rule.added, health.rule.removed.
  */
 #ifndef MIGD_PROTO_H
 #define MIGD_PROTO_H

@@ -33,6 +33,8 @@ iperf3
 iproute2
 procps
 python3-zmq
+tzdata
+libschedule-cron-events-perl
 "
 
 as_root() {
