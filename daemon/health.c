@@ -458,13 +458,18 @@ static int hook_start(struct health *hm, struct host_state *s)
 	const char *cmd = hook_of(hm, h->hook);
 	char **env = hook_env(h, host_var, sizeof(host_var), uri_var, sizeof(uri_var));
 	struct hook_run *run = &s->run;
-	int rc = -errno;
-	if (!env || pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0 ||
-	    pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0 || !(run->out = malloc(OUT_MAX + 1)))
+	int rc = -ENOMEM;
+	if (!env || !(run->out = malloc(OUT_MAX + 1)))
 		goto fail;
+	if (pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		rc = -errno;
 		goto fail;
+	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
 		setpgid(0, 0);
@@ -489,7 +494,6 @@ static int hook_start(struct health *hm, struct host_state *s)
 	log_debug("host %s: health hook started (pid %d): %s", h->name, (int)pid, cmd);
 	return 0;
 fail:
-	rc = rc ? rc : -ENOMEM;
 	log_warnx("host %s: cannot start its health hook: %s", h->name, strerror(-rc));
 	for (int i = 0; i < 2; i++) {
 		if (out[i] >= 0)
