@@ -190,6 +190,28 @@ assert e and e[0]["line"] == 5 and e[0]["text"] == "this line is not a reading",
 	fail "bad line: expected a health.bad_line event for line 5, got $bad"
 ok "the bad line is reported with its number and text"
 
+# ---- a hook that hangs is killed; migd keeps answering meanwhile ----
+
+printf '#!/bin/sh\necho "early 1"\nexec sleep 60\n' >"$tmp/hang.sh"
+chmod +x "$tmp/hang.sh"
+ctl host add n5 --uri "sim:///n5?link=1gbit" --memory 8g --health-hook "$tmp/hang.sh" \
+	--health-timeout 1s >/dev/null 2>"$tmp/err" || fail "host add n5: $(cat "$tmp/err")"
+i=0
+while [ $i -lt 5 ]; do # while the hook sleeps, requests are answered at once
+	ctl --timeout 3000 status >/dev/null 2>&1 || fail "status not answered while n5's hook hangs"
+	i=$((i + 1))
+done
+hook_killed() {
+	events health.hook_failed | python3 -c 'import json, sys
+sys.exit(0 if any(e["host"] == "n5" and "timed out" in e["reason"] for e in json.load(sys.stdin)) else 1)'
+}
+wait_for 20 "n5's hanging hook killed after its 1 s timeout" hook_killed
+ctl_json "$tmp/n5.json" health show n5
+[ "$(py "$tmp/n5.json" 'len(d[0]["readings"])')" = 0 ] ||
+	fail "n5: a timed-out hook's output must be ignored: $(cat "$tmp/n5.json")"
+ctl host rm n5 >/dev/null 2>"$tmp/err" || fail "host rm n5: $(cat "$tmp/err")"
+ok "a hook that hangs is killed after --health-timeout, its output ignored; migd answered meanwhile"
+
 # ---- n3 overheats ----
 
 echo 96 >"$tmp/temp.n3"
