@@ -429,6 +429,56 @@ print("   now: cost %.2f s from %d migrations, interval %.1f s" % (
 EOF
 ok "mtbf ft: the interval follows Young's formula as the measured cost changes"
 
+# ---- cron actions: rebalance, then evacuate ----
+
+ctl policy pause ft >/dev/null 2>&1 || fail "policy pause ft"
+queue_empty() {
+	ctl --json queue >"$tmp/q.json" 2>/dev/null && [ "$(py "$tmp/q.json" 'len(d)')" = 0 ]
+}
+wait_for 60 "queue empty after pausing ft" queue_empty
+for n in n1 n2 n3 n4; do
+	ctl host disable $n >/dev/null 2>&1 || fail "host disable $n"
+done
+for n in r1 r2; do
+	ctl host add $n --uri "sim:///$n?link=1gbit" --memory 16g >/dev/null 2>"$tmp/err" ||
+		fail "host add $n: $(cat "$tmp/err")"
+done
+for g in 1 2 3 4; do
+	ctl guest add "rb$g" --host r1 --memory 2g >/dev/null 2>&1 || fail "guest add rb$g"
+done
+ctl policy add cron rb --schedule "* * * * *" --action rebalance --spread 10% >/dev/null \
+	2>"$tmp/err" || fail "policy add cron rb: $(cat "$tmp/err")"
+rb_fired() {
+	[ "$(events policy.fired | python3 -c 'import json, sys
+print(len([e for e in json.load(sys.stdin) if e["name"] == "rb"]))')" -ge 1 ]
+}
+wait_for 30 "cron rb fired" rb_fired
+ctl policy pause rb >/dev/null 2>&1
+wait_for 60 "rebalance done" queue_empty
+ctl_json "$tmp/hosts.json" host list
+python3 - "$tmp/hosts.json" <<'EOF2' || fail "rebalance (above)"
+import json, sys
+h = {x["name"]: x for x in json.load(open(sys.argv[1]))}
+used = {n: h[n]["memory_used_bytes"] / 2**30 for n in ("r1", "r2")}
+if used != {"r1": 4, "r2": 4}:
+    sys.exit("expected 4 GiB on r1 and on r2 (loads 25%%, within 10%%), got %s" % used)
+print("   r1 and r2 at 4 GiB of 16 each (were 8 and 0)")
+EOF2
+ok "cron rebalance (spread 10%) moved r1's guests until r1 and r2 were level"
+
+ctl policy add cron ev --schedule "* * * * *" --action "evacuate r1" >/dev/null 2>"$tmp/err" ||
+	fail "policy add cron ev: $(cat "$tmp/err")"
+r1_empty() {
+	ctl --json host show r1 >"$tmp/r1.json" 2>/dev/null &&
+		[ "$(py "$tmp/r1.json" 'd["enabled"] is False and len(d["guests"]) == 0')" = True ]
+}
+wait_for 60 "cron ev: r1 disabled and empty" r1_empty
+ctl policy rm ev >/dev/null 2>&1
+ctl_json "$tmp/hist.json" history --policy ev
+[ "$(py "$tmp/hist.json" 'all(m["reason"] == "cron policy ev: evacuate r1" and m["dst"] == "r2" for m in d) and len(d) == 2')" = True ] ||
+	fail "cron ev: expected 2 migrations r1 -> r2 with the policy's reason: $(cat "$tmp/hist.json")"
+ok "cron evacuate r1: r1 disabled and emptied, the reason names the policy and action"
+
 if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp/migd.log"; then
 	fail "sanitizer report in migd's log"
 fi
