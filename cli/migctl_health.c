@@ -323,13 +323,13 @@ int cmd_health_rule(struct ctl *c, int argc, char **argv)
 		fputs(health_rule_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? MIGCTL_EXIT_USAGE : MIGCTL_EXIT_OK;
 	}
-	snprintf(name, sizeof(name), "health rule %s", argv[1]);
+	int known = strcmp(argv[1], "add") == 0 || strcmp(argv[1], "list") == 0 ||
+		    strcmp(argv[1], "rm") == 0;
+	snprintf(name, sizeof(name), "health rule%s%s", known ? " " : "", known ? argv[1] : "");
 	c->name = name;
+	if (!known)
+		return ctl_usage_error(c, "unknown verb \"%s\" (add, list or rm)", argv[1]);
 	if (strcmp(argv[1], "add") == 0)
 		return rule_add(c, argc - 1, argv + 1);
-	if (strcmp(argv[1], "list") == 0)
-		return rule_simple(c, argc - 1, argv + 1, 1);
-	if (strcmp(argv[1], "rm") == 0)
-		return rule_simple(c, argc - 1, argv + 1, 0);
-	return ctl_usage_error(c, "unknown verb \"%s\" (add, list or rm)", argv[1]);
+	return rule_simple(c, argc - 1, argv + 1, strcmp(argv[1], "list") == 0);
 }
