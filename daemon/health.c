@@ -50,6 +50,7 @@ struct host_state {
 	int64_t next_run_ns;       /* cluster clock */
 	int64_t last_bad_ns;       /* the last time a violation was seen; 0 unknown */
 	uint64_t bad_lines_hash;   /* of the last run's bad lines: reported once */
+	char last_failure[96];     /* the last run's failure, reported once; "" ok */
 	struct hook_run run;
 	int seen;                  /* still in the hosts table (refresh) */
 };
@@ -591,9 +592,14 @@ static void hook_parse(struct health *hm, struct host_state *s)
 	free(rows);
 }
 
+/* A failed run: logged and an event, unless the previous run failed the
+ * same way (a broken hook every 30 s would fill the log). */
 static void hook_failed(struct health *hm, struct host_state *s, const char *why)
 {
 	struct hook_run *run = &s->run;
+	if (strcmp(s->last_failure, why) == 0)
+		return;
+	snprintf(s->last_failure, sizeof(s->last_failure), "%s", why);
 	run->err[run->err_len] = '\0';
 	char *last = run->err + run->err_len;
 	while (last > run->err && (last[-1] == '\n' || last[-1] == ' '))
@@ -635,6 +641,8 @@ static void hook_poll(struct health *hm, struct host_state *s, double timeout_s)
 		return;
 	}
 	run->pid = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		s->last_failure[0] = '\0';
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		char why[64];
 		if (WIFEXITED(status))
