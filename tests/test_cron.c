@@ -208,12 +208,37 @@ Test(cron, dst_fall_back_wildcard_runs_in_both_hours)
 	expect_times("0,30 * * * *", "Europe/Berlin", utc(2026, 10, 25, 0, 40), want + 2, 3);
 }
 
+/* Australia/Lord_Howe shifts by half an hour: 2026-10-04 02:00 -> 02:30
+ * (15:30 UTC), 2026-04-05 02:00 -> 01:30 (15:00 UTC). */
+Test(cron, dst_half_hour_shift)
+{
+	double gap_fixed[] = { utc(2026, 10, 3, 15, 30), utc(2026, 10, 4, 15, 15) };
+	expect_times("15 2 * * *", "Australia/Lord_Howe", utc(2026, 10, 3, 12, 0), gap_fixed, 2);
+	double gap_wild[] = { utc(2026, 10, 3, 15, 15), utc(2026, 10, 3, 15, 30),
+			      utc(2026, 10, 3, 15, 45) };
+	expect_times("*/15 * * * *", "Australia/Lord_Howe", utc(2026, 10, 3, 15, 0), gap_wild, 3);
+	double back_fixed[] = { utc(2026, 4, 4, 14, 45), utc(2026, 4, 5, 15, 15) };
+	expect_times("45 1 * * *", "Australia/Lord_Howe", utc(2026, 4, 4, 12, 0), back_fixed, 2);
+	double back_wild[] = { utc(2026, 4, 4, 14, 30), utc(2026, 4, 4, 14, 45),
+			       utc(2026, 4, 4, 15, 0), utc(2026, 4, 4, 15, 15),
+			       utc(2026, 4, 4, 15, 30) };
+	expect_times("*/15 * * * *", "Australia/Lord_Howe", utc(2026, 4, 4, 14, 20), back_wild, 5);
+}
+
 Test(cron, named_zone_shifts_wall_clock_times)
 {
 	double want[] = { utc(2026, 1, 15, 7, 0), utc(2026, 7, 15, 6, 0) }; /* 08:00 CET, CEST */
 	expect_times("0 8 15 1,7 *", "Europe/Berlin", utc(2026, 1, 1, 0, 0), want, 2);
 	double ny[] = { utc(2026, 1, 15, 13, 0) }; /* 08:00 EST */
 	expect_times("0 8 15 1,7 *", "America/New_York", utc(2026, 1, 1, 0, 0), ny, 1);
+	/* the caller's TZ is put back */
+	setenv("TZ", "America/New_York", 1);
+	struct cron_expr e = parse_ok("0 8 * * *");
+	cron_next_s(&e, "Europe/Berlin", utc(2026, 1, 1, 0, 0));
+	cr_assert_str_eq(getenv("TZ"), "America/New_York");
+	unsetenv("TZ");
+	cron_next_s(&e, "Europe/Berlin", utc(2026, 1, 1, 0, 0));
+	cr_assert_null(getenv("TZ"));
 	cr_assert_eq(cron_tz_check("Europe/Berlin", err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(cron_tz_check("", err, sizeof(err)), 0);
 	cr_assert_eq(cron_tz_check("Mars/Olympus", err, sizeof(err)), -EINVAL);
