@@ -127,7 +127,7 @@ static const struct schema_step {
 } schema_steps[] = {
 	{ 1, "hosts, guests, jobs, policies, migrations, events", schema_v1 },
 	{ 2, "staggered starts, reconciled rows, host health, policy schedule", schema_v2 },
-	{ 3, "reserved: the migagent issue", "" },
+	{ 3, "reserved: the migagent issue", "" }, /* reserved: the migagent issue */
 	{ 4, "health readings and rules, host health reasons and hooks, mtbf cost", schema_v4 },
 };
 
