@@ -11,6 +11,15 @@
  * writes the policy's state back in the same transaction, so a restart
  * continues the schedule where it was.
  *
+ * The glue also owns what needs the cluster: a cron policy's action
+ * (evacuate hosts: disable and queue their guests; rebalance: plan moves
+ * from the most to the least memory-loaded healthy host until the loads
+ * are within the spread; migrate a selector), the rule for firings missed
+ * while migd was down (type->restore at load, a policy.missed event), and
+ * an mtbf policy's measured cost (type->observe, from the policy's own
+ * completed migrations, at most once a second, a policy.interval event
+ * when the interval moves).
+ *
  * (This header guards as MIGD_DAEMON_POLICY_H: policies/policy.h is the
  * types' interface and keeps MIGD_POLICY_H.)
  */
@@ -39,8 +48,11 @@ unsigned policy_count(const struct policy_engine *pe);
 /*
  * The API commands; each returns 0 with *result (the caller's), or a
  * negative errno with a message naming the bad field or value in err.
- * policy.add args: {type, name, guests, and the type's own: every_s,
- * stagger_s, count for interval (numbers, or strings like "4m")}.
+ * policy.add args: {type, name, guests (not for cron), and the type's own:
+ * every_s, stagger_s, count for interval; schedule, action, tz, missed,
+ * stagger_s, spread for cron; mtbf_s, cost_s, stagger_s, count for mtbf
+ * (numbers, or strings like "4m")}. policy.show adds next_fires_ns (the
+ * next five) and for mtbf the cost in effect, its source and the interval.
  */
 int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *err,
 	       size_t errlen);
