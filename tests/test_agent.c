@@ -1,0 +1,420 @@
+/*
+ * migagent end to end on loopback: real sfsd servers, libsfs writer
+ * processes that verify every byte afterwards, a real migagent, and a
+ * stand-in for migd's side (qload's ROUTER: migd's own is written
+ * elsewhere). What is proved:
+ *  - a quiesce under load holds every writer and drains what was in flight:
+ *    the servers' request counters (STATS) do not move between the quiesce
+ *    reply and the resume, and the writers make no progress;
+ *  - the agent killed while quiesced, and migd gone (the watchdog), both end
+ *    with the writers running again;
+ *  - a client that crashes while registered does not hold up a quiesce; one
+ *    that hangs costs the deadline, and the others are resumed;
+ *  - malformed messages from migd and from clients get errors, and the
+ *    agent keeps serving.
+ * Writers must never see an error and must read back what they wrote.
+ * Waits are bounded loops; nothing asserts on timing.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "fsfixture.h"
+#include "qload.h"
+#include "sfs.h"
+#include "util.h"
+
+static struct fsfix fx;
+static struct qpeer peer;
+static struct qload_writers writers;
+static pid_t agent_pid;
+static char sock_path[100], agent_log[300];
+
+static void agent_start(const char *watchdog)
+{
+	const char *prog = fsfix_program("MIGAGENT");
+	pid_t parent = getpid();
+	agent_pid = fork();
+	cr_assert(agent_pid >= 0);
+	if (agent_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		int fd = open(agent_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 2);
+		execl(prog, prog, "--migd", peer.endpoint, "--guest", "gtest", "--socket",
+		      sock_path, "--watchdog", watchdog, "--debug", (char *)NULL);
+		_exit(127);
+	}
+	json_t *hello = qpeer_recv(&peer, "hello", 10000);
+	cr_assert_not_null(hello, "no hello from migagent within 10 s; see %s", agent_log);
+	cr_assert_str_eq(json_string_value(json_object_get(hello, "guest")), "gtest");
+	json_decref(hello);
+}
+
+static void agent_kill(int sig)
+{
+	if (agent_pid > 0) {
+		kill(agent_pid, sig);
+		waitpid(agent_pid, NULL, 0);
+	}
+	agent_pid = 0;
+}
+
+static void setup_all(unsigned n_writers, size_t transfer_bytes, const char *watchdog)
+{
+	fsfix_start(&fx, 2, "timeout_ms = 20000\n");
+	snprintf(sock_path, sizeof(sock_path), "%.80s/agent.sock", fx.dir);
+	snprintf(agent_log, sizeof(agent_log), "%s/agent.log", fx.dir);
+	setenv("SFS_AGENT_SOCKET", sock_path, 1);
+	cr_assert_eq(qpeer_open(&peer), 0);
+	agent_start(watchdog);
+	struct sfs *fs;
+	cr_assert_eq(sfs_connect(fx.conf, NULL, &fs), 0, "%s", sfs_last_error());
+	cr_assert_eq(sfs_mkdir(fs, "/q", 0755), 0, "%s", sfs_last_error());
+	sfs_disconnect(fs);
+	struct qload_writer_opts o = { .conf = fx.conf, .dir = "/q",
+				       .transfer_bytes = transfer_bytes, .blocks = 8 };
+	cr_assert_eq(qload_writers_start(&writers, n_writers, &o), 0);
+}
+
+static void teardown_all(void)
+{
+	qload_writers_free(&writers);
+	agent_kill(SIGKILL);
+	qpeer_close(&peer);
+	fsfix_stop(&fx);
+}
+
+/* Wait (bounded) until the agent reports n registered clients. */
+static void wait_clients(unsigned n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		json_t *act = qpeer_recv(&peer, "activity", 2000);
+		size_t have = json_array_size(json_object_get(act, "clients"));
+		json_decref(act);
+		if (have == n)
+			return;
+	}
+	cr_assert_fail("the agent never reported %u clients", n);
+}
+
+/* Wait (bounded, 20 s) until the writers together have made more than
+ * `beyond` writes. */
+static int wait_writes_beyond(uint64_t beyond)
+{
+	for (int tries = 0; tries < 2000; tries++) {
+		if (qload_writes(&writers) > beyond)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void assert_writers_clean(void)
+{
+	unsigned failed = qload_writers_stop(&writers, 60000);
+	for (unsigned i = 0; i < writers.n; i++) {
+		const struct qload_progress *p = &writers.progress[i];
+		cr_expect_eq(p->errors, 0, "writer %u saw %llu errors: %s", i,
+			     (unsigned long long)p->errors, p->last_error);
+		cr_expect_eq(p->bad_blocks, 0, "writer %u: %llu blocks read back wrong", i,
+			     (unsigned long long)p->bad_blocks);
+	}
+	cr_assert_eq(failed, 0, "%u writers failed", failed);
+}
+
+static int ok_of(json_t *reply)
+{
+	return json_is_true(json_object_get(reply, "ok"));
+}
+
+static int64_t result_int(json_t *reply, const char *key)
+{
+	return json_integer_value(json_object_get(json_object_get(reply, "result"), key));
+}
+
+static int agent_log_contains(const char *needle)
+{
+	char line[2048];
+	int found = 0;
+	FILE *f = fopen(agent_log, "r");
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+TestSuite(agent, .fini = teardown_all, .timeout = 240);
+
+Test(agent, quiesce_under_load_holds_every_writer_and_servers_see_nothing)
+{
+	setup_all(4, 256 << 10, "10s");
+	wait_clients(4);
+	for (int cycle = 0; cycle < 5; cycle++) {
+		cr_assert(wait_writes_beyond(qload_writes(&writers) + 8), "writers not writing");
+		json_t *r = qpeer_call(&peer, "quiesce", 5000, 10000, NULL);
+		cr_assert_not_null(r, "no reply to quiesce");
+		cr_assert(ok_of(r), "quiesce failed: %s",
+			  json_string_value(json_object_get(r, "error")));
+		cr_assert_eq(result_int(r, "clients"), 4);
+		/* Every writer wrote since the last quiesce: at least one DF_SYNC
+		 * per datafile (2 servers) per writer was drained. */
+		cr_assert_geq(result_int(r, "drained_requests"), 8);
+		json_decref(r);
+
+		uint64_t req_before = qload_total_requests(fx.conf);
+		uint64_t writes_before = qload_writes(&writers);
+		cr_assert_neq(req_before, UINT64_MAX, "STATS failed");
+		usleep(300000);
+		uint64_t req_after = qload_total_requests(fx.conf);
+		cr_assert_eq(req_after, req_before,
+			     "servers saw %llu requests while the clients were quiesced",
+			     (unsigned long long)(req_after - req_before));
+		cr_assert_eq(qload_writes(&writers), writes_before, "a writer made progress");
+
+		r = qpeer_call(&peer, "resume", 0, 10000, NULL);
+		cr_assert(r && ok_of(r), "resume failed");
+		cr_assert_eq(result_int(r, "clients"), 4);
+		cr_assert_geq(json_number_value(json_object_get(json_object_get(r, "result"),
+								"held_ms")), 300.0);
+		json_decref(r);
+		cr_assert(wait_writes_beyond(writes_before), "writers did not resume");
+	}
+	/* The activity report says who writes. */
+	json_t *act = qpeer_recv(&peer, "activity", 3000);
+	cr_assert_not_null(act);
+	cr_assert_eq(json_is_false(json_object_get(act, "quiesced")), 1);
+	cr_assert_gt(json_integer_value(json_object_get(act, "write_bps")), 0);
+	json_decref(act);
+	cr_assert(agent_log_contains("audit: migd quiesce id=1"), "no audit line");
+	assert_writers_clean();
+	fsfix_finish(&fx);
+}
+
+Test(agent, agent_killed_while_quiesced_clients_resume_by_themselves)
+{
+	setup_all(3, 256 << 10, "60s");
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	json_t *r = qpeer_call(&peer, "quiesce", 5000, 10000, NULL);
+	cr_assert(r && ok_of(r), "quiesce failed");
+	json_decref(r);
+	uint64_t held = qload_writes(&writers);
+	usleep(200000);
+	cr_assert_eq(qload_writes(&writers), held, "a writer made progress while quiesced");
+	agent_kill(SIGKILL);
+	cr_assert(wait_writes_beyond(held + 3), "writers still held after the agent died");
+	assert_writers_clean();
+	fsfix_finish(&fx);
+}
+
+Test(agent, migd_gone_watchdog_resumes_the_clients)
+{
+	setup_all(3, 256 << 10, "1s");
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	json_t *r = qpeer_call(&peer, "quiesce", 5000, 10000, NULL);
+	cr_assert(r && ok_of(r), "quiesce failed");
+	json_decref(r);
+	uint64_t held = qload_writes(&writers);
+	qpeer_close(&peer); /* migd is gone: no resume will ever come */
+	cr_assert(wait_writes_beyond(held + 3), "the watchdog did not resume the writers");
+	for (int i = 0; i < 100 && !agent_log_contains("audit: watchdog"); i++)
+		usleep(20000);
+	cr_assert(agent_log_contains("audit: watchdog quiesce id=1: no resume within 1000 ms"),
+		  "no watchdog audit line in %s", agent_log);
+	assert_writers_clean();
+	fsfix_finish(&fx);
+}
+
+Test(agent, crashed_client_does_not_block_quiesce)
+{
+	setup_all(3, 256 << 10, "60s");
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	/* Writer 0 stops answering (its control thread too), then dies while
+	 * the quiesce waits for it. */
+	kill(writers.pids[0], SIGSTOP);
+	json_t *q = json_pack("{s:i, s:s, s:i, s:i}", "v", 1, "type", "quiesce", "id", 500,
+			      "deadline_ms", 60000);
+	cr_assert_eq(qpeer_send(&peer, q), 0);
+	usleep(300000);
+	kill(writers.pids[0], SIGKILL);
+	waitpid(writers.pids[0], NULL, 0);
+	writers.pids[0] = 0;
+	json_t *r = qpeer_recv(&peer, "reply", 20000);
+	cr_assert_not_null(r, "the quiesce never completed without the crashed client");
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 500);
+	cr_assert(ok_of(r), "quiesce failed: %s", json_string_value(json_object_get(r, "error")));
+	cr_assert_eq(result_int(r, "clients"), 2);
+	json_decref(r);
+	r = qpeer_call(&peer, "resume", 0, 10000, NULL);
+	cr_assert(r && ok_of(r));
+	json_decref(r);
+	/* Writer 0 is gone: only the others must be clean. */
+	writers.progress[0] = (struct qload_progress){ 0 };
+	assert_writers_clean();
+	fsfix_finish(&fx);
+}
+
+Test(agent, hung_client_misses_the_deadline_and_everyone_resumes)
+{
+	setup_all(3, 256 << 10, "60s");
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	kill(writers.pids[0], SIGSTOP);
+	json_t *r = qpeer_call(&peer, "quiesce", 300, 10000, NULL);
+	cr_assert_not_null(r);
+	cr_assert_not(ok_of(r), "a quiesce with a hung client succeeded");
+	cr_assert(strstr(json_string_value(json_object_get(r, "error")),
+			 "deadline 300 ms missed"), "error: %s",
+		  json_string_value(json_object_get(r, "error")));
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "result"), "missed_deadline")));
+	json_decref(r);
+	uint64_t w1 = writers.progress[1].writes;
+	for (int i = 0; i < 1000 && writers.progress[1].writes <= w1 + 2; i++)
+		usleep(10000);
+	cr_assert_gt(writers.progress[1].writes, w1 + 2, "the other writers were not resumed");
+	kill(writers.pids[0], SIGCONT);
+	assert_writers_clean();
+	fsfix_finish(&fx);
+}
+
+/* A message of two frames, which the protocol does not allow. */
+static int zmq_send_two(void)
+{
+	if (zmq_send(peer.router, peer.rid, peer.rid_len, ZMQ_SNDMORE) < 0 ||
+	    zmq_send(peer.router, "{}", 2, ZMQ_SNDMORE) < 0)
+		return -1;
+	return zmq_send(peer.router, "{}", 2, 0) < 0 ? -1 : 0;
+}
+
+static const char *error_of(json_t *m)
+{
+	const char *e = json_string_value(json_object_get(m, "error"));
+	return e ? e : "";
+}
+
+Test(agent, malformed_messages_from_migd_get_errors)
+{
+	static const char *bad[] = {
+		"not json",
+		"[1,2]",
+		"{}",
+		"{\"v\":2,\"type\":\"ping\",\"id\":1}",
+		"{\"v\":1,\"id\":1}",
+		"{\"v\":1,\"type\":\"reboot\",\"id\":1}",
+		"{\"v\":1,\"type\":\"ping\"}",
+		"{\"v\":1,\"type\":\"ping\",\"id\":[1]}",
+		"{\"v\":1,\"type\":\"quiesce\",\"id\":1}",
+		"{\"v\":1,\"type\":\"quiesce\",\"id\":1,\"deadline_ms\":-5}",
+		"{\"v\":1,\"type\":\"quiesce\",\"id\":1,\"deadline_ms\":\"2s\"}",
+		"{\"v\":1,\"type\":\"ping\",\"id\":1,\"id\":2}",
+	};
+	setup_all(0, 4096, "10s");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(qpeer_send_raw(&peer, bad[i], strlen(bad[i])), 0);
+		json_t *e = qpeer_recv(&peer, "error", 5000);
+		cr_assert_not_null(e, "no error for %s", bad[i]);
+		cr_assert(strstr(error_of(e), "bad message: "), "error for %s: %s", bad[i],
+			  error_of(e));
+		json_decref(e);
+	}
+	/* The id of a bad command is echoed when it could be read. */
+	const char *noddl = "{\"v\":1,\"type\":\"quiesce\",\"id\":\"q9\"}";
+	qpeer_send_raw(&peer, noddl, strlen(noddl));
+	json_t *e = qpeer_recv(&peer, "error", 5000);
+	cr_assert_str_eq(json_string_value(json_object_get(e, "id")), "q9");
+	cr_assert(strstr(error_of(e), "deadline_ms"), "%s", error_of(e));
+	json_decref(e);
+	/* Two frames in one message. */
+	cr_assert_eq(zmq_send_two(), 0);
+	e = qpeer_recv(&peer, "error", 5000);
+	cr_assert(e && strstr(error_of(e), "more than one frame"));
+	json_decref(e);
+	json_t *r = qpeer_call(&peer, "ping", 0, 5000, NULL);
+	cr_assert(r && ok_of(r), "the agent stopped serving after bad messages");
+	json_decref(r);
+	r = qpeer_call(&peer, "resume", 0, 5000, NULL);
+	cr_assert(r && ok_of(r), "resume while not quiesced must be ok");
+	cr_assert_eq(json_number_value(json_object_get(json_object_get(r, "result"), "held_ms")),
+		     0.0);
+	json_decref(r);
+	fsfix_finish(&fx);
+}
+
+/* A raw client on the agent's socket: send a line, read one back. */
+static int raw_connect(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void raw_expect_error(int fd, const char *send_line, const char *needle)
+{
+	char buf[4096];
+	cr_assert_eq(write_full(fd, send_line, strlen(send_line)), 0);
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+	cr_assert_gt(n, 0, "no answer to %s", send_line);
+	buf[n] = '\0';
+	cr_assert(strstr(buf, "\"type\":\"error\"") && strstr(buf, needle),
+		  "answer to %s: %s (wanted %s)", send_line, buf, needle);
+}
+
+Test(agent, malformed_messages_from_clients_get_errors)
+{
+	setup_all(0, 4096, "10s");
+	int fd = raw_connect();
+	raw_expect_error(fd, "garbage\n", "bad message: not JSON");
+	raw_expect_error(fd, "{\"v\":1,\"type\":\"stats\",\"read_bytes\":1,\"write_bytes\":1,"
+			     "\"inflight\":0,\"requests\":1}\n", "before register");
+	raw_expect_error(fd, "{\"v\":1,\"type\":\"register\",\"pid\":0,\"comm\":\"x\"}\n",
+			 "= 0: expected a process id");
+	raw_expect_error(fd, "{\"v\":1,\"type\":\"register\",\"pid\":12}\n", "comm");
+	const char *reg = "{\"v\":1,\"type\":\"register\",\"pid\":12,\"comm\":\"raw\"}\n";
+	cr_assert_eq(write_full(fd, reg, strlen(reg)), 0);
+	raw_expect_error(fd, reg, "already registered");
+	raw_expect_error(fd, "{\"v\":1,\"type\":\"quiesce\",\"id\":3}\n", "not for the agent");
+	raw_expect_error(fd, "{\"v\":1,\"type\":\"quiesced\",\"id\":3}\n", "missing");
+	/* A line longer than the protocol allows costs the connection. */
+	char *big = malloc(8192);
+	memset(big, 'x', 8191);
+	big[8191] = '\n';
+	write_full(fd, big, 8192);
+	free(big);
+	char buf[4096];
+	ssize_t n;
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		;
+	/* Closed with our excess unread: a Unix socket reports ECONNRESET. */
+	cr_assert(n == 0 || errno == ECONNRESET,
+		  "the agent kept a client that sent an overlong line (%s)", strerror(errno));
+	cr_assert(agent_log_contains("line longer than 4096 bytes"), "no error logged");
+	close(fd);
+	/* The raw client registered and then went away; quiesce is not held up. */
+	json_t *r = qpeer_call(&peer, "quiesce", 2000, 5000, NULL);
+	cr_assert(r && ok_of(r), "quiesce after bad clients failed");
+	cr_assert_eq(result_int(r, "clients"), 0);
+	json_decref(r);
+	r = qpeer_call(&peer, "resume", 0, 5000, NULL);
+	cr_assert(r && ok_of(r));
+	json_decref(r);
+	fsfix_finish(&fx);
+}
