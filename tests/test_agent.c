@@ -134,6 +134,28 @@ static void assert_writers_clean(void)
 	cr_assert_eq(failed, 0, "%u writers failed", failed);
 }
 
+static int agent_log_contains(const char *needle);
+
+/* End of a test: the agent stops cleanly on SIGTERM (exit 0, so sanitized
+ * builds run their exit checks) with no sanitizer report in its log, then
+ * the servers stop the same way. */
+static void finish(void)
+{
+	int status = -1;
+	if (agent_pid > 0) {
+		kill(agent_pid, SIGTERM);
+		for (int i = 0; i < 1000 && waitpid(agent_pid, &status, WNOHANG) != agent_pid; i++)
+			usleep(10000);
+		agent_pid = 0;
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "migagent did not exit 0 on SIGTERM (status 0x%x); see %s", status,
+			  agent_log);
+		cr_expect_not(agent_log_contains("Sanitizer") || agent_log_contains("runtime error"),
+			      "sanitizer report in %s", agent_log);
+	}
+	fsfix_finish(&fx);
+}
+
 static int ok_of(json_t *reply)
 {
 	return json_is_true(json_object_get(reply, "ok"));
@@ -200,7 +222,7 @@ Test(agent, quiesce_under_load_holds_every_writer_and_servers_see_nothing)
 	json_decref(act);
 	cr_assert(agent_log_contains("audit: migd quiesce id=1"), "no audit line");
 	assert_writers_clean();
-	fsfix_finish(&fx);
+	finish();
 }
 
 Test(agent, agent_killed_while_quiesced_clients_resume_by_themselves)
@@ -217,7 +239,7 @@ Test(agent, agent_killed_while_quiesced_clients_resume_by_themselves)
 	agent_kill(SIGKILL);
 	cr_assert(wait_writes_beyond(held + 3), "writers still held after the agent died");
 	assert_writers_clean();
-	fsfix_finish(&fx);
+	finish();
 }
 
 Test(agent, migd_gone_watchdog_resumes_the_clients)
@@ -236,7 +258,7 @@ Test(agent, migd_gone_watchdog_resumes_the_clients)
 	cr_assert(agent_log_contains("audit: watchdog quiesce id=1: no resume within 1000 ms"),
 		  "no watchdog audit line in %s", agent_log);
 	assert_writers_clean();
-	fsfix_finish(&fx);
+	finish();
 }
 
 Test(agent, crashed_client_does_not_block_quiesce)
@@ -266,7 +288,7 @@ Test(agent, crashed_client_does_not_block_quiesce)
 	/* Writer 0 is gone: only the others must be clean. */
 	writers.progress[0] = (struct qload_progress){ 0 };
 	assert_writers_clean();
-	fsfix_finish(&fx);
+	finish();
 }
 
 Test(agent, hung_client_misses_the_deadline_and_everyone_resumes)
@@ -289,7 +311,7 @@ Test(agent, hung_client_misses_the_deadline_and_everyone_resumes)
 	cr_assert_gt(writers.progress[1].writes, w1 + 2, "the other writers were not resumed");
 	kill(writers.pids[0], SIGCONT);
 	assert_writers_clean();
-	fsfix_finish(&fx);
+	finish();
 }
 
 /* A message of two frames, which the protocol does not allow. */
@@ -352,7 +374,7 @@ Test(agent, malformed_messages_from_migd_get_errors)
 	cr_assert_eq(json_number_value(json_object_get(json_object_get(r, "result"), "held_ms")),
 		     0.0);
 	json_decref(r);
-	fsfix_finish(&fx);
+	finish();
 }
 
 /* A raw client on the agent's socket: send a line, read one back. */
@@ -416,5 +438,5 @@ Test(agent, malformed_messages_from_clients_get_errors)
 	r = qpeer_call(&peer, "resume", 0, 5000, NULL);
 	cr_assert(r && ok_of(r));
 	json_decref(r);
-	fsfix_finish(&fx);
+	finish();
 }
