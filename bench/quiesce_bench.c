@@ -45,7 +45,7 @@ struct opts {
 	unsigned hold_ms, gap_ms, deadline_ms;
 	const char *base_dir;
 	const char *sfsd, *migagent, *sfs_ior;
-	const char *ior_block;
+	const char *ior_block, *ior_transfer;
 	int no_ior, keep;
 };
 
@@ -62,6 +62,7 @@ static void usage(FILE *out)
 		"usage: quiesce-bench [--quick] [--writers N] [--cycles N] [--transfer SIZE]\n"
 		"                     [--blocks N] [--io-servers N] [--hold MS] [--gap MS]\n"
 		"                     [--deadline MS] [--dir DIR] [--ior-reps N] [--ior-block SIZE]\n"
+		"                     [--ior-transfer SIZE]\n"
 		"                     [--no-ior] [--keep] [--sfsd P] [--migagent P] [--sfs-ior P]\n"
 		"\n"
 		"  --quick          fewer cycles and a smaller sfs-ior run (under a minute)\n"
@@ -76,6 +77,7 @@ static void usage(FILE *out)
 		"  --dir DIR        where the servers keep data (default /dev/shm, else /tmp)\n"
 		"  --ior-reps N     sfs-ior runs per setting (default 8; --quick 4)\n"
 		"  --ior-block SIZE sfs-ior -b (default 512m; --quick 256m)\n"
+		"  --ior-transfer SIZE  sfs-ior -t (default 1m)\n"
 		"  --no-ior         skip the sfs-ior comparison\n"
 		"  --keep           keep the data directory\n");
 }
@@ -109,7 +111,7 @@ static const char *sibling(const char *rel)
 static int parse_options(int argc, char **argv, struct opts *o)
 {
 	enum { O_QUICK = 256, O_WRITERS, O_CYCLES, O_TRANSFER, O_BLOCKS, O_IO, O_HOLD, O_GAP,
-	       O_DEADLINE, O_DIR, O_REPS, O_IORB, O_NOIOR, O_KEEP, O_SFSD, O_AGENT, O_IOR };
+	       O_DEADLINE, O_DIR, O_REPS, O_IORB, O_IORT, O_NOIOR, O_KEEP, O_SFSD, O_AGENT, O_IOR };
 	static const struct option longopts[] = {
 		{ "quick", no_argument, NULL, O_QUICK },
 		{ "writers", required_argument, NULL, O_WRITERS },
@@ -123,6 +125,7 @@ static int parse_options(int argc, char **argv, struct opts *o)
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "ior-reps", required_argument, NULL, O_REPS },
 		{ "ior-block", required_argument, NULL, O_IORB },
+		{ "ior-transfer", required_argument, NULL, O_IORT },
 		{ "no-ior", no_argument, NULL, O_NOIOR },
 		{ "keep", no_argument, NULL, O_KEEP },
 		{ "sfsd", required_argument, NULL, O_SFSD },
@@ -133,7 +136,8 @@ static int parse_options(int argc, char **argv, struct opts *o)
 	};
 	*o = (struct opts){ .writers = 16, .cycles = 100, .io_servers = 4, .blocks = 16,
 			    .ior_reps = 8, .transfer_bytes = 1 << 20, .hold_ms = 20,
-			    .gap_ms = 100, .deadline_ms = 2000, .ior_block = "512m" };
+			    .gap_ms = 100, .deadline_ms = 2000, .ior_block = "512m",
+			    .ior_transfer = "1m" };
 	o->base_dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	int c, rc = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -160,6 +164,7 @@ static int parse_options(int argc, char **argv, struct opts *o)
 			}
 			break;
 		case O_IORB: o->ior_block = optarg; break;
+		case O_IORT: o->ior_transfer = optarg; break;
 		case O_DIR: o->base_dir = optarg; break;
 		case O_NOIOR: o->no_ior = 1; break;
 		case O_KEEP: o->keep = 1; break;
@@ -432,10 +437,11 @@ static int ior_once(struct bench *b, int enabled, unsigned rep, double *write_mi
 	snprintf(out, sizeof(out), "%s/ior-%s-%u.out", b->dir, enabled ? "on" : "off", rep);
 	snprintf(obj, sizeof(obj), "/ior-%s-%u", enabled ? "on" : "off", rep);
 	snprintf(env, sizeof(env), "SFS_AGENT_SOCKET=%s", enabled ? b->sock : "off");
-	char conf_arg[PATH_MAX + 32], block_arg[64];
+	char conf_arg[PATH_MAX + 32], block_arg[64], xfer_arg[64];
 	snprintf(conf_arg, sizeof(conf_arg), "--sfs.conf=%s", b->conf);
 	snprintf(block_arg, sizeof(block_arg), "%s", b->o.ior_block);
-	char *argv[] = { (char *)b->o.sfs_ior, "-a", "SFS", conf_arg, "-b", block_arg, "-t", "1m",
+	snprintf(xfer_arg, sizeof(xfer_arg), "%s", b->o.ior_transfer);
+	char *argv[] = { (char *)b->o.sfs_ior, "-a", "SFS", conf_arg, "-b", block_arg, "-t", xfer_arg,
 			 "-w", "-r", "-o", obj, NULL };
 	char *envs[] = { env, "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
 			 NULL };
@@ -494,8 +500,8 @@ static int run_ior(struct bench *b)
 		registered += strstr(line, "(sfs-ior) registered") != NULL;
 	if (f)
 		fclose(f);
-	printf("sfs-ior -a SFS -b %s -t 1m -w -r, 1 process, %u runs per setting, interleaved:\n",
-	       b->o.ior_block, reps);
+	printf("sfs-ior -a SFS -b %s -t %s -w -r, 1 process, %u runs per setting, interleaved:\n",
+	       b->o.ior_block, b->o.ior_transfer, reps);
 	/* Paired ratios (runs next to each other in time) cancel most of the
 	 * drift of a shared machine; their median is the figure. */
 	double wp[100], rp[100];
