@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_internal.h" /* the gate itself, for its cost per call */
 #include "qload.h"
 #include "sfs.h"
 #include "sfs_conf.h"
@@ -525,6 +527,72 @@ static int run_ior(struct bench *b)
 	return registered == (int)reps ? 0 : 1;
 }
 
+/* --- part 4: the gate's own cost --- */
+
+#define GATE_CALLS 2000000u
+
+struct gate_arg {
+	struct ctl *ctl;
+	double ns_per_call;
+};
+
+static void *gate_loop(void *p)
+{
+	struct gate_arg *g = p;
+	uint64_t t0 = now_ns();
+	for (unsigned i = 0; i < GATE_CALLS; i++) {
+		ctl_enter(g->ctl);
+		ctl_count(g->ctl, 1, 1 << 20);
+		ctl_leave(g->ctl);
+	}
+	g->ns_per_call = (double)(now_ns() - t0) / GATE_CALLS;
+	return NULL;
+}
+
+/* What the open gate adds to one libsfs call (enter, count, leave), alone
+ * and with two threads of one process contending for its cache line, next
+ * to what a 1 MiB and a 4 KiB sfs_pwrite take here. */
+static int run_gate_cost(struct bench *b)
+{
+	struct sfs *fs;
+	struct sfs_file *f;
+	setenv("SFS_AGENT_SOCKET", b->sock, 1);
+	if (sfs_connect(b->conf, NULL, &fs) < 0 || !fs->ctl ||
+	    sfs_open(fs, "/gate", SFS_O_RDWR | SFS_O_CREAT, 0644, &f) < 0) {
+		fprintf(stderr, "quiesce-bench: gate: %s\n", fs && !fs->ctl ? "not registered"
+								   : sfs_last_error());
+		return -1;
+	}
+	struct gate_arg one = { .ctl = fs->ctl }, two[2] = { { .ctl = fs->ctl }, { .ctl = fs->ctl } };
+	gate_loop(&one);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, gate_loop, &two[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	double call_us[2];
+	size_t sizes[2] = { 1u << 20, 4096 };
+	char *buf = calloc(1, 1u << 20);
+	for (int k = 0; k < 2; k++) {
+		unsigned n = k == 0 ? 200 : 2000;
+		uint64_t t0 = now_ns();
+		for (unsigned i = 0; i < n; i++)
+			sfs_pwrite(f, buf, sizes[k], (uint64_t)(i % 16) * sizes[k]);
+		call_us[k] = (double)(now_ns() - t0) / n / 1000.0;
+	}
+	free(buf);
+	sfs_close(f);
+	sfs_unlink(fs, "/gate");
+	sfs_disconnect(fs);
+	double two_ns = (two[0].ns_per_call + two[1].ns_per_call) / 2;
+	printf("gate (open) per call: %.1f ns alone, %.1f ns with 2 threads contending; "
+	       "disabled: one branch\n", one.ns_per_call, two_ns);
+	printf("  a 1 MiB sfs_pwrite takes %.0f us here: the gate is %.4f%% of it; "
+	       "a 4 KiB one %.1f us: %.3f%%\n", call_us[0], two_ns / 10 / call_us[0],
+	       call_us[1], two_ns / 10 / call_us[1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench b = { 0 };
@@ -539,6 +607,8 @@ int main(int argc, char **argv)
 	rc = run_cycles(&b);
 	if (!b.o.no_ior && rc == 0)
 		rc = run_ior(&b) < 0 ? 1 : rc;
+	if (rc == 0 && run_gate_cost(&b) < 0)
+		rc = 1;
 out:
 	stop_pid(&b.agent_pid);
 	stop_pid(&b.sfsd_pid);
