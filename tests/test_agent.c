@@ -242,6 +242,40 @@ Test(agent, agent_killed_while_quiesced_clients_resume_by_themselves)
 	finish();
 }
 
+Test(agent, agent_killed_mid_quiesce_clients_resume_by_themselves)
+{
+	setup_all(3, 256 << 10, "60s");
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	/* Writer 0 cannot answer, so the quiesce stays under way while the
+	 * other two are held; then the agent dies. */
+	kill(writers.pids[0], SIGSTOP);
+	json_t *q = json_pack("{s:i, s:s, s:i, s:i}", "v", 1, "type", "quiesce", "id", 9,
+			      "deadline_ms", 60000);
+	cr_assert_eq(qpeer_send(&peer, q), 0);
+	uint64_t w1 = writers.progress[1].writes, w2 = writers.progress[2].writes;
+	int still = 0;
+	for (int i = 0; i < 200 && still < 10; i++) {
+		usleep(20000);
+		uint64_t n1 = writers.progress[1].writes, n2 = writers.progress[2].writes;
+		still = n1 == w1 && n2 == w2 ? still + 1 : 0;
+		w1 = n1;
+		w2 = n2;
+	}
+	cr_assert_eq(still, 10, "writers 1 and 2 were not held by the quiesce under way");
+	agent_kill(SIGKILL);
+	kill(writers.pids[0], SIGCONT);
+	cr_assert(wait_writes_beyond(qload_writes(&writers) + 6),
+		  "writers still held after the agent died mid-quiesce");
+	for (int i = 0; i < 1000 && (writers.progress[1].writes <= w1 ||
+				     writers.progress[2].writes <= w2); i++)
+		usleep(10000);
+	cr_assert_gt(writers.progress[1].writes, w1, "writer 1 still held");
+	cr_assert_gt(writers.progress[2].writes, w2, "writer 2 still held");
+	assert_writers_clean();
+	finish();
+}
+
 Test(agent, migd_gone_watchdog_resumes_the_clients)
 {
 	setup_all(3, 256 << 10, "1s");
