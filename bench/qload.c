@@ -139,6 +139,9 @@ int qload_writers_start(struct qload_writers *w, unsigned n, const struct qload_
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (getppid() != parent)
 				_exit(4);
+			/* Not the parent's sockets: a writer holding the migd
+			 * stand-in's listening socket would keep its port. */
+			close_range(3, ~0u, 0);
 			struct sigaction sa = { .sa_handler = on_stop };
 			sigaction(SIGUSR1, &sa, NULL);
 			_exit(writer_main(i, &w->progress[i], o));
@@ -200,7 +203,23 @@ void qload_writers_free(struct qload_writers *w)
 
 /* --- migd stand-in --- */
 
+/* A port below the kernel's ephemeral range: a DEALER reconnecting to an
+ * ephemeral port nobody listens on can connect to itself and keep it. */
 int qpeer_open(struct qpeer *p)
+{
+	char endpoint[64];
+	srand((unsigned)(getpid() ^ now_ns()));
+	for (int attempt = 0; attempt < 100; attempt++) {
+		snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", 20000 + rand() % 12000);
+		int rc = qpeer_open_at(p, endpoint);
+		if (rc == 0)
+			return 0;
+		qpeer_close(p);
+	}
+	return qpeer_open_at(p, "tcp://127.0.0.1:*");
+}
+
+int qpeer_open_at(struct qpeer *p, const char *endpoint)
 {
 	memset(p, 0, sizeof(*p));
 	int zero = 0;
@@ -210,7 +229,7 @@ int qpeer_open(struct qpeer *p)
 	if (!p->router)
 		return -ENOMEM;
 	zmq_setsockopt(p->router, ZMQ_LINGER, &zero, sizeof(zero));
-	if (zmq_bind(p->router, "tcp://127.0.0.1:*") < 0 ||
+	if (zmq_bind(p->router, endpoint) < 0 ||
 	    zmq_getsockopt(p->router, ZMQ_LAST_ENDPOINT, p->endpoint, &len) < 0)
 		return -zmq_errno();
 	return 0;

@@ -66,6 +66,8 @@ struct qpeer {
 
 /* Bind a ROUTER on tcp://127.0.0.1 at a free port; 0 or -errno. */
 int qpeer_open(struct qpeer *p);
+/* The same at a given endpoint (a migd restarting where it was). */
+int qpeer_open_at(struct qpeer *p, const char *endpoint);
 void qpeer_close(struct qpeer *p);
 /* The next message of type (NULL: any) within timeout_ms, or NULL. Others
  * are consumed: hellos set the routing id, activities are kept. */

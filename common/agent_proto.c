@@ -220,6 +220,8 @@ json_t *agent_msg_activity(const char *guest, unsigned interval_ms, int quiesced
 		read_bps += c->read_bps;
 		write_bps += c->write_bps;
 		inflight += c->inflight;
+		if (i >= AGENT_ACTIVITY_LISTED)
+			continue;
 		json_array_append_new(list, json_pack("{s:I, s:s, s:I, s:I, s:I}", "pid",
 						      (json_int_t)c->pid, "comm", c->comm,
 						      "read_bps", (json_int_t)c->read_bps,

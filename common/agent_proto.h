@@ -75,6 +75,10 @@ struct agent_client_activity {
 
 json_t *agent_msg_hello(const char *guest, const char *hostname, const char *version,
 			int64_t pid);
+/* Totals over every client; the list names at most AGENT_ACTIVITY_LISTED
+ * of them (the busiest first is the caller's choice), so that the message
+ * stays under AGENT_MAX_MSG_BYTES. */
+#define AGENT_ACTIVITY_LISTED 256
 json_t *agent_msg_activity(const char *guest, unsigned interval_ms, int quiesced,
 			   const struct agent_client_activity *clients, size_t n_clients);
 /* Replies; both steal result (NULL = {}); id is borrowed. */

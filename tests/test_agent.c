@@ -295,6 +295,29 @@ Test(agent, migd_gone_watchdog_resumes_the_clients)
 	finish();
 }
 
+Test(agent, agent_says_hello_again_when_migd_comes_back)
+{
+	char endpoint[128];
+	setup_all(1, 64 << 10, "10s");
+	wait_clients(1);
+	snprintf(endpoint, sizeof(endpoint), "%s", peer.endpoint);
+	qpeer_close(&peer);
+	usleep(500000); /* the agent notices, and backs off between attempts */
+	int brc = qpeer_open_at(&peer, endpoint);
+	cr_assert_eq(brc, 0, "cannot bind %s again: %s", endpoint, zmq_strerror(-brc));
+	json_t *hello = qpeer_recv(&peer, "hello", 20000);
+	cr_assert_not_null(hello, "no hello after migd came back");
+	json_decref(hello);
+	json_t *r = qpeer_call(&peer, "ping", 0, 5000, NULL);
+	cr_assert(r && ok_of(r), "no answer to ping after the reconnect");
+	json_decref(r);
+	for (int i = 0; i < 100 && !agent_log_contains("lost migd"); i++)
+		usleep(20000);
+	cr_assert(agent_log_contains("lost migd"), "the agent did not log losing migd");
+	assert_writers_clean();
+	finish();
+}
+
 Test(agent, crashed_client_does_not_block_quiesce)
 {
 	setup_all(3, 256 << 10, "60s");
