@@ -343,7 +343,7 @@ static void migd_message(struct agent *a, const char *text, size_t len)
 		break;
 	case AGENT_CMD_PING:
 		migd_send(a, agent_msg_reply_ok(cmd.id, NULL));
-		log_debug("audit: migd ping id=%s: ok", id_text(cmd.id, idbuf, sizeof(idbuf)));
+		log_info("audit: migd ping id=%s: ok", id_text(cmd.id, idbuf, sizeof(idbuf)));
 		break;
 	}
 	agent_cmd_clear(&cmd);
