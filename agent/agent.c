@@ -252,6 +252,10 @@ void agent_client_quiesced(struct agent *a, struct client *c, const struct agent
 	}
 	c->pending = 0;
 	c->held = 1;
+	log_debug("client pid %lld (%s): quiesced in %.2f ms, drained %llu requests, %llu bytes%s%s",
+		  (long long)c->pid, c->comm, (double)m->time_us / 1000.0,
+		  (unsigned long long)m->drained_requests, (unsigned long long)m->drained_bytes,
+		  m->ok ? "" : ": ", m->ok ? "" : m->error);
 	if (a->state != AGENT_QUIESCING)
 		return; /* joined while held: nothing to report */
 	a->drained_requests += m->drained_requests;
