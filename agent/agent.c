@@ -332,6 +332,20 @@ static void migd_message(struct agent *a, const char *text, size_t len)
 	struct agent_cmd cmd;
 	json_t *bad_id = NULL;
 	if (agent_cmd_parse(text, len, &cmd, &bad_id, err, sizeof(err)) < 0) {
+		/* migd's own complaint about something we sent: answering it
+		 * with another error could start an endless exchange. */
+		json_t *root;
+		const char *type;
+		char why[80];
+		if (agent_envelope_parse(text, len, AGENT_MAX_MSG_BYTES, &root, &type, why,
+					 sizeof(why)) == 0 && strcmp(type, "error") == 0) {
+			log_warnx("migd says it could not read a message of ours: %.300s",
+				  json_string_value(json_object_get(root, "error")) ?: "?");
+			json_decref(root);
+			json_decref(bad_id);
+			return;
+		}
+		json_decref(root);
 		migd_send(a, agent_msg_error(bad_id, err));
 		log_info("audit: migd ? id=%s: refused: %s", id_text(bad_id, idbuf, sizeof(idbuf)),
 			 err);

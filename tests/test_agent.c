@@ -418,6 +418,25 @@ Test(agent, malformed_messages_from_migd_get_errors)
 	cr_assert_str_eq(json_string_value(json_object_get(e, "id")), "q9");
 	cr_assert(strstr(error_of(e), "deadline_ms"), "%s", error_of(e));
 	json_decref(e);
+	/* migd's own error message is logged, not answered (no error ping-pong):
+	 * the next thing the agent sends is the reply to the ping below. */
+	const char *migd_err = "{\"v\":1,\"type\":\"error\",\"error\":\"bad message: x\"}";
+	qpeer_send_raw(&peer, migd_err, strlen(migd_err));
+	const char *ping = "{\"v\":1,\"type\":\"ping\",\"id\":77}";
+	qpeer_send_raw(&peer, ping, strlen(ping));
+	for (;;) { /* the agent answers in order: an error would come first */
+		json_t *m = qpeer_recv(&peer, NULL, 5000);
+		cr_assert_not_null(m, "no reply to the ping");
+		const char *t = json_string_value(json_object_get(m, "type"));
+		cr_assert_str_neq(t, "error", "the agent answered migd's error: %s", error_of(m));
+		int done = strcmp(t, "reply") == 0;
+		json_decref(m);
+		if (done)
+			break;
+	}
+	for (int i = 0; i < 100 && !agent_log_contains("migd says"); i++)
+		usleep(20000);
+	cr_assert(agent_log_contains("migd says it could not read a message of ours"));
 	/* Two frames in one message. */
 	cr_assert_eq(zmq_send_two(), 0);
 	e = qpeer_recv(&peer, "error", 5000);
