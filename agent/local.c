@@ -220,7 +220,6 @@ static int on_line(struct agent *a, struct client *c, const char *line, size_t l
 			return local_send(a, c, AGENT_LOCAL_ERROR, 0, err) < 0 ? -1 : 0;
 		}
 		c->registered = 1;
-		c->sample_ms = now_ms(); /* counters start at 0: the first stats gives a rate */
 		c->pid = m.pid;
 		snprintf(c->comm, sizeof(c->comm), "%s", m.comm);
 		log_info("client pid %lld (%s) registered", (long long)c->pid, c->comm);

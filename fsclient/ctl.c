@@ -210,11 +210,17 @@ static int send_msg(struct ctl *c, const struct agent_local_msg *m)
 	return 0;
 }
 
+static void send_stats(struct ctl *c);
+
+/* Register, then the counters at once: the agent's baseline for rates. */
 static int send_register(struct ctl *c)
 {
 	struct agent_local_msg m = { .type = AGENT_LOCAL_REGISTER, .pid = getpid() };
 	snprintf(m.comm, sizeof(m.comm), "%s", c->comm);
-	return send_msg(c, &m);
+	int rc = send_msg(c, &m);
+	if (rc == 0)
+		send_stats(c);
+	return c->sock < 0 ? -EPIPE : rc;
 }
 
 static void send_stats(struct ctl *c)
