@@ -205,6 +205,7 @@ static void cmd_quiesce(struct agent *a, const struct agent_cmd *cmd)
 	a->failure[0] = '\0';
 	a->seq++;
 	a->state = AGENT_QUIESCING;
+	a->fanning_out = 1;
 	for (unsigned i = 0; i < a->n_clients;) {
 		struct client *c = a->clients[i];
 		if (c->registered)
@@ -212,6 +213,7 @@ static void cmd_quiesce(struct agent *a, const struct agent_cmd *cmd)
 		if (i < a->n_clients && a->clients[i] == c)
 			i++;
 	}
+	a->fanning_out = 0;
 	if (pending_clients(a) == 0)
 		quiesce_complete(a);
 }
@@ -279,7 +281,8 @@ void agent_client_registered(struct agent *a, struct client *c)
 void agent_client_gone(struct agent *a, struct client *c)
 {
 	/* The caller has already taken c out of the table. */
-	if (c->pending && a->state == AGENT_QUIESCING && pending_clients(a) == 0)
+	if (c->pending && a->state == AGENT_QUIESCING && !a->fanning_out &&
+	    pending_clients(a) == 0)
 		quiesce_complete(a);
 }
 

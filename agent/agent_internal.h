@@ -51,6 +51,8 @@ struct agent {
 	uint64_t op_deadline_ms;   /* the quiesce's, as asked */
 	uint64_t op_start_ns, op_deadline_at_ms, quiesced_at_ns, watchdog_at_ms;
 	uint64_t drained_requests, drained_bytes;
+	int fanning_out;           /* sending quiesce to every client: a drop
+				      must not complete the quiesce early */
 	unsigned n_failed;         /* clients that answered ok:false */
 	char failure[512];         /* the first of their errors */
 	uint64_t next_activity_ms;
