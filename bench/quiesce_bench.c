@@ -291,7 +291,7 @@ static int start_agent(struct bench *b)
 	}
 	snprintf(log, sizeof(log), "%s/migagent.log", b->dir);
 	char *argv[] = { (char *)b->o.migagent, "--migd", b->peer.endpoint, "--guest", "bench",
-			 "--socket", b->sock, "--watchdog", "10s", NULL };
+			 "--socket", b->sock, "--watchdog", "10s", "--debug", NULL };
 	b->agent_pid = spawn(argv, log, NULL);
 	json_t *hello = qpeer_recv(&b->peer, "hello", 10000);
 	if (!hello) {
