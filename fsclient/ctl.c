@@ -369,6 +369,11 @@ static int sync_touched(struct ctl *c, uint64_t *n_requests, char *err, size_t e
 	}
 	client_chan_put_ungated(fs, ch);
 out:
+	if (rc < 0) { /* not durable yet: the next quiesce syncs everything */
+		pthread_mutex_lock(&c->lock);
+		c->sync_all = 1;
+		pthread_mutex_unlock(&c->lock);
+	}
 	free(list);
 	return rc;
 }
