@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,116 @@ Test(agent, quiesce_under_load_holds_every_writer_and_servers_see_nothing)
 	json_decref(act);
 	cr_assert(agent_log_contains("audit: migd quiesce id=1"), "no audit line");
 	assert_writers_clean();
+	finish();
+}
+
+/* --- one process, many threads: the gate's atomics under contention --- */
+
+#define MT_THREADS 6
+#define MT_BLOCK (64u << 10)
+#define MT_BLOCKS 8
+
+struct mt_writer {
+	pthread_t thread;
+	struct sfs *fs;
+	unsigned index;
+	uint64_t writes, errors, bad;
+	uint64_t gens[MT_BLOCKS];
+	int stop;
+};
+
+static void mt_fill(uint8_t *buf, unsigned index, unsigned k, uint64_t gen)
+{
+	uint64_t x = ((uint64_t)index << 40) ^ ((uint64_t)k << 32) ^ gen;
+	for (size_t i = 0; i < MT_BLOCK; i += 8) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		memcpy(buf + i, &x, 8);
+	}
+}
+
+static void *mt_main(void *arg)
+{
+	struct mt_writer *w = arg;
+	char path[64];
+	struct sfs_file *f;
+	uint8_t *buf = malloc(MT_BLOCK), *got = malloc(MT_BLOCK);
+	uint64_t gen = 0;
+	snprintf(path, sizeof(path), "/q/mt%u", w->index);
+	if (sfs_open(w->fs, path, SFS_O_RDWR | SFS_O_CREAT | SFS_O_TRUNC, 0644, &f) < 0) {
+		w->errors++;
+		return NULL;
+	}
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		unsigned k = (unsigned)(gen % MT_BLOCKS);
+		mt_fill(buf, w->index, k, ++gen);
+		if (sfs_pwrite(f, buf, MT_BLOCK, (uint64_t)k * MT_BLOCK) != MT_BLOCK) {
+			w->errors++;
+			continue;
+		}
+		w->gens[k] = gen;
+		__atomic_add_fetch(&w->writes, 1, __ATOMIC_RELEASE);
+	}
+	for (unsigned k = 0; k < MT_BLOCKS; k++) {
+		if (!w->gens[k])
+			continue;
+		mt_fill(buf, w->index, k, w->gens[k]);
+		if (sfs_pread(f, got, MT_BLOCK, (uint64_t)k * MT_BLOCK) != MT_BLOCK ||
+		    memcmp(buf, got, MT_BLOCK) != 0)
+			w->bad++;
+	}
+	if (sfs_close(f) < 0)
+		w->errors++;
+	free(buf);
+	free(got);
+	return NULL;
+}
+
+static uint64_t mt_writes(struct mt_writer *w)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < MT_THREADS; i++)
+		sum += __atomic_load_n(&w[i].writes, __ATOMIC_ACQUIRE);
+	return sum;
+}
+
+Test(agent, threads_of_one_process_are_all_held_and_all_resumed)
+{
+	static struct mt_writer w[MT_THREADS];
+	struct sfs *fs;
+	setup_all(0, 4096, "10s");
+	cr_assert_eq(sfs_connect(fx.conf, NULL, &fs), 0, "%s", sfs_last_error());
+	wait_clients(1);
+	memset(w, 0, sizeof(w));
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		w[i].fs = fs;
+		w[i].index = i;
+		pthread_create(&w[i].thread, NULL, mt_main, &w[i]);
+	}
+	for (int cycle = 0; cycle < 20; cycle++) {
+		uint64_t before = mt_writes(w);
+		for (int i = 0; i < 2000 && mt_writes(w) < before + MT_THREADS; i++)
+			usleep(1000);
+		json_t *r = qpeer_call(&peer, "quiesce", 5000, 10000, NULL);
+		cr_assert(r && ok_of(r), "quiesce %d failed", cycle);
+		cr_assert_eq(result_int(r, "clients"), 1);
+		json_decref(r);
+		uint64_t held = mt_writes(w), req = qload_total_requests(fx.conf);
+		usleep(50000);
+		cr_assert_eq(mt_writes(w), held, "a thread wrote while quiesced (cycle %d)", cycle);
+		cr_assert_eq(qload_total_requests(fx.conf), req, "a request reached a server");
+		r = qpeer_call(&peer, "resume", 0, 10000, NULL);
+		cr_assert(r && ok_of(r));
+		json_decref(r);
+	}
+	for (unsigned i = 0; i < MT_THREADS; i++)
+		__atomic_store_n(&w[i].stop, 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		pthread_join(w[i].thread, NULL);
+		cr_expect_eq(w[i].errors, 0, "thread %u saw errors", i);
+		cr_expect_eq(w[i].bad, 0, "thread %u read back wrong data", i);
+		cr_expect_gt(w[i].writes, 0);
+	}
+	sfs_disconnect(fs);
 	finish();
 }
 
