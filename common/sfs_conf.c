@@ -12,7 +12,7 @@
 
 #include "util.h"
 
-enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL };
+enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH };
 
 struct opt {
 	const char *name;
@@ -46,6 +46,8 @@ static const struct opt opts[] = {
 	  "connections one server accepts at once" },
 	{ "sync_writes", OPT_BOOL, OFF(sync_writes), "no", 0, 1,
 	  "I/O servers write with O_DSYNC (durable at once, slow)" },
+	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0, 0,
+	  "clients register with migagent there (off = never; env SFS_AGENT_SOCKET wins)" },
 };
 
 static const struct opt *opt_find(const char *name)
@@ -62,6 +64,22 @@ static int opt_set(struct sfs_conf *conf, const struct opt *o, const char *value
 	uint64_t v = 0;
 	int bv, rc;
 	switch (o->type) {
+	case OPT_PATH: {
+		char *dst = (char *)conf + o->offset;
+		size_t cap = sizeof(conf->agent_socket); /* the only path option */
+		if (strlen(value) >= cap) {
+			snprintf(err, errlen, "%s \"%.40s...\": longer than %zu bytes", o->name,
+				 value, cap - 1);
+			return -EINVAL;
+		}
+		if (*value && strcmp(value, "off") != 0 && value[0] != '/') {
+			snprintf(err, errlen, "%s \"%s\": expected an absolute path or off",
+				 o->name, value);
+			return -EINVAL;
+		}
+		snprintf(dst, cap, "%s", value);
+		return 0;
+	}
 	case OPT_SIZE:
 		rc = parse_size(value, &v);
 		if (rc < 0) {
@@ -332,7 +350,9 @@ int sfs_conf_override(struct sfs_conf *conf, const char *key_value, char *err, s
 static void opt_print(const struct sfs_conf *conf, const struct opt *o, FILE *out)
 {
 	const char *p = (const char *)conf + o->offset;
-	if (o->type == OPT_BOOL)
+	if (o->type == OPT_PATH)
+		fprintf(out, "%s = %s\n", o->name, *p ? p : "off");
+	else if (o->type == OPT_BOOL)
 		fprintf(out, "%s = %s\n", o->name, *(const int *)p ? "yes" : "no");
 	else
 		fprintf(out, "%s = %u\n", o->name, *(const uint32_t *)p);

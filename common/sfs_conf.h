@@ -39,6 +39,7 @@ struct sfs_conf {
 	uint32_t connect_timeout_ms;
 	uint32_t max_connections;     /* per server */
 	int sync_writes;              /* I/O servers: O_DSYNC datafiles */
+	char agent_socket[108];       /* clients: migagent's socket ("off" = none) */
 
 	struct sfs_server_conf meta;
 	struct sfs_server_conf io[SFS_MAX_IO_SERVERS];

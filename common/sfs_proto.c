@@ -116,6 +116,7 @@ const char *sfs_op_name(uint16_t op)
 {
 	switch (op) {
 	case SFS_OP_PING: return "PING";
+	case SFS_OP_STATS: return "STATS";
 	case SFS_OP_LOOKUP: return "LOOKUP";
 	case SFS_OP_CREATE: return "CREATE";
 	case SFS_OP_MKDIR: return "MKDIR";
@@ -241,6 +242,7 @@ int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *
 	struct wcur w = { .p = buf, .cap = cap };
 	switch (req->op) {
 	case SFS_OP_PING:
+	case SFS_OP_STATS:
 	case SFS_OP_META_STATFS:
 	case SFS_OP_DF_STATFS:
 		break;
@@ -304,6 +306,7 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 	out->op = op;
 	switch (op) {
 	case SFS_OP_PING:
+	case SFS_OP_STATS:
 	case SFS_OP_META_STATFS:
 	case SFS_OP_DF_STATFS:
 		break;
@@ -370,6 +373,9 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 		put_u16(&w, reply->version);
 		put_u8(&w, reply->role);
 		put_str(&w, reply->name, sizeof(reply->name) - 1);
+		break;
+	case SFS_OP_STATS:
+		put_u64(&w, reply->requests);
 		break;
 	case SFS_OP_LOOKUP:
 	case SFS_OP_CREATE:
@@ -439,6 +445,9 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 		out->version = get_u16(&r);
 		out->role = get_u8(&r);
 		get_str(&r, out->name, sizeof(out->name) - 1);
+		break;
+	case SFS_OP_STATS:
+		out->requests = get_u64(&r);
 		break;
 	case SFS_OP_LOOKUP:
 	case SFS_OP_CREATE:

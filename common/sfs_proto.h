@@ -44,6 +44,7 @@
 
 enum sfs_op {
 	SFS_OP_PING = 1,
+	SFS_OP_STATS,         /* -> requests served (every role; for tests) */
 
 	/* metadata server */
 	SFS_OP_LOOKUP = 16,   /* path -> attr */
@@ -141,6 +142,10 @@ struct sfs_reply {
 	 * directory, and what the server's own files use of it (the database
 	 * files, or the datafiles) */
 	uint64_t total_bytes, free_bytes, used_bytes, n_files, n_dirs;
+	/* STATS: requests this server has read since it started, every op but
+	 * PING and STATS (a test proves with it that no request arrived while
+	 * migagent held the clients quiesced) */
+	uint64_t requests;
 };
 
 const char *sfs_op_name(uint16_t op);

@@ -105,7 +105,7 @@ static void chan_free(struct chan *ch, unsigned n_io)
 	free(ch);
 }
 
-struct chan *client_chan_get(struct sfs *fs)
+struct chan *client_chan_get_ungated(struct sfs *fs)
 {
 	pthread_mutex_lock(&fs->lock);
 	struct chan *ch = fs->free_chans;
@@ -127,12 +127,29 @@ struct chan *client_chan_get(struct sfs *fs)
 	return ch;
 }
 
-void client_chan_put(struct sfs *fs, struct chan *ch)
+void client_chan_put_ungated(struct sfs *fs, struct chan *ch)
 {
 	pthread_mutex_lock(&fs->lock);
 	ch->next_free = fs->free_chans;
 	fs->free_chans = ch;
 	pthread_mutex_unlock(&fs->lock);
+}
+
+struct chan *client_chan_get(struct sfs *fs)
+{
+	if (fs->ctl)
+		ctl_enter(fs->ctl);
+	struct chan *ch = client_chan_get_ungated(fs);
+	if (!ch && fs->ctl)
+		ctl_leave(fs->ctl);
+	return ch;
+}
+
+void client_chan_put(struct sfs *fs, struct chan *ch)
+{
+	client_chan_put_ungated(fs, ch);
+	if (fs->ctl)
+		ctl_leave(fs->ctl);
 }
 
 /* --- mount --- */
@@ -173,6 +190,7 @@ int sfs_connect(const char *conf_path, const char *const *overrides, struct sfs 
 	rc = -pthread_mutex_init(&fs->lock, NULL);
 	if (rc < 0)
 		goto out;
+	fs->ctl = ctl_start(fs);
 	*out = fs;
 	fs = NULL;
 out:
@@ -186,6 +204,7 @@ void sfs_disconnect(struct sfs *fs)
 {
 	if (!fs)
 		return;
+	ctl_stop(fs->ctl);
 	struct chan *next;
 	for (struct chan *ch = fs->all_chans; ch; ch = next) {
 		next = ch->next_all;
@@ -366,6 +385,8 @@ int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct 
 	*f = (struct sfs_file){ .fs = fs, .fid = attr.fid, .layout = attr.layout, .flags = flags };
 	strcpy(f->path, path);
 	if (flags & SFS_O_TRUNC) {
+		if (fs->ctl)
+			ctl_touch(fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
 		rc = data_truncate(fs, ch, f->fid, &f->layout, 0, err, sizeof(err));
 		if (rc < 0) {
 			client_error("open %s: truncating: %s", path, err);
@@ -451,6 +472,8 @@ int sfs_ftruncate(struct sfs_file *f, uint64_t size)
 	if (!ch)
 		return -ENOMEM;
 	__atomic_store_n(&f->written, 1, __ATOMIC_RELAXED);
+	if (f->fs->ctl)
+		ctl_touch(f->fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
 	int rc = data_truncate(f->fs, ch, f->fid, &f->layout, size, err, sizeof(err));
 	if (rc < 0)
 		client_error("ftruncate %s: %s", f->path, err);
@@ -511,6 +534,8 @@ int sfs_truncate(struct sfs *fs, const char *path, uint64_t size)
 		rc = check_layout(fs, &attr.layout, "truncate", path);
 	if (rc < 0)
 		goto out;
+	if (fs->ctl)
+		ctl_touch(fs->ctl, attr.fid, &attr.layout, NULL);
 	rc = data_truncate(fs, ch, attr.fid, &attr.layout, size, err, sizeof(err));
 	if (rc < 0) {
 		client_error("truncate %s: %s", path, err);

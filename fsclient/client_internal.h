@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctl.h"
 #include "net.h"
 #include "sfs.h"
 #include "sfs_conf.h"
@@ -45,6 +46,7 @@ struct sfs {
 	pthread_mutex_t lock; /* guards the two channel lists */
 	struct chan *free_chans;
 	struct chan *all_chans;
+	struct ctl *ctl; /* migagent's control point, NULL without an agent */
 };
 
 struct sfs_file {
@@ -53,14 +55,21 @@ struct sfs_file {
 	struct sfs_layout layout;
 	int flags;
 	int written; /* set atomically by pwrite/ftruncate: close updates mtime */
+	unsigned ctl_epoch; /* ctl_touch's memo */
 	char path[];
 };
 
 /* client.c */
 
-/* A free channel (a new one if none is free), or NULL with the error set. */
+/* A free channel (a new one if none is free), or NULL with the error set.
+ * Taking a channel is where every request begins, so it passes the control
+ * point's admission gate (ctl.h): it may block while migagent holds the
+ * client quiesced. The _ungated pair is for the control point's own
+ * requests. */
 struct chan *client_chan_get(struct sfs *fs);
 void client_chan_put(struct sfs *fs, struct chan *ch);
+struct chan *client_chan_get_ungated(struct sfs *fs);
+void client_chan_put_ungated(struct sfs *fs, struct chan *ch);
 /* Set the calling thread's sfs_last_error(). */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* msg about srv without its leading "server NAME at HOST:PORT: ", into out
@@ -86,6 +95,11 @@ int data_truncate(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sf
 		  uint64_t size_bytes, char *err, size_t errlen);
 /* DF_STATFS / PING to every I/O server: out[i] is I/O server i. A server's
  * failure goes into its status; the calls themselves fail only for -ENOMEM. */
+/* DF_SYNC of one file on its stripe's servers, or of every datafile on
+ * every I/O server (handle 0). */
+int data_sync(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+	      char *err, size_t errlen);
+int data_sync_all(struct sfs *fs, struct chan *ch, char *err, size_t errlen);
 int data_io_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *out);
 int data_io_ping(struct sfs *fs, struct chan *ch, struct sfs_ping_result *out);
 

@@ -629,18 +629,41 @@ int data_truncate(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sf
 int sfs_fsync(struct sfs_file *f)
 {
 	char err[CLIENT_ERR_BYTES / 2];
-	struct io_each e = { 0 };
 	if (!f)
 		return -EINVAL;
 	struct chan *ch = client_chan_get(f->fs);
 	if (!ch)
 		return -ENOMEM;
-	int rc = stripe_each(f->fs, ch, f->fid, &f->layout, SFS_OP_DF_SYNC, NULL, &e, err,
-			     sizeof(err));
+	int rc = data_sync(f->fs, ch, f->fid, &f->layout, err, sizeof(err));
 	if (rc < 0)
 		client_error("fsync %s: %s", f->path, err);
-	io_each_free(&e);
 	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+int data_sync(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
+	      char *err, size_t errlen)
+{
+	struct io_each e = { 0 };
+	int rc = stripe_each(fs, ch, fid, l, SFS_OP_DF_SYNC, NULL, &e, err, errlen);
+	io_each_free(&e);
+	return rc;
+}
+
+int data_sync_all(struct sfs *fs, struct chan *ch, char *err, size_t errlen)
+{
+	struct io_each e = { 0 };
+	uint16_t *servers = calloc(fs->conf->n_io, sizeof(*servers));
+	if (!servers) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < fs->conf->n_io; i++)
+		servers[i] = (uint16_t)i;
+	int rc = io_each_run(fs, ch, &e, fs->conf->n_io, servers, SFS_OP_DF_SYNC, 0, NULL, 0,
+			     err, errlen);
+	free(servers);
+	io_each_free(&e);
 	return rc;
 }
 
@@ -895,6 +918,8 @@ static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, 
 	ssize_t rc;
 	if (!ch)
 		return -ENOMEM;
+	if (f->fs->ctl && op == SFS_OP_DF_WRITE)
+		ctl_touch(f->fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
 	rc = data_plan_init(&plan, f, ch, buf, off, len, op);
 	if (rc < 0)
 		goto out;
@@ -904,6 +929,8 @@ static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, 
 		goto out;
 	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, &plan, off, len, err, sizeof(err))
 				  : (ssize_t)len;
+	if (rc > 0 && f->fs->ctl)
+		ctl_count(f->fs->ctl, op == SFS_OP_DF_WRITE, (uint64_t)rc);
 out:
 	if (rc < 0)
 		client_error("%s %s: %s", what, f->path, err);

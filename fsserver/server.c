@@ -55,6 +55,7 @@ struct server {
 	pthread_cond_t idle;   /* a connection ended */
 	int *conn_fds;         /* max_connections slots, -1 = free */
 	unsigned n_conns;
+	uint64_t n_requests;   /* atomic: frames read but PING and STATS (STATS) */
 };
 
 struct conn {
@@ -178,7 +179,11 @@ static int serve_one(struct conn *c)
 		return -1;
 	} else if (hdr.op == SFS_OP_PING) {
 		status = serve_ping(s, &r);
+	} else if (hdr.op == SFS_OP_STATS) {
+		c->reply.requests = __atomic_load_n(&s->n_requests, __ATOMIC_RELAXED);
+		status = 0;
 	} else {
+		__atomic_add_fetch(&s->n_requests, 1, __ATOMIC_RELAXED);
 		status = s->ops->handle(s->ctx, &r);
 	}
 	if (r.broken)

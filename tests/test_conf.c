@@ -150,3 +150,29 @@ Test(conf, dump_reloads_to_the_same_config)
 	cr_assert_str_eq(again->io[0].dir, "/i");
 	free(again);
 }
+
+Test(conf, agent_socket_is_a_path_or_off)
+{
+	write_file(SERVERS);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(conf->agent_socket, "/run/migagent/sfs.sock");
+	cr_assert_eq(sfs_conf_override(conf, "agent_socket=/tmp/a.sock", err, sizeof(err)), 0);
+	cr_assert_str_eq(conf->agent_socket, "/tmp/a.sock");
+	cr_assert_eq(sfs_conf_override(conf, "agent_socket=off", err, sizeof(err)), 0);
+	cr_assert_str_eq(conf->agent_socket, "off");
+	cr_assert_eq(sfs_conf_override(conf, "agent_socket=", err, sizeof(err)), 0);
+	cr_assert_eq(sfs_conf_override(conf, "agent_socket=run/x.sock", err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "\"run/x.sock\": expected an absolute path or off"), "%s", err);
+	char long_value[200] = "agent_socket=/";
+	memset(long_value + 14, 'a', 150);
+	cr_assert_eq(sfs_conf_override(conf, long_value, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "longer than 107 bytes"), "%s", err);
+	/* In the file too, and an empty value dumps as off and reads back. */
+	write_file("[global]\nagent_socket =\n" SERVERS);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(conf->agent_socket, "");
+	write_file("[global]\nagent_socket = sock\n" SERVERS);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, ":2: agent_socket \"sock\""), "%s", err);
+}
