@@ -44,6 +44,15 @@ struct migd_config {
 	unsigned poll_interval_ms;          /* main loop period */
 	int daemonize;
 	int debug;
+	/* [agent] */
+	char agent_listen[CONFIG_ENDPOINT_MAX]; /* ZeroMQ ROUTER for migagents; "" off */
+	char quiesce[16];                   /* required | best-effort | off */
+	double quiesce_deadline_s;
+	char on_quiesce_miss[8];            /* defer | abort */
+	uint64_t io_lull_bps;               /* 0: no lull wait */
+	double io_lull_wait_s;
+	double defer_delay_s;               /* cluster clock */
+	unsigned max_defers;
 
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */

@@ -171,7 +171,7 @@ Test(db, version_1_database_is_upgraded_with_its_rows)
 	sqlite3_close(h);
 
 	open_db();
-	cr_assert_eq(db_schema_version(db), 2);
+	cr_assert_eq(db_schema_version(db), DB_SCHEMA_VERSION);
 	struct db_host host;
 	cr_assert_eq(db_host_get(db, "n2", &host), 0);
 	cr_assert_str_eq(host.health, "ok");
@@ -204,7 +204,7 @@ Test(db, version_1_database_is_upgraded_with_its_rows)
 	add_host("n3", 0);
 	cr_assert_eq(add_guest("g2", "n3", GIB, "bt", 1), 0);
 	reopen();
-	cr_assert_eq(db_schema_version(db), 2);
+	cr_assert_eq(db_schema_version(db), DB_SCHEMA_VERSION);
 	cr_assert_eq(db_guest_get(db, "g2", &g), 0);
 }
 
