@@ -18,7 +18,9 @@
 
 const char policy_add_usage[] =
 	"usage: migctl policy add interval NAME --every DURATION --guests SELECTOR\n"
-	"                         [--stagger DURATION] [--count K]\n"
+	"                         [--stagger DURATION] [--count K] [--quiesce MODE]\n"
+	"                         [--quiesce-deadline DURATION] [--on-quiesce-miss abort|defer]\n"
+	"                         [--io-lull RATE] [--io-lull-wait DURATION]\n"
 	"\n"
 	"Add an interval policy: every DURATION, migrate K (default: all) of the\n"
 	"selected guests one after another, DURATION of --stagger apart, each to\n"
@@ -29,6 +31,12 @@ const char policy_add_usage[] =
 	"                          comma-separated list of those\n"
 	"      --stagger DURATION  gap between two starts within a period (default 0)\n"
 	"      --count K           guests moved per period (default: all selected)\n"
+	"      --quiesce MODE      required, best-effort or off: hold each guest's sfs\n"
+	"                          I/O around its switch-over (default: migd's)\n"
+	"      --quiesce-deadline DURATION  time the guest's agent has to drain\n"
+	"      --on-quiesce-miss abort|defer  what a failed required quiesce does\n"
+	"      --io-lull RATE      start each only when its guest's I/O is below RATE\n"
+	"      --io-lull-wait DURATION  but wait at most this long\n"
 	"      --json              print the new policy as JSON\n"
 	"  -h, --help              show this help\n";
 
@@ -80,7 +88,8 @@ static const char *count_text(json_t *p, char *buf, size_t len)
 static void policy_print(json_t *p)
 {
 	static const char *const known[] = { "name", "type", "state", "paused", "every_s",
-					     "stagger_s", "count", "guests" };
+					     "stagger_s", "count", "guests", "quiesce_deadline_s",
+					     "io_lull_wait_s", "io_lull_bps" };
 	char buf[256];
 	print_kv("name", jstr(p, "name"));
 	print_kv("type", jstr(p, "type"));
@@ -89,6 +98,14 @@ static void policy_print(json_t *p)
 	print_kv("stagger", fmt_seconds(jnum(p, "stagger_s", 0), buf, sizeof(buf)));
 	print_kv("count", count_text(p, buf, sizeof(buf)));
 	print_kv("guests", jstr(p, "guests"));
+	if (json_object_get(p, "quiesce_deadline_s"))
+		print_kv("quiesce deadline", fmt_ms(jnum(p, "quiesce_deadline_s", -1) * 1e3, buf,
+						    sizeof(buf)));
+	if (json_object_get(p, "io_lull_bps"))
+		print_kv("io lull", fmt_rate(jnum(p, "io_lull_bps", -1), buf, sizeof(buf)));
+	if (json_object_get(p, "io_lull_wait_s"))
+		print_kv("io lull wait", fmt_ms(jnum(p, "io_lull_wait_s", -1) * 1e3, buf,
+						sizeof(buf)));
 	const char *key;
 	json_t *v;
 	json_object_foreach(p, key, v) {
@@ -151,6 +168,7 @@ static int interval_options(struct ctl *c, int argc, char **argv, json_t *args)
 		{ "guests", required_argument, NULL, OPT_GUESTS },
 		{ "stagger", required_argument, NULL, OPT_STAGGER },
 		{ "count", required_argument, NULL, OPT_COUNT },
+		CTL_KNOB_LONGOPTS,
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -179,7 +197,11 @@ static int interval_options(struct ctl *c, int argc, char **argv, json_t *args)
 			else
 				json_object_set_new(args, "count", json_integer((json_int_t)count));
 			break;
-		default: rc = ctl_option(c, opt, argv, policy_add_usage);
+		default:
+			if (opt >= OPT_KNOB_BASE && opt < OPT_KNOB_END)
+				rc = ctl_knob_option(c, opt, optarg, args);
+			else
+				rc = ctl_option(c, opt, argv, policy_add_usage);
 		}
 	}
 	return rc;

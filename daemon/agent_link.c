@@ -410,8 +410,8 @@ static void handle(struct agent_link *al, const unsigned char *rid, size_t rid_l
 	}
 	in.msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!in.msg || !json_is_object(in.msg)) {
-		send_error(al, rid, rid_len, NULL, "bad message: %s: \"%.60s\"",
-			   in.msg ? "not a JSON object" : jerr.text, data);
+		send_error(al, rid, rid_len, NULL, "bad message: %s: \"%.*s\"",
+			   in.msg ? "not a JSON object" : jerr.text, (int)(len < 60 ? len : 60), data);
 		json_decref(in.msg);
 		return;
 	}

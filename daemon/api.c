@@ -783,10 +783,10 @@ static json_t *agent_stats(const struct cost *c, size_t n)
 					    json_integer(k ? json_integer_value(k) + 1 : 1));
 		}
 	}
-	json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I}", "quiesce_ms", summary(q, nq, 1),
+	json_t *o = json_pack("{s:o, s:o, s:o, s:I, s:o, s:I}", "quiesce_ms", summary(q, nq, 1),
 			      "resume_ms", summary(r, nr, 1), "quiesce_outcomes", outcomes,
-			      "lull_wait_ms", summary(lull, nl, 1), "lull_gave_up",
-			      (json_int_t)gave_up);
+			      "lull_waits", (json_int_t)nl, "lull_wait_ms", summary(lull, nl, 1),
+			      "lull_gave_up", (json_int_t)gave_up);
 	json_object_set_new(o, "drained_bytes", nd ? json_pack("{s:f}", "mean",
 							       drained_bytes / (double)nd)
 						  : json_pack("{s:n}", "mean"));
