@@ -494,6 +494,44 @@ row "$id"
 	fail "migration $id after the restart: expected failed and reconciled, got $(cat "$tmp/row.json")"
 ok "migd killed with SIGKILL mid-quiesce and restarted: $id reconciled, c1's agent resumed ($(py "$tmp/row.json" 'd["resume"]'))"
 
+# ---- knobs of a policy; settings checked ----
+
+ctl policy add interval pq --every 1m --guests a2 --count 1 --quiesce off --io-lull 5m/s \
+	--io-lull-wait 2s --quiesce-deadline 750ms >/dev/null 2>"$tmp/err" ||
+	fail "policy add with knobs: $(cat "$tmp/err")"
+ctl_json "$tmp/pq.json" policy show pq
+[ "$(py "$tmp/pq.json" '[d["quiesce"], d["io_lull_bps"], d["io_lull_wait_s"], d["quiesce_deadline_s"]]')" = \
+	'["off", 5242880, 2.0, 0.75]' ] || fail "policy show pq: knobs not kept: $(cat "$tmp/pq.json")"
+pq_ran() {
+	ctl --json history --policy pq >"$tmp/pqh.json" 2>/dev/null &&
+		[ "$(py "$tmp/pqh.json" 'len(d)')" -ge 1 ]
+}
+wait_for 30 "policy pq to migrate a2" pq_ran
+ctl policy rm pq >/dev/null 2>&1
+[ "$(py "$tmp/pqh.json" '[d[0]["quiesce"], d[0]["knobs"]["quiesce"], d[0]["knobs"]["io_lull_bps"], d[0]["knobs"]["quiesce_deadline_ms"]]')" = \
+	'["off", "off", 5242880, 750]' ] ||
+	fail "policy pq's migration: expected its knobs, got $(cat "$tmp/pqh.json")"
+expect_usage() { # WORD ARGS...: migctl exits 2 naming WORD
+	word=$1
+	shift
+	ctl "$@" >/dev/null 2>"$tmp/err"
+	rc=$?
+	[ $rc -eq 2 ] && grep -qF -- "$word" "$tmp/err" ||
+		fail "migctl $*: expected exit 2 naming $word, got $rc: $(cat "$tmp/err")"
+}
+expect_usage sometimes migrate a2 --quiesce sometimes
+expect_usage fast migrate a2 --io-lull fast
+expect_usage later policy add interval px --every 1m --guests all --on-quiesce-miss later
+printf '[agent]\nlisten = tcp://127.0.0.1:7710\nquiesce = maybe\n' >"$tmp/bad.conf"
+"$MIGD" -c "$tmp/bad.conf" -n >/dev/null 2>"$tmp/err" && fail "migd -n accepted quiesce = maybe"
+grep -q 'maybe' "$tmp/err" || fail "migd -n: expected the message to name \"maybe\": $(cat "$tmp/err")"
+printf '[agent]\nlisten = tcp://127.0.0.1:7710\nquiesce = required\nio_lull = 10m\n' >"$tmp/good.conf"
+"$MIGD" -c "$tmp/good.conf" --dump-config >"$tmp/dump.conf" 2>"$tmp/err" ||
+	fail "migd --dump-config with [agent]: $(cat "$tmp/err")"
+grep -q '^quiesce = required' "$tmp/dump.conf" && grep -q '^io_lull = 10485760' "$tmp/dump.conf" ||
+	fail "migd --dump-config: expected the [agent] settings, got $(cat "$tmp/dump.conf")"
+ok "a policy's knobs are kept and given to its migrations; bad knobs refused by migctl and migd.conf naming the value"
+
 # ---- report ----
 
 ctl_json "$tmp/report.json" report
