@@ -107,7 +107,8 @@ static void agent_print(json_t *a)
 {
 	char buf[64];
 	if (!json_is_object(a) || !json_object_get(a, "last_seen_ms_ago")) {
-		print_kv("agent", "never heard from");
+		print_kv("agent", json_is_object(a) ? "never heard from"
+						    : "- (migd listens for no agents)");
 		return;
 	}
 	print_kv("agent", jbool(a, "connected", 0) ? "connected" : "gone");

@@ -77,7 +77,7 @@ void agent_link_tick(struct agent_link *al);
 /* 0 with *out, or -ENOENT when the guest's agent was never heard of. */
 int agent_link_status(struct agent_link *al, const char *guest, struct agent_status *out);
 /* The agent's state as an API object ({connected:false} when never heard
- * of); the caller owns it. */
+ * of; null when al is NULL: agents are off); the caller owns it. */
 json_t *agent_link_json(struct agent_link *al, const char *guest);
 /* Every agent ever heard of (this run), as API objects. */
 json_t *agent_link_list(struct agent_link *al);
