@@ -471,6 +471,44 @@ int cmd_queue(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
+/* A field name as a label: "quiesce_ns" -> "quiesce at", "resume_ms" ->
+ * "resume time", knobs prefixed "knob". */
+static const char *mig_label(const char *prefix, const char *key, char *buf, size_t len)
+{
+	static const struct {
+		const char *suffix, *as;
+	} units[] = { { "_ns", " at" }, { "_ms", " time" }, { "_bps", "" } };
+	size_t n = strlen(key);
+	const char *as = "";
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		size_t u = strlen(units[i].suffix);
+		if (n > u && strcmp(key + n - u, units[i].suffix) == 0) {
+			n -= u;
+			as = units[i].as;
+			break;
+		}
+	}
+	if (strcmp(key, "total_ms") == 0 || strcmp(key, "downtime_ms") == 0)
+		as = "";
+	snprintf(buf, len, "%s%.*s%s", prefix, (int)n, key, as);
+	for (char *p = buf; *p; p++)
+		*p = *p == '_' ? ' ' : *p;
+	return buf;
+}
+
+/* One field's value as people read it. */
+static const char *mig_value(json_t *o, const char *key, json_t *v, char *buf, size_t len)
+{
+	size_t n = strlen(key);
+	if (json_is_number(v) && n > 3 && strcmp(key + n - 3, "_ms") == 0)
+		return fmt_ms(json_number_value(v), buf, len);
+	if (json_is_number(v) && n > 4 && strcmp(key + n - 4, "_bps") == 0)
+		return fmt_rate(json_number_value(v), buf, len);
+	if (strcmp(key, "bytes") == 0 || strcmp(key, "drained_bytes") == 0)
+		return fmt_bytes(jint(o, key, -1), buf, len);
+	return field_text(key, v, buf, len);
+}
+
 /* Every field of one migration, known ones as people read them. */
 static void migration_print(json_t *m)
 {
@@ -484,18 +522,11 @@ static void migration_print(json_t *m)
 			const char *k2;
 			json_t *v2;
 			json_object_foreach(v, k2, v2)
-				print_kv(field_label(k2, label, sizeof(label)),
-					 field_text(k2, v2, buf, sizeof(buf)));
+				print_kv(mig_label("knob ", k2, label, sizeof(label)),
+					 mig_value(v, k2, v2, buf, sizeof(buf)));
 			continue;
 		}
-		if (json_is_number(v) && strlen(key) > 3 &&
-		    strcmp(key + strlen(key) - 3, "_ms") == 0)
-			fmt_ms(json_number_value(v), buf, sizeof(buf));
-		else if (strcmp(key, "bytes") == 0 || strcmp(key, "drained_bytes") == 0)
-			fmt_bytes(jint(m, key, -1), buf, sizeof(buf));
-		else
-			field_text(key, v, buf, sizeof(buf));
-		print_kv(field_label(key, label, sizeof(label)), buf);
+		print_kv(mig_label("", key, label, sizeof(label)), mig_value(m, key, v, buf, sizeof(buf)));
 	}
 }
 
