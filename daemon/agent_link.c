@@ -511,6 +511,13 @@ static int read_one(struct agent_link *al)
 	return 1;
 }
 
+void agent_link_feed(struct agent_link *al, const void *rid, size_t rid_len, const void *data,
+		     size_t len)
+{
+	if (rid_len <= RID_MAX)
+		handle(al, rid, rid_len, data, len);
+}
+
 void agent_link_tick(struct agent_link *al)
 {
 	for (int i = 0; i < MAX_MESSAGES_PER_TICK && read_one(al); i++)

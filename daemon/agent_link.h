@@ -73,6 +73,10 @@ void *agent_link_socket(struct agent_link *al);
 
 /* Read every message waiting, expire silent agents and overdue requests. */
 void agent_link_tick(struct agent_link *al);
+/* Handle one message as if it came off the socket from routing id rid:
+ * the same checks, state changes and answers (for tests and fuzzing). */
+void agent_link_feed(struct agent_link *al, const void *rid, size_t rid_len, const void *data,
+		     size_t len);
 
 /* 0 with *out, or -ENOENT when the guest's agent was never heard of. */
 int agent_link_status(struct agent_link *al, const char *guest, struct agent_status *out);
