@@ -548,6 +548,8 @@ ctl report >"$tmp/report.txt" 2>"$tmp/err" || fail "report: $(cat "$tmp/err")"
 grep -q "QUIESCE" "$tmp/report.txt" || fail "report: expected a quiesce table, got $(cat "$tmp/report.txt")"
 ok "report: quiesce outcomes $(py "$tmp/report.json" 'd["overall"]["quiesce_outcomes"]'), quiesce p99 $(py "$tmp/report.json" 'd["overall"]["quiesce_ms"]["p99"]') ms"
 
+stop_pid "$migd_pid" # a clean stop, so a sanitizer build reports leaks too
+migd_pid=
 if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp/migd.log"; then
 	fail "sanitizer report in migd's log"
 fi
