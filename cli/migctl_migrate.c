@@ -94,14 +94,19 @@ char *migration_line(json_t *m, char *buf, size_t len)
 			 state, jstr_or(m, "guest", "?"), jstr_or(m, "src", "?"),
 			 jstr_or(m, "dst", "?"));
 	size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
-	if (strcmp(state, "completed") == 0)
-		snprintf(buf + used, len - used, ", total %s, downtime %s, %s in %" PRId64 " round%s",
-			 fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
-			 fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
-			 fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)),
-			 jint(m, "rounds", 0), jint(m, "rounds", 0) == 1 ? "" : "s");
-	else if (*migration_note(m))
+	if (strcmp(state, "completed") == 0) {
+		n = snprintf(buf + used, len - used, ", total %s, downtime %s, %s in %" PRId64
+			     " round%s", fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
+			     fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
+			     fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)),
+			     jint(m, "rounds", 0), jint(m, "rounds", 0) == 1 ? "" : "s");
+		used += n < 0 ? 0 : (size_t)n < len - used ? (size_t)n : len - used - 1;
+		if (*jstr(m, "quiesce") && strcmp(jstr(m, "quiesce"), "off") != 0)
+			snprintf(buf + used, len - used, ", quiesce %s, resume %s",
+				 jstr(m, "quiesce"), jstr_or(m, "resume", "-"));
+	} else if (*migration_note(m)) {
 		snprintf(buf + used, len - used, ": %s", migration_note(m));
+	}
 	return buf;
 }
 
