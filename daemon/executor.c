@@ -80,6 +80,8 @@ struct lull_hold {
 	int64_t id;
 	uint64_t since_ms;             /* real time */
 	int seen;                      /* in this planning round's queue */
+	uint64_t gave_up_after_ms;     /* 0: still waiting; else it no longer waits */
+	double gave_up_rate;
 };
 
 /* A resume owed after a restart, to a guest whose agent may come back. */
@@ -1265,6 +1267,16 @@ static void drop_hold(struct executor *ex, struct lull_hold *h)
 	*h = ex->holds[--ex->n_holds];
 }
 
+/* A row that gave up waiting: its reason, and it may go. */
+static int lull_gave_up(struct db_migration *m, const struct lull_hold *h)
+{
+	m->lull_wait_ms = (int64_t)h->gave_up_after_ms;
+	snprintf(m->lull_reason, sizeof(m->lull_reason), "gave up after %" PRIu64 " ms: I/O %.0f "
+		 "B/s at or above %" PRIu64 " B/s", h->gave_up_after_ms, h->gave_up_rate,
+		 m->knobs.io_lull_bps);
+	return 1;
+}
+
 /*
  * Whether due row m may go to the planner now, by its guest's I/O: 1 yes
  * (its lull fields say how long it waited and why), 0 not yet (it stays
@@ -1276,37 +1288,45 @@ static int lull_allows(struct executor *ex, struct db_migration *m)
 	uint64_t threshold = m->knobs.io_lull_bps, now = now_ms();
 	if (!threshold)
 		return 1;
-	if (!ex->agents || agent_link_status(ex->agents, m->guest, &st) < 0 || !st.connected ||
-	    !st.has_activity) {
-		snprintf(m->lull_reason, sizeof(m->lull_reason), "no agent: did not wait");
-		m->lull_wait_ms = 0;
-		return 1;
-	}
-	double rate = st.read_bps + st.write_bps;
 	struct lull_hold *h = find_hold(ex, m->id);
 	uint64_t waited = h ? now - h->since_ms : 0;
 	if (h)
 		h->seen = 1;
-	if (rate < (double)threshold) {
+	/* kept (not dropped) until it starts, so that a round that cannot
+	 * start it yet does not make it wait all over again */
+	if (h && h->gave_up_after_ms)
+		return lull_gave_up(m, h);
+	if (!ex->agents || agent_link_status(ex->agents, m->guest, &st) < 0 || !st.connected ||
+	    !st.has_activity) {
 		m->lull_wait_ms = (int64_t)waited;
 		if (h)
-			snprintf(m->lull_reason, sizeof(m->lull_reason), "lull after %" PRIu64 " ms: "
-				 "I/O %.0f B/s below %" PRIu64 " B/s", waited, rate, threshold);
+			snprintf(m->lull_reason, sizeof(m->lull_reason), "no agent: gone after %"
+				 PRIu64 " ms of waiting", waited);
+		else
+			snprintf(m->lull_reason, sizeof(m->lull_reason), "no agent: did not wait");
 		if (h)
 			drop_hold(ex, h);
 		return 1;
 	}
-	if (h && waited >= m->knobs.io_lull_wait_ms) {
+	double rate = st.read_bps + st.write_bps;
+	if (rate < (double)threshold) {
 		m->lull_wait_ms = (int64_t)waited;
-		snprintf(m->lull_reason, sizeof(m->lull_reason), "gave up after %" PRIu64 " ms: "
-			 "I/O %.0f B/s at or above %" PRIu64 " B/s", waited, rate, threshold);
-		drop_hold(ex, h);
+		if (h) {
+			snprintf(m->lull_reason, sizeof(m->lull_reason), "lull after %" PRIu64 " ms: "
+				 "I/O %.0f B/s below %" PRIu64 " B/s", waited, rate, threshold);
+			drop_hold(ex, h);
+		}
 		return 1;
+	}
+	if (h && waited >= m->knobs.io_lull_wait_ms) {
+		h->gave_up_after_ms = waited ? waited : 1;
+		h->gave_up_rate = rate;
+		return lull_gave_up(m, h);
 	}
 	if (!h) {
 		if (GROW(ex->holds, ex->cap_holds, ex->n_holds + 1) < 0)
 			return 1;
-		ex->holds[ex->n_holds++] = (struct lull_hold){ m->id, now, 1 };
+		ex->holds[ex->n_holds++] = (struct lull_hold){ .id = m->id, .since_ms = now, .seen = 1 };
 		snprintf(m->lull_reason, sizeof(m->lull_reason), "waiting for an I/O lull: %.0f B/s "
 			 "at or above %" PRIu64 " B/s", rate, threshold);
 		if (commit_row(ex, m, "migration.waiting") < 0)
@@ -1454,7 +1474,7 @@ void exec_tick(struct executor *ex)
 	if (ex->n_owed)
 		pay_owed(ex);
 	if (ex->n_holds && now_ms() >= ex->next_lull_check_ms)
-		ex->dirty = 1;
+		ex->dirty = 1; /* a hold that gave up is rechecked too: harmless, and rare */
 	if (ex->dirty || (ex->wake_at_ns && exec_now_ns(ex) >= ex->wake_at_ns))
 		plan_and_start(ex);
 }
