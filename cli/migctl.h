@@ -37,8 +37,23 @@ enum {
 	OPT_EVENTS,
 	OPT_TIMEOUT,
 	OPT_QUIET,
+	/* the migration knobs of migrate and policy add (ctl_knob_option) */
+	OPT_KNOB_BASE = 0x180,
+	OPT_QUIESCE = OPT_KNOB_BASE,
+	OPT_QUIESCE_DEADLINE,
+	OPT_ON_QUIESCE_MISS,
+	OPT_IO_LULL,
+	OPT_IO_LULL_WAIT,
+	OPT_KNOB_END,
 	OPT_SUBCMD_BASE = 0x200,
 };
+
+#define CTL_KNOB_LONGOPTS                                                    \
+	{ "quiesce", required_argument, NULL, OPT_QUIESCE },                 \
+	{ "quiesce-deadline", required_argument, NULL, OPT_QUIESCE_DEADLINE }, \
+	{ "on-quiesce-miss", required_argument, NULL, OPT_ON_QUIESCE_MISS }, \
+	{ "io-lull", required_argument, NULL, OPT_IO_LULL },                 \
+	{ "io-lull-wait", required_argument, NULL, OPT_IO_LULL_WAIT }
 
 /* Accepted by every subcommand, so `migctl host list --json` works too. */
 #define CTL_COMMON_LONGOPTS                                       \
@@ -80,6 +95,10 @@ int ctl_option(struct ctl *c, int opt, char **argv, const char *usage);
  * what ("NAME", "GUEST") for the message when they are not. Returns 0 or
  * MIGCTL_EXIT_USAGE. */
 int ctl_positional(const struct ctl *c, int argc, char **argv, int want, const char *what);
+
+/* One knob option (OPT_QUIESCE...) checked and set on args as the API
+ * spells it. CTL_CONTINUE or MIGCTL_EXIT_USAGE (said why). */
+int ctl_knob_option(struct ctl *c, int opt, const char *text, json_t *args);
 
 /* ---- talking to migd (migctl_client.c) ---- */
 
@@ -181,7 +200,7 @@ CTL_SUBCMD(cmd_queue);
 CTL_SUBCMD(cmd_policy_add); CTL_SUBCMD(cmd_policy_list); CTL_SUBCMD(cmd_policy_show);
 CTL_SUBCMD(cmd_policy_pause); CTL_SUBCMD(cmd_policy_resume); CTL_SUBCMD(cmd_policy_rm);
 CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
-CTL_SUBCMD(cmd_watch);
+CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
 CTL_SUBCMD(cmd_health_report); CTL_SUBCMD(cmd_health_show); CTL_SUBCMD(cmd_health_rule);
 
 extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_rm_usage[],
@@ -190,6 +209,6 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	policy_add_usage[], policy_list_usage[], policy_show_usage[], policy_pause_usage[],
 	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
 	status_usage[], watch_usage[], health_report_usage[], health_show_usage[],
-	health_rule_usage[];
+	health_rule_usage[], agent_list_usage[], migration_show_usage[];
 
 #endif

@@ -86,7 +86,67 @@ const char guest_show_usage[] =
 	"\n"
 	"Show one guest: host, memory, dirty rate, job and rank, state.\n";
 
+const char agent_list_usage[] =
+	"usage: migctl agent list [--json]\n"
+	"\n"
+	"The migagents migd has heard from since it started: guest, connected, version,\n"
+	"how long ago it last spoke, read and write rates, requests in flight, whether\n"
+	"its guest's I/O is quiesced. An agent silent for 3 s is no longer connected.\n";
+
 /* ---- printers ---- */
+
+/* "up, 12 MiB/s" / "gone" / "-": an agent in one cell. */
+static const char *agent_cell(json_t *a, char *buf, size_t len)
+{
+	char rate[32];
+	if (!json_is_object(a) || !json_object_get(a, "last_seen_ms_ago"))
+		return "-";
+	if (!jbool(a, "connected", 0))
+		return "gone";
+	double bps = jnum(a, "read_bps", 0) + jnum(a, "write_bps", 0);
+	snprintf(buf, len, "up, %s%s", fmt_rate(bps, rate, sizeof(rate)),
+		 jbool(a, "quiesced", 0) ? ", quiesced" : "");
+	return buf;
+}
+
+static void agent_print(json_t *a)
+{
+	char buf[64];
+	if (!json_is_object(a) || !json_object_get(a, "last_seen_ms_ago")) {
+		print_kv("agent", json_is_object(a) ? "never heard from"
+						    : "- (migd listens for no agents)");
+		return;
+	}
+	print_kv("agent", jbool(a, "connected", 0) ? "connected" : "gone");
+	print_kv("agent version", jstr(a, "version"));
+	snprintf(buf, sizeof(buf), "%.1f s ago", (double)jint(a, "last_seen_ms_ago", 0) / 1e3);
+	print_kv("agent seen", buf);
+	print_kv("io read", fmt_rate(jnum(a, "read_bps", -1), buf, sizeof(buf)));
+	print_kv("io write", fmt_rate(jnum(a, "write_bps", -1), buf, sizeof(buf)));
+	snprintf(buf, sizeof(buf), "%" PRId64, jint(a, "inflight", 0));
+	print_kv("io in flight", buf);
+	print_kv("io quiesced", jbool(a, "quiesced", 0) ? "yes" : "no");
+}
+
+static void agent_table(json_t *arr)
+{
+	static const char *const headers[] = { "GUEST", "CONNECTED", "VERSION", ">SEEN",
+					       ">READ", ">WRITE", ">INFLIGHT", "QUIESCED" };
+	struct table *t = table_new(8, headers);
+	size_t i;
+	json_t *a;
+	json_array_foreach(arr, i, a) {
+		char seen[32], rd[32], wr[32], inflight[24];
+		snprintf(seen, sizeof(seen), "%.1f s ago", (double)jint(a, "last_seen_ms_ago", 0) / 1e3);
+		snprintf(inflight, sizeof(inflight), "%" PRId64, jint(a, "inflight", 0));
+		table_add(t, jstr(a, "guest"), jbool(a, "connected", 0) ? "yes" : "no",
+			  jstr(a, "version"), seen, fmt_rate(jnum(a, "read_bps", -1), rd, sizeof(rd)),
+			  fmt_rate(jnum(a, "write_bps", -1), wr, sizeof(wr)), inflight,
+			  jbool(a, "quiesced", 0) ? "yes" : "no");
+	}
+	table_print(t, stdout);
+	table_free(t);
+}
 
 static void host_print(json_t *h)
 {
@@ -168,22 +228,24 @@ static void guest_print(json_t *g)
 	print_kv("job", jstr(g, "job"));
 	job_rank_text(g, buf, sizeof(buf));
 	print_kv("rank", buf);
+	agent_print(json_object_get(g, "agent"));
 }
 
 static void guest_table(json_t *arr)
 {
 	static const char *const headers[] = { "NAME", "HOST", ">MEMORY", ">DIRTY RATE", "JOB",
-					       ">RANK", "STATE" };
-	struct table *t = table_new(7, headers);
+					       ">RANK", "STATE", "AGENT" };
+	struct table *t = table_new(8, headers);
 	size_t i;
 	json_t *g;
 	json_array_foreach(arr, i, g) {
-		char mem[32], rate[40], rank[24];
+		char mem[32], rate[40], rank[24], agent[64];
 		job_rank_text(g, rank, sizeof(rank));
 		table_add(t, jstr(g, "name"), jstr(g, "host"),
 			  fmt_bytes(jint(g, "memory_bytes", -1), mem, sizeof(mem)),
 			  fmt_rate(jnum(g, "dirty_rate_bps", -1), rate, sizeof(rate)), jstr(g, "job"),
-			  rank, jstr(g, "state"));
+			  rank, jstr(g, "state"), agent_cell(json_object_get(g, "agent"), agent,
+							     sizeof(agent)));
 	}
 	table_print(t, stdout);
 	table_free(t);
@@ -466,4 +528,14 @@ int cmd_guest_list(struct ctl *c, int argc, char **argv)
 int cmd_guest_show(struct ctl *c, int argc, char **argv)
 {
 	return name_command(c, argc, argv, guest_show_usage, "guest.show", guest_print, NULL);
+}
+
+int cmd_agent_list(struct ctl *c, int argc, char **argv)
+{
+	int rc = common_options(c, argc, argv, agent_list_usage);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
+		return rc;
+	return request_and_print(c, "agent.list", NULL, agent_table, NULL, NULL);
 }

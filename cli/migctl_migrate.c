@@ -23,7 +23,9 @@
 #define WAIT_POLL_MS 200
 
 const char migrate_usage[] =
-	"usage: migctl migrate GUEST [--to HOST] [--wait]\n"
+	"usage: migctl migrate GUEST [--to HOST] [--wait] [--quiesce MODE]\n"
+	"                     [--quiesce-deadline DURATION] [--on-quiesce-miss abort|defer]\n"
+	"                     [--io-lull RATE] [--io-lull-wait DURATION]\n"
 	"\n"
 	"Live-migrate GUEST, to HOST or to the least loaded host that may take it\n"
 	"(never next to another rank of its job). Manual migrations go before\n"
@@ -32,6 +34,14 @@ const char migrate_usage[] =
 	"      --to HOST   the destination (default: migd chooses)\n"
 	"      --wait      wait until it ends; a progress bar on a terminal; exit 1\n"
 	"                  if it failed or was aborted\n"
+	"      --quiesce MODE  hold the guest's sfs I/O around the switch-over through\n"
+	"                  its migagent: required, best-effort or off (default: migd's)\n"
+	"      --quiesce-deadline DURATION  time the agent has to drain (500ms, 2s)\n"
+	"      --on-quiesce-miss abort|defer  a required quiesce that fails aborts the\n"
+	"                  migration or queues it again later\n"
+	"      --io-lull RATE  start only when the guest's I/O is below RATE (10m/s;\n"
+	"                  0: do not wait)\n"
+	"      --io-lull-wait DURATION  wait at most this long for that lull (30s)\n"
 	"      --json      print the migration as JSON (with --wait: as it ended)\n"
 	"  -h, --help      show this help\n";
 
@@ -50,6 +60,12 @@ const char abort_usage[] =
 	"\n"
 	"Abort migration ID, queued or running. A running migration stops and the\n"
 	"guest stays on its source.\n";
+
+const char migration_show_usage[] =
+	"usage: migctl migration show ID [--json]\n"
+	"\n"
+	"One migration, queued, running or finished: its phases, the quiesce and\n"
+	"resume of its guest's I/O, what was drained, the wait for an I/O lull.\n";
 
 const char queue_usage[] =
 	"usage: migctl queue [--json]\n"
@@ -78,14 +94,19 @@ char *migration_line(json_t *m, char *buf, size_t len)
 			 state, jstr_or(m, "guest", "?"), jstr_or(m, "src", "?"),
 			 jstr_or(m, "dst", "?"));
 	size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
-	if (strcmp(state, "completed") == 0)
-		snprintf(buf + used, len - used, ", total %s, downtime %s, %s in %" PRId64 " round%s",
-			 fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
-			 fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
-			 fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)),
-			 jint(m, "rounds", 0), jint(m, "rounds", 0) == 1 ? "" : "s");
-	else if (*migration_note(m))
+	if (strcmp(state, "completed") == 0) {
+		n = snprintf(buf + used, len - used, ", total %s, downtime %s, %s in %" PRId64
+			     " round%s", fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
+			     fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
+			     fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)),
+			     jint(m, "rounds", 0), jint(m, "rounds", 0) == 1 ? "" : "s");
+		used += n < 0 ? 0 : (size_t)n < len - used ? (size_t)n : len - used - 1;
+		if (*jstr(m, "quiesce") && strcmp(jstr(m, "quiesce"), "off") != 0)
+			snprintf(buf + used, len - used, ", quiesce %s, resume %s",
+				 jstr(m, "quiesce"), jstr_or(m, "resume", "-"));
+	} else if (*migration_note(m)) {
 		snprintf(buf + used, len - used, ": %s", migration_note(m));
+	}
 	return buf;
 }
 
@@ -95,14 +116,31 @@ void migration_print_line(json_t *m, FILE *out)
 	fprintf(out, "%s\n", migration_line(m, line, sizeof(line)));
 }
 
+/* "ok 12 ms", "missed 2.30 s", "-": an agent phase in one cell. */
+static const char *phase_cell(json_t *m, const char *what, const char *ms_key, char *buf,
+			      size_t len)
+{
+	char ms[32];
+	const char *text = jstr(m, what);
+	if (!*text)
+		return "-";
+	int word = (int)strcspn(text, ": (");
+	if (jnum(m, ms_key, -1) >= 0)
+		snprintf(buf, len, "%.*s %s", word, text, fmt_ms(jnum(m, ms_key, -1), ms, sizeof(ms)));
+	else
+		snprintf(buf, len, "%.*s", word, text);
+	return buf;
+}
+
 void migration_print_table(json_t *arr, int long_format, FILE *out)
 {
 	static const char *const short_headers[] = { ">ID", "GUEST", "SRC", "DST", "STATE",
 						     "PRIORITY", "POLICY", "QUEUED", "STARTED" };
 	static const char *const long_headers[] = { ">ID", "GUEST", "SRC", "DST", "STATE",
-						    "POLICY", "STARTED", ">TOTAL", ">DOWNTIME",
-						    ">BYTES", ">ROUNDS", "NOTE" };
-	struct table *t = table_new(long_format ? 12 : 9, long_format ? long_headers
+						    "POLICY", "STARTED", ">LULL WAIT", "QUIESCE",
+						    ">DRAINED", ">TOTAL", ">DOWNTIME", ">BYTES",
+						    ">ROUNDS", "RESUME", "NOTE" };
+	struct table *t = table_new(long_format ? 16 : 9, long_format ? long_headers
 								      : short_headers);
 	size_t i;
 	json_t *m;
@@ -117,12 +155,23 @@ void migration_print_table(json_t *arr, int long_format, FILE *out)
 				  started);
 			continue;
 		}
+		char lull[32], quiesce[64], drained[48], resume[64], dbytes[32];
 		snprintf(rounds, sizeof(rounds), "%" PRId64, jint(m, "rounds", 0));
+		if (jint(m, "drained_requests", -1) >= 0)
+			snprintf(drained, sizeof(drained), "%s/%" PRId64 " req",
+				 fmt_bytes(jint(m, "drained_bytes", -1), dbytes, sizeof(dbytes)),
+				 jint(m, "drained_requests", 0));
+		else
+			snprintf(drained, sizeof(drained), "-");
 		table_add(t, id, jstr(m, "guest"), jstr(m, "src"), jstr(m, "dst"), jstr(m, "state"),
 			  jstr(m, "policy"), started,
+			  jnum(m, "lull_wait_ms", -1) > 0
+				  ? fmt_ms(jnum(m, "lull_wait_ms", -1), lull, sizeof(lull)) : "-",
+			  phase_cell(m, "quiesce", "quiesce_ms", quiesce, sizeof(quiesce)), drained,
 			  fmt_ms(jnum(m, "total_ms", -1), total, sizeof(total)),
 			  fmt_ms(jnum(m, "downtime_ms", -1), down, sizeof(down)),
 			  fmt_bytes(jint(m, "bytes", -1), bytes, sizeof(bytes)), rounds,
+			  phase_cell(m, "resume", "resume_ms", resume, sizeof(resume)),
 			  migration_note(m));
 	}
 	table_print(t, out);
@@ -243,13 +292,15 @@ static void print_outcome(struct ctl *c, json_t *migrations)
 
 enum { OPT_TO = OPT_SUBCMD_BASE, OPT_WAIT };
 
-/* Options of migrate and evacuate: --wait, and --to when to_out is given. */
+/* Options of migrate and evacuate: --wait, and --to and the knobs when
+ * knobs is given (migrate). */
 static int move_options(struct ctl *c, int argc, char **argv, const char *usage,
-			const char **to_out, int *wait)
+			const char **to_out, int *wait, json_t *knobs)
 {
 	static const struct option longopts[] = {
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "wait", no_argument, NULL, OPT_WAIT },
+		CTL_KNOB_LONGOPTS,
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -259,8 +310,11 @@ static int move_options(struct ctl *c, int argc, char **argv, const char *usage,
 			*wait = 1;
 		} else if (opt == OPT_TO && to_out) {
 			*to_out = optarg;
-		} else if (opt == OPT_TO) {
-			return ctl_usage_error(c, "unknown option \"--to\"");
+		} else if (opt == OPT_TO || (!knobs && opt >= OPT_KNOB_BASE && opt < OPT_KNOB_END)) {
+			return ctl_usage_error(c, "unknown option \"%s\"", argv[optind - 1]);
+		} else if (opt >= OPT_KNOB_BASE && opt < OPT_KNOB_END) {
+			if ((rc = ctl_knob_option(c, opt, optarg, knobs)) != CTL_CONTINUE)
+				return rc;
 		} else if ((rc = ctl_option(c, opt, argv, usage)) != CTL_CONTINUE) {
 			return rc;
 		}
@@ -268,15 +322,59 @@ static int move_options(struct ctl *c, int argc, char **argv, const char *usage,
 	return CTL_CONTINUE;
 }
 
+int ctl_knob_option(struct ctl *c, int opt, const char *text, json_t *args)
+{
+	double seconds;
+	uint64_t bps;
+	switch (opt) {
+	case OPT_QUIESCE:
+		if (strcmp(text, "required") != 0 && strcmp(text, "best-effort") != 0 &&
+		    strcmp(text, "off") != 0)
+			return ctl_usage_error(c, "--quiesce \"%s\": expected required, best-effort "
+					       "or off", text);
+		json_object_set_new(args, "quiesce", json_string(text));
+		break;
+	case OPT_ON_QUIESCE_MISS:
+		if (strcmp(text, "abort") != 0 && strcmp(text, "defer") != 0)
+			return ctl_usage_error(c, "--on-quiesce-miss \"%s\": expected abort or defer",
+					       text);
+		json_object_set_new(args, "on_quiesce_miss", json_string(text));
+		break;
+	case OPT_QUIESCE_DEADLINE:
+	case OPT_IO_LULL_WAIT: {
+		int deadline = opt == OPT_QUIESCE_DEADLINE;
+		if (ctl_parse_duration(text, &seconds) < 0 || (deadline && !(seconds > 0)))
+			return ctl_usage_error(c, "%s \"%s\": expected a duration like 500ms, 2s or "
+					       "1m%s", deadline ? "--quiesce-deadline" : "--io-lull-wait",
+					       text, deadline ? ", more than 0" : "");
+		json_object_set_new(args, deadline ? "quiesce_deadline_s" : "io_lull_wait_s",
+				    json_real(seconds));
+		break;
+	}
+	case OPT_IO_LULL:
+		if (ctl_parse_rate(text, &bps) < 0)
+			return ctl_usage_error(c, "--io-lull \"%s\": expected a rate like 10m/s "
+					       "(0: do not wait)", text);
+		json_object_set_new(args, "io_lull_bps", json_integer((json_int_t)bps));
+		break;
+	}
+	return CTL_CONTINUE;
+}
+
 int cmd_migrate(struct ctl *c, int argc, char **argv)
 {
 	const char *to = NULL;
-	int wait = 0, rc = move_options(c, argc, argv, migrate_usage, &to, &wait);
-	if (rc != CTL_CONTINUE)
-		return rc;
-	if ((rc = ctl_positional(c, argc, argv, 1, "GUEST")) != 0)
-		return rc;
-	json_t *args = json_pack("{s:s}", "guest", argv[optind]);
+	json_t *args = json_object();
+	int wait = 0, rc = move_options(c, argc, argv, migrate_usage, &to, &wait, args);
+	if (rc == CTL_CONTINUE)
+		rc = ctl_positional(c, argc, argv, 1, "GUEST");
+	else if (rc == 0)
+		rc = -1; /* --help: printed, nothing to send */
+	if (rc != 0) {
+		json_decref(args);
+		return rc < 0 ? 0 : rc;
+	}
+	json_object_set_new(args, "guest", json_string(argv[optind]));
 	if (to)
 		json_object_set_new(args, "to", json_string(to));
 	json_t *root, *result;
@@ -301,7 +399,7 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 
 int cmd_evacuate(struct ctl *c, int argc, char **argv)
 {
-	int wait = 0, rc = move_options(c, argc, argv, evacuate_usage, NULL, &wait);
+	int wait = 0, rc = move_options(c, argc, argv, evacuate_usage, NULL, &wait, NULL);
 	if (rc != CTL_CONTINUE)
 		return rc;
 	if ((rc = ctl_positional(c, argc, argv, 1, "HOST")) != 0)
@@ -374,6 +472,90 @@ int cmd_queue(struct ctl *c, int argc, char **argv)
 		printf("no migrations queued or running\n");
 	else
 		migration_print_table(result, 0, stdout);
+	json_decref(root);
+	return rc;
+}
+
+/* A field name as a label: "quiesce_ns" -> "quiesce at", "resume_ms" ->
+ * "resume time", knobs prefixed "knob". */
+static const char *mig_label(const char *prefix, const char *key, char *buf, size_t len)
+{
+	static const struct {
+		const char *suffix, *as;
+	} units[] = { { "_ns", " at" }, { "_ms", " time" }, { "_bps", "" } };
+	size_t n = strlen(key);
+	const char *as = "";
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		size_t u = strlen(units[i].suffix);
+		if (n > u && strcmp(key + n - u, units[i].suffix) == 0) {
+			n -= u;
+			as = units[i].as;
+			break;
+		}
+	}
+	if (strcmp(key, "total_ms") == 0 || strcmp(key, "downtime_ms") == 0)
+		as = "";
+	snprintf(buf, len, "%s%.*s%s", prefix, (int)n, key, as);
+	for (char *p = buf; *p; p++)
+		*p = *p == '_' ? ' ' : *p;
+	return buf;
+}
+
+/* One field's value as people read it. */
+static const char *mig_value(json_t *o, const char *key, json_t *v, char *buf, size_t len)
+{
+	size_t n = strlen(key);
+	if (json_is_number(v) && n > 3 && strcmp(key + n - 3, "_ms") == 0)
+		return fmt_ms(json_number_value(v), buf, len);
+	if (json_is_number(v) && n > 4 && strcmp(key + n - 4, "_bps") == 0)
+		return fmt_rate(json_number_value(v), buf, len);
+	if (strcmp(key, "bytes") == 0 || strcmp(key, "drained_bytes") == 0)
+		return fmt_bytes(jint(o, key, -1), buf, len);
+	return field_text(key, v, buf, len);
+}
+
+/* Every field of one migration, known ones as people read them. */
+static void migration_print(json_t *m)
+{
+	char buf[320], label[64];
+	const char *key;
+	json_t *v;
+	json_object_foreach(m, key, v) {
+		if (json_is_null(v) || json_is_array(v))
+			continue;
+		if (json_is_object(v)) { /* the knobs */
+			const char *k2;
+			json_t *v2;
+			json_object_foreach(v, k2, v2)
+				print_kv(mig_label("knob ", k2, label, sizeof(label)),
+					 mig_value(v, k2, v2, buf, sizeof(buf)));
+			continue;
+		}
+		print_kv(mig_label("", key, label, sizeof(label)), mig_value(m, key, v, buf, sizeof(buf)));
+	}
+}
+
+int cmd_migration_show(struct ctl *c, int argc, char **argv)
+{
+	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
+	int opt, rc;
+	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1)
+		if ((rc = ctl_option(c, opt, argv, migration_show_usage)) != CTL_CONTINUE)
+			return rc;
+	if ((rc = ctl_positional(c, argc, argv, 1, "ID")) != 0)
+		return rc;
+	uint64_t id;
+	if (ctl_parse_id(argv[optind], &id) < 0)
+		return ctl_usage_error(c, "ID \"%s\": expected a migration id (a number from 1)",
+				       argv[optind]);
+	json_t *root, *result;
+	if ((rc = ctl_call(c, "migration.show", json_pack("{s:I}", "id", (json_int_t)id), &root,
+			   &result)) != 0)
+		return rc;
+	if (c->json)
+		rc = ctl_print_json(c, result);
+	else
+		migration_print(result);
 	json_decref(root);
 	return rc;
 }

@@ -285,7 +285,7 @@ char *fmt_time_ns(int64_t ns, char *buf, size_t len)
 
 void print_kv(const char *key, const char *value)
 {
-	char label[32];
+	char label[64];
 	snprintf(label, sizeof(label), "%s:", key);
 	printf("%-16s %s\n", label, value && *value ? value : "-");
 }

@@ -18,12 +18,14 @@
 
 const char policy_add_usage[] =
 	"usage: migctl policy add interval NAME --every DURATION --guests SELECTOR\n"
-	"                         [--stagger DURATION] [--count K]\n"
+	"                         [--stagger DURATION] [--count K] [KNOBS]\n"
 	"       migctl policy add cron NAME --schedule \"MIN HOUR DOM MON DOW\"\n"
 	"                         --action ACTION [--tz ZONE] [--missed run-once|skip]\n"
-	"                         [--stagger DURATION] [--spread PERCENT]\n"
+	"                         [--stagger DURATION] [--spread PERCENT] [KNOBS]\n"
 	"       migctl policy add mtbf NAME --mtbf DURATION --guests SELECTOR\n"
-	"                         [--cost DURATION] [--stagger DURATION] [--count K]\n"
+	"                         [--cost DURATION] [--stagger DURATION] [--count K] [KNOBS]\n"
+	"  KNOBS: [--quiesce MODE] [--quiesce-deadline DURATION]\n"
+	"         [--on-quiesce-miss abort|defer] [--io-lull RATE] [--io-lull-wait DURATION]\n"
 	"\n"
 	"interval: every DURATION, migrate K (default: all) of the selected guests\n"
 	"one after another, --stagger apart, each to another host.\n"
@@ -48,6 +50,12 @@ const char policy_add_usage[] =
 	"      --spread PERCENT    cron rebalance: allowed load spread (default 10%)\n"
 	"      --mtbf DURATION     mtbf: mean time between failures, e.g. 30d\n"
 	"      --cost DURATION     mtbf: cost of one firing until measured (default 60s)\n"
+	"      --quiesce MODE      required, best-effort or off: hold each guest's sfs\n"
+	"                          I/O around its switch-over (default: migd's)\n"
+	"      --quiesce-deadline DURATION  time the guest's agent has to drain\n"
+	"      --on-quiesce-miss abort|defer  what a failed required quiesce does\n"
+	"      --io-lull RATE      start each only when its guest's I/O is below RATE\n"
+	"      --io-lull-wait DURATION  but wait at most this long\n"
 	"      --json              print the new policy as JSON\n"
 	"  -h, --help              show this help\n";
 
@@ -156,6 +164,7 @@ static void policy_print(json_t *p)
 		"name", "type", "state", "paused", "every_s", "stagger_s", "count", "guests",
 		"schedule", "tz", "action", "missed", "spread", "mtbf_s", "cost_s",
 		"cost_in_effect_s", "cost_source", "cost_samples", "interval_s",
+		"quiesce_deadline_s", "io_lull_wait_s", "io_lull_bps",
 	};
 	const char *type = jstr(p, "type");
 	char buf[256], t2[32];
@@ -190,6 +199,14 @@ static void policy_print(json_t *p)
 		print_kv("guests", jstr(p, "guests"));
 	}
 	print_kv("stagger", fmt_seconds(jnum(p, "stagger_s", 0), buf, sizeof(buf)));
+	if (json_object_get(p, "quiesce_deadline_s"))
+		print_kv("quiesce deadline", fmt_ms(jnum(p, "quiesce_deadline_s", -1) * 1e3, buf,
+						    sizeof(buf)));
+	if (json_object_get(p, "io_lull_bps"))
+		print_kv("io lull", fmt_rate(jnum(p, "io_lull_bps", -1), buf, sizeof(buf)));
+	if (json_object_get(p, "io_lull_wait_s"))
+		print_kv("io lull wait", fmt_ms(jnum(p, "io_lull_wait_s", -1) * 1e3, buf,
+						sizeof(buf)));
 	const char *key;
 	json_t *v;
 	json_object_foreach(p, key, v) {
@@ -267,6 +284,7 @@ static int policy_options(struct ctl *c, int argc, char **argv, json_t *args)
 		{ "spread", required_argument, NULL, OPT_SPREAD },
 		{ "mtbf", required_argument, NULL, OPT_MTBF },
 		{ "cost", required_argument, NULL, OPT_COST },
+		CTL_KNOB_LONGOPTS,
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -311,7 +329,11 @@ static int policy_options(struct ctl *c, int argc, char **argv, json_t *args)
 			else
 				json_object_set_new(args, "count", json_integer((json_int_t)count));
 			break;
-		default: rc = ctl_option(c, opt, argv, policy_add_usage);
+		default:
+			if (opt >= OPT_KNOB_BASE && opt < OPT_KNOB_END)
+				rc = ctl_knob_option(c, opt, optarg, args);
+			else
+				rc = ctl_option(c, opt, argv, policy_add_usage);
 		}
 	}
 	return rc;

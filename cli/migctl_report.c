@@ -35,7 +35,10 @@ const char report_usage[] =
 	"usage: migctl report [--since T] [--json]\n"
 	"\n"
 	"Cost statistics per policy and overall: count, completed, failed, aborted,\n"
-	"mean, p50 and p99 of total time and of downtime, mean bytes moved.\n"
+	"mean, p50 and p99 of total time and of downtime, mean bytes moved; then the\n"
+	"guests' side: quiesce outcomes counted (ok, missed, error, no-agent, off),\n"
+	"mean and p99 of quiesce and resume times, mean bytes and requests drained,\n"
+	"waits for I/O lulls and how many gave up.\n"
 	"\n"
 	"      --since T   only migrations from T on (as for history)\n"
 	"      --json      migd's report as JSON\n"
@@ -118,7 +121,9 @@ static int since_arg(struct ctl *c, const char *text, json_t *args)
 static const char *const csv_fields[] = {
 	"id", "guest", "src", "dst", "state", "priority", "policy", "reason", "queued_ns",
 	"started_ns", "migrating_ns", "finished_ns", "total_ms", "downtime_ms", "bytes",
-	"rounds", "error",
+	"rounds", "error", "lull_wait_ms", "lull_reason", "quiesce_ns", "quiesce",
+	"quiesce_ms", "drained_requests", "drained_bytes", "resume_ns", "resume", "resume_ms",
+	"defers",
 };
 
 static void csv_cell(json_t *v, FILE *out)
@@ -245,6 +250,28 @@ static void report_row(struct table *t, const char *scope, json_t *s)
 			    sizeof(bytes)));
 }
 
+static void agent_row(struct table *t, const char *scope, json_t *s)
+{
+	json_t *q = json_object_get(s, "quiesce_outcomes");
+	json_t *qm = json_object_get(s, "quiesce_ms"), *rm = json_object_get(s, "resume_ms");
+	json_t *lull = json_object_get(s, "lull_wait_ms");
+	char n[5][24], q_mean[32], q_p99[32], r_mean[32], r_p99[32], drained[32], waits[24];
+	char l_mean[32], gave_up[24];
+	static const char *const outcomes[] = { "ok", "missed", "error", "no-agent", "off" };
+	for (int i = 0; i < 5; i++)
+		snprintf(n[i], sizeof(n[i]), "%" PRId64, jint(q, outcomes[i], 0));
+	snprintf(waits, sizeof(waits), "%" PRId64, jint(s, "lull_waits", 0));
+	snprintf(gave_up, sizeof(gave_up), "%" PRId64, jint(s, "lull_gave_up", 0));
+	table_add(t, scope, n[0], n[1], n[2], n[3], n[4],
+		  fmt_ms(jnum(qm, "mean", -1), q_mean, sizeof(q_mean)),
+		  fmt_ms(jnum(qm, "p99", -1), q_p99, sizeof(q_p99)),
+		  fmt_ms(jnum(rm, "mean", -1), r_mean, sizeof(r_mean)),
+		  fmt_ms(jnum(rm, "p99", -1), r_p99, sizeof(r_p99)),
+		  fmt_bytes((int64_t)jnum(json_object_get(s, "drained_bytes"), "mean", -1), drained,
+			    sizeof(drained)),
+		  waits, fmt_ms(jnum(lull, "mean", -1), l_mean, sizeof(l_mean)), gave_up);
+}
+
 static void report_print(json_t *r)
 {
 	static const char *const headers[] = {
@@ -257,6 +284,18 @@ static void report_print(json_t *r)
 	json_object_foreach(json_object_get(r, "policies"), name, s)
 		report_row(t, *name ? name : "(none)", s);
 	report_row(t, "(overall)", json_object_get(r, "overall"));
+	table_print(t, stdout);
+	table_free(t);
+	static const char *const agent_headers[] = {
+		"POLICY", ">QUIESCE OK", ">MISSED", ">ERROR", ">NO AGENT", ">OFF",
+		">QUIESCE MEAN", ">P99", ">RESUME MEAN", ">P99", ">DRAINED MEAN", ">LULL WAITS",
+		">LULL MEAN", ">GAVE UP",
+	};
+	t = table_new(14, agent_headers);
+	json_object_foreach(json_object_get(r, "policies"), name, s)
+		agent_row(t, *name ? name : "(none)", s);
+	agent_row(t, "(overall)", json_object_get(r, "overall"));
+	putchar('\n');
 	table_print(t, stdout);
 	table_free(t);
 }

@@ -98,8 +98,20 @@ static void print_event(json_t *ev, const char *body, FILE *out)
 	/* a migration's change of state carries the whole row: say it as a sentence */
 	if (strncmp(type, "migration.", 10) == 0 && strcmp(type, "migration.progress") != 0 &&
 	    json_is_string(json_object_get(ev, "state"))) {
-		char line[1024];
-		fprintf(out, "  %s\n", migration_line(ev, line, sizeof(line)));
+		char line[1024], ms[32], drained[32];
+		fprintf(out, "  %s", migration_line(ev, line, sizeof(line)));
+		/* the agent phases: what each one found */
+		if (strcmp(type, "migration.waiting") == 0)
+			fprintf(out, " (%s)", jstr(ev, "lull_reason"));
+		else if (strcmp(type, "migration.quiesced") == 0)
+			fprintf(out, " (quiesce %s, %s, drained %s in %" PRId64 " requests)",
+				jstr(ev, "quiesce"), fmt_ms(jnum(ev, "quiesce_ms", -1), ms, sizeof(ms)),
+				fmt_bytes(jint(ev, "drained_bytes", -1), drained, sizeof(drained)),
+				jint(ev, "drained_requests", 0));
+		else if (strcmp(type, "migration.resumed") == 0)
+			fprintf(out, " (resume %s, %s)", jstr(ev, "resume"),
+				fmt_ms(jnum(ev, "resume_ms", -1), ms, sizeof(ms)));
+		fputc('\n', out);
 		return;
 	}
 	/* health decisions carry their sentence: "host n3 degraded: CPU1 Temp ..." */

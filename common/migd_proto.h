@@ -29,7 +29,12 @@
  *   guest.add     {name, host, memory_bytes, dirty_rate_bps?, job?, rank?} -> guest
  *   guest.list    {host?, job?}                        -> [guest]
  *   guest.show    {name}                               -> guest
- *   migrate       {guest, to?, priority?("manual")}    -> migration
+ *   agent.list    {}                                   -> [agent (+ guest)]
+ *   migrate       {guest, to?, priority?("manual"), knobs?} -> migration
+ *                 knobs: quiesce ("required" | "best-effort" | "off"),
+ *                 quiesce_deadline_s, on_quiesce_miss ("abort" | "defer"),
+ *                 io_lull_bps, io_lull_wait_s (numbers; or text: quiesce_deadline
+ *                 "500ms", io_lull "10m"); unset ones from migd.conf [agent]
  *   evacuate      {host}                               -> [migration]
  *   abort         {id}                                 -> migration
  *   migration.show {id}                                -> migration
@@ -37,12 +42,17 @@
  *   history       {since_ns?, limit?, policy?}         -> [migration] (finished, newest last)
  *   report        {since_ns?}                          -> {overall: stats, policies: {name: stats}}
  *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
- *                          downtime_ms:{mean,p50,p99}, bytes:{mean}}
+ *                          downtime_ms:{mean,p50,p99}, bytes:{mean},
+ *                          quiesce_outcomes:{ok,missed,error,no-agent,off: count},
+ *                          quiesce_ms:{mean,p50,p99}, resume_ms:{mean,p50,p99},
+ *                          drained_bytes:{mean}, drained_requests:{mean}, lull_waits,
+ *                          lull_wait_ms:{mean,p50,p99}, lull_gave_up}
  *   policy.add    {type:"interval", name, every_s, guests (selector), stagger_s?, count?}
  *                 {type:"cron", name, schedule ("0 2 * * *"), action ("evacuate n3,n4" |
  *                  "rebalance" | "migrate SELECTOR"), tz?, missed? ("run-once" | "skip"),
  *                  stagger_s?, spread? (0..1 or "10%")}
  *                 {type:"mtbf", name, mtbf_s, guests, cost_s?, stagger_s?, count?}
+ *                 every type also takes knobs? (as for migrate)
  *   policy.list   {}  policy.show {name}  policy.pause {name}  policy.resume {name}
  *   policy.rm     {name}
  *   health.report {host, sensor, value, unit?}         -> {reading, host}
@@ -56,10 +66,19 @@
  * Objects:
  *   host      {name, uri, enabled, health, max_outbound, max_inbound,
  *              memory_bytes, memory_used_bytes, guests}
- *   guest     {name, host, memory_bytes, dirty_rate_bps, job, rank, state}
+ *   guest     {name, host, memory_bytes, dirty_rate_bps, job, rank, state, agent}
+ *   agent     {connected, version, hostname, pid, last_seen_ms_ago, last_seen_ns,
+ *              read_bps, write_bps, inflight, quiesced, clients} ({connected:false}
+ *              alone when never heard from)
  *   migration {id, guest, src, dst, state, priority, policy, reason,
  *              queued_ns, started_ns, migrating_ns, finished_ns,
- *              total_ms, downtime_ms, bytes, rounds, error}
+ *              total_ms, downtime_ms, bytes, rounds, error,
+ *              knobs {quiesce, quiesce_deadline_ms, on_quiesce_miss, io_lull_bps,
+ *                     io_lull_wait_ms},
+ *              lull_wait_ms, lull_reason, quiesce ("ok", "missed: ...", "error: ...",
+ *              "no-agent", "off"), quiesce_ns, quiesce_ms, drained_requests,
+ *              drained_bytes, resume ("ok", "no reply ...", "error: ..."),
+ *              resume_ns, resume_ms, defers}
  *   state: queued | started | migrating | completed | failed | aborted
  *   policy    {name, type, state ("active" | "paused"), guests, every_s,
  *              stagger_s, count, created_ns, last_fire_ns, next_fire_ns, fired,
@@ -87,7 +106,11 @@
  * policy.interval (mtbf; reason), host.degraded and host.recovered (host,
  * reason, message: "host n3 degraded: CPU1 Temp 96 C > upper critical 95
  * C"), health.bad_line (host, line, text, error), health.hook_failed
- * (host, reason, stderr), health.rule.added, health.rule.removed.
+ * (host, reason, stderr), health.rule.added, health.rule.removed; the agent
+ * phases migration.waiting, migration.quiescing, migration.quiesced,
+ * migration.migrating, migration.resuming, migration.resumed,
+ * migration.deferred (each with the migration); agent.connected and
+ * agent.gone ({guest, agent}).
  */
 #ifndef MIGD_PROTO_H
 #define MIGD_PROTO_H

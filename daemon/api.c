@@ -40,6 +40,7 @@ struct api {
 	struct policy_engine *pe;
 	struct health *hm;
 	void *zctx, *rep, *pub;
+	void *also;                    /* polled with rep: the agents' socket */
 	uint64_t start_ms;
 };
 
@@ -514,9 +515,30 @@ static int cmd_guest_add(struct api *api, json_t *args, json_t **result, char *e
 	return 0;
 }
 
+/* A guest as an API object, with what its agent last said. */
+static json_t *guest_json(struct api *api, const struct db_guest *g)
+{
+	json_t *o = db_guest_json(g);
+	json_object_set_new(o, "agent", agent_link_json(exec_agents(api->ex), g->name));
+	return o;
+}
+
+struct guest_list {
+	struct api *api;
+	json_t *arr;
+};
+
 static int append_guest(void *arg, const struct db_guest *g)
 {
-	return json_array_append_new(arg, db_guest_json(g));
+	struct guest_list *l = arg;
+	return json_array_append_new(l->arr, guest_json(l->api, g));
+}
+
+static int cmd_agent_list(struct api *api, json_t *args, json_t **result, char *err,
+			  size_t errlen)
+{
+	*result = agent_link_list(exec_agents(api->ex));
+	return 0;
 }
 
 static int cmd_guest_list(struct api *api, json_t *args, json_t **result, char *err,
@@ -531,8 +553,9 @@ static int cmd_guest_list(struct api *api, json_t *args, json_t **result, char *
 		return rc;
 	if (host && (rc = host_lookup(api, host, &h, err, errlen)) < 0)
 		return rc;
-	*result = json_array();
-	return db_error(db_guest_list(api->db, host, job, append_guest, *result), err, errlen);
+	struct guest_list l = { api, json_array() };
+	*result = l.arr;
+	return db_error(db_guest_list(api->db, host, job, append_guest, &l), err, errlen);
 }
 
 static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *err,
@@ -548,7 +571,7 @@ static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *
 		snprintf(err, errlen, "guest \"%s\": no such guest", name);
 	if (rc < 0)
 		return db_error(rc, err, errlen);
-	*result = db_guest_json(&g);
+	*result = guest_json(api, &g);
 	return 0;
 }
 
@@ -559,11 +582,15 @@ static int cmd_migrate(struct api *api, json_t *args, json_t **result, char *err
 {
 	struct exec_request rq = { .priority = SCHED_PRIO_MANUAL, .reason = "requested" };
 	struct db_migration m;
+	struct db_mig_knobs knobs;
 	int rc;
 	if ((rc = arg_name(args, "guest", 1, &rq.guest, err, errlen)) < 0 ||
 	    ((rc = arg_name(args, "to", 0, &rq.to, err, errlen)) < 0 && rc != -ENOENT) ||
-	    (rc = arg_priority(args, &rq.priority, err, errlen)) < 0)
+	    (rc = arg_priority(args, &rq.priority, err, errlen)) < 0 ||
+	    (rc = policy_knobs_parse(args, exec_knobs_default(api->ex), &knobs, NULL, err,
+				     errlen)) < 0)
 		return rc;
+	rq.knobs = &knobs;
 	if ((rc = db_begin(api->db)) < 0)
 		return db_error(rc, err, errlen);
 	rc = exec_enqueue(api->ex, &rq, &m, err, errlen);
@@ -733,6 +760,9 @@ struct cost {
 	char policy[DB_NAME_MAX + 2];  /* "(manual)" for requests by people */
 	enum db_mig_state state;
 	int64_t total_ms, downtime_ms, bytes;
+	int64_t quiesce_ms, resume_ms, drained_requests, drained_bytes, lull_wait_ms;
+	char quiesce[16];              /* the outcome's first word: ok, missed, error... */
+	int gave_up;                   /* stopped waiting for a lull */
 };
 
 struct costs {
@@ -751,6 +781,13 @@ static int collect_cost(void *arg, const struct db_migration *m)
 	c->total_ms = m->total_ms;
 	c->downtime_ms = m->downtime_ms;
 	c->bytes = m->bytes;
+	c->quiesce_ms = m->quiesce_ms;
+	c->resume_ms = m->resume_ms;
+	c->drained_requests = m->drained_requests;
+	c->drained_bytes = m->drained_bytes;
+	c->lull_wait_ms = m->lull_wait_ms;
+	c->gave_up = strncmp(m->lull_reason, "gave up", 7) == 0;
+	snprintf(c->quiesce, sizeof(c->quiesce), "%.*s", (int)strcspn(m->quiesce, ":"), m->quiesce);
 	return 0;
 }
 
@@ -781,6 +818,52 @@ static json_t *summary(int64_t *v, size_t n, double scale)
 			 (double)v[p99 ? p99 - 1 : 0] * scale);
 }
 
+/* The agent side of c[0..n): quiesce and resume times (every migration
+ * that asked, whatever its end), what was drained, outcomes counted by
+ * their first word, and the waits for I/O lulls. */
+static json_t *agent_stats(const struct cost *c, size_t n)
+{
+	int64_t *q = calloc(n + 1, sizeof(int64_t)), *r = calloc(n + 1, sizeof(int64_t));
+	int64_t *lull = calloc(n + 1, sizeof(int64_t));
+	size_t nq = 0, nr = 0, nl = 0, nd = 0, gave_up = 0;
+	double drained_bytes = 0, drained_requests = 0;
+	json_t *outcomes = json_object();
+	for (size_t i = 0; q && r && lull && i < n; i++) {
+		if (c[i].quiesce_ms >= 0)
+			q[nq++] = c[i].quiesce_ms;
+		if (c[i].resume_ms >= 0)
+			r[nr++] = c[i].resume_ms;
+		if (c[i].lull_wait_ms > 0)
+			lull[nl++] = c[i].lull_wait_ms;
+		gave_up += (size_t)c[i].gave_up;
+		if (c[i].drained_bytes >= 0) {
+			drained_bytes += (double)c[i].drained_bytes;
+			drained_requests += (double)(c[i].drained_requests < 0 ? 0
+								   : c[i].drained_requests);
+			nd++;
+		}
+		if (*c[i].quiesce) {
+			json_t *k = json_object_get(outcomes, c[i].quiesce);
+			json_object_set_new(outcomes, c[i].quiesce,
+					    json_integer(k ? json_integer_value(k) + 1 : 1));
+		}
+	}
+	json_t *o = json_pack("{s:o, s:o, s:o, s:I, s:o, s:I}", "quiesce_ms", summary(q, nq, 1),
+			      "resume_ms", summary(r, nr, 1), "quiesce_outcomes", outcomes,
+			      "lull_waits", (json_int_t)nl, "lull_wait_ms", summary(lull, nl, 1),
+			      "lull_gave_up", (json_int_t)gave_up);
+	json_object_set_new(o, "drained_bytes", nd ? json_pack("{s:f}", "mean",
+							       drained_bytes / (double)nd)
+						  : json_pack("{s:n}", "mean"));
+	json_object_set_new(o, "drained_requests", nd ? json_pack("{s:f}", "mean",
+								  drained_requests / (double)nd)
+						     : json_pack("{s:n}", "mean"));
+	free(q);
+	free(r);
+	free(lull);
+	return o;
+}
+
 /* Statistics of c[0..n); costs of completed migrations with figures only
  * (a reconciled one has none). */
 static json_t *stats(const struct cost *c, size_t n)
@@ -804,6 +887,7 @@ static json_t *stats(const struct cost *c, size_t n)
 			      "downtime_ms", summary(down, k, 1));
 	json_object_set_new(o, "bytes", k ? json_pack("{s:f}", "mean", bytes / (double)k)
 					  : json_pack("{s:n}", "mean"));
+	json_object_update_new(o, agent_stats(c, n));
 	free(total);
 	free(down);
 	return o;
@@ -943,7 +1027,9 @@ static const struct command {
 	{ "guest.add", cmd_guest_add, "name,host,memory_bytes,dirty_rate_bps,job,rank" },
 	{ "guest.list", cmd_guest_list, "host,job" },
 	{ "guest.show", cmd_guest_show, "name" },
-	{ "migrate", cmd_migrate, "guest,to,priority" },
+	{ "agent.list", cmd_agent_list, "" },
+	{ "migrate", cmd_migrate, "guest,to,priority,quiesce,quiesce_deadline,quiesce_deadline_s,"
+	  "on_quiesce_miss,io_lull,io_lull_bps,io_lull_wait,io_lull_wait_s" },
 	{ "evacuate", cmd_evacuate, "host,priority" },
 	{ "abort", cmd_abort, "id" },
 	{ "migration.show", cmd_migration_show, "id" },
@@ -981,7 +1067,7 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 		log_debug("%s refused: %s", cmd, err);
 		return migd_reply_error(-rc, "%s", *err ? err : strerror(-rc));
 	}
-	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, "
+	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, agent.list, "
 				"migrate, evacuate, abort, migration.show, queue, history, report, "
 				"policy.*, health.*)", cmd);
 }
@@ -1054,10 +1140,15 @@ static int serve_one(struct api *api)
 	return 1;
 }
 
+void api_poll_also(struct api *api, void *socket)
+{
+	api->also = socket;
+}
+
 int api_serve(struct api *api, long timeout_ms)
 {
-	zmq_pollitem_t item = { api->rep, 0, ZMQ_POLLIN, 0 };
-	if (zmq_poll(&item, 1, timeout_ms) < 0)
+	zmq_pollitem_t item[2] = { { api->rep, 0, ZMQ_POLLIN, 0 }, { api->also, 0, ZMQ_POLLIN, 0 } };
+	if (zmq_poll(item, api->also ? 2 : 1, timeout_ms) < 0)
 		return zmq_errno() == EINTR ? -EINTR : -zmq_errno();
 	for (int i = 0; i < MAX_REQUESTS_PER_SERVE && serve_one(api); i++)
 		api_publish(api); /* events of each request go out before the next one */

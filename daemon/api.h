@@ -32,6 +32,8 @@ void api_free(struct api *api);
 /* Wait up to timeout_ms for requests and answer those that came (a few at
  * most, so the executor is not starved). -EINTR when a signal came. */
 int api_serve(struct api *api, long timeout_ms);
+/* Also wake api_serve when this ZeroMQ socket is readable (the agents'). */
+void api_poll_also(struct api *api, void *socket);
 /* Publish the committed events. */
 void api_publish(struct api *api);
 

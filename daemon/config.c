@@ -79,6 +79,25 @@ static const struct opt opts[] = {
 	{ "daemon", NUM(OPT_BOOL, daemonize), "no", 0, 1, 'd',
 	  "run in the background and log to syslog" },
 	{ "debug", NUM(OPT_BOOL, debug), "no", 0, 1, 'v', "log debug messages" },
+	/* [agent] (the "agent." names; flags --agent-NAME): the guests'
+	 * migagents (migd.conf(5)) and the defaults of every migration that
+	 * neither its policy nor `migctl migrate` sets */
+	{ "agent.listen", STR(agent_listen), "", 0, 0, 0,
+	  "ZeroMQ endpoint agents connect to, e.g. tcp://0.0.0.0:7710 (empty: off)" },
+	{ "agent.quiesce", STR(quiesce), "best-effort", 0, 0, 0,
+	  "quiesce guest I/O around a migration: required, best-effort or off" },
+	{ "agent.quiesce_deadline", NUM(OPT_DURATION, quiesce_deadline_s), "2s", 0.001, 3600, 0,
+	  "time the agent has to drain and flush (real time)" },
+	{ "agent.on_quiesce_miss", STR(on_quiesce_miss), "defer", 0, 0, 0,
+	  "quiesce required and not done: defer (queue again later) or abort" },
+	{ "agent.io_lull", NUM(OPT_RATE, io_lull_bps), "0", 0, 1e15, 0,
+	  "start only when the guest's I/O (read + write) is below this, bytes/s (0: off)" },
+	{ "agent.io_lull_wait", NUM(OPT_DURATION, io_lull_wait_s), "30s", 0, 86400, 0,
+	  "longest wait for an I/O lull before starting anyway (real time)" },
+	{ "agent.defer_delay", NUM(OPT_DURATION, defer_delay_s), "30s", 0, 86400, 0,
+	  "a deferred migration waits this long before it may start again (cluster clock)" },
+	{ "agent.max_defers", NUM(OPT_UINT, max_defers), "3", 0, 1000, 0,
+	  "deferrals before a migration whose quiesce keeps failing is aborted" },
 };
 
 #define OPT_BASE 0x100
@@ -100,6 +119,33 @@ static const struct opt *opt_find(const char *name)
 		if (strcmp(opts[i].name, name) == 0)
 			return &opts[i];
 	return NULL;
+}
+
+/* The section of o ("migd", "agent") into buf; returns the key in it. */
+static const char *section_of(const struct opt *o, char *buf, size_t len)
+{
+	const char *dot = strchr(o->name, '.');
+	snprintf(buf, len, "%.*s", dot ? (int)(dot - o->name) : 4, dot ? o->name : "migd");
+	return dot ? dot + 1 : o->name;
+}
+
+/* The setting name in section ("" is [migd]). */
+static const struct opt *opt_find_in(const char *section, const char *name)
+{
+	char full[96];
+	if (!*section || strcmp(section, "migd") == 0)
+		return strchr(name, '.') ? NULL : opt_find(name);
+	snprintf(full, sizeof(full), "%s.%s", section, name);
+	return opt_find(full);
+}
+
+/* The command-line flag of o without the dashes: max-inbound, agent-listen. */
+static void flag_name(const struct opt *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", o->name);
+	for (char *p = buf; *p; p++)
+		if (*p == '_' || *p == '.')
+			*p = '-';
 }
 
 /* ---- values ---- */
@@ -250,15 +296,16 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 	snprintf(where, sizeof(where), "%s:%d", st->path, lineno);
 	if (st->failed)
 		return 0;
-	if (*section && strcmp(section, "migd") != 0) {
+	if (*section && strcmp(section, "migd") != 0 && strcmp(section, "agent") != 0) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top or in [migd])", where, section);
+			 "top, in [migd] or in [agent])", where, section);
 		st->failed = 1;
 		return 0;
 	}
-	const struct opt *o = opt_find(name);
+	const struct opt *o = opt_find_in(section, name);
 	if (!o) {
-		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\"", where, name);
+		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\" in [%s]", where,
+			 name, *section ? section : "migd");
 		st->failed = 1;
 		return 0;
 	}
@@ -331,10 +378,7 @@ static void build_longopts(struct option *lo, char names[][40])
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		lo[n++] = fixed[i];
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++, n++) {
-		snprintf(names[i], 40, "%s", opts[i].name);
-		for (char *p = names[i]; *p; p++)
-			if (*p == '_')
-				*p = '-';
+		flag_name(&opts[i], names[i], 40);
 		lo[n] = (struct option){ names[i],
 					 opts[i].type == OPT_BOOL ? optional_argument
 								  : required_argument,
@@ -370,10 +414,8 @@ static int parse_argv(int argc, char **argv, struct migd_config *c, struct overr
 			struct override *x = &ov[(*n_ov)++];
 			x->o = o;
 			x->value = optarg ? optarg : "yes"; /* a bare boolean flag */
-			snprintf(x->flag, sizeof(x->flag), "--%s", o->name);
-			for (char *p = x->flag; *p; p++)
-				if (*p == '_')
-					*p = '-';
+			snprintf(x->flag, sizeof(x->flag), "--");
+			flag_name(o, x->flag + 2, sizeof(x->flag) - 2);
 			continue;
 		}
 		switch (opt) {
@@ -436,6 +478,30 @@ static int check_endpoint(const char *name, const char *value, char *err, size_t
 	return -EINVAL;
 }
 
+/* The [agent] settings that take one of a few words, and the endpoint. */
+static int check_agent(const struct migd_config *c, char *err, size_t errlen)
+{
+	if (*c->agent_listen && check_endpoint("agent listen", c->agent_listen, err, errlen) < 0)
+		return -EINVAL;
+	if (strcmp(c->agent_listen, c->listen) == 0 || strcmp(c->agent_listen, c->events) == 0) {
+		snprintf(err, errlen, "agent listen \"%s\": must differ from listen and events",
+			 c->agent_listen);
+		return -EINVAL;
+	}
+	if (strcmp(c->quiesce, "required") != 0 && strcmp(c->quiesce, "best-effort") != 0 &&
+	    strcmp(c->quiesce, "off") != 0) {
+		snprintf(err, errlen, "agent quiesce \"%s\": expected required, best-effort or off",
+			 c->quiesce);
+		return -EINVAL;
+	}
+	if (strcmp(c->on_quiesce_miss, "defer") != 0 && strcmp(c->on_quiesce_miss, "abort") != 0) {
+		snprintf(err, errlen, "agent on_quiesce_miss \"%s\": expected defer or abort",
+			 c->on_quiesce_miss);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t errlen)
 {
 	struct override ov[64];
@@ -468,7 +534,7 @@ int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t 
 		snprintf(err, errlen, "events \"%s\": must differ from listen", c->events);
 		return -EINVAL;
 	}
-	return 0;
+	return check_agent(c, err, errlen);
 }
 
 /* ---- output ---- */
@@ -494,11 +560,16 @@ void config_dump(const struct migd_config *c, FILE *out)
 		fprintf(out, "# migd settings in effect (read from %s)\n", c->config_path);
 	else
 		fprintf(out, "# migd settings in effect\n");
-	fputs("[migd]\n", out);
+	char section[16] = "";
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
-		char value[PATH_MAX + 32];
+		char value[PATH_MAX + 32], this[16];
+		const char *key = section_of(&opts[i], this, sizeof(this));
+		if (strcmp(section, this) != 0) {
+			snprintf(section, sizeof(section), "%s", this);
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+		}
 		format_value(c, &opts[i], value, sizeof(value));
-		fprintf(out, "# %s\n%s = %s\n", opts[i].help, opts[i].name, value);
+		fprintf(out, "# %s\n%s = %s\n", opts[i].help, key, value);
 	}
 }
 
@@ -514,16 +585,15 @@ void config_usage(FILE *out)
 	      "  -h, --help          show this help\n"
 	      "      --version       show the version\n"
 	      "\n"
-	      "Settings (in the file as name = value; here as --name VALUE, '_' as '-'):\n",
+	      "Settings (in the file as name = value; here as --name VALUE, '_' as '-';\n"
+	      "those of the file's [agent] section as --agent-name VALUE):\n",
 	      out);
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
-		char flag[64];
+		char flag[64], name[40];
+		flag_name(&opts[i], name, sizeof(name));
 		snprintf(flag, sizeof(flag), "%c%c%s--%s", opts[i].short_opt ? '-' : ' ',
 			 opts[i].short_opt ? opts[i].short_opt : ' ',
-			 opts[i].short_opt ? ", " : "  ", opts[i].name);
-		for (char *p = flag; *p; p++)
-			if (*p == '_')
-				*p = '-';
+			 opts[i].short_opt ? ", " : "  ", name);
 		fprintf(out, "  %-26s %s", flag, opts[i].help);
 		fprintf(out, *opts[i].def ? " [%s]\n" : "\n", opts[i].def);
 	}

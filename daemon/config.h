@@ -49,6 +49,15 @@ struct migd_config {
 	double health_timeout_s;            /* real seconds a hook may run */
 	double health_clear_after_s;        /* ipmitool thresholds: auto return; 0 never */
 	double health_retention_s;          /* readings kept */
+	/* [agent] */
+	char agent_listen[CONFIG_ENDPOINT_MAX]; /* ZeroMQ ROUTER for migagents; "" off */
+	char quiesce[16];                   /* required | best-effort | off */
+	double quiesce_deadline_s;
+	char on_quiesce_miss[8];            /* defer | abort */
+	uint64_t io_lull_bps;               /* 0: no lull wait */
+	double io_lull_wait_s;
+	double defer_delay_s;               /* cluster clock */
+	unsigned max_defers;
 
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */

@@ -97,12 +97,41 @@ static const char schema_v2[] =
 	"CREATE INDEX migrations_finished ON migrations(finished_ns);"
 	"CREATE INDEX events_ts ON events(ts_ns);";
 
+/* Version 3: the migagent issue. Each migration carries the knobs it runs
+ * with (quiesce mode, deadline, what a missed deadline does, the I/O lull
+ * threshold and how long to wait for it), fixed when it is queued so a
+ * restart keeps them, and its agent-side cost: when quiesce began and how
+ * long it and the resume took (real ms, the agent's clock), what was
+ * drained, the outcome of each, how long it waited for an I/O lull and why,
+ * and how often a required quiesce deferred it. Queued rows get the
+ * defaults of that release (best-effort, 2 s, defer, no lull wait);
+ * finished rows keep NULLs: nothing was recorded for them. */
+static const char schema_v3[] =
+	"ALTER TABLE migrations ADD COLUMN quiesce_mode TEXT;"
+	"ALTER TABLE migrations ADD COLUMN quiesce_deadline_ms INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN on_quiesce_miss TEXT;"
+	"ALTER TABLE migrations ADD COLUMN io_lull_bps INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN io_lull_wait_ms INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN quiesce_ns INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN quiesce_ms INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN resume_ns INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN resume_ms INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN drained_requests INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN drained_bytes INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN quiesce TEXT;"
+	"ALTER TABLE migrations ADD COLUMN resume TEXT;"
+	"ALTER TABLE migrations ADD COLUMN lull_wait_ms INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN lull_reason TEXT;"
+	"ALTER TABLE migrations ADD COLUMN defers INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE migrations SET quiesce_mode = 'best-effort', quiesce_deadline_ms = 2000,"
+	" on_quiesce_miss = 'defer', io_lull_bps = 0, io_lull_wait_ms = 30000"
+	" WHERE state IN ('queued', 'started', 'migrating');";
+
 /* Version 4: health input and fault tolerance. Hosts say why they are
  * degraded and since when, and may carry a health hook (a command migd runs
  * for sensor readings) with its own interval and timeout; readings and the
  * rules that judge them get tables of their own; an mtbf policy keeps the
- * cost it last measured. (Version 3 belongs to the migagent issue; on this
- * branch it is an empty step so that the numbers line up when merged.) */
+ * cost it last measured. */
 static const char schema_v4[] =
 	"ALTER TABLE hosts ADD COLUMN health_reason TEXT;"
 	"ALTER TABLE hosts ADD COLUMN health_since_ns INTEGER;"
@@ -127,7 +156,7 @@ static const struct schema_step {
 } schema_steps[] = {
 	{ 1, "hosts, guests, jobs, policies, migrations, events", schema_v1 },
 	{ 2, "staggered starts, reconciled rows, host health, policy schedule", schema_v2 },
-	{ 3, "reserved: the migagent issue", "" }, /* reserved: the migagent issue */
+	{ 3, "quiesce and I/O lull knobs and costs per migration", schema_v3 },
 	{ 4, "health readings and rules, host health reasons and hooks, mtbf cost", schema_v4 },
 };
 
@@ -779,8 +808,37 @@ int db_mig_state_parse(const char *name, enum db_mig_state *out)
 #define MIG_COLS \
 	"m.id, m.guest, m.src, m.dst, m.state, m.priority, m.policy, m.reason, m.queued_ns," \
 	" m.not_before_ns, m.started_ns, m.migrating_ns, m.finished_ns, m.total_ms," \
-	" m.downtime_ms, m.bytes, m.rounds, m.reconciled, m.error"
-#define MIG_N_COLS 19
+	" m.downtime_ms, m.bytes, m.rounds, m.reconciled, m.error, m.quiesce_mode," \
+	" m.quiesce_deadline_ms, m.on_quiesce_miss, m.io_lull_bps, m.io_lull_wait_ms," \
+	" m.quiesce_ns, m.quiesce_ms, m.resume_ns, m.resume_ms, m.drained_requests," \
+	" m.drained_bytes, m.quiesce, m.resume, m.lull_wait_ms, m.lull_reason, m.defers"
+#define MIG_N_COLS 35
+
+/* Columns 19.. of MIG_COLS: the knobs and the agent-side cost (step 3). */
+static void mig_read_agent(sqlite3_stmt *st, struct db_migration *m)
+{
+	char text[16];
+	struct db_mig_knobs *k = &m->knobs;
+	col_text(st, 19, text, sizeof(text));
+	if (db_quiesce_mode_parse(text, &k->quiesce) < 0)
+		k->quiesce = DB_QUIESCE_OFF; /* a row from before quiesce existed */
+	k->quiesce_deadline_ms = (unsigned)(col_figure(st, 20) < 0 ? 0 : col_figure(st, 20));
+	col_text(st, 21, text, sizeof(text));
+	k->miss_aborts = strcmp(text, "abort") == 0;
+	k->io_lull_bps = (uint64_t)(col_figure(st, 22) < 0 ? 0 : col_figure(st, 22));
+	k->io_lull_wait_ms = (unsigned)(col_figure(st, 23) < 0 ? 0 : col_figure(st, 23));
+	m->quiesce_ns = sqlite3_column_int64(st, 24);
+	m->quiesce_ms = col_figure(st, 25);
+	m->resume_ns = sqlite3_column_int64(st, 26);
+	m->resume_ms = col_figure(st, 27);
+	m->drained_requests = col_figure(st, 28);
+	m->drained_bytes = col_figure(st, 29);
+	col_text(st, 30, m->quiesce, sizeof(m->quiesce));
+	col_text(st, 31, m->resume, sizeof(m->resume));
+	m->lull_wait_ms = col_figure(st, 32);
+	col_text(st, 33, m->lull_reason, sizeof(m->lull_reason));
+	m->defers = sqlite3_column_int(st, 34);
+}
 
 static void mig_read_ids(sqlite3_stmt *st, struct db_migration *m, int with_ids)
 {
@@ -807,6 +865,7 @@ static void mig_read_ids(sqlite3_stmt *st, struct db_migration *m, int with_ids)
 	m->rounds = (int)col_figure(st, 16);
 	m->reconciled = sqlite3_column_int(st, 17);
 	col_text(st, 18, m->error, sizeof(m->error));
+	mig_read_agent(st, m);
 	if (with_ids) {
 		m->guest_id = sqlite3_column_int64(st, MIG_N_COLS);
 		m->src_id = sqlite3_column_int64(st, MIG_N_COLS + 1);
@@ -822,8 +881,9 @@ static void mig_read(sqlite3_stmt *st, void *out)
 int db_mig_add(struct db *db, struct db_migration *m)
 {
 	static const char sql[] = "INSERT INTO migrations (guest, src, dst, state, priority,"
-				  " policy, reason, queued_ns, not_before_ns)"
-				  " VALUES (?,?,?,?,?,?,?,?,?)";
+				  " policy, reason, queued_ns, not_before_ns, quiesce_mode,"
+				  " quiesce_deadline_ms, on_quiesce_miss, io_lull_bps, io_lull_wait_ms)"
+				  " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st = prep(db, sql);
 	if (!st)
 		return -EIO;
@@ -836,10 +896,21 @@ int db_mig_add(struct db *db, struct db_migration *m)
 	bind_text(st, 7, m->reason);
 	sqlite3_bind_int64(st, 8, m->queued_ns);
 	sqlite3_bind_int64(st, 9, m->not_before_ns ? m->not_before_ns : m->queued_ns);
+	sqlite3_bind_text(st, 10, db_quiesce_mode_name(m->knobs.quiesce), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, m->knobs.quiesce_deadline_ms);
+	sqlite3_bind_text(st, 12, m->knobs.miss_aborts ? "abort" : "defer", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, (int64_t)m->knobs.io_lull_bps);
+	sqlite3_bind_int64(st, 14, m->knobs.io_lull_wait_ms);
 	int rc = step_done(db, st, "adding a migration");
 	if (rc == 0)
 		m->id = sqlite3_last_insert_rowid(db->h);
 	return rc;
+}
+
+void db_mig_figures_unknown(struct db_migration *m)
+{
+	m->quiesce_ms = m->resume_ms = m->drained_requests = m->drained_bytes = -1;
+	m->lull_wait_ms = -1;
 }
 
 int db_mig_get(struct db *db, int64_t id, struct db_migration *out)
@@ -856,7 +927,10 @@ int db_mig_update(struct db *db, const struct db_migration *m)
 {
 	static const char sql[] = "UPDATE migrations SET src = ?, dst = ?, state = ?,"
 				  " started_ns = ?, migrating_ns = ?, finished_ns = ?, total_ms = ?,"
-				  " downtime_ms = ?, bytes = ?, rounds = ?, reconciled = ?, error = ?"
+				  " downtime_ms = ?, bytes = ?, rounds = ?, reconciled = ?, error = ?,"
+				  " not_before_ns = ?, quiesce_ns = ?, quiesce_ms = ?, resume_ns = ?,"
+				  " resume_ms = ?, drained_requests = ?, drained_bytes = ?, quiesce = ?,"
+				  " resume = ?, lull_wait_ms = ?, lull_reason = ?, defers = ?"
 				  " WHERE id = ?";
 	sqlite3_stmt *st = prep(db, sql);
 	if (!st)
@@ -873,7 +947,19 @@ int db_mig_update(struct db *db, const struct db_migration *m)
 	bind_figure(st, 10, m->rounds);
 	sqlite3_bind_int(st, 11, m->reconciled);
 	bind_text(st, 12, m->error);
-	sqlite3_bind_int64(st, 13, m->id);
+	sqlite3_bind_int64(st, 13, m->not_before_ns ? m->not_before_ns : m->queued_ns);
+	bind_ts(st, 14, m->quiesce_ns);
+	bind_figure(st, 15, m->quiesce_ms);
+	bind_ts(st, 16, m->resume_ns);
+	bind_figure(st, 17, m->resume_ms);
+	bind_figure(st, 18, m->drained_requests);
+	bind_figure(st, 19, m->drained_bytes);
+	bind_text(st, 20, m->quiesce);
+	bind_text(st, 21, m->resume);
+	bind_figure(st, 22, m->lull_wait_ms);
+	bind_text(st, 23, m->lull_reason);
+	sqlite3_bind_int(st, 24, m->defers);
+	sqlite3_bind_int64(st, 25, m->id);
 	return step_changed(db, st, "updating a migration");
 }
 
@@ -1413,7 +1499,49 @@ json_t *db_mig_json(const struct db_migration *m)
 	json_object_set_new(o, "rounds", opt_int(m->rounds, -1));
 	json_object_set_new(o, "reconciled", json_boolean(m->reconciled));
 	json_object_set_new(o, "error", opt_str(m->error));
+	json_object_set_new(o, "knobs", db_knobs_json(&m->knobs));
+	json_object_set_new(o, "quiesce", opt_str(m->quiesce));
+	json_object_set_new(o, "quiesce_ns", opt_int(m->quiesce_ns, 0));
+	json_object_set_new(o, "quiesce_ms", opt_int(m->quiesce_ms, -1));
+	json_object_set_new(o, "drained_requests", opt_int(m->drained_requests, -1));
+	json_object_set_new(o, "drained_bytes", opt_int(m->drained_bytes, -1));
+	json_object_set_new(o, "resume", opt_str(m->resume));
+	json_object_set_new(o, "resume_ns", opt_int(m->resume_ns, 0));
+	json_object_set_new(o, "resume_ms", opt_int(m->resume_ms, -1));
+	json_object_set_new(o, "lull_wait_ms", opt_int(m->lull_wait_ms, -1));
+	json_object_set_new(o, "lull_reason", opt_str(m->lull_reason));
+	json_object_set_new(o, "defers", json_integer(m->defers));
 	return o;
+}
+
+json_t *db_knobs_json(const struct db_mig_knobs *k)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "quiesce", json_string(db_quiesce_mode_name(k->quiesce)));
+	json_object_set_new(o, "quiesce_deadline_ms", json_integer(k->quiesce_deadline_ms));
+	json_object_set_new(o, "on_quiesce_miss", json_string(k->miss_aborts ? "abort" : "defer"));
+	json_object_set_new(o, "io_lull_bps", json_integer((json_int_t)k->io_lull_bps));
+	json_object_set_new(o, "io_lull_wait_ms", json_integer(k->io_lull_wait_ms));
+	return o;
+}
+
+static const char *const quiesce_mode_names[] = { "best-effort", "required", "off" };
+
+const char *db_quiesce_mode_name(enum db_quiesce_mode mode)
+{
+	return (unsigned)mode < ARRAY_SIZE(quiesce_mode_names) ? quiesce_mode_names[mode]
+							       : "unknown";
+}
+
+int db_quiesce_mode_parse(const char *name, enum db_quiesce_mode *out)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(quiesce_mode_names); i++) {
+		if (strcmp(name, quiesce_mode_names[i]) == 0) {
+			*out = (enum db_quiesce_mode)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 /* ---- events and counts ------------------------------------------------ */

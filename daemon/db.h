@@ -87,6 +87,23 @@ enum db_mig_state {
 #define DB_MIG_FINISHED (DB_MIG_BIT(DB_MIG_COMPLETED) | DB_MIG_BIT(DB_MIG_FAILED) | \
 			 DB_MIG_BIT(DB_MIG_ABORTED))
 
+/* How a migration treats the guest's agent (migagent): quiesce the guest's
+ * parallel file system I/O around the switch-over, and maybe wait for an
+ * I/O lull before starting. Fixed when the row is queued. */
+enum db_quiesce_mode {
+	DB_QUIESCE_BEST_EFFORT,      /* quiesce when an agent answers; go on anyway */
+	DB_QUIESCE_REQUIRED,         /* no quiesce, no migration: defer or abort */
+	DB_QUIESCE_OFF,
+};
+
+struct db_mig_knobs {
+	enum db_quiesce_mode quiesce;
+	unsigned quiesce_deadline_ms;  /* sent to the agent; real time */
+	int miss_aborts;               /* required and missed: 1 abort, 0 defer */
+	uint64_t io_lull_bps;          /* start below this read+write rate; 0: no wait */
+	unsigned io_lull_wait_ms;      /* at most this long (real time) */
+};
+
 /* Timestamps are ns on the cluster clock, 0 when the phase was not reached;
  * figures are -1 when unknown (not finished, or reconciled after a crash). */
 struct db_migration {
@@ -103,6 +120,18 @@ struct db_migration {
 	int rounds;                  /* -1 unknown */
 	int reconciled;              /* finished by a restart's reconciliation */
 	char error[DB_TEXT_MAX];     /* why it failed or was aborted */
+	struct db_mig_knobs knobs;
+	/* the agent's side (schema 3); _ns on the cluster clock (0: not
+	 * reached), _ms real time (-1: unknown) */
+	int64_t quiesce_ns;          /* quiesce asked */
+	int64_t quiesce_ms;          /* quiesce asked to answered */
+	int64_t resume_ns, resume_ms;
+	int64_t drained_requests, drained_bytes;
+	char quiesce[DB_TEXT_MAX];   /* "ok", "missed", "no-agent", "off", "error: ..." */
+	char resume[DB_TEXT_MAX];    /* "ok", "no-agent", "no reply", "error: ..." */
+	int64_t lull_wait_ms;        /* waited for an I/O lull before starting */
+	char lull_reason[DB_TEXT_MAX];
+	int defers;                  /* times a required quiesce put it back in the queue */
 	/* filled by db_mig_list with DB_LIST_IDS: row ids of the names, 0 when gone */
 	int64_t guest_id, src_id, dst_id;
 };
@@ -210,6 +239,8 @@ int db_guest_scan(struct db *db, db_guest_fn fn, void *arg);
 /* ---- migrations ---- */
 /* Insert m (its id is set); ids are never reused. */
 int db_mig_add(struct db *db, struct db_migration *m);
+/* Set the agent-side figures of a new row to -1 (unknown). */
+void db_mig_figures_unknown(struct db_migration *m);
 int db_mig_get(struct db *db, int64_t id, struct db_migration *out);
 /* Write every mutable field of m (state, dst, timestamps, figures, error). */
 int db_mig_update(struct db *db, const struct db_migration *m);
@@ -284,6 +315,9 @@ json_t *db_guest_json(const struct db_guest *g);
 json_t *db_mig_json(const struct db_migration *m);
 json_t *db_reading_json(const struct db_reading *r);
 json_t *db_rule_json(const struct db_health_rule *r);
+json_t *db_knobs_json(const struct db_mig_knobs *k);
+const char *db_quiesce_mode_name(enum db_quiesce_mode mode); /* "required", ... */
+int db_quiesce_mode_parse(const char *name, enum db_quiesce_mode *out);
 const char *db_priority_name(int priority);      /* "periodic", "health", "manual" */
 /* Names of hosts, guests, jobs and policies: 1 to 63 of [A-Za-z0-9._-],
  * starting with a letter or digit (they appear in URIs, selectors, logs).

@@ -1,8 +1,20 @@
 /*
  * executor: the life of a migration, from the queue to its cost row.
  *
- *   queued -> started -> [quiesce: later] -> migrating -> completed
- *                                                      \-> failed / aborted
+ *   queued -> [I/O lull wait] -> started -> [quiesce] -> migrating
+ *          -> [resume] -> completed / failed / aborted
+ *   (a required quiesce that fails: resume, then queued again later
+ *    (deferred) or aborted)
+ *
+ * The agent phases (agent_link.h) follow the migration's knobs (struct
+ * db_mig_knobs, fixed when it is queued): wait, in real time and at most
+ * io_lull_wait_ms, while the guest's agent reports I/O at or above
+ * io_lull_bps (the row stays queued and the planner does not see it);
+ * quiesce with the deadline; and after any quiesce was asked, resume,
+ * whatever happened (success, failure, abort, refusal), before the row
+ * takes its final state. A restart owes a resume to every row it finds
+ * quiesced and sends it when that guest's agent is heard from (for a
+ * while; the agent's watchdog covers the rest).
  *
  * Every move is committed to the database (with its event) before migd
  * acts on it: the row says "migrating" before the backend is asked, so a
@@ -24,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_link.h"
 #include "db.h"
 #include "hv.h"
 #include "scheduler.h"
@@ -35,7 +48,17 @@ struct exec_opts {
 	struct hv_migrate_params knobs;     /* bandwidth_bps is the planner's cap */
 	unsigned progress_interval_ms;      /* migration.progress at most this often */
 	struct hv_env env;                  /* for opening the drivers */
+	struct db_mig_knobs knobs_default;  /* a request without knobs gets these */
+	int64_t defer_delay_ns;             /* cluster clock */
+	unsigned max_defers;
 };
+
+/* The agents to quiesce and to ask for I/O rates; NULL (the default): no
+ * agents, every quiesce outcome is "no-agent". Borrowed. */
+void exec_set_agents(struct executor *ex, struct agent_link *agents);
+struct agent_link *exec_agents(struct executor *ex);
+/* The knobs of a migration that sets none (migd.conf's [agent]). */
+const struct db_mig_knobs *exec_knobs_default(const struct executor *ex);
 
 /* Open every driver built in. The executor keeps db (borrowed). */
 int exec_new(struct db *db, const struct exec_opts *opts, struct executor **out, char *err,
@@ -81,6 +104,7 @@ struct exec_request {
 	const char *reason;          /* why, for the row: "evacuate n3" */
 	int64_t queued_ns;           /* 0: now; a policy gives its whole firing one time */
 	int64_t not_before_ns;       /* 0: now */
+	const struct db_mig_knobs *knobs; /* NULL: exec_opts.knobs_default */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent_link.h"
 #include "api.h"
 #include "config.h"
 #include "db.h"
@@ -132,10 +133,22 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->env.time_scale = conf->time_scale;
 	o->env.seed = conf->seed;
 	o->env.state_dir = state_dir;
+	db_quiesce_mode_parse(conf->quiesce, &o->knobs_default.quiesce); /* checked by config */
+	o->knobs_default.quiesce_deadline_ms = (unsigned)(conf->quiesce_deadline_s * 1e3 + 0.5);
+	o->knobs_default.miss_aborts = strcmp(conf->on_quiesce_miss, "abort") == 0;
+	o->knobs_default.io_lull_bps = conf->io_lull_bps;
+	o->knobs_default.io_lull_wait_ms = (unsigned)(conf->io_lull_wait_s * 1e3 + 0.5);
+	o->defer_delay_ns = (int64_t)(conf->defer_delay_s * 1e9);
+	o->max_defers = conf->max_defers;
+}
+
+static int64_t cluster_clock(void *arg)
+{
+	return exec_now_ns(arg);
 }
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
-		 struct policy_engine *pe, struct health *hm)
+		 struct policy_engine *pe, struct health *hm, struct agent_link *agents)
 {
 	while (!stop_signal) {
 		int rc = api_serve(api, conf->poll_interval_ms);
@@ -143,6 +156,8 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 			log_warnx("API: %s", strerror(-rc));
 			usleep(conf->poll_interval_ms * 1000u); /* do not spin on a broken socket */
 		}
+		if (agents)
+			agent_link_tick(agents);
 		policy_tick(pe);
 		health_tick(hm);
 		exec_tick(ex);
@@ -160,6 +175,7 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	struct policy_engine *pe = NULL;
 	struct health *hm = NULL;
 	struct api *api = NULL;
+	struct agent_link *agents = NULL;
 	struct exec_opts opts;
 	struct health_opts ho = {
 		.default_hook = conf->health_hook, .interval_s = conf->health_interval_s,
@@ -170,24 +186,30 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	exec_options(conf, state_dir, &opts);
 	if ((rc = db_open(conf->db, &db, err, sizeof(err))) < 0 ||
 	    (rc = exec_new(db, &opts, &ex, err, sizeof(err))) < 0 ||
-	    (rc = exec_restore(ex)) < 0 ||
+	    (*conf->agent_listen && (rc = agent_link_new(conf->agent_listen, db, cluster_clock, ex,
+							 &agents, err, sizeof(err))) < 0) ||
+	    (exec_set_agents(ex, agents), (rc = exec_restore(ex)) < 0) ||
 	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
 	    (rc = health_new(db, ex, &ho, &hm, err, sizeof(err))) < 0 ||
 	    (rc = api_new(conf, db, ex, pe, hm, &api, err, sizeof(err))) < 0) {
 		log_warnx("cannot start: %s", *err ? err : "the cluster state was not restored");
 		goto out;
 	}
-	log_info("migd %s: requests on %s, events on %s, database %s%s", MIGD_VERSION,
-		 conf->listen, conf->events, conf->db,
+	if (agents)
+		api_poll_also(api, agent_link_socket(agents));
+	log_info("migd %s: requests on %s, events on %s, agents on %s, database %s%s",
+		 MIGD_VERSION, conf->listen, conf->events,
+		 *conf->agent_listen ? conf->agent_listen : "(off)", conf->db,
 		 exec_clock_is_sim(ex) ? ", sim clock" : "");
 	if (ready_fd >= 0)
 		detach(ready_fd);
-	loop(conf, api, ex, pe, hm);
+	loop(conf, api, ex, pe, hm, agents);
 out:
 	api_free(api);
 	health_free(hm);
 	policy_engine_free(pe);
 	exec_free(ex);
+	agent_link_free(agents);
 	db_close(db);
 	return rc < 0 ? 1 : 0;
 }

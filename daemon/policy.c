@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cron.h"     /* with policies/policy.h: the policy types */
 #include "interval.h"
@@ -25,6 +26,7 @@
 
 struct loaded {
 	struct db_policy row;          /* row.params: the canonical parameters */
+	json_t *knobs;                 /* the knobs it sets (canonical), over migd.conf's */
 	const struct policy_type *type;
 	void *params;                  /* the type's parsed parameters */
 	struct policy_state st;
@@ -69,6 +71,157 @@ static void state_to_row(const struct policy_state *st, struct db_policy *row)
 	row->cost_ns = to_ns(st->cost_s);
 }
 
+/* ---- the shared knobs ---------------------------------------------------- */
+
+static const char *const knob_keys[] = {
+	"quiesce", "quiesce_deadline", "quiesce_deadline_s", "on_quiesce_miss", "io_lull",
+	"io_lull_bps", "io_lull_wait", "io_lull_wait_s",
+};
+
+int policy_knob_key(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(knob_keys); i++)
+		if (strcmp(key, knob_keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A number of seconds, or text "250ms", "2s", "1m"; into ms. */
+static int knob_duration_ms(const char *key, json_t *v, double max_s, unsigned *out, char *err,
+			    size_t errlen)
+{
+	static const struct {
+		const char *unit;
+		double s;
+	} units[] = { { "", 1 }, { "s", 1 }, { "ms", 1e-3 }, { "m", 60 }, { "min", 60 },
+		      { "h", 3600 } };
+	double s = -1;
+	if (json_is_number(v)) {
+		s = json_number_value(v);
+	} else if (json_is_string(v)) {
+		const char *text = json_string_value(v);
+		char *end;
+		double n = (*text >= '0' && *text <= '9') || *text == '.' ? strtod(text, &end) : -1;
+		for (size_t i = 0; n >= 0 && i < ARRAY_SIZE(units); i++)
+			if (strcmp(end, units[i].unit) == 0)
+				s = n * units[i].s;
+	}
+	if (!isfinite(s) || s < 0 || s > max_s) {
+		char *text = json_dumps(v, JSON_ENCODE_ANY);
+		snprintf(err, errlen, "argument \"%s\" = %.40s: expected a duration like 500ms, 2s "
+			 "or 1m, at most %.0f s", key, text ? text : "?", max_s);
+		free(text);
+		return -EINVAL;
+	}
+	*out = (unsigned)llround(s * 1e3);
+	return 0;
+}
+
+/* A number of bytes/s, or text "10m", "10m/s", "100mbit". */
+static int knob_rate(const char *key, json_t *v, uint64_t *out, char *err, size_t errlen)
+{
+	int rc = -EINVAL;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		rc = 0;
+	} else if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1e18) {
+		*out = (uint64_t)json_real_value(v);
+		rc = 0;
+	} else if (json_is_string(v)) {
+		char text[64];
+		snprintf(text, sizeof(text), "%s", json_string_value(v));
+		size_t n = strlen(text);
+		if (n > 2 && strcmp(text + n - 2, "/s") == 0)
+			text[n -= 2] = '\0';
+		if (n > 3 && strcasecmp(text + n - 3, "bit") == 0) {
+			static const char pre[] = "kmgt";
+			char *end;
+			double x = strtod(text, &end), mult = 1;
+			const char *p = strchr(pre, *end ? *end | 0x20 : 0);
+			for (int i = p && *end ? (int)(p - pre) + 1 : 0; i > 0; i--)
+				mult *= 1e3;
+			if (end != text && (end + (p && *end ? 1 : 0)) == text + n - 3 && x >= 0) {
+				*out = (uint64_t)(x * mult / 8);
+				rc = 0;
+			}
+		} else {
+			rc = parse_size(text, out);
+		}
+	}
+	if (rc < 0) {
+		char *text = json_dumps(v, JSON_ENCODE_ANY);
+		snprintf(err, errlen, "argument \"%s\" = %.40s: expected bytes/s like 10485760, "
+			 "10m or 100mbit", key, text ? text : "?");
+		free(text);
+	}
+	return rc < 0 ? -EINVAL : 0;
+}
+
+/* A knob's value: the first of its spellings given. */
+static json_t *knob_arg(json_t *args, const char *a, const char *b, const char **key)
+{
+	json_t *v = json_object_get(args, a);
+	*key = a;
+	if (!v && b && (v = json_object_get(args, b)))
+		*key = b;
+	return v;
+}
+
+int policy_knobs_parse(json_t *args, const struct db_mig_knobs *defaults,
+		       struct db_mig_knobs *out, json_t *canonical, char *err, size_t errlen)
+{
+	struct db_mig_knobs k = *defaults;
+	const char *key;
+	json_t *v;
+	int rc = 0;
+	if ((v = knob_arg(args, "quiesce", NULL, &key)) &&
+	    (!json_is_string(v) || db_quiesce_mode_parse(json_string_value(v), &k.quiesce) < 0)) {
+		snprintf(err, errlen, "argument \"quiesce\" = \"%.40s\": expected required, "
+			 "best-effort or off", json_is_string(v) ? json_string_value(v) : "?");
+		return -EINVAL;
+	}
+	if (v && canonical)
+		json_object_set_new(canonical, "quiesce", json_string(db_quiesce_mode_name(k.quiesce)));
+	if ((v = knob_arg(args, "on_quiesce_miss", NULL, &key))) {
+		const char *s = json_string_value(v);
+		if (!s || (strcmp(s, "abort") != 0 && strcmp(s, "defer") != 0)) {
+			snprintf(err, errlen, "argument \"on_quiesce_miss\" = \"%.40s\": expected "
+				 "abort or defer", s ? s : "?");
+			return -EINVAL;
+		}
+		k.miss_aborts = strcmp(s, "abort") == 0;
+		if (canonical)
+			json_object_set_new(canonical, "on_quiesce_miss", json_string(s));
+	}
+	if ((v = knob_arg(args, "quiesce_deadline", "quiesce_deadline_s", &key))) {
+		if ((rc = knob_duration_ms(key, v, 3600, &k.quiesce_deadline_ms, err, errlen)) < 0)
+			return rc;
+		if (k.quiesce_deadline_ms == 0) {
+			snprintf(err, errlen, "argument \"%s\": must be more than 0", key);
+			return -EINVAL;
+		}
+		if (canonical)
+			json_object_set_new(canonical, "quiesce_deadline_s",
+					    json_real(k.quiesce_deadline_ms / 1e3));
+	}
+	if ((v = knob_arg(args, "io_lull_wait", "io_lull_wait_s", &key))) {
+		if ((rc = knob_duration_ms(key, v, 86400, &k.io_lull_wait_ms, err, errlen)) < 0)
+			return rc;
+		if (canonical)
+			json_object_set_new(canonical, "io_lull_wait_s",
+					    json_real(k.io_lull_wait_ms / 1e3));
+	}
+	if ((v = knob_arg(args, "io_lull", "io_lull_bps", &key))) {
+		if ((rc = knob_rate(key, v, &k.io_lull_bps, err, errlen)) < 0)
+			return rc;
+		if (canonical)
+			json_object_set_new(canonical, "io_lull_bps",
+					    json_integer((json_int_t)k.io_lull_bps));
+	}
+	*out = k;
+	return 0;
+}
+
 /* ---- parameters --------------------------------------------------------- */
 
 /* A JSON object's members as the key/value text the policy types parse;
@@ -101,21 +254,38 @@ static int params_to_kv(json_t *obj, struct policy_kv *kv, char (*buf)[64], char
 	return (int)n;
 }
 
-/* Parse obj's parameters for type into a new block in *params. */
+static int parse_kv(const struct policy_type *type, const struct policy_kv *kv, size_t n,
+		    void **params, char *err, size_t errlen);
+
+/* Parse obj's parameters for type into a new block in *params (the knobs
+ * are not the type's: left out). */
 static int parse_params(const struct policy_type *type, json_t *obj, void **params, char *err,
 			size_t errlen)
 {
 	struct policy_kv kv[MAX_KV];
 	char buf[MAX_KV][64];
-	int n = params_to_kv(obj, kv, buf, err, errlen);
-	if (n < 0)
+	json_t *own = json_deep_copy(obj); /* the type's keys only */
+	for (size_t i = 0; i < ARRAY_SIZE(knob_keys); i++)
+		json_object_del(own, knob_keys[i]);
+	int n = params_to_kv(own, kv, buf, err, errlen);
+	if (n < 0) {
+		json_decref(own);
 		return n;
+	}
+	int rc = parse_kv(type, kv, (size_t)n, params, err, errlen);
+	json_decref(own);
+	return rc;
+}
+
+static int parse_kv(const struct policy_type *type, const struct policy_kv *kv, size_t n,
+		    void **params, char *err, size_t errlen)
+{
 	*params = calloc(1, type->params_size ? type->params_size : 1);
 	if (!*params) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int rc = type->parse(kv, (size_t)n, *params, err, errlen);
+	int rc = type->parse(kv, n, *params, err, errlen);
 	if (rc < 0) {
 		free(*params);
 		*params = NULL;
@@ -126,32 +296,34 @@ static int parse_params(const struct policy_type *type, json_t *obj, void **para
 /* What is stored and shown: the type's parameters in their canonical
  * units (seconds), plus the selector. Unknown types keep what was given. */
 static json_t *canonical_params(const struct policy_type *type, const void *params,
-				json_t *given, const char *selector)
+				json_t *given, const char *selector, json_t *knobs)
 {
+	json_t *o;
 	if (type == &policy_interval_type) {
 		const struct interval_params *p = params;
-		return json_pack("{s:s, s:f, s:f, s:I}", "guests", selector, "every_s", p->every_s,
-				 "stagger_s", p->stagger_s, "count", (json_int_t)p->count);
-	}
-	if (type == &policy_cron_type) {
+		o = json_pack("{s:s, s:f, s:f, s:I}", "guests", selector, "every_s", p->every_s,
+			      "stagger_s", p->stagger_s, "count", (json_int_t)p->count);
+	} else if (type == &policy_cron_type) {
 		const struct cron_params *p = params;
-		return json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "guests", selector,
-				 "schedule", p->schedule, "action", p->action, "tz",
-				 *p->tz ? p->tz : "UTC", "missed",
-				 p->missed == CRON_MISSED_SKIP ? "skip" : "run-once", "stagger_s",
-				 p->stagger_s, "spread", p->spread);
-	}
-	if (type == &policy_mtbf_type) {
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "guests", selector, "schedule",
+			      p->schedule, "action", p->action, "tz", *p->tz ? p->tz : "UTC",
+			      "missed", p->missed == CRON_MISSED_SKIP ? "skip" : "run-once",
+			      "stagger_s", p->stagger_s, "spread", p->spread);
+	} else if (type == &policy_mtbf_type) {
 		const struct mtbf_params *p = params;
-		return json_pack("{s:s, s:f, s:f, s:f, s:I}", "guests", selector, "mtbf_s",
-				 p->mtbf_s, "cost_s", p->cost_s, "stagger_s", p->stagger_s, "count",
-				 (json_int_t)p->count);
+		o = json_pack("{s:s, s:f, s:f, s:f, s:I}", "guests", selector, "mtbf_s", p->mtbf_s,
+			      "cost_s", p->cost_s, "stagger_s", p->stagger_s, "count",
+			      (json_int_t)p->count);
+	} else {
+		o = json_deep_copy(given);
+		json_object_del(o, "name");
+		json_object_del(o, "type");
+		for (size_t i = 0; i < ARRAY_SIZE(knob_keys); i++)
+			json_object_del(o, knob_keys[i]);
+		json_object_set_new(o, "guests", json_string(selector));
 	}
-	json_t *copy = json_deep_copy(given);
-	json_object_del(copy, "name");
-	json_object_del(copy, "type");
-	json_object_set_new(copy, "guests", json_string(selector));
-	return copy;
+	json_object_update(o, knobs);
+	return o;
 }
 
 static const char *selector_of(const struct loaded *lp)
@@ -254,6 +426,7 @@ static struct loaded *find(struct policy_engine *pe, const char *name)
 static void loaded_clear(struct loaded *lp)
 {
 	db_policy_clear(&lp->row);
+	json_decref(lp->knobs);
 	free(lp->params);
 }
 
@@ -281,6 +454,15 @@ static int load_one(void *arg, const struct db_policy *row)
 	json_decref(params);
 	if (rc < 0) {
 		log_warnx("policy %s: stored parameters refused: %s; left alone", row->name, err);
+		return 0;
+	}
+	struct db_mig_knobs ignored;
+	lp.knobs = json_object();
+	if (policy_knobs_parse(row->params, exec_knobs_default(pe->ex), &ignored, lp.knobs, err,
+			       sizeof(err)) < 0) {
+		log_warnx("policy %s: stored knobs refused: %s; left alone", row->name, err);
+		json_decref(lp.knobs);
+		free(lp.params);
 		return 0;
 	}
 	lp.row.params = json_incref(row->params);
@@ -445,18 +627,24 @@ static int moves_add(struct moves *mv, const char *guest, const char *to, double
 	return 0;
 }
 
-/* Queue the moves of one firing; guests that cannot go now are listed in
- * skipped with the reason (already migrating, destination gone...). */
+/* Queue the moves of one firing, with the policy's knobs; guests that
+ * cannot go now are listed in skipped with the reason (already migrating,
+ * destination gone...). */
 static int queue_moves(struct policy_engine *pe, const struct loaded *lp,
 		       const struct moves *mv, const char *reason, int64_t now, json_t *queued,
 		       json_t *skipped)
 {
 	char err[256];
+	struct db_mig_knobs knobs;
+	if (policy_knobs_parse(lp->knobs, exec_knobs_default(pe->ex), &knobs, NULL, err,
+			       sizeof(err)) < 0)
+		knobs = *exec_knobs_default(pe->ex); /* checked when added: cannot happen */
 	for (size_t i = 0; i < mv->n; i++) {
 		struct exec_request rq = {
 			.guest = mv->m[i].guest, .to = *mv->m[i].to ? mv->m[i].to : NULL,
 			.priority = SCHED_PRIO_PERIODIC, .policy = lp->row.name, .reason = reason,
 			.queued_ns = now, .not_before_ns = now + to_ns(mv->m[i].offset_s),
+			.knobs = &knobs,
 		};
 		struct db_migration m;
 		int rc = exec_enqueue(pe->ex, &rq, &m, err, sizeof(err));
@@ -872,8 +1060,14 @@ int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *er
 	int rc = add_common_args(pe, args, &lp, &selector, err, errlen);
 	if (rc < 0)
 		return rc;
-	if ((rc = parse_params(lp.type, args, &lp.params, err, errlen)) < 0)
+	struct db_mig_knobs knobs;
+	lp.knobs = json_object();
+	if ((rc = policy_knobs_parse(args, exec_knobs_default(pe->ex), &knobs, lp.knobs, err,
+				     errlen)) < 0 ||
+	    (rc = parse_params(lp.type, args, &lp.params, err, errlen)) < 0) {
+		json_decref(lp.knobs);
 		return rc;
+	}
 	char verb[32], arg[CRON_ACTION_MAX];
 	if (lp.type == &policy_cron_type) {
 		cron_action_split(((struct cron_params *)lp.params)->action, verb, sizeof(verb), arg,
@@ -882,12 +1076,13 @@ int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *er
 			selector = arg;
 		if (*selector && (rc = selector_check(selector, err, errlen)) < 0) {
 			free(lp.params);
+			json_decref(lp.knobs);
 			return rc;
 		}
 	}
 	int64_t now = exec_now_ns(pe->ex);
 	lp.type->start(lp.params, &lp.st, (double)now / 1e9);
-	lp.row.params = canonical_params(lp.type, lp.params, args, selector);
+	lp.row.params = canonical_params(lp.type, lp.params, args, selector, lp.knobs);
 	lp.row.created_ns = now;
 	state_to_row(&lp.st, &lp.row);
 	if ((rc = db_begin(pe->db)) == 0) {

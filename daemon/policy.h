@@ -48,12 +48,28 @@ unsigned policy_count(const struct policy_engine *pe);
 /*
  * The API commands; each returns 0 with *result (the caller's), or a
  * negative errno with a message naming the bad field or value in err.
- * policy.add args: {type, name, guests (not for cron), and the type's own:
- * every_s, stagger_s, count for interval; schedule, action, tz, missed,
- * stagger_s, spread for cron; mtbf_s, cost_s, stagger_s, count for mtbf
- * (numbers, or strings like "4m")}. policy.show adds next_fires_ns (the
- * next five) and for mtbf the cost in effect, its source and the interval.
+ * policy.add args: {type, name, guests (not for cron), the knobs
+ * (policy_knobs_parse), and the type's own: every_s, stagger_s, count for
+ * interval; schedule, action, tz, missed, stagger_s, spread for cron;
+ * mtbf_s, cost_s, stagger_s, count for mtbf (numbers, or strings like
+ * "4m")}. policy.show adds next_fires_ns (the next five) and for mtbf the
+ * cost in effect, its source and the interval.
  */
+/*
+ * The migration knobs every policy type shares, and `migrate` takes too:
+ * quiesce (required | best-effort | off), quiesce_deadline (seconds, or
+ * "500ms", "2s"), on_quiesce_miss (abort | defer), io_lull (bytes/s, or
+ * "10m", "100mbit"; 0 off) and io_lull_wait (a duration); the _s and _bps
+ * spellings (quiesce_deadline_s, io_lull_bps, io_lull_wait_s) too. Those in
+ * args override *defaults into *out; when canonical is not NULL, each one
+ * given is set on it in canonical form (quiesce_deadline_s, io_lull_bps,
+ * io_lull_wait_s...). 0 or -EINVAL naming the key and value in err.
+ */
+int policy_knobs_parse(json_t *args, const struct db_mig_knobs *defaults,
+		       struct db_mig_knobs *out, json_t *canonical, char *err, size_t errlen);
+/* 1 when key is one of the knobs above (so not the policy type's). */
+int policy_knob_key(const char *key);
+
 int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *err,
 	       size_t errlen);
 int policy_show(struct policy_engine *pe, const char *name, json_t **result, char *err,

@@ -1,6 +1,7 @@
 /*
  * db: a fresh database gets the current schema, a version 1 database made
- * by hand is upgraded with its rows carried over, a newer one is refused;
+ * by hand is upgraded with its rows carried over, so is a version 2 one
+ * (to 3: the quiesce knobs and costs), a newer one is refused;
  * hosts, guests, migrations, policies and events survive a reopen, the
  * migration row goes through its whole life, list filters select what they
  * say, and events leave only once their transaction committed.
@@ -214,6 +215,163 @@ static int count_host(void *arg, const struct db_host *h)
 {
 	(*(int *)arg)++;
 	return 0;
+}
+
+/* A version 2 database as migd 2 left it: the v1 tables plus step 2's
+ * columns, with a finished row, a queued one and a running one. */
+static const char v2_steps[] =
+	"ALTER TABLE hosts ADD COLUMN health TEXT NOT NULL DEFAULT 'ok';"
+	"ALTER TABLE migrations ADD COLUMN not_before_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE migrations ADD COLUMN rounds INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE policies ADD COLUMN anchor_ns INTEGER;"
+	"ALTER TABLE policies ADD COLUMN next_fire_ns INTEGER;"
+	"ALTER TABLE policies ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE policies ADD COLUMN fired INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE migrations SET not_before_ns = queued_ns;"
+	"UPDATE policies SET anchor_ns = created_ns, next_fire_ns = 5240000000000, fired = 2;"
+	"UPDATE migrations SET rounds = 4, reconciled = 1 WHERE id = 1;"
+	"INSERT INTO migrations (guest, src, dst, state, priority, queued_ns, not_before_ns,"
+	" started_ns) VALUES ('g1', 'n1', 'n2', 'started', 2, 6000, 6000, 6100);"
+	"PRAGMA user_version = 2;";
+
+Test(db, version_2_database_is_upgraded_keeping_every_row)
+{
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(h, v1_schema, NULL, NULL, NULL), SQLITE_OK, "%s",
+		     sqlite3_errmsg(h));
+	cr_assert_eq(sqlite3_exec(h, v2_steps, NULL, NULL, NULL), SQLITE_OK, "%s",
+		     sqlite3_errmsg(h));
+	sqlite3_close(h);
+
+	open_db();
+	cr_assert_eq(db_schema_version(db), 3);
+	struct db_host host;
+	cr_assert_eq(db_host_get(db, "n2", &host), 0);
+	cr_assert_eq(host.memory_bytes, 64 * GIB);
+	struct db_guest g;
+	cr_assert_eq(db_guest_get(db, "g1", &g), 0);
+	cr_assert_str_eq(g.job, "bt");
+	struct db_policy p;
+	cr_assert_eq(db_policy_get(db, "every4m", &p), 0);
+	cr_assert_eq(p.fired, 2);
+	cr_assert_eq(p.next_fire_ns, 5240000000000LL);
+	db_policy_clear(&p);
+
+	/* the finished row: every old figure, nothing recorded on the agent side */
+	struct db_migration m;
+	cr_assert_eq(db_mig_get(db, 1, &m), 0);
+	cr_assert_eq(m.state, DB_MIG_COMPLETED);
+	cr_assert_eq(m.total_ms, 37000);
+	cr_assert_eq(m.downtime_ms, 230);
+	cr_assert_eq(m.bytes, 9);
+	cr_assert_eq(m.rounds, 4);
+	cr_assert_eq(m.reconciled, 1);
+	cr_assert_eq(m.finished_ns, 400);
+	cr_assert_str_eq(m.quiesce, "");
+	cr_assert_eq(m.quiesce_ns, 0);
+	cr_assert_eq(m.quiesce_ms, -1);
+	cr_assert_eq(m.drained_bytes, -1);
+	cr_assert_eq(m.lull_wait_ms, -1);
+	cr_assert_eq(m.defers, 0);
+	cr_assert_eq(m.knobs.quiesce, DB_QUIESCE_OFF, "quiesce did not exist for it");
+	json_t *o = db_mig_json(&m);
+	cr_assert(json_is_null(json_object_get(o, "quiesce")));
+	cr_assert(json_is_null(json_object_get(o, "quiesce_ms")));
+	cr_assert(json_is_null(json_object_get(o, "drained_bytes")));
+	cr_assert(json_is_null(json_object_get(o, "resume")));
+	cr_assert(json_is_null(json_object_get(o, "lull_reason")));
+	json_decref(o);
+
+	/* the unfinished rows get the knobs of the release that added them */
+	for (int64_t id = 2; id <= 3; id++) {
+		cr_assert_eq(db_mig_get(db, id, &m), 0);
+		cr_assert_eq(m.knobs.quiesce, DB_QUIESCE_BEST_EFFORT, "row %lld", (long long)id);
+		cr_assert_eq(m.knobs.quiesce_deadline_ms, 2000);
+		cr_assert_eq(m.knobs.miss_aborts, 0);
+		cr_assert_eq(m.knobs.io_lull_bps, 0);
+		cr_assert_eq(m.knobs.io_lull_wait_ms, 30000);
+	}
+	cr_assert_eq(m.state, DB_MIG_STARTED);
+	cr_assert_eq(m.started_ns, 6100);
+	cr_assert_eq(db_mig_get(db, 2, &m), 0);
+	cr_assert_eq(m.state, DB_MIG_QUEUED);
+	cr_assert_eq(m.not_before_ns, 5000000000000LL);
+}
+
+Test(db, quiesce_knobs_and_costs_round_trip_and_show_in_json)
+{
+	open_db();
+	add_host("n1", 0);
+	add_host("n2", 0);
+	struct db_migration m = { .state = DB_MIG_QUEUED, .priority = 2, .queued_ns = 10 };
+	snprintf(m.guest, sizeof(m.guest), "g1");
+	snprintf(m.src, sizeof(m.src), "n1");
+	m.knobs = (struct db_mig_knobs){ DB_QUIESCE_REQUIRED, 750, 1, 10485760, 5000 };
+	db_mig_figures_unknown(&m);
+	m.total_ms = m.downtime_ms = m.bytes = m.rounds = -1;
+	cr_assert_eq(db_mig_add(db, &m), 0);
+	cr_assert_eq(db_mig_get(db, m.id, &m), 0);
+	cr_assert_eq(m.knobs.quiesce, DB_QUIESCE_REQUIRED);
+	cr_assert_eq(m.knobs.quiesce_deadline_ms, 750);
+	cr_assert_eq(m.knobs.miss_aborts, 1);
+	cr_assert_eq(m.knobs.io_lull_bps, 10485760);
+	cr_assert_eq(m.knobs.io_lull_wait_ms, 5000);
+	cr_assert_eq(m.quiesce_ms, -1);
+
+	m.state = DB_MIG_COMPLETED;
+	snprintf(m.dst, sizeof(m.dst), "n2");
+	m.started_ns = 20;
+	m.quiesce_ns = 21;
+	m.quiesce_ms = 12;
+	m.drained_requests = 16;
+	m.drained_bytes = 16 << 20;
+	snprintf(m.quiesce, sizeof(m.quiesce), "ok");
+	m.migrating_ns = 30;
+	m.resume_ns = 40;
+	m.resume_ms = 3;
+	snprintf(m.resume, sizeof(m.resume), "ok");
+	m.lull_wait_ms = 2500;
+	snprintf(m.lull_reason, sizeof(m.lull_reason), "lull after 2500 ms");
+	m.defers = 2;
+	m.finished_ns = 50;
+	cr_assert_eq(db_mig_update(db, &m), 0);
+	reopen();
+	struct db_migration back;
+	cr_assert_eq(db_mig_get(db, m.id, &back), 0);
+	cr_assert_eq(back.quiesce_ns, 21);
+	cr_assert_eq(back.resume_ns, 40);
+	cr_assert_eq(back.defers, 2);
+	cr_assert_str_eq(back.lull_reason, "lull after 2500 ms");
+
+	json_t *o = db_mig_json(&back), *k = json_object_get(o, "knobs");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "quiesce")), "ok");
+	cr_assert_eq(json_integer_value(json_object_get(o, "quiesce_ns")), 21);
+	cr_assert_eq(json_integer_value(json_object_get(o, "quiesce_ms")), 12);
+	cr_assert_eq(json_integer_value(json_object_get(o, "drained_requests")), 16);
+	cr_assert_eq(json_integer_value(json_object_get(o, "drained_bytes")), 16 << 20);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "resume")), "ok");
+	cr_assert_eq(json_integer_value(json_object_get(o, "resume_ms")), 3);
+	cr_assert_eq(json_integer_value(json_object_get(o, "lull_wait_ms")), 2500);
+	cr_assert_eq(json_integer_value(json_object_get(o, "defers")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(k, "quiesce")), "required");
+	cr_assert_str_eq(json_string_value(json_object_get(k, "on_quiesce_miss")), "abort");
+	cr_assert_eq(json_integer_value(json_object_get(k, "quiesce_deadline_ms")), 750);
+	cr_assert_eq(json_integer_value(json_object_get(k, "io_lull_bps")), 10485760);
+	cr_assert_eq(json_integer_value(json_object_get(k, "io_lull_wait_ms")), 5000);
+	json_decref(o);
+}
+
+Test(db, quiesce_mode_names_parse_back)
+{
+	enum db_quiesce_mode mode;
+	for (int i = DB_QUIESCE_BEST_EFFORT; i <= DB_QUIESCE_OFF; i++) {
+		cr_assert_eq(db_quiesce_mode_parse(db_quiesce_mode_name(i), &mode), 0);
+		cr_assert_eq((int)mode, i);
+	}
+	cr_assert_eq(db_quiesce_mode_parse("sometimes", &mode), -EINVAL);
+	cr_assert_eq(db_quiesce_mode_parse(NULL, &mode), -EINVAL);
 }
 
 Test(db, host_crud)
