@@ -246,7 +246,7 @@ Test(db, version_2_database_is_upgraded_keeping_every_row)
 	sqlite3_close(h);
 
 	open_db();
-	cr_assert_eq(db_schema_version(db), 3);
+	cr_assert_eq(db_schema_version(db), DB_SCHEMA_VERSION);
 	struct db_host host;
 	cr_assert_eq(db_host_get(db, "n2", &host), 0);
 	cr_assert_eq(host.memory_bytes, 64 * GIB);
