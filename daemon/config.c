@@ -10,6 +10,7 @@
 #include <ini.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,7 +70,26 @@ static const struct opt opts[] = {
 	{ "daemon", NUM(OPT_BOOL, daemonize), "no", 0, 1, 'd',
 	  "run in the background and log to syslog" },
 	{ "debug", NUM(OPT_BOOL, debug), "no", 0, 1, 'v', "log debug messages" },
+	/* [qmp]: in the file as NAME in a [qmp] section, here as qmp_NAME */
+	{ "qmp_image_dir", STR(qmp_image_dir), "auto", 0, 0, 0,
+	  "guest kernel and initrd (vmlinuz, initrd.img); auto: BINDIR/../image or "
+	  "/usr/share/migd/image; none: BIOS-only guests (tests)" },
+	{ "qmp_qemu", STR(qmp_qemu), "qemu-system-x86_64", 0, 0, 0, "the QEMU program" },
+	{ "qmp_accel", STR(qmp_accel), "auto", 0, 0, 0,
+	  "QEMU accelerator: auto (kvm when /dev/kvm is usable, else tcg), kvm or tcg" },
+	{ "qmp_tb_size", NUM(OPT_UINT, qmp_tb_size), "64", 1, 65536, 0,
+	  "TCG translation cache of each guest, MiB" },
+	{ "qmp_agent_endpoint", STR(qmp_agent_endpoint), "", 0, 0, 0,
+	  "migagent endpoint on the guest kernel command line (migd.agent=; empty: none)" },
+	{ "qmp_sfs_conf", STR(qmp_sfs_conf), "", 0, 0, 0,
+	  "sfs.conf handed to guests through fw_cfg opt/migd/sfs.conf (empty: none)" },
+	{ "qmp_migration_port_base", NUM(OPT_UINT, qmp_migration_port_base), "49200", 1024, 65000, 0,
+	  "first TCP port a destination QEMU listens on for a migration" },
+	{ "qmp_state_dir", STR(qmp_state_dir), "", 0, 0, 0,
+	  "per-guest files of the QEMU backend (empty: qmp/ beside db)" },
 };
+
+#define QMP_PREFIX "qmp_" /* [qmp] NAME is the table's qmp_NAME */
 
 #define OPT_BASE 0x100
 enum { OPT_CONFIG = 'c', OPT_CHECK = 'n', OPT_HELP = 'h', OPT_DUMP = 0x80, OPT_VERSION };
@@ -240,13 +260,25 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 	snprintf(where, sizeof(where), "%s:%d", st->path, lineno);
 	if (st->failed)
 		return 0;
-	if (*section && strcmp(section, "migd") != 0) {
+	char full[64];
+	bool in_qmp = strcmp(section, "qmp") == 0;
+	if (*section && strcmp(section, "migd") != 0 && !in_qmp) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top or in [migd])", where, section);
+			 "top, in [migd] or in [qmp])", where, section);
 		st->failed = 1;
 		return 0;
 	}
-	const struct opt *o = opt_find(name);
+	snprintf(full, sizeof(full), "%s%s", in_qmp ? QMP_PREFIX : "", name);
+	const struct opt *o = opt_find(full);
+	/* [qmp] settings live in [qmp] only, under their short names */
+	if (o && !in_qmp && strncmp(name, QMP_PREFIX, strlen(QMP_PREFIX)) == 0)
+		o = NULL;
+	if (!o && in_qmp) {
+		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\" in [qmp]", where,
+			 name);
+		st->failed = 1;
+		return 0;
+	}
 	if (!o) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\"", where, name);
 		st->failed = 1;
@@ -454,6 +486,10 @@ int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t 
 	    (rc = derive_events(c, err, errlen)) < 0 ||
 	    (rc = check_endpoint("events", c->events, err, errlen)) < 0)
 		return rc;
+	if (strcmp(c->qmp_accel, "auto") && strcmp(c->qmp_accel, "kvm") && strcmp(c->qmp_accel, "tcg")) {
+		snprintf(err, errlen, "qmp accel \"%s\": expected auto, kvm or tcg", c->qmp_accel);
+		return -EINVAL;
+	}
 	if (strcmp(c->listen, c->events) == 0) {
 		snprintf(err, errlen, "events \"%s\": must differ from listen", c->events);
 		return -EINVAL;
@@ -485,10 +521,18 @@ void config_dump(const struct migd_config *c, FILE *out)
 	else
 		fprintf(out, "# migd settings in effect\n");
 	fputs("[migd]\n", out);
+	bool in_qmp = false;
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
 		char value[PATH_MAX + 32];
+		const char *name = opts[i].name;
 		format_value(c, &opts[i], value, sizeof(value));
-		fprintf(out, "# %s\n%s = %s\n", opts[i].help, opts[i].name, value);
+		if (strncmp(name, QMP_PREFIX, strlen(QMP_PREFIX)) == 0) {
+			if (!in_qmp)
+				fputs("\n[qmp]\n", out);
+			in_qmp = true;
+			name += strlen(QMP_PREFIX);
+		}
+		fprintf(out, "# %s\n%s = %s\n", opts[i].help, name, value);
 	}
 }
 

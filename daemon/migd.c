@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "hv_qmp.h"
 #include "db.h"
 #include "executor.h"
 #include "log.h"
@@ -114,9 +115,22 @@ static void detach(int ready_fd)
 	close(ready_fd);
 }
 
+/* The [qmp] settings, as the backend takes them (they point into conf). */
+static struct hv_qmp_settings qmp_settings;
+
 static void exec_options(const struct migd_config *conf, const char *state_dir,
 			 struct exec_opts *o)
 {
+	qmp_settings = (struct hv_qmp_settings){
+		.image_dir = conf->qmp_image_dir,
+		.qemu = conf->qmp_qemu,
+		.accel = conf->qmp_accel,
+		.tb_size_mib = conf->qmp_tb_size,
+		.agent_endpoint = conf->qmp_agent_endpoint,
+		.sfs_conf = conf->qmp_sfs_conf,
+		.migration_port_base = conf->qmp_migration_port_base,
+		.state_dir = conf->qmp_state_dir,
+	};
 	memset(o, 0, sizeof(*o));
 	o->limits.max_concurrent = conf->max_concurrent;
 	o->limits.max_outbound_per_host = conf->max_outbound;
@@ -131,6 +145,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->env.time_scale = conf->time_scale;
 	o->env.seed = conf->seed;
 	o->env.state_dir = state_dir;
+	o->env.qmp = &qmp_settings;
 }
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
