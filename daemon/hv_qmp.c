@@ -100,6 +100,7 @@ struct qmig {
 	int abort_requested;
 	int postcopy_started;
 	pid_t src_pid;
+	uint64_t started_ms;
 	struct hv_progress progress;  /* the latest; final once phase is PH_DONE */
 };
 
@@ -1363,6 +1364,7 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 	m->phase = PH_SPAWN;
 	m->phase_deadline_ms = now_ms() + SPAWN_TIMEOUT_MS;
 	m->src_pid = inst_pid(hv, guest, src);
+	m->started_ms = now_ms();
 	m->progress.state = HV_MIG_ACTIVE;
 	hv->migs[hv->n_migs++] = m;
 	*id = m->id;
@@ -1390,6 +1392,8 @@ static void mig_fail(struct hv *hv, struct qmig *m, enum hv_mig_state state, con
 	inst_destroy(hv, m->guest, m->dst);
 	ensure_running(hv, m->guest, m->src);
 	m->progress.state = state;
+	if (!m->progress.total_time_ms) /* QEMU gives none for a cancelled one */
+		m->progress.total_time_ms = now_ms() - m->started_ms;
 	snprintf(m->progress.error, sizeof(m->progress.error), "%s", why);
 	m->phase = PH_DONE;
 	log_info("qmp: migration %" PRIu64 " of %s %s: %s; it runs on %s", m->id, m->guest,

@@ -142,6 +142,21 @@ static void keep_event(struct qmp *q, json_t *msg)
 	q->n_events++;
 }
 
+/* send(2) without SIGPIPE: a QEMU that died is an error, not a signal. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int send_json(struct qmp *q, json_t *obj, char *err, size_t errlen)
 {
 	char *text = json_dumps(obj, JSON_COMPACT);
@@ -151,7 +166,7 @@ static int send_json(struct qmp *q, json_t *obj, char *err, size_t errlen)
 	}
 	size_t n = strlen(text);
 	text[n] = '\n'; /* json_dumps leaves room for its NUL: reuse it */
-	int rc = write_full(q->fd, text, n + 1);
+	int rc = send_all(q->fd, text, n + 1);
 	free(text);
 	if (rc < 0) {
 		q->broken = 1;
