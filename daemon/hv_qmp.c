@@ -143,6 +143,28 @@ static void tap_name(const char *guest, char *buf, size_t len)
 	snprintf(buf, len, "mq%08x", fnv1a(guest)); /* IFNAMSIZ is 16 */
 }
 
+/*
+ * KVM that can run a guest: /dev/kvm usable and the CPU showing vmx or svm.
+ * Some virtual machines (Firecracker here) offer a /dev/kvm whose vCPUs
+ * lack what QEMU's default CPU model asks for (pni): SeaBIOS runs but a
+ * Linux kernel never prints a line. Without the flags, TCG is the safe
+ * choice.
+ */
+static bool kvm_usable(void)
+{
+	char line[4096];
+	bool flags = false;
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		return false;
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	while (f && !flags && fgets(line, sizeof(line), f))
+		if (strncmp(line, "flags", 5) == 0)
+			flags = strstr(line, " vmx") || strstr(line, " svm");
+	if (f)
+		fclose(f);
+	return flags;
+}
+
 static bool has_vmlinuz(const char *dir)
 {
 	char path[PATH_MAX];
@@ -1098,7 +1120,7 @@ static int qmp_open_hv(const struct hv_env *env, struct hv **out, char *err, siz
 	snprintf(hv->qemu, sizeof(hv->qemu), "%s", or_default(s->qemu, HV_QMP_DEFAULT_QEMU));
 	const char *accel = or_default(s->accel, "auto");
 	if (strcmp(accel, "auto") == 0)
-		accel = access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "tcg";
+		accel = kvm_usable() ? "kvm" : "tcg";
 	if (strcmp(accel, "kvm") == 0)
 		snprintf(hv->accel, sizeof(hv->accel), "kvm");
 	else if (strcmp(accel, "tcg") == 0)
