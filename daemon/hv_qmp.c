@@ -1467,6 +1467,10 @@ static int mig_setup(struct hv *hv, struct qmig *m, char *err, size_t errlen)
 		snprintf(err, errlen, "host %s was removed", m->dst);
 		return -ENOENT;
 	}
+	log_debug("qmp: migration %" PRIu64 ": downtime limit %u ms, bandwidth %" PRIu64
+		  " B/s, auto-converge %d, postcopy %d, multifd %u", m->id,
+		  m->params.max_downtime_ms, m->params.bandwidth_bps, m->params.auto_converge,
+		  m->params.postcopy, m->params.parallel_connections);
 	if ((rc = set_caps(hv, m->guest, m->dst, m, false, err, errlen)) < 0 ||
 	    (rc = set_caps(hv, m->guest, m->src, m, true, err, errlen)) < 0)
 		return rc;
