@@ -12,7 +12,9 @@
 # source with the destination QEMU gone, and kill -9 of migd mid-migration
 # followed by a restart leaves the guest running on exactly one host with
 # the row failed ("interrupted by a migd restart") or completed,
-# consistently. No QEMU of the test is left at the end.
+# consistently; a migration that QEMU completes while migd is down (the
+# test lifts the cap by hand) is found completed at the restart, with the
+# source quit. No QEMU of the test is left at the end.
 #
 # Env: MIGD, MIGCTL (the programs under test), IMAGE_DIR (optional: a
 # directory with vmlinuz and initrd.img). Exit 77 without
@@ -338,6 +340,52 @@ stop_migd
 st=$(qmp_status "$tmp/state-qmp/g1/$where.qmp") || fail "cannot ask g1's QEMU on $where"
 [ "$st" = running ] || fail "g1 on $where is $st, not running"
 ok "kill -9 of migd mid-migration: row $state, g1 running on $where only"
+
+# ---- a migration that completes while migd is down ----
+
+start_migd --qmp-state-dir "$tmp/state-qmp" --bandwidth-cap 32k
+src=$where
+dst=h2
+[ "$src" = h2 ] && dst=h1
+ctl --json migrate g1 --to $dst >"$tmp/m.json" 2>"$tmp/err" || fail "migrate g1: $(cat "$tmp/err")"
+id7=$(py "$tmp/m.json" 'd["id"]')
+dst_up() { [ "$(guest_qemus g1)" -eq 2 ] && [ -e "$tmp/state-qmp/g1/$dst.incoming" ]; }
+wait_for 30 "destination QEMU of g1 on $dst" dst_up
+sleep 0.5
+kill -9 "$migd_pid"
+wait "$migd_pid" 2>/dev/null
+migd_pid=
+# QEMU goes on without migd: lift the cap and let it finish
+python3 - "$tmp/state-qmp/g1/$src.qmp" <<'PYEOF' || fail "could not finish the migration by hand"
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+json.loads(f.readline())
+def cmd(name, **args):
+    f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+    f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if "event" not in m:
+            return m.get("return")
+cmd("qmp_capabilities")
+cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 34})
+for _ in range(3000):
+    if cmd("query-migrate")["status"] == "completed":
+        sys.exit(0)
+    time.sleep(0.01)
+sys.exit(1)
+PYEOF
+start_migd --qmp-state-dir "$tmp/state-qmp"
+[ "$(history_row "$id7" state)" = completed ] ||
+	fail "migration $id7, completed while migd was down: row $(history_row "$id7" state)"
+on_one_host g1 $dst
+stop_migd
+st=$(qmp_status "$tmp/state-qmp/g1/$dst.qmp") || fail "cannot ask g1's QEMU on $dst"
+[ "$st" = running ] || fail "g1 on $dst is $st, not running"
+ok "a migration completed while migd was down: row completed, the source quit, g1 running on $dst"
 
 # ---- nothing left ----
 
