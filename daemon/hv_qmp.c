@@ -101,6 +101,7 @@ struct qmig {
 	int postcopy_started;
 	pid_t src_pid;
 	uint64_t started_ms;
+	uint64_t completed_ms;        /* when QEMU first said completed */
 	struct hv_progress progress;  /* the latest; final once phase is PH_DONE */
 };
 
@@ -1532,6 +1533,12 @@ static void mig_running(struct hv *hv, struct qmig *m)
 		return;
 	}
 	if (strcmp(status, "completed") == 0) {
+		/* QEMU says completed a moment before it computes total-time and
+		 * downtime (migration_calculate_complete): wait for the figures */
+		if (!m->completed_ms)
+			m->completed_ms = now_ms();
+		if (m->progress.total_time_ms == 0 && now_ms() - m->completed_ms < 2000)
+			return;
 		log_debug("qmp: migration %" PRIu64 ": completed in QEMU", m->id);
 		m->phase = PH_SWITCHED;
 		m->phase_deadline_ms = now_ms() + SWITCH_TIMEOUT_MS;

@@ -272,8 +272,8 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 	ip netns del tqmp-b 2>/dev/null
 	setup_netns || fail "could not make the namespaces tqmp-a and tqmp-b"
 	if command -v ping >/dev/null 2>&1; then
-		ip netns exec tqmp-a ping -c 1 -W 2 10.79.0.12 >/dev/null ||
-			fail "tqmp-a cannot reach tqmp-b over the veth"
+		pings() { ip netns exec tqmp-a ping -c 1 -W 1 10.79.0.12 >/dev/null 2>&1; }
+		wait_for 10 "tqmp-a reaching tqmp-b over the veth (ping)" pings
 	fi
 	ctl host add na --uri "qmp:///na?netns=tqmp-a&addr=10.79.0.11" >/dev/null 2>"$tmp/err" ||
 		fail "host add na: $(cat "$tmp/err")"
@@ -285,9 +285,37 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 	tap=$(cut -d' ' -f2 "$tmp/state-qmp/g2/na.net")
 	ip -n tqmp-a link show "$tap" 2>/dev/null | grep -q "master br0" ||
 		fail "g2's tap $tap is not on br0 in tqmp-a"
+	guest_ip=$(py "$tmp/state-qmp/g2/guest.json" 'd["ip"]')
+	case $guest_ip in 10.79.1.*) ;; *) fail "g2: address $guest_ip, expected 10.79.1.X" ;; esac
+	reach=
+	if [ "$image" != none ] && [ -f "$image/id_guest" ] && command -v dbclient >/dev/null 2>&1; then
+		reach=1
+		ready() { grep -q MIGD-GUEST-READY "$tmp/state-qmp/g2/na.log" 2>/dev/null; }
+		wait_for 120 "g2 printing MIGD-GUEST-READY" ready
+	fi
+	# guest_uptime NS: the guest's uptime in s, over ssh from namespace NS
+	guest_uptime() {
+		HOME=$tmp ip netns exec "$1" dbclient -y -y -i "$image/id_guest" \
+			"root@$guest_ip" 'cut -d. -f1 /proc/uptime' 2>"$tmp/ssh.err"
+	}
+	if [ -n "$reach" ]; then
+		# dropbear starts in the background as the ready line goes out
+		ssh_up() { up0=$(guest_uptime tqmp-a); }
+		i=0
+		until ssh_up; do
+			i=$((i + 1))
+			[ $i -lt 60 ] || fail "ssh to g2 ($guest_ip) from tqmp-a: $(cat "$tmp/ssh.err")"
+			sleep 0.5
+		done
+	fi
 	id3=$(migrate_wait g2 nb)
 	check_figures "$id3"
 	on_one_host g2 nb
+	if [ -n "$reach" ]; then
+		up1=$(guest_uptime tqmp-b) || fail "ssh to g2 ($guest_ip) from tqmp-b after the move: $(cat "$tmp/ssh.err")"
+		[ "$up1" -ge "$up0" ] || fail "g2's uptime went back from $up0 to $up1 s: rebooted?"
+		ok "g2 keeps its address $guest_ip and its uptime ($up0 -> $up1 s) after moving to tqmp-b"
+	fi
 	ip -n tqmp-b link show "$tap" >/dev/null 2>&1 || fail "no tap $tap in tqmp-b after the move"
 	ip -n tqmp-a link show "$tap" >/dev/null 2>&1 && fail "tap $tap left behind in tqmp-a"
 	id4=$(migrate_wait g2 na)
