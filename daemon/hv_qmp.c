@@ -1584,6 +1584,9 @@ static void mig_switched(struct hv *hv, struct qmig *m)
 
 static void mig_quitting(struct hv *hv, struct qmig *m)
 {
+	/* QEMU quits in a few ms: wait that long here rather than a whole tick */
+	for (int i = 0; i < 20 && m->src_pid > 0 && !pid_gone(m->src_pid); i++)
+		usleep(1000);
 	if (m->src_pid > 0 && !pid_gone(m->src_pid) && now_ms() < m->phase_deadline_ms)
 		return;
 	char marker[PATH_MAX];
