@@ -5,10 +5,11 @@
  * Hosts. qmp:///HOST[?netns=NS&addr=A&cluster=NAME]. Without netns/addr
  * the host is read from the virtual cluster's
  * /run/vcluster/NAME/host/HOST.env (cluster default "vc"; lines netns=,
- * addr=, bridge=); with no such file it is a loopback host: QEMU in migd's
+ * addr=, bridge=, uts=); with no such file it is a loopback host: QEMU in migd's
  * own network namespace, migrations to 127.0.0.1, the guest on -netdev
  * user. A namespace host runs its QEMUs inside the namespace (setns(2) in
- * the child before exec) with a persistent tap device made there and
+ * the child before exec; also the host's UTS namespace when its file names
+ * one) with a persistent tap device made there and
  * enslaved to the namespace's bridge, and receives migrations on its addr.
  *
  * Guests. The truth is on disk and in the live processes, never only in
@@ -80,6 +81,7 @@ struct qhost {
 	char netns[NAME_MAX_LEN];     /* "": loopback */
 	char addr[64];                /* where it receives migrations */
 	char bridge[16];
+	char uts[PATH_MAX];           /* its UTS namespace (a vcluster host's hostname), or "" */
 };
 
 struct conn {                         /* a QMP connection kept per instance */
@@ -570,6 +572,8 @@ static void read_host_env(const char *path, struct qhost *h, bool *netns_set, bo
 			snprintf(h->addr, sizeof(h->addr), "%s", v);
 		else if (strcmp(line, "bridge") == 0)
 			snprintf(h->bridge, sizeof(h->bridge), "%s", v);
+		else if (strcmp(line, "uts") == 0 && !*netns_set)
+			snprintf(h->uts, sizeof(h->uts), "%s", v);
 	}
 	fclose(f);
 }
@@ -834,6 +838,7 @@ static int inst_spawn(struct hv *hv, const char *guest, const struct qhost *h, b
 	for (size_t i = 0; i < n; i++)
 		args[i] = (char *)json_string_value(json_array_get(argv, i));
 	int nsfd = *h->netns ? open(netns_path, O_RDONLY | O_CLOEXEC) : -1;
+	int utsfd = *h->netns && *h->uts ? open(h->uts, O_RDONLY | O_CLOEXEC) : -1;
 	int errfd = open(errf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if ((*h->netns && nsfd < 0) || errfd < 0) {
 		rc = -errno;
@@ -852,6 +857,8 @@ static int inst_spawn(struct hv *hv, const char *guest, const struct qhost *h, b
 			setsid(); /* a ^C to a foreground migd must not reach QEMU */
 			if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0)
 				_exit(126);
+			if (utsfd >= 0 && setns(utsfd, CLONE_NEWUTS) < 0)
+				_exit(126);
 			int null = open("/dev/null", O_RDWR);
 			dup2(null, 0);
 			dup2(errfd, 1);
@@ -868,6 +875,8 @@ static int inst_spawn(struct hv *hv, const char *guest, const struct qhost *h, b
 	}
 	if (nsfd >= 0)
 		close(nsfd);
+	if (utsfd >= 0)
+		close(utsfd);
 	if (errfd >= 0)
 		close(errfd);
 	free(args);
@@ -1593,6 +1602,7 @@ static void mig_quitting(struct hv *hv, struct qmig *m)
 	inst_destroy(hv, m->guest, m->src); /* kills it if quit did not */
 	inst_path(hv, m->guest, m->dst, "incoming", marker, sizeof(marker));
 	unlink(marker);
+	ensure_running(hv, m->guest, m->dst); /* never leave it paused */
 	m->progress.state = HV_MIG_COMPLETED;
 	m->progress.remaining_bytes = 0;
 	m->phase = PH_DONE;

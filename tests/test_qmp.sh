@@ -34,6 +34,7 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_qmp.XXXXXX") || exit 1
 migd_pid=
 netns_made=
+vc_made=
 
 qemu_pids() { # the QEMUs of this test, by their QMP socket path
 	pgrep -f -- "-qmp unix:$tmp/" 2>/dev/null
@@ -51,6 +52,7 @@ cleanup() {
 		ip netns del tqmp-a 2>/dev/null
 		ip netns del tqmp-b 2>/dev/null
 	fi
+	[ -z "$vc_made" ] || rm -rf /run/vcluster/tqmp-vc
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -322,9 +324,48 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 	check_figures "$id4"
 	on_one_host g2 na
 	ok "g2 migrated between network namespaces tqmp-a and tqmp-b and back over the veth; taps follow"
+
+	# a host known from a virtual cluster's host file, as cluster/vcluster writes it
+	mkdir -p /run/vcluster/tqmp-vc/host
+	vc_made=1
+	printf 'netns=tqmp-b\naddr=10.79.0.12\nbridge=br0\nhostname=nc\n' \
+		>/run/vcluster/tqmp-vc/host/nc.env
+	ctl host add nc --uri "qmp:///nc?cluster=tqmp-vc" >/dev/null 2>"$tmp/err" ||
+		fail "host add nc (from /run/vcluster/tqmp-vc/host/nc.env): $(cat "$tmp/err")"
+	ctl guest add g3 --host nc --memory "$mem" >/dev/null 2>"$tmp/err" ||
+		fail "guest add g3 on nc: $(cat "$tmp/err")"
+	on_one_host g3 nc
+	grep -q '^tqmp-b ' "$tmp/state-qmp/g3/nc.net" ||
+		fail "g3 on nc is not in tqmp-b: $(cat "$tmp/state-qmp/g3/nc.net")"
+	id_nc=$(migrate_wait g3 na)
+	check_figures "$id_nc"
+	on_one_host g3 na
+	ok "a host from a vcluster host file (netns, addr) runs and sends guests"
 else
 	echo "# skipping the network namespace part: needs root, ip and /dev/net/tun"
 fi
+
+# ---- sfs.conf and the agent endpoint reach the guest's command line ----
+
+stop_migd
+printf 'servers = 127.0.0.1:7000\n' >"$tmp/sfs.conf"
+start_migd --qmp-state-dir "$tmp/state-qmp" --qmp-sfs-conf "$tmp/sfs.conf" \
+	--qmp-agent-endpoint tcp://10.0.2.2:7710
+ctl guest add g4 --host h2 --memory "$mem" >/dev/null 2>"$tmp/err" ||
+	fail "guest add g4: $(cat "$tmp/err")"
+on_one_host g4 h2
+python3 - "$tmp/state-qmp/g4/guest.json" "$tmp/sfs.conf" "$image" <<'EOF' ||
+import json, sys
+argv = json.load(open(sys.argv[1]))["argv"]
+assert "name=opt/migd/sfs.conf,file=" + sys.argv[2] in argv, argv
+if sys.argv[3] != "none":
+    append = argv[argv.index("-append") + 1]
+    assert "migd.agent=tcp://10.0.2.2:7710" in append.split(), append
+    assert "migd.name=g4" in append.split(), append
+EOF
+	fail "g4's command line: $(cat "$tmp/state-qmp/g4/guest.json")"
+pgrep -f -- "file=$tmp/sfs.conf" >/dev/null || fail "g4's QEMU has no fw_cfg sfs.conf"
+ok "sfs_conf goes to the guest through fw_cfg, agent_endpoint on its kernel command line"
 
 # ---- abort mid-way ----
 
