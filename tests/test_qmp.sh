@@ -281,6 +281,7 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 		fail "host add na: $(cat "$tmp/err")"
 	ctl host add nb --uri "qmp:///nb?netns=tqmp-b&addr=10.79.0.12" >/dev/null 2>"$tmp/err" ||
 		fail "host add nb: $(cat "$tmp/err")"
+	br_mac=$(ip -n tqmp-a link show br0 | awk '/link\/ether/ { print $2 }')
 	ctl guest add g2 --host na --memory "$mem" >/dev/null 2>"$tmp/err" ||
 		fail "guest add g2 on na: $(cat "$tmp/err")"
 	on_one_host g2 na
@@ -323,7 +324,9 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 	id4=$(migrate_wait g2 na)
 	check_figures "$id4"
 	on_one_host g2 na
-	ok "g2 migrated between network namespaces tqmp-a and tqmp-b and back over the veth; taps follow"
+	[ "$(ip -n tqmp-a link show br0 | awk '/link\/ether/ { print $2 }')" = "$br_mac" ] ||
+		fail "tqmp-a's br0 changed its MAC from $br_mac as taps came and went"
+	ok "g2 migrated between network namespaces tqmp-a and tqmp-b and back over the veth; taps follow, bridge MACs stay"
 
 	# a host known from a virtual cluster's host file, as cluster/vcluster writes it
 	mkdir -p /run/vcluster/tqmp-vc/host
