@@ -33,6 +33,8 @@ iperf3
 iproute2
 procps
 python3-zmq
+qemu-system-x86
+dropbear-bin
 "
 
 as_root() {
