@@ -222,6 +222,22 @@ migrate_wait() {
 	py "$tmp/m.json" 'd["id"]'
 }
 
+# ---- the [qmp] section of migd.conf ----
+
+printf '[migd]\nmax_concurrent = 2\n[qmp]\nimage_dir = none\ntb_size = 32\n' >"$tmp/good.conf"
+"$MIGD" -c "$tmp/good.conf" -n >/dev/null 2>"$tmp/err" || fail "[qmp] config refused: $(cat "$tmp/err")"
+"$MIGD" -c "$tmp/good.conf" --qmp-accel tcg --dump-config >"$tmp/dump" 2>"$tmp/err" ||
+	fail "--dump-config: $(cat "$tmp/err")"
+sed -n '/^\[qmp\]/,$p' "$tmp/dump" | grep -qx 'tb_size = 32' || fail "dump-config lacks [qmp] tb_size = 32"
+sed -n '/^\[qmp\]/,$p' "$tmp/dump" | grep -qx 'accel = tcg' || fail "dump-config lacks --qmp-accel tcg"
+"$MIGD" -c "$tmp/dump" -n >/dev/null 2>"$tmp/err" || fail "the dumped config does not load back: $(cat "$tmp/err")"
+printf '[qmp]\ncolour = red\n' >"$tmp/bad.conf"
+"$MIGD" -c "$tmp/bad.conf" -n >/dev/null 2>"$tmp/err" && fail "an unknown [qmp] setting was accepted"
+grep -q 'bad.conf:2: unknown setting "colour" in \[qmp\]' "$tmp/err" || fail "bad [qmp] setting: $(cat "$tmp/err")"
+"$MIGD" --qmp-accel fast -n >/dev/null 2>"$tmp/err" && fail "accel fast was accepted"
+grep -q 'fast' "$tmp/err" || fail "bad accel: $(cat "$tmp/err")"
+ok "[qmp] settings: file, options, dump and load back; bad ones named"
+
 # ---- loopback hosts ----
 
 start_migd --qmp-state-dir "$tmp/state-qmp"
