@@ -5,12 +5,12 @@
  * Hosts. qmp:///HOST[?netns=NS&addr=A&cluster=NAME]. Without netns/addr
  * the host is read from the virtual cluster's
  * /run/vcluster/NAME/host/HOST.env (cluster default "vc"; lines netns=,
- * addr=, bridge=, uts=); with no such file it is a loopback host: QEMU in migd's
- * own network namespace, migrations to 127.0.0.1, the guest on -netdev
- * user. A namespace host runs its QEMUs inside the namespace (setns(2) in
- * the child before exec; also the host's UTS namespace when its file names
- * one) with a persistent tap device made there and
- * enslaved to the namespace's bridge, and receives migrations on its addr.
+ * addr=, bridge=, uts=); with no such file it is a loopback host: QEMU
+ * in migd's own network namespace, migrations to 127.0.0.1, the guest on
+ * -netdev user. A namespace host runs its QEMUs inside the namespace
+ * (setns(2) in the child before exec; also the host's UTS namespace when
+ * its file names one) on a persistent tap device made there and enslaved
+ * to the namespace's bridge, and receives migrations on its addr.
  *
  * Guests. The truth is on disk and in the live processes, never only in
  * memory, because QEMU outlives migd: each guest has a directory
@@ -33,11 +33,13 @@
  * files and tap, and make sure the source runs (cont if left paused). The
  * incoming marker is written before the destination starts and removed
  * only after the source quit, so a crash of migd at any point leaves files
- * that tell what happened; open() settles every guest (qmp_reconcile):
+ * that tell what happened; open() settles every guest (qvm_reconcile_all):
  * an unfinished incoming migration is cancelled and its destination
  * killed, a completed one gets its source quit. A guest never runs on two
  * hosts, and is never left paused.
  *
+ * This file: hosts, the hv_ops and the migrations; hv_qmp_vm.c: a guest's
+ * QEMU instances (files, processes, taps, QMP connections, reconciliation).
  * Every entry point takes the driver's mutex.
  */
 #include "hv_qmp.h"
