@@ -664,6 +664,9 @@ static void mig_running(struct hv *hv, struct qmig *m)
 		if (qvm_exec(hv, m->guest, m->src, "migrate-start-postcopy", NULL, NULL, err,
 			      sizeof(err)) < 0)
 			log_warnx("qmp: %s", err);
+		else
+			log_debug("qmp: migration %" PRIu64 ": switched to post-copy after round %u",
+				  m->id, m->progress.rounds);
 		m->postcopy_started = 1;
 	}
 }
