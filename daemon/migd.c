@@ -17,9 +17,9 @@
 
 #include "api.h"
 #include "config.h"
-#include "hv_qmp.h"
 #include "db.h"
 #include "executor.h"
+#include "hv_qmp.h"
 #include "log.h"
 #include "migd_proto.h"
 #include "policy.h"
