@@ -10,6 +10,7 @@
 #include <ini.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -98,7 +99,25 @@ static const struct opt opts[] = {
 	  "a deferred migration waits this long before it may start again (cluster clock)" },
 	{ "agent.max_defers", NUM(OPT_UINT, max_defers), "3", 0, 1000, 0,
 	  "deferrals before a migration whose quiesce keeps failing is aborted" },
+	/* [qmp] (the "qmp." names; flags --qmp-NAME): the QEMU backend */
+	{ "qmp.image_dir", STR(qmp_image_dir), "auto", 0, 0, 0,
+	  "guest kernel and initrd (vmlinuz, initrd.img); auto: BINDIR/../image or "
+	  "/usr/share/migd/image; none: BIOS-only guests (tests)" },
+	{ "qmp.qemu", STR(qmp_qemu), "qemu-system-x86_64", 0, 0, 0, "the QEMU program" },
+	{ "qmp.accel", STR(qmp_accel), "auto", 0, 0, 0,
+	  "QEMU accelerator: auto (kvm when /dev/kvm is usable, else tcg), kvm or tcg" },
+	{ "qmp.tb_size", NUM(OPT_UINT, qmp_tb_size), "64", 1, 65536, 0,
+	  "TCG translation cache of each guest, MiB" },
+	{ "qmp.agent_endpoint", STR(qmp_agent_endpoint), "", 0, 0, 0,
+	  "migagent endpoint on the guest kernel command line (migd.agent=; empty: none)" },
+	{ "qmp.sfs_conf", STR(qmp_sfs_conf), "", 0, 0, 0,
+	  "sfs.conf handed to guests through fw_cfg opt/migd/sfs.conf (empty: none)" },
+	{ "qmp.migration_port_base", NUM(OPT_UINT, qmp_migration_port_base), "49200", 1024, 65000, 0,
+	  "first TCP port a destination QEMU listens on for a migration" },
+	{ "qmp.state_dir", STR(qmp_state_dir), "", 0, 0, 0,
+	  "per-guest files of the QEMU backend (empty: qmp/ beside db)" },
 };
+
 
 #define OPT_BASE 0x100
 enum { OPT_CONFIG = 'c', OPT_CHECK = 'n', OPT_HELP = 'h', OPT_DUMP = 0x80, OPT_VERSION };
@@ -137,6 +156,16 @@ static const struct opt *opt_find_in(const char *section, const char *name)
 		return strchr(name, '.') ? NULL : opt_find(name);
 	snprintf(full, sizeof(full), "%s.%s", section, name);
 	return opt_find(full);
+}
+
+/* A [section] of the file: one that some setting's "section." name has. */
+static bool section_known(const char *section)
+{
+	size_t len = strlen(section);
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		if (strncmp(opts[i].name, section, len) == 0 && opts[i].name[len] == '.')
+			return true;
+	return false;
 }
 
 /* The command-line flag of o without the dashes: max-inbound, agent-listen. */
@@ -296,9 +325,9 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 	snprintf(where, sizeof(where), "%s:%d", st->path, lineno);
 	if (st->failed)
 		return 0;
-	if (*section && strcmp(section, "migd") != 0 && strcmp(section, "agent") != 0) {
+	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd] or in [agent])", where, section);
+			 "top, in [migd], [agent] or [qmp])", where, section);
 		st->failed = 1;
 		return 0;
 	}
@@ -530,6 +559,10 @@ int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t 
 	    (rc = derive_events(c, err, errlen)) < 0 ||
 	    (rc = check_endpoint("events", c->events, err, errlen)) < 0)
 		return rc;
+	if (strcmp(c->qmp_accel, "auto") && strcmp(c->qmp_accel, "kvm") && strcmp(c->qmp_accel, "tcg")) {
+		snprintf(err, errlen, "qmp accel \"%s\": expected auto, kvm or tcg", c->qmp_accel);
+		return -EINVAL;
+	}
 	if (strcmp(c->listen, c->events) == 0) {
 		snprintf(err, errlen, "events \"%s\": must differ from listen", c->events);
 		return -EINVAL;

@@ -59,6 +59,16 @@ struct migd_config {
 	double defer_delay_s;               /* cluster clock */
 	unsigned max_defers;
 
+	/* [qmp]: the QEMU backend (hv_qmp.h); options --qmp-NAME */
+	char qmp_image_dir[PATH_MAX];       /* auto, none, or a directory */
+	char qmp_qemu[PATH_MAX];
+	char qmp_accel[16];                 /* auto, kvm, tcg */
+	unsigned qmp_tb_size;               /* MiB */
+	char qmp_agent_endpoint[CONFIG_ENDPOINT_MAX];
+	char qmp_sfs_conf[PATH_MAX];
+	unsigned qmp_migration_port_base;
+	char qmp_state_dir[PATH_MAX];       /* "": beside db, in qmp/ */
+
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */
 	enum config_action action;

@@ -10,6 +10,7 @@
 
 const struct hv_ops *const hv_drivers[] = {
 	&hv_sim_ops,
+	&hv_qmp_ops,
 	NULL,
 };
 

@@ -22,12 +22,14 @@
 #include <stdint.h>
 
 struct hv; /* an open driver */
+struct hv_qmp_settings; /* hv_qmp.h */
 
 /* What migd tells a driver when it opens it. Zeroed = defaults. */
 struct hv_env {
 	double time_scale;      /* sim: virtual seconds per real second (default 1) */
 	uint64_t seed;          /* sim: randomness seed (deterministic for a seed) */
 	const char *state_dir;  /* where a driver may keep its own state (sim: its world) */
+	const struct hv_qmp_settings *qmp; /* qmp: migd.conf [qmp]; NULL: its defaults */
 };
 
 struct hv_guest_spec {
@@ -110,5 +112,6 @@ extern const struct hv_ops *const hv_drivers[];
 
 /* The drivers themselves, one per hv_<scheme>.c. */
 extern const struct hv_ops hv_sim_ops;
+extern const struct hv_ops hv_qmp_ops;
 
 #endif

@@ -21,6 +21,7 @@
 #include "db.h"
 #include "executor.h"
 #include "health.h"
+#include "hv_qmp.h"
 #include "log.h"
 #include "migd_proto.h"
 #include "policy.h"
@@ -116,9 +117,22 @@ static void detach(int ready_fd)
 	close(ready_fd);
 }
 
+/* The [qmp] settings, as the backend takes them (they point into conf). */
+static struct hv_qmp_settings qmp_settings;
+
 static void exec_options(const struct migd_config *conf, const char *state_dir,
 			 struct exec_opts *o)
 {
+	qmp_settings = (struct hv_qmp_settings){
+		.image_dir = conf->qmp_image_dir,
+		.qemu = conf->qmp_qemu,
+		.accel = conf->qmp_accel,
+		.tb_size_mib = conf->qmp_tb_size,
+		.agent_endpoint = conf->qmp_agent_endpoint,
+		.sfs_conf = conf->qmp_sfs_conf,
+		.migration_port_base = conf->qmp_migration_port_base,
+		.state_dir = conf->qmp_state_dir,
+	};
 	memset(o, 0, sizeof(*o));
 	o->limits.max_concurrent = conf->max_concurrent;
 	o->limits.max_outbound_per_host = conf->max_outbound;
@@ -140,6 +154,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->knobs_default.io_lull_wait_ms = (unsigned)(conf->io_lull_wait_s * 1e3 + 0.5);
 	o->defer_delay_ns = (int64_t)(conf->defer_delay_s * 1e9);
 	o->max_defers = conf->max_defers;
+	o->env.qmp = &qmp_settings;
 }
 
 static int64_t cluster_clock(void *arg)

@@ -35,6 +35,8 @@ procps
 python3-zmq
 tzdata
 libschedule-cron-events-perl
+qemu-system-x86
+dropbear-bin
 "
 
 as_root() {
