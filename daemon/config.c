@@ -29,6 +29,9 @@ struct opt {
 	const char *help;
 };
 
+/* Backend sections: a setting named SECTION_NAME is NAME in [SECTION]. */
+static const char *const sections[] = { "libvirt" };
+
 #define OFF(f) offsetof(struct migd_config, f)
 #define STR(f) OPT_STR, OFF(f), sizeof(((struct migd_config *)0)->f)
 #define NUM(t, f) t, OFF(f), 0
@@ -69,6 +72,26 @@ static const struct opt opts[] = {
 	{ "daemon", NUM(OPT_BOOL, daemonize), "no", 0, 1, 'd',
 	  "run in the background and log to syslog" },
 	{ "debug", NUM(OPT_BOOL, debug), "no", 0, 1, 'v', "log debug messages" },
+	{ "libvirt_image_dir", STR(libvirt_image_dir), "", 0, 0, 0,
+	  "libvirt: guest image (vmlinuz, initrd.img) on every host; empty: BIOS-only guests "
+	  "without a disk" },
+	{ "libvirt_bridge", STR(libvirt_bridge), "br0", 0, 0, 0,
+	  "libvirt: host bridge the guest NIC joins; empty: no NIC" },
+	{ "libvirt_serial_dir", STR(libvirt_serial_dir), "/var/log/libvirt/qemu", 0, 0, 0,
+	  "libvirt: directory on each host for the guests' serial logs (GUEST.serial)" },
+	{ "libvirt_emulator", STR(libvirt_emulator), "/usr/bin/qemu-system-x86_64", 0, 0, 0,
+	  "libvirt: QEMU binary on the hosts" },
+	{ "libvirt_guest_subnet", STR(libvirt_guest_subnet), "", 0, 0, 0,
+	  "libvirt: A.B: guests booted from the image get A.B.1.X/16 (gateway A.B.0.1); "
+	  "empty: no address" },
+	{ "libvirt_agent_endpoint", STR(libvirt_agent_endpoint), "", 0, 0, 0,
+	  "libvirt: migd.agent= endpoint given to the guests; empty: none" },
+	{ "libvirt_tb_size_mib", NUM(OPT_UINT, libvirt_tb_size_mib), "64", 1, 4096, 0,
+	  "libvirt: TCG translation cache of qemu-type guests, MiB" },
+	{ "libvirt_keepalive_interval", NUM(OPT_UINT, libvirt_keepalive_interval_s), "5", 1, 3600,
+	  0, "libvirt: seconds between keepalive probes on each host connection" },
+	{ "libvirt_keepalive_count", NUM(OPT_UINT, libvirt_keepalive_count), "3", 1, 100, 0,
+	  "libvirt: unanswered probes before a host connection counts as dead" },
 };
 
 #define OPT_BASE 0x100
@@ -90,6 +113,49 @@ static const struct opt *opt_find(const char *name)
 		if (strcmp(opts[i].name, name) == 0)
 			return &opts[i];
 	return NULL;
+}
+
+/* The section of o (NULL: the main one). */
+static const char *opt_section(const struct opt *o)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sections); i++) {
+		size_t len = strlen(sections[i]);
+		if (strncmp(o->name, sections[i], len) == 0 && o->name[len] == '_')
+			return sections[i];
+	}
+	return NULL;
+}
+
+/* The name of o in its section of the file: "image_dir" in [libvirt]. */
+static const char *opt_file_name(const struct opt *o)
+{
+	const char *section = opt_section(o);
+	return section ? o->name + strlen(section) + 1 : o->name;
+}
+
+/* Setting name in section ("" and "migd" are the main section). */
+static const struct opt *opt_find_in(const char *section, const char *name)
+{
+	int main_section = !*section || strcmp(section, "migd") == 0;
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+		const struct opt *o = &opts[i];
+		const char *in = opt_section(o);
+		if (main_section ? in != NULL : !in || strcmp(in, section) != 0)
+			continue;
+		if (strcmp(opt_file_name(o), name) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+static int section_known(const char *section)
+{
+	if (!*section || strcmp(section, "migd") == 0)
+		return 1;
+	for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
+		if (strcmp(sections[i], section) == 0)
+			return 1;
+	return 0;
 }
 
 /* ---- values ---- */
@@ -240,15 +306,16 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 	snprintf(where, sizeof(where), "%s:%d", st->path, lineno);
 	if (st->failed)
 		return 0;
-	if (*section && strcmp(section, "migd") != 0) {
+	if (!section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top or in [migd])", where, section);
+			 "top, in [migd] or in a backend's section like [libvirt])", where, section);
 		st->failed = 1;
 		return 0;
 	}
-	const struct opt *o = opt_find(name);
+	const struct opt *o = opt_find_in(section, name);
 	if (!o) {
-		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\"", where, name);
+		snprintf(st->err, sizeof(st->err), "%s: unknown setting \"%s\"%s%s%s", where, name,
+			 *section ? " in [" : "", section, *section ? "]" : "");
 		st->failed = 1;
 		return 0;
 	}
@@ -484,11 +551,15 @@ void config_dump(const struct migd_config *c, FILE *out)
 		fprintf(out, "# migd settings in effect (read from %s)\n", c->config_path);
 	else
 		fprintf(out, "# migd settings in effect\n");
+	const char *section = "migd";
 	fputs("[migd]\n", out);
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
 		char value[PATH_MAX + 32];
+		const char *want = opt_section(&opts[i]) ? opt_section(&opts[i]) : "migd";
+		if (strcmp(want, section) != 0)
+			fprintf(out, "\n[%s]\n", section = want);
 		format_value(c, &opts[i], value, sizeof(value));
-		fprintf(out, "# %s\n%s = %s\n", opts[i].help, opts[i].name, value);
+		fprintf(out, "# %s\n%s = %s\n", opts[i].help, opt_file_name(&opts[i]), value);
 	}
 }
 

@@ -131,6 +131,17 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->env.time_scale = conf->time_scale;
 	o->env.seed = conf->seed;
 	o->env.state_dir = state_dir;
+	o->env.libvirt = (struct hv_libvirt_env){
+		.image_dir = conf->libvirt_image_dir,
+		.bridge = conf->libvirt_bridge,
+		.serial_dir = conf->libvirt_serial_dir,
+		.emulator = conf->libvirt_emulator,
+		.guest_subnet = conf->libvirt_guest_subnet,
+		.agent_endpoint = conf->libvirt_agent_endpoint,
+		.tb_size_mib = conf->libvirt_tb_size_mib,
+		.keepalive_interval_s = conf->libvirt_keepalive_interval_s,
+		.keepalive_count = conf->libvirt_keepalive_count,
+	};
 }
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
