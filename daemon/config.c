@@ -75,6 +75,9 @@ static const struct opt opts[] = {
 	{ "libvirt_image_dir", STR(libvirt_image_dir), "", 0, 0, 0,
 	  "libvirt: guest image (vmlinuz, initrd.img) on every host; empty: BIOS-only guests "
 	  "without a disk" },
+	{ "libvirt_domain_type", STR(libvirt_domain_type), "auto", 0, 0, 0,
+	  "libvirt: domain type of new guests: qemu (TCG), kvm, or auto (kvm when the host's "
+	  "capabilities list it)" },
 	{ "libvirt_bridge", STR(libvirt_bridge), "br0", 0, 0, 0,
 	  "libvirt: host bridge the guest NIC joins; empty: no NIC" },
 	{ "libvirt_serial_dir", STR(libvirt_serial_dir), "/var/log/libvirt/qemu", 0, 0, 0,

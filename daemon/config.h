@@ -51,6 +51,7 @@ struct migd_config {
 
 	/* [libvirt]: the libvirt backend (hv_libvirt.c) */
 	char libvirt_image_dir[PATH_MAX];   /* vmlinuz + initrd.img; "": BIOS-only guests */
+	char libvirt_domain_type[8];        /* qemu, kvm or auto */
 	char libvirt_bridge[64];            /* host bridge of the guest NIC; "": no NIC */
 	char libvirt_serial_dir[PATH_MAX];  /* guest serial logs, on each host */
 	char libvirt_emulator[PATH_MAX];

@@ -30,6 +30,7 @@ struct hv_env {
 	const char *state_dir;  /* where a driver may keep its own state (sim: its world) */
 	struct hv_libvirt_env {  /* migd.conf [libvirt]; zeroed = defaults */
 		const char *image_dir;      /* vmlinuz + initrd.img; NULL/"": BIOS-only guests */
+		const char *domain_type;    /* "qemu", "kvm", or NULL/"auto": kvm if the host says so */
 		const char *bridge;         /* host bridge for the guest NIC; NULL: "br0", "": none */
 		const char *serial_dir;     /* on each host; NULL: /var/log/libvirt/qemu */
 		const char *emulator;       /* NULL: /usr/bin/qemu-system-x86_64 */

@@ -9,8 +9,9 @@
  * own, which keepalive needs.
  *
  * Guests are transient domains (virDomainCreateXML) that migd defines from
- * its own settings (hv_libvirt_domain_xml); the hosts are the truth about
- * where they run: guest_info and list_guests ask them. A domain defined
+ * its own settings (hv_libvirt_domain_xml), or domains already running on
+ * the host a guest is added on, taken over as they are; the hosts are the
+ * truth about where they run: guest_info and list_guests ask them. A domain defined
  * persistently by someone else keeps its definition where it goes
  * (PERSIST_DEST | UNDEFINE_SOURCE); a transient one leaves no definition
  * behind on any host.
@@ -311,7 +312,7 @@ struct lv_host {
 	char *uri;                  /* as migd has it */
 	struct hv_libvirt_uri u;
 	virConnectPtr conn;         /* NULL: not connected */
-	char domain_type[8];        /* "kvm" when the host has it, else "qemu" */
+	char domain_type[8];        /* host_domain_type(); "": not asked yet */
 };
 
 struct lv_mig {
@@ -339,7 +340,7 @@ struct lv_mig {
 struct hv {
 	pthread_mutex_t lock;
 	struct hv_libvirt_env env;  /* strings owned (strdup) */
-	char *strings[6];
+	char *strings[7];
 	struct lv_host **hosts;
 	size_t n_hosts, cap_hosts;
 	struct lv_mig **migs;
@@ -383,12 +384,26 @@ static virConnectPtr host_conn(struct hv *hv, struct lv_host *h, char *err, size
 	unsigned count = hv->env.keepalive_count ? hv->env.keepalive_count : 3;
 	if (virConnectSetKeepAlive(c, (int)interval, count) < 0)
 		log_debug("host %s: no keepalive on %s: %s", h->name, h->u.libvirt_uri, lv_error());
-	char *caps = virConnectGetCapabilities(c);
-	snprintf(h->domain_type, sizeof(h->domain_type), "%s",
-		 caps && strstr(caps, "<domain type='kvm'") ? "kvm" : "qemu");
-	free(caps);
 	h->conn = c;
 	return c;
+}
+
+/* The configured domain type; for auto "kvm" when the host has it, else
+ * "qemu", asked at the first guest created there (a fresh libvirtd probes
+ * QEMU for this, seconds under TCG). A /dev/kvm that exists but does not
+ * run guests (nested sandboxes) still says kvm: set qemu there. */
+static const char *host_domain_type(const struct hv *hv, struct lv_host *h)
+{
+	const char *type = hv->env.domain_type;
+	if (type && *type && strcmp(type, "auto") != 0)
+		return type;
+	if (!*h->domain_type) {
+		char *caps = virConnectGetCapabilities(h->conn);
+		snprintf(h->domain_type, sizeof(h->domain_type), "%s",
+			 caps && strstr(caps, "<domain type='kvm'") ? "kvm" : "qemu");
+		free(caps);
+	}
+	return h->domain_type;
 }
 
 static void host_free(struct lv_host *h)
@@ -433,7 +448,8 @@ static int lv_open(const struct hv_env *env, struct hv **out, char *err, size_t 
 	if (env)
 		hv->env = env->libvirt;
 	const char **strs[] = { &hv->env.image_dir, &hv->env.bridge, &hv->env.serial_dir,
-				&hv->env.emulator, &hv->env.guest_subnet, &hv->env.agent_endpoint };
+				&hv->env.emulator, &hv->env.guest_subnet, &hv->env.agent_endpoint,
+				&hv->env.domain_type };
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		if (!*strs[i])
 			continue;
@@ -442,6 +458,13 @@ static int lv_open(const struct hv_env *env, struct hv **out, char *err, size_t 
 			return -ENOMEM;
 		}
 		*strs[i] = hv->strings[i];
+	}
+	const char *type = hv->env.domain_type;
+	if (type && *type && strcmp(type, "auto") != 0 && strcmp(type, "qemu") != 0 &&
+	    strcmp(type, "kvm") != 0) {
+		snprintf(err, errlen, "libvirt domain_type \"%s\": expected qemu, kvm or auto", type);
+		lv_close(hv);
+		return -EINVAL;
 	}
 	if (hv->env.guest_subnet && *hv->env.guest_subnet) {
 		unsigned a, b;
@@ -752,7 +775,14 @@ static int guest_create_locked(struct hv *hv, const char *host,
 		return -ENOENT;
 	}
 	if (spec->name && guest_info_locked(hv, spec->name, &where, ierr, sizeof(ierr)) == 0) {
-		snprintf(err, errlen, "guest %s: already runs on %s", spec->name, where.host);
+		if (strcmp(where.host, h->name) == 0) {
+			/* a domain someone else started: migd takes it as it is */
+			log_info("guest %s: already runs on %s; taken over as it is", spec->name,
+				 h->name);
+			return 0;
+		}
+		snprintf(err, errlen, "guest %s: already runs on %s, not %s", spec->name, where.host,
+			 h->name);
 		return -EEXIST;
 	}
 	virConnectPtr c = host_conn(hv, h, err, errlen);
@@ -772,7 +802,7 @@ static int guest_create_locked(struct hv *hv, const char *host,
 			return rc;
 		}
 	}
-	rc = hv_libvirt_domain_xml(&hv->env, h->domain_type, spec, *ip ? ip : NULL, &xml, err,
+	rc = hv_libvirt_domain_xml(&hv->env, host_domain_type(hv, h), spec, *ip ? ip : NULL, &xml, err,
 				   errlen);
 	if (rc < 0)
 		return rc;
@@ -783,7 +813,7 @@ static int guest_create_locked(struct hv *hv, const char *host,
 			 h->name, lv_error());
 		return -EIO;
 	}
-	log_info("guest %s: started on %s (%s%s%s)", spec->name, h->name, h->domain_type,
+	log_info("guest %s: started on %s (%s%s%s)", spec->name, h->name, host_domain_type(hv, h),
 		 *ip ? ", " : "", ip);
 	virDomainFree(d);
 	return 0;
@@ -869,7 +899,9 @@ static int completed_stats(virDomainPtr d, struct hv_progress *out)
 {
 	virTypedParameterPtr p = NULL;
 	int n = 0, type = 0;
-	if (virDomainGetJobStats(d, &type, &p, &n, VIR_DOMAIN_JOB_STATS_COMPLETED) < 0)
+	/* kept for `virsh domjobinfo --completed` too */
+	if (virDomainGetJobStats(d, &type, &p, &n, VIR_DOMAIN_JOB_STATS_COMPLETED |
+				 VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0)
 		return -EIO;
 	progress_of_stats(p, n, out);
 	virTypedParamsFree(p, n);
@@ -939,7 +971,12 @@ static void *worker_main(void *arg)
 		snprintf(why, sizeof(why), "migration parameters: %s", lv_error());
 	}
 	virTypedParamsFree(p, n);
+	uint64_t call_ms = now_ms() - m->started_ms;
 	settle(m, rc, why, &fin);
+	log_info("libvirt: migration of %s from %s to %s: %s; the call took %llu ms, libvirt "
+		 "counts %llu ms, downtime %llu ms", m->guest, m->src, m->dst,
+		 rc == 0 ? "completed" : why, (unsigned long long)call_ms,
+		 (unsigned long long)fin.total_time_ms, (unsigned long long)fin.downtime_ms);
 	pthread_mutex_lock(&m->lock);
 	m->progress = fin;
 	m->done = true;

@@ -133,6 +133,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->env.state_dir = state_dir;
 	o->env.libvirt = (struct hv_libvirt_env){
 		.image_dir = conf->libvirt_image_dir,
+		.domain_type = conf->libvirt_domain_type,
 		.bridge = conf->libvirt_bridge,
 		.serial_dir = conf->libvirt_serial_dir,
 		.emulator = conf->libvirt_emulator,

@@ -33,6 +33,12 @@ iperf3
 iproute2
 procps
 python3-zmq
+libvirt-dev
+libvirt-daemon
+libvirt-daemon-driver-qemu
+libvirt-clients
+qemu-system-x86
+libxen-dev
 "
 
 as_root() {

@@ -1,0 +1,202 @@
+#!/bin/bash
+# test_libvirt.sh: migd's libvirt backend against two real libvirtd hosts.
+#
+# cluster/libvirt-hosts starts two libvirtd "hosts" (standalone namespaces
+# tlv-n1 and tlv-n2 on 10.80.0.0/16, a bridge tlv-sw in the root namespace
+# with 10.80.0.1); migd runs in the root namespace with the libvirt backend
+# and reaches them at qemu+tcp://10.80.0.1X/system. Checks, in TAP:
+# - migd boots a guest through libvirt (the image at $IMAGE_DIR when it has
+#   vmlinuz and initrd.img, else a BIOS-only domain without a disk), and it
+#   runs on exactly one host;
+# - it migrates twice (h1 -> h2 -> h1) with migctl, and `migctl history`
+#   holds libvirt's figures: total time, downtime and bytes above zero;
+#   after each move the guest runs on exactly one host (virsh list on both);
+# - after a restart of migd with a bandwidth cap of 1 MiB/s, a domain started
+#   outside migd (48 MiB of random data in its memory) is taken over with
+#   `migctl guest add`, and a migration of it aborted mid-way leaves it
+#   running on its source, gone from the destination, the row "aborted";
+# - everything is cleaned up: no domain, no libvirtd, no namespace left.
+#
+# Needs root, libvirtd, virsh, qemu-system-x86_64 and python3: exit 77
+# (skip) otherwise. Env: MIGD, MIGCTL, LIBVIRT_HOSTS (the programs under
+# test), IMAGE_DIR (optional).
+set -u
+
+: "${MIGD:?set MIGD to the migd program}"
+: "${MIGCTL:?set MIGCTL to the migctl program}"
+: "${LIBVIRT_HOSTS:?set LIBVIRT_HOSTS to cluster/libvirt-hosts}"
+
+skip() { echo "1..0 # SKIP $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root (network and mount namespaces)"
+for p in libvirtd virsh qemu-system-x86_64 python3 ip unshare; do
+	command -v "$p" >/dev/null 2>&1 || skip "no $p"
+done
+
+NAME=tlv
+SUBNET=10.80
+PORT=$((7800 + $$ % 100))
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_libvirt.XXXXXX") || exit 1
+migd_pid=
+n=0
+failed=0
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+check() { # DESCRIPTION COMMAND...
+	local what=$1; shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+bail() {
+	not_ok "$*"
+	echo "# migd log:"; tail -20 "$tmp/migd.log" 2>/dev/null | sed 's/^/#   /'
+	exit 1 # the trap cleans up
+}
+
+stop_migd() {
+	[ -n "$migd_pid" ] || return 0
+	kill "$migd_pid" 2>/dev/null
+	local i
+	for i in $(seq 1 50); do kill -0 "$migd_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$migd_pid" 2>/dev/null
+	wait "$migd_pid" 2>/dev/null
+	migd_pid=
+}
+
+cleanup() {
+	stop_migd
+	QUIET=1 "$LIBVIRT_HOSTS" stop --name "$NAME" >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+mc() { "$MIGCTL" --connect "tcp://127.0.0.1:$PORT" "$@"; }
+vsh() { # HOST-INDEX ARGS...
+	local i=$1; shift
+	virsh -q -c "qemu+tcp://$SUBNET.0.$((10 + i))/system" "$@"
+}
+runs_on() { vsh "$1" list --name 2>/dev/null | grep -qx "$2"; }
+# GUEST EXPECTED-HOST-INDEX: on that host and not on the other
+on_exactly() {
+	local g=$1 want=$2 other=$(( $2 == 1 ? 2 : 1 ))
+	runs_on "$want" "$g" && ! runs_on "$other" "$g"
+}
+
+start_migd() { # extra options...
+	"$MIGD" -c "$tmp/migd.conf" --db "$tmp/migd.db" --listen "tcp://127.0.0.1:$PORT" -v "$@" \
+		>>"$tmp/migd.log" 2>&1 &
+	migd_pid=$!
+	local i
+	for i in $(seq 1 50); do mc status >/dev/null 2>&1 && return 0; sleep 0.1; done
+	return 1
+}
+
+json() { # PYTHON-EXPRESSION on the JSON read from stdin as `d`
+	python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
+}
+
+echo "1..14"
+
+# a run that died before its cleanup left these
+QUIET=1 "$LIBVIRT_HOSTS" stop --name "$NAME" >/dev/null 2>&1
+"$LIBVIRT_HOSTS" start --name "$NAME" --standalone --hosts 2 --subnet "$SUBNET" \
+	>"$tmp/hosts.log" 2>&1 || { cat "$tmp/hosts.log"; bail "libvirt-hosts start"; }
+ok "two libvirtd hosts in namespaces $NAME-n1, $NAME-n2"
+
+image=
+if [ -n "${IMAGE_DIR:-}" ] && [ -f "$IMAGE_DIR/vmlinuz" ] && [ -f "$IMAGE_DIR/initrd.img" ]; then
+	image=$(cd "$IMAGE_DIR" && pwd)
+fi
+cat >"$tmp/migd.conf" <<EOF
+max_downtime_ms = 300
+[libvirt]
+# this machine's /dev/kvm (nested) opens but runs no guest
+domain_type = qemu
+image_dir = $image
+guest_subnet = $SUBNET
+EOF
+start_migd || bail "migd did not start"
+mc host add h1 --uri "qemu+tcp://$SUBNET.0.11/system" >/dev/null || bail "host add h1"
+mc host add h2 --uri "qemu+tcp://$SUBNET.0.12/system#migrate_uri=tcp://$SUBNET.0.12" \
+	>/dev/null || bail "host add h2"
+ok "migd with the libvirt backend, hosts h1 and h2 added"
+
+mc guest add g1 --host h1 --memory 128m >/dev/null || bail "guest add g1"
+check "g1 booted through migd (${image:-BIOS-only}) runs on h1 only" on_exactly g1 1
+if [ -n "$image" ]; then
+	serial=/run/libvirt-hosts/$NAME/n1/log/qemu/g1.serial
+	for i in $(seq 1 120); do grep -q MIGD-GUEST-READY "$serial" 2>/dev/null && break; sleep 0.5; done
+	check "g1 reached user space ($(grep -o 'MIGD-GUEST-READY.*' "$serial" 2>/dev/null))" \
+		grep -q "MIGD-GUEST-READY name=g1 ip=$SUBNET.1.2" "$serial"
+else
+	sleep 2
+	ok "g1 BIOS-only # no image at IMAGE_DIR=${IMAGE_DIR:-}"
+fi
+
+mc migrate g1 --to h2 --wait >"$tmp/m1" 2>&1 || { cat "$tmp/m1"; bail "migrate g1 to h2"; }
+check "g1 migrated to h2: runs there only" on_exactly g1 2
+mc migrate g1 --to h1 --wait >"$tmp/m2" 2>&1 || { cat "$tmp/m2"; bail "migrate g1 to h1"; }
+check "g1 migrated back to h1: runs there only" on_exactly g1 1
+
+mc history --json >"$tmp/history.json" || bail "history"
+rows=$(json 'sum(1 for r in d if r["guest"]=="g1" and r["state"]=="completed" and r["total_ms"]>0 and r["downtime_ms"]>0 and r["bytes"]>0)' <"$tmp/history.json")
+check "history: 2 completed migrations of g1 with libvirt's total, downtime and bytes ($(json '"; ".join("%d ms, %d ms down, %d B" % (r["total_ms"], r["downtime_ms"], r["bytes"]) for r in d)' <"$tmp/history.json"))" \
+	[ "$rows" = 2 ]
+check "migctl guest show says h1" sh -c "'$MIGCTL' --connect tcp://127.0.0.1:$PORT guest show g1 --json | grep -q '\"host\": \"h1\"'"
+
+# ---- abort under a bandwidth cap, on a domain migd did not create --------
+stop_migd
+start_migd --bandwidth-cap 1m || bail "migd did not restart"
+check "after a restart migd still finds g1 on h1" sh -c "'$MIGCTL' --connect tcp://127.0.0.1:$PORT guest show g1 --json | grep -q '\"host\": \"h1\"'"
+
+head -c 48M /dev/urandom >"$tmp/random.bin"
+cat >"$tmp/g2.xml" <<EOF
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>g2</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><tcg><tb-cache unit='MiB'>64</tb-cache></tcg></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+  <qemu:commandline>
+    <qemu:arg value='-device'/>
+    <qemu:arg value='loader,file=$tmp/random.bin,addr=0x2000000,force-raw=on'/>
+  </qemu:commandline>
+</domain>
+EOF
+vsh 1 create "$tmp/g2.xml" >/dev/null || bail "virsh create g2"
+mc guest add g2 --host h1 --memory 128m >/dev/null || bail "guest add g2 (take over)"
+id=$(mc migrate g2 --to h2 --json | json 'd["id"]') || bail "migrate g2"
+for i in $(seq 1 100); do # until the destination's QEMU is up and bytes flow
+	runs_on 2 g2 && break
+	sleep 0.1
+done
+sleep 2
+mc abort "$id" >"$tmp/abort" 2>&1 || { cat "$tmp/abort"; bail "abort $id"; }
+state=
+for i in $(seq 1 100); do
+	state=$(mc history --json | json "[r['state'] for r in d if r['id']==$id][0]" 2>/dev/null)
+	[ "$state" = aborted ] && break
+	sleep 0.1
+done
+check "migration $id of g2 aborted mid-way under 1 MiB/s (state: $state)" [ "$state" = aborted ]
+check "g2 runs on its source h1 only after the abort" on_exactly g2 1
+check "g2 is running, not paused" sh -c "virsh -q -c qemu+tcp://$SUBNET.0.11/system domstate g2 | grep -qx running"
+
+# ---- cleanup ---------------------------------------------------------------
+stop_migd
+qemu_pids=$(for f in /run/libvirt-hosts/$NAME/n*/run/qemu/*.pid; do [ -f "$f" ] && cat "$f" && echo; done)
+"$LIBVIRT_HOSTS" stop --name "$NAME" >"$tmp/stop.log" 2>&1
+left=$(ip netns list | grep -c "^$NAME-")
+check "libvirt-hosts stop removed the namespaces ($left left)" [ "$left" = 0 ]
+alive=
+for p in $qemu_pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+pgrep -f "libvirtd .*/libvirt-hosts/$NAME/" >/dev/null && alive="$alive libvirtd"
+check "no libvirtd or QEMU of the test left (QEMU pids were: $(echo $qemu_pids))" [ -z "$alive" ]
+
+echo "# $((n - failed)) passed, $failed failed"
+[ "$failed" = 0 ]
