@@ -8,9 +8,12 @@
 # - migd boots a guest through libvirt (the image at $IMAGE_DIR when it has
 #   vmlinuz and initrd.img, else a BIOS-only domain without a disk), and it
 #   runs on exactly one host;
-# - it migrates twice (h1 -> h2 -> h1) with migctl, and `migctl history`
-#   holds libvirt's figures: total time, downtime and bytes above zero;
-#   after each move the guest runs on exactly one host (virsh list on both);
+# - it migrates twice (h1 -> h2 -> h1) with migctl, with auto-converge and
+#   two parallel connections, and `migctl history` holds libvirt's figures:
+#   total time, downtime and bytes above zero; after each move the guest
+#   runs on exactly one host (virsh list on both);
+# - a migration to a host whose libvirtd the source cannot reach fails and
+#   leaves the guest running on its source;
 # - after a restart of migd with a bandwidth cap of 1 MiB/s, a domain started
 #   outside migd (48 MiB of random data in its memory) is taken over with
 #   `migctl guest add`, and a migration of it aborted mid-way leaves it
@@ -95,7 +98,7 @@ json() { # PYTHON-EXPRESSION on the JSON read from stdin as `d`
 	python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
 }
 
-echo "1..14"
+echo "1..17"
 
 # a run that died before its cleanup left these
 QUIET=1 "$LIBVIRT_HOSTS" stop --name "$NAME" >/dev/null 2>&1
@@ -115,7 +118,7 @@ domain_type = qemu
 image_dir = $image
 guest_subnet = $SUBNET
 EOF
-start_migd || bail "migd did not start"
+start_migd --auto-converge --parallel-connections 2 || bail "migd did not start"
 mc host add h1 --uri "qemu+tcp://$SUBNET.0.11/system" >/dev/null || bail "host add h1"
 mc host add h2 --uri "qemu+tcp://$SUBNET.0.12/system#migrate_uri=tcp://$SUBNET.0.12" \
 	>/dev/null || bail "host add h2"
@@ -142,7 +145,18 @@ mc history --json >"$tmp/history.json" || bail "history"
 rows=$(json 'sum(1 for r in d if r["guest"]=="g1" and r["state"]=="completed" and r["total_ms"]>0 and r["downtime_ms"]>0 and r["bytes"]>0)' <"$tmp/history.json")
 check "history: 2 completed migrations of g1 with libvirt's total, downtime and bytes ($(json '"; ".join("%d ms, %d ms down, %d B" % (r["total_ms"], r["downtime_ms"], r["bytes"]) for r in d)' <"$tmp/history.json"))" \
 	[ "$rows" = 2 ]
+# LIVE|PEER2PEER (0x3) | AUTO_CONVERGE (0x2000) | PARALLEL (0x20000)
+check "the knobs reached libvirt (flags 0x22003 in migd's log)" grep -q "flags 0x22003" "$tmp/migd.log"
 check "migctl guest show says h1" sh -c "'$MIGCTL' --connect tcp://127.0.0.1:$PORT guest show g1 --json | grep -q '\"host\": \"h1\"'"
+
+# a destination the source's libvirtd cannot reach (peer_uri to nowhere)
+mc host add h3 --uri "qemu+tcp://$SUBNET.0.12/system#peer_uri=qemu+tcp://$SUBNET.0.99/system" \
+	>/dev/null || bail "host add h3"
+mc migrate g1 --to h3 --wait >"$tmp/m3" 2>&1
+check "a migration to an unreachable peer fails ($(tr -d '\n' <"$tmp/m3" | cut -c1-100))" \
+	grep -q failed "$tmp/m3"
+check "after the failure g1 still runs on h1 only" on_exactly g1 1
+mc host rm h3 >/dev/null || bail "host rm h3"
 
 # ---- abort under a bandwidth cap, on a domain migd did not create --------
 stop_migd
