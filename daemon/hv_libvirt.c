@@ -868,8 +868,12 @@ static void *monitor_main(void *arg)
 		int rc = virDomainGetJobStats(m->dom, &type, &p, &n, 0);
 		bool want_postcopy = false;
 		pthread_mutex_lock(&m->lock);
-		if (rc == 0 && type != VIR_DOMAIN_JOB_NONE && !m->done) {
-			progress_of_stats(p, n, &m->progress);
+		struct hv_progress now = m->progress;
+		if (rc == 0 && type != VIR_DOMAIN_JOB_NONE && !m->done)
+			progress_of_stats(p, n, &now);
+		/* a job being cancelled reports zeros: keep the last real figures */
+		if (now.total_bytes > 0 && now.transferred_bytes >= m->progress.transferred_bytes) {
+			m->progress = now;
 			m->progress.downtime_ms = 0; /* only final figures carry it */
 			/* post-copy after the first full round, as migd means it */
 			want_postcopy = m->params.postcopy && !m->postcopy_started &&
@@ -942,8 +946,11 @@ static void settle(struct lv_mig *m, int rc, const char *why, struct hv_progress
 	}
 	pthread_mutex_lock(&m->lock);
 	bool aborted = m->abort_requested;
+	*fin = m->progress; /* the monitor's last figures, unless libvirt kept more */
 	pthread_mutex_unlock(&m->lock);
-	completed_stats(m->dom, fin); /* what a failed job did, when libvirt kept it */
+	struct hv_progress kept = { 0 };
+	if (completed_stats(m->dom, &kept) == 0 && kept.transferred_bytes >= fin->transferred_bytes)
+		*fin = kept; /* what the failed job did, as libvirt kept it */
 	fin->state = aborted ? HV_MIG_CANCELLED : HV_MIG_FAILED;
 	fin->downtime_ms = 0;
 	if (!fin->total_time_ms)
