@@ -43,6 +43,7 @@ SUBNET=10.80
 PORT=$((7800 + $$ % 100))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_libvirt.XXXXXX") || exit 1
 migd_pid=
+migd_bad_exits=
 n=0
 failed=0
 
@@ -65,6 +66,9 @@ stop_migd() {
 	for i in $(seq 1 50); do kill -0 "$migd_pid" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$migd_pid" 2>/dev/null
 	wait "$migd_pid" 2>/dev/null
+	local status=$?
+	# a sanitizer's report at exit (leaks) turns into a non-zero status
+	[ "$status" = 0 ] || migd_bad_exits="$migd_bad_exits $status"
 	migd_pid=
 }
 
@@ -101,7 +105,7 @@ json() { # PYTHON-EXPRESSION on the JSON read from stdin as `d`
 	python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
 }
 
-echo "1..18"
+echo "1..19"
 
 # a run that died before its cleanup left these
 QUIET=1 "$LIBVIRT_HOSTS" stop --name "$NAME" >/dev/null 2>&1
@@ -219,6 +223,7 @@ check "a persistent domain stays defined where it goes, and only there" \
 
 # ---- cleanup ---------------------------------------------------------------
 stop_migd
+check "migd exited with status 0 at every stop (bad:${migd_bad_exits:- none})" [ -z "$migd_bad_exits" ]
 qemu_pids=$(for f in /run/libvirt-hosts/$NAME/n*/run/qemu/*.pid; do [ -f "$f" ] && cat "$f" && echo; done)
 "$LIBVIRT_HOSTS" stop --name "$NAME" >"$tmp/stop.log" 2>&1
 left=$(ip netns list | grep -c "^$NAME-")
