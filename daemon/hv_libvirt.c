@@ -933,22 +933,29 @@ static int build_params(struct lv_mig *m, virTypedParameterPtr *p, int *n)
 /* After virDomainMigrateToURI3 returned: the final word into fin. */
 static void settle(struct lv_mig *m, int rc, const char *why, struct hv_progress *fin)
 {
-	if (rc == 0) {
-		fin->state = HV_MIG_COMPLETED;
-		virDomainPtr dd = virDomainLookupByName(m->dconn, m->guest);
-		if (!dd || completed_stats(dd, fin) < 0)
-			log_warnx("migration of %s: no completed job figures on %s: %s", m->guest,
-				  m->dst, lv_error());
-		if (dd)
-			virDomainFree(dd);
-		fin->remaining_bytes = 0;
-		return;
-	}
+	struct hv_progress kept = { 0 };
 	pthread_mutex_lock(&m->lock);
 	bool aborted = m->abort_requested;
 	*fin = m->progress; /* the monitor's last figures, unless libvirt kept more */
 	pthread_mutex_unlock(&m->lock);
-	struct hv_progress kept = { 0 };
+	if (rc == 0) {
+		/* a transient domain is gone from the source: ask the destination */
+		virDomainPtr dd = virDomainLookupByName(m->dconn, m->guest);
+		if (dd && completed_stats(dd, &kept) == 0 && kept.transferred_bytes > 0) {
+			*fin = kept;
+		} else {
+			/* after post-copy libvirt 9.0 keeps none: the monitor's last
+			 * figures, the call's duration, and no downtime figure */
+			log_info("migration of %s: no completed job figures on %s; recording the "
+				 "last progress and the call's duration", m->guest, m->dst);
+			fin->total_time_ms = now_ms() - m->started_ms;
+		}
+		if (dd)
+			virDomainFree(dd);
+		fin->state = HV_MIG_COMPLETED;
+		fin->remaining_bytes = 0;
+		return;
+	}
 	if (completed_stats(m->dom, &kept) == 0 && kept.transferred_bytes >= fin->transferred_bytes)
 		*fin = kept; /* what the failed job did, as libvirt kept it */
 	fin->state = aborted ? HV_MIG_CANCELLED : HV_MIG_FAILED;
