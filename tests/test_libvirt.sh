@@ -240,6 +240,11 @@ if as --32 -o "$tmp/dirty.o" "$tmp/dirty.S" 2>/dev/null &&
 		"$tmp/g2.xml" >"$tmp/g4.xml"
 	vsh 1 create "$tmp/g4.xml" >/dev/null || bail "virsh create g4"
 	mc guest add g4 --host h1 --memory 128m >/dev/null || bail "guest add g4"
+	for i in $(seq 1 150); do # until its CPU runs our loop (at 1 MiB), not the BIOS
+		vsh 1 qemu-monitor-command g4 --hmp 'info registers' 2>/dev/null |
+			grep -q 'EIP=00100' && break
+		sleep 0.1
+	done
 	mc migrate g4 --to h2 --wait >"$tmp/m5" 2>&1
 	check "a guest dirtying 94 MiB over and over migrated with post-copy ($(tr -d '\n' <"$tmp/m5" | cut -c1-90))" \
 		sh -c "grep -q completed '$tmp/m5' && grep -q 'migration of g4: switched to post-copy' '$tmp/migd.log'"
