@@ -116,6 +116,30 @@ static const struct opt opts[] = {
 	  "first TCP port a destination QEMU listens on for a migration" },
 	{ "qmp.state_dir", STR(qmp_state_dir), "", 0, 0, 0,
 	  "per-guest files of the QEMU backend (empty: qmp/ beside db)" },
+	/* [libvirt] (the "libvirt." names; flags --libvirt-NAME): the libvirt backend */
+	{ "libvirt.image_dir", STR(libvirt_image_dir), "", 0, 0, 0,
+	  "guest image (vmlinuz, initrd.img) on every host; empty: BIOS-only guests "
+	  "without a disk" },
+	{ "libvirt.domain_type", STR(libvirt_domain_type), "auto", 0, 0, 0,
+	  "domain type of new guests: qemu (TCG), kvm, or auto (kvm when the host's "
+	  "capabilities list it)" },
+	{ "libvirt.bridge", STR(libvirt_bridge), "br0", 0, 0, 0,
+	  "host bridge the guest NIC joins; empty: no NIC" },
+	{ "libvirt.serial_dir", STR(libvirt_serial_dir), "/var/log/libvirt/qemu", 0, 0, 0,
+	  "directory on each host for the guests' serial logs (GUEST.serial)" },
+	{ "libvirt.emulator", STR(libvirt_emulator), "/usr/bin/qemu-system-x86_64", 0, 0, 0,
+	  "QEMU binary on the hosts" },
+	{ "libvirt.guest_subnet", STR(libvirt_guest_subnet), "", 0, 0, 0,
+	  "A.B: guests booted from the image get A.B.1.X/16 (gateway A.B.0.1); "
+	  "empty: no address" },
+	{ "libvirt.agent_endpoint", STR(libvirt_agent_endpoint), "", 0, 0, 0,
+	  "migd.agent= endpoint given to the guests; empty: none" },
+	{ "libvirt.tb_size_mib", NUM(OPT_UINT, libvirt_tb_size_mib), "64", 1, 4096, 0,
+	  "TCG translation cache of qemu-type guests, MiB" },
+	{ "libvirt.keepalive_interval", NUM(OPT_UINT, libvirt_keepalive_interval_s), "5", 1, 3600,
+	  0, "seconds between keepalive probes on each host connection" },
+	{ "libvirt.keepalive_count", NUM(OPT_UINT, libvirt_keepalive_count), "3", 1, 100, 0,
+	  "unanswered probes before a host connection counts as dead" },
 };
 
 
@@ -327,7 +351,7 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 		return 0;
 	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd], [agent] or [qmp])", where, section);
+			 "top, in [migd], [agent], [qmp] or [libvirt])", where, section);
 		st->failed = 1;
 		return 0;
 	}

@@ -6,6 +6,10 @@
  * for '_': max_concurrent is --max-concurrent), --dump-config and the help
  * text all come from it, so they cannot drift apart. Order: defaults, then
  * the file given with -c, then the command line.
+ *
+ * Settings of one backend sit in its own section ([libvirt] image_dir);
+ * their field and long option carry the section's name as a prefix
+ * (libvirt_image_dir, --libvirt-image-dir).
  */
 #ifndef MIGD_CONFIG_H
 #define MIGD_CONFIG_H
@@ -68,6 +72,18 @@ struct migd_config {
 	char qmp_sfs_conf[PATH_MAX];
 	unsigned qmp_migration_port_base;
 	char qmp_state_dir[PATH_MAX];       /* "": beside db, in qmp/ */
+
+	/* [libvirt]: the libvirt backend (hv_libvirt.c) */
+	char libvirt_image_dir[PATH_MAX];   /* vmlinuz + initrd.img; "": BIOS-only guests */
+	char libvirt_domain_type[8];        /* qemu, kvm or auto */
+	char libvirt_bridge[64];            /* host bridge of the guest NIC; "": no NIC */
+	char libvirt_serial_dir[PATH_MAX];  /* guest serial logs, on each host */
+	char libvirt_emulator[PATH_MAX];
+	char libvirt_guest_subnet[16];      /* "A.B": guests get A.B.1.X/16 */
+	char libvirt_agent_endpoint[CONFIG_ENDPOINT_MAX];
+	unsigned libvirt_tb_size_mib;
+	unsigned libvirt_keepalive_interval_s;
+	unsigned libvirt_keepalive_count;
 
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */

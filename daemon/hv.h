@@ -1,10 +1,10 @@
 /*
  * hv: the hypervisor backend interface of migd.
  *
- * A backend is a driver for one URI scheme ("sim", later "qmp", "qemu+ssh"
- * through libvirt, "xen"/"libxl"). migd opens each driver once; hosts are
- * added to the driver that owns their URI's scheme, and a migration happens
- * between two hosts of the same driver. Variants sit side by side as
+ * A backend is a driver for one or more URI schemes ("sim", "qmp", libvirt's
+ * "qemu+ssh", "xen", ..., "libxl"). migd opens each driver once; hosts are
+ * added to the driver that claims their URI's scheme, and a migration
+ * happens between two hosts of the same driver. Variants sit side by side as
  * hv_<scheme>.c behind this header (Redis ae.c style); hv.c holds the
  * registry that maps a scheme to its ops.
  *
@@ -30,6 +30,18 @@ struct hv_env {
 	uint64_t seed;          /* sim: randomness seed (deterministic for a seed) */
 	const char *state_dir;  /* where a driver may keep its own state (sim: its world) */
 	const struct hv_qmp_settings *qmp; /* qmp: migd.conf [qmp]; NULL: its defaults */
+	struct hv_libvirt_env {  /* migd.conf [libvirt]; zeroed = defaults */
+		const char *image_dir;      /* vmlinuz + initrd.img; NULL/"": BIOS-only guests */
+		const char *domain_type;    /* "qemu", "kvm", or NULL/"auto": kvm if the host says so */
+		const char *bridge;         /* host bridge for the guest NIC; NULL: "br0", "": none */
+		const char *serial_dir;     /* on each host; NULL: /var/log/libvirt/qemu */
+		const char *emulator;       /* NULL: /usr/bin/qemu-system-x86_64 */
+		const char *guest_subnet;   /* "A.B": guests get A.B.1.X/16 on their command line */
+		const char *agent_endpoint; /* migd.agent= for the guests; NULL/"": none */
+		unsigned tb_size_mib;       /* TCG translation cache; 0: 64 */
+		unsigned keepalive_interval_s; /* 0: 5 */
+		unsigned keepalive_count;      /* 0: 3; a dead host is noticed in interval*(count+1) */
+	} libvirt;
 };
 
 struct hv_guest_spec {
@@ -75,7 +87,11 @@ struct hv_progress {
 };
 
 struct hv_ops {
-	const char *scheme;
+	const char *scheme;      /* the driver's name; the URI scheme it claims by default */
+	/* More schemes it claims, NULL-terminated (NULL: scheme only). An entry
+	 * ending in '+' claims that scheme with any transport: "qemu+" claims
+	 * "qemu+ssh" and "qemu+tcp" (libvirt's driver+transport spelling). */
+	const char *const *schemes;
 	int (*open)(const struct hv_env *env, struct hv **out, char *err, size_t errlen);
 	void (*close)(struct hv *hv); /* NULL is fine */
 	/* A host of this driver: name and full URI (sim:///n1?link=1gbit). */
@@ -105,13 +121,22 @@ struct hv_ops {
 	int64_t (*now_ns)(struct hv *hv);
 };
 
-/* The driver for a URI's scheme ("sim:///n1" -> sim), or NULL. */
+/* The driver for a URI's scheme ("sim:///n1" -> sim), or NULL. An exact
+ * claim wins over a "driver+" one. */
 const struct hv_ops *hv_ops_for_uri(const char *uri);
+/* 2: ops claims scheme (len bytes) exactly, 1: through a "driver+" entry, 0: not. */
+int hv_ops_claims(const struct hv_ops *ops, const char *scheme, size_t len);
 /* Every driver built into this migd, NULL-terminated. */
 extern const struct hv_ops *const hv_drivers[];
 
 /* The drivers themselves, one per hv_<scheme>.c. */
 extern const struct hv_ops hv_sim_ops;
 extern const struct hv_ops hv_qmp_ops;
+#ifdef MIGD_HAVE_LIBVIRT
+extern const struct hv_ops hv_libvirt_ops;
+#endif
+#ifdef MIGD_HAVE_LIBXL
+extern const struct hv_ops hv_libxl_ops;
+#endif
 
 #endif

@@ -155,6 +155,18 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->defer_delay_ns = (int64_t)(conf->defer_delay_s * 1e9);
 	o->max_defers = conf->max_defers;
 	o->env.qmp = &qmp_settings;
+	o->env.libvirt = (struct hv_libvirt_env){
+		.image_dir = conf->libvirt_image_dir,
+		.domain_type = conf->libvirt_domain_type,
+		.bridge = conf->libvirt_bridge,
+		.serial_dir = conf->libvirt_serial_dir,
+		.emulator = conf->libvirt_emulator,
+		.guest_subnet = conf->libvirt_guest_subnet,
+		.agent_endpoint = conf->libvirt_agent_endpoint,
+		.tb_size_mib = conf->libvirt_tb_size_mib,
+		.keepalive_interval_s = conf->libvirt_keepalive_interval_s,
+		.keepalive_count = conf->libvirt_keepalive_count,
+	};
 }
 
 static int64_t cluster_clock(void *arg)

@@ -37,6 +37,11 @@ tzdata
 libschedule-cron-events-perl
 qemu-system-x86
 dropbear-bin
+libvirt-dev
+libvirt-daemon
+libvirt-daemon-driver-qemu
+libvirt-clients
+libxen-dev
 "
 
 as_root() {

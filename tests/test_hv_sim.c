@@ -189,7 +189,7 @@ Test(hv_sim, registry_maps_a_scheme_to_its_driver)
 	cr_assert_eq(hv_ops_for_uri("sim:///n1?link=1gbit"), &hv_sim_ops);
 	cr_assert_eq(hv_ops_for_uri("sim:n1"), &hv_sim_ops);
 	cr_assert_null(hv_ops_for_uri("simulator:///n1"));
-	cr_assert_null(hv_ops_for_uri("qemu+ssh://node/system"));
+	cr_assert_null(hv_ops_for_uri("nosuch+ssh://node/system")); /* qemu+ssh: libvirt */
 	cr_assert_null(hv_ops_for_uri("sim"));
 	cr_assert_null(hv_ops_for_uri(":///x"));
 	cr_assert_null(hv_ops_for_uri(NULL));
