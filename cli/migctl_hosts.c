@@ -228,6 +228,15 @@ static void guest_print(json_t *g)
 	print_kv("job", jstr(g, "job"));
 	job_rank_text(g, buf, sizeof(buf));
 	print_kv("rank", buf);
+	json_t *b = json_object_get(g, "backend");
+	if (json_is_object(b) && json_object_get(b, "error")) {
+		print_kv("backend", jstr(b, "error"));
+	} else if (json_is_object(b)) {
+		snprintf(buf, sizeof(buf), "on %s, %s", jstr(b, "host"),
+			 jbool(b, "running", 0) ? "running" : "paused");
+		print_kv("backend", buf);
+		print_kv("address", *jstr(b, "address") ? jstr(b, "address") : "-");
+	}
 	agent_print(json_object_get(g, "agent"));
 }
 

@@ -572,6 +572,15 @@ static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *
 	if (rc < 0)
 		return db_error(rc, err, errlen);
 	*result = guest_json(api, &g);
+	/* the backend's view: where the hypervisor says it runs, its address */
+	struct hv_guest_info info;
+	char berr[256];
+	if (exec_guest_info(api->ex, &g, &info, berr, sizeof(berr)) == 0)
+		json_object_set_new(*result, "backend",
+				    json_pack("{s:s, s:b, s:s}", "host", info.host, "running",
+					      info.running, "address", info.addr));
+	else
+		json_object_set_new(*result, "backend", json_pack("{s:s}", "error", berr));
 	return 0;
 }
 

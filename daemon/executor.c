@@ -275,6 +275,18 @@ int exec_guest_create(struct executor *ex, const char *host_uri, const struct db
 	return be->ops->guest_create(be->hv, g->host, &spec, err, errlen);
 }
 
+int exec_guest_info(struct executor *ex, const struct db_guest *g, struct hv_guest_info *out,
+		    char *err, size_t errlen)
+{
+	struct backend *be = backend_of_host(ex, g->host);
+	if (!be) {
+		snprintf(err, errlen, "guest %s: the backend of host %s is not available", g->name,
+			 g->host);
+		return -ENODEV;
+	}
+	return be->ops->guest_info(be->hv, g->name, out, err, errlen);
+}
+
 /* ---- rows and their events -------------------------------------------- */
 
 static json_t *mig_event(const char *type, const struct db_migration *m, int64_t now)

@@ -96,6 +96,11 @@ int exec_host_remove(struct executor *ex, const char *name, const char *uri, cha
 int exec_guest_create(struct executor *ex, const char *host_uri, const struct db_guest *g,
 		      char *err, size_t errlen);
 
+/* The backend's truth about a guest of the table (where it runs, its
+ * address): a guest.show asks this; 0 or the backend's error. */
+int exec_guest_info(struct executor *ex, const struct db_guest *g, struct hv_guest_info *out,
+		    char *err, size_t errlen);
+
 struct exec_request {
 	const char *guest;
 	const char *to;              /* NULL: the planner chooses */

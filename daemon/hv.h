@@ -56,6 +56,7 @@ struct hv_guest_info {
 	uint64_t memory_bytes;
 	uint64_t dirty_rate_bps;
 	int running;             /* 0: paused or stopped */
+	char addr[48];           /* the guest's own network address, "" when unknown */
 };
 
 /* The policy's knobs; 0 = the backend's default. */

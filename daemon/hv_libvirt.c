@@ -606,6 +606,14 @@ static void info_of(virDomainPtr d, const struct lv_host *h, bool running,
 	snprintf(out->host, sizeof(out->host), "%s", h->name);
 	if (virDomainGetInfo(d, &di) == 0)
 		out->memory_bytes = (uint64_t)di.maxMem * 1024;
+	/* the address migd gave it on its kernel command line, if any */
+	char *xml = virDomainGetXMLDesc(d, 0);
+	const char *ip = xml ? strstr(xml, "migd.ip=") : NULL;
+	if (ip) {
+		ip += strlen("migd.ip=");
+		snprintf(out->addr, sizeof(out->addr), "%.*s", (int)strcspn(ip, "/ <"), ip);
+	}
+	free(xml);
 }
 
 /* The active migration of guest, or NULL. */

@@ -789,6 +789,8 @@ int qvm_info(struct hv *hv, const char *guest, struct hv_guest_info *out)
 	json_t *j = load_guest(hv, guest);
 	*out = (struct hv_guest_info){ .running = strcmp(status, "running") == 0 };
 	out->memory_bytes = (uint64_t)json_integer_value(json_object_get(j, "memory_bytes"));
+	const char *ip = json_string_value(json_object_get(j, "ip"));
+	snprintf(out->addr, sizeof(out->addr), "%s", ip ? ip : "");
 	json_decref(j);
 	snprintf(out->name, sizeof(out->name), "%s", guest);
 	snprintf(out->host, sizeof(out->host), "%s", host);
