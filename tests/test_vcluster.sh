@@ -66,6 +66,13 @@ gssh() {
 	timeout 120 "$VGUEST" --name "$NAME" --image "$image" ssh "$g" "$@" 2>"$tmp/ssh.err"
 }
 
+# genv G: the variables of guest G's env file (log, pidfile, host, ...)
+genv() {
+	log= pidfile= host=
+	# shellcheck disable=SC1090
+	. "/run/vcluster/$NAME/guests/$1.env"
+}
+
 # what of ours is left: namespaces, the controller veth, taps, state
 leftovers() {
 	ip netns list | awk '{ print $1 }' | grep -E "^$NAME-" | sed 's/^/netns /'
@@ -121,13 +128,14 @@ boot() {
 	local g=$1 h=$2 ip=$3
 	if "$VGUEST" --name "$NAME" --image "$image" --timeout "$BOOT_TIMEOUT" start "$g" --host "$h" --ip "$ip" >"$tmp/$g.out" 2>&1; then
 		cat "$tmp/$g.out"
-		grep -c "^MIGD-GUEST-READY name=$g ip=$ip$" "/run/vcluster/$NAME/guests/$g.log" | grep -qx 1 ||
+		genv "$g"
+		grep -c "^MIGD-GUEST-READY name=$g ip=$ip$" "$log" | grep -qx 1 ||
 			fail "$g: not exactly one ready line"
 		ip -n "$NAME-$h" -o link show master br0 | grep -q 'vg[0-9a-f]\{8\}' || fail "$g: no tap on br0 of $h"
-		ps -o args= -p "$(cat "/run/vcluster/$NAME/guests/$g.pid")" | grep -qE -- "-accel (kvm|tcg,tb-size=64) -m 256 -smp 1 -nodefaults -no-user-config -display none -vga none -kernel .* -initrd .* -append console=ttyS0 migd.name=$g migd.ip=$ip/16 migd.gw=$SUBNET.0.1 -netdev tap,id=n0,ifname=vg[0-9a-f]{8},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:[0-9a-f:]{8},romfile= -serial file:[^ ]* -qmp unix:[^ ]*,server=on,wait=off -fw_cfg name=opt/migd/sfs.conf,file=" ||
-			fail "$g: QEMU command line differs from CONTRACTS.md: $(ps -o args= -p "$(cat "/run/vcluster/$NAME/guests/$g.pid")")"
+		ps -o args= -p "$(cat "$pidfile")" | grep -qE -- "-accel (kvm|tcg,tb-size=64) -m 256 -smp 1 -nodefaults -no-user-config -display none -vga none -kernel .* -initrd .* -append console=ttyS0 migd.name=$g migd.ip=$ip/16 migd.gw=$SUBNET.0.1 -netdev tap,id=n0,ifname=vg[0-9a-f]{8},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:[0-9a-f:]{8},romfile= -serial file:[^ ]* -qmp unix:[^ ]*,server=on,wait=off -fw_cfg name=opt/migd/sfs.conf,file=" ||
+			fail "$g: QEMU command line differs from CONTRACTS.md: $(ps -o args= -p "$(cat "$pidfile")")"
 	else
-		fail "$g did not boot: $(cat "$tmp/$g.out"); serial log: $(tail -5 "/run/vcluster/$NAME/guests/$g.log" 2>/dev/null)"
+		fail "$g did not boot: $(cat "$tmp/$g.out"); serial log: $(tail -5 "/run/vcluster/$NAME/guests/$g@$h.log" 2>/dev/null)"
 	fi
 }
 boot g1 n1 "$SUBNET.1.2"
@@ -166,7 +174,26 @@ echo "$out" | grep -q '^Max Write:' && echo "$out" | grep -q '^Max Read:' && ! e
 echo "$out" | grep -E '^(write|read) ' | head -2
 case_done "mpirun -np 2 across guests: hostname and sfs-ior -a SFS with data checks"
 
-# 9: down removes everything, and again is fine
+# 9: a guest live-migrated (raw QMP) to the other host keeps its address,
+# its uptime and its sfs access
+up0=$(gssh g2 'cut -d" " -f1 /proc/uptime')
+if "$VGUEST" --name "$NAME" migrate g2 --to n1 >"$tmp/mig.out" 2>&1; then
+	cat "$tmp/mig.out"
+	genv g2
+	[ "$host" = n1 ] || fail "g2 is on \"$host\" after the migration"
+	ip -n "$NAME-n2" -o link show type tun 2>/dev/null | grep -q . && fail "a tap is left on n2"
+	ping -c 1 -W 5 "$SUBNET.1.3" >/dev/null 2>&1 || fail "g2 does not answer ping after the migration"
+	out=$(gssh g2 'cut -d" " -f1 /proc/uptime; ip -o -4 addr show eth0; SFS_CONF=/etc/sfs.conf sfs cat sfs:/from-g1')
+	up1=$(echo "$out" | head -1)
+	awk -v a="$up0" -v b="$up1" 'BEGIN { exit !(b > a) }' || fail "g2 uptime went from $up0 to $up1: rebooted?"
+	echo "$out" | grep -q "inet $SUBNET.1.3/16" || fail "g2 address after the migration: $out"
+	echo "$out" | grep -qx written-in-g1 || fail "g2 cannot read sfs after the migration: $out"
+else
+	fail "vguest migrate g2 --to n1: $(cat "$tmp/mig.out")"
+fi
+case_done "a guest migrated to another host keeps its address, uptime and sfs"
+
+# 10: down removes everything, and again is fine
 "$VCLUSTER" down --name "$NAME" >"$tmp/down.out" 2>&1 || fail "vcluster down: $(cat "$tmp/down.out")"
 sleep 0.5
 left=$(leftovers)
@@ -174,7 +201,7 @@ left=$(leftovers)
 "$VCLUSTER" down --name "$NAME" >"$tmp/down.out" 2>&1 || fail "second vcluster down: $(cat "$tmp/down.out")"
 case_done "vcluster down leaves no namespace, veth, tap, bridge, process or state; twice is fine"
 
-# 10: a failed up removes what it made
+# 11: a failed up removes what it made
 if VCLUSTER_FAIL_AT=n2 "$VCLUSTER" up --name "$NAME" --subnet "$SUBNET" --hosts 3 >"$tmp/up.out" 2>&1; then
 	fail "up with VCLUSTER_FAIL_AT=n2 succeeded"
 fi
@@ -182,7 +209,7 @@ left=$(leftovers)
 [ -z "$left" ] || fail "left after a failed up: $left"
 case_done "a failed up removes what it had made"
 
-# 11: usage errors and no root
+# 12: usage errors and no root
 "$VCLUSTER" up --name "$NAME" --link 1gbps >"$tmp/err.out" 2>&1
 [ $? = 2 ] && grep -q '1gbps' "$tmp/err.out" || fail "bad --link: $(cat "$tmp/err.out")"
 if command -v setpriv >/dev/null; then
