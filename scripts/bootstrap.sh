@@ -7,7 +7,8 @@
 #   scripts/bootstrap.sh test    install packages, build normal and sanitizer
 #                                (address,undefined) trees, run every test,
 #                                end with "N passed, N failed"
-#   scripts/bootstrap.sh deps|build   just those steps
+#   scripts/bootstrap.sh deps|build   just those steps (build includes the
+#                                guest image, cluster/mkimage -> build/image)
 #
 # Packages come from Debian with apt-get (apt-get update runs once, only
 # when something is missing). Needs root, or sudo, for apt-get.
@@ -42,6 +43,11 @@ libvirt-daemon
 libvirt-daemon-driver-qemu
 libvirt-clients
 libxen-dev
+iputils-ping
+cpio
+zstd
+kmod
+util-linux
 "
 
 as_root() {
@@ -63,6 +69,19 @@ deps() {
 build() {
 	[ -f build/build.ninja ] || meson setup build
 	ninja -C build
+	image
+}
+
+# The virtual cluster's guest image (build/image), from Debian packages
+# fetched with apt-get download (cached in /var/cache/migd-mkimage, as
+# root); quick
+# when nothing changed. The sanitizer tree's tests use it too. apt-get
+# download needs the package lists, so update them once if they are empty.
+image() {
+	if ! apt-cache policy linux-image-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	fi
+	cluster/mkimage --build build -q
 }
 
 build_asan() {
