@@ -199,7 +199,7 @@ static const char *or_default(const char *value, const char *def)
 static void guest_cmdline(const struct hv_libvirt_env *env, const char *name, const char *ip,
 			  char *out, size_t len)
 {
-	size_t n = (size_t)snprintf(out, len, "console=ttyS0 migd.name=%s", name);
+	size_t n = (size_t)snprintf(out, len, "console=ttyS0 no_timer_check migd.name=%s", name);
 	if (ip && n < len)
 		n += (size_t)snprintf(out + n, len - n, " migd.ip=%s/16 migd.gw=%s.0.1", ip,
 				      env->guest_subnet);

@@ -521,7 +521,7 @@ static json_t *guest_argv(const struct hv *hv, const char *name, uint64_t mem_by
 		ARG("-kernel"), ARG(buf);
 		snprintf(buf, sizeof(buf), "%s/initrd.img", hv->image_dir);
 		ARG("-initrd"), ARG(buf);
-		snprintf(buf, sizeof(buf), "console=ttyS0 migd.name=%s migd.ip=%s/%d migd.gw=%s%s%s",
+		snprintf(buf, sizeof(buf), "console=ttyS0 no_timer_check migd.name=%s migd.ip=%s/%d migd.gw=%s%s%s",
 			 name, ip, prefix, gw, *hv->agent_endpoint ? " migd.agent=" : "",
 			 hv->agent_endpoint);
 		ARG("-append"), ARG(buf);

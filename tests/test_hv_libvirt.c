@@ -116,7 +116,7 @@ Test(hv_libvirt, domain_xml_boots_the_image_with_its_address)
 	cr_assert(strstr(xml, "<memory unit='KiB'>131072</memory>"));
 	cr_assert(strstr(xml, "<kernel>/img/vmlinuz</kernel>"));
 	cr_assert(strstr(xml, "<initrd>/img/initrd.img</initrd>"));
-	cr_assert(strstr(xml, "console=ttyS0 migd.name=g1 migd.ip=10.80.1.2/16 migd.gw=10.80.0.1 "
+	cr_assert(strstr(xml, "console=ttyS0 no_timer_check migd.name=g1 migd.ip=10.80.1.2/16 migd.gw=10.80.0.1 "
 			 "migd.agent=tcp://10.80.0.1:7710"), "%s", xml);
 	cr_assert(strstr(xml, "<source bridge='br0'/>"));
 	cr_assert(strstr(xml, mac));
