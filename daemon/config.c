@@ -134,6 +134,9 @@ static const struct opt opts[] = {
 	  "empty: no address" },
 	{ "libvirt.agent_endpoint", STR(libvirt_agent_endpoint), "", 0, 0, 0,
 	  "migd.agent= endpoint given to the guests; empty: none" },
+	{ "libvirt.sfs_conf", STR(libvirt_sfs_conf), "", 0, 0, 0,
+	  "sfs.conf handed to guests through fw_cfg opt/migd/sfs.conf, at this path on every "
+	  "host (empty: none)" },
 	{ "libvirt.tb_size_mib", NUM(OPT_UINT, libvirt_tb_size_mib), "64", 1, 4096, 0,
 	  "TCG translation cache of qemu-type guests, MiB" },
 	{ "libvirt.keepalive_interval", NUM(OPT_UINT, libvirt_keepalive_interval_s), "5", 1, 3600,

@@ -81,6 +81,7 @@ struct migd_config {
 	char libvirt_emulator[PATH_MAX];
 	char libvirt_guest_subnet[16];      /* "A.B": guests get A.B.1.X/16 */
 	char libvirt_agent_endpoint[CONFIG_ENDPOINT_MAX];
+	char libvirt_sfs_conf[PATH_MAX];
 	unsigned libvirt_tb_size_mib;
 	unsigned libvirt_keepalive_interval_s;
 	unsigned libvirt_keepalive_count;

@@ -240,6 +240,11 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_env *env, const char *domain_t
 			"    <cmdline>%s</cmdline>\n", env->image_dir, env->image_dir, cmdline);
 	}
 	fprintf(f, "  </os>\n");
+	/* the guest's /init installs this as /etc/sfs.conf (as with the qmp
+	 * backend's -fw_cfg); the file must exist at this path on every host */
+	if (env->sfs_conf && *env->sfs_conf)
+		fprintf(f, "  <sysinfo type='fwcfg'>\n    <entry name='opt/migd/sfs.conf' "
+			"file='%s'/>\n  </sysinfo>\n", env->sfs_conf);
 	if (strcmp(domain_type, "qemu") == 0)
 		fprintf(f, "  <features><tcg><tb-cache unit='MiB'>%u</tb-cache></tcg></features>\n",
 			env->tb_size_mib ? env->tb_size_mib : 64);
@@ -340,7 +345,7 @@ struct lv_mig {
 struct hv {
 	pthread_mutex_t lock;
 	struct hv_libvirt_env env;  /* strings owned (strdup) */
-	char *strings[7];
+	char *strings[8];
 	struct lv_host **hosts;
 	size_t n_hosts, cap_hosts;
 	struct lv_mig **migs;
@@ -449,7 +454,7 @@ static int lv_open(const struct hv_env *env, struct hv **out, char *err, size_t 
 		hv->env = env->libvirt;
 	const char **strs[] = { &hv->env.image_dir, &hv->env.bridge, &hv->env.serial_dir,
 				&hv->env.emulator, &hv->env.guest_subnet, &hv->env.agent_endpoint,
-				&hv->env.domain_type };
+				&hv->env.domain_type, &hv->env.sfs_conf };
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		if (!*strs[i])
 			continue;

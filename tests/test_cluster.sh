@@ -1,0 +1,20 @@
+#!/bin/sh
+# The virtual cluster end to end with real guests (issue "real live
+# migration"): cluster/demo --explicit boots three guests from the image,
+# runs a counter writing to sfs in each and an MPI job across them,
+# migrates every guest twice through migd's BACKEND (qmp by default), and
+# checks uptime, address, sfs data, the MPI job's verification and QEMU's
+# (or libvirt's) figures in migctl history. TAP from cluster/demo; exit 77
+# (skip) without root or QEMU. A cluster name, subnet and port of its own.
+#
+#   BACKEND=qmp|libvirt BUILD=DIR tests/test_cluster.sh
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+backend=${BACKEND:-qmp}
+case "$backend" in
+qmp) name=tcq subnet=10.82 port=7791 guests=3 ;;
+libvirt) name=tcl subnet=10.83 port=7792 guests=2 ;;
+*) echo "BACKEND=$backend: expected qmp or libvirt" >&2; exit 2 ;;
+esac
+exec "$here/../cluster/demo" --explicit --tap --backend "$backend" --guests "$guests" \
+	--name "$name" --subnet "$subnet" --port "$port" --build "${BUILD:?BUILD names the build tree}"
