@@ -245,9 +245,14 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_env *env, const char *domain_t
 	if (env->sfs_conf && *env->sfs_conf)
 		fprintf(f, "  <sysinfo type='fwcfg'>\n    <entry name='opt/migd/sfs.conf' "
 			"file='%s'/>\n  </sysinfo>\n", env->sfs_conf);
+	/* ACPI: the guest kernel finds QEMU's fw_cfg device (and the sfs.conf
+	 * in it) through ACPI's QEMU0002 entry; without <acpi/> libvirt starts
+	 * QEMU with -no-acpi and /sys/firmware/qemu_fw_cfg stays empty */
+	fprintf(f, "  <features><acpi/>");
 	if (strcmp(domain_type, "qemu") == 0)
-		fprintf(f, "  <features><tcg><tb-cache unit='MiB'>%u</tb-cache></tcg></features>\n",
+		fprintf(f, "<tcg><tb-cache unit='MiB'>%u</tb-cache></tcg>",
 			env->tb_size_mib ? env->tb_size_mib : 64);
+	fprintf(f, "</features>\n");
 	fprintf(f, "  <devices>\n    <emulator>%s</emulator>\n",
 		or_default(env->emulator, DEFAULT_EMULATOR));
 	if (*bridge)
