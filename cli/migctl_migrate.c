@@ -429,12 +429,16 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
-int cmd_abort(struct ctl *c, int argc, char **argv)
+/* A command whose one argument is a migration ID (abort, migration show):
+ * the common options, the ID, METHOD called with {"id": ID}, and its result
+ * printed as JSON (--json) or by PRINT. */
+static int cmd_with_id(struct ctl *c, int argc, char **argv, const char *usage,
+		       const char *method, void (*print)(json_t *m))
 {
 	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
 	int opt, rc;
 	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1)
-		if ((rc = ctl_option(c, opt, argv, abort_usage)) != CTL_CONTINUE)
+		if ((rc = ctl_option(c, opt, argv, usage)) != CTL_CONTINUE)
 			return rc;
 	if ((rc = ctl_positional(c, argc, argv, 1, "ID")) != 0)
 		return rc;
@@ -443,15 +447,25 @@ int cmd_abort(struct ctl *c, int argc, char **argv)
 		return ctl_usage_error(c, "ID \"%s\": expected a migration id (a number from 1)",
 				       argv[optind]);
 	json_t *root, *result;
-	if ((rc = ctl_call(c, "abort", json_pack("{s:I}", "id", (json_int_t)id), &root,
+	if ((rc = ctl_call(c, method, json_pack("{s:I}", "id", (json_int_t)id), &root,
 			   &result)) != 0)
 		return rc;
 	if (c->json)
 		rc = ctl_print_json(c, result);
 	else
-		migration_print_line(result, stdout);
+		print(result);
 	json_decref(root);
 	return rc;
+}
+
+static void migration_print_line_stdout(json_t *m)
+{
+	migration_print_line(m, stdout);
+}
+
+int cmd_abort(struct ctl *c, int argc, char **argv)
+{
+	return cmd_with_id(c, argc, argv, abort_usage, "abort", migration_print_line_stdout);
 }
 
 int cmd_queue(struct ctl *c, int argc, char **argv)
@@ -537,25 +551,6 @@ static void migration_print(json_t *m)
 
 int cmd_migration_show(struct ctl *c, int argc, char **argv)
 {
-	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
-	int opt, rc;
-	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1)
-		if ((rc = ctl_option(c, opt, argv, migration_show_usage)) != CTL_CONTINUE)
-			return rc;
-	if ((rc = ctl_positional(c, argc, argv, 1, "ID")) != 0)
-		return rc;
-	uint64_t id;
-	if (ctl_parse_id(argv[optind], &id) < 0)
-		return ctl_usage_error(c, "ID \"%s\": expected a migration id (a number from 1)",
-				       argv[optind]);
-	json_t *root, *result;
-	if ((rc = ctl_call(c, "migration.show", json_pack("{s:I}", "id", (json_int_t)id), &root,
-			   &result)) != 0)
-		return rc;
-	if (c->json)
-		rc = ctl_print_json(c, result);
-	else
-		migration_print(result);
-	json_decref(root);
-	return rc;
+	return cmd_with_id(c, argc, argv, migration_show_usage, "migration.show",
+			   migration_print);
 }

@@ -9,6 +9,7 @@
 # test. Skips (77) when migd has no agent side (--agent-listen) or there is
 # no mpirun-free sfs-ior start.
 set -u
+. "$(dirname "$0")/lib-migd.sh" # for stop_pid; ok and the rest are this test's own
 
 : "${MIGD:?}" "${MIGCTL:?}" "${MIGAGENT:?}" "${SFSD:?}" "${SFS:?}" "${SFS_IOR:?}"
 
@@ -21,17 +22,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_agent_migd.XXXXXX") || exit 1
 pids=
 n=0
 failed=0
-
-stop_pid() { # PID: TERM, a bounded wait, then KILL
-	kill "$1" 2>/dev/null
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
 
 cleanup() {
 	for p in $pids; do stop_pid "$p"; done

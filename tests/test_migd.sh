@@ -19,106 +19,12 @@
 # and what came back (and the end of migd's log), and exits 1. Exit 77
 # (skip) when python3, used to read the JSON, is missing.
 set -u
+. "$(dirname "$0")/lib-migd.sh"
 
-: "${MIGD:?set MIGD to the migd program}"
-: "${MIGCTL:?set MIGCTL to the migctl program}"
-
-if ! command -v python3 >/dev/null 2>&1; then
-	echo "SKIP: no python3 to read migctl's JSON"
-	exit 77
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_migd.XXXXXX") || exit 1
-migd_pid=
-watch_pid=
-
-stop_pid() { # PID: TERM, a bounded wait, then KILL
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
-cleanup() {
-	stop_pid "$watch_pid"
-	stop_pid "$migd_pid"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-# TAP lines ("ok N - ...", "not ok N - ..."): the test summary counts them.
-checks=0
-fail() {
-	echo "not ok $((checks + 1)) - $*"
-	if [ -s "$tmp/migd.log" ]; then
-		echo "--- last lines of migd's log:"
-		tail -n 25 "$tmp/migd.log"
-	fi
-	exit 1
-}
-
-ok() {
-	checks=$((checks + 1))
-	echo "ok $checks - $*"
-}
-
-# ---- ports ----
-
-# Ports in use (any state) from /proc/net/tcp{,6}, one decimal per line.
-used_ports() {
-	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-		awk '$2 ~ /^[0-9A-F]+:[0-9A-F]+$/ { split($2, a, ":"); print a[2] }' |
-		while read -r hex; do printf '%d\n' "0x$hex"; done
-}
-
-# A port in 20000-32000 such that it and the next one are free.
-free_port() {
-	used=$(used_ports)
-	tries=0
-	while [ $tries -lt 200 ]; do
-		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + r % 11999))
-		if ! printf '%s\n' "$used" | grep -qx "$p" &&
-			! printf '%s\n' "$used" | grep -qx "$((p + 1))" &&
-			[ "$p" != "${port:-}" ] && [ "$p" != "$((${port:-0} + 1))" ]; then
-			echo "$p"
-			return 0
-		fi
-		tries=$((tries + 1))
-	done
-	return 1
-}
-
-port=$(free_port) || fail "no free port pair in 20000-32000"
-endpoint="tcp://127.0.0.1:$port"
+skip_without python3 "to read migctl's JSON"
+migd_setup test_migd
 
 # ---- helpers ----
-
-ctl() {
-	"$MIGCTL" --connect "$endpoint" --timeout 5000 "$@"
-}
-
-# ctl_json OUT ARGS...: run migctl --json ARGS into OUT; fail on non-zero exit.
-ctl_json() {
-	out=$1
-	shift
-	ctl --json "$@" >"$out" 2>"$tmp/err" ||
-		fail "migctl $*: exit $?: $(cat "$tmp/err")"
-}
-
-# py FILE EXPR: print EXPR of the JSON in FILE, read into d.
-py() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-v = eval(sys.argv[2])
-print(json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1" "$2"
-}
 
 # expect_exit CODE WORD ARGS...: migctl ARGS exits CODE and says WORD on stderr.
 expect_exit() {
@@ -134,34 +40,7 @@ expect_exit() {
 }
 
 start_migd() {
-	"$MIGD" --db "$tmp/state.db" --listen "$endpoint" --time-scale 60 \
-		>>"$tmp/migd.log" 2>&1 &
-	migd_pid=$!
-	i=0
-	until ctl --timeout 500 status >/dev/null 2>&1; do
-		kill -0 "$migd_pid" 2>/dev/null || {
-			wait "$migd_pid"
-			rc=$?
-			migd_pid=
-			fail "migd exited with status $rc at start"
-		}
-		i=$((i + 1))
-		[ $i -lt 50 ] || fail "migd did not answer status within 25 s"
-		sleep 0.2
-	done
-}
-
-# wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds, bounded.
-wait_for() {
-	limit=$(($1 * 5))
-	what=$2
-	shift 2
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt $limit ] || fail "$what: not within $((limit / 5)) s"
-		sleep 0.2
-	done
+	run_migd 25 --time-scale 60
 }
 
 # ---- a cluster ----
@@ -380,13 +259,7 @@ ctl policy rm p1 >/dev/null 2>"$tmp/err" || fail "policy rm p1: $(cat "$tmp/err"
 
 # ---- malformed requests ----
 
-pyzmq=
-for py in python3 /usr/bin/python3; do # pyzmq may be in the distribution's only
-	if "$py" -c 'import zmq' 2>/dev/null; then
-		pyzmq=$py
-		break
-	fi
-done
+find_pyzmq
 if [ -n "$pyzmq" ]; then
 	"$pyzmq" - "$endpoint" <<'EOF' || fail "malformed requests (above)"
 import json, sys, zmq
@@ -514,9 +387,4 @@ ctl_json "$tmp/p2.json" policy show p2
 	fail "policy p2: expected it to survive the restart paused, got $(cat "$tmp/p2.json")"
 ok "policy p2 survived the restart, still paused"
 
-if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp/migd.log"; then
-	fail "sanitizer report in migd's log"
-fi
-echo "1..$checks"
-echo "PASS: test_migd"
-exit 0
+migd_done test_migd

@@ -21,141 +21,29 @@
 # Env: MIGD, MIGCTL (the programs under test). TAP lines; exit 77 when no
 # python3 with pyzmq is found.
 set -u
-
-: "${MIGD:?set MIGD to the migd program}"
-: "${MIGCTL:?set MIGCTL to the migctl program}"
+. "$(dirname "$0")/lib-migd.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 
-pyzmq=
-for py in python3 /usr/bin/python3; do # pyzmq may be in the distribution's only
-	if "$py" -c 'import zmq' 2>/dev/null; then
-		pyzmq=$py
-		break
-	fi
-done
+find_pyzmq
 if [ -z "$pyzmq" ]; then
 	echo "1..0 # SKIP no python3 with pyzmq (Debian: python3-zmq) for the agent peers"
 	exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_migd_agent.XXXXXX") || exit 1
-migd_pid=
-watch_pid=
 peer_pids=
-
-stop_pid() { # PID: TERM, a bounded wait, then KILL
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
 cleanup() {
 	for p in $peer_pids; do stop_pid "$p"; done
-	stop_pid "$watch_pid"
-	stop_pid "$migd_pid"
-	rm -rf "$tmp"
+	migd_cleanup
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-checks=0
-fail() {
-	echo "not ok $((checks + 1)) - $*"
-	if [ -s "$tmp/migd.log" ]; then
-		echo "--- last lines of migd's log:"
-		tail -n 30 "$tmp/migd.log"
-	fi
-	exit 1
-}
-
-ok() {
-	checks=$((checks + 1))
-	echo "ok $checks - $*"
-}
-
-# ---- ports ----
-
-used_ports() {
-	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-		awk '$2 ~ /^[0-9A-F]+:[0-9A-F]+$/ { split($2, a, ":"); print a[2] }' |
-		while read -r hex; do printf '%d\n' "0x$hex"; done
-}
-
-# A port in 20000-32000 such that it and the next two are free.
-free_ports() {
-	used=$(used_ports)
-	tries=0
-	while [ $tries -lt 200 ]; do
-		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + r % 11990))
-		if ! printf '%s\n' "$used" | grep -qxE "$p|$((p + 1))|$((p + 2))"; then
-			echo "$p"
-			return 0
-		fi
-		tries=$((tries + 1))
-	done
-	return 1
-}
-
-port=$(free_ports) || fail "no three free ports in 20000-32000"
-endpoint="tcp://127.0.0.1:$port"
+log_tail=30 # lines of migd.log that fail prints
+migd_setup test_migd_agent 3
 agent_ep="tcp://127.0.0.1:$((port + 2))"
 
 # ---- helpers ----
 
-ctl() {
-	"$MIGCTL" --connect "$endpoint" --timeout 5000 "$@"
-}
-
-ctl_json() { # OUT ARGS...
-	out=$1
-	shift
-	ctl --json "$@" >"$out" 2>"$tmp/err" ||
-		fail "migctl $*: exit $?: $(cat "$tmp/err")"
-}
-
-py() { # FILE EXPR
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-v = eval(sys.argv[2])
-print(json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1" "$2"
-}
-
 start_migd() {
-	"$MIGD" --db "$tmp/state.db" --listen "$endpoint" --time-scale 60 \
-		--agent-listen "$agent_ep" --agent-defer-delay 6s --agent-max-defers 1 \
-		>>"$tmp/migd.log" 2>&1 &
-	migd_pid=$!
-	i=0
-	until ctl --timeout 500 status >/dev/null 2>&1; do
-		kill -0 "$migd_pid" 2>/dev/null || {
-			wait "$migd_pid"
-			rc=$?
-			migd_pid=
-			fail "migd exited with status $rc at start"
-		}
-		i=$((i + 1))
-		[ $i -lt 50 ] || fail "migd did not answer status within 25 s"
-		sleep 0.2
-	done
-}
-
-wait_for() { # SECONDS DESCRIPTION COMMAND...
-	limit=$(($1 * 5))
-	what=$2
-	shift 2
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt $limit ] || fail "$what: not within $((limit / 5)) s"
-		sleep 0.2
-	done
+	run_migd 25 --time-scale 60 \
+		--agent-listen "$agent_ep" --agent-defer-delay 6s --agent-max-defers 1
 }
 
 # peer GUEST ARGS...: start a stand-in agent logging to $tmp/GUEST.log
@@ -550,9 +438,4 @@ ok "report: quiesce outcomes $(py "$tmp/report.json" 'd["overall"]["quiesce_outc
 
 stop_pid "$migd_pid" # a clean stop, so a sanitizer build reports leaks too
 migd_pid=
-if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp/migd.log"; then
-	fail "sanitizer report in migd's log"
-fi
-echo "1..$checks"
-echo "PASS: test_migd_agent"
-exit 0
+migd_done test_migd_agent

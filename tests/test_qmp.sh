@@ -20,19 +20,11 @@
 # directory with vmlinuz and initrd.img). Exit 77 without
 # qemu-system-x86_64 or python3.
 set -u
+. "$(dirname "$0")/lib-migd.sh"
 
-: "${MIGD:?set MIGD to the migd program}"
-: "${MIGCTL:?set MIGCTL to the migctl program}"
+skip_without qemu-system-x86_64
+skip_without python3
 
-for p in qemu-system-x86_64 python3; do
-	if ! command -v $p >/dev/null 2>&1; then
-		echo "SKIP: no $p"
-		exit 77
-	fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_qmp.XXXXXX") || exit 1
-migd_pid=
 netns_made=
 vc_made=
 
@@ -55,49 +47,10 @@ cleanup() {
 	[ -z "$vc_made" ] || rm -rf /run/vcluster/tqmp-vc
 	rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-checks=0
-fail() {
-	echo "not ok $((checks + 1)) - $*"
-	if [ -s "$tmp/migd.log" ]; then
-		echo "--- last lines of migd's log:"
-		tail -n 25 "$tmp/migd.log"
-	fi
-	exit 1
-}
-
-ok() {
-	checks=$((checks + 1))
-	echo "ok $checks - $*"
-}
-
-used_ports() {
-	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-		awk '$2 ~ /^[0-9A-F]+:[0-9A-F]+$/ { split($2, a, ":"); print a[2] }' |
-		while read -r hex; do printf '%d\n' "0x$hex"; done
-}
-
-free_port() { # a port in 20000-32000 with the next one free too
-	used=$(used_ports)
-	tries=0
-	while [ $tries -lt 200 ]; do
-		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + r % 11999))
-		if ! printf '%s\n' "$used" | grep -qx "$p" &&
-			! printf '%s\n' "$used" | grep -qx "$((p + 1))"; then
-			echo "$p"
-			return 0
-		fi
-		tries=$((tries + 1))
-	done
-	return 1
-}
-
-port=$(free_port) || fail "no free port pair in 20000-32000"
+ctl_timeout=10000 # ms, for ctl
+poll_hz=10        # wait_for's checks a second
+migd_setup test_qmp
 mport=$(free_port) || fail "no free port for migrations"
-endpoint="tcp://127.0.0.1:$port"
 
 image=none
 mem=64m
@@ -105,23 +58,6 @@ if [ -n "${IMAGE_DIR:-}" ] && [ -f "$IMAGE_DIR/vmlinuz" ] && [ -f "$IMAGE_DIR/in
 	image=$IMAGE_DIR
 	mem=192m
 fi
-
-ctl() {
-	"$MIGCTL" --connect "$endpoint" --timeout 10000 "$@"
-}
-
-ctl_json() { # OUT ARGS...
-	out=$1
-	shift
-	ctl --json "$@" >"$out" 2>"$tmp/err" || fail "migctl $*: exit $?: $(cat "$tmp/err")"
-}
-
-py() { # FILE EXPR: EXPR of the JSON in FILE, as d
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-v = eval(sys.argv[2])
-print(json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1" "$2"
-}
 
 # qmp_status SOCK: QEMU's query-status, straight over QMP (only while migd
 # is stopped: QEMU serves one QMP client at a time and migd keeps one).
@@ -145,39 +81,13 @@ EOF
 }
 
 start_migd() { # extra migd options
-	"$MIGD" --db "$tmp/state.db" --listen "$endpoint" --qmp-image-dir "$image" \
-		--qmp-migration-port-base "$mport" "$@" >>"$tmp/migd.log" 2>&1 &
-	migd_pid=$!
-	i=0
-	until ctl --timeout 500 status >/dev/null 2>&1; do
-		kill -0 "$migd_pid" 2>/dev/null || {
-			wait "$migd_pid"
-			rc=$?
-			migd_pid=
-			fail "migd exited with status $rc at start"
-		}
-		i=$((i + 1))
-		[ $i -lt 100 ] || fail "migd did not answer status within 50 s"
-		sleep 0.2
-	done
+	run_migd 50 --qmp-image-dir "$image" --qmp-migration-port-base "$mport" "$@"
 }
 
 stop_migd() {
 	kill "$migd_pid" 2>/dev/null
 	wait "$migd_pid" 2>/dev/null
 	migd_pid=
-}
-
-wait_for() { # SECONDS DESCRIPTION COMMAND...
-	limit=$(($1 * 10))
-	what=$2
-	shift 2
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt $limit ] || fail "$what: not within $((limit / 10)) s"
-		sleep 0.1
-	done
 }
 
 # guest_qemus G: how many QEMUs run guest G
