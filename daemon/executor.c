@@ -1150,7 +1150,8 @@ static int launch(struct executor *ex, size_t i, struct db_migration *m)
 		r->launched = 1;
 		log_info("migration %" PRId64 " started: %s %s -> %s (%s%s), quiesce %s", m->id,
 			 m->guest, m->src, m->dst, *m->policy ? "policy " : "",
-			 *m->policy ? m->policy : "manual", *m->quiesce ? m->quiesce : "-");
+			 *m->policy ? m->policy : db_priority_name(m->priority),
+			 *m->quiesce ? m->quiesce : "-");
 		return 0;
 	}
 	log_warnx("migration %" PRId64 " of %s failed to start: %s", m->id, m->guest,
