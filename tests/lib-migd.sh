@@ -57,6 +57,9 @@ skip_without() { # CMD [WHY]
 
 stop_pid() { # PID: TERM, a bounded wait, then KILL
 	[ -n "$1" ] || return 0
+	# `ctl watch &` is a subshell running migctl: its children go first, or
+	# the migctl outlives the test
+	pkill -TERM -P "$1" 2>/dev/null
 	kill "$1" 2>/dev/null
 	i=0
 	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
