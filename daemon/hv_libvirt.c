@@ -607,6 +607,18 @@ static bool domain_active(virDomainPtr d, bool *running)
 	       state == VIR_DOMAIN_BLOCKED || state == VIR_DOMAIN_PMSUSPENDED;
 }
 
+/* The address migd gave a guest on its kernel command line (migd.ip=), or
+ * "" when it has none (not one of ours, or BIOS-only). */
+static void domain_addr(virDomainPtr d, char *out, size_t len)
+{
+	char *xml = virDomainGetXMLDesc(d, 0);
+	const char *ip = xml ? strstr(xml, "migd.ip=") : NULL;
+	if (ip)
+		ip += strlen("migd.ip=");
+	snprintf(out, len, "%.*s", ip ? (int)strcspn(ip, "/ <") : 0, ip ? ip : "");
+	free(xml);
+}
+
 static void info_of(virDomainPtr d, const struct lv_host *h, bool running,
 		    struct hv_guest_info *out)
 {
@@ -616,14 +628,7 @@ static void info_of(virDomainPtr d, const struct lv_host *h, bool running,
 	snprintf(out->host, sizeof(out->host), "%s", h->name);
 	if (virDomainGetInfo(d, &di) == 0)
 		out->memory_bytes = (uint64_t)di.maxMem * 1024;
-	/* the address migd gave it on its kernel command line, if any */
-	char *xml = virDomainGetXMLDesc(d, 0);
-	const char *ip = xml ? strstr(xml, "migd.ip=") : NULL;
-	if (ip) {
-		ip += strlen("migd.ip=");
-		snprintf(out->addr, sizeof(out->addr), "%.*s", (int)strcspn(ip, "/ <"), ip);
-	}
-	free(xml);
+	domain_addr(d, out->addr, sizeof(out->addr));
 }
 
 /* The active migration of guest, or NULL. */
@@ -762,15 +767,10 @@ static int used_ips(struct hv *hv, char ***out, size_t *n)
 		virConnectPtr c = host_conn(hv, hv->hosts[i], cerr, sizeof(cerr));
 		int count = c ? virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE) : -1;
 		for (int j = 0; j < count; j++) {
-			char *xml = virDomainGetXMLDesc(doms[j], 0);
-			const char *ip = xml ? strstr(xml, "migd.ip=") : NULL;
-			if (ip && GROW(*out, cap, *n + 1) == 0) {
-				ip += strlen("migd.ip=");
-				(*out)[*n] = strndup(ip, strcspn(ip, "/ <"));
-				if ((*out)[*n])
-					(*n)++;
-			}
-			free(xml);
+			char ip[48];
+			domain_addr(doms[j], ip, sizeof(ip));
+			if (*ip && GROW(*out, cap, *n + 1) == 0 && ((*out)[*n] = strdup(ip)))
+				(*n)++;
 			virDomainFree(doms[j]);
 		}
 		free(doms);
