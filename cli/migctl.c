@@ -142,6 +142,8 @@ static const struct subcmd subcmds[] = {
 	{ "health", "rule", cmd_health_rule, health_rule_usage, "add, list or rm health rules" },
 	{ "history", NULL, cmd_history, history_usage, "finished migrations and their cost" },
 	{ "report", NULL, cmd_report, report_usage, "cost statistics per policy and overall" },
+	{ "calibrate", NULL, cmd_calibrate, calibrate_usage, "fit the cost history into the sim model" },
+	{ "predict", NULL, cmd_predict, predict_usage, "what a migration would cost, on that model" },
 	{ "watch", NULL, cmd_watch, watch_usage, "live events, progress bars on a terminal" },
 };
 

@@ -202,6 +202,7 @@ CTL_SUBCMD(cmd_policy_pause); CTL_SUBCMD(cmd_policy_resume); CTL_SUBCMD(cmd_poli
 CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
 CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
 CTL_SUBCMD(cmd_health_report); CTL_SUBCMD(cmd_health_show); CTL_SUBCMD(cmd_health_rule);
+CTL_SUBCMD(cmd_calibrate); CTL_SUBCMD(cmd_predict);
 
 extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_rm_usage[],
 	host_enable_usage[], host_disable_usage[], guest_add_usage[], guest_list_usage[],
@@ -209,6 +210,7 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	policy_add_usage[], policy_list_usage[], policy_show_usage[], policy_pause_usage[],
 	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
 	status_usage[], watch_usage[], health_report_usage[], health_show_usage[],
-	health_rule_usage[], agent_list_usage[], migration_show_usage[];
+	health_rule_usage[], agent_list_usage[], migration_show_usage[], calibrate_usage[],
+	predict_usage[];
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "calibrate.h"
 #include "hv_sim.h"
 #include "log.h"
 #include "migd_proto.h"
@@ -927,6 +928,131 @@ static int cmd_report(struct api *api, json_t *args, json_t **result, char *err,
 	return 0;
 }
 
+/* ---- calibration and prediction (calibrate.h) ----------------------------- */
+
+struct calib_rows {
+	struct api *api;
+	struct calib_row *r;
+	size_t n, cap;
+};
+
+static int collect_calib_row(void *arg, const struct db_migration *m)
+{
+	struct calib_rows *cr = arg;
+	struct db_guest g;
+	if (GROW(cr->r, cr->cap, cr->n + 1) < 0)
+		return -ENOMEM;
+	struct calib_row *r = &cr->r[cr->n++];
+	*r = (struct calib_row){
+		.total_ms = m->total_ms, .downtime_ms = m->downtime_ms, .bytes = m->bytes,
+		.link_bps = m->link_bps, .dirty_rate_bps = m->dirty_rate_bps,
+		.ram_bytes = m->ram_bytes, .setup_ms = m->setup_ms,
+	};
+	snprintf(r->guest, sizeof(r->guest), "%s", m->guest);
+	snprintf(r->src, sizeof(r->src), "%s", m->src);
+	snprintf(r->dst, sizeof(r->dst), "%s", m->dst);
+	if (db_guest_get(cr->api->db, m->guest, &g) == 0)
+		r->memory_bytes = g.memory_bytes;
+	return 0;
+}
+
+/* The model of the completed migrations f selects (oldest first). */
+static int fit_history(struct api *api, struct db_mig_filter *f, struct calib **out, char *err,
+		       size_t errlen)
+{
+	struct calib_rows cr = { .api = api };
+	f->states = DB_MIG_BIT(DB_MIG_COMPLETED);
+	f->order = DB_ORDER_FINISHED;
+	int rc = db_error(db_mig_list(api->db, f, collect_calib_row, &cr), err, errlen);
+	if (rc == 0 && (rc = calib_fit(cr.r, cr.n, api->conf->max_downtime_ms / 1000.0, out)) < 0)
+		snprintf(err, errlen, "calibrating from %zu migrations: out of memory", cr.n);
+	free(cr.r);
+	return rc;
+}
+
+static int cmd_calibrate(struct api *api, json_t *args, json_t **result, char *err,
+			 size_t errlen)
+{
+	struct db_mig_filter f;
+	struct calib *c;
+	int rc = finished_filter(args, &f, err, errlen);
+	if (rc == 0)
+		rc = fit_history(api, &f, &c, err, errlen);
+	if (rc < 0)
+		return rc;
+	*result = calib_json(c);
+	calib_free(c);
+	return 0;
+}
+
+static int is_sim_uri(const char *uri)
+{
+	return strncmp(uri, "sim:", 4) == 0;
+}
+
+/* guest (running on src) to dst: on the calibrated model when the history
+ * has the guest, else on a sim migd with the guest's own parameters. */
+static int predict(struct api *api, const struct db_guest *g, const struct db_host *src,
+		   const struct db_host *dst, struct hv_progress *out, const char **model,
+		   char *err, size_t errlen)
+{
+	const struct migd_config *conf = api->conf;
+	struct hv_migrate_params p = { .max_downtime_ms = conf->max_downtime_ms,
+				       .bandwidth_bps = conf->bandwidth_cap_bps,
+				       .auto_converge = conf->auto_converge,
+				       .postcopy = conf->postcopy };
+	struct db_mig_filter f = { 0 };
+	struct calib *c;
+	int rc = fit_history(api, &f, &c, err, errlen);
+	if (rc < 0)
+		return rc;
+	*model = "history";
+	rc = calib_predict(c, g->name, src->name, dst->name, &p, out, err, errlen);
+	calib_free(c);
+	if (rc != -ENOENT || !is_sim_uri(src->uri) || !is_sim_uri(dst->uri))
+		return rc;
+	*model = "sim";
+	rc = hv_sim_estimate(src->uri, dst->uri, g->memory_bytes, g->dirty_rate_bps, &p, out);
+	if (rc < 0)
+		snprintf(err, errlen, "guest %s: %s", g->name, out->error);
+	return rc;
+}
+
+static int cmd_predict(struct api *api, json_t *args, json_t **result, char *err,
+		       size_t errlen)
+{
+	const char *guest, *to, *model;
+	struct db_guest g;
+	struct db_host src, dst;
+	struct hv_progress out;
+	int rc;
+	if ((rc = arg_name(args, "guest", 1, &guest, err, errlen)) < 0 ||
+	    (rc = arg_name(args, "to", 1, &to, err, errlen)) < 0)
+		return rc;
+	if ((rc = db_guest_get(api->db, guest, &g)) == -ENOENT)
+		snprintf(err, errlen, "guest \"%s\": no such guest", guest);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	if ((rc = host_lookup(api, to, &dst, err, errlen)) < 0 ||
+	    (rc = host_lookup(api, g.host, &src, err, errlen)) < 0)
+		return rc;
+	if (strcmp(g.host, to) == 0) {
+		snprintf(err, errlen, "guest %s: already on %s", guest, to);
+		return -EINVAL;
+	}
+	if ((rc = predict(api, &g, &src, &dst, &out, &model, err, errlen)) < 0)
+		return rc;
+	*result = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:s}", "guest", guest,
+			    "src", src.name, "dst", dst.name, "total_ms",
+			    (json_int_t)out.total_time_ms, "downtime_ms",
+			    (json_int_t)out.downtime_ms, "bytes", (json_int_t)out.transferred_bytes,
+			    "rounds", (int)out.rounds, "state",
+			    out.state == HV_MIG_COMPLETED ? "completed" : "failed", "model", model);
+	if (out.state != HV_MIG_COMPLETED)
+		json_object_set_new(*result, "error", json_string(out.error));
+	return 0;
+}
+
 /* ---- policies ------------------------------------------------------------- */
 
 static int cmd_policy_add(struct api *api, json_t *args, json_t **result, char *err,
@@ -1045,6 +1171,8 @@ static const struct command {
 	{ "queue", cmd_queue, "" },
 	{ "history", cmd_history, "since_ns,limit,policy" },
 	{ "report", cmd_report, "since_ns,policy" },
+	{ "calibrate", cmd_calibrate, "since_ns,policy" },
+	{ "predict", cmd_predict, "guest,to" },
 	{ "policy.add", cmd_policy_add, NULL },
 	{ "policy.list", cmd_policy_list, "" },
 	{ "policy.show", cmd_policy_show, "name" },

@@ -149,6 +149,16 @@ static const char schema_v4[] =
 	" kind TEXT NOT NULL, value REAL NOT NULL, within_ns INTEGER, clear REAL,"
 	" clear_after_ns INTEGER NOT NULL DEFAULT 0, created_ns INTEGER NOT NULL);";
 
+/* Version 5: the figures the cost model is calibrated from (calibrate.h):
+ * the throughput the hypervisor measured, the guest's dirty rate, the RAM
+ * content of round 0 and the setup time. Older rows keep NULLs: nothing was
+ * measured for them. */
+static const char schema_v5[] =
+	"ALTER TABLE migrations ADD COLUMN link_bps INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN dirty_rate_bps INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN ram_bytes INTEGER;"
+	"ALTER TABLE migrations ADD COLUMN setup_ms INTEGER;";
+
 static const struct schema_step {
 	int version;
 	const char *what;
@@ -158,6 +168,7 @@ static const struct schema_step {
 	{ 2, "staggered starts, reconciled rows, host health, policy schedule", schema_v2 },
 	{ 3, "quiesce and I/O lull knobs and costs per migration", schema_v3 },
 	{ 4, "health readings and rules, host health reasons and hooks, mtbf cost", schema_v4 },
+	{ 5, "link rate, dirty rate, round-0 RAM and setup time per migration", schema_v5 },
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -811,8 +822,9 @@ int db_mig_state_parse(const char *name, enum db_mig_state *out)
 	" m.downtime_ms, m.bytes, m.rounds, m.reconciled, m.error, m.quiesce_mode," \
 	" m.quiesce_deadline_ms, m.on_quiesce_miss, m.io_lull_bps, m.io_lull_wait_ms," \
 	" m.quiesce_ns, m.quiesce_ms, m.resume_ns, m.resume_ms, m.drained_requests," \
-	" m.drained_bytes, m.quiesce, m.resume, m.lull_wait_ms, m.lull_reason, m.defers"
-#define MIG_N_COLS 35
+	" m.drained_bytes, m.quiesce, m.resume, m.lull_wait_ms, m.lull_reason, m.defers," \
+	" m.link_bps, m.dirty_rate_bps, m.ram_bytes, m.setup_ms"
+#define MIG_N_COLS 39
 
 /* Columns 19.. of MIG_COLS: the knobs and the agent-side cost (step 3). */
 static void mig_read_agent(sqlite3_stmt *st, struct db_migration *m)
@@ -866,6 +878,10 @@ static void mig_read_ids(sqlite3_stmt *st, struct db_migration *m, int with_ids)
 	m->reconciled = sqlite3_column_int(st, 17);
 	col_text(st, 18, m->error, sizeof(m->error));
 	mig_read_agent(st, m);
+	m->link_bps = col_figure(st, 35);
+	m->dirty_rate_bps = col_figure(st, 36);
+	m->ram_bytes = col_figure(st, 37);
+	m->setup_ms = col_figure(st, 38);
 	if (with_ids) {
 		m->guest_id = sqlite3_column_int64(st, MIG_N_COLS);
 		m->src_id = sqlite3_column_int64(st, MIG_N_COLS + 1);
@@ -911,6 +927,7 @@ void db_mig_figures_unknown(struct db_migration *m)
 {
 	m->quiesce_ms = m->resume_ms = m->drained_requests = m->drained_bytes = -1;
 	m->lull_wait_ms = -1;
+	m->link_bps = m->dirty_rate_bps = m->ram_bytes = m->setup_ms = -1;
 }
 
 int db_mig_get(struct db *db, int64_t id, struct db_migration *out)
@@ -930,7 +947,8 @@ int db_mig_update(struct db *db, const struct db_migration *m)
 				  " downtime_ms = ?, bytes = ?, rounds = ?, reconciled = ?, error = ?,"
 				  " not_before_ns = ?, quiesce_ns = ?, quiesce_ms = ?, resume_ns = ?,"
 				  " resume_ms = ?, drained_requests = ?, drained_bytes = ?, quiesce = ?,"
-				  " resume = ?, lull_wait_ms = ?, lull_reason = ?, defers = ?"
+				  " resume = ?, lull_wait_ms = ?, lull_reason = ?, defers = ?,"
+				  " link_bps = ?, dirty_rate_bps = ?, ram_bytes = ?, setup_ms = ?"
 				  " WHERE id = ?";
 	sqlite3_stmt *st = prep(db, sql);
 	if (!st)
@@ -959,7 +977,11 @@ int db_mig_update(struct db *db, const struct db_migration *m)
 	bind_figure(st, 22, m->lull_wait_ms);
 	bind_text(st, 23, m->lull_reason);
 	sqlite3_bind_int(st, 24, m->defers);
-	sqlite3_bind_int64(st, 25, m->id);
+	bind_figure(st, 25, m->link_bps);
+	bind_figure(st, 26, m->dirty_rate_bps);
+	bind_figure(st, 27, m->ram_bytes);
+	bind_figure(st, 28, m->setup_ms);
+	sqlite3_bind_int64(st, 29, m->id);
 	return step_changed(db, st, "updating a migration");
 }
 
@@ -1511,6 +1533,10 @@ json_t *db_mig_json(const struct db_migration *m)
 	json_object_set_new(o, "lull_wait_ms", opt_int(m->lull_wait_ms, -1));
 	json_object_set_new(o, "lull_reason", opt_str(m->lull_reason));
 	json_object_set_new(o, "defers", json_integer(m->defers));
+	json_object_set_new(o, "link_bps", opt_int(m->link_bps, -1));
+	json_object_set_new(o, "dirty_rate_bps", opt_int(m->dirty_rate_bps, -1));
+	json_object_set_new(o, "ram_bytes", opt_int(m->ram_bytes, -1));
+	json_object_set_new(o, "setup_ms", opt_int(m->setup_ms, -1));
 	return o;
 }
 

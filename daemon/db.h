@@ -27,7 +27,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 #define DB_NAME_MAX 64   /* names of hosts, guests, jobs, policies, with the NUL */
 #define DB_URI_MAX 256
 #define DB_TEXT_MAX 256  /* reasons and errors */
@@ -132,6 +132,12 @@ struct db_migration {
 	int64_t lull_wait_ms;        /* waited for an I/O lull before starting */
 	char lull_reason[DB_TEXT_MAX];
 	int defers;                  /* times a required quiesce put it back in the queue */
+	/* what the cost model is calibrated from (schema 5, calibrate.h);
+	 * -1 unknown: rates in bytes/s */
+	int64_t link_bps;            /* the hypervisor's measured throughput */
+	int64_t dirty_rate_bps;      /* the guest's dirty rate, as last measured */
+	int64_t ram_bytes;           /* RAM content sent in round 0 */
+	int64_t setup_ms;            /* before the first byte went */
 	/* filled by db_mig_list with DB_LIST_IDS: row ids of the names, 0 when gone */
 	int64_t guest_id, src_id, dst_id;
 };
@@ -239,7 +245,7 @@ int db_guest_scan(struct db *db, db_guest_fn fn, void *arg);
 /* ---- migrations ---- */
 /* Insert m (its id is set); ids are never reused. */
 int db_mig_add(struct db *db, struct db_migration *m);
-/* Set the agent-side figures of a new row to -1 (unknown). */
+/* Set the agent-side and calibration figures of a new row to -1 (unknown). */
 void db_mig_figures_unknown(struct db_migration *m);
 int db_mig_get(struct db *db, int64_t id, struct db_migration *out);
 /* Write every mutable field of m (state, dst, timestamps, figures, error). */

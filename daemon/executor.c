@@ -794,6 +794,11 @@ static int finish(struct executor *ex, struct running *r, struct db_migration *m
 	m->downtime_ms = (int64_t)p->downtime_ms;
 	m->bytes = (int64_t)p->transferred_bytes;
 	m->rounds = (int)p->rounds;
+	/* calibration figures: 0 is "not measured" in hv_progress, NULL here */
+	m->link_bps = p->link_bps ? (int64_t)p->link_bps : -1;
+	m->dirty_rate_bps = p->dirty_rate_bps ? (int64_t)p->dirty_rate_bps : -1;
+	m->ram_bytes = p->ram_bytes ? (int64_t)p->ram_bytes : -1;
+	m->setup_ms = p->setup_ms ? (int64_t)p->setup_ms : -1;
 	if (p->state == HV_MIG_COMPLETED) {
 		m->state = DB_MIG_COMPLETED;
 		m->error[0] = '\0';

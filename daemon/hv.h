@@ -85,6 +85,12 @@ struct hv_progress {
 	/* final figures, the hypervisor's own, valid once not ACTIVE */
 	uint64_t total_time_ms;
 	uint64_t downtime_ms;
+	/* what the cost model is calibrated from (calibrate.h); 0: not known.
+	 * Rates in bytes per second. */
+	uint64_t link_bps;       /* measured throughput (QEMU ram.mbps, libvirt memory_bps) */
+	uint64_t dirty_rate_bps; /* the guest's, as last measured while it ran (nonzero) */
+	uint64_t ram_bytes;      /* RAM content sent in round 0 (normal pages, not zero ones) */
+	uint64_t setup_ms;       /* before the first byte went (QEMU setup-time) */
 	char error[160];         /* why it failed */
 };
 

@@ -854,6 +854,36 @@ static uint64_t param_ull(virTypedParameterPtr p, int n, const char *name)
 	return virTypedParamsGetULLong(p, n, name, &v) == 1 ? v : 0;
 }
 
+/*
+ * The figures the cost model is calibrated from (calibrate.h): libvirt
+ * passes QEMU's query-migrate on (hv_qmp.c says what each means). The
+ * throughput is memory_bps (bytes/s); the dirty rate memory_dirty_rate
+ * (pages/s) times memory_page_size, kept when a later answer has none (a
+ * completed job's never has); round 0's content min(memory_normal,
+ * memory_total / page - memory_constant) pages.
+ */
+static void model_of_stats(virTypedParameterPtr p, int n, struct hv_progress *out)
+{
+	uint64_t page = param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE);
+	if (!page)
+		page = 4096;
+	uint64_t bps = param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_BPS);
+	if (bps)
+		out->link_bps = bps;
+	uint64_t dirty_pages = param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE);
+	if (dirty_pages)
+		out->dirty_rate_bps = dirty_pages * page;
+	uint64_t normal = param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_NORMAL);
+	uint64_t pages = param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_TOTAL) / page;
+	uint64_t constant = param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_CONSTANT);
+	uint64_t round0 = pages > constant ? pages - constant : 0;
+	if (normal)
+		out->ram_bytes = (normal < round0 ? normal : round0) * page;
+	uint64_t setup = param_ull(p, n, VIR_DOMAIN_JOB_SETUP_TIME);
+	if (setup)
+		out->setup_ms = setup;
+}
+
 /* libvirt's job figures into out (state untouched). */
 static void progress_of_stats(virTypedParameterPtr p, int n, struct hv_progress *out)
 {
@@ -865,6 +895,7 @@ static void progress_of_stats(virTypedParameterPtr p, int n, struct hv_progress 
 	out->rounds = (unsigned)param_ull(p, n, VIR_DOMAIN_JOB_MEMORY_ITERATION);
 	out->total_time_ms = param_ull(p, n, VIR_DOMAIN_JOB_TIME_ELAPSED);
 	out->downtime_ms = param_ull(p, n, VIR_DOMAIN_JOB_DOWNTIME);
+	model_of_stats(p, n, out);
 }
 
 static void *monitor_main(void *arg)
@@ -960,6 +991,8 @@ static void settle(struct lv_mig *m, int rc, const char *why, struct hv_progress
 		/* a transient domain is gone from the source: ask the destination */
 		virDomainPtr dd = virDomainLookupByName(m->dconn, m->guest);
 		if (dd && completed_stats(dd, &kept) == 0 && kept.transferred_bytes > 0) {
+			if (!kept.dirty_rate_bps) /* only a running job reports one */
+				kept.dirty_rate_bps = fin->dirty_rate_bps;
 			*fin = kept;
 		} else {
 			/* after post-copy libvirt 9.0 keeps none: the monitor's last
@@ -974,8 +1007,11 @@ static void settle(struct lv_mig *m, int rc, const char *why, struct hv_progress
 		fin->remaining_bytes = 0;
 		return;
 	}
-	if (completed_stats(m->dom, &kept) == 0 && kept.transferred_bytes >= fin->transferred_bytes)
+	if (completed_stats(m->dom, &kept) == 0 && kept.transferred_bytes >= fin->transferred_bytes) {
+		if (!kept.dirty_rate_bps)
+			kept.dirty_rate_bps = fin->dirty_rate_bps;
 		*fin = kept; /* what the failed job did, as libvirt kept it */
+	}
 	fin->state = aborted ? HV_MIG_CANCELLED : HV_MIG_FAILED;
 	fin->downtime_ms = 0;
 	if (!fin->total_time_ms)

@@ -605,6 +605,47 @@ static uint64_t jnum(json_t *obj, const char *key)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
+/*
+ * The figures the cost model is calibrated from (calibrate.h), out of
+ * query-migrate's ram section (QEMU 7.2 names):
+ *
+ *   link_bps: ram.mbps (a real, Mbit/s) * 1e6 / 8. While the migration is
+ *     active QEMU measures it over the last iteration; once completed it is
+ *     all bytes over total-time minus setup-time, the average we want. The
+ *     latest value wins.
+ *   dirty_rate_bps: ram.dirty-pages-rate (pages/s) * ram.page-size, the
+ *     last nonzero value seen. QEMU updates it at a bitmap sync at least a
+ *     second after the previous one and drops it from a completed
+ *     migration's answer, so only polls of a running one see it; a short
+ *     migration may have none (0).
+ *   ram_bytes: what round 0 had to send as content. Every page is visited
+ *     once in round 0 and goes either as a zero page (duplicate) or whole
+ *     (normal), so round 0's normal pages are total pages minus duplicate
+ *     ones, and never more than all normal pages: min(normal, total /
+ *     page-size - duplicate) * page-size. The second bound drops pages that
+ *     later rounds sent again; it errs low only by zero pages sent again.
+ *   setup_ms: setup-time, top level.
+ */
+static void mig_query_model(json_t *r, json_t *ram, struct hv_progress *p)
+{
+	uint64_t page = jnum(ram, "page-size");
+	if (!page)
+		page = 4096;
+	double mbps = json_number_value(json_object_get(ram, "mbps"));
+	if (mbps > 0)
+		p->link_bps = (uint64_t)(mbps * 1e6 / 8);
+	uint64_t dirty_pages = jnum(ram, "dirty-pages-rate");
+	if (dirty_pages)
+		p->dirty_rate_bps = dirty_pages * page;
+	uint64_t normal = jnum(ram, "normal"), dup = jnum(ram, "duplicate");
+	uint64_t pages = jnum(ram, "total") / page;
+	uint64_t round0 = pages > dup ? pages - dup : 0;
+	if (normal)
+		p->ram_bytes = (normal < round0 ? normal : round0) * page;
+	if (json_object_get(r, "setup-time"))
+		p->setup_ms = jnum(r, "setup-time");
+}
+
 /* query-migrate into m->progress; its status into status. */
 static int mig_query(struct hv *hv, struct qmig *m, char *status, size_t len, char *err,
 		     size_t errlen)
@@ -622,6 +663,7 @@ static int mig_query(struct hv *hv, struct qmig *m, char *status, size_t len, ch
 		p->remaining_bytes = jnum(ram, "remaining");
 		p->total_bytes = jnum(ram, "total");
 		p->rounds = (unsigned)jnum(ram, "dirty-sync-count");
+		mig_query_model(r, ram, p);
 	}
 	p->total_time_ms = jnum(r, "total-time");
 	if (json_object_get(r, "downtime"))

@@ -480,8 +480,13 @@ static uint64_t ms_of(double s)
 	return s > 0 ? (uint64_t)llround(s * 1000.0) : 0;
 }
 
+/* The figures of a finished model run, as a hypervisor reports them. The
+ * calibration figures are what the model ran with: the guest's memory (all
+ * of it goes in round 0) and dirty rate, and the rate it sent at, averaged
+ * over the time it was sending (all but the switch-over): alone on its
+ * links that is the slower link's rate, shared it is its mean share. */
 static void progress_of_result(const struct precopy_result *r, uint64_t memory_bytes,
-			       struct hv_progress *out)
+			       uint64_t dirty_rate_bps, struct hv_progress *out)
 {
 	*out = (struct hv_progress){ 0 };
 	if (r->converged)
@@ -495,6 +500,11 @@ static void progress_of_result(const struct precopy_result *r, uint64_t memory_b
 	out->rounds = r->rounds;
 	out->total_time_ms = ms_of(r->total_s);
 	out->downtime_ms = ms_of(r->downtime_s);
+	double sending_s = r->total_s - (r->converged ? HV_SIM_SWITCHOVER_S : 0);
+	if (sending_s > 0)
+		out->link_bps = (uint64_t)llround(r->bytes_sent / sending_s);
+	out->dirty_rate_bps = dirty_rate_bps;
+	out->ram_bytes = memory_bytes;
 	if (!r->converged)
 		snprintf(out->error, sizeof(out->error), "%s after %u rounds",
 			 precopy_failure_name(r->failure), r->rounds);
@@ -526,7 +536,7 @@ int hv_sim_estimate(const char *src_uri, const char *dst_uri, uint64_t memory_by
 		snprintf(out->error, sizeof(out->error), "migration parameters out of range");
 		return rc;
 	}
-	progress_of_result(&r, memory_bytes, out);
+	progress_of_result(&r, memory_bytes, dirty_rate_bps, out);
 	return 0;
 }
 
@@ -953,7 +963,7 @@ static void finish(struct hv *hv, struct sim_mig *m)
 {
 	struct precopy_result r;
 	precopy_result(m->model, &r);
-	progress_of_result(&r, m->guest->memory_bytes, &m->final);
+	progress_of_result(&r, m->guest->memory_bytes, m->guest->dirty_rate_bps, &m->final);
 	if (m->record_failed) {
 		m->final.state = HV_MIG_FAILED;
 		snprintf(m->final.error, sizeof(m->final.error),

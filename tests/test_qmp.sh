@@ -4,7 +4,8 @@
 #
 # Loopback hosts (no namespaces, no root): a guest is booted (BIOS only, or
 # the guest image when IMAGE_DIR holds one), migrated there and back with
-# `migrate --wait`; history holds QEMU's figures; the guest runs on exactly
+# `migrate --wait`; history holds QEMU's figures (total, downtime, bytes,
+# and the calibration's link rate and round-0 RAM); the guest runs on exactly
 # one host. As root, the same between two network namespaces of this test
 # (tqmp-a, tqmp-b: a bridge br0 each, joined by a veth, 10.79.0.0/16), the
 # guest on a tap in its host's namespace. Then an abort mid-way (bandwidth
@@ -113,7 +114,10 @@ history_row() {
 	py "$tmp/h.json" "[m for m in d if m['id'] == $1][0]['$2']"
 }
 
-# check_figures ID: QEMU's figures on a completed row
+# check_figures ID: QEMU's figures on a completed row, those the cost model
+# is calibrated from included (query-migrate's ram.mbps and normal pages;
+# the dirty rate may be null after a migration shorter than QEMU's 1 s
+# measuring period)
 check_figures() {
 	ctl_json "$tmp/h.json" history
 	python3 - "$tmp/h.json" "$1" <<'EOF' || fail "migration $1: figures: $(cat "$tmp/h.json")"
@@ -122,6 +126,9 @@ d = json.load(open(sys.argv[1]))
 m = [m for m in d if m["id"] == int(sys.argv[2])][0]
 assert m["state"] == "completed", m
 assert m["total_ms"] > 0 and m["downtime_ms"] > 0 and m["bytes"] > 0, m
+assert (m["link_bps"] or 0) > 0 and (m["ram_bytes"] or 0) > 0, m
+assert m["ram_bytes"] <= m["bytes"], m
+assert "dirty_rate_bps" in m and "setup_ms" in m, m
 EOF
 }
 
