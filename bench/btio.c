@@ -219,10 +219,11 @@ static void verify_dumps(struct btio_io *io, const struct btio_params *p, struct
 		MPI_Allreduce(&bad.count, &wrong, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
 		if (wrong == 0 || bad_dumps++ > 0)
 			continue;
+		/* described by the lowest rank that has wrong values */
 		snprintf(msg, sizeof(msg), "dump %d (step %d): %llu wrong value%s, first in %s at offset "
 			 "%llu: u(%d, %d,%d,%d) = %.15g, expected %.15g", d + 1, btio_dump_step(d),
-			 (unsigned long long)wrong, wrong == 1 ? "" : "s", btio_io_path(io), (unsigned long long)bad.offset,
-			 bad.m, bad.i, bad.j, bad.k, bad.got, bad.expected);
+			 (unsigned long long)wrong, wrong == 1 ? "" : "s", btio_io_path(io),
+			 (unsigned long long)bad.offset, bad.m, bad.i, bad.j, bad.k, bad.got, bad.expected);
 		agree(bad.count ? -EIO : -ECANCELED, msg, sizeof(msg));
 	}
 	if (my_rank == 0 && msg[0] && bad_dumps > 1)
