@@ -1,6 +1,7 @@
 #!/bin/sh
 # test_btio.sh: btio end to end against a real 2-I/O-server sfs on
-# loopback, under mpirun with 4 ranks (and 2 for the refusal).
+# loopback, under mpirun with 4 ranks (2 for the refusal, 9 for uneven
+# blocks).
 #
 # Checks what the migration-cost experiment relies on: both I/O modes run,
 # verify and print NPB's labels (and --json its keys); the files are gone
@@ -267,6 +268,17 @@ if expect_rc missing 1; then
 		"no error naming the missing dump 3 at offset 138240"
 fi
 case_done "a missing dump is reported with file and offset"
+
+# 8: 9 ranks split class A's 64 points per side 21/21/22: the middle rank
+# trades halos with all four neighbours, and uneven blocks land at the
+# right offsets
+run nine 9 "$CONF" --class A --steps 5 --path /t/nine --quiet
+if expect_rc nine 0; then
+	has nine '^ Total processes = +9$' "no 'Total processes = 9'" &&
+		has nine '^ Verification    = +SUCCESSFUL$' "9 ranks not SUCCESSFUL" &&
+		has nine '^ Total data written \(MB\)  = +10\.49$' "not one 64^3 dump (10.49 MB) written"
+fi
+case_done "9 ranks with uneven blocks verify"
 
 if [ "$failures" -ne 0 ]; then
 	echo "1..$cases"
