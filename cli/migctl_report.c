@@ -6,12 +6,22 @@
  * `--since 10m` means ten minutes before the cluster's "now" (the
  * sim_time_ns that status reports, when it reports one), not before the
  * wall clock, or a sim history would always look empty or full.
+ *
+ * `report --plot FILE` draws the history with gnuplot rather than with a
+ * plotting library of our own: gnuplot runs as a child process, reading
+ * the data and its script from temporary files, so nothing of it is linked
+ * into migctl and a machine without it only loses the picture.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "migctl.h"
 #include "util.h"
@@ -32,7 +42,7 @@ const char history_usage[] =
 	"  -h, --help          show this help\n";
 
 const char report_usage[] =
-	"usage: migctl report [--since T] [--json]\n"
+	"usage: migctl report [--since T] [--policy NAME] [--plot FILE] [--json]\n"
 	"\n"
 	"Cost statistics per policy and overall: count, completed, failed, aborted,\n"
 	"mean, p50 and p99 of total time and of downtime, mean bytes moved; then the\n"
@@ -40,9 +50,14 @@ const char report_usage[] =
 	"mean and p99 of quiesce and resume times, mean bytes and requests drained,\n"
 	"waits for I/O lulls and how many gave up.\n"
 	"\n"
-	"      --since T   only migrations from T on (as for history)\n"
-	"      --json      migd's report as JSON\n"
-	"  -h, --help      show this help\n";
+	"      --since T       only migrations from T on (as for history)\n"
+	"      --policy NAME   only those a policy started\n"
+	"      --plot FILE     instead of the tables, draw total time, downtime and\n"
+	"                      quiesce time of each migration over time, one colour\n"
+	"                      per policy, with gnuplot: PNG or SVG by FILE's\n"
+	"                      extension (.png, .svg)\n"
+	"      --json          migd's report as JSON\n"
+	"  -h, --help          show this help\n";
 
 const char status_usage[] =
 	"usage: migctl status [--json]\n"
@@ -300,28 +315,323 @@ static void report_print(json_t *r)
 	table_free(t);
 }
 
+/* ---- report --plot ---- */
+
+/* What --plot draws into: the gnuplot terminal for FILE's extension, or
+ * NULL when it is neither .png nor .svg. */
+static const char *plot_terminal(const char *file)
+{
+	const char *dot = strrchr(file, '.');
+	if (dot && strchr(dot, '/') == NULL) {
+		if (strcasecmp(dot, ".png") == 0)
+			return "pngcairo size 1000,900 noenhanced";
+		if (strcasecmp(dot, ".svg") == 0)
+			return "svg size 1000,900 dynamic noenhanced";
+	}
+	return NULL;
+}
+
+/* gnuplot's program on PATH, into path; 0 or -ENOENT. */
+static int find_gnuplot(char *path, size_t len)
+{
+	const char *env = getenv("PATH");
+	char dirs[4096];
+	snprintf(dirs, sizeof(dirs), "%s", env && *env ? env : "/usr/bin:/bin");
+	for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(path, len, "%s/gnuplot", *d ? d : ".");
+		if (access(path, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/* TEXT as a gnuplot single-quoted string ('' stands for a quote). */
+static void gp_quoted(FILE *out, const char *text)
+{
+	fputc('\'', out);
+	for (; *text; text++) {
+		if (*text == '\'')
+			fputc('\'', out);
+		fputc(*text, out);
+	}
+	fputc('\'', out);
+}
+
+/* The series a migration belongs to: its policy, else "(manual)" and the
+ * like from its priority. */
+static void plot_series_name(json_t *m, char *buf, size_t len)
+{
+	const char *policy = jstr(m, "policy");
+	if (*policy)
+		snprintf(buf, len, "%s", policy);
+	else
+		snprintf(buf, len, "(%s)", jstr_or(m, "priority", "manual"));
+}
+
+/* What the data holds: the time span and which panels have points. */
+struct plot_extent {
+	double first_s, last_s;
+	int has[3]; /* total, downtime, quiesce */
+};
+
+static void plot_value(FILE *out, json_t *m, const char *key, double scale, int *has)
+{
+	json_t *v = json_object_get(m, key);
+	if (json_is_number(v) && json_number_value(v) >= 0) {
+		fprintf(out, " %.3f", json_number_value(v) * scale);
+		*has = 1;
+	} else {
+		fputs(" ?", out);
+	}
+}
+
+/* The history as gnuplot data, one index (block) per series: queued time
+ * in seconds since the epoch, total time (s), downtime (ms), quiesce (ms).
+ * The series names go into names, in block order. */
+static int plot_write_data(FILE *out, json_t *history, json_t *names, struct plot_extent *ext)
+{
+	size_t i, j;
+	json_t *m, *name;
+	char series[256];
+	json_array_foreach(history, i, m) {
+		plot_series_name(m, series, sizeof(series));
+		int seen = 0;
+		json_array_foreach(names, j, name)
+			seen |= strcmp(json_string_value(name), series) == 0;
+		if (!seen)
+			json_array_append_new(names, json_string(series));
+	}
+	json_array_foreach(names, j, name) {
+		fprintf(out, "# %s\n", json_string_value(name));
+		json_array_foreach(history, i, m) {
+			plot_series_name(m, series, sizeof(series));
+			if (strcmp(series, json_string_value(name)) != 0)
+				continue;
+			double t_s = (double)jint(m, "queued_ns", 0) / 1e9;
+			if (ext->last_s == 0 || t_s < ext->first_s)
+				ext->first_s = t_s;
+			if (t_s > ext->last_s)
+				ext->last_s = t_s;
+			fprintf(out, "%.3f", t_s);
+			plot_value(out, m, "total_ms", 1e-3, &ext->has[0]);
+			plot_value(out, m, "downtime_ms", 1, &ext->has[1]);
+			plot_value(out, m, "quiesce_ms", 1, &ext->has[2]);
+			fputc('\n', out);
+		}
+		fputs("\n\n", out);
+	}
+	return ferror(out) ? -EIO : 0;
+}
+
+/* Three panels over one time axis, a colour per series; a panel with no
+ * points (no quiesce: no agents, or quiesce off) says so instead. */
+static int plot_write_script(FILE *out, const char *terminal, const char *file,
+			     const char *data, json_t *names, const struct plot_extent *ext)
+{
+	static const char *const panels[][3] = {
+		{ "2", "total time (s)", "total times" },
+		{ "3", "downtime (ms)", "downtimes" },
+		{ "4", "quiesce (ms)", "quiesce times: no agents, or quiesce off" },
+	};
+	fprintf(out, "set terminal %s\nset output ", terminal);
+	gp_quoted(out, file);
+	fputs("\nset datafile missing '?'\nset xdata time\nset timefmt '%s'\n"
+	      "set format x '%H:%M:%S'\nset grid\nset key outside right top\n"
+	      "set lmargin 10\nset rmargin 24\n"
+	      "set multiplot layout 3,1 title 'migration cost over time'\n", out);
+	/* one span for all panels, and one at all for a single migration */
+	double pad_s = ext->last_s > ext->first_s ? (ext->last_s - ext->first_s) / 50 : 30;
+	fprintf(out, "set xrange ['%.3f':'%.3f']\n", ext->first_s - pad_s, ext->last_s + pad_s);
+	for (int p = 0; p < 3; p++) {
+		fprintf(out, "set ylabel '%s'\n%s", panels[p][1],
+			p == 2 ? "set xlabel 'queued at (UTC)'\n" : "unset xlabel\n");
+		if (!ext->has[p]) {
+			fprintf(out, "set yrange [0:1]\nset label 1 'no %s' at graph 0.5,0.5 "
+				"center\nplot NaN notitle\nunset label 1\n", panels[p][2]);
+			continue;
+		}
+		fputs("set yrange [0:*]\nplot", out);
+		for (size_t k = 0; k < json_array_size(names); k++) {
+			fprintf(out, "%s ", k ? "," : "");
+			gp_quoted(out, data);
+			fprintf(out, " index %zu using 1:%s with linespoints lc %zu pt 7 title ", k,
+				panels[p][0], k + 1);
+			gp_quoted(out, json_string_value(json_array_get(names, k)));
+		}
+		fputc('\n', out);
+	}
+	fputs("unset multiplot\n", out);
+	return ferror(out) ? -EIO : 0;
+}
+
+/* A new temporary file from TEMPLATE (…XXXXXX plus suffix_len chars). */
+static FILE *plot_temp(char *template, int suffix_len)
+{
+	int fd = mkstemps(template, suffix_len);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(template);
+	}
+	return f;
+}
+
+/* gnuplot SCRIPT; 0, or -1 having said why. */
+static int plot_run(const struct ctl *c, const char *gnuplot, const char *script,
+		    const char *file)
+{
+	char *const argv[] = { (char *)gnuplot, (char *)script, NULL };
+	extern char **environ;
+	pid_t pid;
+	int status, rc = posix_spawn(&pid, gnuplot, NULL, NULL, argv, environ);
+	if (rc != 0) {
+		ctl_error(c, "%s: %s", gnuplot, strerror(rc));
+		return -1;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			ctl_error(c, "waiting for gnuplot: %s", strerror(errno));
+			return -1;
+		}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		ctl_error(c, "gnuplot failed (%s %d) drawing %s", WIFEXITED(status) ?
+			  "exit status" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) :
+			  WTERMSIG(status), file);
+		return -1;
+	}
+	struct stat st;
+	if (stat(file, &st) < 0 || st.st_size == 0) {
+		ctl_error(c, "gnuplot wrote nothing to %s", file);
+		return -1;
+	}
+	return 0;
+}
+
+/* Draws HISTORY into FILE; an exit code. */
+static int plot_history(struct ctl *c, json_t *history, const char *file, const char *gnuplot)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char data[4096], script[4096];
+	json_t *names = json_array();
+	struct plot_extent ext = { 0 };
+	int rc = MIGCTL_EXIT_FAIL;
+	FILE *df = NULL, *sf = NULL;
+	if (!tmpdir || !*tmpdir)
+		tmpdir = "/tmp";
+	snprintf(data, sizeof(data), "%s/migctl-plot.XXXXXX.dat", tmpdir);
+	snprintf(script, sizeof(script), "%s/migctl-plot.XXXXXX.gp", tmpdir);
+	if (!(df = plot_temp(data, 4))) {
+		ctl_error(c, "%s: %s", data, strerror(errno));
+		data[0] = '\0';
+		goto out;
+	}
+	if (!(sf = plot_temp(script, 3))) {
+		ctl_error(c, "%s: %s", script, strerror(errno));
+		script[0] = '\0';
+		goto out;
+	}
+	int werr = plot_write_data(df, history, names, &ext);
+	if (fclose(df) != 0 || werr < 0) {
+		df = NULL;
+		ctl_error(c, "%s: write failed", data);
+		goto out;
+	}
+	df = NULL;
+	werr = plot_write_script(sf, plot_terminal(file), file, data, names, &ext);
+	if (fclose(sf) != 0 || werr < 0) {
+		sf = NULL;
+		ctl_error(c, "%s: write failed", script);
+		goto out;
+	}
+	sf = NULL;
+	if (plot_run(c, gnuplot, script, file) < 0)
+		goto out;
+	if (c->json) {
+		json_t *o = json_pack("{s:s, s:I, s:O}", "plot", file, "migrations",
+				      (json_int_t)json_array_size(history), "series", names);
+		rc = ctl_print_json(c, o);
+		json_decref(o);
+	} else {
+		printf("%s: %zu migrations, %zu series\n", file, json_array_size(history),
+		       json_array_size(names));
+		rc = MIGCTL_EXIT_OK;
+	}
+out:
+	if (df)
+		fclose(df);
+	if (sf)
+		fclose(sf);
+	if (data[0])
+		unlink(data);
+	if (script[0])
+		unlink(script);
+	json_decref(names);
+	return rc;
+}
+
+/* report --plot: the same filters, the per-migration records of history. */
+static int report_plot(struct ctl *c, json_t *args, const char *file)
+{
+	char gnuplot[4096];
+	if (find_gnuplot(gnuplot, sizeof(gnuplot)) < 0) {
+		ctl_error(c, "--plot %s: gnuplot is not installed (not on PATH); it draws the plot",
+			  file);
+		json_decref(args);
+		return MIGCTL_EXIT_FAIL;
+	}
+	json_t *root, *result;
+	int rc = ctl_call(c, "history", args, &root, &result);
+	if (rc != 0)
+		return rc;
+	if (json_array_size(result) == 0) {
+		ctl_error(c, "--plot %s: no finished migrations to plot", file);
+		rc = MIGCTL_EXIT_FAIL;
+	} else {
+		rc = plot_history(c, result, file, gnuplot);
+	}
+	json_decref(root);
+	return rc;
+}
+
+enum { OPT_PLOT = OPT_LIMIT + 1 };
+
 int cmd_report(struct ctl *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "plot", required_argument, NULL, OPT_PLOT },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
-	const char *since = NULL;
+	const char *since = NULL, *plot = NULL, *policy = NULL;
 	int opt, rc;
 	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		if (opt == OPT_SINCE)
 			since = optarg;
+		else if (opt == OPT_POLICY)
+			policy = optarg;
+		else if (opt == OPT_PLOT)
+			plot = optarg;
 		else if ((rc = ctl_option(c, opt, argv, report_usage)) != CTL_CONTINUE)
 			return rc;
 	}
 	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
 		return rc;
+	if (plot && !plot_terminal(plot))
+		return ctl_usage_error(c, "--plot \"%s\": expected a file name ending in .png or "
+				       ".svg", plot);
 	json_t *args = json_object();
+	if (policy)
+		json_object_set_new(args, "policy", json_string(policy));
 	if (since && (rc = since_arg(c, since, args)) != 0) {
 		json_decref(args);
 		return rc;
 	}
+	if (plot)
+		return report_plot(c, args, plot);
 	json_t *root, *result;
 	if ((rc = ctl_call(c, "report", args, &root, &result)) != 0)
 		return rc;

@@ -4,7 +4,9 @@
 #   scripts/bootstrap.sh run     install packages, build, run the main job:
 #                                cluster/demo, real QEMU guests on a virtual
 #                                cluster live-migrated under an interval
-#                                policy by migd (root; else the sim demo)
+#                                policy by migd, then bench/migration-cost
+#                                --quick, the job's slowdown under interval
+#                                policies (root; else the sim demo)
 #   scripts/bootstrap.sh sim     the same on the simulated cluster
 #                                (scripts/migd-demo.sh; migd stays running)
 #   scripts/bootstrap.sh test    install packages, build normal and sanitizer
@@ -108,11 +110,21 @@ run_tests() {
 
 # The main job: the whole scenario on real QEMU guests (cluster/demo: the
 # virtual cluster, sfs, migd with the qmp backend, guests under an interval
-# policy, checks, report). It needs root for the namespaces; without root,
-# the simulated cluster (scripts/migd-demo.sh) instead.
+# policy, checks, report), then the migration-cost experiment in its quick
+# form (bench/migration-cost --quick: btio's slowdown under interval
+# policies, Figures 12 and 13, the sim's what-if; under 15 minutes; its
+# own cluster name, subnet and port). Arguments go to cluster/demo. Both
+# run even if the first fails; the status is nonzero if either failed. It
+# needs root for the namespaces; without root, the simulated cluster
+# (scripts/migd-demo.sh) instead.
 run_main() {
 	if [ "$(id -u)" = 0 ]; then
-		exec cluster/demo "$@"
+		status=0
+		cluster/demo "$@" || status=1
+		echo
+		echo "== bench/migration-cost --quick: what migrating the job every N minutes costs it"
+		bench/migration-cost --quick || status=1
+		exit $status
 	fi
 	echo "bootstrap: not root, so no virtual cluster (network namespaces need root);" >&2
 	echo "bootstrap: running the simulated cluster instead (scripts/migd-demo.sh)" >&2
