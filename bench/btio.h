@@ -33,7 +33,7 @@ struct btio_params {
 	enum btio_mode mode;
 	const char *sfs_conf;
 	const char *path;    /* inside sfs; epio appends .RANK */
-	int keep, json, quiet, verify_only;
+	int keep, json, quiet, verify_only, progress;
 };
 
 /* This rank's part of the n^3 grid: full x lines, a block of y and z. */

@@ -205,6 +205,15 @@ for mode in full epio; do
 	case_done "$mode mode on 4 ranks verifies and prints the NPB labels"
 done
 
+# --progress: a line for every step, the dump steps' after their dump
+run progress 4 "$CONF" --steps 10 --path /t/progress --progress --quiet
+if expect_rc progress 0; then
+	n=$(grep -c '^ Time step' "$tmp/progress.out")
+	[ "$n" = 10 ] || fail "progress: $n step lines for 10 steps"
+	has progress '^ Time step +7$' "no line for step 7 (not a dump step)"
+fi
+case_done "--progress prints a line after every step"
+
 # 3: --json, epio: one object with the contract's keys, files kept
 run json 4 "$CONF" --steps 10 --mode epio --path /t/json --json --keep
 if expect_rc json 0; then
