@@ -135,6 +135,10 @@ int ctl_parse_duration(const char *text, double *out_s);
  * "2024-05-01", a trailing "Z" for UTC, local time otherwise) or a duration
  * ago (now_ns minus it). Returns 0 or -EINVAL. */
 int ctl_parse_since(const char *text, int64_t now_ns, int64_t *out_ns);
+/* --since TEXT into args as since_ns, a duration ago counted from the
+ * cluster's now (status's sim_time_ns on a sim migd, else the wall clock).
+ * Returns 0 or an exit code (a usage error names TEXT). */
+int ctl_since_arg(struct ctl *c, const char *text, json_t *args);
 /* A migration id: a positive integer. */
 int ctl_parse_id(const char *text, uint64_t *out);
 

@@ -48,36 +48,6 @@ const char predict_usage[] =
 
 enum { OPT_SINCE = OPT_SUBCMD_BASE, OPT_POLICY, OPT_TO };
 
-/* ---- --since (as history's) ---- */
-
-static int cluster_now_ns(struct ctl *c, int64_t *now)
-{
-	json_t *root, *result;
-	int rc = ctl_call(c, "status", NULL, &root, &result);
-	if (rc != 0)
-		return rc;
-	*now = jint(result, "sim_time_ns", 0);
-	if (*now <= 0)
-		*now = wall_ns();
-	json_decref(root);
-	return 0;
-}
-
-static int since_arg(struct ctl *c, const char *text, json_t *args)
-{
-	double ago_s;
-	int64_t now = 0, since;
-	int rc;
-	if (ctl_parse_duration(text, &ago_s) == 0 && (rc = cluster_now_ns(c, &now)) != 0)
-		return rc;
-	if (ctl_parse_since(text, now, &since) < 0)
-		return ctl_usage_error(c, "--since \"%s\": expected a date-time like "
-				       "2024-05-01T12:00:00 or a duration ago like 10m, 2h, 1d",
-				       text);
-	json_object_set_new(args, "since_ns", json_integer((json_int_t)since));
-	return 0;
-}
-
 /* ---- calibrate ---- */
 
 static void calibrate_links(json_t *links)
@@ -177,7 +147,7 @@ int cmd_calibrate(struct ctl *c, int argc, char **argv)
 	if (policy)
 		json_object_set_new(args, "policy", json_string(policy));
 	/* last, so a usage error above costs no request */
-	if (since && (rc = since_arg(c, since, args)) != 0) {
+	if (since && (rc = ctl_since_arg(c, since, args)) != 0) {
 		json_decref(args);
 		return rc;
 	}

@@ -16,6 +16,7 @@
 
 #include "migctl.h"
 #include "migd_proto.h"
+#include "util.h"
 
 static void *context(struct ctl *c)
 {
@@ -214,4 +215,33 @@ int ctl_event_recv(void *sub, long wait_ms, char **body)
 			return -1;
 	}
 	return 1;
+}
+
+/* The cluster's now: status's sim_time_ns when there is one, else the wall. */
+static int cluster_now_ns(struct ctl *c, int64_t *now)
+{
+	json_t *root, *result;
+	int rc = ctl_call(c, "status", NULL, &root, &result);
+	if (rc != 0)
+		return rc;
+	*now = jint(result, "sim_time_ns", 0);
+	if (*now <= 0)
+		*now = wall_ns();
+	json_decref(root);
+	return 0;
+}
+
+int ctl_since_arg(struct ctl *c, const char *text, json_t *args)
+{
+	double ago_s;
+	int64_t now = 0, since;
+	int rc;
+	if (ctl_parse_duration(text, &ago_s) == 0 && (rc = cluster_now_ns(c, &now)) != 0)
+		return rc;
+	if (ctl_parse_since(text, now, &since) < 0)
+		return ctl_usage_error(c, "--since \"%s\": expected a date-time like "
+				       "2024-05-01T12:00:00 or a duration ago like 10m, 2h, 1d",
+				       text);
+	json_object_set_new(args, "since_ns", json_integer((json_int_t)since));
+	return 0;
 }

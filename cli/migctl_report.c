@@ -99,38 +99,6 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
-/* ---- --since ---- */
-
-/* The cluster's now: status's sim_time_ns when there is one, else the wall. */
-static int cluster_now_ns(struct ctl *c, int64_t *now)
-{
-	json_t *root, *result;
-	int rc = ctl_call(c, "status", NULL, &root, &result);
-	if (rc != 0)
-		return rc;
-	*now = jint(result, "sim_time_ns", 0);
-	if (*now <= 0)
-		*now = wall_ns();
-	json_decref(root);
-	return 0;
-}
-
-/* --since text into args as since_ns. Returns 0 or an exit code. */
-static int since_arg(struct ctl *c, const char *text, json_t *args)
-{
-	double ago_s;
-	int64_t now = 0, since;
-	int rc;
-	if (ctl_parse_duration(text, &ago_s) == 0 && (rc = cluster_now_ns(c, &now)) != 0)
-		return rc;
-	if (ctl_parse_since(text, now, &since) < 0)
-		return ctl_usage_error(c, "--since \"%s\": expected a date-time like "
-				       "2024-05-01T12:00:00 or a duration ago like 10m, 2h, 1d",
-				       text);
-	json_object_set_new(args, "since_ns", json_integer((json_int_t)since));
-	return 0;
-}
-
 /* ---- history ---- */
 
 static const char *const csv_fields[] = {
@@ -215,7 +183,7 @@ static int history_options(struct ctl *c, int argc, char **argv, json_t *args, i
 	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
 		return rc;
 	/* last, so a usage error above costs no request */
-	if (since && (rc = since_arg(c, since, args)) != 0)
+	if (since && (rc = ctl_since_arg(c, since, args)) != 0)
 		return rc;
 	return CTL_CONTINUE;
 }
@@ -626,7 +594,7 @@ int cmd_report(struct ctl *c, int argc, char **argv)
 	json_t *args = json_object();
 	if (policy)
 		json_object_set_new(args, "policy", json_string(policy));
-	if (since && (rc = since_arg(c, since, args)) != 0) {
+	if (since && (rc = ctl_since_arg(c, since, args)) != 0) {
 		json_decref(args);
 		return rc;
 	}
