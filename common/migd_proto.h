@@ -40,13 +40,17 @@
  *   migration.show {id}                                -> migration
  *   queue         {}                                   -> [migration] (queued and running)
  *   history       {since_ns?, limit?, policy?}         -> [migration] (finished, newest last)
- *   report        {since_ns?}                          -> {overall: stats, policies: {name: stats}}
+ *   report        {since_ns?, policy?}                 -> {overall: stats, policies: {name: stats}}
  *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
  *                          downtime_ms:{mean,p50,p99}, bytes:{mean},
  *                          quiesce_outcomes:{ok,missed,error,no-agent,off: count},
  *                          quiesce_ms:{mean,p50,p99}, resume_ms:{mean,p50,p99},
  *                          drained_bytes:{mean}, drained_requests:{mean}, lull_waits,
  *                          lull_wait_ms:{mean,p50,p99}, lull_gave_up}
+ *   calibrate     {since_ns?, policy?}                 -> {migrations, link_bps, links, guests,
+ *                                                          switchover_ms, sim} (migctl.1)
+ *   predict       {guest, to}                          -> {guest, src, dst, total_ms,
+ *                                                          downtime_ms, bytes, rounds, state, model}
  *   policy.add    {type:"interval", name, every_s, guests (selector), stagger_s?, count?}
  *                 {type:"cron", name, schedule ("0 2 * * *"), action ("evacuate n3,n4" |
  *                  "rebalance" | "migrate SELECTOR"), tz?, missed? ("run-once" | "skip"),
