@@ -30,6 +30,9 @@
 #   ctl ARGS...              migctl against $endpoint, --timeout
 #                            $ctl_timeout (5000 ms unless set).
 #   ctl_json OUT ARGS...     migctl --json ARGS into OUT; fail on non-zero.
+#   expect_exit CODE WORD ARGS...
+#                            migctl ARGS exits CODE and says WORD on stderr
+#                            (output in $tmp/out and $tmp/err); fail if not.
 #   py FILE EXPR             EXPR (python) of the JSON in FILE, read as d.
 #   run_migd SECONDS OPTS... start $MIGD --db $tmp/state.db --listen
 #                            $endpoint OPTS, logging to $tmp/migd.log, in
@@ -147,6 +150,18 @@ free_port() { # [N]
 
 ctl() {
 	"$MIGCTL" --connect "$endpoint" --timeout "${ctl_timeout:-5000}" "$@"
+}
+
+expect_exit() { # CODE WORD ARGS...
+	code=$1
+	word=$2
+	shift 2
+	ctl "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	[ "$got" -eq "$code" ] ||
+		fail "migctl $*: expected exit $code, got $got: $(cat "$tmp/err")"
+	grep -qF -- "$word" "$tmp/err" ||
+		fail "migctl $*: expected the message to name \"$word\", got: $(cat "$tmp/err")"
 }
 
 ctl_json() { # OUT ARGS...

@@ -27,19 +27,6 @@ cleanup() {
 skip_without python3 "to read migctl's JSON"
 migd_setup test_calibrate
 
-# expect_exit CODE WORD ARGS...: migctl ARGS exits CODE and says WORD on stderr.
-expect_exit() {
-	code=$1
-	word=$2
-	shift 2
-	ctl "$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	[ "$got" -eq "$code" ] ||
-		fail "migctl $*: expected exit $code, got $got: $(cat "$tmp/err")"
-	grep -qF -- "$word" "$tmp/err" ||
-		fail "migctl $*: expected the message to name \"$word\", got: $(cat "$tmp/err")"
-}
-
 # migrate_wait GUEST HOST: one migration to its end, its row in $tmp/m.json
 migrate_wait() {
 	ctl_json "$tmp/m.json" migrate "$1" --to "$2" --wait

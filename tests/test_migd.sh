@@ -26,19 +26,6 @@ migd_setup test_migd
 
 # ---- helpers ----
 
-# expect_exit CODE WORD ARGS...: migctl ARGS exits CODE and says WORD on stderr.
-expect_exit() {
-	code=$1
-	word=$2
-	shift 2
-	ctl "$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	[ "$got" -eq "$code" ] ||
-		fail "migctl $*: expected exit $code, got $got: $(cat "$tmp/err")"
-	grep -qF -- "$word" "$tmp/err" ||
-		fail "migctl $*: expected the message to name \"$word\", got: $(cat "$tmp/err")"
-}
-
 start_migd() {
 	run_migd 25 --time-scale 60
 }
