@@ -240,6 +240,15 @@ static int qmp_open_hv(const struct hv_env *env, struct hv **out, char *err, siz
 		qmp_close_hv(hv);
 		return -EINVAL;
 	}
+	if (strncmp(hv->accel, "tcg", 3) == 0) {
+		int major = qvm_qemu_major(hv->qemu);
+		if (major >= 0 && major < 9) {
+			hv->tcg_ram_pad_kib = 8;
+			log_info("qmp: %s is QEMU %d, whose TCG migration loses guest writes (fixed "
+				 "in 9.0): new guests get 8 KiB more RAM, which avoids it (migd(8), BUGS)",
+				 hv->qemu, major);
+		}
+	}
 	snprintf(hv->agent_endpoint, sizeof(hv->agent_endpoint), "%s", or_default(s->agent_endpoint, ""));
 	snprintf(hv->sfs_conf, sizeof(hv->sfs_conf), "%s", or_default(s->sfs_conf, ""));
 	hv->port_base = s->migration_port_base ? s->migration_port_base : HV_QMP_DEFAULT_PORT_BASE;

@@ -215,8 +215,9 @@ pid_t qvm_pid(const struct hv *hv, const char *guest, const char *host)
 	return pid_serves((pid_t)pid, sock) ? (pid_t)pid : 0;
 }
 
-/* Run argv (a short command like ip) and wait; 0, or -EIO with its stderr in err. */
-static int run_cmd(char *const argv[], char *err, size_t errlen)
+/* Run argv (a short command) and wait: its exit status (-errno when it could
+ * not run), its stdout and stderr in out. */
+static int run_capture(char *const argv[], char *out, size_t outlen)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -236,24 +237,43 @@ static int run_cmd(char *const argv[], char *err, size_t errlen)
 		_exit(127);
 	}
 	close(fds[1]);
-	char out[512];
 	size_t used = 0;
 	ssize_t n;
-	while ((n = read(fds[0], out + used, sizeof(out) - 1 - used)) > 0 ||
-	       (n < 0 && errno == EINTR))
+	while ((n = read(fds[0], out + used, outlen - 1 - used)) > 0 || (n < 0 && errno == EINTR))
 		used += n > 0 ? (size_t)n : 0;
 	close(fds[0]);
 	out[used] = '\0';
+	for (size_t i = used; i > 0 && isspace((unsigned char)out[i - 1]); i--)
+		out[i - 1] = '\0';
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Run argv (a short command like ip) and wait; 0, or -EIO with its stderr in err. */
+static int run_cmd(char *const argv[], char *err, size_t errlen)
+{
+	char out[512];
+	int rc = run_capture(argv, out, sizeof(out));
+	if (rc == 0)
 		return 0;
-	for (size_t i = strlen(out); i > 0 && isspace((unsigned char)out[i - 1]); i--)
-		out[i - 1] = '\0';
+	if (rc < 0)
+		snprintf(out, sizeof(out), "%s", strerror(-rc));
 	snprintf(err, errlen, "%s %s %s %s: %s", argv[0], argv[1], argv[2], argv[3],
 		 *out ? out : "failed");
 	return -EIO;
+}
+
+int qvm_qemu_major(const char *qemu)
+{
+	char out[512];
+	char *argv[] = { (char *)qemu, "--version", NULL };
+	int major;
+	if (run_capture(argv, out, sizeof(out)) != 0)
+		return -1;
+	const char *v = strstr(out, "version ");
+	return v && sscanf(v, "version %d.", &major) == 1 ? major : -1;
 }
 
 /*
@@ -512,7 +532,8 @@ static json_t *guest_argv(const struct hv *hv, const char *name, uint64_t mem_by
 	json_t *argv = json_array();
 	ARG(hv->qemu);
 	ARG("-machine"), ARG("pc"), ARG("-accel"), ARG(hv->accel);
-	snprintf(buf, sizeof(buf), "%" PRIu64, (mem_bytes + MIB - 1) / MIB);
+	/* padded: see tcg_ram_pad_kib in hv_qmp_vm.h */
+	snprintf(buf, sizeof(buf), "%" PRIu64 "k", (mem_bytes + MIB - 1) / MIB * 1024 + hv->tcg_ram_pad_kib);
 	ARG("-m"), ARG(buf), ARG("-smp"), ARG("1");
 	ARG("-nodefaults"), ARG("-no-user-config"), ARG("-display"), ARG("none");
 	ARG("-vga"), ARG("none");

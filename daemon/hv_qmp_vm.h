@@ -49,6 +49,18 @@ struct hv {
 	char image_dir[PATH_MAX];     /* "": BIOS only */
 	char qemu[PATH_MAX];
 	char accel[64];               /* "-accel" argument */
+	/*
+	 * KiB added to every new guest's RAM (0 or 8). QEMU before 9.0 loses
+	 * guest writes when it live-migrates a TCG guest (its fix: "physmem:
+	 * Fix migration dirty bitmap coherency with TCG memory access"): the
+	 * dirty-bitmap sync clears a RAM block's bits a word at a time without
+	 * resetting the TCG TLB, so a page whose TLB entry stays writable is
+	 * never marked dirty again and the destination keeps an old copy (a
+	 * guest kernel dies of it, see BUGS in migd(8)). The per-page sync
+	 * resets the TLB, and QEMU takes it for a block that is not a multiple
+	 * of 64 pages: 8 KiB more sends the guest's RAM down that path.
+	 */
+	unsigned tcg_ram_pad_kib;
 	char agent_endpoint[256];
 	char sfs_conf[PATH_MAX];
 	unsigned port_base, next_port;
@@ -63,6 +75,8 @@ struct hv {
 
 /* ---- small things ---- */
 bool qvm_kvm_usable(void);
+/* The major version `QEMU --version` prints, or -1. */
+int qvm_qemu_major(const char *qemu);
 /* Host and guest names become file names and QEMU arguments: plain only. */
 bool qvm_valid_name(const char *name);
 /* STATE/GUEST/HOST.EXT into buf: 0 or -ENAMETOOLONG. */

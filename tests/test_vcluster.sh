@@ -132,7 +132,7 @@ boot() {
 		grep -c "^MIGD-GUEST-READY name=$g ip=$ip$" "$log" | grep -qx 1 ||
 			fail "$g: not exactly one ready line"
 		ip -n "$NAME-$h" -o link show master br0 | grep -q 'vg[0-9a-f]\{8\}' || fail "$g: no tap on br0 of $h"
-		ps -o args= -p "$(cat "$pidfile")" | grep -qE -- "-accel (kvm|tcg,tb-size=64) -m 256 -smp 1 -nodefaults -no-user-config -display none -vga none -kernel .* -initrd .* -append console=ttyS0 no_timer_check migd.name=$g migd.ip=$ip/16 migd.gw=$SUBNET.0.1 -netdev tap,id=n0,ifname=vg[0-9a-f]{8},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:[0-9a-f:]{8},romfile= -serial file:[^ ]* -qmp unix:[^ ]*,server=on,wait=off -fw_cfg name=opt/migd/sfs.conf,file=" ||
+		ps -o args= -p "$(cat "$pidfile")" | grep -qE -- "-accel (kvm|tcg,tb-size=64) -m (256M|262152k) -smp 1 -nodefaults -no-user-config -display none -vga none -kernel .* -initrd .* -append console=ttyS0 no_timer_check migd.name=$g migd.ip=$ip/16 migd.gw=$SUBNET.0.1 -netdev tap,id=n0,ifname=vg[0-9a-f]{8},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:[0-9a-f:]{8},romfile= -serial file:[^ ]* -qmp unix:[^ ]*,server=on,wait=off -fw_cfg name=opt/migd/sfs.conf,file=" ||
 			fail "$g: QEMU command line differs from CONTRACTS.md: $(ps -o args= -p "$(cat "$pidfile")")"
 	else
 		fail "$g did not boot: $(cat "$tmp/$g.out"); serial log: $(tail -5 "/run/vcluster/$NAME/guests/$g@$h.log" 2>/dev/null)"
