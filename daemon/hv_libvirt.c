@@ -323,6 +323,7 @@ struct lv_host {
 	struct hv_libvirt_uri u;
 	virConnectPtr conn;         /* NULL: not connected */
 	char domain_type[8];        /* host_domain_type(); "": not asked yet */
+	bool warned_tcg;            /* warn_tcg_writes() said its piece */
 };
 
 struct lv_mig {
@@ -1078,6 +1079,30 @@ static int check_start(struct hv *hv, const char *guest, struct lv_host *src,
 	return 0;
 }
 
+/*
+ * QEMU before 9.0 loses guest writes when it live-migrates a TCG guest
+ * (BUGS in migd(8)). The qmp backend avoids it with 8 KiB more guest RAM;
+ * libvirt rounds guest RAM to whole MiB, so here it can only be said: once
+ * per source host whose libvirt runs a TCG guest (domain type qemu) on such
+ * a QEMU.
+ */
+static void warn_tcg_writes(struct lv_host *src, virConnectPtr sc, virDomainPtr d)
+{
+	unsigned long ver = 0;
+	const char *type = virConnectGetType(sc);
+	if (src->warned_tcg || !type || strcmp(type, "QEMU") != 0 ||
+	    virConnectGetVersion(sc, &ver) < 0 || ver == 0 || ver >= 9000000)
+		return;
+	char *xml = virDomainGetXMLDesc(d, 0);
+	if (xml && strstr(xml, "<domain type='qemu'")) {
+		log_warnx("host %s: libvirt runs TCG guests on QEMU %lu.%lu, whose live migration "
+			  "can lose guest writes (fixed in QEMU 9.0; migd(8), BUGS): use KVM or a "
+			  "newer QEMU", src->name, ver / 1000000, ver / 1000 % 1000);
+		src->warned_tcg = true;
+	}
+	free(xml);
+}
+
 static int migrate_start_locked(struct hv *hv, const char *guest, const char *src_name,
 				const char *dst_name, const struct hv_migrate_params *params,
 				uint64_t *id, char *err, size_t errlen)
@@ -1098,6 +1123,7 @@ static int migrate_start_locked(struct hv *hv, const char *guest, const char *sr
 			virDomainFree(d);
 		return -ENOENT;
 	}
+	warn_tcg_writes(src, sc, d);
 	struct lv_mig *m = calloc(1, sizeof(*m));
 	if (!m || GROW(hv->migs, hv->cap_migs, hv->n_migs + 1) < 0) {
 		free(m);
