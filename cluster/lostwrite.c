@@ -91,7 +91,6 @@ static int parse_args(int argc, char **argv, struct lostwrite_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char buf[64];
 	int opt;
 
 	o->size_bytes = 64ull << 20;
@@ -103,10 +102,7 @@ static int parse_args(int argc, char **argv, struct lostwrite_opts *o)
 				return fail("--size \"%s\": expected a size of at least 2m, like 64m", optarg);
 			break;
 		case 'r':
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			if (strlen(buf) > 2 && strcmp(buf + strlen(buf) - 2, "/s") == 0)
-				buf[strlen(buf) - 2] = '\0';
-			if (parse_size(buf, &o->rate_bps) < 0)
+			if (parse_rate(optarg, &o->rate_bps) < 0)
 				return fail("--rate \"%s\": expected a rate like 40m/s (0: none)", optarg);
 			break;
 		case 't':

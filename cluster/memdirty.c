@@ -75,20 +75,6 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-/* "100m/s", "100m", "0": bytes per second. */
-static int parse_rate(const char *text, uint64_t *out)
-{
-	char buf[64];
-	size_t len = strlen(text);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, text, len + 1);
-	if (len > 2 && strcmp(buf + len - 2, "/s") == 0)
-		buf[len - 2] = '\0';
-	return parse_size(buf, out);
-}
-
 static int parse_args(int argc, char **argv, struct memdirty_opts *o)
 {
 	static const struct option longopts[] = {
@@ -110,7 +96,7 @@ static int parse_args(int argc, char **argv, struct memdirty_opts *o)
 			break;
 		case 'r':
 			if (parse_rate(optarg, &o->rate_bps) < 0)
-				return fail("--rate \"%s\": expected a rate like 100m/s (0 = unpaced)", optarg);
+				return fail("--rate \"%s\": expected a rate like 100m/s or 800mbit/s (0 = unpaced)", optarg);
 			break;
 		case 't':
 			if (parse_u64(optarg, 0, 1u << 30, &o->seconds) < 0)

@@ -29,6 +29,44 @@ int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+int parse_rate(const char *text, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		double bps;
+	} units[] = { { "", 1 }, { "k", 1024.0 }, { "m", 1048576.0 }, { "g", 1073741824.0 },
+		      { "t", 1099511627776.0 }, { "bit", 1 / 8.0 }, { "kbit", 1e3 / 8 },
+		      { "mbit", 1e6 / 8 }, { "gbit", 1e9 / 8 }, { "tbit", 1e12 / 8 } };
+	char *end, suffix[16];
+	if (!text || (!isdigit((unsigned char)*text) && *text != '.'))
+		return -EINVAL;
+	double v = strtod(text, &end);
+	if (strlen(end) >= sizeof(suffix))
+		return -EINVAL;
+	snprintf(suffix, sizeof(suffix), "%s", end);
+	size_t n = strlen(suffix);
+	if (n >= 2 && strcmp(suffix + n - 2, "/s") == 0)
+		suffix[n - 2] = '\0';
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(suffix, units[i].suffix) == 0) {
+			double bps = v * units[i].bps;
+			if (!(bps >= 0 && bps <= 1e18)) /* also NaN */
+				return -ERANGE;
+			*out = (uint64_t)(bps + 0.5);
+			return 0;
+		}
+	}
+	/* parse_size's spellings: "10MiB", "10mb" (/s stripped) */
+	char whole[64];
+	n = strlen(text);
+	if (n >= sizeof(whole))
+		return -EINVAL;
+	memcpy(whole, text, n + 1);
+	if (n >= 2 && strcmp(whole + n - 2, "/s") == 0)
+		whole[n - 2] = '\0';
+	return parse_size(whole, out);
+}
+
 int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;

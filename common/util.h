@@ -23,6 +23,13 @@ int64_t wall_ns(void);
  * accepted, all binary). Returns 0 or -EINVAL (junk) / -ERANGE (overflow).
  */
 int parse_size(const char *text, uint64_t *out);
+/*
+ * Parse a rate in bytes per second: "125000000", "100m", "100m/s", "1.5g",
+ * "10MiB/s" (binary multiples, as parse_size), or bits with a "bit" suffix, decimal
+ * as network people mean it: "1gbit", "100mbit/s". Returns 0, -EINVAL
+ * (junk) or -ERANGE (above 1e18).
+ */
+int parse_rate(const char *text, uint64_t *out);
 /* Parse a non-negative integer that must fit in [min, max]. */
 int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse yes/no/true/false/on/off/1/0. */

@@ -227,36 +227,6 @@ static int parse_duration(const char *text, double *out)
 	return -EINVAL;
 }
 
-/* Bytes per second: "125000000", "100m", "100m/s", "1.5g"; or bits with a
- * "bit" suffix, decimal as network people mean it: "1gbit", "100mbit". */
-static int parse_rate(const char *text, uint64_t *out)
-{
-	static const struct {
-		const char *suffix;
-		double bps;
-	} units[] = { { "", 1 }, { "k", 1024.0 }, { "m", 1048576.0 }, { "g", 1073741824.0 },
-		      { "t", 1099511627776.0 }, { "bit", 1 / 8.0 }, { "kbit", 1e3 / 8 },
-		      { "mbit", 1e6 / 8 }, { "gbit", 1e9 / 8 }, { "tbit", 1e12 / 8 } };
-	char *end, suffix[16];
-	if (!isdigit((unsigned char)*text) && *text != '.')
-		return -EINVAL;
-	double v = strtod(text, &end);
-	snprintf(suffix, sizeof(suffix), "%s", end);
-	size_t n = strlen(suffix);
-	if (n >= 2 && strcmp(suffix + n - 2, "/s") == 0)
-		suffix[n - 2] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcasecmp(suffix, units[i].suffix) == 0) {
-			double bps = v * units[i].bps;
-			if (!isfinite(bps) || bps < 0 || bps > 1e18)
-				return -ERANGE;
-			*out = (uint64_t)llround(bps);
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 static int set_number(struct migd_config *c, const struct opt *o, const char *value,
 		      const char **expected)
 {

@@ -128,25 +128,7 @@ static int knob_rate(const char *key, json_t *v, uint64_t *out, char *err, size_
 		*out = (uint64_t)json_real_value(v);
 		rc = 0;
 	} else if (json_is_string(v)) {
-		char text[64];
-		snprintf(text, sizeof(text), "%s", json_string_value(v));
-		size_t n = strlen(text);
-		if (n > 2 && strcmp(text + n - 2, "/s") == 0)
-			text[n -= 2] = '\0';
-		if (n > 3 && strcasecmp(text + n - 3, "bit") == 0) {
-			static const char pre[] = "kmgt";
-			char *end;
-			double x = strtod(text, &end), mult = 1;
-			const char *p = strchr(pre, *end ? *end | 0x20 : 0);
-			for (int i = p && *end ? (int)(p - pre) + 1 : 0; i > 0; i--)
-				mult *= 1e3;
-			if (end != text && (end + (p && *end ? 1 : 0)) == text + n - 3 && x >= 0) {
-				*out = (uint64_t)(x * mult / 8);
-				rc = 0;
-			}
-		} else {
-			rc = parse_size(text, out);
-		}
+		rc = parse_rate(json_string_value(v), out);
 	}
 	if (rc < 0) {
 		char *text = json_dumps(v, JSON_ENCODE_ANY);
