@@ -241,12 +241,16 @@ static int qmp_open_hv(const struct hv_env *env, struct hv **out, char *err, siz
 		return -EINVAL;
 	}
 	if (strncmp(hv->accel, "tcg", 3) == 0) {
+		/* an unknown version gets the workaround too: it only costs time */
 		int major = qvm_qemu_major(hv->qemu);
-		if (major >= 0 && major < 9) {
+		if (major < 9) {
+			char what[32] = "of unknown version";
+			if (major >= 0)
+				snprintf(what, sizeof(what), "QEMU %d", major);
 			hv->tcg_ram_pad_kib = 8;
-			log_info("qmp: %s is QEMU %d, whose TCG migration loses guest writes (fixed "
+			log_info("qmp: %s is %s, whose TCG migration may lose guest writes (fixed "
 				 "in 9.0): new guests get 8 KiB more RAM, which avoids it (migd(8), BUGS)",
-				 hv->qemu, major);
+				 hv->qemu, what);
 		}
 	}
 	snprintf(hv->agent_endpoint, sizeof(hv->agent_endpoint), "%s", or_default(s->agent_endpoint, ""));
