@@ -88,7 +88,8 @@ grep -q "whose TCG migration may lose guest writes" "$tmp/migd.log" || [ "$m" = 
 wait_for 120 "g1 answering ssh at $ip" gssh "$ip" true
 gssh "$ip" 'setsid sh -c "lostwrite >/tmp/lw.out 2>&1" </dev/null >/dev/null 2>&1 &' ||
 	fail "starting lostwrite in g1"
-sleep 2
+lostwrite_runs() { gssh "$ip" 'grep -q "check pages, dirtying" /tmp/lw.out && pidof lostwrite' >/dev/null; }
+wait_for 20 "precondition: lostwrite running in g1 (its start line in /tmp/lw.out)" lostwrite_runs
 to=n2
 i=1
 while [ $i -le $MIGRATIONS ]; do

@@ -43,6 +43,8 @@ case_done "a paced run for --seconds ends by itself and reports the passes"
 pid=$!
 i=0
 while ! grep -q 'full speed, until killed' "$tmp/out" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q 'full speed, until killed' "$tmp/out" ||
+	fail "precondition: unpaced memdirty did not say it runs at full speed within 10 s: $(cat "$tmp/out")"
 kill "$pid"
 wait "$pid"
 rc=$?
