@@ -433,11 +433,12 @@ def print_where(rows, p):
             r["quiesce"], " lull" if r["lull"] else "", fmt(r["pair_diff_s"], "%+.1f"),
             ci_text(r["pair_diff_pct"], r["pair_ci_pct"], "%+.1f"))
         if r["measures_agree"] is None:
-            verdict = "one pair, no interval" if r["pairs"] < 2 else "no paired figure"
+            # one pair has no interval (ci_text says so), or no paired figure
+            verdict = "" if r["pairs"] < 2 else ": no paired figure"
         elif r["measures_agree"]:
-            verdict = "the interval includes the paired %s%%" % fmt(r["paired_pct"], "%+.2f")
+            verdict = ": the interval includes the paired %s%%" % fmt(r["paired_pct"], "%+.2f")
         else:
-            verdict = "the interval excludes the paired %s%%" % fmt(r["paired_pct"], "%+.2f")
+            verdict = ": the interval excludes the paired %s%%" % fmt(r["paired_pct"], "%+.2f")
         sp = r["pair_split_s"]
         where = ""
         if sp:
@@ -445,7 +446,7 @@ def print_where(rows, p):
                     "overlapped, %s s in its other steps), read-back %+.1f s" % (
                         sp["startup_s"], sp["loop_s"], fmt(r.get("lost_s"), "%.1f"),
                         fmt(r["pair_other_loop_s"], "%+.1f"), sp["readback_s"])
-        lines.append("  %s: %s%s" % (head, verdict, where))
+        lines.append("  %s%s%s" % (head, verdict, where))
     if lines:
         p()
         p("where the per-pair difference goes (means over the pairs):")
