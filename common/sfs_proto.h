@@ -100,7 +100,8 @@ enum sfs_op {
 	 * are refused with EPROTO. A freeze lapses by itself after timeout_ms. */
 	SFS_OP_DF_SNAP_FREEZE = 64, /* snap_id, timeout_ms: hold writes, drain */
 	SFS_OP_DF_SNAP_LINK,        /* snap_id, handles[]: pin into the snapshot */
-	SFS_OP_DF_SNAP_THAW,        /* snap_id: release; ETIMEDOUT if it lapsed */
+	SFS_OP_DF_SNAP_THAW,        /* snap_id: release; EPROTO if it lapsed;
+				       snap_id 0 releases any freeze */
 	SFS_OP_DF_SNAP_DROP,        /* snap_id: delete the snapshot's datafiles */
 	SFS_OP_DF_SNAP_RESTORE,     /* snap_id, handles[]: live := snapshot's */
 	SFS_OP_DF_SNAP_STAT,        /* snap_id -> datafiles, bytes pinned */

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,7 +230,8 @@ static int check_frozen(struct iosnap *s, uint64_t snap_id, const char *what, ch
 int iosnap_thaw(struct iosnap *s, uint64_t snap_id, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&s->lock);
-	int rc = check_frozen(s, snap_id, "thaw", err, errlen);
+	/* 0: whatever freeze there is (a restarted metadata server holds none) */
+	int rc = snap_id == 0 ? 0 : check_frozen(s, snap_id, "thaw", err, errlen);
 	if (rc == 0) {
 		s->frozen_id = 0;
 		pthread_cond_broadcast(&s->cond);
@@ -362,6 +364,12 @@ static int snapdir_open(struct iosnap *s, uint64_t snap_id, int create, char *er
 int iosnap_link(struct iosnap *s, uint64_t snap_id, const uint64_t *handles, uint32_t n,
 		char *err, size_t errlen)
 {
+	/* SFSD_SNAP_FAULT=io:link: die like kill -9 here (crash tests) */
+	const char *fault = getenv("SFSD_SNAP_FAULT");
+	if (fault && strcmp(fault, "io:link") == 0) {
+		log_warnx("SFSD_SNAP_FAULT=%s: killing myself", fault);
+		raise(SIGKILL);
+	}
 	pthread_mutex_lock(&s->lock);
 	int rc = check_frozen(s, snap_id, "link", err, errlen);
 	pthread_mutex_unlock(&s->lock);

@@ -40,6 +40,7 @@ struct meta {
 	/* meta_snap.c */
 	char *entry_cols;      /* every column of entries, "a, b, c" */
 	int snap_pending;      /* unfinished snapshot work may be in snap_pending */
+	int snap_thawed;       /* freezes of a previous run released */
 	uint64_t snap_retry_ms; /* not before then */
 };
 

@@ -244,7 +244,7 @@ int meta_snap_open(struct meta *m, char *err, size_t errlen)
 		free(live[i]);
 	for (int i = 0; i < n_copy; i++)
 		free(copy[i]);
-	m->snap_pending = 1; /* look once: a crash may have left work */
+	m->snap_pending = 1; /* look once: a crash may have left work, or freezes */
 	return rc;
 }
 
@@ -489,6 +489,13 @@ static int resume_all(struct meta *m, char *err, size_t errlen)
 	int rc = 0;
 	if (!s)
 		return -EIO;
+	if (!m->snap_thawed) {
+		/* freezes a previous run held (it died mid-barrier) end now,
+		 * not when they lapse */
+		char ignored[256];
+		if (io_each(m, SFS_OP_DF_SNAP_THAW, 0, 0, 0, ignored, sizeof(ignored)) == 0)
+			m->snap_thawed = 1;
+	}
 	struct { int restore; uint64_t id; } items[64];
 	unsigned n = 0;
 	while (n < 64 && sqlite3_step(s) == SQLITE_ROW) {
