@@ -178,6 +178,8 @@ static double create_ms(struct fsrun *r)
 		double t0 = now_s();
 		int rc = sfs_snapshot_create(r->fs, name, "/tree", NULL);
 		t[i] = (now_s() - t0) * 1000;
+		if (getenv("SNAPBENCH_DEBUG"))
+			fprintf(stderr, "  create %d: %.1f ms\n", i, t[i]);
 		if (rc < 0)
 			die("snapshot create", rc);
 		if ((rc = sfs_snapshot_rm(r->fs, name)) < 0)
