@@ -314,6 +314,10 @@ int iosnap_unshare(struct iosnap *s, uint64_t handle, char *err, size_t errlen)
 		goto fail;
 	}
 	rc = copy_fd(src, dst, (uint64_t)st.st_size);
+	/* SFSD_SNAP_FAULT=io:cow-enospc: the copy finds the disk full (tests) */
+	const char *fault = getenv("SFSD_SNAP_FAULT");
+	if (rc == 0 && fault && strcmp(fault, "io:cow-enospc") == 0)
+		rc = -ENOSPC;
 	if (rc == 0 && fdatasync(dst) < 0)
 		rc = -errno;
 	if (rc == 0 && renameat(s->data_fd, tmp, s->data_fd, name) < 0)

@@ -313,6 +313,9 @@ static int df_create(struct iosrv *io, struct server_req *r)
 		return rc;
 	handle_name(handle, name);
 	pthread_mutex_lock(&io->lock);
+	/* a fresh inode: truncating an orphan in place would also truncate a
+	 * snapshot's hard link to it */
+	unlinkat(io->data_fd, name, 0);
 	int fd = openat(io->data_fd, name, io->open_flags | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		rc = server_fail(r, -errno, "creating datafile 0x%" PRIx64 ": %s", handle,

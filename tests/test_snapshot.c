@@ -719,3 +719,42 @@ Test(snapshot, version_1_database_is_upgraded_and_unknown_columns_roll_back)
 	sqlite3_close(db);
 	finish();
 }
+
+/* The copy a first write after a snapshot needs finds the disk full
+ * (injected: SFSD_SNAP_FAULT=io:cow-enospc on every I/O server): the write
+ * fails with ENOSPC, the live file and the snapshot keep their bytes, no
+ * partial copy is left, and with room again the write goes through. */
+Test(snapshot, enospc_while_copying_fails_the_write_and_keeps_both)
+{
+	start(2, NULL);
+	put("/f", 200000, 70);
+	cr_assert_eq(sfs_snapshot_create(fs, "s", NULL, NULL), 0, "%s", sfs_last_error());
+	restart_with_fault(1, "io:cow-enospc");
+	restart_with_fault(2, "io:cow-enospc");
+	struct sfs_file *f;
+	cr_assert_eq(sfs_open(fs, "/f", SFS_O_RDWR, 0, &f), 0);
+	uint8_t junk[150000];
+	memset(junk, 0xee, sizeof(junk));
+	cr_assert_eq(sfs_pwrite(f, junk, sizeof(junk), 0), -ENOSPC, "%s", sfs_last_error());
+	cr_assert_eq(sfs_ftruncate(f, 0), -ENOSPC, "%s", sfs_last_error());
+	sfs_close(f);
+	uint8_t *want = malloc(200000);
+	fill(want, 200000, 70);
+	uint64_t h = fnv1a(want, 200000, 1469598103934665603ull);
+	cr_assert_eq(file_hash("/f", 200000), h, "the live file changed");
+	cr_assert_eq(file_hash("/.snapshots/s/f", 200000), h, "the snapshot changed");
+	struct sfs_stat st;
+	cr_assert_eq(sfs_stat(fs, "/f", &st), 0);
+	cr_assert_eq(st.size_bytes, 200000);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "ls -a %s/io0/data %s/io1/data | grep -q cow-", fx.dir, fx.dir);
+	cr_assert_neq(system(cmd), 0, "a partial copy was left behind");
+	fsfix_signal(&fx, 1, SIGTERM);
+	fsfix_start_server(&fx, 1);
+	fsfix_signal(&fx, 2, SIGTERM);
+	fsfix_start_server(&fx, 2);
+	put("/f", 1000, 71);
+	cr_assert_eq(file_hash("/.snapshots/s/f", 200000), h, "the snapshot changed");
+	free(want);
+	finish();
+}
