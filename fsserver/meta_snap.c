@@ -811,10 +811,10 @@ static int snap_list(struct meta *m, struct server_req *r)
 /* --- rollback ------------------------------------------------------------------- */
 
 /* The namespace half of a rollback, one transaction: the tree now at the
- * path (cur_fid, 0 if none) and every row the snapshot has go; the
+ * path (cur_fid, -1 if none) and every row the snapshot has go; the
  * snapshot's rows come back, hung under parent_fid; the datafiles of files
  * that go for good, and the restore itself, are recorded as pending. */
-static int rollback_commit(struct meta *m, uint64_t snap_id, uint64_t root_fid, uint64_t cur_fid,
+static int rollback_commit(struct meta *m, uint64_t snap_id, uint64_t root_fid, int64_t cur_fid,
 			   uint64_t parent_fid, int has_parent)
 {
 	int rc = exec3(m, "BEGIN IMMEDIATE", 0, 0, 0);
@@ -824,11 +824,11 @@ static int rollback_commit(struct meta *m, uint64_t snap_id, uint64_t root_fid, 
 		   " SELECT 'remove', fid, servers FROM entries WHERE type = 1"
 		   " AND fid IN (SELECT fid FROM sub)"
 		   " AND fid NOT IN (SELECT fid FROM snap_entries WHERE snap_id = ?2)",
-		   (int64_t)cur_fid, (int64_t)snap_id, 0);
+		   cur_fid, (int64_t)snap_id, 0);
 	if (rc == 0)
 		rc = exec3(m, SUBTREE(1) "DELETE FROM entries WHERE fid IN (SELECT fid FROM sub)"
 			   " OR fid IN (SELECT fid FROM snap_entries WHERE snap_id = ?2)",
-			   (int64_t)cur_fid, (int64_t)snap_id, 0);
+			   cur_fid, (int64_t)snap_id, 0);
 	if (rc == 0)
 		rc = exec_cols(m, "INSERT INTO entries (%s) SELECT %s FROM snap_entries"
 			       " WHERE snap_id = ?1", (int64_t)snap_id, 0, 0);
@@ -896,13 +896,16 @@ static int snap_rollback(struct meta *m, struct server_req *r)
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	r->reply->msg[0] = '\0';
+	/* nothing at the path now: a subtree of no fid (fid 0 would be the
+	 * root's parent, the whole namespace) */
+	int64_t cur_fid = rc == -ENOENT ? -1 : (int64_t)cur.fid;
 	uint64_t deadline = now_ms() + m->conf->snapshot_barrier_timeout_ms;
 	rc = freeze_all(m, info->id, deadline, err, sizeof(err));
 	if (rc < 0)
 		return server_fail(r, rc, "rollback to \"%.60s\" failed, nothing changed: %s", name,
 				   err);
-	if (!(r->req->flags & SFS_SNAP_ROLLBACK_FORCE) && cur.fid) {
-		rc = rollback_busy(m, cur.fid, info->id, err, sizeof(err));
+	if (!(r->req->flags & SFS_SNAP_ROLLBACK_FORCE) && cur_fid > 0) {
+		rc = rollback_busy(m, (uint64_t)cur_fid, info->id, err, sizeof(err));
 		if (rc < 0) {
 			char ignored[256];
 			io_each(m, SFS_OP_DF_SNAP_THAW, info->id, 0, 0, ignored, sizeof(ignored));
@@ -912,7 +915,7 @@ static int snap_rollback(struct meta *m, struct server_req *r)
 		}
 	}
 	fault_point("rollback:frozen");
-	if (rollback_commit(m, info->id, root_fid, cur.fid, parent.fid, sp.n > 0) < 0) {
+	if (rollback_commit(m, info->id, root_fid, cur_fid, parent.fid, sp.n > 0) < 0) {
 		char ignored[256];
 		io_each(m, SFS_OP_DF_SNAP_THAW, info->id, 0, 0, ignored, sizeof(ignored));
 		return db_fail(m, r, "rolling back");

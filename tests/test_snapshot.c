@@ -758,3 +758,57 @@ Test(snapshot, enospc_while_copying_fails_the_write_and_keeps_both)
 	free(want);
 	finish();
 }
+
+/* The snapshot's directory itself removed, or replaced by a file: the
+ * rollback brings it back and touches nothing outside it. */
+Test(snapshot, rollback_recreates_a_removed_or_replaced_directory)
+{
+	start(2, NULL);
+	make_tree("/d", 90);
+	put("/other", 500, 91);
+	struct tree *before = capture("/d/sub");
+	cr_assert_eq(sfs_snapshot_create(fs, "sub", "/d/sub", NULL), 0, "%s", sfs_last_error());
+	for (unsigned i = 0; i < 6; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/d/sub/g%u", i);
+		cr_assert_eq(sfs_unlink(fs, path), 0);
+	}
+	cr_assert_eq(sfs_rmdir(fs, "/d/sub"), 0);
+	cr_assert_eq(sfs_snapshot_rollback(fs, "sub", SFS_ROLLBACK_FORCE), 0, "%s",
+		     sfs_last_error());
+	struct tree *now = capture("/d/sub");
+	assert_same(before, now, "a removed directory rolled back");
+	struct sfs_stat st;
+	cr_assert_eq(sfs_stat(fs, "/other", &st), 0, "a rollback of a gone directory took /other");
+	cr_assert_eq(sfs_stat(fs, "/d/f5", &st), 0, "a rollback of /d/sub took /d/f5");
+	/* now a file where the directory was */
+	for (unsigned i = 0; i < 6; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/d/sub/g%u", i);
+		cr_assert_eq(sfs_unlink(fs, path), 0);
+	}
+	cr_assert_eq(sfs_rmdir(fs, "/d/sub"), 0);
+	put("/d/sub", 77, 92);
+	cr_assert_eq(sfs_snapshot_rollback(fs, "sub", SFS_ROLLBACK_FORCE), 0, "%s",
+		     sfs_last_error());
+	free(now);
+	now = capture("/d/sub");
+	assert_same(before, now, "a directory replaced by a file rolled back");
+	/* with its parent gone, the rollback is refused naming what to do */
+	cr_assert_eq(sfs_mkdir(fs, "/p", 0755), 0);
+	cr_assert_eq(sfs_mkdir(fs, "/p/q", 0755), 0);
+	cr_assert_eq(sfs_snapshot_create(fs, "q", "/p/q", NULL), 0);
+	cr_assert_eq(sfs_rmdir(fs, "/p/q"), 0);
+	cr_assert_eq(sfs_rmdir(fs, "/p"), 0);
+	cr_assert_eq(sfs_snapshot_rollback(fs, "q", SFS_ROLLBACK_FORCE), -ENOENT);
+	cr_assert(strstr(sfs_last_error(), "/p/q") && strstr(sfs_last_error(), "recreate"), "%s",
+		  sfs_last_error());
+	cr_assert_eq(sfs_mkdir(fs, "/p", 0755), 0);
+	cr_assert_eq(sfs_snapshot_rollback(fs, "q", SFS_ROLLBACK_FORCE), 0, "%s", sfs_last_error());
+	cr_assert_eq(sfs_stat(fs, "/p/q", &st), 0);
+	cr_assert_eq(st.type, SFS_STAT_DIR);
+	assert_fsck_clean();
+	free(before);
+	free(now);
+	finish();
+}
