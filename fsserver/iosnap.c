@@ -365,15 +365,20 @@ static int snapdir_open(struct iosnap *s, uint64_t snap_id, int create, char *er
 	return fd;
 }
 
+/* SFSD_SNAP_FAULT=POINT: die like kill -9 at POINT (crash tests). */
+static void fault_point(const char *point)
+{
+	const char *want = getenv("SFSD_SNAP_FAULT");
+	if (want && strcmp(want, point) == 0) {
+		log_warnx("SFSD_SNAP_FAULT=%s: killing myself", point);
+		raise(SIGKILL);
+	}
+}
+
 int iosnap_link(struct iosnap *s, uint64_t snap_id, const uint64_t *handles, uint32_t n,
 		char *err, size_t errlen)
 {
-	/* SFSD_SNAP_FAULT=io:link: die like kill -9 here (crash tests) */
-	const char *fault = getenv("SFSD_SNAP_FAULT");
-	if (fault && strcmp(fault, "io:link") == 0) {
-		log_warnx("SFSD_SNAP_FAULT=%s: killing myself", fault);
-		raise(SIGKILL);
-	}
+	fault_point("io:link");
 	pthread_mutex_lock(&s->lock);
 	int rc = check_frozen(s, snap_id, "link", err, errlen);
 	pthread_mutex_unlock(&s->lock);
@@ -439,6 +444,7 @@ int iosnap_restore(struct iosnap *s, uint64_t snap_id, const uint64_t *handles, 
 			break;
 		}
 		s->forget(s->forget_arg, handles[i]);
+		fault_point("io:restore"); /* after the first datafile: a half restore */
 	}
 	pthread_mutex_unlock(&s->cow_lock);
 	close(dfd);

@@ -165,6 +165,17 @@ static struct tree *capture(const char *dir)
 	return t;
 }
 
+static int same_tree(const struct tree *a, const struct tree *b)
+{
+	if (a->count != b->count)
+		return 0;
+	for (unsigned i = 0; i < a->count; i++)
+		if (strcmp(a->n[i].path, b->n[i].path) || a->n[i].hash != b->n[i].hash ||
+		    a->n[i].size != b->n[i].size)
+			return 0;
+	return 1;
+}
+
 static void assert_same(const struct tree *a, const struct tree *b, const char *what)
 {
 	for (unsigned i = 0; i < a->count && i < b->count; i++) {
@@ -809,6 +820,44 @@ Test(snapshot, rollback_recreates_a_removed_or_replaced_directory)
 	cr_assert_eq(st.type, SFS_STAT_DIR);
 	assert_fsck_clean();
 	free(before);
+	free(now);
+	finish();
+}
+
+/* An I/O server killed halfway through restoring its datafiles: the
+ * rollback is committed in the namespace, the call says it completes once
+ * the server answers, and after the restart the tree is wholly the
+ * snapshot's. */
+Test(snapshot, io_server_killed_mid_rollback_finishes_after_restart)
+{
+	start(2, "timeout_ms = 3000\n");
+	make_tree("/d", 95);
+	struct tree *snap_state = capture("/d");
+	cr_assert_eq(sfs_snapshot_create(fs, "s", "/d", NULL), 0, "%s", sfs_last_error());
+	for (unsigned i = 0; i < 6; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/d/f%u", i);
+		put(path, 3000 + i, 96 + i);
+	}
+	put("/d/born", 10, 99);
+	restart_with_fault(2, "io:restore");
+	int rc = sfs_snapshot_rollback(fs, "s", SFS_ROLLBACK_FORCE);
+	cr_assert_lt(rc, 0, "the rollback succeeded without one of its servers");
+	cr_assert(strstr(sfs_last_error(), "completes once"), "%s", sfs_last_error());
+	reap_killed(2);
+	fsfix_start_server(&fx, 2);
+	/* the metadata server retries at most once a second: poll, bounded */
+	struct tree *now = NULL;
+	for (int waited_ms = 0; waited_ms < 5000; waited_ms += 100) {
+		free(now);
+		now = capture("/d");
+		if (same_tree(snap_state, now))
+			break;
+		usleep(100 * 1000);
+	}
+	assert_same(snap_state, now, "after the I/O server came back");
+	assert_fsck_clean();
+	free(snap_state);
 	free(now);
 	finish();
 }
