@@ -81,7 +81,9 @@ static void fs_start(const struct opts *o, struct fsrun *r)
 		snprintf(log, sizeof(log), "%s/sfsd.log", r->dir);
 		if (!freopen(log, "w", stderr))
 			_exit(127);
-		execl(o->sfsd, o->sfsd, "-c", r->conf, "--all", (char *)NULL);
+		/* SNAPBENCH_DEBUG: sfsd logs every request and the barrier's phases */
+		execl(o->sfsd, o->sfsd, "-c", r->conf, "--all",
+		      getenv("SNAPBENCH_DEBUG") ? "-d" : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}
 	static const char *const overrides[] = { "agent_socket=off", NULL };
@@ -108,6 +110,11 @@ static void fs_stop(struct fsrun *r)
 	sfs_disconnect(r->fs);
 	kill(r->pid, SIGTERM);
 	waitpid(r->pid, NULL, 0);
+	if (getenv("SNAPBENCH_DEBUG")) {
+		snprintf(cmd, sizeof(cmd), "grep -h 'listed in' '%s/sfsd.log' >&2", r->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "snapshot-bench: no barrier lines in the log\n");
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "snapshot-bench: could not remove %s\n", r->dir);

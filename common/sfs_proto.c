@@ -402,7 +402,9 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 		   char *err, size_t errlen)
 {
 	struct rcur r = { .p = body, .len = len };
-	memset(out, 0, sizeof(*out));
+	/* handles[] (64 KiB) is valid up to n_handles only: a server decodes
+	 * every request, and most are small writes */
+	memset(out, 0, offsetof(struct sfs_req, handles));
 	out->op = op;
 	switch (op) {
 	case SFS_OP_PING:

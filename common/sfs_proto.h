@@ -164,8 +164,8 @@ struct sfs_req {
 	char snap_name[SFS_SNAP_NAME_MAX + 1]; /* SNAP_CREATE, SNAP_RM, SNAP_ROLLBACK */
 	uint64_t snap_id;              /* DF_SNAP_*, DF_LIST */
 	uint32_t timeout_ms;           /* DF_SNAP_FREEZE */
-	uint32_t n_handles;            /* DF_SNAP_LINK, DF_SNAP_RESTORE */
-	uint64_t handles[SFS_SNAP_BATCH];
+	uint32_t n_handles;            /* DF_SNAP_LINK, DF_SNAP_RESTORE, DF_SNAP_BUSY */
+	uint64_t handles[SFS_SNAP_BATCH]; /* last: decoding fills n_handles of them */
 };
 
 /* A snapshot as SNAP_CREATE, SNAP_LIST and SNAP_ROLLBACK describe it. */
