@@ -18,9 +18,15 @@ static int snap_call(struct chan *ch, const char *what)
 {
 	char err[CLIENT_ERR_BYTES / 2];
 	int rc = client_conn_ready(&ch->meta, err, sizeof(err));
+	/* the server may spend up to three barrier timeouts on one that fails
+	 * (freeze, release, drop, each bounded by it) before it answers */
+	uint64_t wait_ms = (uint64_t)ch->meta.conf->timeout_ms +
+			   3ull * ch->meta.conf->snapshot_barrier_timeout_ms;
+	ch->meta.timeout_ms = wait_ms < UINT32_MAX ? (uint32_t)wait_ms : UINT32_MAX;
 	if (rc == 0)
 		rc = sfs_conn_call(&ch->meta, &ch->req, NULL, 0, &ch->reply, NULL, 0, NULL, err,
 				   sizeof(err));
+	ch->meta.timeout_ms = 0;
 	if (rc < 0)
 		client_error("%s: %s", what, err);
 	return rc;

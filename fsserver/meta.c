@@ -358,13 +358,13 @@ static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t hand
 	}
 	req->op = op;
 	req->handle = handle;
-	int rc = meta_io_request(m, io_index, req, NULL, err, errlen);
+	int rc = meta_io_request(m, io_index, req, NULL, 0, err, errlen);
 	free(req);
 	return rc;
 }
 
 int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
-		    struct sfs_reply *reply_out, char *err, size_t errlen)
+		    struct sfs_reply *reply_out, uint32_t timeout_ms, char *err, size_t errlen)
 {
 	struct sfs_reply *reply = reply_out ? reply_out : malloc(sizeof(*reply));
 	int rc;
@@ -380,7 +380,9 @@ int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req
 			break;
 		}
 		int was_open = c->fd >= 0;
+		c->timeout_ms = timeout_ms;
 		rc = sfs_conn_call(c, req, NULL, 0, reply, NULL, 0, NULL, err, errlen);
+		c->timeout_ms = 0;
 		int transport_failed = rc < 0 && c->fd < 0;
 		if (rc < 0 && !transport_failed) {
 			/* the I/O server's own answer: say which server gave it */

@@ -78,10 +78,10 @@ void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
 		      unsigned count);
 /* One request to I/O server io_index on a pooled connection, retried once
  * on a fresh connection if a pooled one had gone stale: only for requests
- * that are safe to repeat. reply may be NULL. err begins "server NAME at
- * HOST:PORT: ". */
+ * that are safe to repeat. reply may be NULL; timeout_ms 0 is the config's.
+ * err begins "server NAME at HOST:PORT: ". */
 int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
-		    struct sfs_reply *reply, char *err, size_t errlen);
+		    struct sfs_reply *reply, uint32_t timeout_ms, char *err, size_t errlen);
 
 /* meta_snap.c */
 /* Schema version 1 -> 2: the snapshot tables. In the upgrade transaction. */

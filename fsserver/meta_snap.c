@@ -313,6 +313,14 @@ static void path_text(const struct path *p, char *out, size_t len)
 
 /* --- talking to every I/O server ------------------------------------------- */
 
+/* How long one request of a barrier may take: never past the barrier, so a
+ * server that stopped answering costs the barrier's time, not timeout_ms. */
+static uint32_t barrier_call_ms(const struct meta *m)
+{
+	uint32_t barrier = m->conf->snapshot_barrier_timeout_ms;
+	return m->conf->timeout_ms < barrier ? m->conf->timeout_ms : barrier;
+}
+
 /* op with snap_id on every I/O server; strict: stop at the first failure.
  * Returns the first failure (err names the server). */
 static int io_each(struct meta *m, uint16_t op, uint64_t snap_id, uint32_t timeout_ms,
@@ -329,7 +337,9 @@ static int io_each(struct meta *m, uint16_t op, uint64_t snap_id, uint32_t timeo
 	req->snap_id = snap_id;
 	req->timeout_ms = timeout_ms;
 	for (unsigned i = 0; i < m->conf->n_io; i++) {
-		int rc = meta_io_request(m, i, req, NULL, why, sizeof(why));
+		uint32_t call_ms = op == SFS_OP_DF_SNAP_FREEZE && timeout_ms < barrier_call_ms(m)
+					   ? timeout_ms : barrier_call_ms(m);
+		int rc = meta_io_request(m, i, req, NULL, call_ms, why, sizeof(why));
 		if (rc < 0 && first == 0) {
 			first = rc;
 			snprintf(err, errlen, "%s: %.400s", sfs_op_name(op), why);
@@ -372,7 +382,8 @@ static void *batch_main(void *arg)
 		uint32_t left = j->n - done;
 		req->n_handles = left < SFS_SNAP_BATCH ? left : SFS_SNAP_BATCH;
 		memcpy(req->handles, j->handles + done, req->n_handles * sizeof(uint64_t));
-		j->rc = meta_io_request(j->m, j->io, req, NULL, why, sizeof(why));
+		j->rc = meta_io_request(j->m, j->io, req, NULL, barrier_call_ms(j->m), why,
+					sizeof(why));
 		if (j->rc < 0)
 			snprintf(j->err, sizeof(j->err), "%s: %.400s", sfs_op_name(j->op), why);
 		if (j->rc == 0 && j->op == SFS_OP_DF_SNAP_RESTORE)
@@ -952,7 +963,7 @@ static int io_list_all(struct meta *m, unsigned io, uint64_t snap_id, uint64_t *
 		req->op = SFS_OP_DF_LIST;
 		req->snap_id = snap_id;
 		req->handle = count ? all[count - 1] : 0;
-		rc = meta_io_request(m, io, req, reply, err, errlen);
+		rc = meta_io_request(m, io, req, reply, 0, err, errlen);
 		if (rc < 0)
 			break;
 		uint64_t *more = realloc(all, (count + reply->n_handles + 1) * sizeof(*all));

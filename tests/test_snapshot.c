@@ -861,3 +861,45 @@ Test(snapshot, io_server_killed_mid_rollback_finishes_after_restart)
 	free(now);
 	finish();
 }
+
+/* An I/O server that stops answering (SIGSTOP) misses the barrier: the
+ * snapshot fails within the deadline, nothing of it is kept, the other
+ * servers are released at once, and the stopped one releases itself. */
+Test(snapshot, a_server_missing_the_barrier_fails_it_and_releases_the_others)
+{
+	start(2, "timeout_ms = 1500\nsnapshot_barrier_timeout_ms = 1000\n");
+	cr_assert_eq(sfs_mkdir(fs, "/one", 0755), 0);
+	cr_assert_eq(sfs_setstripe(fs, "/one", 0, 1), 0);
+	/* a file on io0 only, and one on io1 only */
+	char on[2][32] = { "", "" };
+	for (unsigned i = 0; i < 8 && (!on[0][0] || !on[1][0]); i++) {
+		char path[32];
+		struct sfs_stat st;
+		snprintf(path, sizeof(path), "/one/f%u", i);
+		put(path, 10, 110 + i);
+		cr_assert_eq(sfs_stat(fs, path, &st), 0);
+		snprintf(on[st.servers[0]], sizeof(on[0]), "%s", path);
+	}
+	cr_assert(on[0][0] && on[1][0], "no file landed on each server");
+	fsfix_signal(&fx, 2, SIGSTOP); /* io1 */
+	time_t t0 = time(NULL);
+	cr_assert_lt(sfs_snapshot_create(fs, "s", NULL, NULL), 0, "a snapshot without io1");
+	cr_assert_leq(time(NULL) - t0, 4, "the barrier's deadline was not kept");
+	cr_assert(strstr(sfs_last_error(), "io1"), "%s", sfs_last_error());
+	/* io0 is not held: its file takes a write at once */
+	struct sfs_file *f;
+	cr_assert_eq(sfs_open(fs, on[0], SFS_O_RDWR, 0, &f), 0);
+	t0 = time(NULL);
+	cr_assert_eq(sfs_pwrite(f, "x", 1, 0), 1, "%s", sfs_last_error());
+	cr_assert_leq(time(NULL) - t0, 1);
+	sfs_close(f);
+	fsfix_signal(&fx, 2, SIGCONT);
+	/* io1's freeze, if it got one, lapses after the barrier's timeout */
+	cr_assert_eq(sfs_open(fs, on[1], SFS_O_RDWR, 0, &f), 0);
+	cr_assert_eq(sfs_pwrite(f, "y", 1, 0), 1, "%s", sfs_last_error());
+	sfs_close(f);
+	cr_assert_eq(count_snapshots(), 0);
+	cr_assert_eq(sfs_snapshot_create(fs, "s", NULL, NULL), 0, "%s", sfs_last_error());
+	assert_fsck_clean();
+	finish();
+}
