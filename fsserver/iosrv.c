@@ -52,6 +52,7 @@ struct fd_entry {
 	int fd;
 	unsigned refs;
 	uint64_t last_write_ms; /* atomic: DF_SNAP_BUSY asks */
+	unsigned writing;       /* atomic: writes and truncates holding it */
 	int cached; /* still in the table (not dropped by a remove/create) */
 	struct fd_entry *hash_next;
 	struct fd_entry *lru_prev, *lru_next; /* idle list, oldest first */
@@ -254,7 +255,7 @@ static void forget_handle(void *arg, uint64_t handle)
  * Inside the gate, before a change: *e must be the live datafile (a
  * restore or a remove may have replaced it since it was opened) and not
  * shared with a snapshot (else copy it first). On failure *e is released
- * and NULL.
+ * and NULL. The caller's count in (*e)->writing moves with *e.
  */
 static int make_private(struct iosrv *io, struct server_req *r, struct fd_entry **e)
 {
@@ -282,6 +283,7 @@ static int make_private(struct iosrv *io, struct server_req *r, struct fd_entry 
 		if (rc >= 0 && attempt > 8)
 			rc = server_fail(r, -EAGAIN, "datafile 0x%" PRIx64 " keeps changing", handle);
 		forget_handle(io, handle);
+		__atomic_sub_fetch(&(*e)->writing, 1, __ATOMIC_RELAXED);
 		fd_put(io, *e);
 		*e = NULL;
 		if (rc < 0)
@@ -291,6 +293,7 @@ static int make_private(struct iosrv *io, struct server_req *r, struct fd_entry 
 			*e = NULL;
 			return rc;
 		}
+		__atomic_add_fetch(&(*e)->writing, 1, __ATOMIC_RELAXED);
 	}
 }
 
@@ -397,6 +400,7 @@ static int df_write(struct iosrv *io, struct server_req *r)
 		goto out;
 	}
 	r->data_left = 0;
+	__atomic_add_fetch(&e->writing, 1, __ATOMIC_RELAXED);
 	iosnap_gate_enter(io->snap);
 	rc = make_private(io, r, &e);
 	if (rc == 0)
@@ -409,6 +413,8 @@ static int df_write(struct iosrv *io, struct server_req *r)
 	if (rc == 0)
 		__atomic_store_n(&e->last_write_ms, now_ms(), __ATOMIC_RELAXED);
 	iosnap_gate_leave(io->snap);
+	if (e)
+		__atomic_sub_fetch(&e->writing, 1, __ATOMIC_RELAXED);
 out:
 	if (e)
 		fd_put(io, e);
@@ -520,14 +526,19 @@ static int df_truncate(struct iosrv *io, struct server_req *r)
 		rc = open_handle(io, r, &e);
 	if (rc < 0)
 		return rc;
+	__atomic_add_fetch(&e->writing, 1, __ATOMIC_RELAXED);
 	iosnap_gate_enter(io->snap);
 	rc = make_private(io, r, &e);
 	if (rc == 0 && ftruncate(e->fd, (off_t)r->req->length) < 0)
 		rc = server_fail(r, -errno, "truncating datafile 0x%" PRIx64 ": %s", e->handle,
 				 strerror(errno));
+	if (rc == 0)
+		__atomic_store_n(&e->last_write_ms, now_ms(), __ATOMIC_RELAXED);
 	iosnap_gate_leave(io->snap);
-	if (e)
+	if (e) {
+		__atomic_sub_fetch(&e->writing, 1, __ATOMIC_RELAXED);
 		fd_put(io, e);
+	}
 	return rc;
 }
 
@@ -601,7 +612,8 @@ static int df_snap_busy(struct iosrv *io, struct server_req *r)
 	for (uint32_t i = 0; i < r->req->n_handles && !busy; i++) {
 		struct fd_entry *e = hash_find(io, r->req->handles[i]);
 		uint64_t last = e ? __atomic_load_n(&e->last_write_ms, __ATOMIC_RELAXED) : 0;
-		if (e && (e->refs > 0 || (last && now - last < SFS_BUSY_WINDOW_MS))) {
+		unsigned writing = e ? __atomic_load_n(&e->writing, __ATOMIC_RELAXED) : 0;
+		if (e && (writing > 0 || (last && now - last < SFS_BUSY_WINDOW_MS))) {
 			busy = e->handle;
 			ago = last ? now - last : 0;
 		}
