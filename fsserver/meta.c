@@ -797,7 +797,7 @@ static int meta_handle(void *ctx, struct server_req *r)
 	if (r->req->op == SFS_OP_CREATE && !snap)
 		return meta_create(m, r, &p);
 	pthread_mutex_lock(&m->lock);
-	if (m->db && m->snap_pending)
+	if (m->db && meta_snap_must_resume(m, snap))
 		meta_snap_resume(m);
 	if (!m->db)
 		rc = server_fail(r, -ESHUTDOWN, "the metadata server is stopping");

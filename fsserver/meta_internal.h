@@ -41,6 +41,7 @@ struct meta {
 	char *entry_cols;      /* every column of entries, "a, b, c" */
 	int snap_pending;      /* unfinished snapshot work may be in snap_pending */
 	int snap_thawed;       /* freezes of a previous run released */
+	int snap_restore_pending; /* a rollback's datafiles are not all restored */
 	uint64_t snap_retry_ms; /* not before then */
 };
 
@@ -97,5 +98,11 @@ int meta_snap_is_snapshot_path(const struct path *p);
 /* Finish what a crash or an unreachable server left undone, at most once
  * a second. Under the lock. */
 void meta_snap_resume(struct meta *m);
+/* Whether a request (snap_op: a SNAP_* one) must first meta_snap_resume:
+ * every request while a rollback is unfinished (no client may see a tree
+ * half restored) or freezes of a previous run may be held; only snapshot
+ * requests for mere garbage (datafiles to drop), so an unreachable I/O
+ * server does not slow the namespace down. */
+int meta_snap_must_resume(const struct meta *m, int snap_op);
 
 #endif

@@ -245,7 +245,8 @@ int meta_snap_open(struct meta *m, char *err, size_t errlen)
 		free(live[i]);
 	for (int i = 0; i < n_copy; i++)
 		free(copy[i]);
-	m->snap_pending = 1; /* look once: a crash may have left work, or freezes */
+	/* look once: a crash may have left work, or freezes */
+	m->snap_pending = m->snap_restore_pending = 1;
 	return rc;
 }
 
@@ -576,12 +577,20 @@ static int resume_all(struct meta *m, char *err, size_t errlen)
 	return rc;
 }
 
+int meta_snap_must_resume(const struct meta *m, int snap_op)
+{
+	return m->snap_pending && (snap_op || m->snap_restore_pending || !m->snap_thawed);
+}
+
 void meta_snap_resume(struct meta *m)
 {
 	char err[512];
 	if (now_ms() < m->snap_retry_ms)
 		return;
 	int rc = resume_all(m, err, sizeof(err));
+	sqlite3_stmt *s = prep(m, "SELECT 1 FROM snap_pending WHERE kind = 'restore'");
+	m->snap_restore_pending = !s || sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
 	if (rc == 0) {
 		m->snap_pending = 0;
 		return;
@@ -937,7 +946,7 @@ static int snap_rollback(struct meta *m, struct server_req *r)
 	/* the freeze still holds: do_restore renews it, restores, thaws */
 	rc = do_restore(m, info->id, err, sizeof(err));
 	if (rc < 0) {
-		m->snap_pending = 1;
+		m->snap_pending = m->snap_restore_pending = 1;
 		return server_fail(r, -EIO, "rolled back in the namespace, but restoring datafiles "
 				   "failed: %.100s; it completes once the server answers", err);
 	}
