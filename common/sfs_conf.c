@@ -46,6 +46,8 @@ static const struct opt opts[] = {
 	  "connections one server accepts at once" },
 	{ "sync_writes", OPT_BOOL, OFF(sync_writes), "no", 0, 1,
 	  "I/O servers write with O_DSYNC (durable at once, slow)" },
+	{ "snapshot_barrier_timeout_ms", OPT_UINT, OFF(snapshot_barrier_timeout_ms), "30000", 10,
+	  86400000, "a snapshot fails unless every server is frozen and pinned within this time" },
 	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0, 0,
 	  "clients register with migagent there (off = never; env SFS_AGENT_SOCKET wins)" },
 };

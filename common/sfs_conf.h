@@ -40,6 +40,7 @@ struct sfs_conf {
 	uint32_t max_connections;     /* per server */
 	int sync_writes;              /* I/O servers: O_DSYNC datafiles */
 	char agent_socket[108];       /* clients: migagent's socket ("off" = none) */
+	uint32_t snapshot_barrier_timeout_ms; /* a snapshot's freeze of every server */
 
 	struct sfs_server_conf meta;
 	struct sfs_server_conf io[SFS_MAX_IO_SERVERS];

@@ -134,6 +134,19 @@ const char *sfs_op_name(uint16_t op)
 	case SFS_OP_DF_TRUNCATE: return "DF_TRUNCATE";
 	case SFS_OP_DF_SYNC: return "DF_SYNC";
 	case SFS_OP_DF_STATFS: return "DF_STATFS";
+	case SFS_OP_SNAP_CREATE: return "SNAP_CREATE";
+	case SFS_OP_SNAP_LIST: return "SNAP_LIST";
+	case SFS_OP_SNAP_RM: return "SNAP_RM";
+	case SFS_OP_SNAP_ROLLBACK: return "SNAP_ROLLBACK";
+	case SFS_OP_SNAP_FSCK: return "SNAP_FSCK";
+	case SFS_OP_DF_SNAP_FREEZE: return "DF_SNAP_FREEZE";
+	case SFS_OP_DF_SNAP_LINK: return "DF_SNAP_LINK";
+	case SFS_OP_DF_SNAP_THAW: return "DF_SNAP_THAW";
+	case SFS_OP_DF_SNAP_DROP: return "DF_SNAP_DROP";
+	case SFS_OP_DF_SNAP_RESTORE: return "DF_SNAP_RESTORE";
+	case SFS_OP_DF_SNAP_STAT: return "DF_SNAP_STAT";
+	case SFS_OP_DF_LIST: return "DF_LIST";
+	case SFS_OP_DF_SNAP_BUSY: return "DF_SNAP_BUSY";
 	default: return "unknown-op";
 	}
 }
@@ -166,8 +179,8 @@ int sfs_hdr_decode(const uint8_t in[SFS_HDR_BYTES], uint32_t max_data_bytes,
 		return -EBADMSG;
 	}
 	if (out->version != SFS_PROTO_VERSION) {
-		snprintf(err, errlen, "protocol version %u, this side speaks %u", out->version,
-			 SFS_PROTO_VERSION);
+		snprintf(err, errlen, "the peer speaks sfs protocol version %u, this side "
+			 "speaks version %u", out->version, SFS_PROTO_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (out->body_len > SFS_MAX_BODY_BYTES) {
@@ -237,6 +250,59 @@ static void get_attr(struct rcur *r, struct sfs_attr *a)
 		r->bad = "unknown file type";
 }
 
+static void put_handles(struct wcur *w, uint32_t n, const uint64_t *handles)
+{
+	if (n > SFS_SNAP_BATCH) {
+		w->overflow = 1;
+		return;
+	}
+	put_u32(w, n);
+	for (uint32_t i = 0; i < n; i++)
+		put_u64(w, handles[i]);
+}
+
+static uint32_t get_handles(struct rcur *r, uint64_t *handles)
+{
+	uint32_t n = get_u32(r);
+	if (n > SFS_SNAP_BATCH) {
+		if (!r->bad)
+			r->bad = "more handles than a batch holds";
+		return 0;
+	}
+	if (!r->bad && (r->len - r->pos) / 8 < n) {
+		r->bad = "truncated handle list";
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		handles[i] = get_u64(r);
+	return n;
+}
+
+size_t sfs_snapinfo_wire_bytes(const struct sfs_snapinfo *s)
+{
+	return 8 + 2 + strlen(s->name) + 2 + strlen(s->path) + 8 + 8 + 8;
+}
+
+static void put_snapinfo(struct wcur *w, const struct sfs_snapinfo *s)
+{
+	put_u64(w, s->id);
+	put_str(w, s->name, SFS_SNAP_NAME_MAX);
+	put_str(w, s->path, SFS_MAX_PATH);
+	put_u64(w, (uint64_t)s->created_ns);
+	put_u64(w, s->n_files);
+	put_u64(w, s->n_dirs);
+}
+
+static void get_snapinfo(struct rcur *r, struct sfs_snapinfo *s)
+{
+	s->id = get_u64(r);
+	get_str(r, s->name, SFS_SNAP_NAME_MAX);
+	get_str(r, s->path, SFS_MAX_PATH);
+	s->created_ns = (int64_t)get_u64(r);
+	s->n_files = get_u64(r);
+	s->n_dirs = get_u64(r);
+}
+
 int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *len)
 {
 	struct wcur w = { .p = buf, .cap = cap };
@@ -289,6 +355,40 @@ int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *
 		put_u64(&w, req->offset);
 		put_u64(&w, req->length);
 		break;
+	case SFS_OP_SNAP_CREATE:
+		put_str(&w, req->snap_name, SFS_SNAP_NAME_MAX);
+		put_str(&w, req->path, SFS_MAX_PATH);
+		break;
+	case SFS_OP_SNAP_LIST:
+	case SFS_OP_SNAP_RM:
+		put_str(&w, req->snap_name, SFS_SNAP_NAME_MAX);
+		break;
+	case SFS_OP_SNAP_ROLLBACK:
+		put_str(&w, req->snap_name, SFS_SNAP_NAME_MAX);
+		put_u32(&w, req->flags);
+		break;
+	case SFS_OP_SNAP_FSCK:
+		put_u32(&w, req->flags);
+		break;
+	case SFS_OP_DF_SNAP_FREEZE:
+		put_u64(&w, req->snap_id);
+		put_u32(&w, req->timeout_ms);
+		break;
+	case SFS_OP_DF_SNAP_LINK:
+	case SFS_OP_DF_SNAP_RESTORE:
+	case SFS_OP_DF_SNAP_BUSY:
+		put_u64(&w, req->snap_id);
+		put_handles(&w, req->n_handles, req->handles);
+		break;
+	case SFS_OP_DF_SNAP_THAW:
+	case SFS_OP_DF_SNAP_DROP:
+	case SFS_OP_DF_SNAP_STAT:
+		put_u64(&w, req->snap_id);
+		break;
+	case SFS_OP_DF_LIST:
+		put_u64(&w, req->snap_id);
+		put_u64(&w, req->handle);
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -302,7 +402,9 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 		   char *err, size_t errlen)
 {
 	struct rcur r = { .p = body, .len = len };
-	memset(out, 0, sizeof(*out));
+	/* handles[] (64 KiB) is valid up to n_handles only: a server decodes
+	 * every request, and most are small writes */
+	memset(out, 0, offsetof(struct sfs_req, handles));
 	out->op = op;
 	switch (op) {
 	case SFS_OP_PING:
@@ -352,6 +454,40 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 		out->handle = get_u64(&r);
 		out->offset = get_u64(&r);
 		out->length = get_u64(&r);
+		break;
+	case SFS_OP_SNAP_CREATE:
+		get_str(&r, out->snap_name, SFS_SNAP_NAME_MAX);
+		get_str(&r, out->path, SFS_MAX_PATH);
+		break;
+	case SFS_OP_SNAP_LIST:
+	case SFS_OP_SNAP_RM:
+		get_str(&r, out->snap_name, SFS_SNAP_NAME_MAX);
+		break;
+	case SFS_OP_SNAP_ROLLBACK:
+		get_str(&r, out->snap_name, SFS_SNAP_NAME_MAX);
+		out->flags = get_u32(&r);
+		break;
+	case SFS_OP_SNAP_FSCK:
+		out->flags = get_u32(&r);
+		break;
+	case SFS_OP_DF_SNAP_FREEZE:
+		out->snap_id = get_u64(&r);
+		out->timeout_ms = get_u32(&r);
+		break;
+	case SFS_OP_DF_SNAP_LINK:
+	case SFS_OP_DF_SNAP_RESTORE:
+	case SFS_OP_DF_SNAP_BUSY:
+		out->snap_id = get_u64(&r);
+		out->n_handles = get_handles(&r, out->handles);
+		break;
+	case SFS_OP_DF_SNAP_THAW:
+	case SFS_OP_DF_SNAP_DROP:
+	case SFS_OP_DF_SNAP_STAT:
+		out->snap_id = get_u64(&r);
+		break;
+	case SFS_OP_DF_LIST:
+		out->snap_id = get_u64(&r);
+		out->handle = get_u64(&r);
 		break;
 	default:
 		snprintf(err, errlen, "unknown op %u", op);
@@ -406,6 +542,41 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 		put_u64(&w, reply->free_bytes);
 		put_u64(&w, reply->used_bytes);
 		put_u64(&w, reply->n_files);
+		put_u64(&w, reply->snap_bytes);
+		put_u64(&w, reply->n_snaps);
+		break;
+	case SFS_OP_SNAP_CREATE:
+	case SFS_OP_SNAP_ROLLBACK:
+		put_snapinfo(&w, &reply->snaps[0]);
+		break;
+	case SFS_OP_SNAP_LIST:
+		if (reply->n_snaps > SFS_SNAPLIST_MAX)
+			return -EINVAL;
+		put_u16(&w, reply->n_snaps);
+		put_u8(&w, reply->eof);
+		for (unsigned i = 0; i < reply->n_snaps; i++)
+			put_snapinfo(&w, &reply->snaps[i]);
+		break;
+	case SFS_OP_SNAP_FSCK:
+		put_u64(&w, reply->n_files);
+		put_u64(&w, reply->n_dirs);
+		put_u64(&w, reply->n_snaps);
+		break;
+	case SFS_OP_DF_SNAP_STAT:
+		put_u64(&w, reply->n_files);
+		put_u64(&w, reply->used_bytes);
+		break;
+	case SFS_OP_DF_LIST:
+		put_handles(&w, reply->n_handles, reply->handles);
+		put_u8(&w, reply->eof);
+		break;
+	case SFS_OP_SNAP_RM:
+	case SFS_OP_DF_SNAP_FREEZE:
+	case SFS_OP_DF_SNAP_LINK:
+	case SFS_OP_DF_SNAP_THAW:
+	case SFS_OP_DF_SNAP_DROP:
+	case SFS_OP_DF_SNAP_RESTORE:
+	case SFS_OP_DF_SNAP_BUSY:
 		break;
 	case SFS_OP_DF_WRITE:
 	case SFS_OP_DF_READ:
@@ -480,6 +651,44 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 		out->free_bytes = get_u64(&r);
 		out->used_bytes = get_u64(&r);
 		out->n_files = get_u64(&r);
+		out->snap_bytes = get_u64(&r);
+		out->n_snaps = get_u64(&r);
+		break;
+	case SFS_OP_SNAP_CREATE:
+	case SFS_OP_SNAP_ROLLBACK:
+		out->n_snaps = 1;
+		get_snapinfo(&r, &out->snaps[0]);
+		break;
+	case SFS_OP_SNAP_LIST:
+		out->n_snaps = get_u16(&r);
+		out->eof = get_u8(&r);
+		if (out->n_snaps > SFS_SNAPLIST_MAX) {
+			r.bad = "too many snapshots";
+			out->n_snaps = 0;
+		}
+		for (unsigned i = 0; i < out->n_snaps && !r.bad; i++)
+			get_snapinfo(&r, &out->snaps[i]);
+		break;
+	case SFS_OP_SNAP_FSCK:
+		out->n_files = get_u64(&r);
+		out->n_dirs = get_u64(&r);
+		out->n_snaps = get_u64(&r);
+		break;
+	case SFS_OP_DF_SNAP_STAT:
+		out->n_files = get_u64(&r);
+		out->used_bytes = get_u64(&r);
+		break;
+	case SFS_OP_DF_LIST:
+		out->n_handles = get_handles(&r, out->handles);
+		out->eof = get_u8(&r);
+		break;
+	case SFS_OP_SNAP_RM:
+	case SFS_OP_DF_SNAP_FREEZE:
+	case SFS_OP_DF_SNAP_LINK:
+	case SFS_OP_DF_SNAP_THAW:
+	case SFS_OP_DF_SNAP_DROP:
+	case SFS_OP_DF_SNAP_RESTORE:
+	case SFS_OP_DF_SNAP_BUSY:
 		break;
 	case SFS_OP_DF_WRITE:
 	case SFS_OP_DF_READ:

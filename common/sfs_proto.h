@@ -29,7 +29,10 @@
 #include <stdint.h>
 
 #define SFS_PROTO_MAGIC 0x31534653u /* "SFS1" read as little-endian u32 */
-#define SFS_PROTO_VERSION 1
+/* 2: snapshots (ops 40-47 and 64-79, DF_STATFS's snapshot fields,
+ * snapshot handles). A peer of another version is refused with a message
+ * naming both versions. */
+#define SFS_PROTO_VERSION 2
 #define SFS_HDR_BYTES 24
 #define SFS_MAX_BODY_BYTES 65536u
 #define SFS_MAX_PATH 4095
@@ -41,6 +44,22 @@
 #define SFS_MAX_ERRNO 4095    /* status is 0 or -1..-SFS_MAX_ERRNO */
 #define SFS_READDIR_MAX 128   /* entries per READDIR reply */
 #define SFS_ROOT_FID 1
+
+/* Snapshots. A snapshot's datafiles are read through ordinary DF_READ and
+ * DF_GETSIZE with a snapshot handle: the snapshot id in the bits above
+ * SFS_FID_BITS, the file's fid below (fids never reach 2^40). Such a
+ * handle is read-only. */
+#define SFS_SNAP_NAME_MAX 128  /* bytes of a snapshot name */
+#define SFS_FID_BITS 40
+#define SFS_FID_MASK ((1ull << SFS_FID_BITS) - 1)
+#define SFS_SNAP_ID_MAX ((1ull << (64 - SFS_FID_BITS)) - 1)
+#define SFS_SNAP_HANDLE(snap_id, fid) ((uint64_t)(((uint64_t)(snap_id) << SFS_FID_BITS) | (fid)))
+#define SFS_HANDLE_SNAP(handle) ((uint64_t)(handle) >> SFS_FID_BITS)
+#define SFS_HANDLE_FID(handle) ((uint64_t)((uint64_t)(handle) & SFS_FID_MASK))
+#define SFS_SNAP_BATCH 8000    /* handles in one DF_SNAP_LINK/RESTORE/DF_LIST */
+#define SFS_SNAPLIST_MAX 16    /* snapshots in one SNAP_LIST reply */
+#define SFS_DF_LIST_SNAPS UINT64_MAX /* DF_LIST of snapshot ids, not handles */
+#define SFS_BUSY_WINDOW_MS 1000 /* DF_SNAP_BUSY: "being written" means this recent */
 
 enum sfs_op {
 	SFS_OP_PING = 1,
@@ -57,6 +76,13 @@ enum sfs_op {
 	SFS_OP_META_STATFS,   /* -> files, dirs, total, free, used bytes */
 	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns */
 
+	/* metadata server: snapshots (40-47) */
+	SFS_OP_SNAP_CREATE = 40, /* name, path -> snapinfo */
+	SFS_OP_SNAP_LIST,        /* cookie (a name) -> snapinfos after it, eof */
+	SFS_OP_SNAP_RM,          /* name */
+	SFS_OP_SNAP_ROLLBACK,    /* name, flags -> snapinfo */
+	SFS_OP_SNAP_FSCK,        /* flags (0) -> leaked/missing datafile counts */
+
 	/* I/O server: datafiles named by handle (the file's fid) */
 	SFS_OP_DF_CREATE = 48, /* handle: create empty (truncates an orphan) */
 	SFS_OP_DF_REMOVE,      /* handle */
@@ -65,7 +91,24 @@ enum sfs_op {
 	SFS_OP_DF_GETSIZE,     /* handle -> local_size */
 	SFS_OP_DF_TRUNCATE,    /* handle, length */
 	SFS_OP_DF_SYNC,        /* handle (0 = every datafile) */
-	SFS_OP_DF_STATFS,      /* -> total, free, used bytes, datafiles */
+	SFS_OP_DF_STATFS,      /* -> total, free, used bytes, datafiles,
+				  snapshot bytes, snapshot count */
+
+	/* I/O server: snapshots (64-79). A snapshot's cut is one freeze held on
+	 * every server at once: FREEZE, then LINK (or RESTORE), then THAW, each
+	 * naming the same snap_id; LINK, RESTORE and THAW without that FREEZE
+	 * are refused with EPROTO. A freeze lapses by itself after timeout_ms. */
+	SFS_OP_DF_SNAP_FREEZE = 64, /* snap_id, timeout_ms: hold writes, drain */
+	SFS_OP_DF_SNAP_LINK,        /* snap_id, handles[]: pin into the snapshot */
+	SFS_OP_DF_SNAP_THAW,        /* snap_id: release; EPROTO if it lapsed;
+				       snap_id 0 releases any freeze */
+	SFS_OP_DF_SNAP_DROP,        /* snap_id: delete the snapshot's datafiles */
+	SFS_OP_DF_SNAP_RESTORE,     /* snap_id, handles[]: live := snapshot's */
+	SFS_OP_DF_SNAP_STAT,        /* snap_id -> datafiles, bytes pinned */
+	SFS_OP_DF_LIST,             /* snap_id (0 live, SFS_DF_LIST_SNAPS),
+				       cookie handle -> handles[], eof */
+	SFS_OP_DF_SNAP_BUSY,        /* handles[]: EBUSY if one is being written
+				       (written within SFS_BUSY_WINDOW_MS) */
 };
 
 enum sfs_ftype { SFS_TYPE_FILE = 1, SFS_TYPE_DIR = 2 };
@@ -73,6 +116,8 @@ enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 
 /* CREATE flags */
 #define SFS_CREATE_EXCL 0x1u
+/* SNAP_ROLLBACK flags */
+#define SFS_SNAP_ROLLBACK_FORCE 0x1u
 
 struct sfs_hdr {
 	uint32_t magic;
@@ -116,6 +161,20 @@ struct sfs_req {
 	uint64_t offset;               /* DF_WRITE, DF_READ */
 	uint64_t length;               /* DF_READ, DF_TRUNCATE */
 	int64_t mtime_ns;              /* SETMTIME */
+	char snap_name[SFS_SNAP_NAME_MAX + 1]; /* SNAP_CREATE, SNAP_RM, SNAP_ROLLBACK */
+	uint64_t snap_id;              /* DF_SNAP_*, DF_LIST */
+	uint32_t timeout_ms;           /* DF_SNAP_FREEZE */
+	uint32_t n_handles;            /* DF_SNAP_LINK, DF_SNAP_RESTORE, DF_SNAP_BUSY */
+	uint64_t handles[SFS_SNAP_BATCH]; /* last: decoding fills n_handles of them */
+};
+
+/* A snapshot as SNAP_CREATE, SNAP_LIST and SNAP_ROLLBACK describe it. */
+struct sfs_snapinfo {
+	uint64_t id;
+	char name[SFS_SNAP_NAME_MAX + 1];
+	char path[SFS_MAX_PATH + 1];   /* the directory it holds */
+	int64_t created_ns;
+	uint64_t n_files, n_dirs;
 };
 
 struct sfs_dirent {
@@ -146,9 +205,21 @@ struct sfs_reply {
 	 * PING and STATS (a test proves with it that no request arrived while
 	 * migagent held the clients quiesced) */
 	uint64_t requests;
+	/* DF_STATFS: what snapshots pin on this server (bytes no live datafile
+	 * shares) and how many snapshots it holds; DF_SNAP_STAT: used_bytes
+	 * and n_files of one snapshot */
+	uint64_t snap_bytes, n_snaps;
+	/* SNAP_CREATE, SNAP_ROLLBACK: one; SNAP_LIST: n_snaps of them + eof */
+	struct sfs_snapinfo snaps[SFS_SNAPLIST_MAX];
+	/* DF_LIST: n_handles + eof; SNAP_FSCK: leaked datafiles (n_files),
+	 * leaked snapshot directories (n_dirs), missing datafiles (n_snaps) */
+	uint32_t n_handles;
+	uint64_t handles[SFS_SNAP_BATCH];
 };
 
 const char *sfs_op_name(uint16_t op);
+/* Bytes s takes in a reply body (a SNAP_LIST reply must fit its limit). */
+size_t sfs_snapinfo_wire_bytes(const struct sfs_snapinfo *s);
 
 /* Header: encode never fails. decode validates magic, version and lengths
  * (data_len against max_data_bytes) and writes why it refused into err:

@@ -82,6 +82,7 @@ void sfs_conn_init(struct sfs_conn *conn, const struct sfs_conf *conf,
 	conn->next_tag = 1;
 	conn->conf = conf;
 	conn->srv = srv;
+	conn->timeout_ms = 0;
 }
 
 const char *sfs_server_label(const struct sfs_server_conf *srv, char *buf, size_t len)
@@ -188,7 +189,7 @@ int sfs_conn_call(struct sfs_conn *conn, const struct sfs_req *req, const struct
 			 strerror(-rc));
 		goto out;
 	}
-	uint64_t deadline = now_ms() + conn->conf->timeout_ms;
+	uint64_t deadline = now_ms() + (conn->timeout_ms ? conn->timeout_ms : conn->conf->timeout_ms);
 	uint32_t tag = conn->next_tag++;
 	rc = sfs_frame_send(conn->fd, req->op, tag, 0, body, len, out, out_cnt, deadline);
 	if (rc < 0) {

@@ -36,6 +36,7 @@ struct sfs_conn {
 	uint32_t next_tag;
 	const struct sfs_conf *conf;
 	const struct sfs_server_conf *srv;
+	uint32_t timeout_ms;  /* of sfs_conn_call; 0 = conf->timeout_ms */
 };
 
 void sfs_conn_init(struct sfs_conn *conn, const struct sfs_conf *conf,

@@ -78,7 +78,7 @@ struct io_req {
 	int status;
 	uint64_t data_bytes;
 	uint64_t local_size;
-	uint64_t total_bytes, free_bytes, used_bytes, n_files;
+	uint64_t total_bytes, free_bytes, used_bytes, n_files, snap_bytes, n_snaps;
 	unsigned version;
 	uint64_t start_ns, done_ns; /* first byte sent, reply complete: ping's rtt */
 };
@@ -276,6 +276,8 @@ static void reply_keep(struct io_req *req, const struct sfs_reply *r)
 		req->free_bytes = r->free_bytes;
 		req->used_bytes = r->used_bytes;
 		req->n_files = r->n_files;
+		req->snap_bytes = r->snap_bytes;
+		req->n_snaps = r->n_snaps;
 		break;
 	case SFS_OP_PING:
 		req->version = r->version;
@@ -702,6 +704,8 @@ int data_io_statfs(struct sfs *fs, struct chan *ch, struct sfs_server_usage *out
 		u->free_bytes = req->free_bytes;
 		u->used_bytes = req->used_bytes;
 		u->n_files = req->n_files;
+		u->snapshot_bytes = req->snap_bytes;
+		u->n_snapshots = req->n_snaps;
 	}
 	io_each_free(&e);
 	return rc;
@@ -925,10 +929,14 @@ static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, 
 		goto out;
 	rc = io_run(f->fs, ch, plan.streams, f->layout.stripe_count,
 		    len > SPIN_CALL_MAX_BYTES ? IO_NO_SPIN : 0, err, sizeof(err));
+	if (rc == -ENOENT)
+		rc = -ESTALE; /* the datafile is gone: removed, or rolled back away */
 	if (rc < 0)
 		goto out;
 	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, &plan, off, len, err, sizeof(err))
 				  : (ssize_t)len;
+	if (rc == -ENOENT)
+		rc = -ESTALE;
 	if (rc > 0 && f->fs->ctl)
 		ctl_count(f->fs->ctl, op == SFS_OP_DF_WRITE, (uint64_t)rc);
 out:

@@ -71,6 +71,10 @@ struct sfs_server_usage {
 	uint64_t total_bytes, free_bytes, used_bytes;
 	uint64_t n_files;      /* datafiles (I/O) or files (meta) */
 	uint64_t n_dirs;       /* meta only */
+	/* I/O only: bytes that snapshots pin here (no live datafile shares
+	 * them) and the snapshots holding datafiles here */
+	uint64_t snapshot_bytes;
+	uint64_t n_snapshots;
 };
 
 struct sfs_ping_result {
@@ -132,6 +136,56 @@ const char *sfs_server_name(struct sfs *fs, unsigned i);
 int sfs_statfs(struct sfs *fs, struct sfs_server_usage *out, unsigned n);
 /* Round trip and protocol version of every server, like sfs_statfs. */
 int sfs_ping(struct sfs *fs, struct sfs_ping_result *out, unsigned n);
+
+/*
+ * Snapshots: a consistent, read-only, point-in-time copy of a directory
+ * tree over every server, taken in O(files) with no data copied (datafiles
+ * are copied on their first write afterwards), and rollback of the tree to
+ * it. A snapshot's files are readable without a rollback under
+ * /.snapshots/NAME/ (the snapshot's directory is that path), through
+ * sfs_open(SFS_O_RDONLY), sfs_readdir and sfs_stat.
+ *
+ * Rollback: the tree returns to exactly its state at the snapshot (files
+ * created since vanish, removed ones return, contents, sizes, layouts and
+ * directory entries revert). libsfs holds no server-side open state, so
+ * open files are not tracked: a file that existed at the snapshot keeps
+ * its fid and an open handle of it reads and writes the rolled-back
+ * contents; one that the rollback removed fails further I/O with -ESTALE.
+ * A rollback while a client writes into the tree is refused with -EBUSY
+ * (any I/O server saw a write there within the last second) unless
+ * SFS_ROLLBACK_FORCE.
+ */
+#define SFS_SNAPSHOT_NAME_MAX 128
+#define SFS_ROLLBACK_FORCE 0x1
+
+struct sfs_snapshot {
+	uint64_t id;
+	char name[SFS_SNAPSHOT_NAME_MAX + 1];
+	char path[4096];         /* the directory it holds */
+	int64_t created_ns;      /* wall clock */
+	uint64_t n_files, n_dirs;
+	uint64_t pinned_bytes;   /* sfs_snapshot_list: bytes only it keeps, summed
+				    over the I/O servers that answered */
+};
+
+/* Snapshot path (NULL: the whole file system) as name. out may be NULL.
+ * Names: 1 to 128 bytes, no '/', no control characters, unique. */
+int sfs_snapshot_create(struct sfs *fs, const char *name, const char *path,
+			struct sfs_snapshot *out);
+/* fn for every snapshot in name order; non-zero from fn stops the walk. */
+typedef int (*sfs_snapshot_fn)(void *arg, const struct sfs_snapshot *snap);
+int sfs_snapshot_list(struct sfs *fs, sfs_snapshot_fn fn, void *arg);
+int sfs_snapshot_rm(struct sfs *fs, const char *name);
+int sfs_snapshot_rollback(struct sfs *fs, const char *name, int flags);
+
+/* Consistency check of the datafiles against the namespace (details go to
+ * the metadata server's log). */
+struct sfs_fsck_report {
+	uint64_t leaked_datafiles;  /* on an I/O server, but no file names them */
+	uint64_t leaked_snapshots;  /* snapshot datafiles of no snapshot */
+	uint64_t missing_datafiles; /* named by a file, absent on its server */
+};
+int sfs_fsck(struct sfs *fs, struct sfs_fsck_report *out);
 
 /* The text of a (negative) errno, in lower case, with libsfs's wording for
  * -EIO and -ETIMEDOUT. */

@@ -715,8 +715,9 @@ static int cmd_rmdir(struct cmd *c, int argc, char **argv)
 static const char df_usage[] =
 	"usage: sfs df [--json]\n"
 	"\n"
-	"Usage of every server: name, role, address, total, used, free, files and\n"
-	"status. Exit status 1 if a server did not answer.\n"
+	"Usage of every server: name, role, address, total, used, free, files,\n"
+	"what snapshots pin (I/O servers: bytes no live file shares) and status.\n"
+	"Exit status 1 if a server did not answer.\n"
 	"\n"
 	"      --json  an array of records\n"
 	"  -h, --help  show this help\n";
@@ -777,6 +778,9 @@ static json_t *df_json(const struct sfs_server_usage *u, unsigned n)
 			json_object_set_new(o, "files", json_integer((json_int_t)u[i].n_files));
 			if (u[i].is_meta)
 				json_object_set_new(o, "dirs", json_integer((json_int_t)u[i].n_dirs));
+			else
+				json_object_set_new(o, "snapshot_bytes",
+						    json_integer((json_int_t)u[i].snapshot_bytes));
 		}
 		json_array_append_new(arr, o);
 	}
@@ -793,21 +797,22 @@ static void print_server_head(int name_w, int addr_w, const char *name, int is_m
 static void df_print(const struct sfs_server_usage *u, unsigned n)
 {
 	int name_w, addr_w;
-	char total[32], used[32], free_text[32];
+	char total[32], used[32], free_text[32], snaps[32];
 	COLUMN_WIDTHS(u, n, name_w, addr_w);
-	printf("%-*s  %-4s  %-*s  %10s  %10s  %10s  %8s  %s\n", name_w, "server", "role",
-	       addr_w, "address", "total", "used", "free", "files", "status");
+	printf("%-*s  %-4s  %-*s  %10s  %10s  %10s  %8s  %10s  %s\n", name_w, "server", "role",
+	       addr_w, "address", "total", "used", "free", "files", "snapshots", "status");
 	for (unsigned i = 0; i < n; i++) {
 		print_server_head(name_w, addr_w, u[i].name, u[i].is_meta, u[i].address);
 		if (u[i].status) {
-			printf("%10s  %10s  %10s  %8s  %s\n", "-", "-", "-", "-",
+			printf("%10s  %10s  %10s  %8s  %10s  %s\n", "-", "-", "-", "-", "-",
 			       server_error(u[i].status, u[i].error));
 			continue;
 		}
-		printf("%10s  %10s  %10s  %8" PRIu64 "  ok\n",
+		printf("%10s  %10s  %10s  %8" PRIu64 "  %10s  ok\n",
 		       format_size(u[i].total_bytes, total, sizeof(total)),
 		       format_size(u[i].used_bytes, used, sizeof(used)),
-		       format_size(u[i].free_bytes, free_text, sizeof(free_text)), u[i].n_files);
+		       format_size(u[i].free_bytes, free_text, sizeof(free_text)), u[i].n_files,
+		       u[i].is_meta ? "-" : format_size(u[i].snapshot_bytes, snaps, sizeof(snaps)));
 	}
 }
 
@@ -1126,6 +1131,8 @@ static const struct subcmd subcmds[] = {
 	{ "setstripe", cmd_setstripe, setstripe_usage, "set a directory's layout for new files" },
 	{ "getstripe", cmd_getstripe, getstripe_usage, "show a file's layout" },
 	{ "ping", cmd_ping, ping_usage, "round trip and version of every server" },
+	{ "snapshot", cmd_snapshot, cmd_snapshot_usage, "create, list, remove, roll back snapshots" },
+	{ "fsck", cmd_fsck, cmd_fsck_usage, "find leaked or missing datafiles" },
 };
 
 static void usage(FILE *out)

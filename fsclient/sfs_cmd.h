@@ -90,4 +90,10 @@ int cmd_cat(struct cmd *c, int argc, char **argv);
 extern const char cmd_cp_usage[];
 extern const char cmd_cat_usage[];
 
+/* Subcommands of sfs_snapshot_cmd.c. */
+int cmd_snapshot(struct cmd *c, int argc, char **argv);
+int cmd_fsck(struct cmd *c, int argc, char **argv);
+extern const char cmd_snapshot_usage[];
+extern const char cmd_fsck_usage[];
+
 #endif

@@ -9,6 +9,12 @@
  * as it is now (a removed handle answers ENOENT) while a request already
  * holding the old descriptor finishes on it.
  *
+ * Snapshots (iosnap.c) hook in at three places: a handle with a snapshot
+ * id opens the snapshot's datafile read-only; a write or truncate passes
+ * the freeze gate and, inside it, makes sure its descriptor is the live,
+ * unshared datafile (copying it first if a snapshot shares it); and the
+ * DF_SNAP_* ops.
+ *
  * Reads go out with sendfile(2) behind a header sent with MSG_MORE, so
  * file bytes are never copied through user space. Sockets are switched to
  * O_NONBLOCK so that sendfile can be bounded by the request deadline like
@@ -31,6 +37,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "iosnap.h"
 #include "log.h"
 #include "net.h"
 #include "util.h"
@@ -44,6 +51,8 @@ struct fd_entry {
 	uint64_t handle;
 	int fd;
 	unsigned refs;
+	uint64_t last_write_ms; /* atomic: DF_SNAP_BUSY asks */
+	unsigned writing;       /* atomic: writes and truncates holding it */
 	int cached; /* still in the table (not dropped by a remove/create) */
 	struct fd_entry *hash_next;
 	struct fd_entry *lru_prev, *lru_next; /* idle list, oldest first */
@@ -59,6 +68,7 @@ struct iosrv {
 	struct fd_entry *buckets[1u << FD_HASH_BITS];
 	struct fd_entry lru;  /* sentinel of the idle list */
 	unsigned n_cached;
+	struct iosnap *snap;
 };
 
 struct io_conn {
@@ -171,8 +181,15 @@ static int fd_get(struct iosrv *io, uint64_t handle, struct fd_entry **out)
 			lru_unlink(e);
 		goto out;
 	}
-	handle_name(handle, name);
-	int fd = openat(io->data_fd, name, io->open_flags);
+	char snap_path[64];
+	int fd;
+	if (SFS_HANDLE_SNAP(handle)) {
+		iosnap_handle_path(handle, snap_path, sizeof(snap_path));
+		fd = openat(io->data_fd, snap_path, O_RDONLY | O_CLOEXEC);
+	} else {
+		handle_name(handle, name);
+		fd = openat(io->data_fd, name, io->open_flags);
+	}
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
@@ -214,6 +231,72 @@ static int open_handle(struct iosrv *io, struct server_req *r, struct fd_entry *
 	return 0;
 }
 
+/* Ops that change a datafile take live handles only. */
+static int check_writable(struct server_req *r)
+{
+	uint64_t handle = r->req->handle;
+	if (handle == 0)
+		return server_fail(r, -EINVAL, "handle 0 is not a datafile");
+	if (SFS_HANDLE_SNAP(handle))
+		return server_fail(r, -EROFS, "handle 0x%" PRIx64 " is in snapshot %" PRIu64
+				   " (read-only)", handle, SFS_HANDLE_SNAP(handle));
+	return 0;
+}
+
+static void forget_handle(void *arg, uint64_t handle)
+{
+	struct iosrv *io = arg;
+	pthread_mutex_lock(&io->lock);
+	drop_handle(io, handle);
+	pthread_mutex_unlock(&io->lock);
+}
+
+/*
+ * Inside the gate, before a change: *e must be the live datafile (a
+ * restore or a remove may have replaced it since it was opened) and not
+ * shared with a snapshot (else copy it first). On failure *e is released
+ * and NULL. The caller's count in (*e)->writing moves with *e.
+ */
+static int make_private(struct iosrv *io, struct server_req *r, struct fd_entry **e)
+{
+	char name[HANDLE_NAME_LEN + 1], err[300];
+	uint64_t handle = r->req->handle;
+	handle_name(handle, name);
+	for (int attempt = 0;; attempt++) {
+		struct stat st, live;
+		int rc = 0;
+		if (fstat((*e)->fd, &st) < 0)
+			rc = -errno;
+		else if (fstatat(io->data_fd, name, &live, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		if (rc == 0 && st.st_ino == live.st_ino && st.st_nlink <= 1)
+			return 0;
+		if (rc == 0 && st.st_ino == live.st_ino) {
+			rc = iosnap_unshare(io->snap, handle, err, sizeof(err));
+			if (rc < 0)
+				rc = server_fail(r, rc, "%s", err);
+		}
+		if (rc == -ENOENT)
+			rc = server_fail(r, rc, "unknown handle 0x%" PRIx64, handle);
+		else if (rc < 0 && !r->reply->msg[0])
+			rc = server_fail(r, rc, "datafile 0x%" PRIx64 ": %s", handle, strerror(-rc));
+		if (rc >= 0 && attempt > 8)
+			rc = server_fail(r, -EAGAIN, "datafile 0x%" PRIx64 " keeps changing", handle);
+		forget_handle(io, handle);
+		__atomic_sub_fetch(&(*e)->writing, 1, __ATOMIC_RELAXED);
+		fd_put(io, *e);
+		*e = NULL;
+		if (rc < 0)
+			return rc;
+		rc = open_handle(io, r, e);
+		if (rc < 0) {
+			*e = NULL;
+			return rc;
+		}
+		__atomic_add_fetch(&(*e)->writing, 1, __ATOMIC_RELAXED);
+	}
+}
+
 static int file_size(struct server_req *r, struct fd_entry *e, uint64_t *size)
 {
 	struct stat st;
@@ -228,11 +311,14 @@ static int df_create(struct iosrv *io, struct server_req *r)
 {
 	char name[HANDLE_NAME_LEN + 1];
 	uint64_t handle = r->req->handle;
-	int rc = 0;
-	if (handle == 0)
-		return server_fail(r, -EINVAL, "handle 0 is not a datafile");
+	int rc = check_writable(r);
+	if (rc < 0)
+		return rc;
 	handle_name(handle, name);
 	pthread_mutex_lock(&io->lock);
+	/* a fresh inode: truncating an orphan in place would also truncate a
+	 * snapshot's hard link to it */
+	unlinkat(io->data_fd, name, 0);
 	int fd = openat(io->data_fd, name, io->open_flags | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		rc = server_fail(r, -errno, "creating datafile 0x%" PRIx64 ": %s", handle,
@@ -250,9 +336,9 @@ static int df_remove(struct iosrv *io, struct server_req *r)
 {
 	char name[HANDLE_NAME_LEN + 1];
 	uint64_t handle = r->req->handle;
-	int rc = 0;
-	if (handle == 0)
-		return server_fail(r, -EINVAL, "handle 0 is not a datafile");
+	int rc = check_writable(r);
+	if (rc < 0)
+		return rc;
 	handle_name(handle, name);
 	pthread_mutex_lock(&io->lock);
 	if (unlinkat(io->data_fd, name, 0) < 0)
@@ -293,7 +379,9 @@ static int df_write(struct iosrv *io, struct server_req *r)
 	if (offset > (uint64_t)INT64_MAX - len)
 		return server_fail(r, -EFBIG, "write of %u bytes at offset %" PRIu64
 				   " is beyond the largest file", len, offset);
-	int rc = open_handle(io, r, &e);
+	int rc = check_writable(r);
+	if (rc == 0)
+		rc = open_handle(io, r, &e);
 	if (rc < 0)
 		return rc; /* the server drops the data */
 	if (len && !ic->buf) {
@@ -312,15 +400,24 @@ static int df_write(struct iosrv *io, struct server_req *r)
 		goto out;
 	}
 	r->data_left = 0;
-	rc = pwrite_full(e->fd, ic->buf, len, offset);
-	if (rc < 0) {
-		rc = server_fail(r, rc, "writing datafile 0x%" PRIx64 ": %s", e->handle,
+	__atomic_add_fetch(&e->writing, 1, __ATOMIC_RELAXED);
+	iosnap_gate_enter(io->snap);
+	rc = make_private(io, r, &e);
+	if (rc == 0)
+		rc = pwrite_full(e->fd, ic->buf, len, offset);
+	if (rc < 0 && !r->reply->msg[0])
+		rc = server_fail(r, rc, "writing datafile 0x%" PRIx64 ": %s", r->req->handle,
 				 strerror(-rc));
-		goto out;
-	}
-	rc = file_size(r, e, &r->reply->local_size);
+	if (rc == 0)
+		rc = file_size(r, e, &r->reply->local_size);
+	if (rc == 0)
+		__atomic_store_n(&e->last_write_ms, now_ms(), __ATOMIC_RELAXED);
+	iosnap_gate_leave(io->snap);
+	if (e)
+		__atomic_sub_fetch(&e->writing, 1, __ATOMIC_RELAXED);
 out:
-	fd_put(io, e);
+	if (e)
+		fd_put(io, e);
 	return rc;
 }
 
@@ -424,13 +521,24 @@ static int df_truncate(struct iosrv *io, struct server_req *r)
 	if (r->req->length > (uint64_t)INT64_MAX)
 		return server_fail(r, -EFBIG, "truncate to %" PRIu64 " bytes is beyond the "
 				   "largest file", r->req->length);
-	int rc = open_handle(io, r, &e);
+	int rc = check_writable(r);
+	if (rc == 0)
+		rc = open_handle(io, r, &e);
 	if (rc < 0)
 		return rc;
-	if (ftruncate(e->fd, (off_t)r->req->length) < 0)
+	__atomic_add_fetch(&e->writing, 1, __ATOMIC_RELAXED);
+	iosnap_gate_enter(io->snap);
+	rc = make_private(io, r, &e);
+	if (rc == 0 && ftruncate(e->fd, (off_t)r->req->length) < 0)
 		rc = server_fail(r, -errno, "truncating datafile 0x%" PRIx64 ": %s", e->handle,
 				 strerror(errno));
-	fd_put(io, e);
+	if (rc == 0)
+		__atomic_store_n(&e->last_write_ms, now_ms(), __ATOMIC_RELAXED);
+	iosnap_gate_leave(io->snap);
+	if (e) {
+		__atomic_sub_fetch(&e->writing, 1, __ATOMIC_RELAXED);
+		fd_put(io, e);
+	}
 	return rc;
 }
 
@@ -490,7 +598,70 @@ static int df_statfs(struct iosrv *io, struct server_req *r)
 		reply->n_files++;
 	}
 	closedir(d);
+	iosnap_usage(io->snap, &reply->snap_bytes, &reply->n_snaps);
 	return 0;
+}
+
+/* EBUSY when one of the handles is being written: a write in progress or
+ * one within SFS_BUSY_WINDOW_MS. Only cached descriptors remember, which
+ * is enough: one being written stays cached. */
+static int df_snap_busy(struct iosrv *io, struct server_req *r)
+{
+	uint64_t now = now_ms(), busy = 0, ago = 0;
+	pthread_mutex_lock(&io->lock);
+	for (uint32_t i = 0; i < r->req->n_handles && !busy; i++) {
+		struct fd_entry *e = hash_find(io, r->req->handles[i]);
+		uint64_t last = e ? __atomic_load_n(&e->last_write_ms, __ATOMIC_RELAXED) : 0;
+		unsigned writing = e ? __atomic_load_n(&e->writing, __ATOMIC_RELAXED) : 0;
+		if (e && (writing > 0 || (last && now - last < SFS_BUSY_WINDOW_MS))) {
+			busy = e->handle;
+			ago = last ? now - last : 0;
+		}
+	}
+	pthread_mutex_unlock(&io->lock);
+	if (busy)
+		return server_fail(r, -EBUSY, "datafile 0x%" PRIx64 " is being written (last "
+				   "write %" PRIu64 " ms ago)", busy, ago);
+	return 0;
+}
+
+/* The DF_SNAP_* ops and DF_LIST: iosnap does the work. */
+static int df_snap(struct iosrv *io, struct server_req *r)
+{
+	const struct sfs_req *q = r->req;
+	struct sfs_reply *reply = r->reply;
+	char err[SFS_MAX_MSG + 1] = "";
+	int rc, eof = 1;
+	switch (q->op) {
+	case SFS_OP_DF_SNAP_FREEZE:
+		rc = iosnap_freeze(io->snap, q->snap_id, q->timeout_ms, err, sizeof(err));
+		break;
+	case SFS_OP_DF_SNAP_LINK:
+		rc = iosnap_link(io->snap, q->snap_id, q->handles, q->n_handles, err, sizeof(err));
+		break;
+	case SFS_OP_DF_SNAP_THAW:
+		rc = iosnap_thaw(io->snap, q->snap_id, err, sizeof(err));
+		break;
+	case SFS_OP_DF_SNAP_DROP:
+		rc = iosnap_drop(io->snap, q->snap_id, err, sizeof(err));
+		break;
+	case SFS_OP_DF_SNAP_RESTORE:
+		rc = iosnap_restore(io->snap, q->snap_id, q->handles, q->n_handles, err,
+				    sizeof(err));
+		break;
+	case SFS_OP_DF_SNAP_STAT:
+		rc = iosnap_stat(io->snap, q->snap_id, &reply->n_files, &reply->used_bytes, err,
+				 sizeof(err));
+		break;
+	default: /* DF_LIST */
+		rc = iosnap_list(io->snap, q->snap_id, q->handle, reply->handles, SFS_SNAP_BATCH,
+				 &reply->n_handles, &eof, err, sizeof(err));
+		reply->eof = (uint8_t)eof;
+		break;
+	}
+	if (rc < 0 && err[0])
+		return server_fail(r, rc, "%s", err);
+	return rc;
 }
 
 static int io_handle(void *ctx, struct server_req *r)
@@ -505,6 +676,16 @@ static int io_handle(void *ctx, struct server_req *r)
 	case SFS_OP_DF_TRUNCATE: return df_truncate(io, r);
 	case SFS_OP_DF_SYNC: return df_sync(io, r);
 	case SFS_OP_DF_STATFS: return df_statfs(io, r);
+	case SFS_OP_DF_SNAP_FREEZE:
+	case SFS_OP_DF_SNAP_LINK:
+	case SFS_OP_DF_SNAP_THAW:
+	case SFS_OP_DF_SNAP_DROP:
+	case SFS_OP_DF_SNAP_RESTORE:
+	case SFS_OP_DF_SNAP_STAT:
+	case SFS_OP_DF_LIST:
+		return df_snap(io, r);
+	case SFS_OP_DF_SNAP_BUSY:
+		return df_snap_busy(io, r);
 	default:
 		return server_fail(r, -EOPNOTSUPP, "%s is not served by an I/O server",
 				   sfs_op_name(r->req->op));
@@ -524,6 +705,7 @@ static void io_free(void *ctx)
 			e = next;
 		}
 	}
+	iosnap_free(io->snap);
 	if (io->data_fd >= 0)
 		close(io->data_fd);
 	pthread_mutex_destroy(&io->lock);
@@ -561,6 +743,9 @@ static int io_open(const struct sfs_conf *conf, const struct sfs_server_conf *sr
 		snprintf(err, errlen, "%s: %s", io->data_dir, strerror(errno));
 		goto fail;
 	}
+	rc = iosnap_open(io->data_fd, io->data_dir, forget_handle, io, &io->snap, err, errlen);
+	if (rc < 0)
+		goto fail;
 	*ctx = io;
 	return 0;
 fail:

@@ -33,13 +33,14 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
+#include "meta_internal.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
-#define SCHEMA_VERSION_TEXT "1" /* for PRAGMA user_version = N */
+/* 2: snapshots (meta_snap.c) */
+#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION_TEXT "2" /* for PRAGMA user_version = N */
 #define FID_BATCH 1024       /* fids reserved per database write */
-#define IO_POOL_MAX 8         /* idle connections kept per I/O server */
 #define DB_BUSY_TIMEOUT_MS 5000
 
 enum stmt_id {
@@ -54,9 +55,8 @@ enum stmt_id {
 	ST_COUNT,
 	ST_N
 };
+_Static_assert(ST_N <= META_MAX_STMTS, "raise META_MAX_STMTS");
 
-#define ENTRY_COLUMNS \
-	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers"
 
 static const char *const stmt_sql[ST_N] = {
 	[ST_CHILD] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE parent = ?1 AND name = ?2",
@@ -71,41 +71,6 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_SET_STRIPE] = "UPDATE entries SET strip_size = ?2, stripe_count = ?3 WHERE fid = ?1",
 	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2 WHERE fid = ?1",
 	[ST_COUNT] = "SELECT type, COUNT(*) FROM entries GROUP BY type",
-};
-
-struct io_pool {
-	pthread_mutex_t lock;
-	struct sfs_conn *idle[IO_POOL_MAX];
-	unsigned n_idle;
-};
-
-struct meta {
-	const struct sfs_conf *conf;
-	const char *dir;      /* the server's directory, holding meta.db */
-	char db_path[600];
-	pthread_mutex_t lock; /* guards db, st[] and next_fid */
-	sqlite3 *db;          /* NULL once stopped */
-	sqlite3_stmt *st[ST_N];
-	uint64_t next_fid;
-	uint64_t fid_reserved; /* fids below this are reserved in the database */
-	struct io_pool *pools; /* one per I/O server */
-};
-
-/* A row of entries. For a directory, layout holds the defaults for new
- * files and no servers. */
-struct entry {
-	uint64_t fid, parent;
-	uint8_t type;
-	uint32_t mode;
-	int64_t mtime_ns, ctime_ns;
-	struct sfs_layout layout;
-};
-
-/* A request path split into checked components. */
-struct path {
-	char buf[SFS_MAX_PATH + 1];
-	const char *comp[(SFS_MAX_PATH + 1) / 2];
-	unsigned n;
 };
 
 /* Per connection: datafiles to remove once the UNLINK reply is out. */
@@ -124,7 +89,7 @@ static sqlite3_stmt *stmt(struct meta *m, enum stmt_id id)
 	return s;
 }
 
-static int db_fail(struct meta *m, struct server_req *r, const char *what)
+int db_fail(struct meta *m, struct server_req *r, const char *what)
 {
 	const char *why = sqlite3_errmsg(m->db);
 	log_warnx("%s: %s: %s", m->db_path, what, why);
@@ -149,7 +114,7 @@ static int fid_alloc(struct meta *m, struct server_req *r, uint64_t *fid)
 }
 
 
-static int parse_path(struct server_req *r, const char *in, struct path *p)
+int parse_path(struct server_req *r, const char *in, struct path *p)
 {
 	char *out = p->buf;
 	const char *s = in;
@@ -177,7 +142,7 @@ static int parse_path(struct server_req *r, const char *in, struct path *p)
 	}
 }
 
-static void attr_from_entry(const struct entry *e, struct sfs_attr *a)
+void attr_from_entry(const struct entry *e, struct sfs_attr *a)
 {
 	a->fid = e->fid;
 	a->type = e->type;
@@ -189,7 +154,7 @@ static void attr_from_entry(const struct entry *e, struct sfs_attr *a)
 
 /* --- rows --------------------------------------------------------------- */
 
-static int row_read(sqlite3_stmt *s, struct entry *e)
+int row_read(sqlite3_stmt *s, struct entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->fid = (uint64_t)sqlite3_column_int64(s, 0);
@@ -216,7 +181,7 @@ static int row_read(sqlite3_stmt *s, struct entry *e)
 }
 
 /* Run a SELECT of ENTRY_COLUMNS expected to give at most one row. */
-static int entry_fetch(struct meta *m, sqlite3_stmt *s, struct entry *e)
+int entry_fetch(struct meta *m, sqlite3_stmt *s, struct entry *e)
 {
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
@@ -237,7 +202,7 @@ static int child_get(struct meta *m, uint64_t parent, const char *name, struct e
 	return entry_fetch(m, s, e);
 }
 
-static int fid_get(struct meta *m, uint64_t fid, struct entry *e)
+int fid_get(struct meta *m, uint64_t fid, struct entry *e)
 {
 	sqlite3_stmt *s = stmt(m, ST_BY_FID);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)fid);
@@ -319,7 +284,7 @@ static int no_entry(struct server_req *r, const struct path *p, unsigned k)
 }
 
 /* Walk the first upto components of p from the root into *e. */
-static int walk(struct meta *m, struct server_req *r, const struct path *p, unsigned upto,
+int walk(struct meta *m, struct server_req *r, const struct path *p, unsigned upto,
 		struct entry *e)
 {
 	int rc = fid_get(m, SFS_ROOT_FID, e);
@@ -382,23 +347,42 @@ static void pool_put(struct meta *m, unsigned io_index, struct sfs_conn *c)
 	}
 }
 
-/* One DF_CREATE or DF_REMOVE. A pooled connection may have gone stale
- * (the I/O server restarted): a transport error on one that was already
- * open is retried once on a fresh connection. Both ops are idempotent.
- * err always begins "server NAME at HOST:PORT: ". */
+/* One DF_CREATE or DF_REMOVE (both idempotent): see meta_io_request. */
 static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t handle, char *err,
 		   size_t errlen)
 {
-	struct sfs_req req = { .op = op, .handle = handle };
-	struct sfs_reply reply;
+	struct sfs_req *req = calloc(1, sizeof(*req));
+	if (!req) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	req->op = op;
+	req->handle = handle;
+	int rc = meta_io_request(m, io_index, req, NULL, 0, err, errlen);
+	free(req);
+	return rc;
+}
+
+int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
+		    struct sfs_reply *reply_out, uint32_t timeout_ms, char *err, size_t errlen)
+{
+	struct sfs_reply *reply = reply_out ? reply_out : malloc(sizeof(*reply));
+	int rc;
+	if (!reply) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	for (int attempt = 0;; attempt++) {
 		struct sfs_conn *c = pool_get(m, io_index);
 		if (!c) {
 			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
+			rc = -ENOMEM;
+			break;
 		}
 		int was_open = c->fd >= 0;
-		int rc = sfs_conn_call(c, &req, NULL, 0, &reply, NULL, 0, NULL, err, errlen);
+		c->timeout_ms = timeout_ms;
+		rc = sfs_conn_call(c, req, NULL, 0, reply, NULL, 0, NULL, err, errlen);
+		c->timeout_ms = 0;
 		int transport_failed = rc < 0 && c->fd < 0;
 		if (rc < 0 && !transport_failed) {
 			/* the I/O server's own answer: say which server gave it */
@@ -409,12 +393,15 @@ static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t hand
 		}
 		pool_put(m, io_index, c);
 		if (!transport_failed || !was_open || rc == -ETIMEDOUT || attempt > 0)
-			return rc;
+			break;
 	}
+	if (reply != reply_out)
+		free(reply);
+	return rc;
 }
 
 /* Best effort: what fails is left behind as an orphan and logged. */
-static void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
+void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
 			     unsigned count)
 {
 	char err[256];
@@ -790,16 +777,34 @@ static int meta_handle(void *ctx, struct server_req *r)
 		break;
 	case SFS_OP_SETMTIME:
 	case SFS_OP_META_STATFS:
+	case SFS_OP_SNAP_LIST:
+	case SFS_OP_SNAP_RM:
+	case SFS_OP_SNAP_ROLLBACK:
+	case SFS_OP_SNAP_FSCK:
 		p.n = 0;
+		break;
+	case SFS_OP_SNAP_CREATE:
+		rc = parse_path(r, r->req->path[0] ? r->req->path : "/", &p);
+		if (rc < 0)
+			return rc;
 		break;
 	default:
 		return server_fail(r, -EOPNOTSUPP, "%s is not served by the metadata server",
 				   sfs_op_name(r->req->op));
 	}
-	if (r->req->op == SFS_OP_CREATE)
+	int snap = meta_snap_is_snapshot_path(&p) ||
+		   (r->req->op >= SFS_OP_SNAP_CREATE && r->req->op <= SFS_OP_SNAP_FSCK);
+	if (r->req->op == SFS_OP_CREATE && !snap)
 		return meta_create(m, r, &p);
 	pthread_mutex_lock(&m->lock);
-	rc = dispatch_locked(m, r, &p);
+	if (m->db && meta_snap_must_resume(m, snap))
+		meta_snap_resume(m);
+	if (!m->db)
+		rc = server_fail(r, -ESHUTDOWN, "the metadata server is stopping");
+	else if (snap)
+		rc = meta_snap_handle(m, r, &p);
+	else
+		rc = dispatch_locked(m, r, &p);
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -903,16 +908,10 @@ static int schema_upgrade(struct meta *m, char *err, size_t errlen)
 	rc = db_exec(m, "BEGIN IMMEDIATE", err, errlen);
 	if (rc < 0)
 		return rc;
-	switch (version) {
-	case 0:
+	if (version < 1)
 		rc = schema_create_v1(m, err, errlen);
-		break;
-	default: /* versions 1..SCHEMA_VERSION-1: upgrade steps go here */
-		snprintf(err, errlen, "%s: no upgrade from schema version %" PRId64, m->db_path,
-			 version);
-		rc = -EPROTONOSUPPORT;
-		break;
-	}
+	if (rc == 0 && version < 2)
+		rc = meta_snap_schema_v2(m->db, err, errlen);
 	if (rc == 0)
 		rc = db_exec(m, "PRAGMA user_version = " SCHEMA_VERSION_TEXT, err, errlen);
 	if (rc == 0)
@@ -921,7 +920,12 @@ static int schema_upgrade(struct meta *m, char *err, size_t errlen)
 		sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	log_info("%s: created the file system (schema version %d)", m->db_path, SCHEMA_VERSION);
+	if (version == 0)
+		log_info("%s: created the file system (schema version %d)", m->db_path,
+			 SCHEMA_VERSION);
+	else
+		log_info("%s: upgraded from schema version %" PRId64 " to %d", m->db_path, version,
+			 SCHEMA_VERSION);
 	return 0;
 }
 
@@ -989,6 +993,7 @@ static void meta_free(void *ctx)
 		pthread_mutex_destroy(&pool->lock);
 	}
 	free(m->pools);
+	free(m->entry_cols);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -1019,6 +1024,8 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 		goto fail;
 	}
 	rc = db_open(m, err, errlen);
+	if (rc == 0)
+		rc = meta_snap_open(m, err, errlen);
 	if (rc == 0)
 		rc = db_int(m, "SELECT MAX(fid) FROM entries", &max_fid, err, errlen);
 	if (rc == 0)

@@ -22,6 +22,10 @@ static const uint16_t all_ops[] = {
 	SFS_OP_RMDIR, SFS_OP_READDIR, SFS_OP_SETSTRIPE, SFS_OP_META_STATFS, SFS_OP_SETMTIME,
 	SFS_OP_DF_CREATE, SFS_OP_DF_REMOVE, SFS_OP_DF_WRITE, SFS_OP_DF_READ, SFS_OP_DF_GETSIZE,
 	SFS_OP_DF_TRUNCATE, SFS_OP_DF_SYNC, SFS_OP_DF_STATFS,
+	SFS_OP_SNAP_CREATE, SFS_OP_SNAP_LIST, SFS_OP_SNAP_RM, SFS_OP_SNAP_ROLLBACK,
+	SFS_OP_SNAP_FSCK, SFS_OP_DF_SNAP_FREEZE, SFS_OP_DF_SNAP_LINK, SFS_OP_DF_SNAP_THAW,
+	SFS_OP_DF_SNAP_DROP, SFS_OP_DF_SNAP_RESTORE, SFS_OP_DF_SNAP_STAT, SFS_OP_DF_LIST,
+	SFS_OP_DF_SNAP_BUSY,
 };
 #define N_OPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
@@ -68,6 +72,35 @@ static void fill_req(struct sfs_req *r, uint16_t op)
 		r->offset = 12345;
 		r->length = 1ull << 33;
 		break;
+	case SFS_OP_SNAP_CREATE:
+		strcpy(r->snap_name, "ck-1");
+		strcpy(r->path, "/job");
+		break;
+	case SFS_OP_SNAP_LIST: case SFS_OP_SNAP_RM:
+		strcpy(r->snap_name, "ck-1");
+		break;
+	case SFS_OP_SNAP_ROLLBACK:
+		strcpy(r->snap_name, "ck-1");
+		r->flags = SFS_SNAP_ROLLBACK_FORCE;
+		break;
+	case SFS_OP_DF_SNAP_FREEZE:
+		r->snap_id = 7;
+		r->timeout_ms = 30000;
+		break;
+	case SFS_OP_DF_SNAP_LINK: case SFS_OP_DF_SNAP_RESTORE: case SFS_OP_DF_SNAP_BUSY:
+		r->snap_id = 7;
+		r->n_handles = 3;
+		r->handles[0] = 2;
+		r->handles[1] = 1ull << 39;
+		r->handles[2] = 99;
+		break;
+	case SFS_OP_DF_SNAP_THAW: case SFS_OP_DF_SNAP_DROP: case SFS_OP_DF_SNAP_STAT:
+		r->snap_id = 7;
+		break;
+	case SFS_OP_DF_LIST:
+		r->snap_id = SFS_DF_LIST_SNAPS;
+		r->handle = 12;
+		break;
 	default:
 		break;
 	}
@@ -79,6 +112,7 @@ Test(proto, every_request_round_trips)
 		struct sfs_req in, out;
 		size_t len;
 		fill_req(&in, all_ops[i]);
+		memset(&out, 0, sizeof(out)); /* decoding leaves handles[n_handles..] alone */
 		cr_assert_eq(sfs_req_encode(&in, buf, sizeof(buf), &len), 0, "%s",
 			     sfs_op_name(all_ops[i]));
 		cr_assert_eq(sfs_req_decode(all_ops[i], buf, len, &out, err, sizeof(err)), 0,
@@ -117,6 +151,19 @@ static struct sfs_reply *mk_reply(uint16_t op)
 	r->used_bytes = 400;
 	r->n_files = 12;
 	r->n_dirs = 3;
+	r->snap_bytes = 1ull << 35;
+	r->n_snaps = 2;
+	for (int i = 0; i < 2; i++) {
+		r->snaps[i].id = (uint64_t)i + 1;
+		snprintf(r->snaps[i].name, sizeof(r->snaps[i].name), "snap-%d", i);
+		strcpy(r->snaps[i].path, "/job/out");
+		r->snaps[i].created_ns = 1700000000000000000ll + i;
+		r->snaps[i].n_files = 10000;
+		r->snaps[i].n_dirs = 100;
+	}
+	r->n_handles = 5;
+	for (int i = 0; i < 5; i++)
+		r->handles[i] = (uint64_t)i * 1000 + 2;
 	return r;
 }
 
@@ -151,6 +198,26 @@ Test(proto, every_reply_round_trips)
 		case SFS_OP_DF_STATFS:
 			cr_assert_eq(out->used_bytes, 400);
 			cr_assert_eq(out->n_files, 12);
+			cr_assert_eq(out->snap_bytes, 1ull << 35);
+			cr_assert_eq(out->n_snaps, 2);
+			break;
+		case SFS_OP_SNAP_CREATE:
+		case SFS_OP_SNAP_ROLLBACK:
+			cr_assert_eq(memcmp(&in->snaps[0], &out->snaps[0], sizeof(in->snaps[0])), 0);
+			break;
+		case SFS_OP_SNAP_LIST:
+			cr_assert_eq(out->n_snaps, 2);
+			cr_assert_eq(memcmp(in->snaps, out->snaps, 2 * sizeof(in->snaps[0])), 0);
+			break;
+		case SFS_OP_DF_LIST:
+			cr_assert_eq(out->n_handles, 5);
+			cr_assert_eq(out->handles[4], 4002);
+			cr_assert_eq(out->eof, 1);
+			break;
+		case SFS_OP_SNAP_FSCK:
+			cr_assert_eq(out->n_files, 12);
+			cr_assert_eq(out->n_dirs, 3);
+			cr_assert_eq(out->n_snaps, 2);
 			break;
 		case SFS_OP_META_STATFS:
 			cr_assert_eq(out->n_files, 12);
@@ -225,10 +292,10 @@ Test(proto, header_refuses_garbage_other_versions_and_oversize)
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EBADMSG);
 	cr_assert(strstr(err, "magic"), "message names the cause: %s", err);
 
-	h.version = 2;
+	h.version = 1; /* before snapshots */
 	sfs_hdr_encode(&h, raw);
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
-	cr_assert(strstr(err, "version 2"), "%s", err);
+	cr_assert(strstr(err, "version 1") && strstr(err, "version 2"), "names both: %s", err);
 
 	good_header(raw, &h);
 	h.body_len = SFS_MAX_BODY_BYTES + 1;
@@ -366,4 +433,40 @@ Test(proto, encoder_refuses_what_does_not_fit)
 	size_t len;
 	fill_req(&r, SFS_OP_CREATE);
 	cr_assert_eq(sfs_req_encode(&r, buf, 5, &len), -EMSGSIZE);
+}
+
+Test(proto, impossible_snapshot_counts_are_refused)
+{
+	struct sfs_req *req = calloc(1, sizeof(*req));
+	struct sfs_reply *out = calloc(1, sizeof(*out));
+	uint8_t body[16] = { 7 };
+	/* a handle count above a batch, and one the body does not hold */
+	body[8] = (uint8_t)((SFS_SNAP_BATCH + 1) & 0xff);
+	body[9] = (uint8_t)((SFS_SNAP_BATCH + 1) >> 8);
+	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_LINK, body, 12, req, err, sizeof(err)),
+		     -EBADMSG);
+	cr_assert(strstr(err, "handles"), "%s", err);
+	body[8] = 2;
+	body[9] = 0;
+	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_RESTORE, body, 12, req, err, sizeof(err)),
+		     -EBADMSG);
+	/* a SNAP_LIST reply claiming more snapshots than allowed */
+	uint8_t reply[3] = { SFS_SNAPLIST_MAX + 1, 0, 1 };
+	cr_assert_eq(sfs_reply_decode(SFS_OP_SNAP_LIST, 0, reply, 3, out, err, sizeof(err)),
+		     -EBADMSG);
+	/* the encoder refuses a batch it cannot send */
+	size_t len;
+	req->op = SFS_OP_DF_SNAP_LINK;
+	req->n_handles = SFS_SNAP_BATCH + 1;
+	cr_assert_eq(sfs_req_encode(req, buf, sizeof(buf), &len), -EMSGSIZE);
+	/* a full batch fits in one body */
+	req->n_handles = SFS_SNAP_BATCH;
+	cr_assert_eq(sfs_req_encode(req, buf, sizeof(buf), &len), 0);
+	cr_assert_leq(len, SFS_MAX_BODY_BYTES);
+	/* a snapshot handle keeps its two halves apart */
+	uint64_t h = SFS_SNAP_HANDLE(5, 1234);
+	cr_assert_eq(SFS_HANDLE_SNAP(h), 5);
+	cr_assert_eq(SFS_HANDLE_FID(h), 1234);
+	free(req);
+	free(out);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fsfixture.h"
+#include "sfs_proto.h"
 
 static struct fsfix fx;
 static char out[1 << 16], err[1 << 16];
@@ -162,7 +163,8 @@ Test(sfs_cmd, listings_and_usage_parse_as_json)
 	cr_assert_eq(sfs("--json", "ping", NULL), 0, "%s", err);
 	j = json_out();
 	cr_assert_eq(json_array_size(j), 4);
-	cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, 3), "version")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, 3), "version")),
+		     SFS_PROTO_VERSION);
 	json_decref(j);
 	cr_assert_eq(sfs("rmdir", "sfs:/x", NULL), 0, "%s", err);
 	cr_assert_eq(sfs("ls", "/", NULL), 0);
@@ -208,5 +210,59 @@ Test(sfs_cmd, genconfig_writes_a_config_sfsd_accepts)
 	cr_assert_eq(system(cmd), 0, "sfsd --check refuses what genconfig wrote");
 	cr_assert_eq(sfs("-", "genconfig", "--io-servers", "2", "--dir", "/tmp/q", "--port",
 			 "65535", NULL), 2, "ports past 65535 accepted");
+	fsfix_finish(&fx);
+}
+
+Test(sfs_cmd, snapshot_create_list_read_rollback_rm)
+{
+	char local[400], back[400];
+	snprintf(local, sizeof(local), "%s/local.bin", fx.dir);
+	snprintf(back, sizeof(back), "%s/back.bin", fx.dir);
+	make_file(local, 200000, 7);
+	cr_assert_eq(sfs("snapshot", "--help", NULL), 0);
+	cr_assert(strstr(out, "rollback NAME"), "%s", out);
+	cr_assert_eq(sfs("mkdir", "sfs:/job", NULL), 0, "%s", err);
+	cr_assert_eq(sfs("cp", local, "sfs:/job/data", NULL), 0, "%s", err);
+	cr_assert_eq(sfs("snapshot", "create", "ck1", "--path", "sfs:/job", NULL), 0, "%s", err);
+	cr_assert(strstr(out, "1 files"), "%s", out);
+	cr_assert_eq(sfs("snapshot", "create", "ck1", NULL), 1);
+	cr_assert(strstr(err, "\"ck1\""), "%s", err);
+	cr_assert_eq(sfs("snapshot", "create", "a/b", NULL), 1);
+	cr_assert(strstr(err, "a/b"), "%s", err);
+	cr_assert_eq(sfs("snapshot", "frob", NULL), 2);
+	cr_assert(strstr(err, "frob"), "%s", err);
+	cr_assert_eq(sfs("snapshot", "rm", NULL), 2);
+	/* change, then read the old copy out of the snapshot */
+	cr_assert_eq(sfs("rm", "sfs:/job/data", NULL), 0, "%s", err);
+	cr_assert_eq(sfs("ls", "sfs:/.snapshots/ck1", NULL), 0, "%s", err);
+	cr_assert(strstr(out, "data"), "%s", out);
+	cr_assert_eq(sfs("cp", "sfs:/.snapshots/ck1/data", back, NULL), 0, "%s", err);
+	char cmd[900];
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", local, back);
+	cr_assert_eq(system(cmd), 0, "the snapshot's copy differs");
+	cr_assert_eq(sfs("snapshot", "list", "--json", NULL), 0, "%s", err);
+	json_t *j = json_out();
+	cr_assert_eq(json_array_size(j), 1);
+	json_t *s = json_array_get(j, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(s, "name")), "ck1");
+	cr_assert_str_eq(json_string_value(json_object_get(s, "path")), "/job");
+	cr_assert_eq(json_integer_value(json_object_get(s, "files")), 1);
+	cr_assert_gt(json_integer_value(json_object_get(s, "pinned_bytes")), 0,
+		     "a snapshot of a removed file pins nothing");
+	json_decref(j);
+	cr_assert_eq(sfs("df", "--json", NULL), 0, "%s", err);
+	j = json_out();
+	cr_assert_not_null(json_object_get(json_array_get(j, 1), "snapshot_bytes"));
+	json_decref(j);
+	cr_assert_eq(sfs("snapshot", "rollback", "ck1", "--force", NULL), 0, "%s", err);
+	cr_assert_eq(sfs("cp", "sfs:/job/data", back, NULL), 0, "%s", err);
+	cr_assert_eq(system(cmd), 0, "rollback did not restore the file");
+	cr_assert_eq(sfs("fsck", NULL), 0, "%s%s", out, err);
+	cr_assert(strstr(out, "clean"), "%s", out);
+	cr_assert_eq(sfs("snapshot", "rm", "ck1", NULL), 0, "%s", err);
+	cr_assert_eq(sfs("snapshot", "rm", "ck1", NULL), 1);
+	cr_assert(strstr(err, "ck1"), "%s", err);
+	cr_assert_eq(sfs("snapshot", "list", NULL), 0);
+	cr_assert(strstr(out, "no snapshots"), "%s", out);
 	fsfix_finish(&fx);
 }

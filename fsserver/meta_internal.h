@@ -1,0 +1,108 @@
+/*
+ * meta_internal: what the metadata server's two files share: meta.c (the
+ * namespace) and meta_snap.c (snapshots of it). Not an interface for
+ * anything else in sfsd.
+ */
+#ifndef MIGD_SFSD_META_INTERNAL_H
+#define MIGD_SFSD_META_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "meta.h"
+#include "sfs_rpc.h"
+
+#define IO_POOL_MAX 8      /* idle connections kept per I/O server */
+#define META_MAX_STMTS 16  /* prepared statements of meta.c */
+
+/* The columns row_read() reads, in its order. meta_snap.c selects them
+ * from its copies of the table too. */
+#define ENTRY_COLUMNS \
+	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers"
+
+struct io_pool {
+	pthread_mutex_t lock;
+	struct sfs_conn *idle[IO_POOL_MAX];
+	unsigned n_idle;
+};
+
+struct meta {
+	const struct sfs_conf *conf;
+	const char *dir;      /* the server's directory, holding meta.db */
+	char db_path[600];
+	pthread_mutex_t lock; /* guards db, st[], next_fid and the snapshot state */
+	sqlite3 *db;          /* NULL once stopped */
+	sqlite3_stmt *st[META_MAX_STMTS];
+	uint64_t next_fid;
+	uint64_t fid_reserved; /* fids below this are reserved in the database */
+	struct io_pool *pools; /* one per I/O server */
+	/* meta_snap.c */
+	char *entry_cols;      /* every column of entries, "a, b, c" */
+	int snap_pending;      /* unfinished snapshot work may be in snap_pending */
+	int snap_thawed;       /* freezes of a previous run released */
+	int snap_restore_pending; /* a rollback's datafiles are not all restored */
+	uint64_t snap_retry_ms; /* not before then */
+};
+
+/* A row of entries. For a directory, layout holds the defaults for new
+ * files and no servers. */
+struct entry {
+	uint64_t fid, parent;
+	uint8_t type;
+	uint32_t mode;
+	int64_t mtime_ns, ctime_ns;
+	struct sfs_layout layout;
+};
+
+/* A request path split into checked components. */
+struct path {
+	char buf[SFS_MAX_PATH + 1];
+	const char *comp[(SFS_MAX_PATH + 1) / 2];
+	unsigned n;
+};
+
+/* meta.c */
+int db_fail(struct meta *m, struct server_req *r, const char *what);
+int parse_path(struct server_req *r, const char *in, struct path *p);
+void attr_from_entry(const struct entry *e, struct sfs_attr *a);
+/* A row of ENTRY_COLUMNS from s: 0, or -EIO when it is corrupt. */
+int row_read(sqlite3_stmt *s, struct entry *e);
+/* Step a SELECT of ENTRY_COLUMNS expected to give at most one row. */
+int entry_fetch(struct meta *m, sqlite3_stmt *s, struct entry *e);
+int fid_get(struct meta *m, uint64_t fid, struct entry *e);
+/* Walk the first upto components of p from the root (under the lock). */
+int walk(struct meta *m, struct server_req *r, const struct path *p, unsigned upto,
+	 struct entry *e);
+/* Best effort, failures logged: the datafiles of fid on count servers of l. */
+void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
+		      unsigned count);
+/* One request to I/O server io_index on a pooled connection, retried once
+ * on a fresh connection if a pooled one had gone stale: only for requests
+ * that are safe to repeat. reply may be NULL; timeout_ms 0 is the config's.
+ * err begins "server NAME at HOST:PORT: ". */
+int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
+		    struct sfs_reply *reply, uint32_t timeout_ms, char *err, size_t errlen);
+
+/* meta_snap.c */
+/* Schema version 1 -> 2: the snapshot tables. In the upgrade transaction. */
+int meta_snap_schema_v2(sqlite3 *db, char *err, size_t errlen);
+/* After the schema is current: learn entries' columns, give the snapshot
+ * copy every one of them, and note unfinished work from before a crash. */
+int meta_snap_open(struct meta *m, char *err, size_t errlen);
+/* SNAP_* requests, and LOOKUP/READDIR under /.snapshots (others there are
+ * refused: snapshots are read-only). Under the lock. */
+int meta_snap_handle(struct meta *m, struct server_req *r, const struct path *p);
+/* 1 when p is under /.snapshots (meta_snap_handle serves it). */
+int meta_snap_is_snapshot_path(const struct path *p);
+/* Finish what a crash or an unreachable server left undone, at most once
+ * a second. Under the lock. */
+void meta_snap_resume(struct meta *m);
+/* Whether a request (snap_op: a SNAP_* one) must first meta_snap_resume:
+ * every request while a rollback is unfinished (no client may see a tree
+ * half restored) or freezes of a previous run may be held; only snapshot
+ * requests for mere garbage (datafiles to drop), so an unreachable I/O
+ * server does not slow the namespace down. */
+int meta_snap_must_resume(const struct meta *m, int snap_op);
+
+#endif
