@@ -37,9 +37,12 @@ const char host_add_usage[] =
 	"  -h, --help              show this help\n";
 
 const char host_list_usage[] =
-	"usage: migctl host list [--json]\n"
+	"usage: migctl host list [--limit N [--after NAME]] [--json]\n"
 	"\n"
-	"List hosts: URI, enabled, health, guests, memory used and limits.\n";
+	"List hosts: URI, enabled, health, guests, memory used and limits.\n"
+	"\n"
+	"      --limit N      only the first N (1-10000) in name order\n"
+	"      --after NAME   with --limit: the page after NAME\n";
 
 const char host_show_usage[] =
 	"usage: migctl host show NAME [--json]\n"
@@ -77,9 +80,14 @@ const char guest_add_usage[] =
 	"  -h, --help               show this help\n";
 
 const char guest_list_usage[] =
-	"usage: migctl guest list [--host HOST] [--job JOB] [--json]\n"
+	"usage: migctl guest list [--host HOST] [--job JOB] [--limit N [--after NAME]]\n"
+	"                         [--json]\n"
 	"\n"
-	"List guests, optionally only those on HOST or of JOB.\n";
+	"List guests in name order, optionally only those on HOST or of JOB. The\n"
+	"list is fetched a page at a time, so it has no size limit.\n"
+	"\n"
+	"      --limit N      only the first N (1-10000)\n"
+	"      --after NAME   with --limit: the page after NAME\n";
 
 const char guest_show_usage[] =
 	"usage: migctl guest show NAME [--json]\n"
@@ -291,6 +299,62 @@ static int request_and_print(struct ctl *c, const char *cmd, json_t *args,
 	return rc;
 }
 
+enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
+       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER };
+
+#define LIST_PAGE 1000
+
+/* A list command's whole list, a page of LIST_PAGE at a time so that no
+ * reply nears the message limit at any cluster size, or the one page that
+ * limit (non-zero) and after asked for; shown as request_and_print does.
+ * Takes args (the filters). */
+static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
+			  const char *after, void (*print)(json_t *))
+{
+	json_t *all = json_array();
+	char cursor[256];
+	int rc = 0;
+	snprintf(cursor, sizeof(cursor), "%s", after ? after : "");
+	for (;;) {
+		json_t *a = args ? json_deep_copy(args) : json_object();
+		json_t *root, *result;
+		json_object_set_new(a, "limit", json_integer(limit ? limit : LIST_PAGE));
+		if (*cursor)
+			json_object_set_new(a, "after", json_string(cursor));
+		if ((rc = ctl_call(c, cmd, a, &root, &result)) != 0)
+			break;
+		size_t n = json_array_size(result);
+		json_array_extend(all, result);
+		if (n)
+			snprintf(cursor, sizeof(cursor), "%s",
+				 jstr(json_array_get(result, n - 1), "name"));
+		json_decref(root);
+		if (limit || n < LIST_PAGE)
+			break;
+	}
+	if (rc == 0)
+		rc = c->json ? ctl_print_json(c, all) : (print(all), 0);
+	json_decref(all);
+	json_decref(args);
+	return rc;
+}
+
+/* --limit N and --after NAME of a list command; a usage error otherwise. */
+static int page_option(struct ctl *c, int opt, unsigned *limit, const char **after)
+{
+	if (opt == OPT_AFTER) {
+		*after = optarg;
+		return CTL_CONTINUE;
+	}
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(optarg, &end, 10);
+	if (errno || end == optarg || *end || n < 1 || n > 10000)
+		return ctl_usage_error(c, "--limit \"%s\": expected a count from 1 to 10000", optarg);
+	*limit = (unsigned)n;
+	return CTL_CONTINUE;
+}
+
 /* `NOUN VERB NAME`: {name} to cmd. */
 static int name_command(struct ctl *c, int argc, char **argv, const char *usage,
 			const char *cmd, void (*print)(json_t *), const char *done_fmt)
@@ -328,8 +392,6 @@ static int count_option(struct ctl *c, const char *option, const char *text, uin
 
 /* ---- host ---- */
 
-enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
-       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT };
 
 /* --health-interval and --health-timeout as seconds into args. */
 static int hook_duration(struct ctl *c, int opt, const char *text, json_t *args)
@@ -407,12 +469,25 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 
 int cmd_host_list(struct ctl *c, int argc, char **argv)
 {
-	int rc = common_options(c, argc, argv, host_list_usage);
+	static const struct option longopts[] = {
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "after", required_argument, NULL, OPT_AFTER },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	unsigned limit = 0;
+	const char *after = NULL;
+	int opt, rc = CTL_CONTINUE;
+	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1)
+		rc = opt == OPT_LIMIT || opt == OPT_AFTER ? page_option(c, opt, &limit, &after)
+							  : ctl_option(c, opt, argv, host_list_usage);
 	if (rc != CTL_CONTINUE)
 		return rc;
+	if (after && !limit)
+		return ctl_usage_error(c, "--after needs --limit");
 	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
 		return rc;
-	return request_and_print(c, "host.list", NULL, host_table, NULL, NULL);
+	return list_and_print(c, "host.list", NULL, limit, after, host_table);
 }
 
 int cmd_host_show(struct ctl *c, int argc, char **argv)
@@ -511,27 +586,33 @@ int cmd_guest_list(struct ctl *c, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, OPT_HOST },
 		{ "job", required_argument, NULL, OPT_JOB },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "after", required_argument, NULL, OPT_AFTER },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	json_t *args = json_object();
+	unsigned limit = 0;
+	const char *after = NULL;
 	int opt, rc = CTL_CONTINUE;
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		if (opt == OPT_HOST || opt == OPT_JOB)
 			json_object_set_new(args, opt == OPT_HOST ? "host" : "job",
 					    json_string(optarg));
+		else if (opt == OPT_LIMIT || opt == OPT_AFTER)
+			rc = page_option(c, opt, &limit, &after);
 		else
 			rc = ctl_option(c, opt, argv, guest_list_usage);
 	}
-	if (rc != CTL_CONTINUE) { /* --help or a bad option */
+	if (rc == CTL_CONTINUE && after && !limit)
+		rc = ctl_usage_error(c, "--after needs --limit");
+	if (rc == CTL_CONTINUE && (rc = ctl_positional(c, argc, argv, 0, "")) == 0)
+		rc = CTL_CONTINUE;
+	if (rc != CTL_CONTINUE) { /* --help, a bad option or argument */
 		json_decref(args);
 		return rc;
 	}
-	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0) {
-		json_decref(args);
-		return rc;
-	}
-	return request_and_print(c, "guest.list", args, guest_table, NULL, NULL);
+	return list_and_print(c, "guest.list", args, limit, after, guest_table);
 }
 
 int cmd_guest_show(struct ctl *c, int argc, char **argv)

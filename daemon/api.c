@@ -293,11 +293,42 @@ static int append_host(void *arg, const struct db_host *h)
 	return json_array_append_new(arg, db_host_json(h));
 }
 
+/* Paging of a list: {limit?, after?}. Without limit the whole list (as
+ * before); with it one page in name order after the name after. A page
+ * keeps every reply far below the message limit at any cluster size. */
+#define PAGE_MAX 10000
+static int page_args(json_t *args, unsigned *limit, const char **after, char *err,
+		     size_t errlen)
+{
+	uint64_t n = 0;
+	int rc = arg_u64(args, "limit", 0, PAGE_MAX, &n, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (json_object_get(args, "limit") && n == 0) {
+		snprintf(err, errlen, "argument \"limit\" = 0: expected 1 to %d", PAGE_MAX);
+		return -EINVAL;
+	}
+	*limit = (unsigned)n;
+	*after = "";
+	rc = arg_name(args, "after", 0, after, err, errlen);
+	if (rc == 0 && !n) {
+		snprintf(err, errlen, "argument \"after\" needs \"limit\"");
+		return -EINVAL;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
 static int cmd_host_list(struct api *api, json_t *args, json_t **result, char *err,
 			 size_t errlen)
 {
+	unsigned limit;
+	const char *after;
+	int rc = page_args(args, &limit, &after, err, errlen);
+	if (rc < 0)
+		return rc;
 	*result = json_array();
-	return db_error(db_host_list(api->db, append_host, *result), err, errlen);
+	return db_error(limit ? db_host_page(api->db, after, limit, append_host, *result)
+			      : db_host_list(api->db, append_host, *result), err, errlen);
 }
 
 static int append_guest_name(void *arg, const struct db_guest *g)
@@ -554,9 +585,14 @@ static int cmd_guest_list(struct api *api, json_t *args, json_t **result, char *
 		return rc;
 	if (host && (rc = host_lookup(api, host, &h, err, errlen)) < 0)
 		return rc;
+	unsigned limit;
+	const char *after;
+	if ((rc = page_args(args, &limit, &after, err, errlen)) < 0)
+		return rc;
 	struct guest_list l = { api, json_array() };
 	*result = l.arr;
-	return db_error(db_guest_list(api->db, host, job, append_guest, &l), err, errlen);
+	return db_error(limit ? db_guest_page(api->db, host, job, after, limit, append_guest, &l)
+			      : db_guest_list(api->db, host, job, append_guest, &l), err, errlen);
 }
 
 static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *err,
@@ -1154,13 +1190,13 @@ static const struct command {
 	{ "status", cmd_status, "" },
 	{ "host.add", cmd_host_add, "name,uri,max_outbound,max_inbound,memory_bytes,health_hook,"
 	  "health_interval_s,health_timeout_s" },
-	{ "host.list", cmd_host_list, "" },
+	{ "host.list", cmd_host_list, "limit,after" },
 	{ "host.show", cmd_host_show, "name" },
 	{ "host.rm", cmd_host_rm, "name" },
 	{ "host.enable", cmd_host_enable, "name" },
 	{ "host.disable", cmd_host_disable, "name" },
 	{ "guest.add", cmd_guest_add, "name,host,memory_bytes,dirty_rate_bps,job,rank" },
-	{ "guest.list", cmd_guest_list, "host,job" },
+	{ "guest.list", cmd_guest_list, "host,job,limit,after" },
 	{ "guest.show", cmd_guest_show, "name" },
 	{ "agent.list", cmd_agent_list, "" },
 	{ "migrate", cmd_migrate, "guest,to,priority,quiesce,quiesce_deadline,quiesce_deadline_s,"

@@ -67,6 +67,17 @@ ctl_json "$tmp/j1.json" guest list --job j1
 [ "$(py "$tmp/j1.json" 'sorted((g["name"], g["rank"]) for g in d)')" = \
 	'[["g1", 0], ["g2", 1]]' ] || fail "guest list --job j1: got $(cat "$tmp/j1.json")"
 ok "6 guests added (two ranks of job j1), listed, filtered by job"
+ctl_json "$tmp/p1.json" guest list --limit 4
+ctl_json "$tmp/p2.json" guest list --limit 4 --after "$(py "$tmp/p1.json" 'd[-1]["name"]')"
+[ "$(py "$tmp/p1.json" '[g["name"] for g in d]') $(py "$tmp/p2.json" '[g["name"] for g in d]')" = \
+	'["g1", "g2", "g3", "g4"] ["g5", "g6"]' ] ||
+	fail "guest list in pages of 4: got $(cat "$tmp/p1.json") then $(cat "$tmp/p2.json")"
+ctl_json "$tmp/hp.json" host list --limit 1 --after n1
+[ "$(py "$tmp/hp.json" '[h["name"] for h in d]')" = '["n2"]' ] ||
+	fail "host list --limit 1 --after n1: got $(cat "$tmp/hp.json")"
+expect_exit 2 '--limit "0"' guest list --limit 0
+expect_exit 2 "--after needs --limit" guest list --after g1
+ok "guest and host lists in pages (--limit, --after), bad paging refused"
 
 # ---- exit codes and messages ----
 
