@@ -21,10 +21,16 @@ const char host_add_usage[] =
 	"usage: migctl host add NAME --uri URI [--max-outbound N] [--max-inbound N]\n"
 	"                       [--memory SIZE] [--health-hook CMD]\n"
 	"                       [--health-interval DURATION] [--health-timeout DURATION]\n"
+	"       migctl host add --from FILE\n"
 	"\n"
 	"Add a host. The URI names its hypervisor backend, e.g. sim:///n1?link=1gbit\n"
 	"for a simulated host with a 1 Gbit/s link.\n"
 	"\n"
+	"      --from FILE         add every host in FILE (- for stdin), in one transaction\n"
+	"                          per thousand: a line per host with the words that would\n"
+	"                          follow `migctl host add` (# comments), or a JSON array of\n"
+	"                          host.add objects; a host that cannot be added is named\n"
+	"                          with its line and the others are added (exit 1)\n"
 	"      --uri URI           the backend URI (required)\n"
 	"      --max-outbound N    migrations from this host at once (default: migd's)\n"
 	"      --max-inbound N     migrations to this host at once (default: migd's)\n"
@@ -68,9 +74,13 @@ const char host_disable_usage[] =
 const char guest_add_usage[] =
 	"usage: migctl guest add NAME --host HOST --memory SIZE [--dirty-rate SIZE/s]\n"
 	"                        [--job JOB --rank N]\n"
+	"       migctl guest add --from FILE\n"
 	"\n"
 	"Add a guest running on HOST; on backends that can (sim), create it.\n"
 	"\n"
+	"      --from FILE          add every guest in FILE (- for stdin), as host add\n"
+	"                           --from: a line per guest (\"g1 --host n1 --memory 4g\")\n"
+	"                           or a JSON array of guest.add objects\n"
 	"      --host HOST          where it runs (required)\n"
 	"      --memory SIZE        its memory: 512m, 4g, 1.5g (required)\n"
 	"      --dirty-rate SIZE/s  how fast it dirties pages, e.g. 64m/s (sim)\n"
@@ -300,7 +310,8 @@ static int request_and_print(struct ctl *c, const char *cmd, json_t *args,
 }
 
 enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
-       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER };
+       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER,
+       OPT_FROM };
 
 #define LIST_PAGE 1000
 
@@ -406,7 +417,11 @@ static int hook_duration(struct ctl *c, int opt, const char *text, json_t *args)
 	return CTL_CONTINUE;
 }
 
-int cmd_host_add(struct ctl *c, int argc, char **argv)
+/* `host add` words into the API's args (name, uri, ...). With from, --from
+ * FILE is taken (*from set, then nothing else is); without, it is refused
+ * (a line of such a file). CTL_CONTINUE or an exit code. */
+static int host_add_words(struct ctl *c, int argc, char **argv, json_t *args,
+			  const char **from)
 {
 	static const struct option longopts[] = {
 		{ "uri", required_argument, NULL, OPT_URI },
@@ -416,16 +431,22 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 		{ "health-hook", required_argument, NULL, OPT_HOOK },
 		{ "health-interval", required_argument, NULL, OPT_HOOK_INTERVAL },
 		{ "health-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
+		{ "from", required_argument, NULL, OPT_FROM },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
-	json_t *args = json_object();
 	const char *uri = NULL;
 	uint64_t value;
 	int opt, rc = CTL_CONTINUE;
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		switch (opt) {
 		case OPT_URI: uri = optarg; break;
+		case OPT_FROM:
+			if (from)
+				*from = optarg;
+			else
+				rc = ctl_usage_error(c, "--from cannot be used inside a --from file");
+			break;
 		case OPT_HOOK: json_object_set_new(args, "health_hook", json_string(optarg)); break;
 		case OPT_HOOK_INTERVAL:
 		case OPT_HOOK_TIMEOUT: rc = hook_duration(c, opt, optarg, args); break;
@@ -450,21 +471,41 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 		default: rc = ctl_option(c, opt, argv, host_add_usage);
 		}
 	}
-	if (rc != CTL_CONTINUE) { /* --help or a bad option */
-		json_decref(args);
+	if (rc != CTL_CONTINUE) /* --help or a bad option */
 		return rc;
-	}
-	rc = ctl_positional(c, argc, argv, 1, "NAME");
-	if (rc == 0 && !uri)
-		rc = ctl_usage_error(c, "--uri URI is required (e.g. sim:///%s?link=1gbit)",
-				     argv[optind]);
-	if (rc != 0) {
-		json_decref(args);
+	if (from && *from)
+		return json_object_size(args) || uri || optind < argc
+			       ? ctl_usage_error(c, "--from FILE takes no NAME or other host options:"
+						 " they go in the file")
+			       : CTL_CONTINUE;
+	if ((rc = ctl_positional(c, argc, argv, 1, "NAME")) != 0)
 		return rc;
-	}
+	if (!uri)
+		return ctl_usage_error(c, "--uri URI is required (e.g. sim:///%s?link=1gbit)",
+				       argv[optind]);
 	json_object_set_new(args, "name", json_string(argv[optind]));
 	json_object_set_new(args, "uri", json_string(uri));
-	return request_and_print(c, "host.add", args, NULL, "host %s added\n", argv[optind]);
+	return CTL_CONTINUE;
+}
+
+static int host_add_line(struct ctl *c, int argc, char **argv, json_t *args)
+{
+	return host_add_words(c, argc, argv, args, NULL);
+}
+
+int cmd_host_add(struct ctl *c, int argc, char **argv)
+{
+	json_t *args = json_object();
+	const char *from = NULL;
+	int rc = host_add_words(c, argc, argv, args, &from);
+	if (rc != CTL_CONTINUE || from) {
+		json_decref(args);
+		return rc != CTL_CONTINUE ? rc
+					  : ctl_add_from(c, from, "host.add_many", "host", host_add_line);
+	}
+	char name[256]; /* args go with the request */
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(args, "name")));
+	return request_and_print(c, "host.add", args, NULL, "host %s added\n", name);
 }
 
 int cmd_host_list(struct ctl *c, int argc, char **argv)
@@ -515,7 +556,9 @@ int cmd_host_disable(struct ctl *c, int argc, char **argv)
 /* ---- guest ---- */
 
 /* guest add's options into args; CTL_CONTINUE or an exit code. */
-static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
+/* `guest add` words into the API's args; --from as host_add_words. */
+static int guest_add_words(struct ctl *c, int argc, char **argv, json_t *args,
+			   const char **from)
 {
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, OPT_HOST },
@@ -523,6 +566,7 @@ static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
 		{ "dirty-rate", required_argument, NULL, OPT_DIRTY },
 		{ "job", required_argument, NULL, OPT_JOB },
 		{ "rank", required_argument, NULL, OPT_RANK },
+		{ "from", required_argument, NULL, OPT_FROM },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -533,6 +577,12 @@ static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
 		switch (opt) {
 		case OPT_HOST: json_object_set_new(args, "host", json_string(optarg)); break;
 		case OPT_JOB: json_object_set_new(args, "job", json_string(optarg)); break;
+		case OPT_FROM:
+			if (from)
+				*from = optarg;
+			else
+				rc = ctl_usage_error(c, "--from cannot be used inside a --from file");
+			break;
 		case OPT_MEMORY:
 			rc = size_option(c, "--memory", optarg, 0, &value);
 			key = "memory_bytes";
@@ -552,17 +602,13 @@ static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
 			rc = CTL_CONTINUE;
 		}
 	}
-	return rc;
-}
-
-int cmd_guest_add(struct ctl *c, int argc, char **argv)
-{
-	json_t *args = json_object();
-	int rc = guest_add_options(c, argc, argv, args);
-	if (rc != CTL_CONTINUE) {
-		json_decref(args);
+	if (rc != CTL_CONTINUE)
 		return rc;
-	}
+	if (from && *from)
+		return json_object_size(args) || optind < argc
+			       ? ctl_usage_error(c, "--from FILE takes no NAME or other guest options:"
+						 " they go in the file")
+			       : CTL_CONTINUE;
 	rc = ctl_positional(c, argc, argv, 1, "NAME");
 	if (rc == 0 && !json_object_get(args, "host"))
 		rc = ctl_usage_error(c, "--host HOST is required");
@@ -572,12 +618,30 @@ int cmd_guest_add(struct ctl *c, int argc, char **argv)
 		rc = ctl_usage_error(c, "%s", json_object_get(args, "job")
 						      ? "--job needs --rank N"
 						      : "--rank needs --job JOB");
-	if (rc != 0) {
-		json_decref(args);
+	if (rc != 0)
 		return rc;
+	json_object_set_new(args, "name", json_string(argv[optind]));
+	return CTL_CONTINUE;
+}
+
+static int guest_add_line(struct ctl *c, int argc, char **argv, json_t *args)
+{
+	return guest_add_words(c, argc, argv, args, NULL);
+}
+
+int cmd_guest_add(struct ctl *c, int argc, char **argv)
+{
+	json_t *args = json_object();
+	const char *from = NULL;
+	int rc = guest_add_words(c, argc, argv, args, &from);
+	if (rc != CTL_CONTINUE || from) {
+		json_decref(args);
+		return rc != CTL_CONTINUE
+			       ? rc
+			       : ctl_add_from(c, from, "guest.add_many", "guest", guest_add_line);
 	}
-	const char *name = argv[optind];
-	json_object_set_new(args, "name", json_string(name));
+	char name[256]; /* args go with the request */
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(args, "name")));
 	return request_and_print(c, "guest.add", args, NULL, "guest %s added\n", name);
 }
 

@@ -488,6 +488,27 @@ int db_end(struct db *db, int rc)
 	return db_commit(db);
 }
 
+int db_savepoint(struct db *db, size_t *mark)
+{
+	if (exec(db, "SAVEPOINT item") < 0)
+		return -EIO;
+	*mark = json_array_size(db->pending);
+	return 0;
+}
+
+int db_savepoint_end(struct db *db, size_t mark, int item_rc)
+{
+	if (item_rc == 0)
+		return exec(db, "RELEASE item") < 0 ? -EIO : 0;
+	if (exec(db, "ROLLBACK TO item") < 0 || exec(db, "RELEASE item") < 0)
+		return -EIO;
+	while (json_array_size(db->pending) > mark) /* its events go with it */
+		json_array_remove(db->pending, json_array_size(db->pending) - 1);
+	db->hosts_gen++;
+	db->guests_gen++;
+	return 0;
+}
+
 void db_rollback(struct db *db)
 {
 	if (sqlite3_get_autocommit(db->h) == 0)

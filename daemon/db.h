@@ -207,6 +207,13 @@ void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* Inside a transaction, one item of a batch: db_savepoint, the item's
+ * changes, then db_savepoint_end with the item's result (0 or -errno). A
+ * failed item's changes and events are undone and the transaction goes on.
+ * Both return 0, or -EIO when the database itself failed (then roll the
+ * whole transaction back). */
+int db_savepoint(struct db *db, size_t *mark);
+int db_savepoint_end(struct db *db, size_t mark, int item_rc);
 /* Commit when rc is 0, else roll back: returns rc, or the commit's error. */
 int db_end(struct db *db, int rc);
 
