@@ -798,6 +798,8 @@ static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *er
 	if (rc < 0)
 		return rc;
 	json_t *guests = json_array(), *out = json_array();
+	uint64_t hosts_gen, guests_gen;
+	db_generations(api->db, &hosts_gen, &guests_gen);
 	rc = db_error(db_guest_list(api->db, name, NULL, collect_guest, guests), err, errlen);
 	if (rc == 0 && (rc = db_begin(api->db)) == 0) {
 		/* drained hosts take no guests, or the planner could send some back */
@@ -809,6 +811,8 @@ static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *er
 		if (rc == 0)
 			rc = evacuate_guests(api, &h, priority, guests, out, err, errlen);
 		rc = finish_txn(api, rc, err, errlen);
+		if (rc == 0)
+			exec_host_changed(api->ex, hosts_gen, &h);
 	}
 	json_decref(guests);
 	if (rc < 0) {

@@ -174,6 +174,19 @@ void snap_cache_moved(struct snap_cache *c, uint64_t gen_before, uint64_t gen_af
 	c->guests_gen = gen_after;
 }
 
+void snap_cache_host_changed(struct snap_cache *c, uint64_t gen_before, uint64_t gen_after,
+			     const struct db_host *h)
+{
+	if (!c->have_hosts || c->hosts_gen != gen_before || gen_after != gen_before + 1)
+		return;
+	size_t i = index_find(&c->host_names, c->hosts, sizeof(*c->hosts),
+			      offsetof(struct db_host, name), c->n_hosts, h->name);
+	if (i == SIZE_MAX || c->hosts[i].id != h->id)
+		return; /* let the next round read them all */
+	c->hosts[i] = *h;
+	c->hosts_gen = gen_after;
+}
+
 /* ---- indexes ------------------------------------------------------------ */
 
 /* Index of id among n records of stride bytes sorted by the int64_t id at
