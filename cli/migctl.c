@@ -34,11 +34,23 @@ static const char *sub_name(const struct ctl *c)
 	return c ? c->name : NULL;
 }
 
+/* The message, after "FILE:LINE: " while a --from file's line is read. */
+static void ctl_verror(const struct ctl *c, const char *fmt, va_list ap)
+{
+	if (c && c->where) {
+		char msg[1200];
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		fprintf(stderr, "migctl: %s: %s: %s\n", sub_name(c), c->where, msg);
+		return;
+	}
+	cmdline_verror("migctl", sub_name(c), fmt, ap);
+}
+
 void ctl_error(const struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	cmdline_verror("migctl", sub_name(c), fmt, ap);
+	ctl_verror(c, fmt, ap);
 	va_end(ap);
 }
 
@@ -46,9 +58,10 @@ int ctl_usage_error(const struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	cmdline_verror("migctl", sub_name(c), fmt, ap);
+	ctl_verror(c, fmt, ap);
 	va_end(ap);
-	cmdline_try_help("migctl", sub_name(c));
+	if (!c || !c->where)
+		cmdline_try_help("migctl", sub_name(c));
 	return MIGCTL_EXIT_USAGE;
 }
 
@@ -89,6 +102,9 @@ int ctl_option(struct ctl *c, int opt, char **argv, const char *usage)
 	case OPT_TIMEOUT:
 		return parse_timeout(c, optarg);
 	default: /* ':' or '?' */
+		if (c->where) /* a --from file's line: name it, no --help hint */
+			return ctl_usage_error(c, "%s \"%s\"", opt == ':' ? "missing value for"
+						: "unknown option", optind > 0 ? argv[optind - 1] : "?");
 		cmdline_option_error("migctl", sub_name(c), opt, argv);
 		return MIGCTL_EXIT_USAGE;
 	}

@@ -67,6 +67,7 @@ enum {
 /* One run of the command. Zeroed, it means: defaults, nothing open. */
 struct ctl {
 	const char *name;          /* "host add", for messages */
+	const char *where;         /* "hosts.txt:3" while reading a file's line, or NULL */
 	const char *endpoint;      /* --connect, $MIGD_ENDPOINT or the default */
 	const char *events;        /* --events, or NULL: the endpoint's port + 1 */
 	long timeout_ms;           /* --timeout; 0 means wait forever */
@@ -192,6 +193,24 @@ char *migration_line(json_t *m, char *buf, size_t len);
 void migration_print_line(json_t *m, FILE *out);
 /* A table of migrations: queue, evacuate, history (long adds the costs). */
 void migration_print_table(json_t *arr, int long_format, FILE *out);
+
+/* ---- many at once (migctl_import.c) ---- */
+
+/* Turns one line of a --from file, split into words after argv[0] (the
+ * subcommand's name), into the API's args of one item, with the same
+ * parsing as the command line (optind is reset first). CTL_CONTINUE, or
+ * an exit code after saying why (c->where names the file and line). */
+typedef int (*ctl_line_fn)(struct ctl *c, int argc, char **argv, json_t *args);
+/*
+ * `migctl host add --from FILE` and `guest add --from FILE`: FILE ("-":
+ * stdin) is a JSON array of the API's objects, or one item per line in
+ * the command line's own words ("n1 --uri qmp:///n1"; # comments and blank
+ * lines skipped). Sent as cmd ("host.add_many") a thousand at a time;
+ * prints how many were added and each item that was not, with its line.
+ * 0 when all were added, MIGCTL_EXIT_FAIL when some were not.
+ */
+int ctl_add_from(struct ctl *c, const char *path, const char *cmd, const char *noun,
+		 ctl_line_fn parse_line);
 
 /* ---- subcommands, one file per family ---- */
 

@@ -21,10 +21,16 @@ const char host_add_usage[] =
 	"usage: migctl host add NAME --uri URI [--max-outbound N] [--max-inbound N]\n"
 	"                       [--memory SIZE] [--health-hook CMD]\n"
 	"                       [--health-interval DURATION] [--health-timeout DURATION]\n"
+	"       migctl host add --from FILE\n"
 	"\n"
 	"Add a host. The URI names its hypervisor backend, e.g. sim:///n1?link=1gbit\n"
 	"for a simulated host with a 1 Gbit/s link.\n"
 	"\n"
+	"      --from FILE         add every host in FILE (- for stdin), in one transaction\n"
+	"                          per thousand: a line per host with the words that would\n"
+	"                          follow `migctl host add` (# comments), or a JSON array of\n"
+	"                          host.add objects; a host that cannot be added is named\n"
+	"                          with its line and the others are added (exit 1)\n"
 	"      --uri URI           the backend URI (required)\n"
 	"      --max-outbound N    migrations from this host at once (default: migd's)\n"
 	"      --max-inbound N     migrations to this host at once (default: migd's)\n"
@@ -37,9 +43,12 @@ const char host_add_usage[] =
 	"  -h, --help              show this help\n";
 
 const char host_list_usage[] =
-	"usage: migctl host list [--json]\n"
+	"usage: migctl host list [--limit N [--after NAME]] [--json]\n"
 	"\n"
-	"List hosts: URI, enabled, health, guests, memory used and limits.\n";
+	"List hosts: URI, enabled, health, guests, memory used and limits.\n"
+	"\n"
+	"      --limit N      only the first N (1-10000) in name order\n"
+	"      --after NAME   with --limit: the page after NAME\n";
 
 const char host_show_usage[] =
 	"usage: migctl host show NAME [--json]\n"
@@ -65,9 +74,13 @@ const char host_disable_usage[] =
 const char guest_add_usage[] =
 	"usage: migctl guest add NAME --host HOST --memory SIZE [--dirty-rate SIZE/s]\n"
 	"                        [--job JOB --rank N]\n"
+	"       migctl guest add --from FILE\n"
 	"\n"
 	"Add a guest running on HOST; on backends that can (sim), create it.\n"
 	"\n"
+	"      --from FILE          add every guest in FILE (- for stdin), as host add\n"
+	"                           --from: a line per guest (\"g1 --host n1 --memory 4g\")\n"
+	"                           or a JSON array of guest.add objects\n"
 	"      --host HOST          where it runs (required)\n"
 	"      --memory SIZE        its memory: 512m, 4g, 1.5g (required)\n"
 	"      --dirty-rate SIZE/s  how fast it dirties pages, e.g. 64m/s (sim)\n"
@@ -77,9 +90,14 @@ const char guest_add_usage[] =
 	"  -h, --help               show this help\n";
 
 const char guest_list_usage[] =
-	"usage: migctl guest list [--host HOST] [--job JOB] [--json]\n"
+	"usage: migctl guest list [--host HOST] [--job JOB] [--limit N [--after NAME]]\n"
+	"                         [--json]\n"
 	"\n"
-	"List guests, optionally only those on HOST or of JOB.\n";
+	"List guests in name order, optionally only those on HOST or of JOB. The\n"
+	"list is fetched a page at a time, so it has no size limit.\n"
+	"\n"
+	"      --limit N      only the first N (1-10000)\n"
+	"      --after NAME   with --limit: the page after NAME\n";
 
 const char guest_show_usage[] =
 	"usage: migctl guest show NAME [--json]\n"
@@ -291,6 +309,63 @@ static int request_and_print(struct ctl *c, const char *cmd, json_t *args,
 	return rc;
 }
 
+enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
+       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER,
+       OPT_FROM };
+
+#define LIST_PAGE 1000
+
+/* A list command's whole list, a page of LIST_PAGE at a time so that no
+ * reply nears the message limit at any cluster size, or the one page that
+ * limit (non-zero) and after asked for; shown as request_and_print does.
+ * Takes args (the filters). */
+static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
+			  const char *after, void (*print)(json_t *))
+{
+	json_t *all = json_array();
+	char cursor[256];
+	int rc = 0;
+	snprintf(cursor, sizeof(cursor), "%s", after ? after : "");
+	for (;;) {
+		json_t *a = args ? json_deep_copy(args) : json_object();
+		json_t *root, *result;
+		json_object_set_new(a, "limit", json_integer(limit ? limit : LIST_PAGE));
+		if (*cursor)
+			json_object_set_new(a, "after", json_string(cursor));
+		if ((rc = ctl_call(c, cmd, a, &root, &result)) != 0)
+			break;
+		size_t n = json_array_size(result);
+		json_array_extend(all, result);
+		if (n)
+			snprintf(cursor, sizeof(cursor), "%s",
+				 jstr(json_array_get(result, n - 1), "name"));
+		json_decref(root);
+		if (limit || n < LIST_PAGE)
+			break;
+	}
+	if (rc == 0)
+		rc = c->json ? ctl_print_json(c, all) : (print(all), 0);
+	json_decref(all);
+	json_decref(args);
+	return rc;
+}
+
+/* --limit N and --after NAME of a list command; a usage error otherwise. */
+static int page_option(struct ctl *c, int opt, unsigned *limit, const char **after)
+{
+	if (opt == OPT_AFTER) {
+		*after = optarg;
+		return CTL_CONTINUE;
+	}
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(optarg, &end, 10);
+	if (errno || end == optarg || *end || n < 1 || n > 10000)
+		return ctl_usage_error(c, "--limit \"%s\": expected a count from 1 to 10000", optarg);
+	*limit = (unsigned)n;
+	return CTL_CONTINUE;
+}
+
 /* `NOUN VERB NAME`: {name} to cmd. */
 static int name_command(struct ctl *c, int argc, char **argv, const char *usage,
 			const char *cmd, void (*print)(json_t *), const char *done_fmt)
@@ -328,8 +403,6 @@ static int count_option(struct ctl *c, const char *option, const char *text, uin
 
 /* ---- host ---- */
 
-enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
-       OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT };
 
 /* --health-interval and --health-timeout as seconds into args. */
 static int hook_duration(struct ctl *c, int opt, const char *text, json_t *args)
@@ -344,7 +417,11 @@ static int hook_duration(struct ctl *c, int opt, const char *text, json_t *args)
 	return CTL_CONTINUE;
 }
 
-int cmd_host_add(struct ctl *c, int argc, char **argv)
+/* `host add` words into the API's args (name, uri, ...). With from, --from
+ * FILE is taken (*from set, then nothing else is); without, it is refused
+ * (a line of such a file). CTL_CONTINUE or an exit code. */
+static int host_add_words(struct ctl *c, int argc, char **argv, json_t *args,
+			  const char **from)
 {
 	static const struct option longopts[] = {
 		{ "uri", required_argument, NULL, OPT_URI },
@@ -354,16 +431,22 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 		{ "health-hook", required_argument, NULL, OPT_HOOK },
 		{ "health-interval", required_argument, NULL, OPT_HOOK_INTERVAL },
 		{ "health-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
+		{ "from", required_argument, NULL, OPT_FROM },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
-	json_t *args = json_object();
 	const char *uri = NULL;
 	uint64_t value;
 	int opt, rc = CTL_CONTINUE;
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		switch (opt) {
 		case OPT_URI: uri = optarg; break;
+		case OPT_FROM:
+			if (from)
+				*from = optarg;
+			else
+				rc = ctl_usage_error(c, "--from cannot be used inside a --from file");
+			break;
 		case OPT_HOOK: json_object_set_new(args, "health_hook", json_string(optarg)); break;
 		case OPT_HOOK_INTERVAL:
 		case OPT_HOOK_TIMEOUT: rc = hook_duration(c, opt, optarg, args); break;
@@ -388,31 +471,64 @@ int cmd_host_add(struct ctl *c, int argc, char **argv)
 		default: rc = ctl_option(c, opt, argv, host_add_usage);
 		}
 	}
-	if (rc != CTL_CONTINUE) { /* --help or a bad option */
-		json_decref(args);
+	if (rc != CTL_CONTINUE) /* --help or a bad option */
 		return rc;
-	}
-	rc = ctl_positional(c, argc, argv, 1, "NAME");
-	if (rc == 0 && !uri)
-		rc = ctl_usage_error(c, "--uri URI is required (e.g. sim:///%s?link=1gbit)",
-				     argv[optind]);
-	if (rc != 0) {
-		json_decref(args);
+	if (from && *from)
+		return json_object_size(args) || uri || optind < argc
+			       ? ctl_usage_error(c, "--from FILE takes no NAME or other host options:"
+						 " they go in the file")
+			       : CTL_CONTINUE;
+	if ((rc = ctl_positional(c, argc, argv, 1, "NAME")) != 0)
 		return rc;
-	}
+	if (!uri)
+		return ctl_usage_error(c, "--uri URI is required (e.g. sim:///%s?link=1gbit)",
+				       argv[optind]);
 	json_object_set_new(args, "name", json_string(argv[optind]));
 	json_object_set_new(args, "uri", json_string(uri));
-	return request_and_print(c, "host.add", args, NULL, "host %s added\n", argv[optind]);
+	return CTL_CONTINUE;
+}
+
+static int host_add_line(struct ctl *c, int argc, char **argv, json_t *args)
+{
+	return host_add_words(c, argc, argv, args, NULL);
+}
+
+int cmd_host_add(struct ctl *c, int argc, char **argv)
+{
+	json_t *args = json_object();
+	const char *from = NULL;
+	int rc = host_add_words(c, argc, argv, args, &from);
+	if (rc != CTL_CONTINUE || from) {
+		json_decref(args);
+		return rc != CTL_CONTINUE ? rc
+					  : ctl_add_from(c, from, "host.add_many", "host", host_add_line);
+	}
+	char name[256]; /* args go with the request */
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(args, "name")));
+	return request_and_print(c, "host.add", args, NULL, "host %s added\n", name);
 }
 
 int cmd_host_list(struct ctl *c, int argc, char **argv)
 {
-	int rc = common_options(c, argc, argv, host_list_usage);
+	static const struct option longopts[] = {
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "after", required_argument, NULL, OPT_AFTER },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	unsigned limit = 0;
+	const char *after = NULL;
+	int opt, rc = CTL_CONTINUE;
+	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1)
+		rc = opt == OPT_LIMIT || opt == OPT_AFTER ? page_option(c, opt, &limit, &after)
+							  : ctl_option(c, opt, argv, host_list_usage);
 	if (rc != CTL_CONTINUE)
 		return rc;
+	if (after && !limit)
+		return ctl_usage_error(c, "--after needs --limit");
 	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
 		return rc;
-	return request_and_print(c, "host.list", NULL, host_table, NULL, NULL);
+	return list_and_print(c, "host.list", NULL, limit, after, host_table);
 }
 
 int cmd_host_show(struct ctl *c, int argc, char **argv)
@@ -440,7 +556,9 @@ int cmd_host_disable(struct ctl *c, int argc, char **argv)
 /* ---- guest ---- */
 
 /* guest add's options into args; CTL_CONTINUE or an exit code. */
-static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
+/* `guest add` words into the API's args; --from as host_add_words. */
+static int guest_add_words(struct ctl *c, int argc, char **argv, json_t *args,
+			   const char **from)
 {
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, OPT_HOST },
@@ -448,6 +566,7 @@ static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
 		{ "dirty-rate", required_argument, NULL, OPT_DIRTY },
 		{ "job", required_argument, NULL, OPT_JOB },
 		{ "rank", required_argument, NULL, OPT_RANK },
+		{ "from", required_argument, NULL, OPT_FROM },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -458,6 +577,12 @@ static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
 		switch (opt) {
 		case OPT_HOST: json_object_set_new(args, "host", json_string(optarg)); break;
 		case OPT_JOB: json_object_set_new(args, "job", json_string(optarg)); break;
+		case OPT_FROM:
+			if (from)
+				*from = optarg;
+			else
+				rc = ctl_usage_error(c, "--from cannot be used inside a --from file");
+			break;
 		case OPT_MEMORY:
 			rc = size_option(c, "--memory", optarg, 0, &value);
 			key = "memory_bytes";
@@ -477,17 +602,13 @@ static int guest_add_options(struct ctl *c, int argc, char **argv, json_t *args)
 			rc = CTL_CONTINUE;
 		}
 	}
-	return rc;
-}
-
-int cmd_guest_add(struct ctl *c, int argc, char **argv)
-{
-	json_t *args = json_object();
-	int rc = guest_add_options(c, argc, argv, args);
-	if (rc != CTL_CONTINUE) {
-		json_decref(args);
+	if (rc != CTL_CONTINUE)
 		return rc;
-	}
+	if (from && *from)
+		return json_object_size(args) || optind < argc
+			       ? ctl_usage_error(c, "--from FILE takes no NAME or other guest options:"
+						 " they go in the file")
+			       : CTL_CONTINUE;
 	rc = ctl_positional(c, argc, argv, 1, "NAME");
 	if (rc == 0 && !json_object_get(args, "host"))
 		rc = ctl_usage_error(c, "--host HOST is required");
@@ -497,12 +618,30 @@ int cmd_guest_add(struct ctl *c, int argc, char **argv)
 		rc = ctl_usage_error(c, "%s", json_object_get(args, "job")
 						      ? "--job needs --rank N"
 						      : "--rank needs --job JOB");
-	if (rc != 0) {
-		json_decref(args);
+	if (rc != 0)
 		return rc;
+	json_object_set_new(args, "name", json_string(argv[optind]));
+	return CTL_CONTINUE;
+}
+
+static int guest_add_line(struct ctl *c, int argc, char **argv, json_t *args)
+{
+	return guest_add_words(c, argc, argv, args, NULL);
+}
+
+int cmd_guest_add(struct ctl *c, int argc, char **argv)
+{
+	json_t *args = json_object();
+	const char *from = NULL;
+	int rc = guest_add_words(c, argc, argv, args, &from);
+	if (rc != CTL_CONTINUE || from) {
+		json_decref(args);
+		return rc != CTL_CONTINUE
+			       ? rc
+			       : ctl_add_from(c, from, "guest.add_many", "guest", guest_add_line);
 	}
-	const char *name = argv[optind];
-	json_object_set_new(args, "name", json_string(name));
+	char name[256]; /* args go with the request */
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(args, "name")));
 	return request_and_print(c, "guest.add", args, NULL, "guest %s added\n", name);
 }
 
@@ -511,27 +650,33 @@ int cmd_guest_list(struct ctl *c, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, OPT_HOST },
 		{ "job", required_argument, NULL, OPT_JOB },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "after", required_argument, NULL, OPT_AFTER },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	json_t *args = json_object();
+	unsigned limit = 0;
+	const char *after = NULL;
 	int opt, rc = CTL_CONTINUE;
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		if (opt == OPT_HOST || opt == OPT_JOB)
 			json_object_set_new(args, opt == OPT_HOST ? "host" : "job",
 					    json_string(optarg));
+		else if (opt == OPT_LIMIT || opt == OPT_AFTER)
+			rc = page_option(c, opt, &limit, &after);
 		else
 			rc = ctl_option(c, opt, argv, guest_list_usage);
 	}
-	if (rc != CTL_CONTINUE) { /* --help or a bad option */
+	if (rc == CTL_CONTINUE && after && !limit)
+		rc = ctl_usage_error(c, "--after needs --limit");
+	if (rc == CTL_CONTINUE && (rc = ctl_positional(c, argc, argv, 0, "")) == 0)
+		rc = CTL_CONTINUE;
+	if (rc != CTL_CONTINUE) { /* --help, a bad option or argument */
 		json_decref(args);
 		return rc;
 	}
-	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0) {
-		json_decref(args);
-		return rc;
-	}
-	return request_and_print(c, "guest.list", args, guest_table, NULL, NULL);
+	return list_and_print(c, "guest.list", args, limit, after, guest_table);
 }
 
 int cmd_guest_show(struct ctl *c, int argc, char **argv)

@@ -22,12 +22,18 @@
  *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?}
  *   host.add      {name, uri, max_outbound?, max_inbound?, memory_bytes?,
  *                  health_hook?, health_interval_s?, health_timeout_s?}  -> host
- *   host.list     {}                                   -> [host]
+ *   host.add_many {items: [host.add args]}  (at most 10,000) -> {added, failed:
+ *                 [{index, name, error, code}]}: one transaction, each item on
+ *                 its own (a refused one is left out, the others added)
+ *   host.list     {limit?, after?}                     -> [host]
+ *                 paging: with limit (1..10000) at most that many in name
+ *                 order, after the name after; without it the whole list
  *   host.show     {name}                               -> host (+ guests: [name])
  *   host.rm       {name}              (no guests on it) -> {}
  *   host.enable   {name}  host.disable {name}          -> host
  *   guest.add     {name, host, memory_bytes, dirty_rate_bps?, job?, rank?} -> guest
- *   guest.list    {host?, job?}                        -> [guest]
+ *   guest.add_many {items: [guest.add args]}           -> as host.add_many
+ *   guest.list    {host?, job?, limit?, after?}        -> [guest] (paged as host.list)
  *   guest.show    {name}                               -> guest
  *   agent.list    {}                                   -> [agent (+ guest)]
  *   migrate       {guest, to?, priority?("manual"), knobs?} -> migration

@@ -257,32 +257,46 @@ static int host_add_args(struct api *api, json_t *args, struct db_host *h, char 
 	return 0;
 }
 
-static int cmd_host_add(struct api *api, json_t *args, json_t **result, char *err,
-			size_t errlen)
+#define HOST_ADD_ARGS "name,uri,max_outbound,max_inbound,memory_bytes,health_hook," \
+	"health_interval_s,health_timeout_s"
+
+/* One host.add inside the caller's transaction; h is the new row. */
+static int host_add_item(struct api *api, json_t *args, struct db_host *h, char *err,
+			 size_t errlen)
 {
-	struct db_host h = { .enabled = 1 };
 	const char *name;
+	*h = (struct db_host){ .enabled = 1 };
 	int rc = arg_name(args, "name", 1, &name, err, errlen);
 	if (rc == 0)
-		rc = host_add_args(api, args, &h, err, errlen);
+		rc = host_add_args(api, args, h, err, errlen);
 	if (rc < 0)
 		return rc;
-	snprintf(h.name, sizeof(h.name), "%s", name);
-	snprintf(h.health, sizeof(h.health), "ok");
-	if ((rc = db_begin(api->db)) < 0)
-		return db_error(rc, err, errlen);
-	rc = db_host_add(api->db, &h, exec_now_ns(api->ex));
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	snprintf(h->health, sizeof(h->health), "ok");
+	rc = db_host_add(api->db, h, exec_now_ns(api->ex));
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "host \"%s\" already exists", name);
 	if (rc == 0)
-		rc = exec_host_add(api->ex, h.name, h.uri, err, errlen);
+		rc = exec_host_add(api->ex, h->name, h->uri, err, errlen);
 	if (rc == 0)
-		rc = db_host_get(api->db, name, &h);
+		rc = db_host_get(api->db, name, h);
 	if (rc == 0)
-		rc = db_event(api->db, event_with("host.added", api, "host", db_host_json(&h)));
+		rc = db_event(api->db, event_with("host.added", api, "host", db_host_json(h)));
+	if (rc == 0)
+		log_info("host %s added (%s)", h->name, h->uri);
+	return rc;
+}
+
+static int cmd_host_add(struct api *api, json_t *args, json_t **result, char *err,
+			size_t errlen)
+{
+	struct db_host h;
+	int rc = db_begin(api->db);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	rc = host_add_item(api, args, &h, err, errlen);
 	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
 		return db_error(rc, err, errlen);
-	log_info("host %s added (%s)", h.name, h.uri);
 	exec_wake(api->ex);
 	*result = db_host_json(&h);
 	return 0;
@@ -293,11 +307,42 @@ static int append_host(void *arg, const struct db_host *h)
 	return json_array_append_new(arg, db_host_json(h));
 }
 
+/* Paging of a list: {limit?, after?}. Without limit the whole list (as
+ * before); with it one page in name order after the name after. A page
+ * keeps every reply far below the message limit at any cluster size. */
+#define PAGE_MAX 10000
+static int page_args(json_t *args, unsigned *limit, const char **after, char *err,
+		     size_t errlen)
+{
+	uint64_t n = 0;
+	int rc = arg_u64(args, "limit", 0, PAGE_MAX, &n, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (json_object_get(args, "limit") && n == 0) {
+		snprintf(err, errlen, "argument \"limit\" = 0: expected 1 to %d", PAGE_MAX);
+		return -EINVAL;
+	}
+	*limit = (unsigned)n;
+	*after = "";
+	rc = arg_name(args, "after", 0, after, err, errlen);
+	if (rc == 0 && !n) {
+		snprintf(err, errlen, "argument \"after\" needs \"limit\"");
+		return -EINVAL;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
 static int cmd_host_list(struct api *api, json_t *args, json_t **result, char *err,
 			 size_t errlen)
 {
+	unsigned limit;
+	const char *after;
+	int rc = page_args(args, &limit, &after, err, errlen);
+	if (rc < 0)
+		return rc;
 	*result = json_array();
-	return db_error(db_host_list(api->db, append_host, *result), err, errlen);
+	return db_error(limit ? db_host_page(api->db, after, limit, append_host, *result)
+			      : db_host_list(api->db, append_host, *result), err, errlen);
 }
 
 static int append_guest_name(void *arg, const struct db_guest *g)
@@ -485,35 +530,124 @@ static int guest_add_check(struct api *api, const struct db_guest *g, struct db_
 	return 0;
 }
 
-static int cmd_guest_add(struct api *api, json_t *args, json_t **result, char *err,
-			 size_t errlen)
+#define GUEST_ADD_ARGS "name,host,memory_bytes,dirty_rate_bps,job,rank"
+
+/* One guest.add inside the caller's transaction; g is the new row. */
+static int guest_add_item(struct api *api, json_t *args, struct db_guest *g, char *err,
+			  size_t errlen)
 {
-	struct db_guest g = { .rank = -1 };
 	struct db_host h;
-	int rc = guest_add_args(args, &g, err, errlen);
+	*g = (struct db_guest){ .rank = -1 };
+	int rc = guest_add_args(args, g, err, errlen);
 	if (rc == 0)
-		rc = guest_add_check(api, &g, &h, err, errlen);
+		rc = guest_add_check(api, g, &h, err, errlen);
 	if (rc < 0)
 		return rc;
-	if ((rc = db_begin(api->db)) < 0)
-		return db_error(rc, err, errlen);
-	rc = db_guest_add(api->db, &g, exec_now_ns(api->ex));
+	rc = db_guest_add(api->db, g, exec_now_ns(api->ex));
 	if (rc == -EEXIST)
-		snprintf(err, errlen, "job %s already has a rank %d", g.job, g.rank);
+		snprintf(err, errlen, "job %s already has a rank %d", g->job, g->rank);
 	/* the row exists (uncommitted) before the backend creates the guest;
 	 * a crash in between is covered by the restart adopting backend guests */
 	if (rc == 0)
-		rc = exec_guest_create(api->ex, h.uri, &g, err, errlen);
+		rc = exec_guest_create(api->ex, h.uri, g, err, errlen);
 	if (rc == 0)
-		rc = db_guest_get(api->db, g.name, &g);
+		rc = db_guest_get(api->db, g->name, g);
 	if (rc == 0)
-		rc = db_event(api->db, event_with("guest.added", api, "guest", db_guest_json(&g)));
+		rc = db_event(api->db, event_with("guest.added", api, "guest", db_guest_json(g)));
+	if (rc == 0)
+		log_info("guest %s added on %s", g->name, g->host);
+	return rc;
+}
+
+static int cmd_guest_add(struct api *api, json_t *args, json_t **result, char *err,
+			 size_t errlen)
+{
+	struct db_guest g;
+	int rc = db_begin(api->db);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	rc = guest_add_item(api, args, &g, err, errlen);
 	if ((rc = finish_txn(api, rc, err, errlen)) < 0)
 		return db_error(rc, err, errlen);
-	log_info("guest %s added on %s", g.name, g.host);
 	exec_wake(api->ex);
 	*result = db_guest_json(&g);
 	return 0;
+}
+
+/* ---- many at once ------------------------------------------------------------ */
+
+/* host.add_many and guest.add_many: {items: [args of the single add]}, all
+ * in one transaction (one commit, one fsync, however many items), each
+ * item in a savepoint of its own: an item that fails is left out and
+ * reported by its index, name and error; the others are added. -> {added,
+ * failed: [{index, name, error, code}]} */
+#define ADD_MANY_MAX 10000
+static int add_many(struct api *api, json_t *args, const char *cmd, const char *item_args,
+		    int (*item)(struct api *, json_t *, void *, char *, size_t), void *row,
+		    json_t **result, char *err, size_t errlen)
+{
+	json_t *items = json_object_get(args, "items"), *failed = json_array(), *it;
+	size_t i, added = 0, mark;
+	if (!json_is_array(items) || json_array_size(items) > ADD_MANY_MAX) {
+		snprintf(err, errlen, "argument \"items\": expected an array of at most %d objects",
+			 ADD_MANY_MAX);
+		json_decref(failed);
+		return -EINVAL;
+	}
+	int rc = db_begin(api->db);
+	json_array_foreach(items, i, it) {
+		if (rc < 0)
+			break;
+		char why[ERR_MAX] = "";
+		int item_rc = json_is_object(it) ? check_args(cmd, item_args, it, why, sizeof(why))
+						 : (snprintf(why, sizeof(why), "not an object"), -EINVAL);
+		if ((rc = db_savepoint(api->db, &mark)) < 0)
+			break;
+		if (item_rc == 0)
+			item_rc = item(api, it, row, why, sizeof(why));
+		rc = db_savepoint_end(api->db, mark, item_rc);
+		if (item_rc == 0) {
+			added++;
+			continue;
+		}
+		const char *name = json_string_value(json_object_get(it, "name"));
+		json_array_append_new(failed, json_pack("{s:I, s:s?, s:s, s:s}", "index", (json_int_t)i,
+							"name", name, "error",
+							*why ? why : strerror(-item_rc), "code",
+							migd_errno_name(-item_rc)));
+	}
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0) {
+		json_decref(failed);
+		return db_error(rc, err, errlen);
+	}
+	exec_wake(api->ex);
+	*result = json_pack("{s:I, s:o}", "added", (json_int_t)added, "failed", failed);
+	return 0;
+}
+
+static int host_item(struct api *api, json_t *args, void *row, char *err, size_t errlen)
+{
+	return host_add_item(api, args, row, err, errlen);
+}
+
+static int guest_item(struct api *api, json_t *args, void *row, char *err, size_t errlen)
+{
+	return guest_add_item(api, args, row, err, errlen);
+}
+
+static int cmd_host_add_many(struct api *api, json_t *args, json_t **result, char *err,
+			     size_t errlen)
+{
+	struct db_host h;
+	return add_many(api, args, "host.add", HOST_ADD_ARGS, host_item, &h, result, err, errlen);
+}
+
+static int cmd_guest_add_many(struct api *api, json_t *args, json_t **result, char *err,
+			      size_t errlen)
+{
+	struct db_guest g;
+	return add_many(api, args, "guest.add", GUEST_ADD_ARGS, guest_item, &g, result, err,
+			errlen);
 }
 
 /* A guest as an API object, with what its agent last said. */
@@ -554,9 +688,14 @@ static int cmd_guest_list(struct api *api, json_t *args, json_t **result, char *
 		return rc;
 	if (host && (rc = host_lookup(api, host, &h, err, errlen)) < 0)
 		return rc;
+	unsigned limit;
+	const char *after;
+	if ((rc = page_args(args, &limit, &after, err, errlen)) < 0)
+		return rc;
 	struct guest_list l = { api, json_array() };
 	*result = l.arr;
-	return db_error(db_guest_list(api->db, host, job, append_guest, &l), err, errlen);
+	return db_error(limit ? db_guest_page(api->db, host, job, after, limit, append_guest, &l)
+			      : db_guest_list(api->db, host, job, append_guest, &l), err, errlen);
 }
 
 static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *err,
@@ -659,6 +798,8 @@ static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *er
 	if (rc < 0)
 		return rc;
 	json_t *guests = json_array(), *out = json_array();
+	uint64_t hosts_gen, guests_gen;
+	db_generations(api->db, &hosts_gen, &guests_gen);
 	rc = db_error(db_guest_list(api->db, name, NULL, collect_guest, guests), err, errlen);
 	if (rc == 0 && (rc = db_begin(api->db)) == 0) {
 		/* drained hosts take no guests, or the planner could send some back */
@@ -670,6 +811,8 @@ static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *er
 		if (rc == 0)
 			rc = evacuate_guests(api, &h, priority, guests, out, err, errlen);
 		rc = finish_txn(api, rc, err, errlen);
+		if (rc == 0)
+			exec_host_changed(api->ex, hosts_gen, &h);
 	}
 	json_decref(guests);
 	if (rc < 0) {
@@ -1152,15 +1295,16 @@ static const struct command {
 	const char *args;  /* the arguments it takes; NULL: the handler checks */
 } commands[] = {
 	{ "status", cmd_status, "" },
-	{ "host.add", cmd_host_add, "name,uri,max_outbound,max_inbound,memory_bytes,health_hook,"
-	  "health_interval_s,health_timeout_s" },
-	{ "host.list", cmd_host_list, "" },
+	{ "host.add", cmd_host_add, HOST_ADD_ARGS },
+	{ "host.add_many", cmd_host_add_many, "items" },
+	{ "host.list", cmd_host_list, "limit,after" },
 	{ "host.show", cmd_host_show, "name" },
 	{ "host.rm", cmd_host_rm, "name" },
 	{ "host.enable", cmd_host_enable, "name" },
 	{ "host.disable", cmd_host_disable, "name" },
-	{ "guest.add", cmd_guest_add, "name,host,memory_bytes,dirty_rate_bps,job,rank" },
-	{ "guest.list", cmd_guest_list, "host,job" },
+	{ "guest.add", cmd_guest_add, GUEST_ADD_ARGS },
+	{ "guest.add_many", cmd_guest_add_many, "items" },
+	{ "guest.list", cmd_guest_list, "host,job,limit,after" },
 	{ "guest.show", cmd_guest_show, "name" },
 	{ "agent.list", cmd_agent_list, "" },
 	{ "migrate", cmd_migrate, "guest,to,priority,quiesce,quiesce_deadline,quiesce_deadline_s,"

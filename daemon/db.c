@@ -488,6 +488,27 @@ int db_end(struct db *db, int rc)
 	return db_commit(db);
 }
 
+int db_savepoint(struct db *db, size_t *mark)
+{
+	if (exec(db, "SAVEPOINT item") < 0)
+		return -EIO;
+	*mark = json_array_size(db->pending);
+	return 0;
+}
+
+int db_savepoint_end(struct db *db, size_t mark, int item_rc)
+{
+	if (item_rc == 0)
+		return exec(db, "RELEASE item") < 0 ? -EIO : 0;
+	if (exec(db, "ROLLBACK TO item") < 0 || exec(db, "RELEASE item") < 0)
+		return -EIO;
+	while (json_array_size(db->pending) > mark) /* its events go with it */
+		json_array_remove(db->pending, json_array_size(db->pending) - 1);
+	db->hosts_gen++;
+	db->guests_gen++;
+	return 0;
+}
+
 void db_rollback(struct db *db)
 {
 	if (sqlite3_get_autocommit(db->h) == 0)
@@ -650,6 +671,17 @@ int db_host_list(struct db *db, db_host_fn fn, void *arg)
 	FOR_EACH_ROW(db, st, struct db_host, host_read, fn, arg, "listing hosts");
 }
 
+int db_host_page(struct db *db, const char *after, unsigned limit, db_host_fn fn, void *arg)
+{
+	static const char sql[] = HOST_COLS " WHERE h.name > ?1 ORDER BY h.name LIMIT ?2";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, after, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, limit);
+	FOR_EACH_ROW(db, st, struct db_host, host_read, fn, arg, "listing hosts");
+}
+
 /* ---- guests ----------------------------------------------------------- */
 
 #define GUEST_COLS \
@@ -769,6 +801,25 @@ int db_guest_list(struct db *db, const char *host, const char *job, db_guest_fn 
 		sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
 	if (job)
 		sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
+	FOR_EACH_ROW(db, st, struct db_guest, guest_read, fn, arg, "listing guests");
+}
+
+int db_guest_page(struct db *db, const char *host, const char *job, const char *after,
+		  unsigned limit, db_guest_fn fn, void *arg)
+{
+	/* the name index gives the order; a filter skips rows along it */
+	static const char sql[] = GUEST_COLS " WHERE (?1 IS NULL OR h.name = ?1)"
+				  " AND (?2 IS NULL OR j.name = ?2) AND g.name > ?3"
+				  " ORDER BY g.name LIMIT ?4";
+	sqlite3_stmt *st = prep(db, sql);
+	if (!st)
+		return -EIO;
+	if (host)
+		sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	if (job)
+		sqlite3_bind_text(st, 2, job, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, after, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, limit);
 	FOR_EACH_ROW(db, st, struct db_guest, guest_read, fn, arg, "listing guests");
 }
 

@@ -207,6 +207,13 @@ void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* Inside a transaction, one item of a batch: db_savepoint, the item's
+ * changes, then db_savepoint_end with the item's result (0 or -errno). A
+ * failed item's changes and events are undone and the transaction goes on.
+ * Both return 0, or -EIO when the database itself failed (then roll the
+ * whole transaction back). */
+int db_savepoint(struct db *db, size_t *mark);
+int db_savepoint_end(struct db *db, size_t mark, int item_rc);
 /* Commit when rc is 0, else roll back: returns rc, or the commit's error. */
 int db_end(struct db *db, int rc);
 
@@ -219,6 +226,9 @@ int db_host_set_enabled(struct db *db, const char *name, int enabled);
  * and returns that. */
 typedef int (*db_host_fn)(void *arg, const struct db_host *h);
 int db_host_list(struct db *db, db_host_fn fn, void *arg);
+/* A page: at most limit hosts in name order whose names sort after after
+ * ("" from the start). The next page starts after the last name. */
+int db_host_page(struct db *db, const char *after, unsigned limit, db_host_fn fn, void *arg);
 /* The same without memory_used_bytes and n_guests, which cost a look at
  * every guest: for the scheduler's snapshot. */
 int db_host_scan(struct db *db, db_host_fn fn, void *arg);
@@ -237,6 +247,10 @@ int db_guest_set_host(struct db *db, const char *guest, const char *host);
 /* Guests in id order, of one host and/or one job when those are not NULL. */
 typedef int (*db_guest_fn)(void *arg, const struct db_guest *g);
 int db_guest_list(struct db *db, const char *host, const char *job, db_guest_fn fn, void *arg);
+/* A page of the same: at most limit guests in name order whose names sort
+ * after after ("" from the start). */
+int db_guest_page(struct db *db, const char *host, const char *job, const char *after,
+		  unsigned limit, db_guest_fn fn, void *arg);
 /* Every guest in id order with only id, name, host_id, memory_bytes,
  * dirty_rate_bps, job_id and rank filled: the scheduler's snapshot, cheap
  * enough to take at every planning round. */

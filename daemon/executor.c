@@ -102,6 +102,8 @@ struct executor {
 	struct running *run;
 	size_t n_run, cap_run;
 	int dirty;                     /* plan at the next tick */
+	uint64_t plan_ms;              /* the last planning round: when it began (real ms) */
+	uint64_t plan_cost_us;         /* and how long it took */
 	int64_t wake_at_ns;            /* plan then even if nothing changed; 0: never */
 	int64_t last_start_ns;
 	struct snap_cache *snap;       /* hosts and guests between planning rounds */
@@ -1474,6 +1476,7 @@ static void plan_and_start(struct executor *ex)
 	struct snapshot s;
 	struct sched_plan plan = { 0 };
 	uint64_t t0 = now_ns();
+	ex->plan_ms = t0 / 1000000;
 	ex->dirty = 0;
 	int rc = plan_round(ex, &s, &plan);
 	schedule_wake(ex, s.now_ns, &plan);
@@ -1487,8 +1490,30 @@ static void plan_and_start(struct executor *ex)
 		if (!ex->wake_at_ns || retry < ex->wake_at_ns)
 			ex->wake_at_ns = retry;
 	}
+	ex->plan_cost_us = (now_ns() - t0) / 1000;
 	sched_plan_release(&plan);
 	snapshot_release(&s);
+}
+
+/* A round of planning reads the queue and the cluster: at 100,000 guests
+ * and thousands queued it takes milliseconds, and a request per queued
+ * migration (an evacuation of many hosts) would plan once per request:
+ * quadratic. So a round that took more than PLAN_DEFER_US waits for ten
+ * times its own cost since the last one began, and requests meanwhile are
+ * planned together: planning stays under a tenth of migd's time. Small
+ * clusters (every round far below it) plan at once, as before. */
+#define PLAN_DEFER_US 2000
+static int plan_deferred(const struct executor *ex)
+{
+	return ex->plan_cost_us > PLAN_DEFER_US &&
+	       now_ms() - ex->plan_ms < ex->plan_cost_us * 10 / 1000;
+}
+
+void exec_host_changed(struct executor *ex, uint64_t gen_before, const struct db_host *h)
+{
+	uint64_t hosts_gen, guests_gen;
+	db_generations(ex->db, &hosts_gen, &guests_gen);
+	snap_cache_host_changed(ex->snap, gen_before, hosts_gen, h);
 }
 
 void exec_tick(struct executor *ex)
@@ -1499,6 +1524,7 @@ void exec_tick(struct executor *ex)
 		pay_owed(ex);
 	if (ex->n_holds && now_ms() >= ex->next_lull_check_ms)
 		ex->dirty = 1; /* a hold that gave up is rechecked too: harmless, and rare */
-	if (ex->dirty || (ex->wake_at_ns && exec_now_ns(ex) >= ex->wake_at_ns))
+	if ((ex->dirty || (ex->wake_at_ns && exec_now_ns(ex) >= ex->wake_at_ns)) &&
+	    !plan_deferred(ex))
 		plan_and_start(ex);
 }

@@ -77,6 +77,10 @@ int exec_restore(struct executor *ex);
 void exec_tick(struct executor *ex);
 /* Something the planner sees changed: plan at the next tick. */
 void exec_wake(struct executor *ex);
+/* Host h's row was changed and committed, the hosts counter going from
+ * gen_before (db_generations before the change): the planner's cache takes
+ * the row instead of reading every host again. */
+void exec_host_changed(struct executor *ex, uint64_t gen_before, const struct db_host *h);
 
 /* The cluster clock, ns since the epoch. */
 int64_t exec_now_ns(struct executor *ex);

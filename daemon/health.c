@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../policies/health.h" /* the logic; "health.h" above is this module's */
+#include "htab.h"
 #include "log.h"
 #include "migd_proto.h"
 #include "scheduler.h"
@@ -53,6 +54,7 @@ struct host_state {
 	char last_failure[96];     /* the last run's failure, reported once; "" ok */
 	struct hook_run run;
 	int seen;                  /* still in the hosts table (refresh) */
+	struct hnode node;         /* in health.by_name */
 };
 
 struct health {
@@ -60,9 +62,11 @@ struct health {
 	struct executor *ex;
 	struct health_opts o;
 	char default_hook[DB_HOOK_MAX];
-	struct host_state *hosts;
+	struct host_state **hosts; /* each its own allocation: by_name points into them */
 	size_t n_hosts, cap_hosts;
+	struct htab by_name;
 	uint64_t hosts_gen;
+	uint64_t hosts_read_ms;    /* when the hosts table was last read (real time) */
 	int hosts_loaded;
 	struct db_health_rule *rules;
 	size_t n_rules, cap_rules;
@@ -109,9 +113,12 @@ static void rule_from_row(const struct db_health_rule *row, struct health_rule *
 
 static struct host_state *state_of(struct health *hm, const char *name)
 {
-	for (size_t i = 0; i < hm->n_hosts; i++)
-		if (strcmp(hm->hosts[i].name, name) == 0)
-			return &hm->hosts[i];
+	uint64_t h = hash_str(name);
+	for (struct hnode *n = htab_bucket(&hm->by_name, h); n; n = n->next) {
+		struct host_state *s = container_of(n, struct host_state, node);
+		if (n->hash == h && strcmp(s->name, name) == 0)
+			return s;
+	}
 	return NULL;
 }
 
@@ -143,11 +150,15 @@ static int mark_host(void *arg, const struct db_host *h)
 	struct health *hm = arg;
 	struct host_state *s = state_of(hm, h->name);
 	if (!s) {
-		if (GROW(hm->hosts, hm->cap_hosts, hm->n_hosts + 1) < 0)
+		if (GROW(hm->hosts, hm->cap_hosts, hm->n_hosts + 1) < 0 ||
+		    !(s = calloc(1, sizeof(*s))))
 			return -ENOMEM;
-		s = &hm->hosts[hm->n_hosts++];
-		memset(s, 0, sizeof(*s));
 		snprintf(s->name, sizeof(s->name), "%s", h->name);
+		if (htab_insert(&hm->by_name, &s->node, hash_str(s->name)) < 0) {
+			free(s);
+			return -ENOMEM;
+		}
+		hm->hosts[hm->n_hosts++] = s;
 		s->run.out_fd = s->run.err_fd = -1;
 		s->next_run_ns = exec_now_ns(hm->ex); /* a new host is asked at once */
 	}
@@ -159,21 +170,32 @@ static int mark_host(void *arg, const struct db_host *h)
 	return 0;
 }
 
-/* Follow the hosts table: new hosts get a state, removed ones lose it. */
+/* Follow the hosts table: new hosts get a state, removed ones lose it.
+ * Reading it costs O(hosts), so while hosts keep changing (a site
+ * registering thousands) it is read at most every REFRESH_MIN_MS: a new
+ * host's first hook run waits at most that long, and registering N hosts
+ * costs O(N) reads of the table per REFRESH_MIN_MS, not N of them. */
+#define REFRESH_MIN_MS 1000
 static void refresh_hosts(struct health *hm)
 {
 	uint64_t hosts_gen, guests_gen;
 	db_generations(hm->db, &hosts_gen, &guests_gen);
 	if (hm->hosts_loaded && hosts_gen == hm->hosts_gen)
 		return;
+	if (hm->hosts_loaded && now_ms() - hm->hosts_read_ms < REFRESH_MIN_MS)
+		return;
 	for (size_t i = 0; i < hm->n_hosts; i++)
-		hm->hosts[i].seen = 0;
+		hm->hosts[i]->seen = 0;
+	hm->hosts_read_ms = now_ms();
 	if (db_host_scan(hm->db, mark_host, hm) < 0)
 		return; /* try again at the next tick */
 	for (size_t i = hm->n_hosts; i-- > 0;) {
-		if (hm->hosts[i].seen)
+		struct host_state *s = hm->hosts[i];
+		if (s->seen)
 			continue;
-		run_kill(&hm->hosts[i].run);
+		run_kill(&s->run);
+		htab_remove(&hm->by_name, &s->node);
+		free(s);
 		hm->hosts[i] = hm->hosts[--hm->n_hosts];
 	}
 	hm->hosts_gen = hosts_gen;
@@ -663,7 +685,7 @@ void health_tick(struct health *hm)
 	int64_t now = exec_now_ns(hm->ex);
 	refresh_hosts(hm);
 	for (size_t i = 0; i < hm->n_hosts; i++) {
-		struct host_state *s = &hm->hosts[i];
+		struct host_state *s = hm->hosts[i];
 		if (s->run.pid > 0) {
 			hook_poll(hm, s, s->timeout_ns ? (double)s->timeout_ns / 1e9
 						       : hm->o.timeout_s);
@@ -719,8 +741,11 @@ void health_free(struct health *hm)
 {
 	if (!hm)
 		return;
-	for (size_t i = 0; i < hm->n_hosts; i++)
-		run_kill(&hm->hosts[i].run);
+	for (size_t i = 0; i < hm->n_hosts; i++) {
+		run_kill(&hm->hosts[i]->run);
+		free(hm->hosts[i]);
+	}
+	htab_release(&hm->by_name);
 	free(hm->hosts);
 	free(hm->rules);
 	free(hm);

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "htab.h"
 #include "hv.h"
 #include "log.h"
 #include "precopy.h"
@@ -59,88 +60,6 @@
 
 #define SIM_SCHEMA_VERSION 1
 #define SIM_DB_NAME "sim.db"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
-/* ---- a small chained hash table, nodes embedded in their objects ---- */
-
-struct hnode {
-	struct hnode *next;
-	uint64_t hash;
-};
-
-struct htab {
-	struct hnode **buckets;
-	size_t n_buckets; /* a power of two */
-	size_t count;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 14695981039346656037ull; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static uint64_t hash_u64(uint64_t x)
-{
-	x ^= x >> 33; /* murmur3's finalizer: ids are sequential */
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
-
-static struct hnode *htab_bucket(const struct htab *t, uint64_t hash)
-{
-	return t->n_buckets ? t->buckets[hash & (t->n_buckets - 1)] : NULL;
-}
-
-static int htab_grow(struct htab *t)
-{
-	size_t n = t->n_buckets ? t->n_buckets * 2 : 64;
-	struct hnode **b = calloc(n, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->n_buckets; i++) {
-		struct hnode *node = t->buckets[i], *next;
-		for (; node; node = next) {
-			next = node->next;
-			node->next = b[node->hash & (n - 1)];
-			b[node->hash & (n - 1)] = node;
-		}
-	}
-	free(t->buckets);
-	t->buckets = b;
-	t->n_buckets = n;
-	return 0;
-}
-
-static int htab_insert(struct htab *t, struct hnode *node, uint64_t hash)
-{
-	if (t->count >= t->n_buckets) {
-		int rc = htab_grow(t);
-		if (rc < 0)
-			return rc;
-	}
-	node->hash = hash;
-	struct hnode **head = &t->buckets[hash & (t->n_buckets - 1)];
-	node->next = *head;
-	*head = node;
-	t->count++;
-	return 0;
-}
-
-static void htab_remove(struct htab *t, struct hnode *node)
-{
-	struct hnode **p = &t->buckets[node->hash & (t->n_buckets - 1)];
-	while (*p && *p != node)
-		p = &(*p)->next;
-	if (*p) {
-		*p = node->next;
-		t->count--;
-	}
-}
 
 /* ---- the world ---- */
 
@@ -1139,9 +1058,9 @@ static void sim_close(struct hv *hv)
 			host_free(container_of(n, struct sim_host, node));
 		}
 	}
-	free(hv->hosts.buckets);
-	free(hv->guests.buckets);
-	free(hv->migs.buckets);
+	htab_release(&hv->hosts);
+	htab_release(&hv->guests);
+	htab_release(&hv->migs);
 	free(hv->all);
 	free(hv->active);
 	pthread_mutex_destroy(&hv->lock);

@@ -6,10 +6,12 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "htab.h"
 #include "util.h"
 
 struct cached_guest {
@@ -19,6 +21,13 @@ struct cached_guest {
 	char name[DB_NAME_MAX];
 };
 
+/* Rows by name: open addressing over indexes into a cache array (slot
+ * value index + 1, 0 empty), built on first use after the array was read. */
+struct name_index {
+	uint32_t *slots;
+	size_t n_slots; /* a power of two, at least twice the rows; 0: not built */
+};
+
 struct snap_cache {
 	int have_hosts, have_guests;
 	uint64_t hosts_gen, guests_gen;
@@ -26,6 +35,7 @@ struct snap_cache {
 	size_t n_hosts, cap_hosts;
 	struct cached_guest *guests;
 	size_t n_guests, cap_guests;
+	struct name_index host_names, guest_names;
 };
 
 int snap_cache_new(struct snap_cache **out)
@@ -40,7 +50,57 @@ void snap_cache_free(struct snap_cache *c)
 		return;
 	free(c->hosts);
 	free(c->guests);
+	free(c->host_names.slots);
+	free(c->guest_names.slots);
 	free(c);
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static void index_drop(struct name_index *x)
+{
+	free(x->slots);
+	x->slots = NULL;
+	x->n_slots = 0;
+}
+
+/* The name of row i of n rows of stride bytes, name at offset off. */
+#define ROW_NAME(base, stride, off, i) ((const char *)(base) + (i) * (stride) + (off))
+
+static int index_build(struct name_index *x, const void *base, size_t stride, size_t off,
+		       size_t n)
+{
+	size_t cap = 64;
+	while (cap < 2 * n)
+		cap *= 2;
+	uint32_t *slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = hash_str(ROW_NAME(base, stride, off, i)) & (cap - 1);
+		while (slots[k])
+			k = (k + 1) & (cap - 1);
+		slots[k] = (uint32_t)i + 1;
+	}
+	index_drop(x);
+	x->slots = slots;
+	x->n_slots = cap;
+	return 0;
+}
+
+/* The row named name, or SIZE_MAX; builds the index when it is missing. */
+static size_t index_find(struct name_index *x, const void *base, size_t stride, size_t off,
+			 size_t n, const char *name)
+{
+	if (!x->n_slots && index_build(x, base, stride, off, n) < 0)
+		return SIZE_MAX;
+	for (size_t k = hash_str(name) & (x->n_slots - 1); x->slots[k];
+	     k = (k + 1) & (x->n_slots - 1)) {
+		size_t i = x->slots[k] - 1;
+		if (strcmp(ROW_NAME(base, stride, off, i), name) == 0)
+			return i;
+	}
+	return SIZE_MAX;
 }
 
 /* ---- the cache ---------------------------------------------------------- */
@@ -78,6 +138,7 @@ static int cache_refresh(struct snap_cache *c, struct db *db)
 	if (!c->have_hosts || hosts_gen != c->hosts_gen) {
 		c->have_hosts = 0;
 		c->n_hosts = 0;
+		index_drop(&c->host_names);
 		if ((rc = db_host_scan(db, cache_host, c)) < 0)
 			return rc;
 		c->have_hosts = 1;
@@ -86,6 +147,7 @@ static int cache_refresh(struct snap_cache *c, struct db *db)
 	if (!c->have_guests || guests_gen != c->guests_gen) {
 		c->have_guests = 0;
 		c->n_guests = 0;
+		index_drop(&c->guest_names);
 		if ((rc = db_guest_scan(db, cache_guest, c)) < 0)
 			return rc;
 		c->have_guests = 1;
@@ -100,18 +162,29 @@ void snap_cache_moved(struct snap_cache *c, uint64_t gen_before, uint64_t gen_af
 	if (!c->have_guests || !c->have_hosts || c->guests_gen != gen_before ||
 	    gen_after != gen_before + 1)
 		return;
-	struct cached_guest *g = NULL;
-	const struct db_host *h = NULL;
-	for (size_t i = 0; i < c->n_guests && !g; i++)
-		if (strcmp(c->guests[i].name, guest) == 0)
-			g = &c->guests[i];
-	for (size_t i = 0; i < c->n_hosts && !h; i++)
-		if (strcmp(c->hosts[i].name, host) == 0)
-			h = &c->hosts[i];
+	size_t gi = index_find(&c->guest_names, c->guests, sizeof(*c->guests),
+			       offsetof(struct cached_guest, name), c->n_guests, guest);
+	size_t hi = index_find(&c->host_names, c->hosts, sizeof(*c->hosts),
+			       offsetof(struct db_host, name), c->n_hosts, host);
+	struct cached_guest *g = gi == SIZE_MAX ? NULL : &c->guests[gi];
+	const struct db_host *h = hi == SIZE_MAX ? NULL : &c->hosts[hi];
 	if (!g || !h)
 		return; /* not what the cache knows: let the next round read it all */
 	g->host_id = h->id;
 	c->guests_gen = gen_after;
+}
+
+void snap_cache_host_changed(struct snap_cache *c, uint64_t gen_before, uint64_t gen_after,
+			     const struct db_host *h)
+{
+	if (!c->have_hosts || c->hosts_gen != gen_before || gen_after != gen_before + 1)
+		return;
+	size_t i = index_find(&c->host_names, c->hosts, sizeof(*c->hosts),
+			      offsetof(struct db_host, name), c->n_hosts, h->name);
+	if (i == SIZE_MAX || c->hosts[i].id != h->id)
+		return; /* let the next round read them all */
+	c->hosts[i] = *h;
+	c->hosts_gen = gen_after;
 }
 
 /* ---- indexes ------------------------------------------------------------ */

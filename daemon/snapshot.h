@@ -56,6 +56,10 @@ void snap_cache_free(struct snap_cache *c);
  */
 void snap_cache_moved(struct snap_cache *c, uint64_t gen_before, uint64_t gen_after,
 		      const char *guest, const char *host);
+/* The same for one host's row changed (enabled, health, limits): h as it
+ * is now; saves reading every host again when an evacuation disables one. */
+void snap_cache_host_changed(struct snap_cache *c, uint64_t gen_before, uint64_t gen_after,
+			     const struct db_host *h);
 
 /*
  * Take the snapshot at now_ns. The due queue is read first; when it is

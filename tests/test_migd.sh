@@ -67,6 +67,41 @@ ctl_json "$tmp/j1.json" guest list --job j1
 [ "$(py "$tmp/j1.json" 'sorted((g["name"], g["rank"]) for g in d)')" = \
 	'[["g1", 0], ["g2", 1]]' ] || fail "guest list --job j1: got $(cat "$tmp/j1.json")"
 ok "6 guests added (two ranks of job j1), listed, filtered by job"
+ctl_json "$tmp/p1.json" guest list --limit 4
+ctl_json "$tmp/p2.json" guest list --limit 4 --after "$(py "$tmp/p1.json" 'd[-1]["name"]')"
+[ "$(py "$tmp/p1.json" '[g["name"] for g in d]') $(py "$tmp/p2.json" '[g["name"] for g in d]')" = \
+	'["g1", "g2", "g3", "g4"] ["g5", "g6"]' ] ||
+	fail "guest list in pages of 4: got $(cat "$tmp/p1.json") then $(cat "$tmp/p2.json")"
+ctl_json "$tmp/hp.json" host list --limit 1 --after n1
+[ "$(py "$tmp/hp.json" '[h["name"] for h in d]')" = '["n2"]' ] ||
+	fail "host list --limit 1 --after n1: got $(cat "$tmp/hp.json")"
+expect_exit 2 '--limit "0"' guest list --limit 0
+expect_exit 2 "--after needs --limit" guest list --after g1
+ok "guest and host lists in pages (--limit, --after), bad paging refused"
+
+# ---- many at once: --from FILE (words per line, or JSON) ----
+cat >"$tmp/hosts.txt" <<'EOF'
+# two more hosts, and one that exists already
+n4 --uri "sim:///n4?link=1gbit" --memory 64g
+n5 --uri sim:///n5?link=1gbit --memory 64g --max-outbound 1
+
+n1 --uri sim:///n1?link=1gbit
+EOF
+ctl host add --from "$tmp/hosts.txt" >"$tmp/out" 2>"$tmp/err"
+[ $? = 1 ] && grep -qx "2 hosts added" "$tmp/out" &&
+	grep -q "hosts.txt:5: n1: host \"n1\" already exists" "$tmp/err" ||
+	fail "host add --from: expected 2 added and line 5 refused: $(cat "$tmp/out" "$tmp/err")"
+ctl_json "$tmp/n5.json" host show n5
+[ "$(py "$tmp/n5.json" 'd["max_outbound"]')" = 1 ] || fail "n5 from the file: $(cat "$tmp/n5.json")"
+printf '%s\n' '[{"name": "f1", "host": "n4", "memory_bytes": 1073741824},' \
+	'{"name": "f2", "host": "n5", "memory_bytes": 1073741824, "job": "jf", "rank": 0}]' |
+	ctl guest add --from - >"$tmp/out" 2>"$tmp/err" && grep -qx "2 guests added" "$tmp/out" ||
+	fail "guest add --from - (JSON): $(cat "$tmp/out" "$tmp/err")"
+printf 'f3 --host n4 --memory 1g\nf4 --host n4 --memory 4x\n' >"$tmp/guests.txt"
+expect_exit 2 'guests.txt:2: --memory "4x"' guest add --from "$tmp/guests.txt"
+ctl guest show f3 >/dev/null 2>&1 && fail "guest add --from with a bad line added f3 anyway"
+expect_exit 2 "--from FILE takes no NAME" guest add f9 --from "$tmp/guests.txt"
+ok "hosts and guests added from files (--from): a bad line refuses the file, a refused item is named by its line"
 
 # ---- exit codes and messages ----
 
