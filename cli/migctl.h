@@ -194,6 +194,16 @@ void migration_print_line(json_t *m, FILE *out);
 /* A table of migrations: queue, evacuate, history (long adds the costs). */
 void migration_print_table(json_t *arr, int long_format, FILE *out);
 
+/* ---- lists (migctl_hosts.c) ---- */
+
+/* A list command's (host.list, guest.list) whole list, a page of a
+ * thousand at a time so that no reply nears the message limit at any
+ * cluster size, or the one page that limit (non-zero) and after ask for.
+ * Takes args (filters, may be NULL); *out is the caller's. 0 or an exit
+ * code (said why). */
+int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const char *after,
+	     json_t **out);
+
 /* ---- many at once (migctl_import.c) ---- */
 
 /* Turns one line of a --from file, split into words after argv[0] (the

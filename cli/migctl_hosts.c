@@ -315,12 +315,8 @@ enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST,
 
 #define LIST_PAGE 1000
 
-/* A list command's whole list, a page of LIST_PAGE at a time so that no
- * reply nears the message limit at any cluster size, or the one page that
- * limit (non-zero) and after asked for; shown as request_and_print does.
- * Takes args (the filters). */
-static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
-			  const char *after, void (*print)(json_t *))
+int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const char *after,
+	     json_t **out)
 {
 	json_t *all = json_array();
 	char cursor[256];
@@ -343,10 +339,24 @@ static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned
 		if (limit || n < LIST_PAGE)
 			break;
 	}
+	json_decref(args);
+	if (rc != 0) {
+		json_decref(all);
+		all = NULL;
+	}
+	*out = all;
+	return rc;
+}
+
+/* ctl_list, then shown as request_and_print does. */
+static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
+			  const char *after, void (*print)(json_t *))
+{
+	json_t *all;
+	int rc = ctl_list(c, cmd, args, limit, after, &all);
 	if (rc == 0)
 		rc = c->json ? ctl_print_json(c, all) : (print(all), 0);
 	json_decref(all);
-	json_decref(args);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "migctl.h"
+#include "selector.h"
 #include "migctl_progress.h"
 #include "util.h"
 
@@ -29,7 +30,9 @@ const char migrate_usage[] =
 	"\n"
 	"Live-migrate GUEST, to HOST or to the least loaded host that may take it\n"
 	"(never next to another rank of its job). Manual migrations go before\n"
-	"health and periodic ones.\n"
+	"health and periodic ones. GUEST may be a selector: a glob ('bt*') or a\n"
+	"list of names, globs, host:NAME, job:NAME and all ('g1,g2,host:n3'); each\n"
+	"guest it selects is migrated on its own.\n"
 	"\n"
 	"      --to HOST   the destination (default: migd chooses)\n"
 	"      --wait      wait until it ends; a progress bar on a terminal; exit 1\n"
@@ -48,7 +51,8 @@ const char migrate_usage[] =
 const char evacuate_usage[] =
 	"usage: migctl evacuate HOST [--wait]\n"
 	"\n"
-	"Migrate every guest off HOST, within the cluster's limits.\n"
+	"Migrate every guest off HOST, within the cluster's limits, and keep new\n"
+	"guests off it. HOST may be a list of names and globs ('n1,n[5-8]').\n"
 	"\n"
 	"      --wait      wait until every migration ends; exit 1 if any failed or\n"
 	"                  was aborted\n"
@@ -361,6 +365,101 @@ int ctl_knob_option(struct ctl *c, int opt, const char *text, json_t *args)
 	return CTL_CONTINUE;
 }
 
+/* ---- many guests or hosts at once ---- */
+
+/* The names in list (host.list or guest.list objects) that match: a guest
+ * selector when guests, else host patterns. */
+static json_t *matching_names(json_t *list, const char *sel, int guests)
+{
+	json_t *names = json_array(), *o;
+	size_t i;
+	json_array_foreach(list, i, o) {
+		const char *name = jstr(o, "name");
+		if (guests ? selector_match(sel, name, jstr(o, "host"), jstr(o, "job"))
+			   : selector_match_host(sel, name))
+			json_array_append_new(names, json_string(name));
+	}
+	return names;
+}
+
+/* Ask cmd once per name (args plus key = name); every migration the
+ * answers hold goes into migrations. A refusal is said and the rest go
+ * on; returns MIGCTL_EXIT_FAIL after one, or the exit code when migd
+ * stopped answering. */
+static int request_each(struct ctl *c, const char *cmd, const char *key, json_t *names,
+			json_t *args, json_t *migrations)
+{
+	size_t i;
+	json_t *name;
+	int refused = 0;
+	json_array_foreach(names, i, name) {
+		json_t *a = json_deep_copy(args), *root, *result;
+		json_object_set(a, key, name);
+		int rc = ctl_call(c, cmd, a, &root, &result);
+		if (rc == MIGCTL_EXIT_FAIL) { /* refused: said by ctl_call */
+			refused = 1;
+			continue;
+		}
+		if (rc != 0)
+			return rc;
+		if (json_is_array(result))
+			json_array_extend(migrations, result);
+		else
+			json_array_append(migrations, result);
+		json_decref(root);
+	}
+	return refused ? MIGCTL_EXIT_FAIL : 0;
+}
+
+/* What migrate and evacuate show: the migrations, waited for with wait. */
+static int show_migrations(struct ctl *c, json_t *migrations, int wait, int rc)
+{
+	if (wait && (rc == 0 || rc == MIGCTL_EXIT_FAIL)) {
+		int wrc = wait_migrations(c, migrations);
+		rc = rc ? rc : wrc;
+	}
+	if (c->json && (rc == 0 || rc == MIGCTL_EXIT_FAIL)) {
+		int prc = ctl_print_json(c, migrations);
+		rc = rc ? rc : prc;
+	}
+	if (rc != 0 && rc != MIGCTL_EXIT_FAIL)
+		return rc; /* migd stopped answering: already said */
+	if (wait)
+		print_outcome(c, migrations);
+	else if (!c->json && json_array_size(migrations))
+		migration_print_table(migrations, 0, stdout);
+	return rc;
+}
+
+/* `migctl migrate SELECTOR`: every guest it selects, each its own request
+ * (and row), as if named one by one. */
+static int migrate_selected(struct ctl *c, const char *sel, json_t *args, int wait)
+{
+	char err[300];
+	json_t *list, *migrations = json_array();
+	if (selector_check(sel, "GUEST", err, sizeof(err)) < 0) {
+		json_decref(args);
+		json_decref(migrations);
+		return ctl_usage_error(c, "%s", err);
+	}
+	int rc = ctl_list(c, "guest.list", NULL, 0, NULL, &list);
+	if (rc == 0) {
+		json_t *names = matching_names(list, sel, 1);
+		if (json_array_size(names) == 0) {
+			ctl_error(c, "GUEST \"%s\" selects no guest", sel);
+			rc = MIGCTL_EXIT_FAIL;
+		} else {
+			rc = request_each(c, "migrate", "guest", names, args, migrations);
+			rc = show_migrations(c, migrations, wait, rc);
+		}
+		json_decref(names);
+		json_decref(list);
+	}
+	json_decref(args);
+	json_decref(migrations);
+	return rc;
+}
+
 int cmd_migrate(struct ctl *c, int argc, char **argv)
 {
 	const char *to = NULL;
@@ -374,9 +473,11 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 		json_decref(args);
 		return rc < 0 ? 0 : rc;
 	}
-	json_object_set_new(args, "guest", json_string(argv[optind]));
 	if (to)
 		json_object_set_new(args, "to", json_string(to));
+	if (!selector_is_name(argv[optind]))
+		return migrate_selected(c, argv[optind], args, wait);
+	json_object_set_new(args, "guest", json_string(argv[optind]));
 	json_t *root, *result;
 	if ((rc = ctl_call(c, "migrate", args, &root, &result)) != 0)
 		return rc;
@@ -404,27 +505,41 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 		return rc;
 	if ((rc = ctl_positional(c, argc, argv, 1, "HOST")) != 0)
 		return rc;
-	const char *host = argv[optind];
-	json_t *root, *result;
-	if ((rc = ctl_call(c, "evacuate", json_pack("{s:s}", "host", host), &root, &result)) != 0)
-		return rc;
-	json_t *migrations = json_is_array(result) ? json_deep_copy(result) : json_array();
-	json_decref(root);
-	if (wait)
-		rc = wait_migrations(c, migrations);
-	if (c->json && (rc == 0 || rc == MIGCTL_EXIT_FAIL)) {
-		int prc = ctl_print_json(c, migrations);
-		rc = rc ? rc : prc;
+	const char *sel = argv[optind];
+	char err[300];
+	if (selector_check_hosts(sel, err, sizeof(err)) < 0)
+		return ctl_usage_error(c, "%s", err);
+	json_t *names, *migrations = json_array();
+	if (selector_is_name(sel)) {
+		names = json_pack("[s]", sel);
+	} else {
+		json_t *list;
+		if ((rc = ctl_list(c, "host.list", NULL, 0, NULL, &list)) != 0) {
+			json_decref(migrations);
+			return rc;
+		}
+		names = matching_names(list, sel, 0);
+		json_decref(list);
+		if (json_array_size(names) == 0) {
+			ctl_error(c, "HOST \"%s\" matches no host", sel);
+			json_decref(names);
+			json_decref(migrations);
+			return MIGCTL_EXIT_FAIL;
+		}
 	}
-	if (rc != 0 && rc != MIGCTL_EXIT_FAIL) {
-		/* migd stopped answering: already said */
-	} else if (json_array_size(migrations) == 0 && !c->json) {
-		printf("host %s runs no guests: nothing to migrate\n", host);
-	} else if (wait) {
-		print_outcome(c, migrations);
-	} else if (!c->json) {
-		migration_print_table(migrations, 0, stdout);
+	json_t *args = json_object();
+	rc = request_each(c, "evacuate", "host", names, args, migrations);
+	json_decref(args);
+	if (rc == MIGCTL_EXIT_FAIL && json_array_size(names) == 1) {
+		/* the one host was refused: said */
+	} else if (json_array_size(migrations) == 0 && !c->json && (rc == 0)) {
+		printf("%s %s run%s no guests: nothing to migrate\n",
+		       json_array_size(names) == 1 ? "host" : "hosts", sel,
+		       json_array_size(names) == 1 ? "s" : "");
+	} else {
+		rc = show_migrations(c, migrations, wait, rc);
 	}
+	json_decref(names);
 	json_decref(migrations);
 	return rc;
 }

@@ -17,12 +17,12 @@
 #include "interval.h"
 #include "mtbf.h"
 #include "log.h"
+#include "selector.h"
 #include "migd_proto.h"
 #include "scheduler.h"
 #include "util.h"
 
 #define MAX_KV 16
-#define SELECTOR_MAX 512
 
 struct loaded {
 	struct db_policy row;          /* row.params: the canonical parameters */
@@ -314,30 +314,10 @@ static const char *selector_of(const struct loaded *lp)
 	return s ? s : "";
 }
 
-/* Every term is "all", "host:NAME", "job:NAME" or a guest NAME. */
-static int selector_check(const char *sel, char *err, size_t errlen)
+/* The guests argument: see selector.h. */
+static int guests_check(const char *sel, char *err, size_t errlen)
 {
-	char copy[SELECTOR_MAX], *save = NULL;
-	if (snprintf_checked(copy, sizeof(copy), "%s", sel) < 0 || !*sel) {
-		snprintf(err, errlen, "argument \"guests\" = \"%.40s\": expected a selector of 1 to "
-			 "%d bytes", sel, SELECTOR_MAX - 1);
-		return -EINVAL;
-	}
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		while (*t == ' ')
-			t++;
-		char *end = t + strlen(t);
-		while (end > t && end[-1] == ' ')
-			*--end = '\0';
-		const char *name = strncmp(t, "host:", 5) == 0 ? t + 5
-				   : strncmp(t, "job:", 4) == 0	 ? t + 4 : t;
-		if (strcmp(t, "all") != 0 && db_name_check(name) < 0) {
-			snprintf(err, errlen, "argument \"guests\": \"%s\" is not all, host:NAME, "
-				 "job:NAME or a guest name", t);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return selector_check(sel, "argument \"guests\"", err, errlen);
 }
 
 /* ---- selection ---------------------------------------------------------- */
@@ -361,38 +341,31 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+struct matching {
+	const char *sel;
+	struct selection *out;
+};
+
+static int select_matching(void *arg, const struct db_guest *g)
+{
+	struct matching *m = arg;
+	return selector_match(m->sel, g->name, g->host, g->job) ? select_add(m->out, g) : 0;
+}
+
 /* The guests sel names, sorted by name, each once. Names of hosts, jobs or
- * guests that do not exist (yet) select nothing. */
+ * guests that do not exist (yet) select nothing. A plain name is looked up;
+ * anything else is matched against every guest (once per firing). */
 static int resolve(struct policy_engine *pe, const char *sel, struct selection *out)
 {
-	char copy[SELECTOR_MAX], *save = NULL;
-	int rc = 0;
-	snprintf(copy, sizeof(copy), "%s", sel);
-	for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
-		struct db_guest g;
-		while (*t == ' ')
-			t++;
-		char *end = t + strlen(t);
-		while (end > t && end[-1] == ' ')
-			*--end = '\0';
-		if (strcmp(t, "all") == 0)
-			rc = db_guest_list(pe->db, NULL, NULL, select_add, out);
-		else if (strncmp(t, "host:", 5) == 0)
-			rc = db_guest_list(pe->db, t + 5, NULL, select_add, out);
-		else if (strncmp(t, "job:", 4) == 0)
-			rc = db_guest_list(pe->db, NULL, t + 4, select_add, out);
-		else if (db_guest_get(pe->db, t, &g) == 0)
-			rc = select_add(out, &g);
-	}
+	struct db_guest g;
+	if (selector_is_name(sel))
+		return db_guest_get(pe->db, sel, &g) == 0 ? select_add(out, &g) : 0;
+	struct matching m = { sel, out };
+	int rc = db_guest_list(pe->db, NULL, NULL, select_matching, &m);
 	if (rc < 0 || out->n == 0)
 		return rc;
 	qsort(out->names, out->n, DB_NAME_MAX, name_cmp);
-	size_t w = 1;
-	for (size_t i = 1; i < out->n; i++)
-		if (strcmp(out->names[i], out->names[w - 1]) != 0)
-			memmove(out->names[w++], out->names[i], DB_NAME_MAX);
-	out->n = w;
-	return 0;
+	return 0; /* one pass over distinct guests: each once already */
 }
 
 /* ---- the engine ----------------------------------------------------------- */
@@ -1031,7 +1004,7 @@ static int add_common_args(struct policy_engine *pe, json_t *args, struct loaded
 	}
 	snprintf(lp->row.name, sizeof(lp->row.name), "%s", name);
 	snprintf(lp->row.type, sizeof(lp->row.type), "%s", type);
-	return is_cron ? 0 : selector_check(*selector, err, errlen);
+	return is_cron ? 0 : guests_check(*selector, err, errlen);
 }
 
 int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *err,
@@ -1056,7 +1029,7 @@ int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *er
 				  sizeof(arg));
 		if (strcmp(verb, "migrate") == 0)
 			selector = arg;
-		if (*selector && (rc = selector_check(selector, err, errlen)) < 0) {
+		if (*selector && (rc = guests_check(selector, err, errlen)) < 0) {
 			free(lp.params);
 			json_decref(lp.knobs);
 			return rc;

@@ -172,6 +172,22 @@ ranks=$(py "$tmp/j1.json" 'sorted(g["host"] for g in d)')
 	fail "after evacuate n1: expected ranks of j1 on different hosts, got $ranks"
 ok "evacuate n1 --wait: n1 empty, ranks of j1 on $ranks"
 
+# ---- selectors: globs and lists for migrate and evacuate, and policies ----
+
+ctl_json "$tmp/sel.json" migrate 'f*' --wait
+[ "$(py "$tmp/sel.json" 'sorted((m["guest"], m["state"]) for m in d)')" = \
+'[["f1", "completed"], ["f2", "completed"]]' ] ||
+	fail "migrate 'f*' --wait: expected f1 and f2 completed, got $(cat "$tmp/sel.json")"
+expect_exit 1 'GUEST "zz*" selects no guest' migrate 'zz*'
+expect_exit 2 '"x y" is not all' migrate 'f1,x y'
+ctl_json "$tmp/sel.json" evacuate 'n[45]' --wait
+ctl_json "$tmp/n45.json" guest list
+[ "$(py "$tmp/n45.json" '[g["name"] for g in d if g["host"] in ("n4", "n5")]')" = "[]" ] ||
+	fail "evacuate 'n[45]' --wait: guests left on n4 or n5: $(cat "$tmp/n45.json")"
+expect_exit 1 'HOST "q*" matches no host' evacuate 'q*'
+expect_exit 1 '"bad name" is not all' policy add interval bad --every 1h --guests 'g1,bad name'
+ok "migrate 'f*' and evacuate 'n[45]' select by glob; no match and bad terms refused"
+
 # ---- an interval policy over several periods ----
 
 EVERY_S=120
