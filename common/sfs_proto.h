@@ -29,7 +29,8 @@
 #include <stdint.h>
 
 #define SFS_PROTO_MAGIC 0x31534653u /* "SFS1" read as little-endian u32 */
-#define SFS_PROTO_VERSION 1
+/* 2: owners, atime, symlinks, rename, setattr, append locks (sfs mount) */
+#define SFS_PROTO_VERSION 2
 #define SFS_HDR_BYTES 24
 #define SFS_MAX_BODY_BYTES 65536u
 #define SFS_MAX_PATH 4095
@@ -56,6 +57,14 @@ enum sfs_op {
 	SFS_OP_SETSTRIPE,     /* path (a directory), strip_size, stripe_count */
 	SFS_OP_META_STATFS,   /* -> files, dirs, total, free, used bytes */
 	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns */
+	/* 25-39: what a POSIX mount needs (version 2) */
+	SFS_OP_GETATTR = 25,  /* handle -> attr (no path: an open file, an inode) */
+	SFS_OP_RENAME,        /* path, path2, flags -> replaced (its datafiles go) */
+	SFS_OP_SETATTR,       /* handle, valid, mode, uid, gid, atime_ns, mtime_ns -> attr */
+	SFS_OP_SYMLINK,       /* path, path2 (the target), uid, gid -> attr */
+	SFS_OP_READLINK,      /* handle -> target */
+	SFS_OP_APPEND_LOCK,   /* handle: waits for the file's append lock */
+	SFS_OP_APPEND_UNLOCK, /* handle: gives it back (or the connection closing) */
 
 	/* I/O server: datafiles named by handle (the file's fid) */
 	SFS_OP_DF_CREATE = 48, /* handle: create empty (truncates an orphan) */
@@ -68,11 +77,20 @@ enum sfs_op {
 	SFS_OP_DF_STATFS,      /* -> total, free, used bytes, datafiles */
 };
 
-enum sfs_ftype { SFS_TYPE_FILE = 1, SFS_TYPE_DIR = 2 };
+enum sfs_ftype { SFS_TYPE_FILE = 1, SFS_TYPE_DIR = 2, SFS_TYPE_SYMLINK = 3 };
 enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 
 /* CREATE flags */
 #define SFS_CREATE_EXCL 0x1u
+/* RENAME flags */
+#define SFS_RENAME_NOREPLACE 0x1u
+/* SETATTR valid: which fields to set (ctime is always set to now) */
+#define SFS_SETATTR_MODE 0x1u
+#define SFS_SETATTR_UID 0x2u
+#define SFS_SETATTR_GID 0x4u
+#define SFS_SETATTR_ATIME 0x8u
+#define SFS_SETATTR_MTIME 0x10u
+#define SFS_SETATTR_ALL 0x1fu
 
 struct sfs_hdr {
 	uint32_t magic;
@@ -98,24 +116,30 @@ struct sfs_attr {
 	uint64_t fid;
 	uint8_t type; /* enum sfs_ftype */
 	uint32_t mode;
+	uint32_t uid, gid;
+	int64_t atime_ns;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
-	struct sfs_layout layout;
+	struct sfs_layout layout; /* symlinks: none, like a directory's servers */
 };
 
 /* A decoded request body. Which fields are meaningful depends on op. */
 struct sfs_req {
 	uint16_t op;
 	char path[SFS_MAX_PATH + 1];   /* LOOKUP..SETSTRIPE */
+	char path2[SFS_MAX_PATH + 1];  /* RENAME: new path; SYMLINK: target */
 	char cookie[SFS_MAX_NAME + 1]; /* READDIR: continue after this name */
-	uint32_t mode;                 /* CREATE, MKDIR */
-	uint32_t flags;                /* CREATE */
+	uint32_t mode;                 /* CREATE, MKDIR, SETATTR */
+	uint32_t flags;                /* CREATE, RENAME */
+	uint32_t uid, gid;             /* CREATE, MKDIR, SYMLINK, SETATTR */
+	uint32_t valid;                /* SETATTR */
+	int64_t atime_ns;              /* SETATTR */
 	uint32_t strip_size;           /* SETSTRIPE */
 	uint16_t stripe_count;         /* SETSTRIPE */
-	uint64_t handle;               /* DF_*, SETMTIME */
+	uint64_t handle;               /* DF_*, SETMTIME, GETATTR, SETATTR, READLINK, APPEND_* */
 	uint64_t offset;               /* DF_WRITE, DF_READ */
 	uint64_t length;               /* DF_READ, DF_TRUNCATE */
-	int64_t mtime_ns;              /* SETMTIME */
+	int64_t mtime_ns;              /* SETMTIME, SETATTR */
 };
 
 struct sfs_dirent {
@@ -128,7 +152,10 @@ struct sfs_dirent {
 struct sfs_reply {
 	uint16_t op;
 	char msg[SFS_MAX_MSG + 1];     /* error text when status < 0 */
-	struct sfs_attr attr;          /* LOOKUP, CREATE, MKDIR, UNLINK */
+	struct sfs_attr attr;          /* LOOKUP, CREATE, MKDIR, UNLINK, GETATTR,
+					  SETATTR, SYMLINK */
+	uint8_t replaced;              /* RENAME: an existing file was replaced */
+	char target[SFS_MAX_PATH + 1]; /* READLINK */
 	uint64_t local_size;           /* DF_WRITE, DF_READ, DF_GETSIZE */
 	/* PING */
 	uint16_t version;

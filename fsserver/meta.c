@@ -31,13 +31,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "log.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
-#define SCHEMA_VERSION_TEXT "1" /* for PRAGMA user_version = N */
+#define SCHEMA_VERSION 2 /* 2: uid, gid, atime_ns, target (symlinks) */
+#define SCHEMA_VERSION_TEXT "2" /* for PRAGMA user_version = N */
 #define FID_BATCH 1024       /* fids reserved per database write */
 #define IO_POOL_MAX 8         /* idle connections kept per I/O server */
 #define DB_BUSY_TIMEOUT_MS 5000
@@ -52,18 +53,22 @@ enum stmt_id {
 	ST_SET_STRIPE,
 	ST_SET_MTIME,
 	ST_COUNT,
+	ST_SET_ATTR,
+	ST_MOVE,
+	ST_TARGET,
 	ST_N
 };
 
 #define ENTRY_COLUMNS \
-	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers"
+	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers," \
+	" uid, gid, atime_ns"
 
 static const char *const stmt_sql[ST_N] = {
 	[ST_CHILD] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE parent = ?1 AND name = ?2",
 	[ST_BY_FID] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE fid = ?1",
 	[ST_INSERT] = "INSERT INTO entries (fid, parent, name, type, mode, mtime_ns, ctime_ns,"
-		      " strip_size, stripe_count, servers)"
-		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		      " strip_size, stripe_count, servers, uid, gid, atime_ns, target)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[ST_DELETE] = "DELETE FROM entries WHERE fid = ?1",
 	[ST_HAS_CHILD] = "SELECT 1 FROM entries WHERE parent = ?1 LIMIT 1",
 	[ST_LIST] = "SELECT name, type, fid FROM entries WHERE parent = ?1 AND name > ?2"
@@ -71,6 +76,22 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_SET_STRIPE] = "UPDATE entries SET strip_size = ?2, stripe_count = ?3 WHERE fid = ?1",
 	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2 WHERE fid = ?1",
 	[ST_COUNT] = "SELECT type, COUNT(*) FROM entries GROUP BY type",
+	[ST_SET_ATTR] = "UPDATE entries SET mode = ?2, uid = ?3, gid = ?4, atime_ns = ?5,"
+			" mtime_ns = ?6, ctime_ns = ?7 WHERE fid = ?1",
+	[ST_MOVE] = "UPDATE entries SET parent = ?2, name = ?3, ctime_ns = ?4 WHERE fid = ?1",
+	[ST_TARGET] = "SELECT target FROM entries WHERE fid = ?1",
+};
+
+/* A file's append lock, held by one connection (meta_conn) at a time: an
+ * O_APPEND write takes it, reads the file's size, writes there and gives
+ * it back, so appends from different clients never overlap. A holder that
+ * keeps it past the lease (the config's timeout_ms: a client that stopped
+ * without closing its connection) loses it to the next waiter. */
+struct append_hold {
+	uint64_t fid;
+	uint64_t since_ms;
+	const void *owner; /* the meta_conn */
+	struct append_hold *next;
 };
 
 struct io_pool {
@@ -89,6 +110,9 @@ struct meta {
 	uint64_t next_fid;
 	uint64_t fid_reserved; /* fids below this are reserved in the database */
 	struct io_pool *pools; /* one per I/O server */
+	pthread_mutex_t append_lock; /* guards append_holds */
+	pthread_cond_t append_freed;
+	struct append_hold *append_holds;
 };
 
 /* A row of entries. For a directory, layout holds the defaults for new
@@ -97,7 +121,8 @@ struct entry {
 	uint64_t fid, parent;
 	uint8_t type;
 	uint32_t mode;
-	int64_t mtime_ns, ctime_ns;
+	uint32_t uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 	struct sfs_layout layout;
 };
 
@@ -182,6 +207,9 @@ static void attr_from_entry(const struct entry *e, struct sfs_attr *a)
 	a->fid = e->fid;
 	a->type = e->type;
 	a->mode = e->mode;
+	a->uid = e->uid;
+	a->gid = e->gid;
+	a->atime_ns = e->atime_ns;
 	a->mtime_ns = e->mtime_ns;
 	a->ctime_ns = e->ctime_ns;
 	a->layout = e->layout;
@@ -202,11 +230,14 @@ static int row_read(sqlite3_stmt *s, struct entry *e)
 	int64_t count = sqlite3_column_int64(s, 7);
 	const uint8_t *blob = sqlite3_column_blob(s, 8);
 	int blob_bytes = sqlite3_column_bytes(s, 8);
+	e->uid = (uint32_t)sqlite3_column_int64(s, 9);
+	e->gid = (uint32_t)sqlite3_column_int64(s, 10);
+	e->atime_ns = sqlite3_column_int64(s, 11);
 	if (count < 0 || count > SFS_MAX_STRIPE ||
-	    (e->type != SFS_TYPE_FILE && e->type != SFS_TYPE_DIR))
+	    (e->type != SFS_TYPE_FILE && e->type != SFS_TYPE_DIR && e->type != SFS_TYPE_SYMLINK))
 		return -EIO;
 	e->layout.stripe_count = (uint16_t)count;
-	if (e->type == SFS_TYPE_DIR)
+	if (e->type != SFS_TYPE_FILE)
 		return 0;
 	if (blob_bytes != 2 * count || (count && !blob))
 		return -EIO;
@@ -244,9 +275,10 @@ static int fid_get(struct meta *m, uint64_t fid, struct entry *e)
 	return entry_fetch(m, s, e);
 }
 
-/* Insert e named name; commits (autocommit) before it returns 0. -EEXIST
- * when (parent, name) is taken. */
-static int entry_insert(struct meta *m, const struct entry *e, const char *name)
+/* Insert e named name (target: a symlink's, else NULL); commits
+ * (autocommit) before it returns 0. -EEXIST when (parent, name) is taken. */
+static int entry_insert_target(struct meta *m, const struct entry *e, const char *name,
+			       const char *target)
 {
 	uint8_t blob[2 * SFS_MAX_STRIPE];
 	unsigned n = e->type == SFS_TYPE_FILE ? e->layout.stripe_count : 0;
@@ -266,6 +298,11 @@ static int entry_insert(struct meta *m, const struct entry *e, const char *name)
 	sqlite3_bind_int(s, 9, e->layout.stripe_count);
 	if (n)
 		sqlite3_bind_blob(s, 10, blob, (int)(2 * n), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 11, e->uid);
+	sqlite3_bind_int64(s, 12, e->gid);
+	sqlite3_bind_int64(s, 13, e->atime_ns);
+	if (target)
+		sqlite3_bind_text(s, 14, target, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	int ext = sqlite3_extended_errcode(m->db);
 	sqlite3_reset(s);
@@ -273,6 +310,11 @@ static int entry_insert(struct meta *m, const struct entry *e, const char *name)
 		return 0;
 	return ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY ? -EEXIST
 										     : -EIO;
+}
+
+static int entry_insert(struct meta *m, const struct entry *e, const char *name)
+{
+	return entry_insert_target(m, e, name, NULL);
 }
 
 static int entry_delete(struct meta *m, uint64_t fid)
@@ -490,6 +532,8 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 			return -EEXIST;
 		if (e->type == SFS_TYPE_DIR)
 			return -EISDIR;
+		if (e->type == SFS_TYPE_SYMLINK) /* the client follows links, not sfsd */
+			return server_fail(r, -ELOOP, "a symbolic link");
 		attr_from_entry(e, &r->reply->attr);
 		return 0;
 	}
@@ -501,7 +545,9 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 	e->parent = dir.fid;
 	e->type = SFS_TYPE_FILE;
 	e->mode = r->req->mode & 07777;
-	e->mtime_ns = e->ctime_ns = wall_ns();
+	e->uid = r->req->uid;
+	e->gid = r->req->gid;
+	e->atime_ns = e->mtime_ns = e->ctime_ns = wall_ns();
 	layout_for_new_file(m, &dir, e->fid, &e->layout);
 	return 1;
 }
@@ -532,6 +578,8 @@ static int create_commit(struct meta *m, struct server_req *r, const struct path
 		return -EEXIST;
 	if (other.type == SFS_TYPE_DIR)
 		return -EISDIR;
+	if (other.type == SFS_TYPE_SYMLINK)
+		return server_fail(r, -ELOOP, "a symbolic link");
 	attr_from_entry(&other, &r->reply->attr);
 	return 0;
 }
@@ -578,7 +626,9 @@ static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p
 	e.parent = dir.fid;
 	e.type = SFS_TYPE_DIR;
 	e.mode = r->req->mode & 07777;
-	e.mtime_ns = e.ctime_ns = wall_ns();
+	e.uid = r->req->uid;
+	e.gid = r->req->gid;
+	e.atime_ns = e.mtime_ns = e.ctime_ns = wall_ns();
 	e.layout.strip_size = dir.layout.strip_size; /* new files below inherit */
 	e.layout.stripe_count = dir.layout.stripe_count;
 	rc = entry_insert(m, &e, p->comp[p->n - 1]);
@@ -603,7 +653,7 @@ static int meta_unlink(struct meta *m, struct server_req *r, const struct path *
 		return db_fail(m, r, "removing a file");
 	attr_from_entry(&e, &r->reply->attr);
 	mc->removed = e;
-	mc->remove_pending = 1;
+	mc->remove_pending = e.type == SFS_TYPE_FILE; /* a symlink has no datafiles */
 	return 0;
 }
 
@@ -753,6 +803,331 @@ static int meta_statfs(struct meta *m, struct server_req *r)
 	return 0;
 }
 
+/* --- what a POSIX mount needs (protocol version 2) --------------------------- */
+
+/* The entry named by the request's handle (its fid). */
+static int by_handle(struct meta *m, struct server_req *r, struct entry *e)
+{
+	uint64_t fid = r->req->handle;
+	int rc = fid > INT64_MAX ? -ENOENT : fid_get(m, fid, e);
+	if (rc == -ENOENT)
+		return server_fail(r, -ENOENT, "no entry has handle 0x%" PRIx64 " (removed?)", fid);
+	if (rc < 0)
+		return db_fail(m, r, "reading an entry");
+	return 0;
+}
+
+static int meta_getattr(struct meta *m, struct server_req *r)
+{
+	struct entry e;
+	int rc = by_handle(m, r, &e);
+	if (rc == 0)
+		attr_from_entry(&e, &r->reply->attr);
+	return rc;
+}
+
+/* chmod, chown and utimens in one: the fields in valid, and ctime = now. */
+static int meta_setattr(struct meta *m, struct server_req *r)
+{
+	const struct sfs_req *q = r->req;
+	struct entry e;
+	if (q->valid & ~SFS_SETATTR_ALL)
+		return server_fail(r, -EINVAL, "unknown attribute bits 0x%x",
+				   q->valid & ~SFS_SETATTR_ALL);
+	int rc = by_handle(m, r, &e);
+	if (rc < 0)
+		return rc;
+	if (q->valid & SFS_SETATTR_MODE)
+		e.mode = q->mode & 07777;
+	if (q->valid & SFS_SETATTR_UID)
+		e.uid = q->uid;
+	if (q->valid & SFS_SETATTR_GID)
+		e.gid = q->gid;
+	if (q->valid & SFS_SETATTR_ATIME)
+		e.atime_ns = q->atime_ns;
+	if (q->valid & SFS_SETATTR_MTIME)
+		e.mtime_ns = q->mtime_ns;
+	e.ctime_ns = wall_ns();
+	sqlite3_stmt *s = stmt(m, ST_SET_ATTR);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
+	sqlite3_bind_int64(s, 2, e.mode);
+	sqlite3_bind_int64(s, 3, e.uid);
+	sqlite3_bind_int64(s, 4, e.gid);
+	sqlite3_bind_int64(s, 5, e.atime_ns);
+	sqlite3_bind_int64(s, 6, e.mtime_ns);
+	sqlite3_bind_int64(s, 7, e.ctime_ns);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(m, r, "setting attributes");
+	attr_from_entry(&e, &r->reply->attr);
+	return 0;
+}
+
+static int meta_readlink(struct meta *m, struct server_req *r)
+{
+	struct entry e;
+	int rc = by_handle(m, r, &e);
+	if (rc < 0)
+		return rc;
+	if (e.type != SFS_TYPE_SYMLINK)
+		return server_fail(r, -EINVAL, "handle 0x%" PRIx64 " is not a symbolic link", e.fid);
+	sqlite3_stmt *s = stmt(m, ST_TARGET);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
+	rc = sqlite3_step(s);
+	const char *target = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	size_t len = target ? (size_t)sqlite3_column_bytes(s, 0) : 0;
+	if (target && len <= SFS_MAX_PATH) {
+		memcpy(r->reply->target, target, len);
+		r->reply->target[len] = '\0';
+	}
+	sqlite3_reset(s);
+	if (!target || len > SFS_MAX_PATH)
+		return db_fail(m, r, "reading a symbolic link");
+	return 0;
+}
+
+static int meta_symlink(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry dir, e;
+	if (p->n == 0)
+		return -EEXIST;
+	if (r->req->path2[0] == '\0')
+		return server_fail(r, -ENOENT, "a symbolic link needs a non-empty target");
+	int rc = walk_parent(m, r, p, &dir);
+	if (rc < 0)
+		return rc;
+	rc = child_get(m, dir.fid, p->comp[p->n - 1], &e);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return db_fail(m, r, "looking up a name");
+	memset(&e, 0, sizeof(e));
+	rc = fid_alloc(m, r, &e.fid);
+	if (rc < 0)
+		return rc;
+	e.parent = dir.fid;
+	e.type = SFS_TYPE_SYMLINK;
+	e.mode = 0777;
+	e.uid = r->req->uid;
+	e.gid = r->req->gid;
+	e.atime_ns = e.mtime_ns = e.ctime_ns = wall_ns();
+	rc = entry_insert_target(m, &e, p->comp[p->n - 1], r->req->path2);
+	if (rc < 0)
+		return rc == -EEXIST ? rc : db_fail(m, r, "creating a symbolic link");
+	attr_from_entry(&e, &r->reply->attr);
+	return 0;
+}
+
+/* 1 in *inside when ancestor is dir or one of dir's ancestors. */
+static int is_below(struct meta *m, uint64_t ancestor, uint64_t dir, int *inside)
+{
+	struct entry e;
+	*inside = 0;
+	for (unsigned depth = 0; depth <= SFS_MAX_PATH / 2; depth++) {
+		if (dir == ancestor) {
+			*inside = 1;
+			return 0;
+		}
+		if (dir == SFS_ROOT_FID || fid_get(m, dir, &e) < 0)
+			return dir == SFS_ROOT_FID ? 0 : -EIO;
+		dir = e.parent;
+	}
+	return -EIO; /* a cycle: the table is corrupt */
+}
+
+/* May src take the place of dst (POSIX rename's rules)? */
+static int rename_replace_ok(struct meta *m, struct server_req *r, const struct entry *src,
+			     const struct entry *dst)
+{
+	if (r->req->flags & SFS_RENAME_NOREPLACE)
+		return -EEXIST;
+	if (src->type == SFS_TYPE_DIR && dst->type != SFS_TYPE_DIR)
+		return server_fail(r, -ENOTDIR, "a directory cannot replace a non-directory");
+	if (src->type != SFS_TYPE_DIR && dst->type == SFS_TYPE_DIR)
+		return server_fail(r, -EISDIR, "the new name is a directory");
+	if (dst->type != SFS_TYPE_DIR)
+		return 0;
+	sqlite3_stmt *s = stmt(m, ST_HAS_CHILD);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)dst->fid);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return server_fail(r, -ENOTEMPTY, "the directory it would replace is not empty");
+	return rc == SQLITE_DONE ? 0 : db_fail(m, r, "listing a directory");
+}
+
+/* Remove dst (if replace) and move src, in one transaction: another client
+ * sees the old name or the new one, never neither. */
+static int rename_commit(struct meta *m, struct server_req *r, const struct entry *src,
+			 uint64_t to_dir, const char *to_name, const struct entry *dst)
+{
+	if (sqlite3_exec(m->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(m, r, "renaming");
+	int rc = dst ? entry_delete(m, dst->fid) : 0;
+	if (rc == 0) {
+		sqlite3_stmt *s = stmt(m, ST_MOVE);
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)src->fid);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)to_dir);
+		sqlite3_bind_text(s, 3, to_name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, wall_ns());
+		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_reset(s);
+	}
+	if (rc == 0 && sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc == 0)
+		return 0;
+	rc = db_fail(m, r, "renaming");
+	sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int meta_rename(struct meta *m, struct server_req *r, const struct path *from)
+{
+	struct meta_conn *mc = r->conn_state;
+	struct entry from_dir, to_dir, src, dst;
+	int inside;
+	struct path *to = malloc(sizeof(*to));
+	int rc = to ? parse_path(r, r->req->path2, to) : -ENOMEM;
+	if (rc < 0)
+		goto out;
+	if (r->req->flags & ~SFS_RENAME_NOREPLACE) {
+		rc = server_fail(r, -EINVAL, "unknown rename flags 0x%x", r->req->flags);
+		goto out;
+	}
+	if (from->n == 0 || to->n == 0) {
+		rc = server_fail(r, -EBUSY, "the root directory cannot be renamed or replaced");
+		goto out;
+	}
+	rc = walk_parent(m, r, from, &from_dir);
+	if (rc == 0) {
+		rc = child_get(m, from_dir.fid, from->comp[from->n - 1], &src);
+		if (rc < 0 && rc != -ENOENT)
+			rc = db_fail(m, r, "looking up a name");
+	}
+	if (rc == 0)
+		rc = walk_parent(m, r, to, &to_dir);
+	if (rc == 0 && src.type == SFS_TYPE_DIR) {
+		rc = is_below(m, src.fid, to_dir.fid, &inside);
+		if (rc < 0)
+			rc = db_fail(m, r, "walking up from the new directory");
+		else if (inside)
+			rc = server_fail(r, -EINVAL, "a directory cannot move below itself");
+	}
+	if (rc < 0)
+		goto out;
+	const char *to_name = to->comp[to->n - 1];
+	rc = child_get(m, to_dir.fid, to_name, &dst);
+	if (rc < 0 && rc != -ENOENT) {
+		rc = db_fail(m, r, "looking up a name");
+		goto out;
+	}
+	int replace = rc == 0;
+	if (replace && dst.fid == src.fid) {
+		rc = 0; /* the same file under both names: POSIX says do nothing */
+		goto out;
+	}
+	rc = replace ? rename_replace_ok(m, r, &src, &dst) : 0;
+	if (rc == 0)
+		rc = rename_commit(m, r, &src, to_dir.fid, to_name, replace ? &dst : NULL);
+	if (rc == 0) {
+		r->reply->replaced = (uint8_t)replace;
+		if (replace && dst.type == SFS_TYPE_FILE) {
+			mc->removed = dst;
+			mc->remove_pending = 1;
+		}
+	}
+out:
+	free(to);
+	return rc;
+}
+
+/* --- append locks (not under m->lock: a waiter must not stop the others) --- */
+
+static struct append_hold **append_find(struct meta *m, uint64_t fid)
+{
+	for (struct append_hold **h = &m->append_holds; *h; h = &(*h)->next)
+		if ((*h)->fid == fid)
+			return h;
+	return NULL;
+}
+
+static void realtime_after_ms(uint64_t ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int append_lock(struct meta *m, struct server_req *r)
+{
+	uint64_t fid = r->req->handle, lease_ms = m->conf->timeout_ms;
+	struct append_hold *mine = malloc(sizeof(*mine));
+	if (!mine)
+		return server_fail(r, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&m->append_lock);
+	struct append_hold **h;
+	while ((h = append_find(m, fid))) {
+		uint64_t held_ms = now_ms() - (*h)->since_ms;
+		if ((*h)->owner == r->conn_state) {
+			pthread_mutex_unlock(&m->append_lock);
+			free(mine);
+			return server_fail(r, -EDEADLK, "this connection holds the append lock");
+		}
+		if (held_ms >= lease_ms) {
+			struct append_hold *stale = *h;
+			*h = stale->next;
+			log_warnx("append lock of file 0x%" PRIx64 " taken from a holder silent for "
+				  "%" PRIu64 " ms (lease: timeout_ms)", fid, held_ms);
+			free(stale);
+			continue;
+		}
+		struct timespec ts;
+		realtime_after_ms(lease_ms - held_ms, &ts);
+		pthread_cond_timedwait(&m->append_freed, &m->append_lock, &ts);
+	}
+	*mine = (struct append_hold){ .fid = fid, .since_ms = now_ms(), .owner = r->conn_state,
+				      .next = m->append_holds };
+	m->append_holds = mine;
+	pthread_mutex_unlock(&m->append_lock);
+	return 0;
+}
+
+/* Drop the holds of owner: every one, or only fid's (fid != 0). */
+static void append_release(struct meta *m, const void *owner, uint64_t fid)
+{
+	pthread_mutex_lock(&m->append_lock);
+	for (struct append_hold **h = &m->append_holds; *h;) {
+		struct append_hold *cur = *h;
+		if (cur->owner == owner && (!fid || cur->fid == fid)) {
+			*h = cur->next;
+			free(cur);
+		} else {
+			h = &cur->next;
+		}
+	}
+	pthread_cond_broadcast(&m->append_freed);
+	pthread_mutex_unlock(&m->append_lock);
+}
+
+/* Unlocking a lock lost to the lease is not an error: the append itself
+ * already succeeded or failed on its own. */
+static int append_unlock(struct meta *m, struct server_req *r)
+{
+	append_release(m, r->conn_state, r->req->handle);
+	return 0;
+}
+
+static void append_release_owner(struct meta *m, const void *owner)
+{
+	append_release(m, owner, 0);
+}
+
 /* Everything but CREATE, which manages the lock itself. Under the lock. */
 static int dispatch_locked(struct meta *m, struct server_req *r, const struct path *p)
 {
@@ -767,6 +1142,11 @@ static int dispatch_locked(struct meta *m, struct server_req *r, const struct pa
 	case SFS_OP_SETSTRIPE: return meta_setstripe(m, r, p);
 	case SFS_OP_SETMTIME: return meta_setmtime(m, r);
 	case SFS_OP_META_STATFS: return meta_statfs(m, r);
+	case SFS_OP_GETATTR: return meta_getattr(m, r);
+	case SFS_OP_SETATTR: return meta_setattr(m, r);
+	case SFS_OP_READLINK: return meta_readlink(m, r);
+	case SFS_OP_SYMLINK: return meta_symlink(m, r, p);
+	case SFS_OP_RENAME: return meta_rename(m, r, p);
 	default: return server_fail(r, -EOPNOTSUPP, "%s: not handled", sfs_op_name(r->req->op));
 	}
 }
@@ -784,14 +1164,23 @@ static int meta_handle(void *ctx, struct server_req *r)
 	case SFS_OP_RMDIR:
 	case SFS_OP_READDIR:
 	case SFS_OP_SETSTRIPE:
+	case SFS_OP_SYMLINK:
+	case SFS_OP_RENAME:
 		rc = parse_path(r, r->req->path, &p);
 		if (rc < 0)
 			return rc;
 		break;
 	case SFS_OP_SETMTIME:
 	case SFS_OP_META_STATFS:
+	case SFS_OP_GETATTR:
+	case SFS_OP_SETATTR:
+	case SFS_OP_READLINK:
 		p.n = 0;
 		break;
+	case SFS_OP_APPEND_LOCK:
+		return append_lock(m, r);
+	case SFS_OP_APPEND_UNLOCK:
+		return append_unlock(m, r);
 	default:
 		return server_fail(r, -EOPNOTSUPP, "%s is not served by the metadata server",
 				   sfs_op_name(r->req->op));
@@ -821,7 +1210,11 @@ static int meta_conn_open(void *ctx, int fd, void **conn_state)
 	return *conn_state ? 0 : -ENOMEM;
 }
 
-static void meta_conn_close(void *ctx, void *conn_state) { free(conn_state); }
+static void meta_conn_close(void *ctx, void *conn_state)
+{
+	append_release_owner(ctx, conn_state); /* a dead client's append lock */
+	free(conn_state);
+}
 
 /* --- the database ---------------------------------------------------------- */
 
@@ -883,6 +1276,19 @@ static int schema_create_v1(struct meta *m, char *err, size_t errlen)
 	return db_exec(m, sql, err, errlen);
 }
 
+/* Version 2 (sfs mount): owner, group, access time and a symlink's target.
+ * Existing entries get root's ownership and their mtime as atime. */
+static int schema_upgrade_v2(struct meta *m, char *err, size_t errlen)
+{
+	return db_exec(m,
+		       "ALTER TABLE entries ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"
+		       " ALTER TABLE entries ADD COLUMN gid INTEGER NOT NULL DEFAULT 0;"
+		       " ALTER TABLE entries ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+		       " ALTER TABLE entries ADD COLUMN target TEXT;"
+		       " UPDATE entries SET atime_ns = mtime_ns",
+		       err, errlen);
+}
+
 /* Bring the schema to SCHEMA_VERSION, in one transaction. Each step
  * upgrades from one version to the next; a database from a newer sfsd is
  * refused rather than misread. */
@@ -906,8 +1312,13 @@ static int schema_upgrade(struct meta *m, char *err, size_t errlen)
 	switch (version) {
 	case 0:
 		rc = schema_create_v1(m, err, errlen);
+		if (rc < 0)
+			break;
+		/* fall through */
+	case 1:
+		rc = schema_upgrade_v2(m, err, errlen);
 		break;
-	default: /* versions 1..SCHEMA_VERSION-1: upgrade steps go here */
+	default: /* versions 2..SCHEMA_VERSION-1: upgrade steps go here */
 		snprintf(err, errlen, "%s: no upgrade from schema version %" PRId64, m->db_path,
 			 version);
 		rc = -EPROTONOSUPPORT;
@@ -921,7 +1332,12 @@ static int schema_upgrade(struct meta *m, char *err, size_t errlen)
 		sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	log_info("%s: created the file system (schema version %d)", m->db_path, SCHEMA_VERSION);
+	if (version == 0)
+		log_info("%s: created the file system (schema version %d)", m->db_path,
+			 SCHEMA_VERSION);
+	else
+		log_info("%s: upgraded from schema version %" PRId64 " to %d", m->db_path, version,
+			 SCHEMA_VERSION);
 	return 0;
 }
 
@@ -990,6 +1406,8 @@ static void meta_free(void *ctx)
 	}
 	free(m->pools);
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->append_lock);
+	pthread_cond_destroy(&m->append_freed);
 	free(m);
 }
 
@@ -1006,6 +1424,8 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 	m->conf = conf;
 	m->dir = srv->dir;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->append_lock, NULL);
+	pthread_cond_init(&m->append_freed, NULL);
 	m->pools = calloc(conf->n_io, sizeof(*m->pools));
 	if (!m->pools) {
 		snprintf(err, errlen, "out of memory");

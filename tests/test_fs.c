@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fsfixture.h"
+#include "sfs_proto.h"
 #include "sfs.h"
 
 static struct fsfix fx;
@@ -374,7 +375,7 @@ Test(fs, statfs_and_ping_report_every_server)
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(use[i].status, 0, "%s", use[i].name);
 		cr_assert_eq(ping[i].status, 0, "%s", ping[i].name);
-		cr_assert_eq(ping[i].version, 1);
+		cr_assert_eq(ping[i].version, SFS_PROTO_VERSION);
 	}
 	cr_assert(use[0].is_meta && !use[1].is_meta);
 	cr_assert_gt(use[1].total_bytes, 0);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fsfixture.h"
+#include "sfs_proto.h"
 
 static struct fsfix fx;
 static char out[1 << 16], err[1 << 16];
@@ -162,7 +163,8 @@ Test(sfs_cmd, listings_and_usage_parse_as_json)
 	cr_assert_eq(sfs("--json", "ping", NULL), 0, "%s", err);
 	j = json_out();
 	cr_assert_eq(json_array_size(j), 4);
-	cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, 3), "version")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, 3), "version")),
+		     SFS_PROTO_VERSION);
 	json_decref(j);
 	cr_assert_eq(sfs("rmdir", "sfs:/x", NULL), 0, "%s", err);
 	cr_assert_eq(sfs("ls", "/", NULL), 0);
