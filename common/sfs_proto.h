@@ -56,7 +56,7 @@ enum sfs_op {
 	SFS_OP_READDIR,       /* path, cookie -> entries, eof */
 	SFS_OP_SETSTRIPE,     /* path (a directory), strip_size, stripe_count */
 	SFS_OP_META_STATFS,   /* -> files, dirs, total, free, used bytes */
-	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns */
+	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns: sets mtime and ctime */
 	/* 25-39: what a POSIX mount needs (version 2) */
 	SFS_OP_GETATTR = 25,  /* handle -> attr (no path: an open file, an inode) */
 	SFS_OP_RENAME,        /* path, path2, flags -> replaced (its datafiles go) */
@@ -83,7 +83,7 @@ enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 /* CREATE flags */
 #define SFS_CREATE_EXCL 0x1u
 /* RENAME flags */
-#define SFS_RENAME_NOREPLACE 0x1u
+#define SFS_RENAMEF_NOREPLACE 0x1u
 /* SETATTR valid: which fields to set (ctime is always set to now) */
 #define SFS_SETATTR_MODE 0x1u
 #define SFS_SETATTR_UID 0x2u

@@ -43,17 +43,22 @@ struct sfs_file;
 #define SFS_O_CREAT 0x40
 #define SFS_O_EXCL 0x80
 #define SFS_O_TRUNC 0x200
+#define SFS_O_APPEND 0x400 /* sfs_append only: sfs_pwrite keeps its offset */
 
 #define SFS_STAT_FILE 1
 #define SFS_STAT_DIR 2
+#define SFS_STAT_SYMLINK 3
 #define SFS_STRIPE_MAX 64
 
 struct sfs_stat {
 	uint64_t fid;          /* file id, also every datafile's handle */
 	int type;              /* SFS_STAT_FILE or SFS_STAT_DIR */
 	uint32_t mode;
-	uint64_t size_bytes;   /* files: derived from the datafiles */
-	int64_t mtime_ns;
+	uint32_t uid, gid;
+	uint64_t size_bytes;   /* files: derived from the datafiles; symlinks:
+				  the target's length */
+	int64_t atime_ns;      /* set at close after a read (relatime's rule) */
+	int64_t mtime_ns;      /* set at close after a write or a truncate */
 	int64_t ctime_ns;
 	uint32_t strip_size;   /* files: layout; dirs: default for new files (0 = fs default) */
 	unsigned stripe_count; /* likewise */
@@ -96,11 +101,23 @@ void sfs_disconnect(struct sfs *fs);
 /* The calling thread's last error message ("" if none). */
 const char *sfs_last_error(void);
 
+/* A file created by sfs_open is owned by the process's effective uid and
+ * gid; sfs_open_as names the owner (a mount creating for its callers). */
 int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out);
+int sfs_open_as(struct sfs *fs, const char *path, int flags, uint32_t mode, uint32_t uid,
+		uint32_t gid, struct sfs_file **out);
+/* Open the existing file whose fid is fid, whatever its name is now (an
+ * inode number, to a mount). path only names it in messages. */
+int sfs_open_fid(struct sfs *fs, uint64_t fid, const char *path, int flags,
+		 struct sfs_file **out);
 /* Returns bytes read (short only at end of file) or a negative errno. */
 ssize_t sfs_pread(struct sfs_file *f, void *buf, size_t len, uint64_t offset);
 /* Returns len or a negative errno; never a short write. */
 ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t offset);
+/* Write at the end of the file, atomically against every other sfs_append
+ * to it from any client (the metadata server's per-file append lock).
+ * *offset gets where the bytes landed. Returns len or a negative errno. */
+ssize_t sfs_append(struct sfs_file *f, const void *buf, size_t len, uint64_t *offset);
 /* Servers make every byte of the file durable. */
 int sfs_fsync(struct sfs_file *f);
 /* Frees f whatever happens; returns an error seen on close (none today). */
@@ -112,6 +129,38 @@ int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st);
 int sfs_truncate(struct sfs *fs, const char *path, uint64_t size);
 int sfs_unlink(struct sfs *fs, const char *path);
 int sfs_mkdir(struct sfs *fs, const char *path, uint32_t mode);
+int sfs_mkdir_as(struct sfs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
+/* Attributes by fid: an entry of any type, found whatever its name now is. */
+int sfs_stat_fid(struct sfs *fs, uint64_t fid, struct sfs_stat *st);
+
+/* Atomically give from the name to (across directories too). An existing
+ * file at to is replaced, and so is an empty directory when from is one.
+ * flags: 0 or SFS_RENAME_NOREPLACE (then -EEXIST if to exists). */
+#define SFS_RENAME_NOREPLACE 0x1
+int sfs_rename(struct sfs *fs, const char *from, const char *to, unsigned flags);
+
+/* chmod, chown, utimens: set the fields named in valid, of the entry whose
+ * fid is fid; ctime becomes now. st (may be NULL) gets the result. */
+#define SFS_SET_MODE 0x1
+#define SFS_SET_UID 0x2
+#define SFS_SET_GID 0x4
+#define SFS_SET_ATIME 0x8
+#define SFS_SET_MTIME 0x10
+struct sfs_setattr {
+	unsigned valid;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns;
+};
+int sfs_setattr(struct sfs *fs, uint64_t fid, const struct sfs_setattr *sa,
+		struct sfs_stat *st);
+
+/* A symbolic link at path pointing to target (stored, never followed by
+ * sfs itself: the kernel follows it on a mount). st may be NULL. */
+int sfs_symlink(struct sfs *fs, const char *target, const char *path, uint32_t uid,
+		uint32_t gid, struct sfs_stat *st);
+/* The target of the symlink fid, NUL-terminated in buf (truncated to len - 1
+ * bytes); returns its full length or a negative errno (-EINVAL: not a link). */
+ssize_t sfs_readlink(struct sfs *fs, uint64_t fid, char *buf, size_t len);
 int sfs_rmdir(struct sfs *fs, const char *path);
 
 /* Calls fn for every entry of a directory, in name order; fn returning

@@ -74,7 +74,7 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_LIST] = "SELECT name, type, fid FROM entries WHERE parent = ?1 AND name > ?2"
 		    " ORDER BY name LIMIT ?3",
 	[ST_SET_STRIPE] = "UPDATE entries SET strip_size = ?2, stripe_count = ?3 WHERE fid = ?1",
-	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2 WHERE fid = ?1",
+	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2, ctime_ns = ?2 WHERE fid = ?1",
 	[ST_COUNT] = "SELECT type, COUNT(*) FROM entries GROUP BY type",
 	[ST_SET_ATTR] = "UPDATE entries SET mode = ?2, uid = ?3, gid = ?4, atime_ns = ?5,"
 			" mtime_ns = ?6, ctime_ns = ?7 WHERE fid = ?1",
@@ -940,7 +940,7 @@ static int is_below(struct meta *m, uint64_t ancestor, uint64_t dir, int *inside
 static int rename_replace_ok(struct meta *m, struct server_req *r, const struct entry *src,
 			     const struct entry *dst)
 {
-	if (r->req->flags & SFS_RENAME_NOREPLACE)
+	if (r->req->flags & SFS_RENAMEF_NOREPLACE)
 		return -EEXIST;
 	if (src->type == SFS_TYPE_DIR && dst->type != SFS_TYPE_DIR)
 		return server_fail(r, -ENOTDIR, "a directory cannot replace a non-directory");
@@ -992,7 +992,7 @@ static int meta_rename(struct meta *m, struct server_req *r, const struct path *
 	int rc = to ? parse_path(r, r->req->path2, to) : -ENOMEM;
 	if (rc < 0)
 		goto out;
-	if (r->req->flags & ~SFS_RENAME_NOREPLACE) {
+	if (r->req->flags & ~SFS_RENAMEF_NOREPLACE) {
 		rc = server_fail(r, -EINVAL, "unknown rename flags 0x%x", r->req->flags);
 		goto out;
 	}

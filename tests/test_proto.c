@@ -52,7 +52,7 @@ static void fill_req(struct sfs_req *r, uint16_t op)
 	case SFS_OP_RENAME:
 		strcpy(r->path, "/a/old");
 		strcpy(r->path2, "/b/new");
-		r->flags = SFS_RENAME_NOREPLACE;
+		r->flags = SFS_RENAMEF_NOREPLACE;
 		break;
 	case SFS_OP_SYMLINK:
 		strcpy(r->path, "/link");
