@@ -1126,6 +1126,10 @@ static const struct subcmd subcmds[] = {
 	{ "setstripe", cmd_setstripe, setstripe_usage, "set a directory's layout for new files" },
 	{ "getstripe", cmd_getstripe, getstripe_usage, "show a file's layout" },
 	{ "ping", cmd_ping, ping_usage, "round trip and version of every server" },
+#ifdef SFS_HAVE_FUSE
+	{ "mount", cmd_mount, cmd_mount_usage, "mount sfs through FUSE (see sfs-mount(8))" },
+	{ "umount", cmd_umount, cmd_umount_usage, "unmount an sfs mount" },
+#endif
 };
 
 static void usage(FILE *out)

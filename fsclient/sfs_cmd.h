@@ -90,4 +90,10 @@ int cmd_cat(struct cmd *c, int argc, char **argv);
 extern const char cmd_cp_usage[];
 extern const char cmd_cat_usage[];
 
+/* Subcommands of mount_cmd.c (built when libfuse3 is found). */
+int cmd_mount(struct cmd *c, int argc, char **argv);
+int cmd_umount(struct cmd *c, int argc, char **argv);
+extern const char cmd_mount_usage[];
+extern const char cmd_umount_usage[];
+
 #endif
