@@ -90,7 +90,8 @@ enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 #define SFS_SETATTR_GID 0x4u
 #define SFS_SETATTR_ATIME 0x8u
 #define SFS_SETATTR_MTIME 0x10u
-#define SFS_SETATTR_ALL 0x1fu
+#define SFS_SETATTR_KEEP_CTIME 0x20u /* a read's atime: ctime stays (POSIX) */
+#define SFS_SETATTR_ALL 0x3fu
 
 struct sfs_hdr {
 	uint32_t magic;

@@ -475,6 +475,20 @@ static int close_wants_atime(const struct sfs_file *f)
 	       (f->atime_ns <= f->mtime_ns || wall_ns() - f->atime_ns > RELATIME_NS);
 }
 
+int sfs_flush(struct sfs_file *f)
+{
+	if (!f)
+		return -EINVAL;
+	if (!__atomic_exchange_n(&f->written, 0, __ATOMIC_RELAXED))
+		return 0;
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	int rc = set_mtime(ch, f->fid, "flush", f->path);
+	client_chan_put(f->fs, ch);
+	return rc == -ENOENT ? 0 : rc; /* removed while open: no mtime to keep */
+}
+
 int sfs_close(struct sfs_file *f)
 {
 	int rc = 0;
@@ -490,7 +504,7 @@ int sfs_close(struct sfs_file *f)
 		} else {
 			struct sfs_req *req = meta_req(ch, SFS_OP_SETATTR, NULL);
 			req->handle = f->fid;
-			req->valid = SFS_SETATTR_ATIME;
+			req->valid = SFS_SETATTR_ATIME | SFS_SETATTR_KEEP_CTIME;
 			req->atime_ns = wall_ns();
 			rc = meta_call(ch, "close", f->path);
 		}

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,12 +47,16 @@ struct mount {
 	int cache;
 	double attr_timeout_s, entry_timeout_s;
 	int open_files; /* atomic: any open at all? (unlink's fast path) */
+	pthread_mutex_t handles_lock;
+	struct handle *handles; /* every open file, for utimens (set_times) */
 };
 
 /* An open regular file. */
 struct handle {
 	struct sfs_file *f;
+	fuse_ino_t ino;
 	int append;
+	struct handle *prev, *next;
 };
 
 /* An open directory: its entries, read at the first readdir (offset 0). */
@@ -78,6 +83,7 @@ struct mount *mount_new(const struct mount_opts *opts)
 		free(m);
 		return NULL;
 	}
+	pthread_mutex_init(&m->handles_lock, NULL);
 	m->cache = opts->cache;
 	double def = opts->cache ? CACHE_TIMEOUT_S : DEFAULT_TIMEOUT_S;
 	m->attr_timeout_s = opts->attr_timeout_s >= 0 ? opts->attr_timeout_s : def;
@@ -95,6 +101,7 @@ void mount_free(struct mount *m)
 	if (!m)
 		return;
 	nodes_free(m->nodes);
+	pthread_mutex_destroy(&m->handles_lock);
 	free(m);
 }
 
@@ -244,6 +251,22 @@ static int set_size(struct mount *m, fuse_ino_t ino, uint64_t size, struct fuse_
 	return rc < 0 ? rc : close_rc;
 }
 
+/*
+ * A write sets mtime when its descriptor is flushed or closed (sfs.h), so
+ * an explicit mtime (tar and cp -p set it before closing) would be lost to
+ * that later "now". Publishing the pending mtimes of ino's open files first
+ * lets the explicit one land last. The list is walked under its lock with
+ * one metadata request per written file; utimens is rare.
+ */
+static void flush_pending_mtimes(struct mount *m, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&m->handles_lock);
+	for (struct handle *h = m->handles; h; h = h->next)
+		if (h->ino == ino && sfs_flush(h->f) < 0)
+			log_warnx("flush before utimens: %s", sfs_last_error());
+	pthread_mutex_unlock(&m->handles_lock);
+}
+
 static int64_t ts_to_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
@@ -282,6 +305,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		sa.atime_ns = to_set & FUSE_SET_ATTR_ATIME_NOW ? now : ts_to_ns(&attr->st_atim);
 	}
 	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		flush_pending_mtimes(m, ino);
 		sa.valid |= SFS_SET_MTIME;
 		sa.mtime_ns = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : ts_to_ns(&attr->st_mtim);
 	}
@@ -428,6 +452,8 @@ static int sfs_flags(int flags)
 }
 
 /* Wrap f in a handle and fill fi; 0 or -ENOMEM (then f is closed). */
+/* ino must be in the inode table (looked up or just created): an open it
+ * does not count would make a later close look like the last one. */
 static int handle_attach(struct mount *m, fuse_ino_t ino, struct sfs_file *f,
 			 struct fuse_file_info *fi)
 {
@@ -437,7 +463,14 @@ static int handle_attach(struct mount *m, fuse_ino_t ino, struct sfs_file *f,
 		return -ENOMEM;
 	}
 	h->f = f;
+	h->ino = ino;
 	h->append = (fi->flags & O_APPEND) != 0;
+	pthread_mutex_lock(&m->handles_lock);
+	h->next = m->handles;
+	if (m->handles)
+		m->handles->prev = h;
+	m->handles = h;
+	pthread_mutex_unlock(&m->handles_lock);
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = !m->cache;
 	fi->keep_cache = m->cache;
@@ -450,6 +483,14 @@ static void handle_detach(struct mount *m, fuse_ino_t ino, struct fuse_file_info
 {
 	char hidden[SFS_MAX_PATH + 1];
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	pthread_mutex_lock(&m->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		m->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&m->handles_lock);
 	int rc = sfs_close(h->f);
 	if (rc < 0)
 		log_warnx("close: %s", sfs_last_error());
@@ -494,23 +535,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		reply_err(req, rc, path);
 		return;
 	}
+	/* the node first: the open must be counted on it (see nodes_open) */
 	rc = sfs_fstat(f, &st);
 	if (rc == 0)
-		rc = handle_attach(m, st.fid, f, fi);
-	else
-		sfs_close(f);
+		rc = nodes_remember(m->nodes, st.fid, parent, name, 1);
 	if (rc < 0) {
+		sfs_close(f);
+		reply_err(req, rc, path);
+		return;
+	}
+	rc = handle_attach(m, st.fid, f, fi);
+	if (rc < 0) {
+		nodes_forget(m->nodes, st.fid, 1);
 		reply_err(req, rc, path);
 		return;
 	}
 	struct fuse_entry_param e = { .ino = st.fid, .attr_timeout = m->attr_timeout_s,
 				      .entry_timeout = m->entry_timeout_s };
 	to_stat(&st, &e.attr);
-	if (nodes_remember(m->nodes, st.fid, parent, name, 1) < 0) {
-		handle_detach(m, st.fid, fi);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		handle_detach(m, st.fid, fi);
 		nodes_forget(m->nodes, st.fid, 1);
@@ -576,9 +618,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* close(2) waits for flush (not for release): mtime is set here, so a stat
+ * right after close sees it. Data needs nothing: writes are synchronous. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0); /* writes are synchronous: nothing is held back */
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	reply_err(req, sfs_flush(h->f), "flush");
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

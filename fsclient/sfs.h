@@ -120,6 +120,11 @@ ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t off
 ssize_t sfs_append(struct sfs_file *f, const void *buf, size_t len, uint64_t *offset);
 /* Servers make every byte of the file durable. */
 int sfs_fsync(struct sfs_file *f);
+/* Writes and truncates set the file's mtime and ctime when it is flushed
+ * or closed, not at each write (one metadata request per close, not one
+ * per write). sfs_flush publishes them now, if f was written since the
+ * last flush: a mount calls it when a program closes a descriptor. */
+int sfs_flush(struct sfs_file *f);
 /* Frees f whatever happens; returns an error seen on close (none today). */
 int sfs_close(struct sfs_file *f);
 int sfs_fstat(struct sfs_file *f, struct sfs_stat *st);

@@ -847,7 +847,8 @@ static int meta_setattr(struct meta *m, struct server_req *r)
 		e.atime_ns = q->atime_ns;
 	if (q->valid & SFS_SETATTR_MTIME)
 		e.mtime_ns = q->mtime_ns;
-	e.ctime_ns = wall_ns();
+	if (!(q->valid & SFS_SETATTR_KEEP_CTIME))
+		e.ctime_ns = wall_ns();
 	sqlite3_stmt *s = stmt(m, ST_SET_ATTR);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
 	sqlite3_bind_int64(s, 2, e.mode);
