@@ -399,7 +399,7 @@ static int open_attr(struct sfs *fs, struct chan *ch, const char *path, uint64_t
 /* sfs_open_as (path) and sfs_open_fid (path NULL, name for messages). */
 static int open_common(struct sfs *fs, const char *path, uint64_t fid, const char *name,
 		       int flags, uint32_t mode, uint32_t uid, uint32_t gid,
-		       struct sfs_file **out)
+		       struct sfs_file **out, struct sfs_stat *st)
 {
 	char err[CLIENT_ERR_BYTES / 2];
 	struct sfs_file *f = NULL;
@@ -440,6 +440,16 @@ static int open_common(struct sfs *fs, const char *path, uint64_t fid, const cha
 		}
 		f->written = 1;
 	}
+	if (st) {
+		uint64_t size_bytes = 0;
+		if (!(flags & (SFS_O_EXCL | SFS_O_TRUNC)))
+			rc = data_file_size(fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+		if (rc < 0) {
+			client_error("open %s: %s", path, err);
+			goto out;
+		}
+		attr_to_stat(&attr, size_bytes, st);
+	}
 	*out = f;
 	f = NULL;
 out:
@@ -451,19 +461,19 @@ out:
 int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out)
 {
 	return open_common(fs, path, 0, path, flags, mode, (uint32_t)geteuid(),
-			   (uint32_t)getegid(), out);
+			   (uint32_t)getegid(), out, NULL);
 }
 
 int sfs_open_as(struct sfs *fs, const char *path, int flags, uint32_t mode, uint32_t uid,
-		uint32_t gid, struct sfs_file **out)
+		uint32_t gid, struct sfs_file **out, struct sfs_stat *st)
 {
-	return open_common(fs, path, 0, path, flags, mode, uid, gid, out);
+	return open_common(fs, path, 0, path, flags, mode, uid, gid, out, st);
 }
 
 int sfs_open_fid(struct sfs *fs, uint64_t fid, const char *path, int flags,
 		 struct sfs_file **out)
 {
-	return open_common(fs, NULL, fid, path, flags, 0, 0, 0, out);
+	return open_common(fs, NULL, fid, path, flags, 0, 0, 0, out, NULL);
 }
 
 #define RELATIME_NS (24 * 3600 * 1000000000ll)

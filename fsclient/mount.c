@@ -530,15 +530,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (entry_path(req, parent, name, path, sizeof(path)) < 0)
 		return;
 	int flags = sfs_flags(fi->flags) | SFS_O_CREAT | (fi->flags & O_EXCL ? SFS_O_EXCL : 0);
-	int rc = sfs_open_as(m->fs, path, flags, mode & 07777, ctx->uid, ctx->gid, &f);
+	int rc = sfs_open_as(m->fs, path, flags, mode & 07777, ctx->uid, ctx->gid, &f, &st);
 	if (rc < 0) {
 		reply_err(req, rc, path);
 		return;
 	}
 	/* the node first: the open must be counted on it (see nodes_open) */
-	rc = sfs_fstat(f, &st);
-	if (rc == 0)
-		rc = nodes_remember(m->nodes, st.fid, parent, name, 1);
+	rc = nodes_remember(m->nodes, st.fid, parent, name, 1);
 	if (rc < 0) {
 		sfs_close(f);
 		reply_err(req, rc, path);
@@ -575,11 +573,9 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (entry_path(req, parent, name, path, sizeof(path)) < 0)
 		return;
 	int rc = sfs_open_as(m->fs, path, SFS_O_RDONLY | SFS_O_CREAT | SFS_O_EXCL, mode & 07777,
-			     ctx->uid, ctx->gid, &f);
-	if (rc == 0) {
-		rc = sfs_fstat(f, &st);
+			     ctx->uid, ctx->gid, &f, &st);
+	if (rc == 0)
 		sfs_close(f);
-	}
 	if (rc < 0)
 		reply_err(req, rc, path);
 	else

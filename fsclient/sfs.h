@@ -102,10 +102,13 @@ void sfs_disconnect(struct sfs *fs);
 const char *sfs_last_error(void);
 
 /* A file created by sfs_open is owned by the process's effective uid and
- * gid; sfs_open_as names the owner (a mount creating for its callers). */
+ * gid; sfs_open_as names the owner (a mount creating for its callers) and,
+ * with st != NULL, returns the file's attributes from the same request
+ * (its size costs a request to each I/O server, except with SFS_O_EXCL or
+ * SFS_O_TRUNC, when it is 0). */
 int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out);
 int sfs_open_as(struct sfs *fs, const char *path, int flags, uint32_t mode, uint32_t uid,
-		uint32_t gid, struct sfs_file **out);
+		uint32_t gid, struct sfs_file **out, struct sfs_stat *st);
 /* Open the existing file whose fid is fid, whatever its name is now (an
  * inode number, to a mount). path only names it in messages. */
 int sfs_open_fid(struct sfs *fs, uint64_t fid, const char *path, int flags,
