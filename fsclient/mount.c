@@ -582,16 +582,35 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		reply_entry(req, parent, name, &st);
 }
 
-/* One buffer per FUSE thread, as large as the largest request. */
-static __thread char *read_buf;
+/* One buffer per FUSE thread, as large as the largest request, freed when
+ * libfuse ends the thread (a key's destructor: __thread cannot free). */
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_key_make(void)
+{
+	pthread_key_create(&read_buf_key, free);
+}
+
+static char *read_buffer(void)
+{
+	pthread_once(&read_buf_once, read_buf_key_make);
+	char *buf = pthread_getspecific(read_buf_key);
+	if (!buf && (buf = malloc(MOUNT_IO_BYTES)) && pthread_setspecific(read_buf_key, buf)) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	char *read_buf = read_buffer();
 	if (size > MOUNT_IO_BYTES)
 		size = MOUNT_IO_BYTES;
-	if (!read_buf && !(read_buf = malloc(MOUNT_IO_BYTES))) {
+	if (!read_buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}

@@ -81,6 +81,10 @@ def main():
         except subprocess.TimeoutExpired:
             mount.kill()
             fail("the mount process did not exit after umount")
+        err = mount.stderr.read().decode()
+        if mount.returncode != 0 or any(s in err for s in (
+                "AddressSanitizer", "LeakSanitizer", "runtime error:")):
+            fail("the mount process exited with %d:\n%s" % (mount.returncode, err))
 
 
 def run(agent, mount):

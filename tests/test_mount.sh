@@ -81,13 +81,25 @@ bad unreachable 3 "nothing was mounted.*Connection refused" \
 	"$SFS" -c "$tmp/unreachable.conf" mount "$mnt"
 case_done "bad input: clear errors, nothing mounted"
 
-if ! "$SFS" -c "$conf" mount "$mnt"; then
-	fail "sfs mount failed"
+# The daemon: sfs mount returns once mounted, sfs umount ends it.
+"$SFS" -c "$conf" mount "$mnt" || fail "sfs mount (daemonized) failed"
+is_mounted "$mnt" || fail "sfs mount returned but nothing is mounted"
+"$SFS" umount "$mnt" || fail "sfs umount of the daemonized mount"
+case_done "mount as a daemon, umount"
+
+# The rest in the foreground, so its log (sanitizer reports too) is kept.
+"$SFS" -c "$conf" mount "$mnt" -f 2>"$tmp/mount.log" &
+mount_pid=$!
+i=0
+while ! is_mounted "$mnt" && kill -0 "$mount_pid" 2>/dev/null && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if ! is_mounted "$mnt"; then
+	fail "sfs mount -f did not mount: $(cat "$tmp/mount.log")"
 	exit 1
 fi
-is_mounted "$mnt" || fail "sfs mount returned but nothing is mounted"
-mount_pid=$(pgrep -f "$SFS -c $conf mount $mnt" | head -n1)
-case_done "mount"
+case_done "mount in the foreground"
 
 timeout 300 python3 "$here/mount_posix.py" "$mnt" >"$tmp/posix.out" 2>&1 ||
 	fail "POSIX conformance: $(grep -v '^ok' "$tmp/posix.out")"
@@ -145,7 +157,12 @@ while [ -n "$mount_pid" ] && kill -0 "$mount_pid" 2>/dev/null && [ $i -lt 100 ];
 	i=$((i + 1))
 done
 [ -n "$mount_pid" ] && kill -0 "$mount_pid" 2>/dev/null && fail "the mount process outlived umount"
+wait "$mount_pid" || fail "the mount process exited with status $?: $(tail -n 20 "$tmp/mount.log")"
 mount_pid=
+if grep -q -e AddressSanitizer -e LeakSanitizer -e "runtime error:" "$tmp/mount.log"; then
+	fail "sanitizer reports from the mount process:"
+	cat "$tmp/mount.log"
+fi
 ! is_mounted "$mnt" || fail "still mounted after sfs umount"
 bad umount_twice 1 "not a mount point" "$SFS" umount "$mnt"
 case_done "sfs umount ends the mount process"
