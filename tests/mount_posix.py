@@ -298,6 +298,17 @@ def locks_are_refused_not_faked():
     os.close(fd)
 
 
+def mmap_private_works_shared_is_refused():
+    import mmap
+    write(p("mm"), b"mapped")
+    fd = os.open(p("mm"), os.O_RDWR)
+    m = mmap.mmap(fd, 6, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    assert m[:6] == b"mapped"
+    m.close()
+    expect_errno(errno.ENODEV, mmap.mmap, fd, 6, mmap.MAP_SHARED)  # sfs-mount(8)
+    os.close(fd)
+
+
 def fsync_reaches_the_servers():
     fd = os.open(p("fs"), os.O_WRONLY | os.O_CREAT, 0o644)
     os.write(fd, b"durable")
@@ -311,7 +322,8 @@ for fn in (rename_over_an_open_file, rename_across_directories_and_errnos,
            unlink_of_an_open_file, append_from_two_processes, truncate_grow_and_shrink,
            big_write_and_read_are_exact, readdir_lists_every_entry,
            chmod_chown_and_permissions, utimens_and_times, statfs_counts_inodes_and_space,
-           symlinks, errnos, locks_are_refused_not_faked, fsync_reaches_the_servers):
+           symlinks, errnos, locks_are_refused_not_faked, mmap_private_works_shared_is_refused,
+           fsync_reaches_the_servers):
     case(fn)
 print("1..%d" % cases)
 sys.exit(min(failed, 100))
