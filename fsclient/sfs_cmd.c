@@ -213,7 +213,8 @@ static const char *format_time(int64_t ns, char *buf, size_t len)
 
 static const char *type_name(int type)
 {
-	return type == SFS_STAT_DIR ? "dir" : type == SFS_STAT_FILE ? "file" : "?";
+	return type == SFS_STAT_DIR ? "dir" : type == SFS_STAT_FILE ? "file"
+	       : type == SFS_STAT_SYMLINK ? "link" : "?";
 }
 
 /*

@@ -171,5 +171,23 @@ timeout 120 python3 "$here/mount_quiesce.py" "$SFS" "$conf" "$mnt" "$tmp/agent.s
 	fail "quiesce through the mount"
 case_done "quiesce holds a dd into the mount until resume"
 
+# A mount process killed with -9 leaves a dead mount ("Transport endpoint is
+# not connected"); sfs umount clears it and nothing hangs.
+"$SFS" -c "$conf" mount "$mnt" -f 2>/dev/null &
+mount_pid=$!
+i=0
+while ! is_mounted "$mnt" && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -9 "$mount_pid"
+wait "$mount_pid" 2>/dev/null
+mount_pid=
+timeout 10 ls "$mnt" >/dev/null 2>&1 && fail "a dead mount still answered"
+timeout 10 "$SFS" umount "$mnt" || fail "sfs umount of a dead mount"
+! is_mounted "$mnt" || fail "the dead mount is still there"
+timeout 10 ls "$mnt" >/dev/null || fail "the mount point is unusable after umount"
+case_done "a killed mount process: sfs umount clears the dead mount"
+
 echo "1..$cases"
 [ "$failures" -eq 0 ]
