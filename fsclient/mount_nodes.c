@@ -122,6 +122,8 @@ static int remember_locked(struct nodes *n, uint64_t fid, uint64_t parent, const
 {
 	struct node *e = find(n, fid);
 	char *copy = NULL;
+	if (!e && !lookups)
+		return 0; /* a rename of an inode the kernel does not hold: nothing to keep */
 	if (!e || strcmp(e->name, name) != 0) {
 		copy = strdup(name);
 		if (!copy)
