@@ -133,6 +133,8 @@ const char *sfs_op_name(uint16_t op)
 	case SFS_OP_READLINK: return "READLINK";
 	case SFS_OP_APPEND_LOCK: return "APPEND_LOCK";
 	case SFS_OP_APPEND_UNLOCK: return "APPEND_UNLOCK";
+	case SFS_OP_LOCK: return "LOCK";
+	case SFS_OP_GETLK: return "GETLK";
 	case SFS_OP_DF_CREATE: return "DF_CREATE";
 	case SFS_OP_DF_REMOVE: return "DF_REMOVE";
 	case SFS_OP_DF_WRITE: return "DF_WRITE";
@@ -304,6 +306,17 @@ int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *
 	case SFS_OP_APPEND_UNLOCK:
 		put_u64(&w, req->handle);
 		break;
+	case SFS_OP_LOCK:
+	case SFS_OP_GETLK:
+		put_u64(&w, req->handle);
+		put_u64(&w, req->session);
+		put_u64(&w, req->owner);
+		put_u32(&w, req->pid);
+		put_u8(&w, req->lk_kind);
+		put_u8(&w, req->lk_type);
+		put_u64(&w, req->lk_start);
+		put_u64(&w, req->lk_end);
+		break;
 	case SFS_OP_READDIR:
 		put_str(&w, req->path, SFS_MAX_PATH);
 		put_str(&w, req->cookie, SFS_MAX_NAME);
@@ -398,6 +411,21 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 	case SFS_OP_APPEND_UNLOCK:
 		out->handle = get_u64(&r);
 		break;
+	case SFS_OP_LOCK:
+	case SFS_OP_GETLK:
+		out->handle = get_u64(&r);
+		out->session = get_u64(&r);
+		out->owner = get_u64(&r);
+		out->pid = get_u32(&r);
+		out->lk_kind = get_u8(&r);
+		out->lk_type = get_u8(&r);
+		out->lk_start = get_u64(&r);
+		out->lk_end = get_u64(&r);
+		if (!r.bad && (out->lk_kind < SFS_LK_POSIX || out->lk_kind > SFS_LK_FLOCK ||
+			       out->lk_type < SFS_LK_RD || out->lk_type > SFS_LK_UN ||
+			       out->lk_start > out->lk_end))
+			r.bad = "bad lock kind, type or range";
+		break;
 	case SFS_OP_READDIR:
 		get_str(&r, out->path, SFS_MAX_PATH);
 		get_str(&r, out->cookie, SFS_MAX_NAME);
@@ -466,6 +494,12 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 	case SFS_OP_READLINK:
 		put_str(&w, reply->target, SFS_MAX_PATH);
 		break;
+	case SFS_OP_GETLK:
+		put_u8(&w, reply->lk_type);
+		put_u64(&w, reply->lk_start);
+		put_u64(&w, reply->lk_end);
+		put_u32(&w, reply->lk_pid);
+		break;
 	case SFS_OP_READDIR:
 		if (reply->n_entries > SFS_READDIR_MAX)
 			return -EINVAL;
@@ -500,6 +534,7 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 	case SFS_OP_SETMTIME:
 	case SFS_OP_APPEND_LOCK:
 	case SFS_OP_APPEND_UNLOCK:
+	case SFS_OP_LOCK:
 	case SFS_OP_DF_CREATE:
 	case SFS_OP_DF_REMOVE:
 	case SFS_OP_DF_TRUNCATE:
@@ -549,6 +584,15 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 	case SFS_OP_READLINK:
 		get_str(&r, out->target, SFS_MAX_PATH);
 		break;
+	case SFS_OP_GETLK:
+		out->lk_type = get_u8(&r);
+		out->lk_start = get_u64(&r);
+		out->lk_end = get_u64(&r);
+		out->lk_pid = get_u32(&r);
+		if (!r.bad && (out->lk_type < SFS_LK_RD || out->lk_type > SFS_LK_UN ||
+			       out->lk_start > out->lk_end))
+			r.bad = "bad lock type or range";
+		break;
 	case SFS_OP_READDIR:
 		out->n_entries = get_u16(&r);
 		out->eof = get_u8(&r);
@@ -585,6 +629,7 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 	case SFS_OP_SETMTIME:
 	case SFS_OP_APPEND_LOCK:
 	case SFS_OP_APPEND_UNLOCK:
+	case SFS_OP_LOCK:
 	case SFS_OP_DF_CREATE:
 	case SFS_OP_DF_REMOVE:
 	case SFS_OP_DF_TRUNCATE:

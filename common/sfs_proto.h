@@ -65,6 +65,9 @@ enum sfs_op {
 	SFS_OP_READLINK,      /* handle -> target */
 	SFS_OP_APPEND_LOCK,   /* handle: waits for the file's append lock */
 	SFS_OP_APPEND_UNLOCK, /* handle: gives it back (or the connection closing) */
+	SFS_OP_LOCK,          /* handle, session, owner, pid, lk_*: set or clear a
+				 lock without waiting (-EAGAIN on conflict) */
+	SFS_OP_GETLK,         /* the same -> the first conflicting lock, or lk_type UN */
 
 	/* I/O server: datafiles named by handle (the file's fid) */
 	SFS_OP_DF_CREATE = 48, /* handle: create empty (truncates an orphan) */
@@ -82,6 +85,13 @@ enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 
 /* CREATE flags */
 #define SFS_CREATE_EXCL 0x1u
+/* LOCK, GETLK: byte-range (fcntl) or whole-file (flock) locks, held for
+ * (session, owner) until cleared or until the last connection that carried
+ * a lock request of the session closes. lk_end is inclusive; UINT64_MAX
+ * means "to the end of the file, however long". */
+enum sfs_lock_kind { SFS_LK_POSIX = 1, SFS_LK_FLOCK = 2 };
+enum sfs_lock_type { SFS_LK_RD = 1, SFS_LK_WR = 2, SFS_LK_UN = 3 };
+
 /* RENAME flags */
 #define SFS_RENAMEF_NOREPLACE 0x1u
 /* SETATTR valid: which fields to set (ctime is always set to now) */
@@ -135,6 +145,10 @@ struct sfs_req {
 	uint32_t uid, gid;             /* CREATE, MKDIR, SYMLINK, SETATTR */
 	uint32_t valid;                /* SETATTR */
 	int64_t atime_ns;              /* SETATTR */
+	uint64_t session, owner;       /* LOCK, GETLK: the client, and who in it */
+	uint32_t pid;                  /* LOCK, GETLK: reported to GETLK in the session */
+	uint8_t lk_kind, lk_type;      /* LOCK, GETLK */
+	uint64_t lk_start, lk_end;     /* LOCK, GETLK */
 	uint32_t strip_size;           /* SETSTRIPE */
 	uint16_t stripe_count;         /* SETSTRIPE */
 	uint64_t handle;               /* DF_*, SETMTIME, GETATTR, SETATTR, READLINK, APPEND_* */
@@ -157,6 +171,9 @@ struct sfs_reply {
 					  SETATTR, SYMLINK */
 	uint8_t replaced;              /* RENAME: an existing file was replaced */
 	char target[SFS_MAX_PATH + 1]; /* READLINK */
+	uint8_t lk_type;               /* GETLK: the conflicting lock, or SFS_LK_UN */
+	uint64_t lk_start, lk_end;     /* GETLK */
+	uint32_t lk_pid;               /* GETLK: its pid (0: another session's) */
 	uint64_t local_size;           /* DF_WRITE, DF_READ, DF_GETSIZE */
 	/* PING */
 	uint16_t version;

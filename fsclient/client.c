@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "client_internal.h"
@@ -191,6 +192,10 @@ int sfs_connect(const char *conf_path, const char *const *overrides, struct sfs 
 	rc = -pthread_mutex_init(&fs->lock, NULL);
 	if (rc < 0)
 		goto out;
+	/* 0 is "no session" on the server */
+	while (fs->lock_session == 0)
+		if (getrandom(&fs->lock_session, sizeof(fs->lock_session), 0) < 0)
+			fs->lock_session = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
 	fs->ctl = ctl_start(fs);
 	*out = fs;
 	fs = NULL;
@@ -526,6 +531,50 @@ int sfs_close(struct sfs_file *f)
 	}
 	free(f);
 	return rc;
+}
+
+/* LOCK or GETLK of lk on f for owner. */
+static int lock_call(struct sfs_file *f, uint16_t op, uint64_t owner, int flock,
+		     struct sfs_lock *lk)
+{
+	if (!f || !lk || lk->type < SFS_LOCK_READ || lk->type > SFS_LOCK_UNLOCK ||
+	    (!flock && lk->start > lk->end)) {
+		client_error("lock %s: bad lock type or range", f ? f->path : "(null)");
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, op, NULL);
+	req->handle = f->fid;
+	req->session = f->fs->lock_session;
+	req->owner = owner;
+	req->pid = lk->pid;
+	req->lk_kind = flock ? SFS_LK_FLOCK : SFS_LK_POSIX;
+	/* SFS_LOCK_* and the wire's SFS_LK_* are the same numbers */
+	req->lk_type = (uint8_t)lk->type;
+	req->lk_start = flock ? 0 : lk->start;
+	req->lk_end = flock ? UINT64_MAX : lk->end;
+	int rc = meta_call(ch, op == SFS_OP_LOCK ? "lock" : "getlk", f->path);
+	if (rc == 0 && op == SFS_OP_GETLK) {
+		lk->type = ch->reply.lk_type;
+		lk->start = ch->reply.lk_start;
+		lk->end = ch->reply.lk_end;
+		lk->pid = ch->reply.lk_pid;
+	}
+	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+int sfs_lock(struct sfs_file *f, uint64_t owner, int flock, const struct sfs_lock *lk)
+{
+	struct sfs_lock copy = lk ? *lk : (struct sfs_lock){ 0 };
+	return lock_call(f, SFS_OP_LOCK, owner, flock, lk ? &copy : NULL);
+}
+
+int sfs_getlk(struct sfs_file *f, uint64_t owner, int flock, struct sfs_lock *lk)
+{
+	return lock_call(f, SFS_OP_GETLK, owner, flock, lk);
 }
 
 int sfs_fstat(struct sfs_file *f, struct sfs_stat *st)

@@ -47,6 +47,7 @@ struct sfs {
 	struct chan *free_chans;
 	struct chan *all_chans;
 	struct ctl *ctl; /* migagent's control point, NULL without an agent */
+	uint64_t lock_session; /* random, names this client's locks on the server */
 };
 
 struct sfs_file {

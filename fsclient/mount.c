@@ -13,9 +13,13 @@
  * The `cache` option trades that for the page cache and 60 s timeouts: fast
  * re-reads and small writes, but another client's changes may go unseen.
  *
- * Byte-range and flock locks are refused (ENOLCK / ENOSYS), never faked
- * per node: a lock that only this client honours would let two guests
- * corrupt a shared file while each believes it holds the lock.
+ * fcntl byte-range locks and flock go to the metadata server's lock
+ * manager (meta_locks.h) with the kernel's lock owner, so they hold across
+ * every client; F_SETLKW and a blocking flock retry a refused request with
+ * a growing pause (up to LOCK_RETRY_MAX_MS) until it is granted or the
+ * program is interrupted. POSIX says any close of a file by a process
+ * drops that process's locks on it: flush does that, once a lock was ever
+ * taken on the file here (so other closes cost nothing).
  */
 #include "mount.h"
 
@@ -40,6 +44,8 @@
 #define DEFAULT_TIMEOUT_S 1.0
 #define CACHE_TIMEOUT_S 60.0
 #define HIDDEN_PREFIX ".sfs-unlinked-"
+#define LOCK_RETRY_MIN_MS 1
+#define LOCK_RETRY_MAX_MS 50
 
 struct mount {
 	struct sfs *fs;
@@ -634,15 +640,30 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 /* close(2) waits for flush (not for release): mtime is set here, so a stat
- * right after close sees it. Data needs nothing: writes are synchronous. */
+ * right after close sees it, and the closing process's locks go. Data needs
+ * nothing: writes are synchronous. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct mount *m = mount_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	reply_err(req, sfs_flush(h->f), "flush");
+	int rc = sfs_flush(h->f);
+	if (nodes_was_locked(m->nodes, ino)) {
+		struct sfs_lock all = { .type = SFS_LOCK_UNLOCK, .start = 0, .end = UINT64_MAX };
+		int lrc = sfs_lock(h->f, fi->lock_owner, 0, &all);
+		if (rc == 0)
+			rc = lrc;
+	}
+	reply_err(req, rc, "flush");
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (fi->flock_release) { /* the last close of an open file that held a flock */
+		struct sfs_lock un = { .type = SFS_LOCK_UNLOCK };
+		if (sfs_lock(h->f, fi->lock_owner, 1, &un) < 0)
+			log_warnx("release: %s", sfs_last_error());
+	}
 	handle_detach(mount_of(req), ino, fi);
 	fuse_reply_err(req, 0);
 }
@@ -786,26 +807,82 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
-/* --- locks: refused, see the top of the file ---------------------------------- */
+/* --- locks (see the top of the file) ------------------------------------------- */
+
+/* struct flock as libfuse gives it (SEEK_SET, l_len 0 = to the end) into
+ * an sfs_lock; -EINVAL for a range that does not fit. */
+static int lock_from_flock(const struct flock *fl, struct sfs_lock *lk)
+{
+	lk->type = fl->l_type == F_RDLCK ? SFS_LOCK_READ
+		   : fl->l_type == F_WRLCK ? SFS_LOCK_WRITE : SFS_LOCK_UNLOCK;
+	if (fl->l_start < 0 || fl->l_len < 0)
+		return -EINVAL;
+	lk->start = (uint64_t)fl->l_start;
+	lk->end = fl->l_len == 0 ? UINT64_MAX : lk->start + (uint64_t)fl->l_len - 1;
+	lk->pid = (uint32_t)fl->l_pid;
+	return 0;
+}
+
+/* Take lk, or with wait retry until granted or interrupted. */
+static int lock_wait(fuse_req_t req, struct handle *h, uint64_t owner, int flock,
+		     const struct sfs_lock *lk, int wait)
+{
+	unsigned pause_ms = LOCK_RETRY_MIN_MS;
+	for (;;) {
+		int rc = sfs_lock(h->f, owner, flock, lk);
+		if (rc != -EAGAIN || !wait)
+			return rc;
+		if (fuse_req_interrupted(req))
+			return -EINTR;
+		struct timespec ts = { .tv_nsec = (long)pause_ms * 1000000L };
+		nanosleep(&ts, NULL);
+		if (pause_ms < LOCK_RETRY_MAX_MS)
+			pause_ms *= 2;
+	}
+}
 
 static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     struct flock *lock)
 {
-	fuse_reply_err(req, ENOLCK);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct sfs_lock lk;
+	int rc = lock_from_flock(lock, &lk);
+	if (rc == 0)
+		rc = sfs_getlk(h->f, fi->lock_owner, 0, &lk);
+	if (rc < 0) {
+		reply_err(req, rc, "getlk");
+		return;
+	}
+	struct flock out = { .l_whence = SEEK_SET, .l_type = F_UNLCK };
+	if (lk.type != SFS_LOCK_UNLOCK) {
+		out.l_type = lk.type == SFS_LOCK_READ ? F_RDLCK : F_WRLCK;
+		out.l_start = (off_t)lk.start;
+		out.l_len = lk.end == UINT64_MAX ? 0 : (off_t)(lk.end - lk.start + 1);
+		out.l_pid = (pid_t)lk.pid;
+	}
+	fuse_reply_lock(req, &out);
 }
 
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     struct flock *lock, int sleep)
 {
-	/* nothing is ever held, so an unlock has nothing to do */
-	fuse_reply_err(req, lock->l_type == F_UNLCK ? 0 : ENOLCK);
+	struct mount *m = mount_of(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct sfs_lock lk;
+	int rc = lock_from_flock(lock, &lk);
+	if (rc == 0 && lk.type != SFS_LOCK_UNLOCK)
+		nodes_mark_locked(m->nodes, ino); /* before: a close must not miss it */
+	if (rc == 0)
+		rc = lock_wait(req, h, fi->lock_owner, 0, &lk, sleep);
+	reply_err(req, rc, "setlk");
 }
 
-/* ENOSYS, which HDF5 (1.10.7 and later) takes as "locking is disabled
- * here" and carries on, where any other errno fails every H5Fopen. */
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
-	fuse_reply_err(req, (op & LOCK_UN) ? 0 : ENOSYS);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct sfs_lock lk = { .type = (op & LOCK_UN) ? SFS_LOCK_UNLOCK
+				       : (op & LOCK_EX) ? SFS_LOCK_WRITE : SFS_LOCK_READ };
+	reply_err(req, lock_wait(req, h, fi->lock_owner, 1, &lk, !(op & LOCK_NB)), "flock");
 }
 
 /* --- session ------------------------------------------------------------------ */

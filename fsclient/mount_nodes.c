@@ -24,6 +24,7 @@ struct node {
 	uint64_t lookups;
 	unsigned opens;
 	int hidden; /* unlinked while open: renamed to name, removed at last close */
+	int locked; /* a lock was taken on it through this mount */
 	char *name;
 	struct node *next;
 };
@@ -257,4 +258,22 @@ void nodes_hide(struct nodes *n, uint64_t fid, uint64_t parent, const char *hidd
 	if (remember_locked(n, fid, parent, hidden_name, 0) == 0)
 		find(n, fid)->hidden = 1;
 	pthread_mutex_unlock(&n->lock);
+}
+
+void nodes_mark_locked(struct nodes *n, uint64_t fid)
+{
+	pthread_mutex_lock(&n->lock);
+	struct node *e = find(n, fid);
+	if (e)
+		e->locked = 1;
+	pthread_mutex_unlock(&n->lock);
+}
+
+int nodes_was_locked(struct nodes *n, uint64_t fid)
+{
+	pthread_mutex_lock(&n->lock);
+	struct node *e = find(n, fid);
+	int locked = e && e->locked;
+	pthread_mutex_unlock(&n->lock);
+	return locked;
 }

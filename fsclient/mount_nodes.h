@@ -46,5 +46,9 @@ int nodes_close(struct nodes *n, uint64_t fid, char *hidden_path, size_t len);
 int nodes_is_open(struct nodes *n, uint64_t fid);
 /* fid, open here, was renamed to a hidden name in parent: remember it. */
 void nodes_hide(struct nodes *n, uint64_t fid, uint64_t parent, const char *hidden_name);
+/* A lock was taken on fid through this mount (then every close of it must
+ * clear the closing process's locks); 1 if ever so while fid is known. */
+void nodes_mark_locked(struct nodes *n, uint64_t fid);
+int nodes_was_locked(struct nodes *n, uint64_t fid);
 
 #endif

@@ -121,6 +121,31 @@ ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t off
  * to it from any client (the metadata server's per-file append lock).
  * *offset gets where the bytes landed. Returns len or a negative errno. */
 ssize_t sfs_append(struct sfs_file *f, const void *buf, size_t len, uint64_t *offset);
+/*
+ * Locks held on the metadata server for every client: fcntl-style byte
+ * ranges (flock 0) or a whole-file flock (flock 1, start/end ignored), the
+ * two kinds never conflicting with each other. owner names the holder
+ * inside this client (a process, an open file: any number the caller keeps
+ * unique); an owner's new lock replaces its own in the range. Locks go when
+ * cleared (SFS_LOCK_UNLOCK), when this client disconnects or dies, or when
+ * the metadata server restarts. Nothing waits: a conflict is -EAGAIN, and a
+ * caller that wants to wait retries (sfs mount does, for F_SETLKW).
+ */
+#define SFS_LOCK_READ 1
+#define SFS_LOCK_WRITE 2
+#define SFS_LOCK_UNLOCK 3
+struct sfs_lock {
+	int type;          /* SFS_LOCK_* */
+	uint64_t start;    /* first byte */
+	uint64_t end;      /* last byte, inclusive; UINT64_MAX: to the end, however long */
+	uint32_t pid;      /* set: reported to sfs_getlk callers of this client;
+			      from sfs_getlk: the holder's, 0 if on another client */
+};
+int sfs_lock(struct sfs_file *f, uint64_t owner, int flock, const struct sfs_lock *lk);
+/* lk in: the lock wanted; out: the first conflicting lock of another owner,
+ * or type SFS_LOCK_UNLOCK when lk could be taken now. */
+int sfs_getlk(struct sfs_file *f, uint64_t owner, int flock, struct sfs_lock *lk);
+
 /* Servers make every byte of the file durable. */
 int sfs_fsync(struct sfs_file *f);
 /* Writes and truncates set the file's mtime and ctime when it is flushed

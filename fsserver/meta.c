@@ -30,10 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
 #include "log.h"
+#include "meta_locks.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
@@ -42,6 +46,11 @@
 #define FID_BATCH 1024       /* fids reserved per database write */
 #define IO_POOL_MAX 8         /* idle connections kept per I/O server */
 #define DB_BUSY_TIMEOUT_MS 5000
+/* TCP keepalive on client connections: a vanished client's connection (and
+ * with it its locks, meta_locks.h) is closed after idle + count * interval. */
+#define KEEPALIVE_IDLE_S 10
+#define KEEPALIVE_INTERVAL_S 2
+#define KEEPALIVE_COUNT 3
 
 enum stmt_id {
 	ST_CHILD,
@@ -110,6 +119,7 @@ struct meta {
 	uint64_t next_fid;
 	uint64_t fid_reserved; /* fids below this are reserved in the database */
 	struct io_pool *pools; /* one per I/O server */
+	struct lock_table *locks;    /* fcntl and flock locks */
 	pthread_mutex_t append_lock; /* guards append_holds */
 	pthread_cond_t append_freed;
 	struct append_hold *append_holds;
@@ -137,6 +147,7 @@ struct path {
 struct meta_conn {
 	int remove_pending;
 	struct entry removed;
+	uint64_t lock_session; /* the client whose locks this connection carried */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -1099,6 +1110,24 @@ static int append_lock(struct meta *m, struct server_req *r)
 	return 0;
 }
 
+/* LOCK and GETLK, in memory only (meta_locks.h): locks do not survive a
+ * metadata server restart, like an NFS server's without its grace period. */
+static int meta_lock(struct meta *m, struct server_req *r)
+{
+	struct meta_conn *mc = r->conn_state;
+	int rc = locks_conn_join(m->locks, &mc->lock_session, r->req->session);
+	if (rc == -EINVAL)
+		return server_fail(r, rc, "lock session 0x%" PRIx64 " on a connection of another",
+				   r->req->session);
+	if (rc < 0)
+		return rc;
+	if (r->req->op == SFS_OP_GETLK) {
+		locks_test(m->locks, r->req, r->reply);
+		return 0;
+	}
+	return locks_set(m->locks, r->req);
+}
+
 /* Drop the holds of owner: every one, or only fid's (fid != 0). */
 static void append_release(struct meta *m, const void *owner, uint64_t fid)
 {
@@ -1180,6 +1209,9 @@ static int meta_handle(void *ctx, struct server_req *r)
 		break;
 	case SFS_OP_APPEND_LOCK:
 		return append_lock(m, r);
+	case SFS_OP_LOCK:
+	case SFS_OP_GETLK:
+		return meta_lock(m, r);
 	case SFS_OP_APPEND_UNLOCK:
 		return append_unlock(m, r);
 	default:
@@ -1207,14 +1239,22 @@ static void meta_after_reply(void *ctx, struct server_req *r)
 
 static int meta_conn_open(void *ctx, int fd, void **conn_state)
 {
+	int on = 1, idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTERVAL_S, cnt = KEEPALIVE_COUNT;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	*conn_state = calloc(1, sizeof(struct meta_conn));
 	return *conn_state ? 0 : -ENOMEM;
 }
 
 static void meta_conn_close(void *ctx, void *conn_state)
 {
-	append_release_owner(ctx, conn_state); /* a dead client's append lock */
-	free(conn_state);
+	struct meta *m = ctx;
+	struct meta_conn *mc = conn_state;
+	append_release_owner(m, mc); /* a dead client's append lock */
+	locks_conn_leave(m->locks, mc->lock_session); /* and its locks */
+	free(mc);
 }
 
 /* --- the database ---------------------------------------------------------- */
@@ -1407,6 +1447,7 @@ static void meta_free(void *ctx)
 	}
 	free(m->pools);
 	pthread_mutex_destroy(&m->lock);
+	locks_free(m->locks);
 	pthread_mutex_destroy(&m->append_lock);
 	pthread_cond_destroy(&m->append_freed);
 	free(m);
@@ -1428,7 +1469,8 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 	pthread_mutex_init(&m->append_lock, NULL);
 	pthread_cond_init(&m->append_freed, NULL);
 	m->pools = calloc(conf->n_io, sizeof(*m->pools));
-	if (!m->pools) {
+	m->locks = locks_new();
+	if (!m->pools || !m->locks) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

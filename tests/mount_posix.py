@@ -10,6 +10,7 @@ import errno
 import fcntl
 import os
 import stat
+import struct
 import sys
 import time
 
@@ -288,14 +289,91 @@ def errnos():
     expect_errno(errno.EPERM, os.mkfifo, p("fifo"))
 
 
-def locks_are_refused_not_faked():
-    write(p("lk"), b"data")
+def getlk(fd, start, length):
+    """F_GETLK for a write lock: (type, start, len, pid) of the holder."""
+    req = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+    res = fcntl.fcntl(fd, fcntl.F_GETLK, req + bytes(32 - len(req)))
+    t, _, st, ln, pid = struct.unpack("hhqqi", res[:28])
+    return t, st, ln, pid
+
+
+def holder(path, op, ready_w, hold_s):
+    """Fork a process that takes a lock (op(fd)), says so, holds it hold_s
+    seconds (or until killed) and exits, which releases it."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fd = os.open(path, os.O_RDWR)
+            op(fd)
+            os.write(ready_w, b"x")
+            time.sleep(hold_s)
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def fcntl_locks_hold_across_processes():
+    write(p("lk"), b"0123456789" * 20)
+    r, w = os.pipe()
+    pid = holder(p("lk"), lambda fd: fcntl.lockf(fd, fcntl.LOCK_EX, 100, 0), w, 1.5)
+    os.read(r, 1)
     fd = os.open(p("lk"), os.O_RDWR)
-    expect_errno(errno.ENOLCK, fcntl.lockf, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    expect_errno(errno.ENOLCK, fcntl.fcntl, fd, fcntl.F_GETLK, bytes(32))
-    expect_errno(errno.ENOSYS, fcntl.flock, fd, fcntl.LOCK_EX)
-    fcntl.lockf(fd, fcntl.LOCK_UN)  # nothing held: unlocking is fine
+    expect_errno(errno.EAGAIN, fcntl.lockf, fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50)
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 50, 100)  # past the held range
+    t, st, ln, hpid = getlk(fd, 0, 10)
+    assert (t, st, ln, hpid) == (fcntl.F_WRLCK, 0, 100, pid), "F_GETLK: %r" % ((t, st, ln, hpid),)
+    t0 = time.time()
+    fcntl.lockf(fd, fcntl.LOCK_EX, 100, 0)  # F_SETLKW: waits for the holder's exit
+    waited = time.time() - t0
+    assert 0.5 < waited < 10, "F_SETLKW waited %.2f s" % waited
+    os.waitpid(pid, 0)
+    os.close(fd)  # drops this process's locks
+    fd = os.open(p("lk"), os.O_RDWR)
+    assert getlk(fd, 0, 0)[0] == fcntl.F_UNLCK, "a lock outlived its process's close"
     os.close(fd)
+
+
+def a_killed_holder_releases_its_locks():
+    write(p("kl"), b"x" * 100)
+    r, w = os.pipe()
+    pid = holder(p("kl"), lambda fd: fcntl.lockf(fd, fcntl.LOCK_EX), w, 60)
+    os.read(r, 1)
+    fd = os.open(p("kl"), os.O_RDWR)
+    expect_errno(errno.EAGAIN, fcntl.lockf, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    t0 = time.time()
+    fcntl.lockf(fd, fcntl.LOCK_EX)  # the kernel closes the dead process's files
+    assert time.time() - t0 < 10
+    os.close(fd)
+
+
+def flock_holds_per_open_file():
+    write(p("fl"), b"")
+    r, w = os.pipe()
+    pid = holder(p("fl"), lambda fd: fcntl.flock(fd, fcntl.LOCK_EX), w, 1.0)
+    os.read(r, 1)
+    fd = os.open(p("fl"), os.O_RDWR)
+    expect_errno(errno.EAGAIN, fcntl.flock, fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fcntl and flock locks are apart
+    fcntl.lockf(fd, fcntl.LOCK_UN)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # waits for the holder's exit
+    os.waitpid(pid, 0)
+    fd2 = os.open(p("fl"), os.O_RDWR)
+    fcntl.flock(fd2, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared with shared
+    expect_errno(errno.EAGAIN, fcntl.flock, fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)  # the last close of that open file drops its flock
+    deadline = time.time() + 5
+    while True:  # FUSE sends that release after close(2) returns
+        try:
+            fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            assert time.time() < deadline, "flock outlived its open file"
+            time.sleep(0.05)
+    os.close(fd2)
 
 
 def mmap_private_works_shared_is_refused():
@@ -322,7 +400,8 @@ for fn in (rename_over_an_open_file, rename_across_directories_and_errnos,
            unlink_of_an_open_file, append_from_two_processes, truncate_grow_and_shrink,
            big_write_and_read_are_exact, readdir_lists_every_entry,
            chmod_chown_and_permissions, utimens_and_times, statfs_counts_inodes_and_space,
-           symlinks, errnos, locks_are_refused_not_faked, mmap_private_works_shared_is_refused,
+           symlinks, errnos, fcntl_locks_hold_across_processes, a_killed_holder_releases_its_locks,
+           flock_holds_per_open_file, mmap_private_works_shared_is_refused,
            fsync_reaches_the_servers):
     case(fn)
 print("1..%d" % cases)

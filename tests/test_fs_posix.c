@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsfixture.h"
 #include "sfs.h"
@@ -238,5 +239,68 @@ Test(fs_posix, schema_version_1_is_upgraded_in_place)
 	cr_assert_eq(sfs_stat(fs, "/old/new", &st), 0);
 	cr_assert_eq(st.uid, 42);
 	cr_assert_geq(st.fid, 1024, "no fid below the reservation is handed out");
+	finish();
+}
+
+static struct sfs_lock range(int type, uint64_t start, uint64_t end)
+{
+	return (struct sfs_lock){ .type = type, .start = start, .end = end, .pid = 4242 };
+}
+
+Test(fs_posix, locks_conflict_across_clients_and_go_with_their_client)
+{
+	struct sfs *other;
+	struct sfs_file *a, *b, *a2;
+	start();
+	put("/lk", "0123456789");
+	cr_assert_eq(sfs_connect(fx.conf, NULL, &other), 0);
+	cr_assert_eq(sfs_open(fs, "/lk", SFS_O_RDWR, 0, &a), 0);
+	cr_assert_eq(sfs_open(other, "/lk", SFS_O_RDWR, 0, &b), 0);
+	struct sfs_lock lk = range(SFS_LOCK_WRITE, 0, 99);
+	cr_assert_eq(sfs_lock(a, 1, 0, &lk), 0, "%s", sfs_last_error());
+	lk = range(SFS_LOCK_WRITE, 50, 60);
+	cr_assert_eq(sfs_lock(b, 1, 0, &lk), -EAGAIN, "the same owner number, another client");
+	lk = range(SFS_LOCK_READ, 100, UINT64_MAX);
+	cr_assert_eq(sfs_lock(b, 1, 0, &lk), 0, "past the range");
+	/* getlk names the holder: its pid on the same client, 0 on another */
+	lk = range(SFS_LOCK_READ, 5, 5);
+	cr_assert_eq(sfs_getlk(b, 1, 0, &lk), 0);
+	cr_assert_eq(lk.type, SFS_LOCK_WRITE);
+	cr_assert_eq(lk.start, 0);
+	cr_assert_eq(lk.end, 99);
+	cr_assert_eq(lk.pid, 0);
+	cr_assert_eq(sfs_open(fs, "/lk", SFS_O_RDONLY, 0, &a2), 0);
+	lk = range(SFS_LOCK_READ, 5, 5);
+	cr_assert_eq(sfs_getlk(a2, 2, 0, &lk), 0);
+	cr_assert_eq(lk.pid, 4242);
+	/* unlocking the middle splits the holder's lock in two */
+	lk = range(SFS_LOCK_UNLOCK, 40, 59);
+	cr_assert_eq(sfs_lock(a, 1, 0, &lk), 0);
+	lk = range(SFS_LOCK_WRITE, 40, 59);
+	cr_assert_eq(sfs_lock(b, 1, 0, &lk), 0);
+	lk = range(SFS_LOCK_WRITE, 39, 39);
+	cr_assert_eq(sfs_lock(b, 1, 0, &lk), -EAGAIN);
+	lk = range(SFS_LOCK_WRITE, 60, 60);
+	cr_assert_eq(sfs_lock(b, 1, 0, &lk), -EAGAIN);
+	/* flock is its own kind */
+	struct sfs_lock whole = { .type = SFS_LOCK_WRITE };
+	cr_assert_eq(sfs_lock(a, 7, 1, &whole), 0);
+	cr_assert_eq(sfs_lock(b, 7, 1, &whole), -EAGAIN);
+	/* the holding client goes: every lock of it goes */
+	sfs_close(a);
+	sfs_close(a2);
+	sfs_disconnect(fs);
+	fs = NULL;
+	int rc = -EAGAIN; /* the server sees the connections close a moment later */
+	for (int i = 0; i < 200 && rc == -EAGAIN; i++) {
+		rc = sfs_lock(b, 7, 1, &whole);
+		if (rc == -EAGAIN)
+			usleep(10000);
+	}
+	cr_assert_eq(rc, 0, "the gone client's flock is still held: %s", sfs_last_error());
+	lk = range(SFS_LOCK_WRITE, 0, UINT64_MAX);
+	cr_assert_eq(sfs_lock(b, 1, 0, &lk), 0, "%s", sfs_last_error());
+	sfs_close(b);
+	sfs_disconnect(other);
 	finish();
 }

@@ -7,8 +7,10 @@
 # clear error and no mount left. Then on a mount: POSIX conformance
 # (mount_posix.py), cp and tar with byte checks, the mount and libsfs
 # seeing each other's writes, sfs-ior -a POSIX with data checks (when
-# mpirun is there), migagent's quiesce holding a dd (mount_quiesce.py), and
-# sfs umount ending the mount process. Every mount is unmounted on exit.
+# mpirun is there), migagent's quiesce holding a dd (mount_quiesce.py),
+# sfs umount ending the mount process, two mounts as two clients (locks,
+# appends, coherence: mount_two_clients.py) and a killed mount process
+# cleared by sfs umount. Every mount is unmounted on exit.
 #
 # Env: SFSD, SFS, SFS_IOR (optional), SRCDIR (the source tree, for tar).
 # Exit 0 when every check passed, 1 when one failed, 77 (skip) without
@@ -170,6 +172,13 @@ case_done "sfs umount ends the mount process"
 timeout 120 python3 "$here/mount_quiesce.py" "$SFS" "$conf" "$mnt" "$tmp/agent.sock" ||
 	fail "quiesce through the mount"
 case_done "quiesce holds a dd into the mount until resume"
+
+# Two mounts of one file system, as on two guests: coherent data, atomic
+# appends, locks across clients, a killed client's locks freed.
+mkdir -p "$tmp/mnt2"
+timeout 120 python3 "$here/mount_two_clients.py" "$SFS" "$conf" "$mnt" "$tmp/mnt2" ||
+	fail "two mounts"
+case_done "two mounts: coherence, appends, locks across clients"
 
 # A mount process killed with -9 leaves a dead mount ("Transport endpoint is
 # not connected"); sfs umount clears it and nothing hangs.

@@ -23,7 +23,7 @@ static const uint16_t all_ops[] = {
 	SFS_OP_DF_CREATE, SFS_OP_DF_REMOVE, SFS_OP_DF_WRITE, SFS_OP_DF_READ, SFS_OP_DF_GETSIZE,
 	SFS_OP_DF_TRUNCATE, SFS_OP_DF_SYNC, SFS_OP_DF_STATFS,
 	SFS_OP_GETATTR, SFS_OP_RENAME, SFS_OP_SETATTR, SFS_OP_SYMLINK, SFS_OP_READLINK,
-	SFS_OP_APPEND_LOCK, SFS_OP_APPEND_UNLOCK,
+	SFS_OP_APPEND_LOCK, SFS_OP_APPEND_UNLOCK, SFS_OP_LOCK, SFS_OP_GETLK,
 };
 #define N_OPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
@@ -68,6 +68,16 @@ static void fill_req(struct sfs_req *r, uint16_t op)
 		r->gid = 12;
 		r->atime_ns = -1;
 		r->mtime_ns = 1700000000123456789ll;
+		break;
+	case SFS_OP_LOCK: case SFS_OP_GETLK:
+		r->handle = 5;
+		r->session = 0xfeedface12345678ull;
+		r->owner = 0x1234;
+		r->pid = 4321;
+		r->lk_kind = SFS_LK_POSIX;
+		r->lk_type = SFS_LK_WR;
+		r->lk_start = 100;
+		r->lk_end = UINT64_MAX;
 		break;
 	case SFS_OP_GETATTR: case SFS_OP_READLINK: case SFS_OP_APPEND_LOCK:
 	case SFS_OP_APPEND_UNLOCK:
@@ -151,6 +161,10 @@ static struct sfs_reply *mk_reply(uint16_t op)
 	r->n_files = 12;
 	r->n_dirs = 3;
 	r->replaced = 1;
+	r->lk_type = SFS_LK_RD;
+	r->lk_start = 10;
+	r->lk_end = UINT64_MAX;
+	r->lk_pid = 77;
 	strcpy(r->target, "/x/y/target");
 	return r;
 }
@@ -173,6 +187,11 @@ Test(proto, every_reply_round_trips)
 			break;
 		case SFS_OP_READLINK:
 			cr_assert_str_eq(out->target, in->target);
+			break;
+		case SFS_OP_GETLK:
+			cr_assert_eq(out->lk_type, SFS_LK_RD);
+			cr_assert_eq(out->lk_end, UINT64_MAX);
+			cr_assert_eq(out->lk_pid, 77);
 			break;
 		case SFS_OP_READDIR:
 			cr_assert_eq(out->n_entries, SFS_READDIR_MAX);
