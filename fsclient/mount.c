@@ -57,12 +57,18 @@ struct mount {
 	struct handle *handles; /* every open file, for utimens (set_times) */
 };
 
+#define HANDLE_LOCK_OWNERS 8
+
 /* An open regular file. */
 struct handle {
 	struct sfs_file *f;
 	fuse_ino_t ino;
 	int append;
 	struct handle *prev, *next;
+	/* who took fcntl locks through it: an OFD lock's owner is the open file
+	 * itself, and only release (its last close) can clear it */
+	uint64_t lock_owners[HANDLE_LOCK_OWNERS];
+	unsigned n_lock_owners; /* atomic */
 };
 
 /* An open directory: its entries, read at the first readdir (offset 0). */
@@ -664,6 +670,13 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (sfs_lock(h->f, fi->lock_owner, 1, &un) < 0)
 			log_warnx("release: %s", sfs_last_error());
 	}
+	/* OFD locks; a process's own locks went at its flush, clearing is a no-op */
+	unsigned n = __atomic_load_n(&h->n_lock_owners, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n && i < HANDLE_LOCK_OWNERS; i++) {
+		struct sfs_lock all = { .type = SFS_LOCK_UNLOCK, .start = 0, .end = UINT64_MAX };
+		if (sfs_lock(h->f, h->lock_owners[i], 0, &all) < 0)
+			log_warnx("release: %s", sfs_last_error());
+	}
 	handle_detach(mount_of(req), ino, fi);
 	fuse_reply_err(req, 0);
 }
@@ -823,6 +836,22 @@ static int lock_from_flock(const struct flock *fl, struct sfs_lock *lk)
 	return 0;
 }
 
+/* Remember owner as one that locked through h (release clears its locks).
+ * Concurrent setlk calls on one handle are rare; a lost race only costs a
+ * duplicate entry. Past HANDLE_LOCK_OWNERS owners, OFD locks of the extra
+ * ones stay until this client disconnects. */
+static void handle_note_owner(struct handle *h, uint64_t owner)
+{
+	unsigned n = __atomic_load_n(&h->n_lock_owners, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++)
+		if (h->lock_owners[i] == owner)
+			return;
+	if (n < HANDLE_LOCK_OWNERS) {
+		h->lock_owners[n] = owner;
+		__atomic_store_n(&h->n_lock_owners, n + 1, __ATOMIC_RELEASE);
+	}
+}
+
 /* Take lk, or with wait retry until granted or interrupted. */
 static int lock_wait(fuse_req_t req, struct handle *h, uint64_t owner, int flock,
 		     const struct sfs_lock *lk, int wait)
@@ -870,8 +899,10 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct sfs_lock lk;
 	int rc = lock_from_flock(lock, &lk);
-	if (rc == 0 && lk.type != SFS_LOCK_UNLOCK)
+	if (rc == 0 && lk.type != SFS_LOCK_UNLOCK) {
 		nodes_mark_locked(m->nodes, ino); /* before: a close must not miss it */
+		handle_note_owner(h, fi->lock_owner);
+	}
 	if (rc == 0)
 		rc = lock_wait(req, h, fi->lock_owner, 0, &lk, sleep);
 	reply_err(req, rc, "setlk");

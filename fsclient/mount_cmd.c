@@ -49,8 +49,8 @@ const char cmd_mount_usage[] =
 	"  -d, --debug        print every FUSE request (implies -f)\n"
 	"  -h, --help         show this help\n"
 	"\n"
-	"Byte-range locks (fcntl) fail with ENOLCK, flock with ENOSYS, hard links\n"
-	"with EPERM; see sfs-mount(8).\n";
+	"fcntl and flock locks hold across every client of the file system; hard\n"
+	"links fail with EPERM; see sfs-mount(8).\n";
 
 const char cmd_umount_usage[] =
 	"usage: sfs umount [-z] MOUNTPOINT\n"

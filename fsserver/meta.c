@@ -19,6 +19,10 @@
  * Connections to the I/O servers are kept in a small pool per server and
  * connect lazily, so the metadata server starts whether or not the I/O
  * servers are up yet.
+ *
+ * Locks (fcntl ranges, flock, the O_APPEND lock) are in memory, in
+ * meta_locks.c; this file only routes their requests and tells it when a
+ * connection closes.
  */
 #include "meta.h"
 
@@ -91,17 +95,6 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_TARGET] = "SELECT target FROM entries WHERE fid = ?1",
 };
 
-/* A file's append lock, held by one connection (meta_conn) at a time: an
- * O_APPEND write takes it, reads the file's size, writes there and gives
- * it back, so appends from different clients never overlap. A holder that
- * keeps it past the lease (the config's timeout_ms: a client that stopped
- * without closing its connection) loses it to the next waiter. */
-struct append_hold {
-	uint64_t fid;
-	uint64_t since_ms;
-	const void *owner; /* the meta_conn */
-	struct append_hold *next;
-};
 
 struct io_pool {
 	pthread_mutex_t lock;
@@ -119,10 +112,7 @@ struct meta {
 	uint64_t next_fid;
 	uint64_t fid_reserved; /* fids below this are reserved in the database */
 	struct io_pool *pools; /* one per I/O server */
-	struct lock_table *locks;    /* fcntl and flock locks */
-	pthread_mutex_t append_lock; /* guards append_holds */
-	pthread_cond_t append_freed;
-	struct append_hold *append_holds;
+	struct lock_table *locks;    /* fcntl, flock and append locks */
 };
 
 /* A row of entries. For a directory, layout holds the defaults for new
@@ -1057,56 +1047,24 @@ out:
 
 /* --- append locks (not under m->lock: a waiter must not stop the others) --- */
 
-static struct append_hold **append_find(struct meta *m, uint64_t fid)
-{
-	for (struct append_hold **h = &m->append_holds; *h; h = &(*h)->next)
-		if ((*h)->fid == fid)
-			return h;
-	return NULL;
-}
-
-static void realtime_after_ms(uint64_t ms, struct timespec *ts)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static int append_lock(struct meta *m, struct server_req *r)
 {
-	uint64_t fid = r->req->handle, lease_ms = m->conf->timeout_ms;
-	struct append_hold *mine = malloc(sizeof(*mine));
-	if (!mine)
-		return server_fail(r, -ENOMEM, "out of memory");
-	pthread_mutex_lock(&m->append_lock);
-	struct append_hold **h;
-	while ((h = append_find(m, fid))) {
-		uint64_t held_ms = now_ms() - (*h)->since_ms;
-		if ((*h)->owner == r->conn_state) {
-			pthread_mutex_unlock(&m->append_lock);
-			free(mine);
-			return server_fail(r, -EDEADLK, "this connection holds the append lock");
-		}
-		if (held_ms >= lease_ms) {
-			struct append_hold *stale = *h;
-			*h = stale->next;
-			log_warnx("append lock of file 0x%" PRIx64 " taken from a holder silent for "
-				  "%" PRIu64 " ms (lease: timeout_ms)", fid, held_ms);
-			free(stale);
-			continue;
-		}
-		struct timespec ts;
-		realtime_after_ms(lease_ms - held_ms, &ts);
-		pthread_cond_timedwait(&m->append_freed, &m->append_lock, &ts);
-	}
-	*mine = (struct append_hold){ .fid = fid, .since_ms = now_ms(), .owner = r->conn_state,
-				      .next = m->append_holds };
-	m->append_holds = mine;
-	pthread_mutex_unlock(&m->append_lock);
+	uint64_t lease_ms = m->conf->timeout_ms, taken_from_ms = 0;
+	int rc = locks_append_take(m->locks, r->req->handle, r->conn_state, lease_ms,
+				   &taken_from_ms);
+	if (taken_from_ms)
+		log_warnx("append lock of file 0x%" PRIx64 " taken from a holder silent for "
+			  "%" PRIu64 " ms (lease: timeout_ms)", r->req->handle, taken_from_ms);
+	if (rc == -EDEADLK)
+		return server_fail(r, rc, "this connection holds the append lock");
+	return rc == -ENOMEM ? server_fail(r, rc, "out of memory") : rc;
+}
+
+/* Unlocking a lock lost to the lease is not an error: the append itself
+ * already succeeded or failed on its own. */
+static int append_unlock(struct meta *m, struct server_req *r)
+{
+	locks_append_release(m->locks, r->conn_state, r->req->handle);
 	return 0;
 }
 
@@ -1126,36 +1084,6 @@ static int meta_lock(struct meta *m, struct server_req *r)
 		return 0;
 	}
 	return locks_set(m->locks, r->req);
-}
-
-/* Drop the holds of owner: every one, or only fid's (fid != 0). */
-static void append_release(struct meta *m, const void *owner, uint64_t fid)
-{
-	pthread_mutex_lock(&m->append_lock);
-	for (struct append_hold **h = &m->append_holds; *h;) {
-		struct append_hold *cur = *h;
-		if (cur->owner == owner && (!fid || cur->fid == fid)) {
-			*h = cur->next;
-			free(cur);
-		} else {
-			h = &cur->next;
-		}
-	}
-	pthread_cond_broadcast(&m->append_freed);
-	pthread_mutex_unlock(&m->append_lock);
-}
-
-/* Unlocking a lock lost to the lease is not an error: the append itself
- * already succeeded or failed on its own. */
-static int append_unlock(struct meta *m, struct server_req *r)
-{
-	append_release(m, r->conn_state, r->req->handle);
-	return 0;
-}
-
-static void append_release_owner(struct meta *m, const void *owner)
-{
-	append_release(m, owner, 0);
 }
 
 /* Everything but CREATE, which manages the lock itself. Under the lock. */
@@ -1252,7 +1180,7 @@ static void meta_conn_close(void *ctx, void *conn_state)
 {
 	struct meta *m = ctx;
 	struct meta_conn *mc = conn_state;
-	append_release_owner(m, mc); /* a dead client's append lock */
+	locks_append_release(m->locks, mc, 0); /* a dead client's append lock */
 	locks_conn_leave(m->locks, mc->lock_session); /* and its locks */
 	free(mc);
 }
@@ -1448,8 +1376,6 @@ static void meta_free(void *ctx)
 	free(m->pools);
 	pthread_mutex_destroy(&m->lock);
 	locks_free(m->locks);
-	pthread_mutex_destroy(&m->append_lock);
-	pthread_cond_destroy(&m->append_freed);
 	free(m);
 }
 
@@ -1466,8 +1392,6 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 	m->conf = conf;
 	m->dir = srv->dir;
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_mutex_init(&m->append_lock, NULL);
-	pthread_cond_init(&m->append_freed, NULL);
 	m->pools = calloc(conf->n_io, sizeof(*m->pools));
 	m->locks = locks_new();
 	if (!m->pools || !m->locks) {

@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "util.h"
 
 struct lock {
 	uint64_t fid, session, owner;
@@ -26,17 +29,28 @@ struct session {
 	struct session *next;
 };
 
+struct append_hold {
+	uint64_t fid;
+	uint64_t since_ms;
+	const void *owner;
+	struct append_hold *next;
+};
+
 struct lock_table {
 	pthread_mutex_t mutex;
 	struct lock *locks;
 	struct session *sessions;
+	struct append_hold *append_holds; /* under mutex too */
+	pthread_cond_t append_freed;
 };
 
 struct lock_table *locks_new(void)
 {
 	struct lock_table *t = calloc(1, sizeof(*t));
-	if (t)
+	if (t) {
 		pthread_mutex_init(&t->mutex, NULL);
+		pthread_cond_init(&t->append_freed, NULL);
+	}
 	return t;
 }
 
@@ -52,6 +66,11 @@ void locks_free(struct lock_table *t)
 		next = s->next;
 		free(s);
 	}
+	for (struct append_hold *h = t->append_holds, *next; h; h = next) {
+		next = h->next;
+		free(h);
+	}
+	pthread_cond_destroy(&t->append_freed);
 	pthread_mutex_destroy(&t->mutex);
 	free(t);
 }
@@ -209,5 +228,75 @@ void locks_conn_leave(struct lock_table *t, uint64_t conn_session)
 		}
 		break;
 	}
+	pthread_mutex_unlock(&t->mutex);
+}
+
+/* --- append locks --- */
+
+static struct append_hold **append_find(struct lock_table *t, uint64_t fid)
+{
+	for (struct append_hold **h = &t->append_holds; *h; h = &(*h)->next)
+		if ((*h)->fid == fid)
+			return h;
+	return NULL;
+}
+
+static void realtime_after_ms(uint64_t ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+int locks_append_take(struct lock_table *t, uint64_t fid, const void *owner, uint64_t lease_ms,
+		      uint64_t *taken_from_ms)
+{
+	struct append_hold *mine = malloc(sizeof(*mine)), **h;
+	*taken_from_ms = 0;
+	if (!mine)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->mutex);
+	while ((h = append_find(t, fid))) {
+		uint64_t held_ms = now_ms() - (*h)->since_ms;
+		if ((*h)->owner == owner) {
+			pthread_mutex_unlock(&t->mutex);
+			free(mine);
+			return -EDEADLK;
+		}
+		if (held_ms >= lease_ms) {
+			struct append_hold *stale = *h;
+			*h = stale->next;
+			free(stale);
+			*taken_from_ms = held_ms;
+			continue;
+		}
+		struct timespec ts;
+		realtime_after_ms(lease_ms - held_ms, &ts);
+		pthread_cond_timedwait(&t->append_freed, &t->mutex, &ts);
+	}
+	*mine = (struct append_hold){ .fid = fid, .since_ms = now_ms(), .owner = owner,
+				      .next = t->append_holds };
+	t->append_holds = mine;
+	pthread_mutex_unlock(&t->mutex);
+	return 0;
+}
+
+void locks_append_release(struct lock_table *t, const void *owner, uint64_t fid)
+{
+	pthread_mutex_lock(&t->mutex);
+	for (struct append_hold **h = &t->append_holds; *h;) {
+		struct append_hold *cur = *h;
+		if (cur->owner == owner && (!fid || cur->fid == fid)) {
+			*h = cur->next;
+			free(cur);
+		} else {
+			h = &cur->next;
+		}
+	}
+	pthread_cond_broadcast(&t->append_freed);
 	pthread_mutex_unlock(&t->mutex);
 }

@@ -37,6 +37,18 @@ int locks_set(struct lock_table *t, const struct sfs_req *req);
  * SFS_LK_UN. */
 void locks_test(struct lock_table *t, const struct sfs_req *req, struct sfs_reply *reply);
 
+/*
+ * A file's append lock (O_APPEND across clients): held by one connection
+ * (owner) at a time while it reads the size and writes there. take waits
+ * for it; a holder that keeps it past lease_ms (a client that stopped
+ * without closing its connection) loses it, and *taken_from_ms then says
+ * how long it had held it. -EDEADLK when owner holds it already.
+ */
+int locks_append_take(struct lock_table *t, uint64_t fid, const void *owner, uint64_t lease_ms,
+		      uint64_t *taken_from_ms);
+/* Give back owner's append lock of fid, or every one of owner's (fid 0). */
+void locks_append_release(struct lock_table *t, const void *owner, uint64_t fid);
+
 /* A connection carried a lock request of session (first time: *conn_session
  * is 0, set it). -EINVAL when it already belongs to another session. */
 int locks_conn_join(struct lock_table *t, uint64_t *conn_session, uint64_t session);

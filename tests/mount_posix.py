@@ -350,6 +350,25 @@ def a_killed_holder_releases_its_locks():
     os.close(fd)
 
 
+def ofd_locks_go_with_their_open_file():
+    write(p("ofd"), b"x" * 10)
+    req = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 10, 0)
+    req += bytes(32 - len(req))
+    fd1, fd2 = os.open(p("ofd"), os.O_RDWR), os.open(p("ofd"), os.O_RDWR)
+    fcntl.fcntl(fd1, fcntl.F_OFD_SETLK, req)
+    expect_errno(errno.EAGAIN, fcntl.fcntl, fd2, fcntl.F_OFD_SETLK, req)
+    os.close(fd1)  # its last close: FUSE releases it just after close(2)
+    deadline = time.time() + 5
+    while True:
+        try:
+            fcntl.fcntl(fd2, fcntl.F_OFD_SETLK, req)
+            break
+        except BlockingIOError:
+            assert time.time() < deadline, "an OFD lock outlived its open file"
+            time.sleep(0.05)
+    os.close(fd2)
+
+
 def flock_holds_per_open_file():
     write(p("fl"), b"")
     r, w = os.pipe()
@@ -401,7 +420,8 @@ for fn in (rename_over_an_open_file, rename_across_directories_and_errnos,
            big_write_and_read_are_exact, readdir_lists_every_entry,
            chmod_chown_and_permissions, utimens_and_times, statfs_counts_inodes_and_space,
            symlinks, errnos, fcntl_locks_hold_across_processes, a_killed_holder_releases_its_locks,
-           flock_holds_per_open_file, mmap_private_works_shared_is_refused,
+           flock_holds_per_open_file, ofd_locks_go_with_their_open_file,
+           mmap_private_works_shared_is_refused,
            fsync_reaches_the_servers):
     case(fn)
 print("1..%d" % cases)
