@@ -77,7 +77,7 @@ def main():
     finally:
         subprocess.call([SFS, "umount", MNT], stderr=subprocess.DEVNULL)
         try:
-            mount.wait(timeout=10)
+            mount.wait(timeout=30)  # sanitized and under load: seconds
         except subprocess.TimeoutExpired:
             mount.kill()
             fail("the mount process did not exit after umount")

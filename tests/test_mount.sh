@@ -154,8 +154,8 @@ fi
 
 # Unmounted here: the quiesce check runs its own mount with its own agent.
 "$SFS" umount "$mnt" || fail "sfs umount"
-i=0
-while [ -n "$mount_pid" ] && kill -0 "$mount_pid" 2>/dev/null && [ $i -lt 100 ]; do
+i=0 # 30 s: a sanitized mount process under load takes its time to exit
+while [ -n "$mount_pid" ] && kill -0 "$mount_pid" 2>/dev/null && [ $i -lt 300 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
