@@ -126,6 +126,15 @@ const char *sfs_op_name(uint16_t op)
 	case SFS_OP_SETSTRIPE: return "SETSTRIPE";
 	case SFS_OP_META_STATFS: return "META_STATFS";
 	case SFS_OP_SETMTIME: return "SETMTIME";
+	case SFS_OP_GETATTR: return "GETATTR";
+	case SFS_OP_RENAME: return "RENAME";
+	case SFS_OP_SETATTR: return "SETATTR";
+	case SFS_OP_SYMLINK: return "SYMLINK";
+	case SFS_OP_READLINK: return "READLINK";
+	case SFS_OP_APPEND_LOCK: return "APPEND_LOCK";
+	case SFS_OP_APPEND_UNLOCK: return "APPEND_UNLOCK";
+	case SFS_OP_LOCK: return "LOCK";
+	case SFS_OP_GETLK: return "GETLK";
 	case SFS_OP_DF_CREATE: return "DF_CREATE";
 	case SFS_OP_DF_REMOVE: return "DF_REMOVE";
 	case SFS_OP_DF_WRITE: return "DF_WRITE";
@@ -233,6 +242,9 @@ static void put_attr(struct wcur *w, const struct sfs_attr *a)
 	put_u64(w, a->fid);
 	put_u8(w, a->type);
 	put_u32(w, a->mode);
+	put_u32(w, a->uid);
+	put_u32(w, a->gid);
+	put_u64(w, (uint64_t)a->atime_ns);
 	put_u64(w, (uint64_t)a->mtime_ns);
 	put_u64(w, (uint64_t)a->ctime_ns);
 	put_layout(w, &a->layout, a->type == SFS_TYPE_FILE);
@@ -243,10 +255,14 @@ static void get_attr(struct rcur *r, struct sfs_attr *a)
 	a->fid = get_u64(r);
 	a->type = get_u8(r);
 	a->mode = get_u32(r);
+	a->uid = get_u32(r);
+	a->gid = get_u32(r);
+	a->atime_ns = (int64_t)get_u64(r);
 	a->mtime_ns = (int64_t)get_u64(r);
 	a->ctime_ns = (int64_t)get_u64(r);
 	get_layout(r, &a->layout, a->type == SFS_TYPE_FILE);
-	if (!r->bad && a->type != SFS_TYPE_FILE && a->type != SFS_TYPE_DIR)
+	if (!r->bad && a->type != SFS_TYPE_FILE && a->type != SFS_TYPE_DIR &&
+	    a->type != SFS_TYPE_SYMLINK)
 		r->bad = "unknown file type";
 }
 
@@ -321,10 +337,51 @@ int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *
 		put_str(&w, req->path, SFS_MAX_PATH);
 		put_u32(&w, req->mode);
 		put_u32(&w, req->flags);
+		put_u32(&w, req->uid);
+		put_u32(&w, req->gid);
 		break;
 	case SFS_OP_MKDIR:
 		put_str(&w, req->path, SFS_MAX_PATH);
 		put_u32(&w, req->mode);
+		put_u32(&w, req->uid);
+		put_u32(&w, req->gid);
+		break;
+	case SFS_OP_RENAME:
+		put_str(&w, req->path, SFS_MAX_PATH);
+		put_str(&w, req->path2, SFS_MAX_PATH);
+		put_u32(&w, req->flags);
+		break;
+	case SFS_OP_SYMLINK:
+		put_str(&w, req->path, SFS_MAX_PATH);
+		put_str(&w, req->path2, SFS_MAX_PATH);
+		put_u32(&w, req->uid);
+		put_u32(&w, req->gid);
+		break;
+	case SFS_OP_SETATTR:
+		put_u64(&w, req->handle);
+		put_u32(&w, req->valid);
+		put_u32(&w, req->mode);
+		put_u32(&w, req->uid);
+		put_u32(&w, req->gid);
+		put_u64(&w, (uint64_t)req->atime_ns);
+		put_u64(&w, (uint64_t)req->mtime_ns);
+		break;
+	case SFS_OP_GETATTR:
+	case SFS_OP_READLINK:
+	case SFS_OP_APPEND_LOCK:
+	case SFS_OP_APPEND_UNLOCK:
+		put_u64(&w, req->handle);
+		break;
+	case SFS_OP_LOCK:
+	case SFS_OP_GETLK:
+		put_u64(&w, req->handle);
+		put_u64(&w, req->session);
+		put_u64(&w, req->owner);
+		put_u32(&w, req->pid);
+		put_u8(&w, req->lk_kind);
+		put_u8(&w, req->lk_type);
+		put_u64(&w, req->lk_start);
+		put_u64(&w, req->lk_end);
 		break;
 	case SFS_OP_READDIR:
 		put_str(&w, req->path, SFS_MAX_PATH);
@@ -421,10 +478,55 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 		get_str(&r, out->path, SFS_MAX_PATH);
 		out->mode = get_u32(&r);
 		out->flags = get_u32(&r);
+		out->uid = get_u32(&r);
+		out->gid = get_u32(&r);
 		break;
 	case SFS_OP_MKDIR:
 		get_str(&r, out->path, SFS_MAX_PATH);
 		out->mode = get_u32(&r);
+		out->uid = get_u32(&r);
+		out->gid = get_u32(&r);
+		break;
+	case SFS_OP_RENAME:
+		get_str(&r, out->path, SFS_MAX_PATH);
+		get_str(&r, out->path2, SFS_MAX_PATH);
+		out->flags = get_u32(&r);
+		break;
+	case SFS_OP_SYMLINK:
+		get_str(&r, out->path, SFS_MAX_PATH);
+		get_str(&r, out->path2, SFS_MAX_PATH);
+		out->uid = get_u32(&r);
+		out->gid = get_u32(&r);
+		break;
+	case SFS_OP_SETATTR:
+		out->handle = get_u64(&r);
+		out->valid = get_u32(&r);
+		out->mode = get_u32(&r);
+		out->uid = get_u32(&r);
+		out->gid = get_u32(&r);
+		out->atime_ns = (int64_t)get_u64(&r);
+		out->mtime_ns = (int64_t)get_u64(&r);
+		break;
+	case SFS_OP_GETATTR:
+	case SFS_OP_READLINK:
+	case SFS_OP_APPEND_LOCK:
+	case SFS_OP_APPEND_UNLOCK:
+		out->handle = get_u64(&r);
+		break;
+	case SFS_OP_LOCK:
+	case SFS_OP_GETLK:
+		out->handle = get_u64(&r);
+		out->session = get_u64(&r);
+		out->owner = get_u64(&r);
+		out->pid = get_u32(&r);
+		out->lk_kind = get_u8(&r);
+		out->lk_type = get_u8(&r);
+		out->lk_start = get_u64(&r);
+		out->lk_end = get_u64(&r);
+		if (!r.bad && (out->lk_kind < SFS_LK_POSIX || out->lk_kind > SFS_LK_FLOCK ||
+			       out->lk_type < SFS_LK_RD || out->lk_type > SFS_LK_UN ||
+			       out->lk_start > out->lk_end))
+			r.bad = "bad lock kind, type or range";
 		break;
 	case SFS_OP_READDIR:
 		get_str(&r, out->path, SFS_MAX_PATH);
@@ -517,7 +619,22 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 	case SFS_OP_CREATE:
 	case SFS_OP_MKDIR:
 	case SFS_OP_UNLINK:
+	case SFS_OP_GETATTR:
+	case SFS_OP_SETATTR:
+	case SFS_OP_SYMLINK:
 		put_attr(&w, &reply->attr);
+		break;
+	case SFS_OP_RENAME:
+		put_u8(&w, reply->replaced);
+		break;
+	case SFS_OP_READLINK:
+		put_str(&w, reply->target, SFS_MAX_PATH);
+		break;
+	case SFS_OP_GETLK:
+		put_u8(&w, reply->lk_type);
+		put_u64(&w, reply->lk_start);
+		put_u64(&w, reply->lk_end);
+		put_u32(&w, reply->lk_pid);
 		break;
 	case SFS_OP_READDIR:
 		if (reply->n_entries > SFS_READDIR_MAX)
@@ -586,6 +703,9 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 	case SFS_OP_RMDIR:
 	case SFS_OP_SETSTRIPE:
 	case SFS_OP_SETMTIME:
+	case SFS_OP_APPEND_LOCK:
+	case SFS_OP_APPEND_UNLOCK:
+	case SFS_OP_LOCK:
 	case SFS_OP_DF_CREATE:
 	case SFS_OP_DF_REMOVE:
 	case SFS_OP_DF_TRUNCATE:
@@ -624,7 +744,25 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 	case SFS_OP_CREATE:
 	case SFS_OP_MKDIR:
 	case SFS_OP_UNLINK:
+	case SFS_OP_GETATTR:
+	case SFS_OP_SETATTR:
+	case SFS_OP_SYMLINK:
 		get_attr(&r, &out->attr);
+		break;
+	case SFS_OP_RENAME:
+		out->replaced = get_u8(&r);
+		break;
+	case SFS_OP_READLINK:
+		get_str(&r, out->target, SFS_MAX_PATH);
+		break;
+	case SFS_OP_GETLK:
+		out->lk_type = get_u8(&r);
+		out->lk_start = get_u64(&r);
+		out->lk_end = get_u64(&r);
+		out->lk_pid = get_u32(&r);
+		if (!r.bad && (out->lk_type < SFS_LK_RD || out->lk_type > SFS_LK_UN ||
+			       out->lk_start > out->lk_end))
+			r.bad = "bad lock type or range";
 		break;
 	case SFS_OP_READDIR:
 		out->n_entries = get_u16(&r);
@@ -698,6 +836,9 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 	case SFS_OP_RMDIR:
 	case SFS_OP_SETSTRIPE:
 	case SFS_OP_SETMTIME:
+	case SFS_OP_APPEND_LOCK:
+	case SFS_OP_APPEND_UNLOCK:
+	case SFS_OP_LOCK:
 	case SFS_OP_DF_CREATE:
 	case SFS_OP_DF_REMOVE:
 	case SFS_OP_DF_TRUNCATE:

@@ -29,9 +29,10 @@
 #include <stdint.h>
 
 #define SFS_PROTO_MAGIC 0x31534653u /* "SFS1" read as little-endian u32 */
-/* 2: snapshots (ops 40-47 and 64-79, DF_STATFS's snapshot fields,
- * snapshot handles). A peer of another version is refused with a message
- * naming both versions. */
+/* 2: owners, atime, symlinks, rename, setattr, append locks and byte-range
+ * locks (sfs mount: ops 25-33), and snapshots (ops 40-44 and 64-71,
+ * DF_STATFS's snapshot fields, snapshot handles). A peer of another
+ * version is refused with a message naming both versions. */
 #define SFS_PROTO_VERSION 2
 #define SFS_HDR_BYTES 24
 #define SFS_MAX_BODY_BYTES 65536u
@@ -74,7 +75,18 @@ enum sfs_op {
 	SFS_OP_READDIR,       /* path, cookie -> entries, eof */
 	SFS_OP_SETSTRIPE,     /* path (a directory), strip_size, stripe_count */
 	SFS_OP_META_STATFS,   /* -> files, dirs, total, free, used bytes */
-	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns */
+	SFS_OP_SETMTIME,      /* handle (fid), mtime_ns: sets mtime and ctime */
+	/* 25-39: what a POSIX mount needs (version 2) */
+	SFS_OP_GETATTR = 25,  /* handle -> attr (no path: an open file, an inode) */
+	SFS_OP_RENAME,        /* path, path2, flags -> replaced (its datafiles go) */
+	SFS_OP_SETATTR,       /* handle, valid, mode, uid, gid, atime_ns, mtime_ns -> attr */
+	SFS_OP_SYMLINK,       /* path, path2 (the target), uid, gid -> attr */
+	SFS_OP_READLINK,      /* handle -> target */
+	SFS_OP_APPEND_LOCK,   /* handle: waits for the file's append lock */
+	SFS_OP_APPEND_UNLOCK, /* handle: gives it back (or the connection closing) */
+	SFS_OP_LOCK,          /* handle, session, owner, pid, lk_*: set or clear a
+				 lock without waiting (-EAGAIN on conflict) */
+	SFS_OP_GETLK,         /* the same -> the first conflicting lock, or lk_type UN */
 
 	/* metadata server: snapshots (40-47) */
 	SFS_OP_SNAP_CREATE = 40, /* name, path -> snapinfo */
@@ -111,13 +123,31 @@ enum sfs_op {
 				       (written within SFS_BUSY_WINDOW_MS) */
 };
 
-enum sfs_ftype { SFS_TYPE_FILE = 1, SFS_TYPE_DIR = 2 };
+enum sfs_ftype { SFS_TYPE_FILE = 1, SFS_TYPE_DIR = 2, SFS_TYPE_SYMLINK = 3 };
 enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 
 /* CREATE flags */
 #define SFS_CREATE_EXCL 0x1u
 /* SNAP_ROLLBACK flags */
 #define SFS_SNAP_ROLLBACK_FORCE 0x1u
+
+/* LOCK, GETLK: byte-range (fcntl) or whole-file (flock) locks, held for
+ * (session, owner) until cleared or until the last connection that carried
+ * a lock request of the session closes. lk_end is inclusive; UINT64_MAX
+ * means "to the end of the file, however long". */
+enum sfs_lock_kind { SFS_LK_POSIX = 1, SFS_LK_FLOCK = 2 };
+enum sfs_lock_type { SFS_LK_RD = 1, SFS_LK_WR = 2, SFS_LK_UN = 3 };
+
+/* RENAME flags */
+#define SFS_RENAMEF_NOREPLACE 0x1u
+/* SETATTR valid: which fields to set (ctime is always set to now) */
+#define SFS_SETATTR_MODE 0x1u
+#define SFS_SETATTR_UID 0x2u
+#define SFS_SETATTR_GID 0x4u
+#define SFS_SETATTR_ATIME 0x8u
+#define SFS_SETATTR_MTIME 0x10u
+#define SFS_SETATTR_KEEP_CTIME 0x20u /* a read's atime: ctime stays (POSIX) */
+#define SFS_SETATTR_ALL 0x3fu
 
 struct sfs_hdr {
 	uint32_t magic;
@@ -143,24 +173,34 @@ struct sfs_attr {
 	uint64_t fid;
 	uint8_t type; /* enum sfs_ftype */
 	uint32_t mode;
+	uint32_t uid, gid;
+	int64_t atime_ns;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
-	struct sfs_layout layout;
+	struct sfs_layout layout; /* symlinks: none, like a directory's servers */
 };
 
 /* A decoded request body. Which fields are meaningful depends on op. */
 struct sfs_req {
 	uint16_t op;
 	char path[SFS_MAX_PATH + 1];   /* LOOKUP..SETSTRIPE */
+	char path2[SFS_MAX_PATH + 1];  /* RENAME: new path; SYMLINK: target */
 	char cookie[SFS_MAX_NAME + 1]; /* READDIR: continue after this name */
-	uint32_t mode;                 /* CREATE, MKDIR */
-	uint32_t flags;                /* CREATE */
+	uint32_t mode;                 /* CREATE, MKDIR, SETATTR */
+	uint32_t flags;                /* CREATE, RENAME */
+	uint32_t uid, gid;             /* CREATE, MKDIR, SYMLINK, SETATTR */
+	uint32_t valid;                /* SETATTR */
+	int64_t atime_ns;              /* SETATTR */
+	uint64_t session, owner;       /* LOCK, GETLK: the client, and who in it */
+	uint32_t pid;                  /* LOCK, GETLK: reported to GETLK in the session */
+	uint8_t lk_kind, lk_type;      /* LOCK, GETLK */
+	uint64_t lk_start, lk_end;     /* LOCK, GETLK */
 	uint32_t strip_size;           /* SETSTRIPE */
 	uint16_t stripe_count;         /* SETSTRIPE */
-	uint64_t handle;               /* DF_*, SETMTIME */
+	uint64_t handle;               /* DF_*, SETMTIME, GETATTR, SETATTR, READLINK, APPEND_* */
 	uint64_t offset;               /* DF_WRITE, DF_READ */
 	uint64_t length;               /* DF_READ, DF_TRUNCATE */
-	int64_t mtime_ns;              /* SETMTIME */
+	int64_t mtime_ns;              /* SETMTIME, SETATTR */
 	char snap_name[SFS_SNAP_NAME_MAX + 1]; /* SNAP_CREATE, SNAP_RM, SNAP_ROLLBACK */
 	uint64_t snap_id;              /* DF_SNAP_*, DF_LIST */
 	uint32_t timeout_ms;           /* DF_SNAP_FREEZE */
@@ -187,7 +227,13 @@ struct sfs_dirent {
 struct sfs_reply {
 	uint16_t op;
 	char msg[SFS_MAX_MSG + 1];     /* error text when status < 0 */
-	struct sfs_attr attr;          /* LOOKUP, CREATE, MKDIR, UNLINK */
+	struct sfs_attr attr;          /* LOOKUP, CREATE, MKDIR, UNLINK, GETATTR,
+					  SETATTR, SYMLINK */
+	uint8_t replaced;              /* RENAME: an existing file was replaced */
+	char target[SFS_MAX_PATH + 1]; /* READLINK */
+	uint8_t lk_type;               /* GETLK: the conflicting lock, or SFS_LK_UN */
+	uint64_t lk_start, lk_end;     /* GETLK */
+	uint32_t lk_pid;               /* GETLK: its pid (0: another session's) */
 	uint64_t local_size;           /* DF_WRITE, DF_READ, DF_GETSIZE */
 	/* PING */
 	uint16_t version;

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "client_internal.h"
 #include "util.h"
@@ -190,6 +192,10 @@ int sfs_connect(const char *conf_path, const char *const *overrides, struct sfs 
 	rc = -pthread_mutex_init(&fs->lock, NULL);
 	if (rc < 0)
 		goto out;
+	/* 0 is "no session" on the server */
+	while (fs->lock_session == 0)
+		if (getrandom(&fs->lock_session, sizeof(fs->lock_session), 0) < 0)
+			fs->lock_session = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
 	fs->ctl = ctl_start(fs);
 	*out = fs;
 	fs = NULL;
@@ -278,6 +284,13 @@ static int meta_simple(struct sfs *fs, uint16_t op, const char *path, uint32_t m
 	return rc;
 }
 
+int client_meta_handle_call(struct chan *ch, uint16_t op, uint64_t handle, char *err,
+			    size_t errlen)
+{
+	meta_req(ch, op, NULL)->handle = handle;
+	return meta_send(ch, err, errlen);
+}
+
 static int meta_lookup(struct chan *ch, const char *path, const char *what,
 		       struct sfs_attr *attr)
 {
@@ -308,13 +321,25 @@ static int check_layout(const struct sfs *fs, const struct sfs_layout *l, const 
 	return -EIO;
 }
 
+static int stat_type(uint8_t wire_type)
+{
+	switch (wire_type) {
+	case SFS_TYPE_DIR: return SFS_STAT_DIR;
+	case SFS_TYPE_SYMLINK: return SFS_STAT_SYMLINK;
+	default: return SFS_STAT_FILE;
+	}
+}
+
 static void attr_to_stat(const struct sfs_attr *a, uint64_t size_bytes, struct sfs_stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->fid = a->fid;
-	st->type = a->type == SFS_TYPE_DIR ? SFS_STAT_DIR : SFS_STAT_FILE;
+	st->type = stat_type(a->type);
 	st->mode = a->mode;
+	st->uid = a->uid;
+	st->gid = a->gid;
 	st->size_bytes = size_bytes;
+	st->atime_ns = a->atime_ns;
 	st->mtime_ns = a->mtime_ns;
 	st->ctime_ns = a->ctime_ns;
 	st->strip_size = a->layout.strip_size;
@@ -335,55 +360,81 @@ static int set_mtime(struct chan *ch, uint64_t fid, const char *what, const char
 
 /* --- files --- */
 
-#define OPEN_FLAGS (SFS_O_WRONLY | SFS_O_RDWR | SFS_O_CREAT | SFS_O_EXCL | SFS_O_TRUNC)
+#define OPEN_FLAGS \
+	(SFS_O_WRONLY | SFS_O_RDWR | SFS_O_CREAT | SFS_O_EXCL | SFS_O_TRUNC | SFS_O_APPEND)
 
-/* LOOKUP, or CREATE with SFS_O_CREAT: the file's attributes. */
-static int open_attr(struct sfs *fs, struct chan *ch, const char *path, int flags,
-		     uint32_t mode, struct sfs_attr *attr)
+/* An entry that open may use: a regular file with a usable layout. */
+static int open_check_attr(struct sfs *fs, const struct sfs_attr *attr, const char *path)
 {
-	struct sfs_req *req = meta_req(ch, flags & SFS_O_CREAT ? SFS_OP_CREATE : SFS_OP_LOOKUP,
-				       path);
-	req->mode = mode;
-	req->flags = flags & SFS_O_EXCL ? SFS_CREATE_EXCL : 0;
-	int rc = meta_call(ch, "open", path);
-	if (rc < 0)
-		return rc;
-	*attr = ch->reply.attr;
 	if (attr->type == SFS_TYPE_DIR) {
 		client_error("open %s: is a directory", path);
 		return -EISDIR;
 	}
+	if (attr->type == SFS_TYPE_SYMLINK) {
+		client_error("open %s: is a symbolic link (libsfs does not follow links)", path);
+		return -ELOOP;
+	}
 	return check_layout(fs, &attr->layout, "open", path);
 }
 
-int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out)
+/* LOOKUP, or CREATE with SFS_O_CREAT, or GETATTR by fid (path NULL): the
+ * file's attributes. */
+static int open_attr(struct sfs *fs, struct chan *ch, const char *path, uint64_t fid,
+		     const char *name, int flags, uint32_t mode, uint32_t uid, uint32_t gid,
+		     struct sfs_attr *attr)
+{
+	struct sfs_req *req;
+	if (!path) {
+		req = meta_req(ch, SFS_OP_GETATTR, NULL);
+		req->handle = fid;
+	} else {
+		req = meta_req(ch, flags & SFS_O_CREAT ? SFS_OP_CREATE : SFS_OP_LOOKUP, path);
+		req->mode = mode;
+		req->flags = flags & SFS_O_EXCL ? SFS_CREATE_EXCL : 0;
+		req->uid = uid;
+		req->gid = gid;
+	}
+	int rc = meta_call(ch, "open", name);
+	if (rc < 0)
+		return rc;
+	*attr = ch->reply.attr;
+	return open_check_attr(fs, attr, name);
+}
+
+/* sfs_open_as (path) and sfs_open_fid (path NULL, name for messages). */
+static int open_common(struct sfs *fs, const char *path, uint64_t fid, const char *name,
+		       int flags, uint32_t mode, uint32_t uid, uint32_t gid,
+		       struct sfs_file **out, struct sfs_stat *st)
 {
 	char err[CLIENT_ERR_BYTES / 2];
 	struct sfs_file *f = NULL;
 	struct sfs_attr attr;
 	struct chan *ch = NULL;
-	int rc = check_path(fs, path, "open");
+	int rc = check_path(fs, name, "open");
 	if (rc < 0)
 		return rc;
-	if (!out || (flags & ~OPEN_FLAGS) || (flags & 3) == 3) {
-		client_error("open %s: bad flags 0x%x", path, (unsigned)flags);
+	if (!out || (flags & ~OPEN_FLAGS) || (flags & 3) == 3 ||
+	    (!path && (flags & (SFS_O_CREAT | SFS_O_EXCL)))) {
+		client_error("open %s: bad flags 0x%x", name, (unsigned)flags);
 		return -EINVAL;
 	}
 	*out = NULL;
 	ch = client_chan_get(fs);
 	if (!ch)
 		return -ENOMEM;
-	rc = open_attr(fs, ch, path, flags, mode, &attr);
+	rc = open_attr(fs, ch, path, fid, name, flags, mode, uid, gid, &attr);
 	if (rc < 0)
 		goto out;
-	f = calloc(1, sizeof(*f) + strlen(path) + 1);
+	f = calloc(1, sizeof(*f) + strlen(name) + 1);
 	if (!f) {
-		client_error("open %s: out of memory", path);
+		client_error("open %s: out of memory", name);
 		rc = -ENOMEM;
 		goto out;
 	}
-	*f = (struct sfs_file){ .fs = fs, .fid = attr.fid, .layout = attr.layout, .flags = flags };
-	strcpy(f->path, path);
+	*f = (struct sfs_file){ .fs = fs, .fid = attr.fid, .layout = attr.layout, .flags = flags,
+				.atime_ns = attr.atime_ns, .mtime_ns = attr.mtime_ns };
+	strcpy(f->path, name);
+	path = name;
 	if (flags & SFS_O_TRUNC) {
 		if (fs->ctl)
 			ctl_touch(fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
@@ -394,6 +445,16 @@ int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct 
 		}
 		f->written = 1;
 	}
+	if (st) {
+		uint64_t size_bytes = 0;
+		if (!(flags & (SFS_O_EXCL | SFS_O_TRUNC)))
+			rc = data_file_size(fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+		if (rc < 0) {
+			client_error("open %s: %s", path, err);
+			goto out;
+		}
+		attr_to_stat(&attr, size_bytes, st);
+	}
 	*out = f;
 	f = NULL;
 out:
@@ -402,25 +463,118 @@ out:
 	return rc;
 }
 
+int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out)
+{
+	return open_common(fs, path, 0, path, flags, mode, (uint32_t)geteuid(),
+			   (uint32_t)getegid(), out, NULL);
+}
+
+int sfs_open_as(struct sfs *fs, const char *path, int flags, uint32_t mode, uint32_t uid,
+		uint32_t gid, struct sfs_file **out, struct sfs_stat *st)
+{
+	return open_common(fs, path, 0, path, flags, mode, uid, gid, out, st);
+}
+
+int sfs_open_fid(struct sfs *fs, uint64_t fid, const char *path, int flags,
+		 struct sfs_file **out)
+{
+	return open_common(fs, NULL, fid, path, flags, 0, 0, 0, out, NULL);
+}
+
+#define RELATIME_NS (24 * 3600 * 1000000000ll)
+
+/* Linux's relatime: a read moves atime only past an mtime, or after a day. */
+static int close_wants_atime(const struct sfs_file *f)
+{
+	return __atomic_load_n(&f->was_read, __ATOMIC_RELAXED) &&
+	       (f->atime_ns <= f->mtime_ns || wall_ns() - f->atime_ns > RELATIME_NS);
+}
+
+int sfs_flush(struct sfs_file *f)
+{
+	if (!f)
+		return -EINVAL;
+	if (!__atomic_exchange_n(&f->written, 0, __ATOMIC_RELAXED))
+		return 0;
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	int rc = set_mtime(ch, f->fid, "flush", f->path);
+	client_chan_put(f->fs, ch);
+	return rc == -ENOENT ? 0 : rc; /* removed while open: no mtime to keep */
+}
+
 int sfs_close(struct sfs_file *f)
 {
 	int rc = 0;
 	if (!f)
 		return 0;
-	if (__atomic_load_n(&f->written, __ATOMIC_RELAXED)) {
+	int written = __atomic_load_n(&f->written, __ATOMIC_RELAXED);
+	if (written || close_wants_atime(f)) {
 		struct chan *ch = client_chan_get(f->fs);
 		if (!ch) {
 			rc = -ENOMEM;
-		} else {
+		} else if (written) {
 			rc = set_mtime(ch, f->fid, "close", f->path);
-			/* Removed while open: there is no mtime left to keep. */
-			if (rc == -ENOENT)
-				rc = 0;
-			client_chan_put(f->fs, ch);
+		} else {
+			struct sfs_req *req = meta_req(ch, SFS_OP_SETATTR, NULL);
+			req->handle = f->fid;
+			req->valid = SFS_SETATTR_ATIME | SFS_SETATTR_KEEP_CTIME;
+			req->atime_ns = wall_ns();
+			rc = meta_call(ch, "close", f->path);
 		}
+		/* Removed while open: there is no time left to keep. */
+		if (rc == -ENOENT)
+			rc = 0;
+		if (ch)
+			client_chan_put(f->fs, ch);
 	}
 	free(f);
 	return rc;
+}
+
+/* LOCK or GETLK of lk on f for owner. */
+static int lock_call(struct sfs_file *f, uint16_t op, uint64_t owner, int flock,
+		     struct sfs_lock *lk)
+{
+	if (!f || !lk || lk->type < SFS_LOCK_READ || lk->type > SFS_LOCK_UNLOCK ||
+	    (!flock && lk->start > lk->end)) {
+		client_error("lock %s: bad lock type or range", f ? f->path : "(null)");
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, op, NULL);
+	req->handle = f->fid;
+	req->session = f->fs->lock_session;
+	req->owner = owner;
+	req->pid = lk->pid;
+	req->lk_kind = flock ? SFS_LK_FLOCK : SFS_LK_POSIX;
+	/* SFS_LOCK_* and the wire's SFS_LK_* are the same numbers */
+	req->lk_type = (uint8_t)lk->type;
+	req->lk_start = flock ? 0 : lk->start;
+	req->lk_end = flock ? UINT64_MAX : lk->end;
+	int rc = meta_call(ch, op == SFS_OP_LOCK ? "lock" : "getlk", f->path);
+	if (rc == 0 && op == SFS_OP_GETLK) {
+		lk->type = ch->reply.lk_type;
+		lk->start = ch->reply.lk_start;
+		lk->end = ch->reply.lk_end;
+		lk->pid = ch->reply.lk_pid;
+	}
+	client_chan_put(f->fs, ch);
+	return rc;
+}
+
+int sfs_lock(struct sfs_file *f, uint64_t owner, int flock, const struct sfs_lock *lk)
+{
+	struct sfs_lock copy = lk ? *lk : (struct sfs_lock){ 0 };
+	return lock_call(f, SFS_OP_LOCK, owner, flock, lk ? &copy : NULL);
+}
+
+int sfs_getlk(struct sfs_file *f, uint64_t owner, int flock, struct sfs_lock *lk)
+{
+	return lock_call(f, SFS_OP_GETLK, owner, flock, lk);
 }
 
 int sfs_fstat(struct sfs_file *f, struct sfs_stat *st)
@@ -433,13 +587,14 @@ int sfs_fstat(struct sfs_file *f, struct sfs_stat *st)
 	struct chan *ch = client_chan_get(f->fs);
 	if (!ch)
 		return -ENOMEM;
-	/* No lookup by fid exists: the path must still name this file. */
-	int rc = meta_lookup(ch, f->path, "fstat", &attr);
-	if (rc == -ENOENT || (rc == 0 && attr.fid != f->fid)) {
-		client_error("fstat %s: the file was removed or replaced since it was opened",
-			     f->path);
+	meta_req(ch, SFS_OP_GETATTR, NULL)->handle = f->fid;
+	int rc = meta_call(ch, "fstat", f->path);
+	if (rc == -ENOENT) {
+		client_error("fstat %s: the file was removed since it was opened", f->path);
 		rc = -ESTALE;
 	}
+	if (rc == 0)
+		attr = ch->reply.attr;
 	if (rc < 0)
 		goto out;
 	rc = data_file_size(f->fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
@@ -483,9 +638,32 @@ int sfs_ftruncate(struct sfs_file *f, uint64_t size)
 
 /* --- paths --- */
 
-int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st)
+/* A file's size from its datafiles; a symlink's is its target's length. */
+static int stat_size(struct sfs *fs, struct chan *ch, const struct sfs_attr *attr,
+		     const char *name, uint64_t *size_bytes)
 {
 	char err[CLIENT_ERR_BYTES / 2];
+	*size_bytes = 0;
+	if (attr->type == SFS_TYPE_DIR)
+		return 0;
+	if (attr->type == SFS_TYPE_SYMLINK) {
+		meta_req(ch, SFS_OP_READLINK, NULL)->handle = attr->fid;
+		int rc = meta_call(ch, "stat", name);
+		if (rc == 0)
+			*size_bytes = strlen(ch->reply.target);
+		return rc;
+	}
+	int rc = check_layout(fs, &attr->layout, "stat", name);
+	if (rc < 0)
+		return rc;
+	rc = data_file_size(fs, ch, attr->fid, &attr->layout, size_bytes, err, sizeof(err));
+	if (rc < 0)
+		client_error("stat %s: %s", name, err);
+	return rc;
+}
+
+int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st)
+{
 	struct sfs_attr attr;
 	uint64_t size_bytes = 0;
 	int rc = check_path(fs, path, "stat");
@@ -495,15 +673,31 @@ int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st)
 	if (!ch)
 		return -ENOMEM;
 	rc = meta_lookup(ch, path, "stat", &attr);
-	if (rc < 0 || attr.type == SFS_TYPE_DIR)
-		goto out;
-	rc = check_layout(fs, &attr.layout, "stat", path);
-	if (rc < 0)
-		goto out;
-	rc = data_file_size(fs, ch, attr.fid, &attr.layout, &size_bytes, err, sizeof(err));
-	if (rc < 0)
-		client_error("stat %s: %s", path, err);
-out:
+	if (rc == 0)
+		rc = stat_size(fs, ch, &attr, path, &size_bytes);
+	if (rc == 0)
+		attr_to_stat(&attr, size_bytes, st);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_stat_fid(struct sfs *fs, uint64_t fid, struct sfs_stat *st)
+{
+	char name[32];
+	struct sfs_attr attr;
+	uint64_t size_bytes = 0;
+	if (!fs || !st)
+		return -EINVAL;
+	snprintf(name, sizeof(name), "fid 0x%llx", (unsigned long long)fid);
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	meta_req(ch, SFS_OP_GETATTR, NULL)->handle = fid;
+	int rc = meta_call(ch, "stat", name);
+	if (rc == 0) {
+		attr = ch->reply.attr;
+		rc = stat_size(fs, ch, &attr, name, &size_bytes);
+	}
 	if (rc == 0)
 		attr_to_stat(&attr, size_bytes, st);
 	client_chan_put(fs, ch);
@@ -554,7 +748,126 @@ int sfs_unlink(struct sfs *fs, const char *path)
 
 int sfs_mkdir(struct sfs *fs, const char *path, uint32_t mode)
 {
-	return meta_simple(fs, SFS_OP_MKDIR, path, mode, "mkdir");
+	return sfs_mkdir_as(fs, path, mode, (uint32_t)geteuid(), (uint32_t)getegid());
+}
+
+int sfs_mkdir_as(struct sfs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	int rc = check_path(fs, path, "mkdir");
+	if (rc < 0)
+		return rc;
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, SFS_OP_MKDIR, path);
+	req->mode = mode;
+	req->uid = uid;
+	req->gid = gid;
+	rc = meta_call(ch, "mkdir", path);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_rename(struct sfs *fs, const char *from, const char *to, unsigned flags)
+{
+	int rc = check_path(fs, from, "rename");
+	if (rc == 0)
+		rc = check_path(fs, to, "rename");
+	if (rc < 0)
+		return rc;
+	if (flags & ~SFS_RENAME_NOREPLACE) {
+		client_error("rename %s: unknown flags 0x%x", from, flags);
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, SFS_OP_RENAME, from);
+	snprintf(req->path2, sizeof(req->path2), "%s", to);
+	req->flags = flags & SFS_RENAME_NOREPLACE ? SFS_RENAMEF_NOREPLACE : 0;
+	char what[SFS_MAX_PATH + 16];
+	snprintf(what, sizeof(what), "rename %s to", from);
+	rc = meta_call(ch, what, to);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_setattr(struct sfs *fs, uint64_t fid, const struct sfs_setattr *sa, struct sfs_stat *st)
+{
+	char name[32];
+	uint64_t size_bytes = 0;
+	if (!fs || !sa)
+		return -EINVAL;
+	snprintf(name, sizeof(name), "fid 0x%llx", (unsigned long long)fid);
+	if (sa->valid & ~(unsigned)SFS_SETATTR_ALL) {
+		client_error("setattr %s: unknown fields 0x%x", name, sa->valid);
+		return -EINVAL;
+	}
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	/* SFS_SET_* and the wire's SFS_SETATTR_* are the same bits */
+	struct sfs_req *req = meta_req(ch, SFS_OP_SETATTR, NULL);
+	req->handle = fid;
+	req->valid = sa->valid;
+	req->mode = sa->mode;
+	req->uid = sa->uid;
+	req->gid = sa->gid;
+	req->atime_ns = sa->atime_ns;
+	req->mtime_ns = sa->mtime_ns;
+	int rc = meta_call(ch, "setattr", name);
+	if (rc == 0 && st) {
+		struct sfs_attr attr = ch->reply.attr;
+		rc = stat_size(fs, ch, &attr, name, &size_bytes);
+		if (rc == 0)
+			attr_to_stat(&attr, size_bytes, st);
+	}
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+int sfs_symlink(struct sfs *fs, const char *target, const char *path, uint32_t uid,
+		uint32_t gid, struct sfs_stat *st)
+{
+	int rc = check_path(fs, path, "symlink");
+	if (rc < 0)
+		return rc;
+	if (!target || strlen(target) > SFS_MAX_PATH) {
+		client_error("symlink %s: target missing or longer than %d bytes", path,
+			     SFS_MAX_PATH);
+		return target ? -ENAMETOOLONG : -EINVAL;
+	}
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	struct sfs_req *req = meta_req(ch, SFS_OP_SYMLINK, path);
+	snprintf(req->path2, sizeof(req->path2), "%s", target);
+	req->uid = uid;
+	req->gid = gid;
+	rc = meta_call(ch, "symlink", path);
+	if (rc == 0 && st)
+		attr_to_stat(&ch->reply.attr, strlen(target), st);
+	client_chan_put(fs, ch);
+	return rc;
+}
+
+ssize_t sfs_readlink(struct sfs *fs, uint64_t fid, char *buf, size_t len)
+{
+	char name[32];
+	if (!fs || !buf || !len)
+		return -EINVAL;
+	snprintf(name, sizeof(name), "fid 0x%llx", (unsigned long long)fid);
+	struct chan *ch = client_chan_get(fs);
+	if (!ch)
+		return -ENOMEM;
+	meta_req(ch, SFS_OP_READLINK, NULL)->handle = fid;
+	ssize_t rc = meta_call(ch, "readlink", name);
+	if (rc == 0) {
+		snprintf(buf, len, "%s", ch->reply.target);
+		rc = (ssize_t)strlen(ch->reply.target);
+	}
+	client_chan_put(fs, ch);
+	return rc;
 }
 
 int sfs_rmdir(struct sfs *fs, const char *path)
@@ -625,7 +938,7 @@ int sfs_readdir(struct sfs *fs, const char *path, sfs_readdir_fn fn, void *arg)
 		if (rc < 0)
 			goto out;
 		for (unsigned i = 0; i < n; i++) {
-			int type = entries[i].type == SFS_TYPE_DIR ? SFS_STAT_DIR : SFS_STAT_FILE;
+			int type = stat_type(entries[i].type);
 			rc = fn(arg, entries[i].name, type, entries[i].fid);
 			if (rc != 0)
 				goto out;

@@ -47,6 +47,7 @@ struct sfs {
 	struct chan *free_chans;
 	struct chan *all_chans;
 	struct ctl *ctl; /* migagent's control point, NULL without an agent */
+	uint64_t lock_session; /* random, names this client's locks on the server */
 };
 
 struct sfs_file {
@@ -55,6 +56,8 @@ struct sfs_file {
 	struct sfs_layout layout;
 	int flags;
 	int written; /* set atomically by pwrite/ftruncate: close updates mtime */
+	int was_read; /* set atomically by pread: close may update atime */
+	int64_t atime_ns, mtime_ns; /* at open: relatime's rule at close */
 	unsigned ctl_epoch; /* ctl_touch's memo */
 	char path[];
 };
@@ -70,6 +73,10 @@ struct chan *client_chan_get(struct sfs *fs);
 void client_chan_put(struct sfs *fs, struct chan *ch);
 struct chan *client_chan_get_ungated(struct sfs *fs);
 void client_chan_put_ungated(struct sfs *fs, struct chan *ch);
+/* One request about a handle (APPEND_LOCK, APPEND_UNLOCK) to the
+ * metadata server on ch: 0 or a negative errno with the reason in err. */
+int client_meta_handle_call(struct chan *ch, uint16_t op, uint64_t handle, char *err,
+			    size_t errlen);
 /* Set the calling thread's sfs_last_error(). */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* msg about srv without its leading "server NAME at HOST:PORT: ", into out

@@ -912,16 +912,14 @@ static ssize_t read_finish(struct sfs_file *f, struct chan *ch, struct data_plan
 	return size_bytes - off < len ? (ssize_t)(size_bytes - off) : (ssize_t)len;
 }
 
-/* Both directions: plan, run, and for reads settle short data. */
-static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, uint16_t op,
-		       const char *what)
+/* Both directions on the caller's channel: plan, run, and for reads
+ * settle short data. */
+static ssize_t data_rw_on(struct sfs_file *f, struct chan *ch, char *buf, size_t len,
+			  uint64_t off, uint16_t op, const char *what)
 {
 	char err[CLIENT_ERR_BYTES / 2] = "out of memory";
 	struct data_plan plan;
-	struct chan *ch = client_chan_get(f->fs);
 	ssize_t rc;
-	if (!ch)
-		return -ENOMEM;
 	if (f->fs->ctl && op == SFS_OP_DF_WRITE)
 		ctl_touch(f->fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
 	rc = data_plan_init(&plan, f, ch, buf, off, len, op);
@@ -943,6 +941,16 @@ out:
 	if (rc < 0)
 		client_error("%s %s: %s", what, f->path, err);
 	free(plan.own);
+	return rc;
+}
+
+static ssize_t data_rw(struct sfs_file *f, char *buf, size_t len, uint64_t off, uint16_t op,
+		       const char *what)
+{
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	ssize_t rc = data_rw_on(f, ch, buf, len, off, op, what);
 	client_chan_put(f->fs, ch);
 	return rc;
 }
@@ -954,6 +962,7 @@ ssize_t sfs_pread(struct sfs_file *f, void *buf, size_t len, uint64_t offset)
 		return rc;
 	if (len == 0)
 		return 0;
+	__atomic_store_n(&f->was_read, 1, __ATOMIC_RELAXED);
 	return data_rw(f, buf, len, offset, SFS_OP_DF_READ, "pread");
 }
 
@@ -967,4 +976,46 @@ ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t off
 	__atomic_store_n(&f->written, 1, __ATOMIC_RELAXED);
 	/* The buffer is only read: DF_WRITE's iovecs are sent, never received into. */
 	return data_rw(f, (char *)(uintptr_t)buf, len, offset, SFS_OP_DF_WRITE, "pwrite");
+}
+
+/*
+ * The whole append on one channel: its metadata connection holds the file's
+ * append lock while the size is read and the data written, and taking a
+ * second channel could block behind a quiesce that waits for this one.
+ * Unlocking fails only with the connection, and a closed connection gives
+ * the lock back on the server.
+ */
+ssize_t sfs_append(struct sfs_file *f, const void *buf, size_t len, uint64_t *offset)
+{
+	char err[CLIENT_ERR_BYTES / 2];
+	uint64_t size_bytes;
+	int rc = check_io_args(f, buf, len, 0, 1, "append");
+	if (rc < 0)
+		return rc;
+	struct chan *ch = client_chan_get(f->fs);
+	if (!ch)
+		return -ENOMEM;
+	__atomic_store_n(&f->written, 1, __ATOMIC_RELAXED);
+	ssize_t res = client_meta_handle_call(ch, SFS_OP_APPEND_LOCK, f->fid, err, sizeof(err));
+	if (res < 0) {
+		client_error("append %s: taking the append lock: %s", f->path, err);
+		goto out;
+	}
+	res = data_file_size(f->fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+	if (res < 0)
+		client_error("append %s: %s", f->path, err);
+	else if (size_bytes > INT64_MAX - len)
+		res = -EFBIG;
+	else if (len)
+		res = data_rw_on(f, ch, (char *)(uintptr_t)buf, len, size_bytes, SFS_OP_DF_WRITE,
+				 "append");
+	if (client_meta_handle_call(ch, SFS_OP_APPEND_UNLOCK, f->fid, err, sizeof(err)) < 0)
+		sfs_conn_close(&ch->meta);
+	if (res >= 0 && offset)
+		*offset = size_bytes;
+	if (res >= 0)
+		res = (ssize_t)len;
+out:
+	client_chan_put(f->fs, ch);
+	return res;
 }

@@ -43,17 +43,22 @@ struct sfs_file;
 #define SFS_O_CREAT 0x40
 #define SFS_O_EXCL 0x80
 #define SFS_O_TRUNC 0x200
+#define SFS_O_APPEND 0x400 /* sfs_append only: sfs_pwrite keeps its offset */
 
 #define SFS_STAT_FILE 1
 #define SFS_STAT_DIR 2
+#define SFS_STAT_SYMLINK 3
 #define SFS_STRIPE_MAX 64
 
 struct sfs_stat {
 	uint64_t fid;          /* file id, also every datafile's handle */
 	int type;              /* SFS_STAT_FILE or SFS_STAT_DIR */
 	uint32_t mode;
-	uint64_t size_bytes;   /* files: derived from the datafiles */
-	int64_t mtime_ns;
+	uint32_t uid, gid;
+	uint64_t size_bytes;   /* files: derived from the datafiles; symlinks:
+				  the target's length */
+	int64_t atime_ns;      /* set at close after a read (relatime's rule) */
+	int64_t mtime_ns;      /* set at close after a write or a truncate */
 	int64_t ctime_ns;
 	uint32_t strip_size;   /* files: layout; dirs: default for new files (0 = fs default) */
 	unsigned stripe_count; /* likewise */
@@ -100,13 +105,58 @@ void sfs_disconnect(struct sfs *fs);
 /* The calling thread's last error message ("" if none). */
 const char *sfs_last_error(void);
 
+/* A file created by sfs_open is owned by the process's effective uid and
+ * gid; sfs_open_as names the owner (a mount creating for its callers) and,
+ * with st != NULL, returns the file's attributes from the same request
+ * (its size costs a request to each I/O server, except with SFS_O_EXCL or
+ * SFS_O_TRUNC, when it is 0). */
 int sfs_open(struct sfs *fs, const char *path, int flags, uint32_t mode, struct sfs_file **out);
+int sfs_open_as(struct sfs *fs, const char *path, int flags, uint32_t mode, uint32_t uid,
+		uint32_t gid, struct sfs_file **out, struct sfs_stat *st);
+/* Open the existing file whose fid is fid, whatever its name is now (an
+ * inode number, to a mount). path only names it in messages. */
+int sfs_open_fid(struct sfs *fs, uint64_t fid, const char *path, int flags,
+		 struct sfs_file **out);
 /* Returns bytes read (short only at end of file) or a negative errno. */
 ssize_t sfs_pread(struct sfs_file *f, void *buf, size_t len, uint64_t offset);
 /* Returns len or a negative errno; never a short write. */
 ssize_t sfs_pwrite(struct sfs_file *f, const void *buf, size_t len, uint64_t offset);
+/* Write at the end of the file, atomically against every other sfs_append
+ * to it from any client (the metadata server's per-file append lock).
+ * *offset gets where the bytes landed. Returns len or a negative errno. */
+ssize_t sfs_append(struct sfs_file *f, const void *buf, size_t len, uint64_t *offset);
+/*
+ * Locks held on the metadata server for every client: fcntl-style byte
+ * ranges (flock 0) or a whole-file flock (flock 1, start/end ignored), the
+ * two kinds never conflicting with each other. owner names the holder
+ * inside this client (a process, an open file: any number the caller keeps
+ * unique); an owner's new lock replaces its own in the range. Locks go when
+ * cleared (SFS_LOCK_UNLOCK), when this client disconnects or dies, or when
+ * the metadata server restarts. Nothing waits: a conflict is -EAGAIN, and a
+ * caller that wants to wait retries (sfs mount does, for F_SETLKW).
+ */
+#define SFS_LOCK_READ 1
+#define SFS_LOCK_WRITE 2
+#define SFS_LOCK_UNLOCK 3
+struct sfs_lock {
+	int type;          /* SFS_LOCK_* */
+	uint64_t start;    /* first byte */
+	uint64_t end;      /* last byte, inclusive; UINT64_MAX: to the end, however long */
+	uint32_t pid;      /* set: reported to sfs_getlk callers of this client;
+			      from sfs_getlk: the holder's, 0 if on another client */
+};
+int sfs_lock(struct sfs_file *f, uint64_t owner, int flock, const struct sfs_lock *lk);
+/* lk in: the lock wanted; out: the first conflicting lock of another owner,
+ * or type SFS_LOCK_UNLOCK when lk could be taken now. */
+int sfs_getlk(struct sfs_file *f, uint64_t owner, int flock, struct sfs_lock *lk);
+
 /* Servers make every byte of the file durable. */
 int sfs_fsync(struct sfs_file *f);
+/* Writes and truncates set the file's mtime and ctime when it is flushed
+ * or closed, not at each write (one metadata request per close, not one
+ * per write). sfs_flush publishes them now, if f was written since the
+ * last flush: a mount calls it when a program closes a descriptor. */
+int sfs_flush(struct sfs_file *f);
 /* Frees f whatever happens; returns an error seen on close (none today). */
 int sfs_close(struct sfs_file *f);
 int sfs_fstat(struct sfs_file *f, struct sfs_stat *st);
@@ -116,6 +166,38 @@ int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st);
 int sfs_truncate(struct sfs *fs, const char *path, uint64_t size);
 int sfs_unlink(struct sfs *fs, const char *path);
 int sfs_mkdir(struct sfs *fs, const char *path, uint32_t mode);
+int sfs_mkdir_as(struct sfs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
+/* Attributes by fid: an entry of any type, found whatever its name now is. */
+int sfs_stat_fid(struct sfs *fs, uint64_t fid, struct sfs_stat *st);
+
+/* Atomically give from the name to (across directories too). An existing
+ * file at to is replaced, and so is an empty directory when from is one.
+ * flags: 0 or SFS_RENAME_NOREPLACE (then -EEXIST if to exists). */
+#define SFS_RENAME_NOREPLACE 0x1
+int sfs_rename(struct sfs *fs, const char *from, const char *to, unsigned flags);
+
+/* chmod, chown, utimens: set the fields named in valid, of the entry whose
+ * fid is fid; ctime becomes now. st (may be NULL) gets the result. */
+#define SFS_SET_MODE 0x1
+#define SFS_SET_UID 0x2
+#define SFS_SET_GID 0x4
+#define SFS_SET_ATIME 0x8
+#define SFS_SET_MTIME 0x10
+struct sfs_setattr {
+	unsigned valid;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns;
+};
+int sfs_setattr(struct sfs *fs, uint64_t fid, const struct sfs_setattr *sa,
+		struct sfs_stat *st);
+
+/* A symbolic link at path pointing to target (stored, never followed by
+ * sfs itself: the kernel follows it on a mount). st may be NULL. */
+int sfs_symlink(struct sfs *fs, const char *target, const char *path, uint32_t uid,
+		uint32_t gid, struct sfs_stat *st);
+/* The target of the symlink fid, NUL-terminated in buf (truncated to len - 1
+ * bytes); returns its full length or a negative errno (-EINVAL: not a link). */
+ssize_t sfs_readlink(struct sfs *fs, uint64_t fid, char *buf, size_t len);
 int sfs_rmdir(struct sfs *fs, const char *path);
 
 /* Calls fn for every entry of a directory, in name order; fn returning

@@ -213,7 +213,8 @@ static const char *format_time(int64_t ns, char *buf, size_t len)
 
 static const char *type_name(int type)
 {
-	return type == SFS_STAT_DIR ? "dir" : type == SFS_STAT_FILE ? "file" : "?";
+	return type == SFS_STAT_DIR ? "dir" : type == SFS_STAT_FILE ? "file"
+	       : type == SFS_STAT_SYMLINK ? "link" : "?";
 }
 
 /*
@@ -1133,6 +1134,10 @@ static const struct subcmd subcmds[] = {
 	{ "ping", cmd_ping, ping_usage, "round trip and version of every server" },
 	{ "snapshot", cmd_snapshot, cmd_snapshot_usage, "create, list, remove, roll back snapshots" },
 	{ "fsck", cmd_fsck, cmd_fsck_usage, "find leaked or missing datafiles" },
+#ifdef SFS_HAVE_FUSE
+	{ "mount", cmd_mount, cmd_mount_usage, "mount sfs through FUSE (see sfs-mount(8))" },
+	{ "umount", cmd_umount, cmd_umount_usage, "unmount an sfs mount" },
+#endif
 };
 
 static void usage(FILE *out)

@@ -95,5 +95,10 @@ int cmd_snapshot(struct cmd *c, int argc, char **argv);
 int cmd_fsck(struct cmd *c, int argc, char **argv);
 extern const char cmd_snapshot_usage[];
 extern const char cmd_fsck_usage[];
+/* Subcommands of mount_cmd.c (built when libfuse3 is found). */
+int cmd_mount(struct cmd *c, int argc, char **argv);
+int cmd_umount(struct cmd *c, int argc, char **argv);
+extern const char cmd_mount_usage[];
+extern const char cmd_umount_usage[];
 
 #endif

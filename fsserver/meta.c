@@ -19,6 +19,10 @@
  * Connections to the I/O servers are kept in a small pool per server and
  * connect lazily, so the metadata server starts whether or not the I/O
  * servers are up yet.
+ *
+ * Locks (fcntl ranges, flock, the O_APPEND lock) are in memory, in
+ * meta_locks.c; this file only routes their requests and tells it when a
+ * connection closes.
  */
 #include "meta.h"
 
@@ -30,18 +34,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "log.h"
 #include "meta_internal.h"
+#include "meta_locks.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
-/* 2: snapshots (meta_snap.c) */
-#define SCHEMA_VERSION 2
-#define SCHEMA_VERSION_TEXT "2" /* for PRAGMA user_version = N */
+/* 2: uid, gid, atime_ns, target (symlinks); 3: snapshots (meta_snap.c) */
+#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION_TEXT "3" /* for PRAGMA user_version = N */
 #define FID_BATCH 1024       /* fids reserved per database write */
 #define DB_BUSY_TIMEOUT_MS 5000
+/* TCP keepalive on client connections: a vanished client's connection (and
+ * with it its locks, meta_locks.h) is closed after idle + count * interval. */
+#define KEEPALIVE_IDLE_S 10
+#define KEEPALIVE_INTERVAL_S 2
+#define KEEPALIVE_COUNT 3
 
 enum stmt_id {
 	ST_CHILD,
@@ -53,6 +67,9 @@ enum stmt_id {
 	ST_SET_STRIPE,
 	ST_SET_MTIME,
 	ST_COUNT,
+	ST_SET_ATTR,
+	ST_MOVE,
+	ST_TARGET,
 	ST_N
 };
 _Static_assert(ST_N <= META_MAX_STMTS, "raise META_MAX_STMTS");
@@ -62,21 +79,26 @@ static const char *const stmt_sql[ST_N] = {
 	[ST_CHILD] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE parent = ?1 AND name = ?2",
 	[ST_BY_FID] = "SELECT " ENTRY_COLUMNS " FROM entries WHERE fid = ?1",
 	[ST_INSERT] = "INSERT INTO entries (fid, parent, name, type, mode, mtime_ns, ctime_ns,"
-		      " strip_size, stripe_count, servers)"
-		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		      " strip_size, stripe_count, servers, uid, gid, atime_ns, target)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[ST_DELETE] = "DELETE FROM entries WHERE fid = ?1",
 	[ST_HAS_CHILD] = "SELECT 1 FROM entries WHERE parent = ?1 LIMIT 1",
 	[ST_LIST] = "SELECT name, type, fid FROM entries WHERE parent = ?1 AND name > ?2"
 		    " ORDER BY name LIMIT ?3",
 	[ST_SET_STRIPE] = "UPDATE entries SET strip_size = ?2, stripe_count = ?3 WHERE fid = ?1",
-	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2 WHERE fid = ?1",
+	[ST_SET_MTIME] = "UPDATE entries SET mtime_ns = ?2, ctime_ns = ?2 WHERE fid = ?1",
 	[ST_COUNT] = "SELECT type, COUNT(*) FROM entries GROUP BY type",
+	[ST_SET_ATTR] = "UPDATE entries SET mode = ?2, uid = ?3, gid = ?4, atime_ns = ?5,"
+			" mtime_ns = ?6, ctime_ns = ?7 WHERE fid = ?1",
+	[ST_MOVE] = "UPDATE entries SET parent = ?2, name = ?3, ctime_ns = ?4 WHERE fid = ?1",
+	[ST_TARGET] = "SELECT target FROM entries WHERE fid = ?1",
 };
 
 /* Per connection: datafiles to remove once the UNLINK reply is out. */
 struct meta_conn {
 	int remove_pending;
 	struct entry removed;
+	uint64_t lock_session; /* the client whose locks this connection carried */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -147,6 +169,9 @@ void attr_from_entry(const struct entry *e, struct sfs_attr *a)
 	a->fid = e->fid;
 	a->type = e->type;
 	a->mode = e->mode;
+	a->uid = e->uid;
+	a->gid = e->gid;
+	a->atime_ns = e->atime_ns;
 	a->mtime_ns = e->mtime_ns;
 	a->ctime_ns = e->ctime_ns;
 	a->layout = e->layout;
@@ -167,11 +192,14 @@ int row_read(sqlite3_stmt *s, struct entry *e)
 	int64_t count = sqlite3_column_int64(s, 7);
 	const uint8_t *blob = sqlite3_column_blob(s, 8);
 	int blob_bytes = sqlite3_column_bytes(s, 8);
+	e->uid = (uint32_t)sqlite3_column_int64(s, 9);
+	e->gid = (uint32_t)sqlite3_column_int64(s, 10);
+	e->atime_ns = sqlite3_column_int64(s, 11);
 	if (count < 0 || count > SFS_MAX_STRIPE ||
-	    (e->type != SFS_TYPE_FILE && e->type != SFS_TYPE_DIR))
+	    (e->type != SFS_TYPE_FILE && e->type != SFS_TYPE_DIR && e->type != SFS_TYPE_SYMLINK))
 		return -EIO;
 	e->layout.stripe_count = (uint16_t)count;
-	if (e->type == SFS_TYPE_DIR)
+	if (e->type != SFS_TYPE_FILE)
 		return 0;
 	if (blob_bytes != 2 * count || (count && !blob))
 		return -EIO;
@@ -209,9 +237,10 @@ int fid_get(struct meta *m, uint64_t fid, struct entry *e)
 	return entry_fetch(m, s, e);
 }
 
-/* Insert e named name; commits (autocommit) before it returns 0. -EEXIST
- * when (parent, name) is taken. */
-static int entry_insert(struct meta *m, const struct entry *e, const char *name)
+/* Insert e named name (target: a symlink's, else NULL); commits
+ * (autocommit) before it returns 0. -EEXIST when (parent, name) is taken. */
+static int entry_insert_target(struct meta *m, const struct entry *e, const char *name,
+			       const char *target)
 {
 	uint8_t blob[2 * SFS_MAX_STRIPE];
 	unsigned n = e->type == SFS_TYPE_FILE ? e->layout.stripe_count : 0;
@@ -231,6 +260,11 @@ static int entry_insert(struct meta *m, const struct entry *e, const char *name)
 	sqlite3_bind_int(s, 9, e->layout.stripe_count);
 	if (n)
 		sqlite3_bind_blob(s, 10, blob, (int)(2 * n), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 11, e->uid);
+	sqlite3_bind_int64(s, 12, e->gid);
+	sqlite3_bind_int64(s, 13, e->atime_ns);
+	if (target)
+		sqlite3_bind_text(s, 14, target, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	int ext = sqlite3_extended_errcode(m->db);
 	sqlite3_reset(s);
@@ -238,6 +272,11 @@ static int entry_insert(struct meta *m, const struct entry *e, const char *name)
 		return 0;
 	return ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY ? -EEXIST
 										     : -EIO;
+}
+
+static int entry_insert(struct meta *m, const struct entry *e, const char *name)
+{
+	return entry_insert_target(m, e, name, NULL);
 }
 
 static int entry_delete(struct meta *m, uint64_t fid)
@@ -477,6 +516,8 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 			return -EEXIST;
 		if (e->type == SFS_TYPE_DIR)
 			return -EISDIR;
+		if (e->type == SFS_TYPE_SYMLINK) /* the client follows links, not sfsd */
+			return server_fail(r, -ELOOP, "a symbolic link");
 		attr_from_entry(e, &r->reply->attr);
 		return 0;
 	}
@@ -488,7 +529,9 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 	e->parent = dir.fid;
 	e->type = SFS_TYPE_FILE;
 	e->mode = r->req->mode & 07777;
-	e->mtime_ns = e->ctime_ns = wall_ns();
+	e->uid = r->req->uid;
+	e->gid = r->req->gid;
+	e->atime_ns = e->mtime_ns = e->ctime_ns = wall_ns();
 	layout_for_new_file(m, &dir, e->fid, &e->layout);
 	return 1;
 }
@@ -519,6 +562,8 @@ static int create_commit(struct meta *m, struct server_req *r, const struct path
 		return -EEXIST;
 	if (other.type == SFS_TYPE_DIR)
 		return -EISDIR;
+	if (other.type == SFS_TYPE_SYMLINK)
+		return server_fail(r, -ELOOP, "a symbolic link");
 	attr_from_entry(&other, &r->reply->attr);
 	return 0;
 }
@@ -565,7 +610,9 @@ static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p
 	e.parent = dir.fid;
 	e.type = SFS_TYPE_DIR;
 	e.mode = r->req->mode & 07777;
-	e.mtime_ns = e.ctime_ns = wall_ns();
+	e.uid = r->req->uid;
+	e.gid = r->req->gid;
+	e.atime_ns = e.mtime_ns = e.ctime_ns = wall_ns();
 	e.layout.strip_size = dir.layout.strip_size; /* new files below inherit */
 	e.layout.stripe_count = dir.layout.stripe_count;
 	rc = entry_insert(m, &e, p->comp[p->n - 1]);
@@ -590,7 +637,7 @@ static int meta_unlink(struct meta *m, struct server_req *r, const struct path *
 		return db_fail(m, r, "removing a file");
 	attr_from_entry(&e, &r->reply->attr);
 	mc->removed = e;
-	mc->remove_pending = 1;
+	mc->remove_pending = e.type == SFS_TYPE_FILE; /* a symlink has no datafiles */
 	return 0;
 }
 
@@ -740,6 +787,288 @@ static int meta_statfs(struct meta *m, struct server_req *r)
 	return 0;
 }
 
+/* --- what a POSIX mount needs (protocol version 2) --------------------------- */
+
+/* The entry named by the request's handle (its fid). */
+static int by_handle(struct meta *m, struct server_req *r, struct entry *e)
+{
+	uint64_t fid = r->req->handle;
+	int rc = fid > INT64_MAX ? -ENOENT : fid_get(m, fid, e);
+	if (rc == -ENOENT)
+		return server_fail(r, -ENOENT, "no entry has handle 0x%" PRIx64 " (removed?)", fid);
+	if (rc < 0)
+		return db_fail(m, r, "reading an entry");
+	return 0;
+}
+
+static int meta_getattr(struct meta *m, struct server_req *r)
+{
+	struct entry e;
+	int rc = by_handle(m, r, &e);
+	if (rc == 0)
+		attr_from_entry(&e, &r->reply->attr);
+	return rc;
+}
+
+/* chmod, chown and utimens in one: the fields in valid, and ctime = now. */
+static int meta_setattr(struct meta *m, struct server_req *r)
+{
+	const struct sfs_req *q = r->req;
+	struct entry e;
+	if (q->valid & ~SFS_SETATTR_ALL)
+		return server_fail(r, -EINVAL, "unknown attribute bits 0x%x",
+				   q->valid & ~SFS_SETATTR_ALL);
+	int rc = by_handle(m, r, &e);
+	if (rc < 0)
+		return rc;
+	if (q->valid & SFS_SETATTR_MODE)
+		e.mode = q->mode & 07777;
+	if (q->valid & SFS_SETATTR_UID)
+		e.uid = q->uid;
+	if (q->valid & SFS_SETATTR_GID)
+		e.gid = q->gid;
+	if (q->valid & SFS_SETATTR_ATIME)
+		e.atime_ns = q->atime_ns;
+	if (q->valid & SFS_SETATTR_MTIME)
+		e.mtime_ns = q->mtime_ns;
+	if (!(q->valid & SFS_SETATTR_KEEP_CTIME))
+		e.ctime_ns = wall_ns();
+	sqlite3_stmt *s = stmt(m, ST_SET_ATTR);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
+	sqlite3_bind_int64(s, 2, e.mode);
+	sqlite3_bind_int64(s, 3, e.uid);
+	sqlite3_bind_int64(s, 4, e.gid);
+	sqlite3_bind_int64(s, 5, e.atime_ns);
+	sqlite3_bind_int64(s, 6, e.mtime_ns);
+	sqlite3_bind_int64(s, 7, e.ctime_ns);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(m, r, "setting attributes");
+	attr_from_entry(&e, &r->reply->attr);
+	return 0;
+}
+
+static int meta_readlink(struct meta *m, struct server_req *r)
+{
+	struct entry e;
+	int rc = by_handle(m, r, &e);
+	if (rc < 0)
+		return rc;
+	if (e.type != SFS_TYPE_SYMLINK)
+		return server_fail(r, -EINVAL, "handle 0x%" PRIx64 " is not a symbolic link", e.fid);
+	sqlite3_stmt *s = stmt(m, ST_TARGET);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
+	rc = sqlite3_step(s);
+	const char *target = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	size_t len = target ? (size_t)sqlite3_column_bytes(s, 0) : 0;
+	if (target && len <= SFS_MAX_PATH) {
+		memcpy(r->reply->target, target, len);
+		r->reply->target[len] = '\0';
+	}
+	sqlite3_reset(s);
+	if (!target || len > SFS_MAX_PATH)
+		return db_fail(m, r, "reading a symbolic link");
+	return 0;
+}
+
+static int meta_symlink(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry dir, e;
+	if (p->n == 0)
+		return -EEXIST;
+	if (r->req->path2[0] == '\0')
+		return server_fail(r, -ENOENT, "a symbolic link needs a non-empty target");
+	int rc = walk_parent(m, r, p, &dir);
+	if (rc < 0)
+		return rc;
+	rc = child_get(m, dir.fid, p->comp[p->n - 1], &e);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return db_fail(m, r, "looking up a name");
+	memset(&e, 0, sizeof(e));
+	rc = fid_alloc(m, r, &e.fid);
+	if (rc < 0)
+		return rc;
+	e.parent = dir.fid;
+	e.type = SFS_TYPE_SYMLINK;
+	e.mode = 0777;
+	e.uid = r->req->uid;
+	e.gid = r->req->gid;
+	e.atime_ns = e.mtime_ns = e.ctime_ns = wall_ns();
+	rc = entry_insert_target(m, &e, p->comp[p->n - 1], r->req->path2);
+	if (rc < 0)
+		return rc == -EEXIST ? rc : db_fail(m, r, "creating a symbolic link");
+	attr_from_entry(&e, &r->reply->attr);
+	return 0;
+}
+
+/* 1 in *inside when ancestor is dir or one of dir's ancestors. */
+static int is_below(struct meta *m, uint64_t ancestor, uint64_t dir, int *inside)
+{
+	struct entry e;
+	*inside = 0;
+	for (unsigned depth = 0; depth <= SFS_MAX_PATH / 2; depth++) {
+		if (dir == ancestor) {
+			*inside = 1;
+			return 0;
+		}
+		if (dir == SFS_ROOT_FID || fid_get(m, dir, &e) < 0)
+			return dir == SFS_ROOT_FID ? 0 : -EIO;
+		dir = e.parent;
+	}
+	return -EIO; /* a cycle: the table is corrupt */
+}
+
+/* May src take the place of dst (POSIX rename's rules)? */
+static int rename_replace_ok(struct meta *m, struct server_req *r, const struct entry *src,
+			     const struct entry *dst)
+{
+	if (r->req->flags & SFS_RENAMEF_NOREPLACE)
+		return -EEXIST;
+	if (src->type == SFS_TYPE_DIR && dst->type != SFS_TYPE_DIR)
+		return server_fail(r, -ENOTDIR, "a directory cannot replace a non-directory");
+	if (src->type != SFS_TYPE_DIR && dst->type == SFS_TYPE_DIR)
+		return server_fail(r, -EISDIR, "the new name is a directory");
+	if (dst->type != SFS_TYPE_DIR)
+		return 0;
+	sqlite3_stmt *s = stmt(m, ST_HAS_CHILD);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)dst->fid);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return server_fail(r, -ENOTEMPTY, "the directory it would replace is not empty");
+	return rc == SQLITE_DONE ? 0 : db_fail(m, r, "listing a directory");
+}
+
+/* Remove dst (if replace) and move src, in one transaction: another client
+ * sees the old name or the new one, never neither. */
+static int rename_commit(struct meta *m, struct server_req *r, const struct entry *src,
+			 uint64_t to_dir, const char *to_name, const struct entry *dst)
+{
+	if (sqlite3_exec(m->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(m, r, "renaming");
+	int rc = dst ? entry_delete(m, dst->fid) : 0;
+	if (rc == 0) {
+		sqlite3_stmt *s = stmt(m, ST_MOVE);
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)src->fid);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)to_dir);
+		sqlite3_bind_text(s, 3, to_name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, wall_ns());
+		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_reset(s);
+	}
+	if (rc == 0 && sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc == 0)
+		return 0;
+	rc = db_fail(m, r, "renaming");
+	sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int meta_rename(struct meta *m, struct server_req *r, const struct path *from)
+{
+	struct meta_conn *mc = r->conn_state;
+	struct entry from_dir, to_dir, src, dst;
+	int inside;
+	struct path *to = malloc(sizeof(*to));
+	int rc = to ? parse_path(r, r->req->path2, to) : -ENOMEM;
+	if (rc < 0)
+		goto out;
+	if (r->req->flags & ~SFS_RENAMEF_NOREPLACE) {
+		rc = server_fail(r, -EINVAL, "unknown rename flags 0x%x", r->req->flags);
+		goto out;
+	}
+	if (from->n == 0 || to->n == 0) {
+		rc = server_fail(r, -EBUSY, "the root directory cannot be renamed or replaced");
+		goto out;
+	}
+	rc = walk_parent(m, r, from, &from_dir);
+	if (rc == 0) {
+		rc = child_get(m, from_dir.fid, from->comp[from->n - 1], &src);
+		if (rc < 0 && rc != -ENOENT)
+			rc = db_fail(m, r, "looking up a name");
+	}
+	if (rc == 0)
+		rc = walk_parent(m, r, to, &to_dir);
+	if (rc == 0 && src.type == SFS_TYPE_DIR) {
+		rc = is_below(m, src.fid, to_dir.fid, &inside);
+		if (rc < 0)
+			rc = db_fail(m, r, "walking up from the new directory");
+		else if (inside)
+			rc = server_fail(r, -EINVAL, "a directory cannot move below itself");
+	}
+	if (rc < 0)
+		goto out;
+	const char *to_name = to->comp[to->n - 1];
+	rc = child_get(m, to_dir.fid, to_name, &dst);
+	if (rc < 0 && rc != -ENOENT) {
+		rc = db_fail(m, r, "looking up a name");
+		goto out;
+	}
+	int replace = rc == 0;
+	if (replace && dst.fid == src.fid) {
+		rc = 0; /* the same file under both names: POSIX says do nothing */
+		goto out;
+	}
+	rc = replace ? rename_replace_ok(m, r, &src, &dst) : 0;
+	if (rc == 0)
+		rc = rename_commit(m, r, &src, to_dir.fid, to_name, replace ? &dst : NULL);
+	if (rc == 0) {
+		r->reply->replaced = (uint8_t)replace;
+		if (replace && dst.type == SFS_TYPE_FILE) {
+			mc->removed = dst;
+			mc->remove_pending = 1;
+		}
+	}
+out:
+	free(to);
+	return rc;
+}
+
+/* --- append locks (not under m->lock: a waiter must not stop the others) --- */
+
+static int append_lock(struct meta *m, struct server_req *r)
+{
+	uint64_t lease_ms = m->conf->timeout_ms, taken_from_ms = 0;
+	int rc = locks_append_take(m->locks, r->req->handle, r->conn_state, lease_ms,
+				   &taken_from_ms);
+	if (taken_from_ms)
+		log_warnx("append lock of file 0x%" PRIx64 " taken from a holder silent for "
+			  "%" PRIu64 " ms (lease: timeout_ms)", r->req->handle, taken_from_ms);
+	if (rc == -EDEADLK)
+		return server_fail(r, rc, "this connection holds the append lock");
+	return rc == -ENOMEM ? server_fail(r, rc, "out of memory") : rc;
+}
+
+/* Unlocking a lock lost to the lease is not an error: the append itself
+ * already succeeded or failed on its own. */
+static int append_unlock(struct meta *m, struct server_req *r)
+{
+	locks_append_release(m->locks, r->conn_state, r->req->handle);
+	return 0;
+}
+
+/* LOCK and GETLK, in memory only (meta_locks.h): locks do not survive a
+ * metadata server restart, like an NFS server's without its grace period. */
+static int meta_lock(struct meta *m, struct server_req *r)
+{
+	struct meta_conn *mc = r->conn_state;
+	int rc = locks_conn_join(m->locks, &mc->lock_session, r->req->session);
+	if (rc == -EINVAL)
+		return server_fail(r, rc, "lock session 0x%" PRIx64 " on a connection of another",
+				   r->req->session);
+	if (rc < 0)
+		return rc;
+	if (r->req->op == SFS_OP_GETLK) {
+		locks_test(m->locks, r->req, r->reply);
+		return 0;
+	}
+	return locks_set(m->locks, r->req);
+}
+
 /* Everything but CREATE, which manages the lock itself. Under the lock. */
 static int dispatch_locked(struct meta *m, struct server_req *r, const struct path *p)
 {
@@ -754,6 +1083,11 @@ static int dispatch_locked(struct meta *m, struct server_req *r, const struct pa
 	case SFS_OP_SETSTRIPE: return meta_setstripe(m, r, p);
 	case SFS_OP_SETMTIME: return meta_setmtime(m, r);
 	case SFS_OP_META_STATFS: return meta_statfs(m, r);
+	case SFS_OP_GETATTR: return meta_getattr(m, r);
+	case SFS_OP_SETATTR: return meta_setattr(m, r);
+	case SFS_OP_READLINK: return meta_readlink(m, r);
+	case SFS_OP_SYMLINK: return meta_symlink(m, r, p);
+	case SFS_OP_RENAME: return meta_rename(m, r, p);
 	default: return server_fail(r, -EOPNOTSUPP, "%s: not handled", sfs_op_name(r->req->op));
 	}
 }
@@ -771,6 +1105,8 @@ static int meta_handle(void *ctx, struct server_req *r)
 	case SFS_OP_RMDIR:
 	case SFS_OP_READDIR:
 	case SFS_OP_SETSTRIPE:
+	case SFS_OP_SYMLINK:
+	case SFS_OP_RENAME:
 		rc = parse_path(r, r->req->path, &p);
 		if (rc < 0)
 			return rc;
@@ -788,11 +1124,23 @@ static int meta_handle(void *ctx, struct server_req *r)
 		if (rc < 0)
 			return rc;
 		break;
+	case SFS_OP_GETATTR:
+	case SFS_OP_SETATTR:
+	case SFS_OP_READLINK:
+		p.n = 0;
+		break;
+	case SFS_OP_APPEND_LOCK:
+		return append_lock(m, r);
+	case SFS_OP_LOCK:
+	case SFS_OP_GETLK:
+		return meta_lock(m, r);
+	case SFS_OP_APPEND_UNLOCK:
+		return append_unlock(m, r);
 	default:
 		return server_fail(r, -EOPNOTSUPP, "%s is not served by the metadata server",
 				   sfs_op_name(r->req->op));
 	}
-	int snap = meta_snap_is_snapshot_path(&p) ||
+	int snap = meta_snap_is_snapshot_path(&p) || meta_snap_is_handle_request(r->req) ||
 		   (r->req->op >= SFS_OP_SNAP_CREATE && r->req->op <= SFS_OP_SNAP_FSCK);
 	if (r->req->op == SFS_OP_CREATE && !snap)
 		return meta_create(m, r, &p);
@@ -822,11 +1170,23 @@ static void meta_after_reply(void *ctx, struct server_req *r)
 
 static int meta_conn_open(void *ctx, int fd, void **conn_state)
 {
+	int on = 1, idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTERVAL_S, cnt = KEEPALIVE_COUNT;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	*conn_state = calloc(1, sizeof(struct meta_conn));
 	return *conn_state ? 0 : -ENOMEM;
 }
 
-static void meta_conn_close(void *ctx, void *conn_state) { free(conn_state); }
+static void meta_conn_close(void *ctx, void *conn_state)
+{
+	struct meta *m = ctx;
+	struct meta_conn *mc = conn_state;
+	locks_append_release(m->locks, mc, 0); /* a dead client's append lock */
+	locks_conn_leave(m->locks, mc->lock_session); /* and its locks */
+	free(mc);
+}
 
 /* --- the database ---------------------------------------------------------- */
 
@@ -888,6 +1248,19 @@ static int schema_create_v1(struct meta *m, char *err, size_t errlen)
 	return db_exec(m, sql, err, errlen);
 }
 
+/* Version 2 (sfs mount): owner, group, access time and a symlink's target.
+ * Existing entries get root's ownership and their mtime as atime. */
+static int schema_upgrade_v2(struct meta *m, char *err, size_t errlen)
+{
+	return db_exec(m,
+		       "ALTER TABLE entries ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"
+		       " ALTER TABLE entries ADD COLUMN gid INTEGER NOT NULL DEFAULT 0;"
+		       " ALTER TABLE entries ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+		       " ALTER TABLE entries ADD COLUMN target TEXT;"
+		       " UPDATE entries SET atime_ns = mtime_ns",
+		       err, errlen);
+}
+
 /* Bring the schema to SCHEMA_VERSION, in one transaction. Each step
  * upgrades from one version to the next; a database from a newer sfsd is
  * refused rather than misread. */
@@ -911,7 +1284,9 @@ static int schema_upgrade(struct meta *m, char *err, size_t errlen)
 	if (version < 1)
 		rc = schema_create_v1(m, err, errlen);
 	if (rc == 0 && version < 2)
-		rc = meta_snap_schema_v2(m->db, err, errlen);
+		rc = schema_upgrade_v2(m, err, errlen);
+	if (rc == 0 && version < 3)
+		rc = meta_snap_schema_v3(m->db, err, errlen);
 	if (rc == 0)
 		rc = db_exec(m, "PRAGMA user_version = " SCHEMA_VERSION_TEXT, err, errlen);
 	if (rc == 0)
@@ -995,6 +1370,7 @@ static void meta_free(void *ctx)
 	free(m->pools);
 	free(m->entry_cols);
 	pthread_mutex_destroy(&m->lock);
+	locks_free(m->locks);
 	free(m);
 }
 
@@ -1012,7 +1388,8 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 	m->dir = srv->dir;
 	pthread_mutex_init(&m->lock, NULL);
 	m->pools = calloc(conf->n_io, sizeof(*m->pools));
-	if (!m->pools) {
+	m->locks = locks_new();
+	if (!m->pools || !m->locks) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

@@ -1,6 +1,6 @@
 /*
- * meta_internal: what the metadata server's two files share: meta.c (the
- * namespace) and meta_snap.c (snapshots of it). Not an interface for
+ * meta_internal: what the metadata server's files share: meta.c (the
+ * namespace), meta_snap.c (snapshots of it) and meta_locks.c (locks). Not an interface for
  * anything else in sfsd.
  */
 #ifndef MIGD_SFSD_META_INTERNAL_H
@@ -13,13 +13,16 @@
 #include "meta.h"
 #include "sfs_rpc.h"
 
+struct lock_table;
+
 #define IO_POOL_MAX 8      /* idle connections kept per I/O server */
 #define META_MAX_STMTS 16  /* prepared statements of meta.c */
 
 /* The columns row_read() reads, in its order. meta_snap.c selects them
  * from its copies of the table too. */
 #define ENTRY_COLUMNS \
-	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers"
+	"fid, parent, type, mode, mtime_ns, ctime_ns, strip_size, stripe_count, servers," \
+	" uid, gid, atime_ns"
 
 struct io_pool {
 	pthread_mutex_t lock;
@@ -37,6 +40,7 @@ struct meta {
 	uint64_t next_fid;
 	uint64_t fid_reserved; /* fids below this are reserved in the database */
 	struct io_pool *pools; /* one per I/O server */
+	struct lock_table *locks; /* fcntl, flock and append locks (meta_locks.c) */
 	/* meta_snap.c */
 	char *entry_cols;      /* every column of entries, "a, b, c" */
 	int snap_pending;      /* unfinished snapshot work may be in snap_pending */
@@ -51,7 +55,8 @@ struct entry {
 	uint64_t fid, parent;
 	uint8_t type;
 	uint32_t mode;
-	int64_t mtime_ns, ctime_ns;
+	uint32_t uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 	struct sfs_layout layout;
 };
 
@@ -85,14 +90,18 @@ int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req
 		    struct sfs_reply *reply, uint32_t timeout_ms, char *err, size_t errlen);
 
 /* meta_snap.c */
-/* Schema version 1 -> 2: the snapshot tables. In the upgrade transaction. */
-int meta_snap_schema_v2(sqlite3 *db, char *err, size_t errlen);
+/* Schema version 2 -> 3: the snapshot tables. In the upgrade transaction. */
+int meta_snap_schema_v3(sqlite3 *db, char *err, size_t errlen);
 /* After the schema is current: learn entries' columns, give the snapshot
  * copy every one of them, and note unfinished work from before a crash. */
 int meta_snap_open(struct meta *m, char *err, size_t errlen);
 /* SNAP_* requests, and LOOKUP/READDIR under /.snapshots (others there are
  * refused: snapshots are read-only). Under the lock. */
 int meta_snap_handle(struct meta *m, struct server_req *r, const struct path *p);
+/* 1 for a request by handle (GETATTR, SETATTR, READLINK, SETMTIME,
+ * APPEND_LOCK) whose handle is a snapshot's (meta_snap_handle serves it:
+ * reads from the snapshot, refuses changes). */
+int meta_snap_is_handle_request(const struct sfs_req *q);
 /* 1 when p is under /.snapshots (meta_snap_handle serves it). */
 int meta_snap_is_snapshot_path(const struct path *p);
 /* Finish what a crash or an unreachable server left undone, at most once

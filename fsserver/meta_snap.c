@@ -160,7 +160,7 @@ static void fault_point(const char *point)
 
 /* --- schema ----------------------------------------------------------------- */
 
-int meta_snap_schema_v2(sqlite3 *db, char *err, size_t errlen)
+int meta_snap_schema_v3(sqlite3 *db, char *err, size_t errlen)
 {
 	static const char *const sql =
 		"CREATE TABLE snapshots ("
@@ -1217,8 +1217,69 @@ static int snap_readdir(struct meta *m, struct server_req *r, const struct path 
 	return rc < 0 ? db_fail(m, r, "listing a snapshot") : 0;
 }
 
+int meta_snap_is_handle_request(const struct sfs_req *q)
+{
+	switch (q->op) {
+	case SFS_OP_GETATTR:
+	case SFS_OP_SETATTR:
+	case SFS_OP_READLINK:
+	case SFS_OP_SETMTIME:
+	case SFS_OP_APPEND_LOCK:
+		return SFS_HANDLE_SNAP(q->handle) != 0;
+	default:
+		return 0;
+	}
+}
+
+/* GETATTR and READLINK of a snapshot handle: the file as the snapshot
+ * holds it, read-only. Anything else naming one is refused. */
+static int snap_by_handle(struct meta *m, struct server_req *r)
+{
+	uint64_t id = SFS_HANDLE_SNAP(r->req->handle), fid = SFS_HANDLE_FID(r->req->handle);
+	int getattr = r->req->op == SFS_OP_GETATTR;
+	if (!getattr && r->req->op != SFS_OP_READLINK)
+		return server_fail(r, -EROFS, "handle 0x%" PRIx64 " is a snapshot's: read-only",
+				   r->req->handle);
+	struct entry e;
+	sqlite3_stmt *s = prep(m, "SELECT " ENTRY_COLUMNS ", target FROM snap_entries"
+			       " WHERE snap_id = ?1 AND fid = ?2");
+	if (!s)
+		return db_fail(m, r, "reading a snapshot");
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)fid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = row_read(s, &e);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
+	if (rc == 0 && !getattr) {
+		const char *target = (const char *)sqlite3_column_text(s, 12);
+		if (e.type != SFS_TYPE_SYMLINK || !target)
+			rc = -EINVAL;
+		else
+			snprintf(r->reply->target, sizeof(r->reply->target), "%s", target);
+	}
+	sqlite3_finalize(s);
+	if (rc == -ENOENT)
+		return server_fail(r, rc, "no entry of snapshot %" PRIu64 " has fid %" PRIu64
+				   " (removed?)", id, fid);
+	if (rc == -EINVAL)
+		return server_fail(r, rc, "handle 0x%" PRIx64 " is not a symbolic link",
+				   r->req->handle);
+	if (rc < 0)
+		return db_fail(m, r, "reading a snapshot");
+	if (getattr) {
+		attr_from_entry(&e, &r->reply->attr);
+		r->reply->attr.fid = r->req->handle;
+		r->reply->attr.mode &= ~0222u;
+	}
+	return 0;
+}
+
 int meta_snap_handle(struct meta *m, struct server_req *r, const struct path *p)
 {
+	if (meta_snap_is_handle_request(r->req))
+		return snap_by_handle(m, r);
 	switch (r->req->op) {
 	case SFS_OP_SNAP_CREATE: return snap_create(m, r, p);
 	case SFS_OP_SNAP_LIST: return snap_list(m, r);

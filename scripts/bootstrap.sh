@@ -53,6 +53,8 @@ cpio
 zstd
 kmod
 util-linux
+libfuse3-dev
+fuse3
 "
 
 as_root() {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fsfixture.h"
+#include "sfs_proto.h"
 #include "sfs.h"
 #include "sfs_proto.h"
 

@@ -22,6 +22,8 @@ static const uint16_t all_ops[] = {
 	SFS_OP_RMDIR, SFS_OP_READDIR, SFS_OP_SETSTRIPE, SFS_OP_META_STATFS, SFS_OP_SETMTIME,
 	SFS_OP_DF_CREATE, SFS_OP_DF_REMOVE, SFS_OP_DF_WRITE, SFS_OP_DF_READ, SFS_OP_DF_GETSIZE,
 	SFS_OP_DF_TRUNCATE, SFS_OP_DF_SYNC, SFS_OP_DF_STATFS,
+	SFS_OP_GETATTR, SFS_OP_RENAME, SFS_OP_SETATTR, SFS_OP_SYMLINK, SFS_OP_READLINK,
+	SFS_OP_APPEND_LOCK, SFS_OP_APPEND_UNLOCK, SFS_OP_LOCK, SFS_OP_GETLK,
 	SFS_OP_SNAP_CREATE, SFS_OP_SNAP_LIST, SFS_OP_SNAP_RM, SFS_OP_SNAP_ROLLBACK,
 	SFS_OP_SNAP_FSCK, SFS_OP_DF_SNAP_FREEZE, SFS_OP_DF_SNAP_LINK, SFS_OP_DF_SNAP_THAW,
 	SFS_OP_DF_SNAP_DROP, SFS_OP_DF_SNAP_RESTORE, SFS_OP_DF_SNAP_STAT, SFS_OP_DF_LIST,
@@ -42,10 +44,48 @@ static void fill_req(struct sfs_req *r, uint16_t op)
 		strcpy(r->path, "/data/file.0");
 		r->mode = 0644;
 		r->flags = SFS_CREATE_EXCL;
+		r->uid = 1000;
+		r->gid = 0xfffffffeu;
 		break;
 	case SFS_OP_MKDIR:
 		strcpy(r->path, "/dir");
 		r->mode = 0755;
+		r->uid = 7;
+		r->gid = 8;
+		break;
+	case SFS_OP_RENAME:
+		strcpy(r->path, "/a/old");
+		strcpy(r->path2, "/b/new");
+		r->flags = SFS_RENAMEF_NOREPLACE;
+		break;
+	case SFS_OP_SYMLINK:
+		strcpy(r->path, "/link");
+		strcpy(r->path2, "../some/where");
+		r->uid = 3;
+		r->gid = 4;
+		break;
+	case SFS_OP_SETATTR:
+		r->handle = 99;
+		r->valid = SFS_SETATTR_ALL;
+		r->mode = 04755;
+		r->uid = 11;
+		r->gid = 12;
+		r->atime_ns = -1;
+		r->mtime_ns = 1700000000123456789ll;
+		break;
+	case SFS_OP_LOCK: case SFS_OP_GETLK:
+		r->handle = 5;
+		r->session = 0xfeedface12345678ull;
+		r->owner = 0x1234;
+		r->pid = 4321;
+		r->lk_kind = SFS_LK_POSIX;
+		r->lk_type = SFS_LK_WR;
+		r->lk_start = 100;
+		r->lk_end = UINT64_MAX;
+		break;
+	case SFS_OP_GETATTR: case SFS_OP_READLINK: case SFS_OP_APPEND_LOCK:
+	case SFS_OP_APPEND_UNLOCK:
+		r->handle = 0x8000000000000001ull;
 		break;
 	case SFS_OP_READDIR:
 		strcpy(r->path, "/");
@@ -129,6 +169,9 @@ static struct sfs_reply *mk_reply(uint16_t op)
 	r->attr.fid = 42;
 	r->attr.type = SFS_TYPE_FILE;
 	r->attr.mode = 0600;
+	r->attr.uid = 1000;
+	r->attr.gid = 100;
+	r->attr.atime_ns = 1700000000999ll;
 	r->attr.mtime_ns = 1700000000123456789ll;
 	r->attr.ctime_ns = 1700000000000000001ll;
 	r->attr.layout.strip_size = 65536;
@@ -164,6 +207,12 @@ static struct sfs_reply *mk_reply(uint16_t op)
 	r->n_handles = 5;
 	for (int i = 0; i < 5; i++)
 		r->handles[i] = (uint64_t)i * 1000 + 2;
+	r->replaced = 1;
+	r->lk_type = SFS_LK_RD;
+	r->lk_start = 10;
+	r->lk_end = UINT64_MAX;
+	r->lk_pid = 77;
+	strcpy(r->target, "/x/y/target");
 	return r;
 }
 
@@ -177,8 +226,19 @@ Test(proto, every_reply_round_trips)
 		cr_assert_eq(sfs_reply_decode(all_ops[i], 0, buf, len, out, err, sizeof(err)), 0,
 			     "%s: %s", sfs_op_name(all_ops[i]), err);
 		switch (all_ops[i]) {
-		case SFS_OP_LOOKUP:
+		case SFS_OP_LOOKUP: case SFS_OP_GETATTR: case SFS_OP_SETATTR: case SFS_OP_SYMLINK:
 			cr_assert_eq(memcmp(&in->attr, &out->attr, sizeof(in->attr)), 0);
+			break;
+		case SFS_OP_RENAME:
+			cr_assert_eq(out->replaced, in->replaced);
+			break;
+		case SFS_OP_READLINK:
+			cr_assert_str_eq(out->target, in->target);
+			break;
+		case SFS_OP_GETLK:
+			cr_assert_eq(out->lk_type, SFS_LK_RD);
+			cr_assert_eq(out->lk_end, UINT64_MAX);
+			cr_assert_eq(out->lk_pid, 77);
 			break;
 		case SFS_OP_READDIR:
 			cr_assert_eq(out->n_entries, SFS_READDIR_MAX);
@@ -241,8 +301,9 @@ Test(proto, directory_layout_carries_no_servers)
 	in->attr.type = SFS_TYPE_DIR;
 	in->attr.layout.stripe_count = 2; /* the default of new files below */
 	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
-	/* fid, type, mode, mtime, ctime, strip_size, stripe_count: no server list */
-	cr_assert_eq(len, 8 + 1 + 4 + 8 + 8 + 4 + 2);
+	/* fid, type, mode, uid, gid, atime, mtime, ctime, strip_size, stripe_count:
+	 * no server list */
+	cr_assert_eq(len, 8 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 4 + 2);
 	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(out->attr.type, SFS_TYPE_DIR);
@@ -292,7 +353,7 @@ Test(proto, header_refuses_garbage_other_versions_and_oversize)
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EBADMSG);
 	cr_assert(strstr(err, "magic"), "message names the cause: %s", err);
 
-	h.version = 1; /* before snapshots */
+	h.version = 1; /* before snapshots, owners and rename: refused, not misread */
 	sfs_hdr_encode(&h, raw);
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
 	cr_assert(strstr(err, "version 1") && strstr(err, "version 2"), "names both: %s", err);
@@ -404,9 +465,10 @@ Test(proto, impossible_counts_are_refused)
 	struct sfs_reply *in = mk_reply(SFS_OP_LOOKUP), *out = calloc(1, sizeof(*out));
 	size_t len;
 	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
-	/* stripe_count sits after fid(8) type(1) mode(4) mtime(8) ctime(8) strip(4) */
-	buf[33] = 0xff;
-	buf[34] = 0xff;
+	/* stripe_count sits after fid(8) type(1) mode(4) uid(4) gid(4) atime(8)
+	 * mtime(8) ctime(8) strip(4) */
+	buf[49] = 0xff;
+	buf[50] = 0xff;
 	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)),
 		     -EBADMSG);
 	cr_assert(strstr(err, "stripe count"), "%s", err);

@@ -695,12 +695,12 @@ static long long db_value(sqlite3 *db, const char *sql)
 }
 
 /*
- * A version 1 database whose entries table has a column this code does not
- * know (as a later schema adds owners and times): the upgrade keeps its
+ * A version 2 database (owners, no snapshots) whose entries table has a column this code does not
+ * know (as a later schema may add): the upgrade keeps its
  * rows, and a rollback brings that column's values back too, because
  * snapshots copy every column there is.
  */
-Test(snapshot, version_1_database_is_upgraded_and_unknown_columns_roll_back)
+Test(snapshot, version_2_database_is_upgraded_and_unknown_columns_roll_back)
 {
 	start(1, NULL);
 	put("/f", 1000, 60);
@@ -710,17 +710,17 @@ Test(snapshot, version_1_database_is_upgraded_and_unknown_columns_roll_back)
 		  " DELETE FROM counters WHERE name = 'snap_id_last';"
 		  " ALTER TABLE entries ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0;"
 		  " UPDATE entries SET owner_uid = 1234 WHERE name = 'f';"
-		  " PRAGMA user_version = 1");
+		  " PRAGMA user_version = 2");
 	sqlite3_close(db);
 	fsfix_start_server(&fx, 0);
-	cr_assert(fsfix_log_contains(&fx, 0, "upgraded from schema version 1 to 2"),
+	cr_assert(fsfix_log_contains(&fx, 0, "upgraded from schema version 2 to 3"),
 		  "no upgrade logged");
 	struct sfs_stat st;
-	cr_assert_eq(sfs_stat(fs, "/f", &st), 0, "a version 1 file was lost: %s", sfs_last_error());
+	cr_assert_eq(sfs_stat(fs, "/f", &st), 0, "a version 2 file was lost: %s", sfs_last_error());
 	cr_assert_eq(st.size_bytes, 1000);
 	cr_assert_eq(sfs_snapshot_create(fs, "s", NULL, NULL), 0, "%s", sfs_last_error());
 	db = db_open_meta();
-	cr_assert_eq(db_value(db, "PRAGMA user_version"), 2);
+	cr_assert_eq(db_value(db, "PRAGMA user_version"), 3);
 	db_do(db, "UPDATE entries SET owner_uid = 99 WHERE name = 'f'");
 	sqlite3_close(db);
 	cr_assert_eq(sfs_snapshot_rollback(fs, "s", SFS_ROLLBACK_FORCE), 0, "%s", sfs_last_error());
