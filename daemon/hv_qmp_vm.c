@@ -282,6 +282,11 @@ int qvm_qemu_major(const char *qemu)
  * MAC of its ports, and a tap with a random lower one would change the
  * bridge's MAC as guests come and go, leaving the neighbours' ARP caches
  * pointing at the old one (migrations to the host then time out).
+ *
+ * Two runs of ip, not four: each is a fork and exec in migd's loop, on the
+ * way of every migration. A leftover of a crash is usually reused as it is
+ * (tuntap add takes an existing persistent tap); only when add fails is it
+ * deleted and made again.
  */
 static int tap_create(const char *netns, const char *tap, const char *bridge, const char *mac,
 		      char *err, size_t errlen)
@@ -293,12 +298,13 @@ static int tap_create(const char *netns, const char *tap, const char *bridge, co
 	snprintf(tap_mac, sizeof(tap_mac), "fe%s", strlen(mac) == 17 ? mac + 2 : ":54:00:00:00:01");
 	char *del[] = { "ip", "-n", ns, "link", "del", t, NULL };
 	char *add[] = { "ip", "-n", ns, "tuntap", "add", "dev", t, "mode", "tap", NULL };
-	char *addr[] = { "ip", "-n", ns, "link", "set", "dev", t, "address", tap_mac, NULL };
-	char *up[] = { "ip", "-n", ns, "link", "set", "dev", t, "master", br, "up", NULL };
-	run_cmd(del, ignored, sizeof(ignored)); /* a leftover of a crash */
-	int rc = run_cmd(add, err, errlen);
-	if (rc == 0)
-		rc = run_cmd(addr, err, errlen);
+	char *up[] = { "ip", "-n", ns, "link", "set", "dev", t, "address", tap_mac,
+		       "master", br, "up", NULL };
+	int rc = run_cmd(add, ignored, sizeof(ignored));
+	if (rc < 0) { /* a leftover in a state add does not take */
+		run_cmd(del, ignored, sizeof(ignored));
+		rc = run_cmd(add, err, errlen);
+	}
 	if (rc == 0)
 		rc = run_cmd(up, err, errlen);
 	return rc;
