@@ -743,6 +743,12 @@ static void mig_switched(struct hv *hv, struct qmig *m)
 {
 	char status[32], err[300];
 	int rc = qvm_status(hv, m->guest, m->dst, status, sizeof(status), err, sizeof(err));
+	/* it loads the last pages in a few ms: ask again that long (as a person
+	 * polling by hand would) rather than wait a whole tick */
+	for (int i = 0; i < 20 && rc == 0 && strcmp(status, "inmigrate") == 0; i++) {
+		usleep(1000);
+		rc = qvm_status(hv, m->guest, m->dst, status, sizeof(status), err, sizeof(err));
+	}
 	if (rc == 0 && strcmp(status, "inmigrate") == 0 && now_ms() < m->phase_deadline_ms)
 		return; /* still loading the last pages */
 	if (rc < 0 || (strcmp(status, "running") != 0 && strcmp(status, "paused") != 0)) {
