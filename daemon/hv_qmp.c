@@ -29,8 +29,10 @@
  * is up) -> set capabilities and parameters on both ends, migrate-incoming
  * on the destination and migrate on the source -> poll query-migrate ->
  * completed: the destination must be running, then quit the source ->
- * done. Failure or cancel at any point: kill the destination, clean its
- * files and tap, and make sure the source runs (cont if left paused). The
+ * done once it is gone (its files and tap are removed at forget, after
+ * the row is written: a run of ip the migration need not wait for).
+ * Failure or cancel at any point: kill the destination, clean its files
+ * and tap, and make sure the source runs (cont if left paused). The
  * incoming marker is written before the destination starts and removed
  * only after the source quit, so a crash of migd at any point leaves files
  * that tell what happened; open() settles every guest (qvm_reconcile_all):
