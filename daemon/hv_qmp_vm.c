@@ -130,7 +130,7 @@ bool qvm_file_exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
-int qvm_write_file(const char *path, const char *text)
+int qvm_write_file(const char *path, const char *text, bool durable)
 {
 	char tmp[PATH_MAX + 8];
 	if (snprintf_checked(tmp, sizeof(tmp), "%s.tmp", path) < 0)
@@ -139,7 +139,7 @@ int qvm_write_file(const char *path, const char *text)
 	if (fd < 0)
 		return -errno;
 	int rc = write_full(fd, text, strlen(text));
-	if (rc == 0 && fsync(fd) < 0)
+	if (rc == 0 && durable && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -602,7 +602,7 @@ int qvm_record(struct hv *hv, const struct qhost *h, const struct hv_guest_spec 
 			      (json_int_t)spec->memory_bytes, "ip", ip, "mac", mac, "argv",
 			      guest_argv(hv, spec->name, spec->memory_bytes, ip, gw, prefix, mac));
 	char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
-	int rc = text ? qvm_write_file(path, text) : -ENOMEM;
+	int rc = text ? qvm_write_file(path, text, true) : -ENOMEM;
 	free(text);
 	json_decref(j);
 	if (rc < 0)
@@ -653,7 +653,7 @@ int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, bool inco
 		}
 		snprintf(netns_path, sizeof(netns_path), "/run/netns/%s", h->netns);
 		snprintf(buf, sizeof(buf), "%s %s\n", h->netns, tap);
-		if ((rc = qvm_write_file(netf, buf)) < 0 ||
+		if ((rc = qvm_write_file(netf, buf, false)) < 0 ||
 		    (rc = tap_create(h->netns, tap, h->bridge, mac, err, errlen)) < 0)
 			goto out;
 		snprintf(buf, sizeof(buf), "tap,id=n0,ifname=%s,script=no,downscript=no", tap);
