@@ -87,6 +87,7 @@ struct qmig {
 	int postcopy_started;
 	pid_t src_pid;
 	int src_left;                 /* the source is gone; its files and tap go at forget */
+	int dst_running;              /* the destination said running after completion */
 	/* when each step happened (now_ms), for the log line at the end */
 	uint64_t begun_ms;            /* start_locked entered */
 	uint64_t started_ms;          /* the destination's launcher forked */
@@ -501,7 +502,7 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 	}
 	qvm_destroy(hv, guest, dst); /* leftovers of an old instance there */
 	qvm_path(hv, guest, dst, "incoming", marker, sizeof(marker));
-	int rc = qvm_write_file(marker, src);
+	int rc = qvm_write_file(marker, src, false);
 	if (rc == 0)
 		rc = qvm_spawn(hv, guest, dh, true, &m->launcher, err, errlen);
 	else
@@ -760,6 +761,7 @@ static void mig_switched(struct hv *hv, struct qmig *m)
 		mig_fail(hv, m, HV_MIG_FAILED, why);
 		return;
 	}
+	m->dst_running = strcmp(status, "running") == 0;
 	qvm_exec(hv, m->guest, m->src, "quit", NULL, NULL, err, sizeof(err));
 	qvm_conn_drop(hv, m->guest, m->src);
 	m->phase = PH_QUITTING;
@@ -803,7 +805,8 @@ static void mig_quitting(struct hv *hv, struct qmig *m)
 		qvm_destroy(hv, m->guest, m->src);
 	qvm_path(hv, m->guest, m->dst, "incoming", marker, sizeof(marker));
 	unlink(marker);
-	qvm_ensure_running(hv, m->guest, m->dst); /* never leave it paused */
+	if (!m->dst_running) /* never leave it paused; one that ran already runs on */
+		qvm_ensure_running(hv, m->guest, m->dst);
 	m->progress.state = HV_MIG_COMPLETED;
 	m->progress.remaining_bytes = 0;
 	m->phase = PH_DONE;
