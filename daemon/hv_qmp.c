@@ -846,7 +846,9 @@ static void mig_advance(struct hv *hv, struct qmig *m)
 		return;
 	case PH_RUNNING:
 		mig_running(hv, m);
-		return;
+		if (m->phase != PH_SWITCHED)
+			return;
+		__attribute__((fallthrough)); /* completed: the destination's turn now, not a tick later */
 	case PH_SWITCHED:
 		mig_switched(hv, m);
 		if (m->phase != PH_QUITTING)
