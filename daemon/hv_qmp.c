@@ -29,8 +29,10 @@
  * is up) -> set capabilities and parameters on both ends, migrate-incoming
  * on the destination and migrate on the source -> poll query-migrate ->
  * completed: the destination must be running, then quit the source ->
- * done. Failure or cancel at any point: kill the destination, clean its
- * files and tap, and make sure the source runs (cont if left paused). The
+ * done once it is gone (its files and tap are removed at forget, after
+ * the row is written: a run of ip the migration need not wait for).
+ * Failure or cancel at any point: kill the destination, clean its files
+ * and tap, and make sure the source runs (cont if left paused). The
  * incoming marker is written before the destination starts and removed
  * only after the source quit, so a crash of migd at any point leaves files
  * that tell what happened; open() settles every guest (qvm_reconcile_all):
@@ -84,8 +86,15 @@ struct qmig {
 	int abort_requested;
 	int postcopy_started;
 	pid_t src_pid;
-	uint64_t started_ms;
+	int src_left;                 /* the source is gone; its files and tap go at forget */
+	int dst_running;              /* the destination said running after completion */
+	/* when each step happened (now_ms), for the log line at the end */
+	uint64_t begun_ms;            /* start_locked entered */
+	uint64_t started_ms;          /* the destination's launcher forked */
+	uint64_t up_ms;               /* the destination's QEMU up */
+	uint64_t sent_ms;             /* migrate sent to the source */
 	uint64_t completed_ms;        /* when QEMU first said completed */
+	uint64_t switched_ms;         /* destination runs, source asked to quit */
 	struct hv_progress progress;  /* the latest; final once phase is PH_DONE */
 };
 
@@ -269,13 +278,15 @@ static void qmp_close_hv(struct hv *hv)
 {
 	if (!hv)
 		return;
-	for (size_t i = 0; i < hv->n_conns; i++)
-		qmp_close(hv->conns[i].qmp);
 	for (size_t i = 0; i < hv->n_migs; i++) {
 		if (hv->migs[i]->launcher > 0)
 			waitpid(hv->migs[i]->launcher, NULL, WNOHANG);
+		if (hv->migs[i]->src_left)
+			qvm_destroy(hv, hv->migs[i]->guest, hv->migs[i]->src);
 		free(hv->migs[i]);
 	}
+	for (size_t i = 0; i < hv->n_conns; i++)
+		qmp_close(hv->conns[i].qmp);
 	free(hv->conns);
 	free(hv->migs);
 	free(hv->hosts);
@@ -457,6 +468,7 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 {
 	char where[NAME_MAX_LEN], status[32], marker[PATH_MAX];
 	const struct qhost *sh = host_find(hv, src), *dh = host_find(hv, dst);
+	uint64_t begun_ms = now_ms();
 	if (!qvm_valid_name(guest) || qvm_where(hv, guest, where, sizeof(where), status,
 					      sizeof(status)) < 0) {
 		snprintf(err, errlen, "guest %s: no QEMU runs it", guest ? guest : "(null)");
@@ -490,7 +502,7 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 	}
 	qvm_destroy(hv, guest, dst); /* leftovers of an old instance there */
 	qvm_path(hv, guest, dst, "incoming", marker, sizeof(marker));
-	int rc = qvm_write_file(marker, src);
+	int rc = qvm_write_file(marker, src, false);
 	if (rc == 0)
 		rc = qvm_spawn(hv, guest, dh, true, &m->launcher, err, errlen);
 	else
@@ -508,6 +520,7 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 	m->phase = PH_SPAWN;
 	m->phase_deadline_ms = now_ms() + SPAWN_TIMEOUT_MS;
 	m->src_pid = qvm_pid(hv, guest, src);
+	m->begun_ms = begun_ms;
 	m->started_ms = now_ms();
 	m->progress.state = HV_MIG_ACTIVE;
 	hv->migs[hv->n_migs++] = m;
@@ -608,8 +621,10 @@ static int mig_setup(struct hv *hv, struct qmig *m, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", why);
 		return rc;
 	}
-	return qvm_exec(hv, m->guest, m->src, "migrate", json_pack("{s:s}", "uri", uri), NULL,
-			 err, errlen);
+	rc = qvm_exec(hv, m->guest, m->src, "migrate", json_pack("{s:s}", "uri", uri), NULL, err,
+		      errlen);
+	m->sent_ms = now_ms();
+	return rc;
 }
 
 static uint64_t jnum(json_t *obj, const char *key)
@@ -731,6 +746,12 @@ static void mig_switched(struct hv *hv, struct qmig *m)
 {
 	char status[32], err[300];
 	int rc = qvm_status(hv, m->guest, m->dst, status, sizeof(status), err, sizeof(err));
+	/* it loads the last pages in a few ms: ask again that long (as a person
+	 * polling by hand would) rather than wait a whole tick */
+	for (int i = 0; i < 20 && rc == 0 && strcmp(status, "inmigrate") == 0; i++) {
+		usleep(1000);
+		rc = qvm_status(hv, m->guest, m->dst, status, sizeof(status), err, sizeof(err));
+	}
 	if (rc == 0 && strcmp(status, "inmigrate") == 0 && now_ms() < m->phase_deadline_ms)
 		return; /* still loading the last pages */
 	if (rc < 0 || (strcmp(status, "running") != 0 && strcmp(status, "paused") != 0)) {
@@ -740,12 +761,30 @@ static void mig_switched(struct hv *hv, struct qmig *m)
 		mig_fail(hv, m, HV_MIG_FAILED, why);
 		return;
 	}
+	m->dst_running = strcmp(status, "running") == 0;
 	qvm_exec(hv, m->guest, m->src, "quit", NULL, NULL, err, sizeof(err));
 	qvm_conn_drop(hv, m->guest, m->src);
 	m->phase = PH_QUITTING;
-	m->phase_deadline_ms = now_ms() + QUIT_TIMEOUT_MS;
+	m->switched_ms = now_ms();
+	m->phase_deadline_ms = m->switched_ms + QUIT_TIMEOUT_MS;
 	log_debug("qmp: migration %" PRIu64 ": %s runs on %s; source asked to quit", m->id,
 		  m->guest, m->dst);
+}
+
+/*
+ * Where the time of a completed migration went, outside QEMU and in it: the
+ * difference between migd's end-to-end time and QEMU's total-time is
+ * migd's (bench/qemu-migration compares both with raw QMP).
+ */
+static void mig_log_steps(const struct qmig *m, uint64_t gone_ms)
+{
+	log_debug("qmp: migration %" PRIu64 ", ms after the request: destination spawned %" PRIu64
+		  ", up %" PRIu64 ", migrate sent %" PRIu64 ", completed seen %" PRIu64
+		  " (QEMU's total-time %" PRIu64 ", downtime %" PRIu64 "), source asked to quit %"
+		  PRIu64 ", gone %" PRIu64, m->id, m->started_ms - m->begun_ms,
+		  m->up_ms - m->begun_ms, m->sent_ms - m->begun_ms, m->completed_ms - m->begun_ms,
+		  m->progress.total_time_ms, m->progress.downtime_ms, m->switched_ms - m->begun_ms,
+		  gone_ms - m->begun_ms);
 }
 
 static void mig_quitting(struct hv *hv, struct qmig *m)
@@ -753,16 +792,25 @@ static void mig_quitting(struct hv *hv, struct qmig *m)
 	/* QEMU quits in a few ms: wait that long here rather than a whole tick */
 	for (int i = 0; i < 20 && m->src_pid > 0 && !qvm_pid_gone(m->src_pid); i++)
 		usleep(1000);
-	if (m->src_pid > 0 && !qvm_pid_gone(m->src_pid) && now_ms() < m->phase_deadline_ms)
+	bool gone = m->src_pid <= 0 || qvm_pid_gone(m->src_pid);
+	if (!gone && now_ms() < m->phase_deadline_ms)
 		return;
 	char marker[PATH_MAX];
-	qvm_destroy(hv, m->guest, m->src); /* kills it if quit did not */
+	/* A source that quit leaves only files and a tap: removing them (a run
+	 * of ip) waits until the row is written (qmp_migrate_forget). One that
+	 * did not quit is killed now. */
+	if (gone)
+		m->src_left = 1;
+	else
+		qvm_destroy(hv, m->guest, m->src);
 	qvm_path(hv, m->guest, m->dst, "incoming", marker, sizeof(marker));
 	unlink(marker);
-	qvm_ensure_running(hv, m->guest, m->dst); /* never leave it paused */
+	if (!m->dst_running) /* never leave it paused; one that ran already runs on */
+		qvm_ensure_running(hv, m->guest, m->dst);
 	m->progress.state = HV_MIG_COMPLETED;
 	m->progress.remaining_bytes = 0;
 	m->phase = PH_DONE;
+	mig_log_steps(m, now_ms());
 }
 
 static void mig_advance(struct hv *hv, struct qmig *m)
@@ -786,6 +834,7 @@ static void mig_advance(struct hv *hv, struct qmig *m)
 			return;
 		}
 		m->phase = PH_SETUP;
+		m->up_ms = now_ms();
 		log_debug("qmp: migration %" PRIu64 ": destination up on %s", m->id, m->dst);
 		__attribute__((fallthrough)); /* configure it now */
 	case PH_SETUP:
@@ -797,7 +846,9 @@ static void mig_advance(struct hv *hv, struct qmig *m)
 		return;
 	case PH_RUNNING:
 		mig_running(hv, m);
-		return;
+		if (m->phase != PH_SWITCHED)
+			return;
+		__attribute__((fallthrough)); /* completed: the destination's turn now, not a tick later */
 	case PH_SWITCHED:
 		mig_switched(hv, m);
 		if (m->phase != PH_QUITTING)
@@ -873,6 +924,10 @@ static void qmp_migrate_forget(struct hv *hv, uint64_t id)
 	pthread_mutex_lock(&hv->lock);
 	for (size_t i = 0; i < hv->n_migs; i++) {
 		if (hv->migs[i]->id == id && hv->migs[i]->phase == PH_DONE) {
+			/* the source's files and tap: the row is written, the
+			 * guest cannot have come back yet */
+			if (hv->migs[i]->src_left)
+				qvm_destroy(hv, hv->migs[i]->guest, hv->migs[i]->src);
 			free(hv->migs[i]);
 			hv->migs[i] = hv->migs[--hv->n_migs];
 			break;

@@ -130,7 +130,7 @@ bool qvm_file_exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
-int qvm_write_file(const char *path, const char *text)
+int qvm_write_file(const char *path, const char *text, bool durable)
 {
 	char tmp[PATH_MAX + 8];
 	if (snprintf_checked(tmp, sizeof(tmp), "%s.tmp", path) < 0)
@@ -139,7 +139,7 @@ int qvm_write_file(const char *path, const char *text)
 	if (fd < 0)
 		return -errno;
 	int rc = write_full(fd, text, strlen(text));
-	if (rc == 0 && fsync(fd) < 0)
+	if (rc == 0 && durable && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -282,6 +282,11 @@ int qvm_qemu_major(const char *qemu)
  * MAC of its ports, and a tap with a random lower one would change the
  * bridge's MAC as guests come and go, leaving the neighbours' ARP caches
  * pointing at the old one (migrations to the host then time out).
+ *
+ * Two runs of ip, not four: each is a fork and exec in migd's loop, on the
+ * way of every migration. A leftover of a crash is usually reused as it is
+ * (tuntap add takes an existing persistent tap); only when add fails is it
+ * deleted and made again.
  */
 static int tap_create(const char *netns, const char *tap, const char *bridge, const char *mac,
 		      char *err, size_t errlen)
@@ -293,12 +298,13 @@ static int tap_create(const char *netns, const char *tap, const char *bridge, co
 	snprintf(tap_mac, sizeof(tap_mac), "fe%s", strlen(mac) == 17 ? mac + 2 : ":54:00:00:00:01");
 	char *del[] = { "ip", "-n", ns, "link", "del", t, NULL };
 	char *add[] = { "ip", "-n", ns, "tuntap", "add", "dev", t, "mode", "tap", NULL };
-	char *addr[] = { "ip", "-n", ns, "link", "set", "dev", t, "address", tap_mac, NULL };
-	char *up[] = { "ip", "-n", ns, "link", "set", "dev", t, "master", br, "up", NULL };
-	run_cmd(del, ignored, sizeof(ignored)); /* a leftover of a crash */
-	int rc = run_cmd(add, err, errlen);
-	if (rc == 0)
-		rc = run_cmd(addr, err, errlen);
+	char *up[] = { "ip", "-n", ns, "link", "set", "dev", t, "address", tap_mac,
+		       "master", br, "up", NULL };
+	int rc = run_cmd(add, ignored, sizeof(ignored));
+	if (rc < 0) { /* a leftover in a state add does not take */
+		run_cmd(del, ignored, sizeof(ignored));
+		rc = run_cmd(add, err, errlen);
+	}
 	if (rc == 0)
 		rc = run_cmd(up, err, errlen);
 	return rc;
@@ -596,7 +602,7 @@ int qvm_record(struct hv *hv, const struct qhost *h, const struct hv_guest_spec 
 			      (json_int_t)spec->memory_bytes, "ip", ip, "mac", mac, "argv",
 			      guest_argv(hv, spec->name, spec->memory_bytes, ip, gw, prefix, mac));
 	char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
-	int rc = text ? qvm_write_file(path, text) : -ENOMEM;
+	int rc = text ? qvm_write_file(path, text, true) : -ENOMEM;
 	free(text);
 	json_decref(j);
 	if (rc < 0)
@@ -647,7 +653,7 @@ int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, bool inco
 		}
 		snprintf(netns_path, sizeof(netns_path), "/run/netns/%s", h->netns);
 		snprintf(buf, sizeof(buf), "%s %s\n", h->netns, tap);
-		if ((rc = qvm_write_file(netf, buf)) < 0 ||
+		if ((rc = qvm_write_file(netf, buf, false)) < 0 ||
 		    (rc = tap_create(h->netns, tap, h->bridge, mac, err, errlen)) < 0)
 			goto out;
 		snprintf(buf, sizeof(buf), "tap,id=n0,ifname=%s,script=no,downscript=no", tap);

@@ -83,8 +83,12 @@ bool qvm_valid_name(const char *name);
 int qvm_path(const struct hv *hv, const char *guest, const char *host, const char *ext,
 	     char *buf, size_t len);
 bool qvm_file_exists(const char *path);
-/* Write text to path atomically (temporary file, fsync, rename): 0 or -errno. */
-int qvm_write_file(const char *path, const char *text);
+/* Write text to path atomically (temporary file, rename): 0 or -errno.
+ * durable: fsync before the rename, for a file that must outlive a reboot
+ * (guest.json); an instance's files (incoming marker, .net) describe live
+ * processes that a reboot ends anyway, and the page cache keeps them
+ * across a crash of migd, so they skip the fsync on a migration's way. */
+int qvm_write_file(const char *path, const char *text, bool durable);
 /* An exited process (a zombie waiting for init counts as gone). */
 bool qvm_pid_gone(pid_t pid);
 
