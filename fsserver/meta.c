@@ -590,29 +590,41 @@ static int meta_create(struct meta *m, struct server_req *r, const struct path *
 	return rc;
 }
 
-static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p)
+/* The entry a MKDIR or SYMLINK makes at p: its parent (*dir) walked, its
+ * name checked free, a fid, its owner and times; the caller sets type and
+ * mode and inserts it. */
+static int new_child(struct meta *m, struct server_req *r, const struct path *p,
+		     struct entry *dir, struct entry *e, uint8_t type)
 {
-	struct entry dir, e;
 	if (p->n == 0)
 		return -EEXIST;
-	int rc = walk_parent(m, r, p, &dir);
+	int rc = walk_parent(m, r, p, dir);
 	if (rc < 0)
 		return rc;
-	rc = child_get(m, dir.fid, p->comp[p->n - 1], &e);
+	rc = child_get(m, dir->fid, p->comp[p->n - 1], e);
 	if (rc == 0)
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return db_fail(m, r, "looking up a name");
-	memset(&e, 0, sizeof(e));
-	rc = fid_alloc(m, r, &e.fid);
+	memset(e, 0, sizeof(*e));
+	rc = fid_alloc(m, r, &e->fid);
 	if (rc < 0)
 		return rc;
-	e.parent = dir.fid;
-	e.type = SFS_TYPE_DIR;
+	e->parent = dir->fid;
+	e->type = type;
+	e->uid = r->req->uid;
+	e->gid = r->req->gid;
+	e->atime_ns = e->mtime_ns = e->ctime_ns = wall_ns();
+	return 0;
+}
+
+static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry dir, e;
+	int rc = new_child(m, r, p, &dir, &e, SFS_TYPE_DIR);
+	if (rc < 0)
+		return rc;
 	e.mode = r->req->mode & 07777;
-	e.uid = r->req->uid;
-	e.gid = r->req->gid;
-	e.atime_ns = e.mtime_ns = e.ctime_ns = wall_ns();
 	e.layout.strip_size = dir.layout.strip_size; /* new files below inherit */
 	e.layout.stripe_count = dir.layout.stripe_count;
 	rc = entry_insert(m, &e, p->comp[p->n - 1]);
@@ -875,28 +887,12 @@ static int meta_readlink(struct meta *m, struct server_req *r)
 static int meta_symlink(struct meta *m, struct server_req *r, const struct path *p)
 {
 	struct entry dir, e;
-	if (p->n == 0)
-		return -EEXIST;
-	if (r->req->path2[0] == '\0')
+	if (p->n > 0 && r->req->path2[0] == '\0')
 		return server_fail(r, -ENOENT, "a symbolic link needs a non-empty target");
-	int rc = walk_parent(m, r, p, &dir);
+	int rc = new_child(m, r, p, &dir, &e, SFS_TYPE_SYMLINK);
 	if (rc < 0)
 		return rc;
-	rc = child_get(m, dir.fid, p->comp[p->n - 1], &e);
-	if (rc == 0)
-		return -EEXIST;
-	if (rc != -ENOENT)
-		return db_fail(m, r, "looking up a name");
-	memset(&e, 0, sizeof(e));
-	rc = fid_alloc(m, r, &e.fid);
-	if (rc < 0)
-		return rc;
-	e.parent = dir.fid;
-	e.type = SFS_TYPE_SYMLINK;
 	e.mode = 0777;
-	e.uid = r->req->uid;
-	e.gid = r->req->gid;
-	e.atime_ns = e.mtime_ns = e.ctime_ns = wall_ns();
 	rc = entry_insert_target(m, &e, p->comp[p->n - 1], r->req->path2);
 	if (rc < 0)
 		return rc == -EEXIST ? rc : db_fail(m, r, "creating a symbolic link");

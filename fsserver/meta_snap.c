@@ -453,9 +453,10 @@ static int freeze_all(struct meta *m, uint64_t snap_id, uint64_t deadline_ms, ch
 
 /* --- pending work ------------------------------------------------------------ */
 
-static int pending_add(struct meta *m, const char *kind, uint64_t snap_id)
+/* One statement on snap_pending with the intent's kind and snapshot. */
+static int pending_exec(struct meta *m, const char *sql, const char *kind, uint64_t snap_id)
 {
-	sqlite3_stmt *s = prep(m, "INSERT INTO snap_pending (kind, snap_id) VALUES (?1, ?2)");
+	sqlite3_stmt *s = prep(m, sql);
 	if (!s)
 		return -EIO;
 	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
@@ -465,16 +466,16 @@ static int pending_add(struct meta *m, const char *kind, uint64_t snap_id)
 	return rc;
 }
 
+static int pending_add(struct meta *m, const char *kind, uint64_t snap_id)
+{
+	return pending_exec(m, "INSERT INTO snap_pending (kind, snap_id) VALUES (?1, ?2)", kind,
+			    snap_id);
+}
+
 static int pending_done(struct meta *m, const char *kind, uint64_t snap_id)
 {
-	sqlite3_stmt *s = prep(m, "DELETE FROM snap_pending WHERE kind = ?1 AND snap_id = ?2");
-	if (!s)
-		return -EIO;
-	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)snap_id);
-	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
-	return rc;
+	return pending_exec(m, "DELETE FROM snap_pending WHERE kind = ?1 AND snap_id = ?2", kind,
+			    snap_id);
 }
 
 /* Drop snap_id's datafiles everywhere, then forget the intent (and a
