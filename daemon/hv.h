@@ -28,6 +28,8 @@ struct hv_qmp_settings; /* hv_qmp.h */
 struct hv_env {
 	double time_scale;      /* sim: virtual seconds per real second (default 1) */
 	uint64_t seed;          /* sim: randomness seed (deterministic for a seed) */
+	uint64_t store_bps;     /* sim: checkpoint store bandwidth, bytes/s (0: 1 GiB/s);
+				 * a save or load of M bytes of memory takes M / store_bps */
 	const char *state_dir;  /* where a driver may keep its own state (sim: its world) */
 	const struct hv_qmp_settings *qmp; /* qmp: migd.conf [qmp]; NULL: its defaults */
 	struct hv_libvirt_env {  /* migd.conf [libvirt]; zeroed = defaults */
@@ -92,6 +94,35 @@ struct hv_progress {
 	uint64_t ram_bytes;      /* RAM content sent in round 0 (normal pages, not zero ones) */
 	uint64_t setup_ms;       /* before the first byte went (QEMU setup-time) */
 	char error[160];         /* why it failed */
+	/* a save (checkpoint) or load (restore): filled when not ACTIVE */
+	char mode[16];           /* save: "background" (memory written after the guest
+				  * resumed, as of the pause) or "paused" (written while
+				  * paused); load: "" */
+	uint64_t pause_ms;       /* save: how long the guest stayed paused by the save
+				  * itself (background: device state only) */
+};
+
+/*
+ * Where a checkpoint image goes or comes from. The qmp and sim backends
+ * stream through fd (a pipe whose other end migd drains into the store
+ * (sfs or a directory) while checksumming, or fills from it); backends that
+ * write files themselves (libvirt's save, libxl) take path, a file on the
+ * guest's host (migd.conf checkpoint.store). Exactly one is set: fd >= 0 or
+ * path != NULL. A backend that cannot use the one given says so (-ENOTSUP,
+ * naming what it needs) and migd offers the other where it can.
+ */
+struct hv_image {
+	int fd;                  /* -1: none. The backend dups what it keeps;
+				  * migd closes its own copy after the call */
+	const char *path;        /* NULL: none */
+};
+
+/* What a save is asked for. */
+struct hv_save_params {
+	int background;          /* 1: resume as soon as the device state is captured and
+				  * write memory as of the pause afterwards (QEMU's
+				  * background-snapshot); 0, or where unavailable: write
+				  * while paused and leave the guest paused */
 };
 
 struct hv_ops {
@@ -127,6 +158,45 @@ struct hv_ops {
 	void (*migrate_forget)(struct hv *hv, uint64_t id);
 	/* The driver's clock in ns since the epoch (sim: virtual time). */
 	int64_t (*now_ns)(struct hv *hv);
+
+	/* ---- checkpoint and restore; NULL on a backend that cannot ---- */
+	/* Stop (pause) and continue a running guest's vCPUs; idempotent: pausing
+	 * a paused guest or resuming a running one is 0. */
+	int (*guest_pause)(struct hv *hv, const char *guest, char *err, size_t errlen);
+	int (*guest_resume)(struct hv *hv, const char *guest, char *err, size_t errlen);
+	/*
+	 * Write a paused guest's device and memory state, as of now, to img.
+	 * Returns at once; the save is then polled, aborted and forgotten with
+	 * migrate_poll/migrate_abort/migrate_forget under *id (the same id space
+	 * as migrations). COMPLETED: the image is whole and the guest is paused
+	 * (mode "paused") or already running again (mode "background"); FAILED
+	 * or CANCELLED: the guest is as it was before (paused), never gone. The
+	 * guest keeps running on its host either way: a save is not a stop.
+	 */
+	int (*save_start)(struct hv *hv, const char *guest, const struct hv_image *img,
+			  const struct hv_save_params *params, uint64_t *id, char *err,
+			  size_t errlen);
+	/*
+	 * Start guest on host from img, paused. The guest must not run anywhere
+	 * (-EEXIST naming where it runs) and must be known to the backend (made
+	 * with guest_create, or guest_define from a manifest). Polled like a
+	 * save: COMPLETED once the state is loaded and the guest waits, paused,
+	 * for guest_resume; FAILED: nothing of it is left on host.
+	 */
+	int (*load_start)(struct hv *hv, const char *guest, const char *host,
+			  const struct hv_image *img, uint64_t *id, char *err, size_t errlen);
+	/* Kill a guest wherever it runs (-ENOENT when nowhere); it stays known
+	 * to the backend, so load_start can bring it back. */
+	int (*guest_destroy)(struct hv *hv, const char *guest, char *err, size_t errlen);
+	/* The backend's description of a guest, enough to define it again on a
+	 * backend that lost it (qmp: guest.json, libvirt: domain XML, sim: its
+	 * spec as JSON). *out is the caller's to free(). */
+	int (*guest_config)(struct hv *hv, const char *guest, char **out, char *err,
+			    size_t errlen);
+	/* Make a guest known again from guest_config's text (restore from a
+	 * manifest after migd lost its state); -EEXIST when already known. */
+	int (*guest_define)(struct hv *hv, const char *guest, const char *config, char *err,
+			    size_t errlen);
 };
 
 /* The driver for a URI's scheme ("sim:///n1" -> sim), or NULL. An exact
