@@ -987,11 +987,7 @@ static int cmd_health_show(struct api *api, json_t *args, json_t **result, char 
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
-static const struct command {
-	const char *name;
-	cmd_fn fn;
-	const char *args;  /* the arguments it takes; NULL: the handler checks */
-} commands[] = {
+static const struct api_cmd commands[] = {
 	{ "status", cmd_status, "" },
 	{ "host.add", cmd_host_add, HOST_ADD_ARGS },
 	{ "host.add_many", cmd_host_add_many, "items" },
@@ -1033,10 +1029,14 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 {
 	char err[ERR_MAX] = "";
 	json_t *result = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-		const struct command *c = &commands[i];
-		if (strcmp(c->name, cmd) != 0)
-			continue;
+	const struct api_cmd *c = NULL;
+	for (size_t i = 0; !c && i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, cmd) == 0)
+			c = &commands[i];
+	for (size_t i = 0; !c && api_ckpt_cmds[i].name; i++)
+		if (strcmp(api_ckpt_cmds[i].name, cmd) == 0)
+			c = &api_ckpt_cmds[i];
+	if (c) {
 		int rc = c->args ? check_args(cmd, c->args, args, err, sizeof(err)) : 0;
 		if (rc == 0)
 			rc = c->fn(api, args, &result, err, sizeof(err));
@@ -1048,7 +1048,7 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 	}
 	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, agent.list, "
 				"migrate, evacuate, abort, migration.show, queue, history, report, "
-				"policy.*, health.*)", cmd);
+				"policy.*, health.*, job.*, checkpoint.*, restore)", cmd);
 }
 
 static json_t *handle(struct api *api, const char *data, size_t len)

@@ -34,6 +34,9 @@ void api_free(struct api *api);
 int api_serve(struct api *api, long timeout_ms);
 /* Also wake api_serve when this ZeroMQ socket is readable (the agents'). */
 void api_poll_also(struct api *api, void *socket);
+/* Checkpoints and restores (ckpt.h): their commands answer once set. */
+struct ckpt;
+void api_set_ckpt(struct api *api, struct ckpt *ck);
 /* Publish the committed events. */
 void api_publish(struct api *api);
 

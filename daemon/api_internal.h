@@ -25,6 +25,7 @@ struct api {
 	struct executor *ex;
 	struct policy_engine *pe;
 	struct health *hm;
+	struct ckpt *ck;               /* NULL: no checkpoints (api_set_ckpt) */
 	void *zctx, *rep, *pub;
 	void *also;                    /* polled with rep: the agents' socket */
 	uint64_t start_ms;
@@ -32,6 +33,15 @@ struct api {
 
 typedef int (*cmd_fn)(struct api *api, json_t *args, json_t **result, char *err,
 		      size_t errlen);
+
+struct api_cmd {
+	const char *name;
+	cmd_fn fn;
+	const char *args;  /* the arguments it takes; NULL: the handler checks */
+};
+
+/* api_ckpt.c: job.*, checkpoint.*, restore*; ends with a NULL name */
+extern const struct api_cmd api_ckpt_cmds[];
 
 /* An optional or required name argument, checked as names are. */
 int arg_name(json_t *args, const char *key, int required, const char **out, char *err,

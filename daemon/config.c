@@ -143,6 +143,18 @@ static const struct opt opts[] = {
 	  0, "seconds between keepalive probes on each host connection" },
 	{ "libvirt.keepalive_count", NUM(OPT_UINT, libvirt_keepalive_count), "3", 1, 100, 0,
 	  "unanswered probes before a host connection counts as dead" },
+	/* [checkpoint] (the "checkpoint." names; flags --checkpoint-NAME) */
+	{ "checkpoint.store", STR(ckpt_store), "sfs:/.migd/checkpoints", 0, 0, 0,
+	  "where checkpoint images go: sfs:/DIR (striped, reachable from every host) or a "
+	  "directory" },
+	{ "checkpoint.sfs_conf", STR(ckpt_sfs_conf), "", 0, 0, 0,
+	  "sfs.conf of the file system that holds the store and the jobs' data paths "
+	  "(empty: qmp.sfs_conf)" },
+	{ "checkpoint.background", NUM(OPT_BOOL, ckpt_background), "yes", 0, 1, 0,
+	  "resume guests once their device state is taken and write memory afterwards "
+	  "(QEMU background-snapshot), where the backend can" },
+	{ "checkpoint.keep", NUM(OPT_UINT, ckpt_keep), "3", 0, 100000, 0,
+	  "complete checkpoints kept per job unless its policy says (0: all)" },
 };
 
 
@@ -324,7 +336,7 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 		return 0;
 	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd], [agent], [qmp] or [libvirt])", where, section);
+			 "top, in [migd], [agent], [qmp], [libvirt] or [checkpoint])", where, section);
 		st->failed = 1;
 		return 0;
 	}

@@ -86,6 +86,12 @@ struct migd_config {
 	unsigned libvirt_keepalive_interval_s;
 	unsigned libvirt_keepalive_count;
 
+	/* [checkpoint] */
+	char ckpt_store[PATH_MAX];
+	char ckpt_sfs_conf[PATH_MAX];
+	int ckpt_background;
+	unsigned ckpt_keep;
+
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */
 	enum config_action action;

@@ -159,6 +159,20 @@ static const char schema_v5[] =
 	"ALTER TABLE migrations ADD COLUMN ram_bytes INTEGER;"
 	"ALTER TABLE migrations ADD COLUMN setup_ms INTEGER;";
 
+/* Version 6: checkpoints and restores (db_ckpt.h) and a job's data path
+ * (the sfs directory its checkpoints snapshot). */
+static const char schema_v6[] =
+	"ALTER TABLE jobs ADD COLUMN data_path TEXT;"
+	"CREATE TABLE checkpoints ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, state TEXT NOT NULL,"
+	" policy TEXT, reason TEXT, requested_ns INTEGER NOT NULL, ended_ns INTEGER,"
+	" snapshot TEXT, error TEXT, body TEXT NOT NULL);"
+	"CREATE INDEX checkpoints_job ON checkpoints(job, id);"
+	"CREATE TABLE restores ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, checkpoint_id INTEGER NOT NULL,"
+	" job TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, requested_ns INTEGER NOT NULL,"
+	" ended_ns INTEGER, error TEXT, body TEXT NOT NULL);";
+
 static const struct schema_step {
 	int version;
 	const char *what;
@@ -169,6 +183,7 @@ static const struct schema_step {
 	{ 3, "quiesce and I/O lull knobs and costs per migration", schema_v3 },
 	{ 4, "health readings and rules, host health reasons and hooks, mtbf cost", schema_v4 },
 	{ 5, "link rate, dirty rate, round-0 RAM and setup time per migration", schema_v5 },
+	{ 6, "checkpoints, restores and job data paths", schema_v6 },
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -453,6 +468,11 @@ void db_close(struct db *db)
 	json_decref(db->pending);
 	json_decref(db->outbox);
 	free(db);
+}
+
+struct sqlite3 *db_handle(struct db *db)
+{
+	return db->h;
 }
 
 int db_begin(struct db *db)

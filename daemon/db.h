@@ -27,7 +27,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 #define DB_NAME_MAX 64   /* names of hosts, guests, jobs, policies, with the NUL */
 #define DB_URI_MAX 256
 #define DB_TEXT_MAX 256  /* reasons and errors */
@@ -202,6 +202,10 @@ int db_schema_version(struct db *db);
  * a cache of either is good while its counter stands still.
  */
 void db_generations(struct db *db, uint64_t *hosts, uint64_t *guests);
+
+/* The SQLite connection, for the modules that keep tables of their own
+ * (db_ckpt.c); they use it inside db_begin/db_commit like everything else. */
+struct sqlite3 *db_handle(struct db *db);
 
 /* A transaction around several changes; db_rollback after any failure. */
 int db_begin(struct db *db);

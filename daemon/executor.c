@@ -109,6 +109,8 @@ struct executor {
 	int64_t last_start_ns;
 	struct snap_cache *snap;       /* hosts and guests between planning rounds */
 	struct agent_link *agents;     /* NULL: none */
+	exec_hold_fn hold;             /* guests in a checkpoint or restore */
+	void *hold_arg;
 	struct lull_hold *holds;
 	size_t n_holds, cap_holds;
 	uint64_t next_lull_check_ms;
@@ -241,6 +243,30 @@ static struct backend *backend_of_host(struct executor *ex, const char *host)
 	return db_host_get(ex->db, host, &h) == 0 ? backend_of(ex, h.uri) : NULL;
 }
 
+int exec_driver_of_host(struct executor *ex, const char *host, const struct hv_ops **ops,
+			struct hv **hv, char *err, size_t errlen)
+{
+	struct db_host h;
+	if (db_host_get(ex->db, host, &h) < 0) {
+		snprintf(err, errlen, "host \"%s\": no such host", host);
+		return -ENOENT;
+	}
+	struct backend *be = backend_of(ex, h.uri);
+	if (!be) {
+		exec_backend_check(ex, h.uri, err, errlen);
+		return -ENODEV;
+	}
+	*ops = be->ops;
+	*hv = be->hv;
+	return 0;
+}
+
+void exec_set_hold(struct executor *ex, exec_hold_fn fn, void *arg)
+{
+	ex->hold = fn;
+	ex->hold_arg = arg;
+}
+
 int exec_host_add(struct executor *ex, const char *name, const char *uri, char *err,
 		  size_t errlen)
 {
@@ -357,6 +383,11 @@ int exec_enqueue(struct executor *ex, const struct exec_request *rq, struct db_m
 	if (g.migration_id && db_mig_get(ex->db, g.migration_id, &busy) == 0) {
 		snprintf(err, errlen, "guest %s is already in migration %" PRId64 " (%s)", g.name,
 			 busy.id, db_mig_state_name(busy.state));
+		return -EBUSY;
+	}
+	const char *held = ex->hold ? ex->hold(ex->hold_arg, g.name) : NULL;
+	if (held) {
+		snprintf(err, errlen, "guest %s is in %s", g.name, held);
 		return -EBUSY;
 	}
 	if (rq->to && (rc = check_destination(ex, &g, rq->to, err, errlen)) < 0)

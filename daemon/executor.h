@@ -105,6 +105,15 @@ int exec_guest_create(struct executor *ex, const char *host_uri, const struct db
 int exec_guest_info(struct executor *ex, const struct db_guest *g, struct hv_guest_info *out,
 		    char *err, size_t errlen);
 
+/* The driver of host (by name) for an operation other than a migration
+ * (ckpt.c): -ENOENT no such host, -ENODEV its backend is not available. */
+int exec_driver_of_host(struct executor *ex, const char *host, const struct hv_ops **ops,
+			struct hv **hv, char *err, size_t errlen);
+/* Guests another operation holds: fn returns what holds guest ("checkpoint
+ * 4") or NULL; a held guest cannot be queued for migration (-EBUSY). */
+typedef const char *(*exec_hold_fn)(void *arg, const char *guest);
+void exec_set_hold(struct executor *ex, exec_hold_fn fn, void *arg);
+
 struct exec_request {
 	const char *guest;
 	const char *to;              /* NULL: the planner chooses */

@@ -17,6 +17,7 @@
 
 #include "agent_link.h"
 #include "api.h"
+#include "ckpt.h"
 #include "config.h"
 #include "db.h"
 #include "executor.h"
@@ -176,7 +177,8 @@ static int64_t cluster_clock(void *arg)
 }
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
-		 struct policy_engine *pe, struct health *hm, struct agent_link *agents)
+		 struct policy_engine *pe, struct health *hm, struct agent_link *agents,
+		 struct ckpt *ck)
 {
 	while (!stop_signal) {
 		int rc = api_serve(api, conf->poll_interval_ms);
@@ -189,6 +191,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 		policy_tick(pe);
 		health_tick(hm);
 		exec_tick(ex);
+		ckpt_tick(ck);
 		api_publish(api);
 	}
 	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
@@ -204,6 +207,8 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	struct health *hm = NULL;
 	struct api *api = NULL;
 	struct agent_link *agents = NULL;
+	struct ckpt *ck = NULL;
+	struct ckpt_opts co = { .background = conf->ckpt_background, .keep = conf->ckpt_keep };
 	struct exec_opts opts;
 	struct health_opts ho = {
 		.default_hook = conf->health_hook, .interval_s = conf->health_interval_s,
@@ -212,11 +217,16 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	};
 	int rc;
 	exec_options(conf, state_dir, &opts);
+	snprintf(co.store, sizeof(co.store), "%s", conf->ckpt_store);
+	snprintf(co.sfs_conf, sizeof(co.sfs_conf), "%s",
+		 *conf->ckpt_sfs_conf ? conf->ckpt_sfs_conf : conf->qmp_sfs_conf);
 	if ((rc = db_open(conf->db, &db, err, sizeof(err))) < 0 ||
 	    (rc = exec_new(db, &opts, &ex, err, sizeof(err))) < 0 ||
 	    (*conf->agent_listen && (rc = agent_link_new(conf->agent_listen, db, cluster_clock, ex,
 							 &agents, err, sizeof(err))) < 0) ||
 	    (exec_set_agents(ex, agents), (rc = exec_restore(ex)) < 0) ||
+	    (rc = ckpt_new(db, ex, &co, &ck, err, sizeof(err))) < 0 ||
+	    (rc = ckpt_reconcile(ck)) < 0 ||
 	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
 	    (rc = health_new(db, ex, &ho, &hm, err, sizeof(err))) < 0 ||
 	    (rc = api_new(conf, db, ex, pe, hm, &api, err, sizeof(err))) < 0) {
@@ -231,9 +241,12 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 		 exec_clock_is_sim(ex) ? ", sim clock" : "");
 	if (ready_fd >= 0)
 		detach(ready_fd);
-	loop(conf, api, ex, pe, hm, agents);
+	api_set_ckpt(api, ck);
+	policy_set_ckpt(pe, ck);
+	loop(conf, api, ex, pe, hm, agents, ck);
 out:
 	api_free(api);
+	ckpt_free(ck);
 	health_free(hm);
 	policy_engine_free(pe);
 	exec_free(ex);

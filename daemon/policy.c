@@ -38,6 +38,7 @@ struct loaded {
 struct policy_engine {
 	struct db *db;
 	struct executor *ex;
+	struct ckpt *ck;               /* checkpoint policies; NULL: none fire */
 	struct loaded *p;
 	size_t n, cap;
 };
@@ -462,6 +463,11 @@ static void restore_missed(struct policy_engine *pe, struct loaded *lp)
 		*lp = after;
 	else
 		log_warnx("policy %s: missed firings not recorded", lp->row.name);
+}
+
+void policy_set_ckpt(struct policy_engine *pe, struct ckpt *ck)
+{
+	pe->ck = ck;
 }
 
 int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine **out,

@@ -39,6 +39,9 @@ struct policy_engine;
 int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine **out,
 		      char *err, size_t errlen);
 void policy_engine_free(struct policy_engine *pe);
+/* Checkpoint policies create checkpoints and watch jobs through ck. */
+struct ckpt;
+void policy_set_ckpt(struct policy_engine *pe, struct ckpt *ck);
 
 /* Fire the policies that are due on the cluster clock. */
 void policy_tick(struct policy_engine *pe);

@@ -54,6 +54,7 @@ zstd
 kmod
 util-linux
 libfuse3-dev
+libssl-dev
 fuse3
 "
 
