@@ -13,7 +13,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cron.h"     /* with policies/policy.h: the policy types */
+#include "checkpoint.h" /* with policies/policy.h: the policy types */
+#include "ckpt.h"
+#include "cron.h"
 #include "interval.h"
 #include "mtbf.h"
 #include "log.h"
@@ -33,6 +35,7 @@ struct loaded {
 	uint64_t retry_after_ms;       /* real time; after a firing the database refused */
 	uint64_t cost_checked_ms;      /* mtbf: when the cost history was last read */
 	unsigned cost_samples;         /* mtbf: migrations the measured cost is from */
+	int mtbf_borrowed;             /* checkpoint: M is an MTBF policy's, not its own */
 };
 
 struct policy_engine {
@@ -297,6 +300,15 @@ static json_t *canonical_params(const struct policy_type *type, const void *para
 		o = json_pack("{s:s, s:f, s:f, s:f, s:I}", "guests", selector, "mtbf_s", p->mtbf_s,
 			      "cost_s", p->cost_s, "stagger_s", p->stagger_s, "count",
 			      (json_int_t)p->count);
+	} else if (type == &policy_checkpoint_type) {
+		const struct ckpt_params *p = params;
+		o = json_pack("{s:s, s:s, s:I, s:s}", "job", p->job, "guests", "", "keep",
+			      (json_int_t)p->keep, "on_failure",
+			      p->on_failure == CKPT_RESTORE ? "restore" : "notify");
+		json_object_set_new(o, "every", p->every_s > 0 ? json_real(p->every_s)
+							      : json_string("auto"));
+		if (p->mtbf_s > 0)
+			json_object_set_new(o, "mtbf_s", json_real(p->mtbf_s));
 	} else {
 		o = json_deep_copy(given);
 		json_object_del(o, "name");
@@ -465,9 +477,13 @@ static void restore_missed(struct policy_engine *pe, struct loaded *lp)
 		log_warnx("policy %s: missed firings not recorded", lp->row.name);
 }
 
+static void watch(struct policy_engine *pe, const struct loaded *lp, int on);
+
 void policy_set_ckpt(struct policy_engine *pe, struct ckpt *ck)
 {
 	pe->ck = ck;
+	for (size_t i = 0; i < pe->n; i++)
+		watch(pe, &pe->p[i], 1);
 }
 
 int policy_engine_new(struct db *db, struct executor *ex, struct policy_engine **out,
@@ -525,6 +541,22 @@ static void type_details(const struct loaded *lp, json_t *o)
 								  ? "history" : "configured"));
 		json_object_set_new(o, "cost_samples", json_integer(lp->cost_samples));
 		json_object_set_new(o, "interval_s", json_real(interval));
+		for (; !lp->st.paused && n < 5; n++)
+			next[n] = lp->st.next_fire_s + (double)n * interval;
+	} else if (lp->type == &policy_checkpoint_type) {
+		const struct ckpt_params *p = lp->params;
+		const char *which = "";
+		double d = lp->st.cost_s, M = p->mtbf_s;
+		double interval = ckpt_period_s(p, &lp->st, &which);
+		json_object_set_new(o, "cost_s", json_real(d));
+		json_object_set_new(o, "cost_samples", json_integer(lp->cost_samples));
+		json_object_set_new(o, "mtbf_in_effect_s", json_real(M));
+		if (d > 0 && M > 0) {
+			json_object_set_new(o, "daly_s", json_real(ckpt_daly_s(d, M)));
+			json_object_set_new(o, "young_s", json_real(ckpt_young_s(d, M)));
+		}
+		json_object_set_new(o, "interval_s", json_real(interval));
+		json_object_set_new(o, "interval_source", json_string(which));
 		for (; !lp->st.paused && n < 5; n++)
 			next[n] = lp->st.next_fire_s + (double)n * interval;
 	} else if (lp->type == &policy_interval_type && !lp->st.paused) {
@@ -868,6 +900,106 @@ static int fire_commit(struct policy_engine *pe, struct loaded *lp, struct polic
 	return rc;
 }
 
+/* A checkpoint policy's firing: a checkpoint of its job (ckpt.h), asked
+ * first (it commits its own row), then the policy's new state. A job that
+ * is migrating or in another operation skips this period. */
+static void fire_checkpoint(struct policy_engine *pe, struct loaded *lp, int64_t now)
+{
+	const struct ckpt_params *p = lp->params;
+	struct policy_state st = lp->st;
+	struct policy_pick none;
+	size_t n_picks = 0;
+	double due_s = lp->type->next_fire_s(lp->params, &lp->st);
+	if (lp->type->fire(lp->params, &st, (double)now / 1e9, 0, &none, &n_picks) != 1)
+		return;
+	char reason[DB_TEXT_MAX], err[512] = "";
+	snprintf(reason, sizeof(reason), "checkpoint policy %s", lp->row.name);
+	struct ckpt_request rq = { .job = p->job, .policy = lp->row.name, .reason = reason,
+				   .keep = p->keep };
+	struct db_op op = { 0 };
+	int crc = pe->ck ? ckpt_create(pe->ck, &rq, &op, err, sizeof(err)) : -ENOTSUP;
+	if (!pe->ck)
+		snprintf(err, sizeof(err), "checkpoints are not available");
+	struct db_policy row = lp->row;
+	state_to_row(&st, &row);
+	row.fired++;
+	int rc = db_begin(pe->db);
+	if (rc == 0)
+		rc = db_policy_update(pe->db, &row);
+	if (rc == 0) {
+		struct loaded after = *lp;
+		after.row = row;
+		after.st = st;
+		json_t *ev = policy_event("policy.fired", &after, now);
+		json_object_set_new(ev, "reason", json_string(reason));
+		json_object_set_new(ev, "due_ns", json_integer(to_ns(due_s)));
+		if (crc == 0)
+			json_object_set_new(ev, "checkpoint", json_integer(op.id));
+		else
+			json_object_set_new(ev, "skipped", json_string(err));
+		rc = db_event(pe->db, ev);
+	}
+	if (db_end(pe->db, rc) == 0) {
+		lp->row = row;
+		lp->st = st;
+	}
+	if (crc == 0)
+		log_info("policy %s fired: checkpoint %" PRId64 " of %s", lp->row.name, op.id, p->job);
+	else
+		log_warnx("policy %s: checkpoint of %s skipped: %s", lp->row.name, p->job, err);
+	db_op_clear(&op);
+}
+
+/* A checkpoint policy's d (the job's measured checkpoint cost) and M (its
+ * own, else the first MTBF policy's); a change of d is an event. */
+static void observe_checkpoint(struct policy_engine *pe, struct loaded *lp, int64_t now)
+{
+	struct ckpt_params *p = lp->params;
+	if (lp->cost_checked_ms && now_ms() - lp->cost_checked_ms < 1000)
+		return;
+	lp->cost_checked_ms = now_ms();
+	if (!(p->mtbf_s > 0) || lp->mtbf_borrowed)
+		for (size_t i = 0; i < pe->n; i++)
+			if (pe->p[i].type == &policy_mtbf_type) {
+				p->mtbf_s = ((const struct mtbf_params *)pe->p[i].params)->mtbf_s;
+				lp->mtbf_borrowed = 1;
+				break;
+			}
+	double d = pe->ck ? ckpt_cost_s(pe->ck, p->job, 5) : 0;
+	if (!(d > 0) || fabs(d - lp->st.cost_s) < 1e-3 * d)
+		return;
+	const char *which;
+	double before = ckpt_period_s(p, &lp->st, NULL);
+	struct loaded after = *lp;
+	lp->type->observe(lp->params, &after.st, d, (double)now / 1e9);
+	double interval = ckpt_period_s(p, &after.st, &which);
+	state_to_row(&after.st, &after.row);
+	int rc = db_begin(pe->db);
+	if (rc == 0)
+		rc = db_policy_update(pe->db, &after.row);
+	if (rc == 0) {
+		char reason[240];
+		snprintf(reason, sizeof(reason), "measured checkpoint cost d = %.3g s, MTBF M = %.6g s:"
+			 " interval %.6g s (%s), was %.6g s", d, p->mtbf_s, interval, which, before);
+		json_t *ev = policy_event("policy.interval", &after, now);
+		json_object_set_new(ev, "reason", json_string(reason));
+		rc = db_event(pe->db, ev);
+		if (rc == 0)
+			log_info("policy %s: %s", lp->row.name, reason);
+	}
+	if (db_end(pe->db, rc) == 0)
+		*lp = after;
+}
+
+static void watch(struct policy_engine *pe, const struct loaded *lp, int on)
+{
+	if (!pe->ck || lp->type != &policy_checkpoint_type)
+		return;
+	const struct ckpt_params *p = lp->params;
+	ckpt_watch(pe->ck, p->job, on ? (p->on_failure == CKPT_RESTORE ? "restore" : "notify")
+				      : NULL, lp->row.name, p->keep);
+}
+
 static void fire_one(struct policy_engine *pe, struct loaded *lp, int64_t now)
 {
 	struct selection sel = { 0 };
@@ -948,14 +1080,19 @@ void policy_tick(struct policy_engine *pe)
 	double now_s = (double)now / 1e9;
 	for (size_t i = 0; i < pe->n; i++) {
 		struct loaded *lp = &pe->p[i];
-		if (lp->type->observe && !lp->st.paused)
+		if (lp->type == &policy_checkpoint_type && !lp->st.paused)
+			observe_checkpoint(pe, lp, now);
+		else if (lp->type->observe && !lp->st.paused)
 			observe_cost(pe, lp, now);
 		if (lp->st.paused || now_s < lp->type->next_fire_s(lp->params, &lp->st))
 			continue;
 		if (lp->retry_after_ms && now_ms() < lp->retry_after_ms)
 			continue;
 		lp->retry_after_ms = 0;
-		fire_one(pe, lp, now);
+		if (lp->type == &policy_checkpoint_type)
+			fire_checkpoint(pe, lp, now);
+		else
+			fire_one(pe, lp, now);
 	}
 }
 
@@ -986,12 +1123,15 @@ static int add_common_args(struct policy_engine *pe, json_t *args, struct loaded
 			 type, POLICY_TYPE_NAMES);
 		return -EINVAL;
 	}
-	/* a cron policy's guests are in its action ("migrate job:bt") */
-	int is_cron = lp->type == &policy_cron_type;
+	/* a cron policy's guests are in its action ("migrate job:bt"); a
+	 * checkpoint policy's are its job's */
+	int is_ckpt = lp->type == &policy_checkpoint_type;
+	int is_cron = lp->type == &policy_cron_type || is_ckpt;
 	rc = migd_arg_str(args, "guests", !is_cron, selector, err, errlen);
 	if (is_cron && rc == 0) {
-		snprintf(err, errlen, "argument \"guests\": a cron policy selects guests in its "
-			 "action (\"migrate SELECTOR\")");
+		snprintf(err, errlen, "argument \"guests\": %s", is_ckpt
+			 ? "a checkpoint policy takes every guest of its job (\"job\")"
+			 : "a cron policy selects guests in its action (\"migrate SELECTOR\")");
 		return -EINVAL;
 	}
 	if (is_cron)
@@ -1053,6 +1193,7 @@ int policy_add(struct policy_engine *pe, json_t *args, json_t **result, char *er
 		rc = db_end(pe->db, rc);
 	}
 	if (rc == 0 && (rc = append(pe, &lp)) == 0) {
+		watch(pe, &lp, 1);
 		*result = policy_json(&lp);
 		log_info("policy %s added", lp.row.name);
 		return 0;
@@ -1176,6 +1317,7 @@ int policy_remove(struct policy_engine *pe, const char *name, json_t **result, c
 	}
 	*result = json_pack("{s:s, s:o}", "name", name, "aborted", aborted);
 	log_info("policy %s removed", name);
+	watch(pe, lp, 0);
 	loaded_clear(lp);
 	*lp = pe->p[--pe->n];
 	return 0;

@@ -226,3 +226,58 @@ void ckpt_resume(const struct ckpt_params *p, struct policy_state *st, double no
 	/* the period that ends at the next checkpoint starts one before it */
 	st->anchor_s = st->next_fire_s - ip.every_s;
 }
+
+/* ---- as a policy type (policy.h) ---- */
+
+static int type_parse(const struct policy_kv *kv, size_t n_kv, void *params, char *err,
+		      size_t errlen)
+{
+	return ckpt_parse(kv, n_kv, params, err, errlen);
+}
+
+static void type_start(const void *params, struct policy_state *st, double now_s)
+{
+	ckpt_start(params, st, now_s);
+}
+
+static double type_next_fire_s(const void *params, const struct policy_state *st)
+{
+	return ckpt_next_fire_s(params, st);
+}
+
+/* A checkpoint policy picks no guests: its firing checkpoints its job. */
+static int type_fire(const void *params, struct policy_state *st, double now_s,
+		     size_t n_selected, struct policy_pick *picks, size_t *n_picks)
+{
+	(void)n_selected;
+	(void)picks;
+	*n_picks = 0;
+	return ckpt_fire(params, st, now_s);
+}
+
+static void type_pause(const void *params, struct policy_state *st, double now_s)
+{
+	ckpt_pause(params, st, now_s);
+}
+
+static void type_resume(const void *params, struct policy_state *st, double now_s)
+{
+	ckpt_resume(params, st, now_s);
+}
+
+static void type_observe(const void *params, struct policy_state *st, double d_s, double now_s)
+{
+	ckpt_observe(params, st, d_s, now_s);
+}
+
+const struct policy_type policy_checkpoint_type = {
+	.name = "checkpoint",
+	.params_size = sizeof(struct ckpt_params),
+	.parse = type_parse,
+	.start = type_start,
+	.next_fire_s = type_next_fire_s,
+	.fire = type_fire,
+	.pause = type_pause,
+	.resume = type_resume,
+	.observe = type_observe,
+};

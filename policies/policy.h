@@ -77,14 +77,16 @@ struct policy_type {
 extern const struct policy_type policy_interval_type;
 extern const struct policy_type policy_cron_type;
 extern const struct policy_type policy_mtbf_type;
+extern const struct policy_type policy_checkpoint_type;
 
-#define POLICY_TYPE_NAMES "interval, cron, mtbf"
+#define POLICY_TYPE_NAMES "interval, cron, mtbf, checkpoint"
 
 /* The type called name, or NULL. */
 static inline const struct policy_type *policy_type_find(const char *name)
 {
 	static const struct policy_type *const types[] = {
 		&policy_interval_type, &policy_cron_type, &policy_mtbf_type,
+		&policy_checkpoint_type,
 	};
 	for (size_t i = 0; name && i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(name, types[i]->name) == 0)
