@@ -32,14 +32,17 @@
 #define MIB (1024.0 * 1024.0)
 
 const char cmd_cp_usage[] =
-	"usage: sfs cp [--chunk SIZE] [--json] [-q] SRC DST\n"
+	"usage: sfs cp [--append] [--chunk SIZE] [--json] [-q] SRC DST\n"
 	"\n"
 	"Copy one file. Paths on the file system are written sfs:/path, local paths\n"
 	"plain: local to sfs, sfs to local, or sfs to sfs. If DST is an existing\n"
 	"directory the copy goes into it under SRC's base name. DST is created or\n"
 	"truncated. On a terminal a progress bar is drawn on stderr; at the end one\n"
-	"line gives bytes, seconds and MiB/s.\n"
+	"line gives bytes, seconds and MiB/s. SRC may be a pipe (/dev/stdin).\n"
 	"\n"
+	"      --append      add to the end of DST instead of truncating it; on sfs\n"
+	"                    each chunk lands whole, atomically against every other\n"
+	"                    appender of any client (a log several guests write)\n"
 	"      --chunk SIZE  bytes per transfer (default: about 16m, a whole number\n"
 	"                    of stripes of the sfs file)\n"
 	"      --json        print the summary as a JSON object\n"
@@ -62,6 +65,7 @@ struct end {
 	int fd;                 /* local: the descriptor, -1 if not open */
 	struct sfs_file *file;  /* sfs: the open file */
 	uint64_t offset;        /* next byte to read or write */
+	int append;             /* a destination written at its end (--append) */
 	int err;                /* the failure, negative errno */
 	char msg[512];          /* its message, taken in the thread that saw it */
 };
@@ -104,7 +108,9 @@ static int end_write(struct end *e, const char *buf, size_t len)
 {
 	int rc;
 	if (e->is_sfs) {
-		ssize_t n = sfs_pwrite(e->file, buf, len, e->offset);
+		uint64_t at;
+		ssize_t n = e->append ? sfs_append(e->file, buf, len, &at)
+				      : sfs_pwrite(e->file, buf, len, e->offset);
 		rc = n < 0 ? (int)n : 0;
 		if (rc < 0)
 			end_failed(e, rc, sfs_last_error());
@@ -420,15 +426,16 @@ static int cp_open_dst(struct cmd *c, struct cp_job *j, struct sfs_stat *dst_sta
 {
 	struct end *e = &j->dst;
 	if (!e->is_sfs) {
-		e->fd = open(e->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, j->mode);
+		e->fd = open(e->path, O_WRONLY | O_CREAT | O_CLOEXEC |
+				     (e->append ? O_APPEND : O_TRUNC), j->mode);
 		if (e->fd < 0) {
 			cmd_error(c, "%s: %s", e->path, strerror(errno));
 			return SFS_EXIT_FAIL;
 		}
 		return 0;
 	}
-	int rc = sfs_open(c->fs, e->path, SFS_O_WRONLY | SFS_O_CREAT | SFS_O_TRUNC, j->mode,
-			  &e->file);
+	int rc = sfs_open(c->fs, e->path, SFS_O_WRONLY | SFS_O_CREAT |
+			  (e->append ? SFS_O_APPEND : SFS_O_TRUNC), j->mode, &e->file);
 	if (rc == 0)
 		rc = sfs_fstat(e->file, dst_stat);
 	if (rc < 0)
@@ -493,15 +500,18 @@ int cmd_cp(struct cmd *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "chunk", required_argument, NULL, OPT_SUBCMD_BASE },
+		{ "append", no_argument, NULL, OPT_SUBCMD_BASE + 1 },
 		CMD_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	size_t chunk_bytes = 0;
-	int opt, rc;
+	int opt, rc, append = 0;
 	while ((opt = cmd_getopt(argc, argv, "", longopts)) != -1) {
 		if (opt == OPT_SUBCMD_BASE) {
 			if ((rc = parse_chunk(c, optarg, &chunk_bytes)) != 0)
 				return rc;
+		} else if (opt == OPT_SUBCMD_BASE + 1) {
+			append = 1;
 		} else if ((rc = cmd_option(c, opt, argv, cmd_cp_usage)) != CMD_CONTINUE) {
 			return rc;
 		}
@@ -510,7 +520,7 @@ int cmd_cp(struct cmd *c, int argc, char **argv)
 		return argc - optind < 2
 			       ? cmd_usage_error(c, "expected SRC and DST")
 			       : cmd_usage_error(c, "unexpected argument \"%s\"", argv[optind + 2]);
-	struct cp_job j = { .src.fd = -1, .dst.fd = -1 };
+	struct cp_job j = { .src.fd = -1, .dst.fd = -1, .dst.append = append };
 	const char *dst_arg = sfs_path_strip(argv[optind + 1], &j.dst.is_sfs);
 	j.src.path = sfs_path_strip(argv[optind], &j.src.is_sfs);
 	if (!j.src.is_sfs && !j.dst.is_sfs)

@@ -125,6 +125,31 @@ Test(sfs_cmd, cp_in_and_out_keeps_every_byte)
 	fsfix_finish(&fx);
 }
 
+/* --append: lines land one after the other, never over each other; without
+ * it the file is truncated first */
+Test(sfs_cmd, cp_append_adds_to_the_end)
+{
+	char line[400], back[400];
+	snprintf(line, sizeof(line), "%s/line", fx.dir);
+	snprintf(back, sizeof(back), "%s/log", fx.dir);
+	for (int i = 1; i <= 3; i++) {
+		FILE *f = fopen(line, "w");
+		fprintf(f, "%d\n", i);
+		fclose(f);
+		cr_assert_eq(sfs("-q", "cp", "--append", line, "sfs:/log", NULL), 0, "%s", err);
+	}
+	cr_assert_eq(sfs("cat", "sfs:/log", NULL), 0, "%s", err);
+	cr_assert_str_eq(out, "1\n2\n3\n");
+	cr_assert_eq(sfs("-q", "cp", "--append", "sfs:/log", back, NULL), 0, "%s", err);
+	cr_assert_eq(sfs("-q", "cp", "--append", "sfs:/log", back, NULL), 0, "%s", err);
+	slurp(back, out, sizeof(out));
+	cr_assert_str_eq(out, "1\n2\n3\n1\n2\n3\n", "a local --append truncated");
+	cr_assert_eq(sfs("-q", "cp", line, "sfs:/log", NULL), 0, "%s", err);
+	cr_assert_eq(sfs("cat", "sfs:/log", NULL), 0, "%s", err);
+	cr_assert_str_eq(out, "3\n");
+	fsfix_finish(&fx);
+}
+
 Test(sfs_cmd, getstripe_shows_what_setstripe_set)
 {
 	cr_assert_eq(sfs("mkdir", "-p", "sfs:/a/b", NULL), 0, "%s", err);
