@@ -110,8 +110,8 @@ ok "g1 booted on n1 and answers ssh at $ip"
 
 # ---- the mount ----
 "$SFS" -c "$conf" mkdir sfs:/mg >/dev/null 2>"$tmp/err" || fail "sfs mkdir sfs:/mg: $(cat "$tmp/err")"
-out=$(gssh 'lsmod | grep -w ^fuse; ls -l /dev/fuse; sfs mount -c /etc/sfs.conf /mnt/sfs; echo "exit $?"' 2>&1)
-echo "$out" | grep -q '^exit 0$' || fail "sfs mount in g1: $out"
+out=$(gssh 'exec 2>&1; lsmod | grep -w ^fuse; ls -l /dev/fuse; sfs mount -c /etc/sfs.conf /mnt/sfs; echo "exit $?"' 2>&1)
+echo "$out" | grep -q '^exit 0$' || fail "sfs mount in g1 failed: $(echo "$out" | tr '\n' ' ')"
 i=0
 until gssh "grep -q ' /mnt/sfs fuse' /proc/mounts && timeout 5 ls -d /mnt/sfs/mg" >/dev/null; do
 	i=$((i + 1))
