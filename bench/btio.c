@@ -1,5 +1,6 @@
 /*
- * btio: NAS BT-IO's I/O pattern through libsfs, as an MPI program.
+ * btio: NAS BT-IO's I/O pattern through libsfs (or, with --api posix,
+ * POSIX calls on any path: an sfs mount), as an MPI program.
  *
  * A time-stepped solver (btio_solver.c) on an n^3 grid over a square
  * number of ranks writes its whole solution every 5 steps (btio_io.c), to
@@ -30,8 +31,8 @@
 #define EXIT_USAGE 2
 #define MSG_LEN 1024
 
-enum { OPT_CLASS = 256, OPT_STEPS, OPT_MODE, OPT_SFS_CONF, OPT_PATH, OPT_KEEP, OPT_JSON,
-       OPT_QUIET, OPT_VERIFY_ONLY, OPT_PROGRESS };
+enum { OPT_CLASS = 256, OPT_STEPS, OPT_MODE, OPT_API, OPT_SFS_CONF, OPT_PATH, OPT_KEEP,
+       OPT_JSON, OPT_QUIET, OPT_VERIFY_ONLY, OPT_PROGRESS };
 
 static int my_rank, nranks;
 
@@ -65,8 +66,11 @@ static void usage(void)
 		       "  --class S|W|A      problem size: 12^3/60 steps, 24^3/200, 64^3/200 (default S)\n"
 		       "  --steps N          time steps instead of the class's (at least 5)\n"
 		       "  --mode full|epio   one shared file, or one file per rank (default full)\n"
-		       "  --sfs.conf PATH    the file system's config (default: $SFS_CONF)\n"
-		       "  --path /DIR/NAME   the dump file in sfs (default /btio/btio; epio: NAME.RANK)\n"
+		       "  --api sfs|posix    libsfs (default), or open/pwrite/pread/fsync on a local\n"
+		       "                     path: an sfs mount, e.g. --path /mnt/sfs/btio/btio\n"
+		       "  --sfs.conf PATH    the file system's config (default: $SFS_CONF; --api sfs)\n"
+		       "  --path /DIR/NAME   the dump file in sfs, or with --api posix an absolute\n"
+		       "                     local path (default /btio/btio; epio: NAME.RANK)\n"
 		       "  --keep             leave the dump files in place\n"
 		       "  --verify-only      only read and verify the dumps of an earlier --keep run\n"
 		       "                     with the same class, steps and mode\n"
@@ -115,12 +119,21 @@ static int apply_option(struct btio_params *p, int c, const char *arg, int *step
 		else
 			return usage_error("--mode \"%s\": expected full or epio", arg);
 		return 0;
+	case OPT_API:
+		if (strcmp(arg, "sfs") == 0)
+			p->api = BTIO_API_SFS;
+		else if (strcmp(arg, "posix") == 0)
+			p->api = BTIO_API_POSIX;
+		else
+			return usage_error("--api \"%s\": expected sfs or posix", arg);
+		return 0;
 	case OPT_SFS_CONF: p->sfs_conf = arg; return 0;
 	case OPT_PATH:
 		if (strncmp(arg, "sfs:", 4) == 0)
 			arg += 4;
 		if (arg[0] != '/' || arg[1] == '\0' || arg[strlen(arg) - 1] == '/')
-			return usage_error("--path \"%s\": expected a file path inside sfs like /btio/btio", arg);
+			return usage_error("--path \"%s\": expected an absolute file path like /btio/btio "
+					   "(inside sfs, or local with --api posix)", arg);
 		p->path = arg;
 		return 0;
 	case OPT_KEEP: p->keep = 1; return 0;
@@ -153,6 +166,7 @@ static int parse_options(int argc, char **argv, struct btio_params *p, int *q)
 		{ "class", required_argument, NULL, OPT_CLASS },
 		{ "steps", required_argument, NULL, OPT_STEPS },
 		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "api", required_argument, NULL, OPT_API },
 		{ "sfs.conf", required_argument, NULL, OPT_SFS_CONF },
 		{ "path", required_argument, NULL, OPT_PATH },
 		{ "keep", no_argument, NULL, OPT_KEEP },
@@ -186,7 +200,7 @@ static int parse_options(int argc, char **argv, struct btio_params *p, int *q)
 		p->steps = steps;
 	if (!p->sfs_conf)
 		p->sfs_conf = getenv("SFS_CONF");
-	if (!p->sfs_conf || !p->sfs_conf[0])
+	if (p->api == BTIO_API_SFS && (!p->sfs_conf || !p->sfs_conf[0]))
 		return usage_error("needs the file system's config: --sfs.conf PATH or SFS_CONF");
 	return check_ranks(p, q);
 }
@@ -355,8 +369,9 @@ static void print_header(const struct btio_params *p)
 	printf(" Size: %4dx%4dx%4d  (class %c)\n", p->n, p->n, p->n, p->class_name);
 	printf(" Iterations: %4d\n", p->steps);
 	printf(" Total number of processes: %6d\n", nranks);
-	printf(" BTIO -- %s write interval: %3d  (%s%s)\n", p->mode == BTIO_FULL ? "FULL" : "EPIO",
-	       BTIO_DUMP_INTERVAL, p->path, p->mode == BTIO_FULL ? "" : ".RANK");
+	printf(" BTIO -- %s write interval: %3d  (%s%s%s)\n", p->mode == BTIO_FULL ? "FULL" : "EPIO",
+	       BTIO_DUMP_INTERVAL, p->path, p->mode == BTIO_FULL ? "" : ".RANK",
+	       p->api == BTIO_API_POSIX ? ", POSIX calls" : "");
 	if (p->verify_only)
 		printf(" Verify only: reading the dumps of an earlier run\n");
 	printf("\n");
@@ -387,9 +402,10 @@ static void print_report(const struct btio_params *p, const struct result *res)
 static void print_json(const struct btio_params *p, const struct result *res)
 {
 	char class_name[2] = { p->class_name, '\0' };
-	json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:s, s:f, s:f, s:I, s:f, s:s, s:o}",
+	json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:s, s:s, s:f, s:f, s:I, s:f, s:s, s:o}",
 			      "class", class_name, "n", p->n, "steps", p->steps, "ranks", nranks,
-			      "mode", mode_name(p->mode), "time_s", res->time_s, "io_time_s", res->io_time_s,
+			      "mode", mode_name(p->mode),
+			      "api", p->api == BTIO_API_POSIX ? "posix" : "sfs", "time_s", res->time_s, "io_time_s", res->io_time_s,
 			      "written_bytes", (json_int_t)res->written_bytes, "io_mbps", io_mbps(res),
 			      "verification", res->error[0] ? "UNSUCCESSFUL" : "SUCCESSFUL",
 			      "error", res->error[0] ? json_string(res->error) : json_null());

@@ -25,14 +25,16 @@
 #define BTIO_TOLERANCE 1e-9  /* |read - exact| allowed, relative to max(1, |exact|) */
 
 enum btio_mode { BTIO_FULL, BTIO_EPIO };
+enum btio_api { BTIO_API_SFS, BTIO_API_POSIX }; /* libsfs, or POSIX calls on a path */
 
 struct btio_params {
 	char class_name;     /* 'S', 'W' or 'A' */
 	int n;               /* grid points per side */
 	int steps;
 	enum btio_mode mode;
-	const char *sfs_conf;
-	const char *path;    /* inside sfs; epio appends .RANK */
+	enum btio_api api;
+	const char *sfs_conf; /* --api sfs only */
+	const char *path;    /* inside sfs, or a local path with --api posix; epio appends .RANK */
 	int keep, json, quiet, verify_only, progress;
 };
 
@@ -83,7 +85,7 @@ struct btio_bad_value {
 };
 
 struct btio_io;
-/* Connect to sfs and open this rank's file(s): create (truncating) for a
+/* Connect to sfs (--api sfs) and open this rank's file(s): create (truncating) for a
  * run, open existing ones for --verify-only. Collective. On failure returns
  * a negative errno with a message naming the file in err. */
 int btio_io_open(const struct btio_params *p, const struct btio_grid *g, int create,

@@ -1,5 +1,7 @@
 /*
- * btio_io: btio's dumps through libsfs, in BT-IO's two layouts.
+ * btio_io: btio's dumps through libsfs (--api sfs) or POSIX calls on a
+ * path of any file system (--api posix: an sfs mount, to run the same job
+ * through the mount and through libsfs), in BT-IO's two layouts.
  *
  * A dump is the whole solution in BT's array order u(5, n, n, n): the five
  * fields of a point together, x fastest, then y, then z. Dump d of a run
@@ -17,48 +19,136 @@
  * through the same pieces and compares each double with the closed-form
  * solution (btio_exact_value), so a later --verify-only run can check the
  * dumps of an earlier --keep run without anything of it in memory.
+ *
+ * The two APIs differ only in the handful of calls below (file_*); each
+ * returns 0 or a byte count, or a negative errno, and io_why() gives the
+ * message of the last failure: libsfs's own, or strerror.
  */
 #include "btio.h"
 
 #include "sfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct btio_io {
 	const struct btio_params *p;
 	struct btio_grid g;
+	int posix;        /* --api posix: fd, else fs and file */
 	struct sfs *fs;
 	struct sfs_file *file;
+	int fd;
 	char path[4096];
 	struct btio_exact *exact;
 	double *buf;      /* one dump part, for reading back */
 };
 
-/* libsfs's message for the failed call, with the offset it was at. */
-static int io_fail(int rc, char *err, size_t errlen, const char *what, const char *path,
+/* The message of the call that failed with rc. */
+static const char *io_why(const struct btio_io *io, int rc)
+{
+	if (io->posix)
+		return strerror(-rc);
+	const char *why = sfs_last_error();
+	return why[0] ? why : sfs_strerror(rc);
+}
+
+/* The message for the failed call, with the offset it was at. */
+static int io_fail(const struct btio_io *io, int rc, char *err, size_t errlen, const char *what,
 		   uint64_t offset)
 {
-	const char *why = sfs_last_error();
-	snprintf(err, errlen, "%s %s at offset %llu: %s", what, path, (unsigned long long)offset,
-		 why[0] ? why : sfs_strerror(rc));
+	snprintf(err, errlen, "%s %s at offset %llu: %s", what, io->path,
+		 (unsigned long long)offset, io_why(io, rc));
 	return rc;
 }
 
+static int file_mkdir(struct btio_io *io, const char *dir)
+{
+	if (!io->posix)
+		return sfs_mkdir(io->fs, dir, 0775);
+	return mkdir(dir, 0775) < 0 ? -errno : 0;
+}
+
+/* Open io->path: create (truncating), read-write or read-only. */
+static int file_open(struct btio_io *io, int create, int writable)
+{
+	if (!io->posix)
+		return sfs_open(io->fs, io->path,
+				create ? SFS_O_RDWR | SFS_O_CREAT | SFS_O_TRUNC
+				       : writable ? SFS_O_RDWR : SFS_O_RDONLY, 0664, &io->file);
+	io->fd = open(io->path, create ? O_RDWR | O_CREAT | O_TRUNC : writable ? O_RDWR : O_RDONLY,
+		      0664);
+	return io->fd < 0 ? -errno : 0;
+}
+
+static int file_is_open(const struct btio_io *io)
+{
+	return io->posix ? io->fd >= 0 : io->file != NULL;
+}
+
+/* bytes at offset; the byte count, short only at the end of the file */
+static ssize_t file_transfer(struct btio_io *io, int write, void *data, size_t bytes,
+			     uint64_t offset)
+{
+	if (!io->posix)
+		return write ? sfs_pwrite(io->file, data, bytes, offset)
+			     : sfs_pread(io->file, data, bytes, offset);
+	size_t done = 0;
+	while (done < bytes) {
+		ssize_t n = write ? pwrite(io->fd, (char *)data + done, bytes - done,
+					   (off_t)(offset + done))
+				  : pread(io->fd, (char *)data + done, bytes - done,
+					  (off_t)(offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static int file_sync(struct btio_io *io)
+{
+	if (!io->posix)
+		return sfs_fsync(io->file);
+	return fsync(io->fd) < 0 ? -errno : 0;
+}
+
+static int file_close(struct btio_io *io)
+{
+	if (!io->posix)
+		return io->file ? sfs_close(io->file) : 0;
+	int rc = io->fd >= 0 && close(io->fd) < 0 ? -errno : 0;
+	io->fd = -1;
+	return rc;
+}
+
+static int file_unlink(struct btio_io *io)
+{
+	if (!io->posix)
+		return sfs_unlink(io->fs, io->path);
+	return unlink(io->path) < 0 ? -errno : 0;
+}
+
 /* mkdir -p of the directories above path (a fresh file system has none). */
-static int make_parents(struct sfs *fs, const char *path, char *err, size_t errlen)
+static int make_parents(struct btio_io *io, char *err, size_t errlen)
 {
 	char dir[4096];
-	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", io->path);
 	for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		int rc = sfs_mkdir(fs, dir, 0775);
+		int rc = file_mkdir(io, dir);
 		*slash = '/';
 		if (rc < 0 && rc != -EEXIST) {
-			snprintf(err, errlen, "mkdir %s: %s", dir, sfs_last_error());
+			snprintf(err, errlen, "mkdir %s: %s", dir, io_why(io, rc));
 			return rc;
 		}
 	}
@@ -71,9 +161,9 @@ static int open_file(struct btio_io *io, int create, char *err, size_t errlen)
 {
 	int shared = io->p->mode == BTIO_FULL, rc = 0;
 	if (create && (!shared || io->g.rank == 0)) {
-		rc = make_parents(io->fs, io->path, err, errlen);
+		rc = make_parents(io, err, errlen);
 		if (rc == 0)
-			rc = sfs_open(io->fs, io->path, SFS_O_RDWR | SFS_O_CREAT | SFS_O_TRUNC, 0664, &io->file);
+			rc = file_open(io, 1, 1);
 	}
 	if (shared) {
 		int failed = rc < 0, any = 0;
@@ -81,10 +171,10 @@ static int open_file(struct btio_io *io, int create, char *err, size_t errlen)
 		if (any && rc == 0)
 			return -ECANCELED; /* rank 0 says why */
 	}
-	if (rc == 0 && !io->file)
-		rc = sfs_open(io->fs, io->path, create ? SFS_O_RDWR : SFS_O_RDONLY, 0664, &io->file);
+	if (rc == 0 && !file_is_open(io))
+		rc = file_open(io, 0, create);
 	if (rc < 0 && !err[0])
-		snprintf(err, errlen, "open %s: %s", io->path, sfs_last_error());
+		snprintf(err, errlen, "open %s: %s", io->path, io_why(io, rc));
 	return rc;
 }
 
@@ -100,6 +190,8 @@ int btio_io_open(const struct btio_params *p, const struct btio_grid *g, int cre
 	}
 	io->p = p;
 	io->g = *g;
+	io->posix = p->api == BTIO_API_POSIX;
+	io->fd = -1;
 	if (p->mode == BTIO_FULL)
 		snprintf(io->path, sizeof(io->path), "%s", p->path);
 	else
@@ -110,7 +202,7 @@ int btio_io_open(const struct btio_params *p, const struct btio_grid *g, int cre
 	if (!io->exact || !io->buf) {
 		snprintf(err, errlen, "out of memory");
 		rc = -ENOMEM;
-	} else if ((rc = sfs_connect(p->sfs_conf, NULL, &io->fs)) < 0) {
+	} else if (!io->posix && (rc = sfs_connect(p->sfs_conf, NULL, &io->fs)) < 0) {
 		snprintf(err, errlen, "%s: %s", p->sfs_conf, sfs_last_error());
 	}
 	/* every rank must reach open_file's collective, or none */
@@ -152,10 +244,9 @@ static int transfer(struct btio_io *io, int write, int d, double *buf, char *err
 	for (int at = 0; at < pieces; at++) {
 		uint64_t offset = plane_offset(io, d, at * (g->nk / pieces));
 		char *data = (char *)buf + (size_t)at * piece_bytes;
-		ssize_t n = write ? sfs_pwrite(io->file, data, piece_bytes, offset)
-				  : sfs_pread(io->file, data, piece_bytes, offset);
+		ssize_t n = file_transfer(io, write, data, piece_bytes, offset);
 		if (n < 0)
-			return io_fail((int)n, err, errlen, write ? "write" : "read", io->path, offset);
+			return io_fail(io, (int)n, err, errlen, write ? "write" : "read", offset);
 		if ((size_t)n != piece_bytes) {
 			snprintf(err, errlen, "read %s at offset %llu: end of file after %zd of %zu bytes "
 				 "(dump %d not there)", io->path, (unsigned long long)offset, n, piece_bytes, d + 1);
@@ -172,9 +263,9 @@ int btio_io_write(struct btio_io *io, int d, const double *packed, char *err, si
 
 int btio_io_sync(struct btio_io *io, char *err, size_t errlen)
 {
-	int rc = sfs_fsync(io->file);
+	int rc = file_sync(io);
 	if (rc < 0)
-		snprintf(err, errlen, "fsync %s: %s", io->path, sfs_last_error());
+		snprintf(err, errlen, "fsync %s: %s", io->path, io_why(io, rc));
 	return rc;
 }
 
@@ -211,14 +302,13 @@ int btio_io_close(struct btio_io *io, int remove, char *err, size_t errlen)
 	int rc = 0;
 	if (!io)
 		return 0;
-	if (io->file)
-		rc = sfs_close(io->file);
+	rc = file_close(io);
 	if (rc < 0)
-		snprintf(err, errlen, "close %s: %s", io->path, sfs_last_error());
+		snprintf(err, errlen, "close %s: %s", io->path, io_why(io, rc));
 	if (remove && (io->p->mode == BTIO_EPIO || io->g.rank == 0)) {
-		int urc = sfs_unlink(io->fs, io->path);
+		int urc = file_unlink(io);
 		if (urc < 0 && rc == 0) {
-			snprintf(err, errlen, "remove %s: %s", io->path, sfs_last_error());
+			snprintf(err, errlen, "remove %s: %s", io->path, io_why(io, urc));
 			rc = urc;
 		}
 	}

@@ -10,7 +10,8 @@
 # run's second dump is partly overwritten with its first (a stale write)
 # through the sfs command, and a --verify-only pass, which accepted the
 # intact files, then says UNSUCCESSFUL, names the dump, file and offset,
-# and exits 1. A missing dump is reported as such.
+# and exits 1. A missing dump is reported as such. --api posix does the
+# same on a local directory (the calls it makes on an sfs mount).
 #
 # Env: SFSD, SFS, BTIO name the programs under test. Exit 0 when every
 # check passed, 1 when one failed (each failure is printed), 77 (skip)
@@ -200,6 +201,35 @@ if expect_rc nine 0; then
 		has nine '^ Total data written \(MB\)  = +10\.49$' "not one 64^3 dump (10.49 MB) written"
 fi
 case_done "9 ranks with uneven blocks verify"
+
+# 9: --api posix on a local directory (what runs on an sfs mount): both
+# modes verify, no --sfs.conf needed, files removed; a stale write in a kept
+# file fails --verify-only as through libsfs; a bad --api is named
+for mode in full epio; do
+	run "posix_$mode" 4 --api posix --steps 10 --mode "$mode" --path "$tmp/posix/$mode/btio"
+	if expect_rc "posix_$mode" 0; then
+		check_report "posix_$mode" "$mode"
+		has "posix_$mode" 'POSIX calls\)$' "the header does not say POSIX calls"
+		left=$(ls "$tmp/posix/$mode" | grep -c btio)
+		[ "$left" = 0 ] || fail "posix_$mode: $left file(s) left without --keep"
+	fi
+done
+run posix_keep 4 --api posix --steps 10 --path "$tmp/posix/keep" --keep --quiet
+if expect_rc posix_keep 0; then
+	dd if="$tmp/posix/keep" of="$tmp/posix/keep" bs=4096 count=1 skip=0 seek=69120 \
+		oflag=seek_bytes conv=notrunc 2>/dev/null
+	run posix_stale 4 --api posix --steps 10 --path "$tmp/posix/keep" --verify-only --quiet
+	expect_rc posix_stale 1 &&
+		has posix_stale "^ Verification    = +UNSUCCESSFUL: dump 2 \\(step 10\\): 512 wrong values, first in $tmp/posix/keep at offset 69120: " \
+			"no UNSUCCESSFUL naming dump 2, 512 values, the file and offset 69120"
+fi
+run badapi 1 --api nfs
+if [ "$rc" -eq 0 ]; then
+	fail "badapi: --api nfs exited 0"
+else
+	has badapi '^btio: --api "nfs": expected sfs or posix$' "no message naming --api \"nfs\""
+fi
+case_done "--api posix on a local path: both modes verify, a stale write fails, a bad --api is named"
 
 if [ "$failures" -ne 0 ]; then
 	echo "1..$cases"

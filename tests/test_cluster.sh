@@ -6,15 +6,20 @@
 # checks uptime, address, sfs data, the MPI job's verification and QEMU's
 # (or libvirt's) figures in migctl history. TAP from cluster/demo; exit 77
 # (skip) without root or QEMU. A cluster name, subnet and port of its own.
+# IO=mount runs the guests' counter and MPI job through an sfs mount in
+# each guest (cluster/demo --io mount), on the qmp backend.
 #
-#   BACKEND=qmp|libvirt BUILD=DIR tests/test_cluster.sh
+#   BACKEND=qmp|libvirt [IO=libsfs|mount] BUILD=DIR tests/test_cluster.sh
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 backend=${BACKEND:-qmp}
-case "$backend" in
-qmp) name=tcq subnet=10.82 port=7791 guests=3 ;;
-libvirt) name=tcl subnet=10.83 port=7792 guests=2 ;;
-*) echo "BACKEND=$backend: expected qmp or libvirt" >&2; exit 2 ;;
+io=${IO:-libsfs}
+case "$backend:$io" in
+qmp:libsfs) name=tcq subnet=10.82 port=7791 guests=3 ;;
+libvirt:libsfs) name=tcl subnet=10.83 port=7792 guests=2 ;;
+qmp:mount) name=tcm subnet=10.95 port=7795 guests=3 ;;
+*) echo "BACKEND=$backend IO=$io: expected qmp or libvirt, and libsfs (or mount with qmp)" >&2; exit 2 ;;
 esac
 exec "$here/../cluster/demo" --explicit --tap --backend "$backend" --guests "$guests" \
-	--name "$name" --subnet "$subnet" --port "$port" --build "${BUILD:?BUILD names the build tree}"
+	--name "$name" --subnet "$subnet" --port "$port" --io "$io" \
+	--build "${BUILD:?BUILD names the build tree}"
