@@ -1,0 +1,216 @@
+#!/bin/sh
+# test_checkpoint.sh: checkpoints and restores of a whole job, end to end:
+# real migd on the qmp backend with real QEMU guests (loopback hosts a and
+# b), a real sfs (sfsd on loopback) holding both the checkpoint store and
+# the job's data path, driven by the real migctl.
+#
+#  - a checkpoint of a 2-guest job completes; each image's SHA-256 in the
+#    manifest is what sha256sum says of the stored image; the sfs snapshot
+#    exists; both guests run afterwards
+#  - a restore rolls the data path back (a file changed after the cut
+#    reads as it was) and brings each guest back on one host, running
+#  - a restore onto named hosts moves the guests there
+#  - bad input is refused before anything stops (same QEMU processes):
+#    an unknown job, checkpoint or host, a damaged image (named)
+#  - a checkpoint policy with --on-failure restore: the QEMU of one guest
+#    is killed, migd restores the job by itself, on the other host
+#  - kill -9 of migd mid-checkpoint: at the restart the row is failed, the
+#    guests run, the snapshot and the images are gone
+#  - retention (--keep 2) and checkpoint rm remove images and snapshots
+#
+# Env: MIGD, MIGCTL, SFSD, SFS, IMAGE_DIR (optional guest image). Exit 77
+# without qemu-system-x86_64 or python3.
+set -u
+. "$(dirname "$0")/lib-migd.sh"
+
+skip_without qemu-system-x86_64
+skip_without python3
+[ -n "${SFSD:-}" ] && [ -n "${SFS:-}" ] || { echo "SFSD and SFS must be set"; exit 1; }
+
+sfsd_pid=
+qemu_pids() { pgrep -f -- "-qmp unix:$tmp/" 2>/dev/null; }
+cleanup() {
+	stop_pid "$migd_pid"
+	for p in $(qemu_pids); do kill -9 "$p" 2>/dev/null; done
+	stop_pid "$sfsd_pid"
+	rm -rf "$tmp"
+}
+ctl_timeout=20000
+poll_hz=5
+log_tail=40
+migd_setup test_checkpoint 4
+mport=$((port + 2))
+
+image=none
+mem=64m
+if [ -n "${IMAGE_DIR:-}" ] && [ -f "$IMAGE_DIR/vmlinuz" ] && [ -f "$IMAGE_DIR/initrd.img" ]; then
+	image=$IMAGE_DIR
+	mem=160m
+fi
+
+# ---- sfs ----
+sport=$(free_port 3) || fail "no free ports for sfsd"
+mkdir -p "$tmp/fs"
+"$SFS" genconfig --io-servers 2 --dir "$tmp/fs" --port "$sport" --output "$tmp/sfs.conf" \
+	>/dev/null || fail "sfs genconfig"
+"$SFSD" -c "$tmp/sfs.conf" --all >"$tmp/sfsd.log" 2>&1 &
+sfsd_pid=$!
+wait_for 10 "sfsd to answer" "$SFS" -c "$tmp/sfs.conf" -q ping
+S() { "$SFS" -c "$tmp/sfs.conf" "$@"; }
+
+start_migd() {
+	run_migd 50 --qmp-image-dir "$image" --qmp-migration-port-base "$mport" \
+		--checkpoint-sfs-conf "$tmp/sfs.conf" "$@"
+}
+
+# qemu_of G: the pid of G's QEMU (exactly one, else fail)
+qemu_of() {
+	p=$(pgrep -f -- "-qmp unix:$tmp/state-qmp/$1/" 2>/dev/null)
+	[ "$(echo "$p" | grep -c .)" -eq 1 ] || fail "guest $1: expected one QEMU, found: ${p:-none}"
+	echo "$p"
+}
+host_of() { # G: the host whose files hold G's one live QEMU
+	pgrep -af -- "-qmp unix:$tmp/state-qmp/$1/" | sed -n "s|.*state-qmp/$1/\([a-z0-9]*\)\.qmp.*|\1|p" | head -1
+}
+running() { # G: migd (the backend) says it runs
+	ctl_json "$tmp/g.json" guest show "$1"
+	[ "$(py "$tmp/g.json" 'd["backend"]["running"]')" = True ]
+}
+both_running() { ctl --json guest show g1 2>/dev/null | grep -q '"running": *true' &&
+	ctl --json guest show g2 2>/dev/null | grep -q '"running": *true'; }
+ckpt_in() { # ID STATE...: its state is one of these
+	id=$1
+	shift
+	st=$(ctl --json checkpoint show "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+	for w in "$@"; do [ "$st" = "$w" ] && return 0; done
+	return 1
+}
+failure_restored() { # the newest restore of j came from a failure and completed
+	ctl --json restore list j 2>/dev/null | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+sys.exit(0 if d and d[0]["reason"].startswith("failure") and d[0]["state"] == "completed" else 1)'
+}
+ckpt_state() { ctl_json "$tmp/c.json" checkpoint show "$1"; py "$tmp/c.json" 'd["state"]'; }
+restore_state() { ctl_json "$tmp/r.json" restore show "$1"; py "$tmp/r.json" 'd["state"]'; }
+
+start_migd
+ctl host add a --uri qmp:///a >/dev/null || fail "host add a"
+ctl host add b --uri qmp:///b >/dev/null || fail "host add b"
+ctl guest add g1 --host a --memory "$mem" --job j --rank 0 >/dev/null || fail "guest add g1"
+ctl guest add g2 --host b --memory "$mem" --job j --rank 1 >/dev/null || fail "guest add g2"
+wait_for 30 "g1 and g2 to run" both_running
+ok "a job of two guests runs on hosts a and b"
+
+S mkdir sfs:/jdata >/dev/null || fail "sfs mkdir /jdata"
+echo before >"$tmp/f"
+S -q cp "$tmp/f" sfs:/jdata/f || fail "sfs cp"
+ctl job set j --data sfs:/jdata >/dev/null || fail "job set j --data sfs:/jdata"
+ctl_json "$tmp/jobs.json" job list
+[ "$(py "$tmp/jobs.json" '[x["data"] for x in d if x["name"] == "j"][0]')" = /jdata ] ||
+	fail "job list does not show j's data path: $(cat "$tmp/jobs.json")"
+ok "job set: j's data path is sfs:/jdata"
+
+# ---- a checkpoint ----
+ctl --timeout 120000 checkpoint create j --wait >"$tmp/ck1.out" 2>&1 ||
+	fail "checkpoint create j --wait: $(cat "$tmp/ck1.out")"
+ctl_json "$tmp/c.json" checkpoint list j
+c1=$(py "$tmp/c.json" 'd[0]["id"]')
+[ "$(ckpt_state "$c1")" = completed ] || fail "checkpoint $c1: $(cat "$tmp/c.json")"
+py "$tmp/c.json" 'len(d["guests"]) == 2 and all(g["bytes"] > 1 << 20 and len(g["sha256"]) == 64 for g in d["guests"]) and d["job_pause_ms"] >= 0 and d["mode"] in ("background", "paused", "mixed")' |
+	grep -qx True || fail "checkpoint $c1 lacks its figures: $(cat "$tmp/c.json")"
+ok "checkpoint $c1 of j completed ($(py "$tmp/c.json" 'd["mode"]'), job paused $(py "$tmp/c.json" 'd["job_pause_ms"]') ms, $(py "$tmp/c.json" 'd["bytes"]') bytes)"
+rel=$(py "$tmp/c.json" 'd["store_path"]')
+for g in g1 g2; do
+	want=$(py "$tmp/c.json" "[x['sha256'] for x in d['guests'] if x['name'] == '$g'][0]")
+	got=$(S cat "sfs:/.migd/checkpoints/$rel/$g.img" | sha256sum | cut -d' ' -f1)
+	[ "$got" = "$want" ] || fail "$g's image: sha256sum $got, the row says $want"
+done
+S cat "sfs:/.migd/checkpoints/$rel/manifest.json" >"$tmp/manifest.json" || fail "no manifest"
+py "$tmp/manifest.json" 'd["format"] == "migd-checkpoint/1" and d["job"] == "j" and len(d["guests"]) == 2 and all(g["config"] for g in d["guests"])' |
+	grep -qx True || fail "manifest: $(head -c 600 "$tmp/manifest.json")"
+snap=$(py "$tmp/c.json" 'd["snapshot"]')
+S snapshot list | grep -q "$snap" || fail "sfs snapshot $snap is not there: $(S snapshot list)"
+running g1 && running g2 || fail "a guest is not running after the checkpoint"
+ok "images match sha256sum, the manifest names both guests, snapshot $snap exists, guests run"
+
+# ---- a restore rolls the data back ----
+echo after >"$tmp/f"
+S -q cp "$tmp/f" sfs:/jdata/f || fail "sfs cp"
+sleep 1.2 # a file written within the last second counts as being written
+p1=$(qemu_of g1)
+ctl --timeout 120000 restore "$c1" --wait >"$tmp/r1.out" 2>&1 || fail "restore $c1: $(cat "$tmp/r1.out")"
+[ "$(S cat sfs:/jdata/f)" = before ] || fail "sfs:/jdata/f after the restore: $(S cat sfs:/jdata/f)"
+p1b=$(qemu_of g1)
+[ "$p1" != "$p1b" ] || fail "g1's QEMU is the same process: it was not restored"
+running g1 && running g2 || fail "a guest is not running after the restore"
+[ "$(host_of g1)" = a ] && [ "$(host_of g2)" = b ] || fail "guests moved: g1 on $(host_of g1), g2 on $(host_of g2)"
+ok "restore: sfs:/jdata/f reads 'before' again, each guest runs again on its host (new QEMU)"
+
+ctl --timeout 120000 restore "$c1" --hosts b,a --wait >"$tmp/r2.out" 2>&1 ||
+	fail "restore $c1 --hosts b,a: $(cat "$tmp/r2.out")"
+[ "$(host_of g1)" = b ] && [ "$(host_of g2)" = a ] || fail "--hosts b,a: g1 on $(host_of g1), g2 on $(host_of g2)"
+ctl_json "$tmp/g.json" guest show g1
+[ "$(py "$tmp/g.json" 'd["host"]')" = b ] || fail "migd's table says g1 on $(py "$tmp/g.json" 'd["host"]')"
+running g1 && running g2 || fail "a guest is not running after the restore"
+ok "restore --hosts b,a: g1 runs on b, g2 on a, and migd's table agrees"
+
+# ---- bad input: refused before anything stops ----
+p1=$(qemu_of g1)
+p2=$(qemu_of g2)
+expect_exit 1 "no such job" checkpoint create nosuchjob
+expect_exit 1 "no such checkpoint" restore 999
+expect_exit 1 "nosuchhost" restore "$c1" --hosts nosuchhost
+# damage one image: a byte changed in the middle
+S cat "sfs:/.migd/checkpoints/$rel/g2.img" >"$tmp/g2.img"
+printf 'X' | dd of="$tmp/g2.img" bs=1 seek=1000000 conv=notrunc 2>/dev/null
+S -q cp "$tmp/g2.img" "sfs:/.migd/checkpoints/$rel/g2.img" || fail "sfs cp damaged image"
+ctl --timeout 120000 restore "$c1" --wait >"$tmp/r3.out" 2>&1 && fail "a damaged image was restored"
+grep -q "g2" "$tmp/r3.out" && grep -q "sha256" "$tmp/r3.out" ||
+	fail "the refusal does not name g2 and its checksum: $(cat "$tmp/r3.out")"
+[ "$(qemu_of g1)" = "$p1" ] && [ "$(qemu_of g2)" = "$p2" ] || fail "a refused restore stopped a guest"
+ok "refused, nothing stopped: unknown job, checkpoint, host; a damaged image ($(tail -1 "$tmp/r3.out" | cut -c1-100))"
+
+# ---- kill -9 of migd mid-checkpoint ----
+ctl_json "$tmp/c2.json" checkpoint create j
+c2=$(py "$tmp/c2.json" 'd["id"]')
+wait_for 60 "checkpoint $c2 to reach saving" ckpt_in "$c2" saving resuming manifest
+kill -9 "$migd_pid"
+wait "$migd_pid" 2>/dev/null
+migd_pid=
+start_migd
+[ "$(ckpt_state "$c2")" = failed ] || fail "checkpoint $c2 after the restart: $(cat "$tmp/c.json")"
+grep -q "migd restart" "$tmp/c.json" || fail "checkpoint $c2 does not say why: $(cat "$tmp/c.json")"
+wait_for 30 "g1 and g2 to run after the restart" both_running
+S snapshot list | grep -q "migd-j-$c2" && fail "checkpoint $c2's snapshot is left over"
+S ls "sfs:/.migd/checkpoints/j/$c2" >/dev/null 2>&1 && fail "checkpoint $c2's images are left over"
+ok "kill -9 of migd mid-checkpoint: failed at the restart, guests running, no snapshot or image left"
+
+# ---- retention and rm ----
+for i in 1 2 3; do
+	ctl --timeout 120000 checkpoint create j --keep 2 --wait >"$tmp/k.out" 2>&1 ||
+		fail "checkpoint create --keep 2: $(cat "$tmp/k.out")"
+done
+ctl_json "$tmp/c.json" checkpoint list j
+n=$(py "$tmp/c.json" 'len([c for c in d if c["state"] == "completed"])')
+[ "$n" = 2 ] || fail "--keep 2: $n completed checkpoints kept"
+[ "$(py "$tmp/c.json" "len([c for c in d if c['id'] == $c1])")" = 0 ] || fail "checkpoint $c1 kept past --keep 2"
+S snapshot list | grep -q "migd-j-$c1\b" && fail "checkpoint $c1's snapshot kept past retention"
+last=$(py "$tmp/c.json" 'd[0]["id"]')
+ctl checkpoint rm "$last" >/dev/null || fail "checkpoint rm $last"
+S ls "sfs:/.migd/checkpoints/j/$last" >/dev/null 2>&1 && fail "checkpoint rm left its images"
+S snapshot list | grep -q "migd-j-$last\b" && fail "checkpoint rm left its snapshot"
+ok "--keep 2 kept the newest 2; checkpoint rm removed images and snapshot"
+
+# ---- a host's QEMU dies: migd restores the job by itself ----
+ctl policy add checkpoint ck --job j --every 1h --on-failure restore >/dev/null || fail "policy add checkpoint"
+ctl --timeout 120000 checkpoint create j --wait >/dev/null 2>&1 || fail "checkpoint for the failure"
+h1=$(host_of g1)
+kill -9 "$(qemu_of g1)"
+wait_for 120 "migd to restore j after g1's QEMU died" failure_restored
+ctl_json "$tmp/r.json" restore list j
+[ "$(host_of g1)" != "$h1" ] || fail "g1 was restored on $h1, the host where it died"
+running g1 && running g2 || fail "a guest is not running after the automatic restore"
+py "$tmp/r.json" 'd[0]["lost_work_ms"] >= 0' | grep -qx True || fail "no lost work on the restore: $(cat "$tmp/r.json")"
+ok "g1's QEMU killed: migd restored j by itself (g1 now on $(host_of g1), lost $(py "$tmp/r.json" 'd[0]["lost_work_ms"]') ms of work)"
+
+migd_done test_checkpoint
