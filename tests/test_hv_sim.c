@@ -1074,3 +1074,53 @@ Test(hv_sim, a_version_1_sim_db_is_upgraded_in_place)
 	ops->close(hv);
 	remove_dir(dir);
 }
+
+/* Two saves and a load overlapping, their figures polled every step_s. */
+static void ckpt_scenario(double step_s, uint64_t out_ms[3])
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	guest(hv, "g1", "a", GIB, 0);
+	guest(hv, "g2", "a", GIB / 2, 0);
+	guest(hv, "g3", "a", GIB / 4, 0);
+	pause_guest(hv, "g1");
+	pause_guest(hv, "g2");
+	cr_assert_eq(ops->guest_destroy(hv, "g3", err, sizeof(err)), 0);
+	char image[200];
+	int len = snprintf(image, sizeof(image),
+			   "{\"format\":\"migd-sim-image\",\"version\":1,\"guest\":\"g3\","
+			   "\"memory_bytes\":%llu}\n", GIB / 4);
+	int r1, r2;
+	uint64_t ids[3];
+	ids[0] = save(hv, "g1", 1, &r1);
+	at(hv, t0, 0.3);
+	ids[1] = save(hv, "g2", 0, &r2);
+	at(hv, t0, 0.7);
+	cr_assert_eq(load(hv, "g3", "a", image, (size_t)len, &ids[2]), 0, "%s", err);
+	for (int i = 0; i < 3; i++) {
+		struct hv_progress pr = run_to_end(hv, t0, 0.7, step_s, ids[i]);
+		cr_assert_eq(pr.state, HV_MIG_COMPLETED, "%d: %s", i, pr.error);
+		out_ms[i] = pr.total_time_ms;
+	}
+	close(r1);
+	close(r2);
+	ops->close(hv);
+}
+
+Test(hv_sim, save_and_load_figures_do_not_depend_on_how_often_migd_polls)
+{
+	uint64_t fine[3], coarse[3];
+	ckpt_scenario(0.001, fine);
+	ckpt_scenario(0.37, coarse);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(fine[i], coarse[i], "job %d: %llu vs %llu ms", i,
+			     (unsigned long long)fine[i], (unsigned long long)coarse[i]);
+	/* g1 alone from 0.005 to 0.305 (0.3 GiB); g1 and g2 at half to 0.8
+	 * (0.2475 GiB each) while g3 starts; all three at a third: g3's 0.25
+	 * GiB end at 1.55; g2's last 0.0025 GiB at half end at 1.555; g1's
+	 * last 0.2 GiB alone end at 1.755 */
+	cr_assert_eq(fine[0], 1755);
+	cr_assert_eq(fine[1], 1255);
+	cr_assert_eq(fine[2], 850);
+}
