@@ -618,7 +618,7 @@ struct lv_mig *lv_guest_migrating(struct hv *hv, const char *guest)
  * name, a running one before a paused one (an incoming migration of
  * someone else's is paused on its destination). */
 int lv_guest_info_locked(struct hv *hv, const char *guest, struct hv_guest_info *out,
-			     char *err, size_t errlen)
+			 char *err, size_t errlen)
 {
 	struct lv_mig *m = lv_guest_migrating(hv, guest);
 	int found = 0, unreachable = 0;

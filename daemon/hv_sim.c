@@ -33,10 +33,11 @@
  * none once destroyed, and whether they are paused) is in state_dir/sim.db
  * (SQLite, WAL), written in one transaction at host add/remove, guest
  * create or define, pause, resume, destroy, the end of a load and at every
- * switch-over, before the change is made in memory. WAL with synchronous=NORMAL survives kill -9 of migd
- * (only power loss could lose the last commits). Migrations in flight are
- * not stored: after a restart a guest is where its last switch-over left
- * it, which is exactly what a real hypervisor would say.
+ * switch-over, before the change is made in memory. WAL with
+ * synchronous=NORMAL survives kill -9 of migd (only power loss could lose
+ * the last commits). Migrations, saves and loads in flight are not stored:
+ * after a restart a guest is where its last switch-over (or load) left it,
+ * which is exactly what a real hypervisor would say.
  *
  * Scale: hosts, guests and migrations are found through hash tables, each
  * host keeps a list of its guests, and one event costs O(running
@@ -480,7 +481,7 @@ static int db_forget_host(struct hv *hv, const char *name, char *err, size_t err
 }
 
 int sim_db_record_guest(struct hv *hv, const struct sim_guest *g, const struct sim_host *host,
-			   char *err, size_t errlen)
+			char *err, size_t errlen)
 {
 	if (!hv->db)
 		return 0;
@@ -722,7 +723,7 @@ static int world_add_host(struct hv *hv, const char *name, const char *uri,
 }
 
 int sim_world_add_guest(struct hv *hv, struct sim_host *host, const char *name,
-			   uint64_t memory_bytes, uint64_t dirty_rate_bps)
+			uint64_t memory_bytes, uint64_t dirty_rate_bps)
 {
 	struct sim_guest **all = sim_grow_array(hv->all, &hv->cap_all, hv->n_all + 1, sizeof(*all));
 	if (!all)
