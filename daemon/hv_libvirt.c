@@ -25,6 +25,10 @@
  * for the completed job (on the destination for a success: a transient
  * domain is gone from the source; on the source after a failure).
  *
+ * Checkpoints (pause, resume, save, load, destroy, a domain's XML) are
+ * hv_libvirt_ckpt.c: its saves and loads are jobs in the same list, with
+ * the same ids, polls and aborts as migrations (hv_libvirt_int.h).
+ *
  * Threads and ownership: hv->lock guards the host and migration lists;
  * each migration has its own lock for its figures. A migration's threads
  * touch only the migration (they hold their own references to the source
@@ -33,6 +37,7 @@
  * it.
  */
 #include "hv_libvirt.h"
+#include "hv_libvirt_int.h"
 
 #include <errno.h>
 #include <libvirt/libvirt.h>
@@ -309,7 +314,7 @@ static void event_start(void)
 	pthread_detach(t);
 }
 
-static const char *lv_error(void)
+const char *lv_error(void)
 {
 	const char *msg = virGetLastErrorMessage();
 	return msg && *msg ? msg : "unknown libvirt error";
@@ -317,49 +322,7 @@ static const char *lv_error(void)
 
 /* ---- the driver's state ------------------------------------------------- */
 
-struct lv_host {
-	char name[HV_LIBVIRT_NAME_MAX];
-	char *uri;                  /* as migd has it */
-	struct hv_libvirt_uri u;
-	virConnectPtr conn;         /* NULL: not connected */
-	char domain_type[8];        /* host_domain_type(); "": not asked yet */
-	bool warned_tcg;            /* warn_tcg_writes() said its piece */
-};
-
-struct lv_mig {
-	uint64_t id;
-	char guest[HV_LIBVIRT_NAME_MAX], src[HV_LIBVIRT_NAME_MAX], dst[HV_LIBVIRT_NAME_MAX];
-	char dconnuri[HV_LIBVIRT_URI_MAX], migrate_uri[HV_LIBVIRT_URI_MAX];
-	struct hv_migrate_params params;
-	unsigned long flags;
-	virDomainPtr dom;           /* on the source (our reference) */
-	virConnectPtr dconn;        /* the destination (our reference) */
-	pthread_t worker, monitor;
-	bool monitor_started;
-	uint64_t started_ms;
-	/* under lock */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;                  /* the worker has the final word in progress */
-	bool stop_monitor;
-	bool abort_requested;
-	bool postcopy_started;
-	bool orphaned;              /* the driver closed: the worker frees this */
-	struct hv_progress progress;
-};
-
-struct hv {
-	pthread_mutex_t lock;
-	struct hv_libvirt_env env;  /* strings owned (strdup) */
-	char *strings[8];
-	struct lv_host **hosts;
-	size_t n_hosts, cap_hosts;
-	struct lv_mig **migs;
-	size_t n_migs, cap_migs;
-	uint64_t next_id;
-};
-
-static struct lv_host *host_find(struct hv *hv, const char *name)
+struct lv_host *lv_host_find(struct hv *hv, const char *name)
 {
 	for (size_t i = 0; name && i < hv->n_hosts; i++)
 		if (strcmp(hv->hosts[i]->name, name) == 0)
@@ -376,7 +339,7 @@ static struct lv_mig *mig_find(struct hv *hv, uint64_t id)
 }
 
 /* A live connection to host, opened (again) when there is none. */
-static virConnectPtr host_conn(struct hv *hv, struct lv_host *h, char *err, size_t errlen)
+virConnectPtr lv_host_conn(struct hv *hv, struct lv_host *h, char *err, size_t errlen)
 {
 	if (h->conn && virConnectIsAlive(h->conn) == 1)
 		return h->conn;
@@ -427,7 +390,7 @@ static void host_free(struct lv_host *h)
 	free(h);
 }
 
-static void mig_free(struct lv_mig *m)
+void lv_mig_free(struct lv_mig *m)
 {
 	if (!m)
 		return;
@@ -435,6 +398,7 @@ static void mig_free(struct lv_mig *m)
 		virDomainFree(m->dom);
 	if (m->dconn)
 		virConnectClose(m->dconn);
+	free(m->path);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -509,16 +473,19 @@ static void lv_close(struct hv *hv)
 		pthread_mutex_unlock(&m->lock);
 		if (done) {
 			pthread_join(m->worker, NULL);
-			mig_free(m);
+			lv_mig_free(m);
 		} else {
 			/* libvirt finishes it without us; the worker frees m */
-			log_warnx("migration of %s from %s to %s: still running in libvirt at close",
-				  m->guest, m->src, m->dst);
+			log_warnx("%s of %s (%s%s%s): still running in libvirt at close",
+				  m->kind == LV_JOB_SAVE ? "save" : m->kind == LV_JOB_LOAD ? "load"
+							   : "migration",
+				  m->guest, m->src, *m->src && *m->dst ? " to " : "", m->dst);
 			pthread_detach(m->worker);
 		}
 	}
 	for (size_t i = 0; i < hv->n_hosts; i++)
 		host_free(hv->hosts[i]);
+	lv_known_free(hv);
 	for (size_t i = 0; i < ARRAY_SIZE(hv->strings); i++)
 		free(hv->strings[i]);
 	free(hv->hosts);
@@ -539,7 +506,7 @@ static int host_add_locked(struct hv *hv, const char *name, const char *uri, cha
 	int rc = hv_libvirt_parse_uri(uri, &u, err, errlen);
 	if (rc < 0)
 		return rc;
-	struct lv_host *h = host_find(hv, name);
+	struct lv_host *h = lv_host_find(hv, name);
 	if (h && strcmp(h->uri, uri) != 0) {
 		snprintf(err, errlen, "host %s: already in the libvirt backend as %s", name, h->uri);
 		return -EEXIST;
@@ -557,7 +524,7 @@ static int host_add_locked(struct hv *hv, const char *name, const char *uri, cha
 		h->u = u;
 		hv->hosts[hv->n_hosts++] = h;
 	}
-	return host_conn(hv, h, err, errlen) ? 0 : -EHOSTUNREACH;
+	return lv_host_conn(hv, h, err, errlen) ? 0 : -EHOSTUNREACH;
 }
 
 static int lv_host_add(struct hv *hv, const char *name, const char *uri, char *err,
@@ -598,7 +565,7 @@ static int lv_host_remove(struct hv *hv, const char *name, char *err, size_t err
 
 /* ---- guests -------------------------------------------------------------- */
 
-static bool domain_active(virDomainPtr d, bool *running)
+bool lv_domain_active(virDomainPtr d, bool *running)
 {
 	int state = 0, reason = 0;
 	if (virDomainGetState(d, &state, &reason, 0) < 0)
@@ -633,7 +600,7 @@ static void info_of(virDomainPtr d, const struct lv_host *h, bool running,
 }
 
 /* The active migration of guest, or NULL. */
-static struct lv_mig *guest_migrating(struct hv *hv, const char *guest)
+struct lv_mig *lv_guest_migrating(struct hv *hv, const char *guest)
 {
 	for (size_t i = 0; i < hv->n_migs; i++) {
 		struct lv_mig *m = hv->migs[i];
@@ -650,10 +617,10 @@ static struct lv_mig *guest_migrating(struct hv *hv, const char *guest)
  * the migration ends; otherwise the host with an active domain of that
  * name, a running one before a paused one (an incoming migration of
  * someone else's is paused on its destination). */
-static int guest_info_locked(struct hv *hv, const char *guest, struct hv_guest_info *out,
-			     char *err, size_t errlen)
+int lv_guest_info_locked(struct hv *hv, const char *guest, struct hv_guest_info *out,
+			 char *err, size_t errlen)
 {
-	struct lv_mig *m = guest_migrating(hv, guest);
+	struct lv_mig *m = lv_guest_migrating(hv, guest);
 	int found = 0, unreachable = 0;
 	for (size_t i = 0; i < hv->n_hosts && found < 2; i++) {
 		struct lv_host *h = hv->hosts[i];
@@ -661,13 +628,13 @@ static int guest_info_locked(struct hv *hv, const char *guest, struct hv_guest_i
 		bool running = false;
 		if (m && strcmp(h->name, m->src) != 0)
 			continue;
-		virConnectPtr c = host_conn(hv, h, cerr, sizeof(cerr));
+		virConnectPtr c = lv_host_conn(hv, h, cerr, sizeof(cerr));
 		if (!c) {
 			unreachable++;
 			continue;
 		}
 		virDomainPtr d = virDomainLookupByName(c, guest);
-		if (d && domain_active(d, &running) && (found == 0 || running)) {
+		if (d && lv_domain_active(d, &running) && (found == 0 || running)) {
 			info_of(d, h, running, out);
 			found = running ? 2 : 1;
 		}
@@ -693,7 +660,7 @@ static int lv_guest_info(struct hv *hv, const char *guest, struct hv_guest_info 
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&hv->lock);
-	int rc = guest_info_locked(hv, guest, out, err, errlen);
+	int rc = lv_guest_info_locked(hv, guest, out, err, errlen);
 	pthread_mutex_unlock(&hv->lock);
 	return rc;
 }
@@ -704,7 +671,7 @@ static int list_host(struct hv *hv, struct lv_host *h, struct hv_guest_info **ou
 		     size_t *cap, char *err, size_t errlen)
 {
 	virDomainPtr *doms = NULL;
-	virConnectPtr c = host_conn(hv, h, err, errlen);
+	virConnectPtr c = lv_host_conn(hv, h, err, errlen);
 	if (!c)
 		return -EHOSTUNREACH;
 	int count = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
@@ -715,8 +682,8 @@ static int list_host(struct hv *hv, struct lv_host *h, struct hv_guest_info **ou
 	int rc = 0;
 	for (int i = 0; i < count; i++) {
 		bool running = false;
-		struct lv_mig *m = guest_migrating(hv, virDomainGetName(doms[i]));
-		if (rc == 0 && domain_active(doms[i], &running) &&
+		struct lv_mig *m = lv_guest_migrating(hv, virDomainGetName(doms[i]));
+		if (rc == 0 && lv_domain_active(doms[i], &running) &&
 		    !(m && strcmp(m->dst, h->name) == 0)) {
 			if ((rc = GROW(*out, *cap, *n + 1)) == 0)
 				info_of(doms[i], h, running, &(*out)[(*n)++]);
@@ -738,7 +705,7 @@ static int lv_list_guests(struct hv *hv, const char *host, struct hv_guest_info 
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&hv->lock);
-	struct lv_host *h = host ? host_find(hv, host) : NULL;
+	struct lv_host *h = host ? lv_host_find(hv, host) : NULL;
 	if (host && !h) {
 		snprintf(err, errlen, "host %s: not in the libvirt backend", host);
 		rc = -ENOENT;
@@ -765,7 +732,7 @@ static int used_ips(struct hv *hv, char ***out, size_t *n)
 	for (size_t i = 0; i < hv->n_hosts; i++) {
 		char cerr[256];
 		virDomainPtr *doms = NULL;
-		virConnectPtr c = host_conn(hv, hv->hosts[i], cerr, sizeof(cerr));
+		virConnectPtr c = lv_host_conn(hv, hv->hosts[i], cerr, sizeof(cerr));
 		int count = c ? virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE) : -1;
 		for (int j = 0; j < count; j++) {
 			char ip[48];
@@ -787,13 +754,13 @@ static int guest_create_locked(struct hv *hv, const char *host,
 	char *xml = NULL, **used = NULL;
 	size_t n_used = 0;
 	int rc;
-	struct lv_host *h = host_find(hv, host);
+	struct lv_host *h = lv_host_find(hv, host);
 	if (!h) {
 		snprintf(err, errlen, "guest %s: host %s: not in the libvirt backend",
 			 spec->name ? spec->name : "", host ? host : "(null)");
 		return -ENOENT;
 	}
-	if (spec->name && guest_info_locked(hv, spec->name, &where, ierr, sizeof(ierr)) == 0) {
+	if (spec->name && lv_guest_info_locked(hv, spec->name, &where, ierr, sizeof(ierr)) == 0) {
 		if (strcmp(where.host, h->name) == 0) {
 			/* a domain someone else started: migd takes it as it is */
 			log_info("guest %s: already runs on %s; taken over as it is", spec->name,
@@ -804,7 +771,7 @@ static int guest_create_locked(struct hv *hv, const char *host,
 			 h->name);
 		return -EEXIST;
 	}
-	virConnectPtr c = host_conn(hv, h, err, errlen);
+	virConnectPtr c = lv_host_conn(hv, h, err, errlen);
 	if (!c)
 		return -EHOSTUNREACH;
 	if (hv->env.image_dir && *hv->env.image_dir && hv->env.guest_subnet &&
@@ -899,7 +866,7 @@ static void progress_of_stats(virTypedParameterPtr p, int n, struct hv_progress 
 	model_of_stats(p, n, out);
 }
 
-static void *monitor_main(void *arg)
+void *lv_monitor_main(void *arg)
 {
 	struct lv_mig *m = arg;
 	pthread_mutex_lock(&m->lock);
@@ -949,7 +916,7 @@ static void *monitor_main(void *arg)
 }
 
 /* The figures libvirt keeps for the job that just ended, from dom. */
-static int completed_stats(virDomainPtr d, struct hv_progress *out)
+int lv_completed_stats(virDomainPtr d, struct hv_progress *out)
 {
 	virTypedParameterPtr p = NULL;
 	int n = 0, type = 0;
@@ -991,7 +958,7 @@ static void settle(struct lv_mig *m, int rc, const char *why, struct hv_progress
 	if (rc == 0) {
 		/* a transient domain is gone from the source: ask the destination */
 		virDomainPtr dd = virDomainLookupByName(m->dconn, m->guest);
-		if (dd && completed_stats(dd, &kept) == 0 && kept.transferred_bytes > 0) {
+		if (dd && lv_completed_stats(dd, &kept) == 0 && kept.transferred_bytes > 0) {
 			if (!kept.dirty_rate_bps) /* only a running job reports one */
 				kept.dirty_rate_bps = fin->dirty_rate_bps;
 			*fin = kept;
@@ -1008,7 +975,7 @@ static void settle(struct lv_mig *m, int rc, const char *why, struct hv_progress
 		fin->remaining_bytes = 0;
 		return;
 	}
-	if (completed_stats(m->dom, &kept) == 0 && kept.transferred_bytes >= fin->transferred_bytes) {
+	if (lv_completed_stats(m->dom, &kept) == 0 && kept.transferred_bytes >= fin->transferred_bytes) {
 		if (!kept.dirty_rate_bps)
 			kept.dirty_rate_bps = fin->dirty_rate_bps;
 		*fin = kept; /* what the failed job did, as libvirt kept it */
@@ -1053,7 +1020,7 @@ static void *worker_main(void *arg)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (orphaned)
-		mig_free(m); /* the driver is gone (it joined the monitor) */
+		lv_mig_free(m); /* the driver is gone (it joined the monitor) */
 	return NULL;
 }
 
@@ -1071,9 +1038,12 @@ static int check_start(struct hv *hv, const char *guest, struct lv_host *src,
 		snprintf(err, errlen, "guest %s: already on %s", guest, dst->name);
 		return -EINVAL;
 	}
-	struct lv_mig *busy = guest_migrating(hv, guest);
+	struct lv_mig *busy = lv_guest_migrating(hv, guest);
 	if (busy) {
-		snprintf(err, errlen, "guest %s: already migrating (to %s)", guest, busy->dst);
+		if (busy->kind == LV_JOB_MIGRATE)
+			snprintf(err, errlen, "guest %s: already migrating (to %s)", guest, busy->dst);
+		else
+			snprintf(err, errlen, "guest %s: a save or load of it is running", guest);
 		return -EBUSY;
 	}
 	return 0;
@@ -1107,17 +1077,17 @@ static int migrate_start_locked(struct hv *hv, const char *guest, const char *sr
 				const char *dst_name, const struct hv_migrate_params *params,
 				uint64_t *id, char *err, size_t errlen)
 {
-	struct lv_host *src = host_find(hv, src_name), *dst = host_find(hv, dst_name);
+	struct lv_host *src = lv_host_find(hv, src_name), *dst = lv_host_find(hv, dst_name);
 	int rc = check_start(hv, guest, src, dst, src_name, dst_name, err, errlen);
 	if (rc < 0)
 		return rc;
-	virConnectPtr sc = host_conn(hv, src, err, errlen);
-	virConnectPtr dc = sc ? host_conn(hv, dst, err, errlen) : NULL;
+	virConnectPtr sc = lv_host_conn(hv, src, err, errlen);
+	virConnectPtr dc = sc ? lv_host_conn(hv, dst, err, errlen) : NULL;
 	if (!sc || !dc)
 		return -EHOSTUNREACH;
 	virDomainPtr d = virDomainLookupByName(sc, guest);
 	bool running = false;
-	if (!d || !domain_active(d, &running)) {
+	if (!d || !lv_domain_active(d, &running)) {
 		snprintf(err, errlen, "guest %s: not running on %s", guest, src->name);
 		if (d)
 			virDomainFree(d);
@@ -1149,10 +1119,10 @@ static int migrate_start_locked(struct hv *hv, const char *guest, const char *sr
 	m->progress.state = HV_MIG_ACTIVE;
 	if (pthread_create(&m->worker, NULL, worker_main, m) != 0) {
 		snprintf(err, errlen, "guest %s: cannot start a migration thread", guest);
-		mig_free(m);
+		lv_mig_free(m);
 		return -EAGAIN;
 	}
-	m->monitor_started = pthread_create(&m->monitor, NULL, monitor_main, m) == 0;
+	m->monitor_started = pthread_create(&m->monitor, NULL, lv_monitor_main, m) == 0;
 	if (!m->monitor_started)
 		log_warnx("migration of %s: no progress figures (no monitor thread)", guest);
 	hv->migs[hv->n_migs++] = m;
@@ -1207,6 +1177,11 @@ static int lv_migrate_abort(struct hv *hv, uint64_t id, char *err, size_t errlen
 		pthread_mutex_unlock(&hv->lock);
 		return -ENOENT;
 	}
+	if (m->kind == LV_JOB_LOAD) {
+		rc = lv_load_abort(hv, m, err, errlen);
+		pthread_mutex_unlock(&hv->lock);
+		return rc;
+	}
 	pthread_mutex_lock(&m->lock);
 	if (m->done) {
 		snprintf(err, errlen, "migration %llu of guest %s: already finished",
@@ -1249,7 +1224,7 @@ static void lv_migrate_forget(struct hv *hv, uint64_t id)
 		pthread_join(m->worker, NULL);
 		if (m->monitor_started)
 			pthread_join(m->monitor, NULL);
-		mig_free(m);
+		lv_mig_free(m);
 		hv->migs[i] = hv->migs[--hv->n_migs];
 		break;
 	}
@@ -1281,4 +1256,11 @@ const struct hv_ops hv_libvirt_ops = {
 	.migrate_abort = lv_migrate_abort,
 	.migrate_forget = lv_migrate_forget,
 	.now_ns = lv_now_ns,
+	.guest_pause = lv_guest_pause,
+	.guest_resume = lv_guest_resume,
+	.save_start = lv_save_start,
+	.load_start = lv_load_start,
+	.guest_destroy = lv_guest_destroy,
+	.guest_config = lv_guest_config,
+	.guest_define = lv_guest_define,
 };

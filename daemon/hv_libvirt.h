@@ -64,4 +64,17 @@ int hv_libvirt_pick_ip(const char *subnet, const char *const *used, size_t n, ch
 /* Names libvirt and XML take as they are: letters, digits, '-', '_', '.'. */
 int hv_libvirt_valid_name(const char *name);
 
+/* The <name> of a domain XML (the first one: the domain's) into out;
+ * -EINVAL when there is none, -ENAMETOOLONG when it does not fit. */
+int hv_libvirt_xml_name(const char *xml, char *out, size_t len);
+
+/*
+ * The snapshot XML of a checkpoint save (hv_libvirt_ckpt.c): memory to the
+ * external file path, every disk of domain_xml left alone (snapshot='no').
+ * path: absolute, no quotes, '<', '>' or '&' (-EINVAL). *out is the
+ * caller's to free().
+ */
+int hv_libvirt_snapshot_xml(const char *domain_xml, const char *path, char **out, char *err,
+			    size_t errlen);
+
 #endif

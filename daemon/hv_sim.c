@@ -24,13 +24,20 @@
  * being the wall clock at open, or the last virtual time written to sim.db
  * if that is later, so that virtual time does not go back across restarts.
  *
- * Persistence: the world (hosts, and guests with the host they run on) is
- * in state_dir/sim.db (SQLite, WAL), written in one transaction at host
- * add/remove, guest create and at every switch-over, before the change is
- * made in memory. WAL with synchronous=NORMAL survives kill -9 of migd
- * (only power loss could lose the last commits). Migrations in flight are
- * not stored: after a restart a guest is where its last switch-over left
- * it, which is exactly what a real hypervisor would say.
+ * Checkpoints (pause, resume, saves and loads through a shared store,
+ * destroy, a guest's spec) are hv_sim_ckpt.c; the two files share the world
+ * through hv_sim_int.h, and saves and loads run on the same event loop and
+ * id space as migrations.
+ *
+ * Persistence: the world (hosts, and guests with the host they run on,
+ * none once destroyed, and whether they are paused) is in state_dir/sim.db
+ * (SQLite, WAL), written in one transaction at host add/remove, guest
+ * create or define, pause, resume, destroy, the end of a load and at every
+ * switch-over, before the change is made in memory. WAL with
+ * synchronous=NORMAL survives kill -9 of migd (only power loss could lose
+ * the last commits). Migrations, saves and loads in flight are not stored:
+ * after a restart a guest is where its last switch-over (or load) left it,
+ * which is exactly what a real hypervisor would say.
  *
  * Scale: hosts, guests and migrations are found through hash tables, each
  * host keeps a list of its guests, and one event costs O(running
@@ -40,6 +47,7 @@
  * thread and its executor at once.
  */
 #include "hv_sim.h"
+#include "hv_sim_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -58,75 +66,10 @@
 #include "precopy.h"
 #include "util.h"
 
-#define SIM_SCHEMA_VERSION 1
+#define SIM_SCHEMA_VERSION 2
 #define SIM_DB_NAME "sim.db"
 
 /* ---- the world ---- */
-
-struct sim_mig;
-
-struct sim_guest {
-	struct hnode node; /* hv->guests, by name */
-	char name[HV_SIM_NAME_MAX];
-	uint64_t memory_bytes;
-	uint64_t dirty_rate_bps;
-	struct sim_host *host;
-	struct sim_guest *prev, *next; /* the host's guests, in arrival order */
-	struct sim_mig *mig;           /* the migration it is in, or NULL */
-};
-
-struct sim_host {
-	struct hnode node; /* hv->hosts, by name */
-	char name[HV_SIM_NAME_MAX];
-	char *uri;
-	struct hv_sim_uri spec;
-	struct sim_guest *first, *last;
-	size_t n_guests;
-	uint64_t mem_used_bytes;    /* by the guests it runs */
-	uint64_t mem_inbound_bytes; /* held for guests migrating to it */
-	/* the migrations on this link; a migration knows its slot here */
-	struct sim_mig **flows;
-	double *demand_bps, *share_bps;
-	size_t n_flows, cap_flows;
-	uint64_t share_epoch; /* share_bps is valid when equal to hv->share_epoch */
-};
-
-struct sim_mig {
-	struct hnode node; /* hv->migs, by id */
-	uint64_t id;
-	struct sim_guest *guest;
-	struct sim_host *src, *dst; /* NULL once finished: hosts may go */
-	char src_name[HV_SIM_NAME_MAX], dst_name[HV_SIM_NAME_MAX];
-	struct precopy *model;
-	double cap_bps;        /* its bandwidth cap, 0: none */
-	double rate_bps;       /* its share of the links until the next event */
-	size_t active_index;   /* in hv->active while running */
-	size_t src_slot, dst_slot;
-	bool switched;         /* the guest runs on dst (recorded in sim.db) */
-	bool record_failed;    /* the switch-over could not be recorded */
-	bool finished;
-	struct hv_progress final;
-};
-
-struct hv {
-	pthread_mutex_t lock;
-	double time_scale;
-	uint64_t seed;
-	int64_t epoch_ns;        /* virtual time at sim_s == 0 */
-	uint64_t mono_open_ns;   /* the real (monotonic) clock at epoch_ns */
-	bool manual_clock;
-	int64_t manual_ns;
-	double sim_s;            /* the committed state is at this virtual time */
-	struct htab hosts, guests, migs;
-	struct sim_guest **all;  /* every guest, creation order, for list_guests(NULL) */
-	size_t n_all, cap_all;
-	struct sim_mig **active; /* running migrations */
-	size_t n_active, cap_active;
-	uint64_t share_epoch;
-	uint64_t next_mig_id;
-	sqlite3 *db;             /* NULL: no state_dir, nothing persisted */
-	sqlite3_stmt *st_host_add, *st_host_rm, *st_guest_add, *st_guest_move, *st_clock;
-};
 
 /* The capacity to grow an array of cap to so that it holds need. */
 static size_t grown_cap(size_t cap, size_t need)
@@ -138,7 +81,7 @@ static size_t grown_cap(size_t cap, size_t need)
 }
 
 /* arr with room for need elements (cap updated), or NULL (arr untouched). */
-static void *grow_array(void *arr, size_t *cap, size_t need, size_t elem_size)
+void *sim_grow_array(void *arr, size_t *cap, size_t need, size_t elem_size)
 {
 	if (need <= *cap)
 		return arr;
@@ -149,7 +92,7 @@ static void *grow_array(void *arr, size_t *cap, size_t need, size_t elem_size)
 	return p;
 }
 
-static struct sim_host *host_find(const struct hv *hv, const char *name)
+struct sim_host *sim_host_find(const struct hv *hv, const char *name)
 {
 	uint64_t h = hash_str(name);
 	for (struct hnode *n = htab_bucket(&hv->hosts, h); n; n = n->next) {
@@ -160,7 +103,7 @@ static struct sim_host *host_find(const struct hv *hv, const char *name)
 	return NULL;
 }
 
-static struct sim_guest *guest_find(const struct hv *hv, const char *name)
+struct sim_guest *sim_guest_find(const struct hv *hv, const char *name)
 {
 	uint64_t h = hash_str(name);
 	for (struct hnode *n = htab_bucket(&hv->guests, h); n; n = n->next) {
@@ -182,7 +125,7 @@ static struct sim_mig *mig_find(const struct hv *hv, uint64_t id)
 	return NULL;
 }
 
-static void host_link_guest(struct sim_host *host, struct sim_guest *g)
+void sim_host_link_guest(struct sim_host *host, struct sim_guest *g)
 {
 	g->host = host;
 	g->prev = host->last;
@@ -196,7 +139,7 @@ static void host_link_guest(struct sim_host *host, struct sim_guest *g)
 	host->mem_used_bytes += g->memory_bytes;
 }
 
-static void host_unlink_guest(struct sim_host *host, struct sim_guest *g)
+void sim_host_unlink_guest(struct sim_host *host, struct sim_guest *g)
 {
 	if (g->prev)
 		g->prev->next = g->next;
@@ -212,7 +155,7 @@ static void host_unlink_guest(struct sim_host *host, struct sim_guest *g)
 }
 
 /* Names come from migd and end up in fixed fields and messages. */
-static bool valid_name(const char *name)
+bool sim_valid_name(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 	if (len == 0 || len >= HV_SIM_NAME_MAX)
@@ -224,7 +167,7 @@ static bool valid_name(const char *name)
 }
 
 /* Room for bytes more on host? Hosts without a mem= take anything. */
-static bool host_has_room(const struct sim_host *host, uint64_t bytes)
+bool sim_host_has_room(const struct sim_host *host, uint64_t bytes)
 {
 	uint64_t cap = host->spec.mem_bytes;
 	return cap == 0 || (host->mem_used_bytes + host->mem_inbound_bytes <= cap &&
@@ -394,7 +337,7 @@ static void model_params(uint64_t memory_bytes, uint64_t dirty_rate_bps,
 	 * here the link is the only bottleneck, so it changes nothing */
 }
 
-static uint64_t ms_of(double s)
+uint64_t sim_ms_of(double s)
 {
 	return s > 0 ? (uint64_t)llround(s * 1000.0) : 0;
 }
@@ -417,8 +360,8 @@ static void progress_of_result(const struct precopy_result *r, uint64_t memory_b
 	out->transferred_bytes = (uint64_t)llround(r->bytes_sent);
 	out->total_bytes = memory_bytes;
 	out->rounds = r->rounds;
-	out->total_time_ms = ms_of(r->total_s);
-	out->downtime_ms = ms_of(r->downtime_s);
+	out->total_time_ms = sim_ms_of(r->total_s);
+	out->downtime_ms = sim_ms_of(r->downtime_s);
 	double sending_s = r->total_s - (r->converged ? HV_SIM_SWITCHOVER_S : 0);
 	if (sending_s > 0)
 		out->link_bps = (uint64_t)llround(r->bytes_sent / sending_s);
@@ -484,8 +427,6 @@ static int db_step(struct hv *hv, sqlite3_stmt *st, const char *what, char *err,
 	return out;
 }
 
-static int64_t virtual_now_ns(const struct hv *hv);
-
 /*
  * Every write carries the clock: virtual and wall time now, and the scale.
  * A restart extrapolates from there (virtual = then + wall time since *
@@ -496,7 +437,7 @@ static int64_t virtual_now_ns(const struct hv *hv);
 static int db_put_clock(struct hv *hv, char *err, size_t errlen)
 {
 	double scale_e6 = hv->manual_clock ? 0 : hv->time_scale * 1e6;
-	sqlite3_bind_int64(hv->st_clock, 1, virtual_now_ns(hv));
+	sqlite3_bind_int64(hv->st_clock, 1, sim_virtual_now_ns(hv));
 	sqlite3_bind_int64(hv->st_clock, 2, wall_ns());
 	sqlite3_bind_int64(hv->st_clock, 3, (sqlite3_int64)llround(scale_e6));
 	return db_step(hv, hv->st_clock, "recording the clock", err, errlen);
@@ -539,35 +480,57 @@ static int db_forget_host(struct hv *hv, const char *name, char *err, size_t err
 	return db_commit_one(hv, hv->st_host_rm, "removing a host", err, errlen);
 }
 
-static int db_record_guest(struct hv *hv, const struct sim_guest *g, const struct sim_host *host,
-			   char *err, size_t errlen)
+int sim_db_record_guest(struct hv *hv, const struct sim_guest *g, const struct sim_host *host,
+			char *err, size_t errlen)
 {
 	if (!hv->db)
 		return 0;
 	sqlite3_stmt *st = hv->st_guest_add;
 	sqlite3_bind_text(st, 1, g->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, host->name, -1, SQLITE_STATIC);
+	if (host)
+		sqlite3_bind_text(st, 2, host->name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)g->memory_bytes);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)g->dirty_rate_bps);
 	return db_commit_one(hv, st, "adding a guest", err, errlen);
 }
 
-static int db_record_move(struct hv *hv, const struct sim_guest *g, const struct sim_host *dst,
-			  char *err, size_t errlen)
+int sim_db_record_place(struct hv *hv, const struct sim_guest *g, const struct sim_host *host,
+			bool paused, char *err, size_t errlen)
 {
 	if (!hv->db)
 		return 0;
-	sqlite3_bind_text(hv->st_guest_move, 1, dst->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(hv->st_guest_move, 2, g->name, -1, SQLITE_STATIC);
-	return db_commit_one(hv, hv->st_guest_move, "recording a switch-over", err, errlen);
+	sqlite3_stmt *st = hv->st_guest_place;
+	if (host)
+		sqlite3_bind_text(st, 1, host->name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 1);
+	sqlite3_bind_int(st, 2, paused);
+	sqlite3_bind_text(st, 3, g->name, -1, SQLITE_STATIC);
+	return db_commit_one(hv, st, "recording where a guest runs", err, errlen);
 }
 
+/* A guest's host is NULL once destroyed: it stays known, for a load. */
 static const char sim_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS hosts(name TEXT PRIMARY KEY, uri TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS guests(name TEXT PRIMARY KEY,"
-	" host TEXT NOT NULL REFERENCES hosts(name),"
-	" memory_bytes INTEGER NOT NULL, dirty_rate_bps INTEGER NOT NULL);";
+	" host TEXT REFERENCES hosts(name),"
+	" memory_bytes INTEGER NOT NULL, dirty_rate_bps INTEGER NOT NULL,"
+	" paused INTEGER NOT NULL DEFAULT 0);";
+
+/* Version 1 had every guest on a host (host NOT NULL) and none paused. */
+static const char sim_upgrade_v2[] =
+	"BEGIN;"
+	"CREATE TABLE guests_v2(name TEXT PRIMARY KEY, host TEXT REFERENCES hosts(name),"
+	" memory_bytes INTEGER NOT NULL, dirty_rate_bps INTEGER NOT NULL,"
+	" paused INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO guests_v2(name, host, memory_bytes, dirty_rate_bps)"
+	" SELECT name, host, memory_bytes, dirty_rate_bps FROM guests ORDER BY rowid;"
+	"DROP TABLE guests;"
+	"ALTER TABLE guests_v2 RENAME TO guests;"
+	"COMMIT;";
 
 static int db_user_version(struct hv *hv, int *version, char *err, size_t errlen)
 {
@@ -589,7 +552,10 @@ static int db_schema(struct hv *hv, char *err, size_t errlen)
 			 version, SIM_SCHEMA_VERSION);
 		return -EPROTO;
 	}
-	/* version 1 is the first; later versions add their upgrade steps here */
+	if (version == 1 && (rc = db_exec(hv, sim_upgrade_v2, err, errlen)) < 0) {
+		sqlite3_exec(hv->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
 	if ((rc = db_exec(hv, sim_schema, err, errlen)) < 0)
 		return rc;
 	char sql[64];
@@ -607,7 +573,7 @@ static int db_prepare(struct hv *hv, char *err, size_t errlen)
 		{ offsetof(struct hv, st_host_rm), "DELETE FROM hosts WHERE name = ?" },
 		{ offsetof(struct hv, st_guest_add),
 		  "INSERT INTO guests(name, host, memory_bytes, dirty_rate_bps) VALUES (?, ?, ?, ?)" },
-		{ offsetof(struct hv, st_guest_move), "UPDATE guests SET host = ? WHERE name = ?" },
+		{ offsetof(struct hv, st_guest_place), "UPDATE guests SET host = ?, paused = ? WHERE name = ?" },
 		{ offsetof(struct hv, st_clock),
 		  "INSERT OR REPLACE INTO meta(key, value) VALUES ('clock_ns', ?1),"
 		  " ('clock_wall_ns', ?2), ('clock_scale_e6', ?3)" },
@@ -636,9 +602,6 @@ static int64_t db_meta(struct hv *hv, const char *key)
 
 static int world_add_host(struct hv *hv, const char *name, const char *uri,
 			  const struct hv_sim_uri *spec, struct sim_host **out);
-static int world_add_guest(struct hv *hv, struct sim_host *host, const char *name,
-			   uint64_t memory_bytes, uint64_t dirty_rate_bps);
-
 static int db_load_hosts(struct hv *hv, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
@@ -651,7 +614,7 @@ static int db_load_hosts(struct hv *hv, char *err, size_t errlen)
 		const char *uri = (const char *)sqlite3_column_text(st, 1);
 		struct hv_sim_uri spec;
 		char why[200];
-		if (!valid_name(name) || hv_sim_parse_uri(uri, &spec, why, sizeof(why)) < 0) {
+		if (!sim_valid_name(name) || hv_sim_parse_uri(uri, &spec, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "sim.db: host \"%s\": bad record", name ? name : "");
 			rc = -EPROTO;
 		} else {
@@ -667,7 +630,8 @@ static int db_load_guests(struct hv *hv, char *err, size_t errlen)
 	sqlite3_stmt *st;
 	int rc = 0;
 	if (sqlite3_prepare_v2(hv->db,
-			       "SELECT name, host, memory_bytes, dirty_rate_bps FROM guests ORDER BY rowid",
+			       "SELECT name, host, memory_bytes, dirty_rate_bps, paused FROM guests"
+			       " ORDER BY rowid",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(hv, "reading guests", err, errlen);
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
@@ -675,12 +639,15 @@ static int db_load_guests(struct hv *hv, char *err, size_t errlen)
 		const char *host_name = (const char *)sqlite3_column_text(st, 1);
 		sqlite3_int64 memory = sqlite3_column_int64(st, 2);
 		sqlite3_int64 dirty = sqlite3_column_int64(st, 3);
-		struct sim_host *host = host_name ? host_find(hv, host_name) : NULL;
-		if (!valid_name(name) || !host || memory <= 0 || dirty < 0 || guest_find(hv, name)) {
+		struct sim_host *host = host_name ? sim_host_find(hv, host_name) : NULL;
+		if (!sim_valid_name(name) || (host_name && !host) || memory <= 0 || dirty < 0 ||
+		    sim_guest_find(hv, name)) {
 			snprintf(err, errlen, "sim.db: guest \"%s\": bad record", name ? name : "");
 			rc = -EPROTO;
 		} else {
-			rc = world_add_guest(hv, host, name, (uint64_t)memory, (uint64_t)dirty);
+			rc = sim_world_add_guest(hv, host, name, (uint64_t)memory, (uint64_t)dirty);
+			if (rc == 0)
+				hv->all[hv->n_all - 1]->paused = host && sqlite3_column_int(st, 4);
 		}
 	}
 	sqlite3_finalize(st);
@@ -755,10 +722,10 @@ static int world_add_host(struct hv *hv, const char *name, const char *uri,
 	return 0;
 }
 
-static int world_add_guest(struct hv *hv, struct sim_host *host, const char *name,
-			   uint64_t memory_bytes, uint64_t dirty_rate_bps)
+int sim_world_add_guest(struct hv *hv, struct sim_host *host, const char *name,
+			uint64_t memory_bytes, uint64_t dirty_rate_bps)
 {
-	struct sim_guest **all = grow_array(hv->all, &hv->cap_all, hv->n_all + 1, sizeof(*all));
+	struct sim_guest **all = sim_grow_array(hv->all, &hv->cap_all, hv->n_all + 1, sizeof(*all));
 	if (!all)
 		return -ENOMEM;
 	hv->all = all;
@@ -773,14 +740,24 @@ static int world_add_guest(struct hv *hv, struct sim_host *host, const char *nam
 		free(g);
 		return rc;
 	}
-	host_link_guest(host, g);
+	if (host)
+		sim_host_link_guest(host, g);
 	hv->all[hv->n_all++] = g;
 	return 0;
 }
 
+void sim_world_drop_last_guest(struct hv *hv)
+{
+	struct sim_guest *g = hv->all[--hv->n_all];
+	if (g->host)
+		sim_host_unlink_guest(g->host, g);
+	htab_remove(&hv->guests, &g->node);
+	free(g);
+}
+
 /* ---- the virtual clock ---- */
 
-static int64_t virtual_now_ns(const struct hv *hv)
+int64_t sim_virtual_now_ns(const struct hv *hv)
 {
 	if (hv->manual_clock)
 		return hv->manual_ns;
@@ -864,7 +841,7 @@ static void switch_over(struct hv *hv, struct sim_mig *m)
 	struct sim_guest *g = m->guest;
 	char err[200];
 	m->switched = true;
-	if (db_record_move(hv, g, m->dst, err, sizeof(err)) < 0) {
+	if (sim_db_record_place(hv, g, m->dst, g->paused, err, sizeof(err)) < 0) {
 		/* the world on disk must not disagree with the one in memory:
 		 * keep the guest on the source and fail the migration */
 		log_warnx("sim: guest %s: %s; the migration fails", g->name, err);
@@ -872,8 +849,8 @@ static void switch_over(struct hv *hv, struct sim_mig *m)
 		m->switched = false;
 		return;
 	}
-	host_unlink_guest(m->src, g);
-	host_link_guest(m->dst, g);
+	sim_host_unlink_guest(m->src, g);
+	sim_host_link_guest(m->dst, g);
 	m->dst->mem_inbound_bytes -= g->memory_bytes;
 	log_debug("sim: guest %s switched over from %s to %s", g->name, m->src_name, m->dst_name);
 }
@@ -923,12 +900,14 @@ static void settle(struct hv *hv)
 		i++;
 	}
 	reshare(hv);
+	sim_ckpt_settle(hv);
 }
 
 static void advance_all(struct hv *hv, double dt_s)
 {
 	for (size_t i = 0; i < hv->n_active; i++)
 		precopy_advance(hv->active[i]->model, dt_s, hv->active[i]->rate_bps);
+	sim_ckpt_advance(hv, dt_s);
 }
 
 /*
@@ -939,8 +918,8 @@ static void advance_all(struct hv *hv, double dt_s)
  */
 static void sim_run(struct hv *hv, double target_s, bool commit)
 {
-	while (hv->n_active > 0) {
-		double dt_s = INFINITY;
+	for (;;) {
+		double dt_s = sim_ckpt_next_event_s(hv);
 		for (size_t i = 0; i < hv->n_active; i++) {
 			struct sim_mig *m = hv->active[i];
 			dt_s = fmin(dt_s, precopy_next_event_s(m->model, m->rate_bps));
@@ -953,7 +932,7 @@ static void sim_run(struct hv *hv, double target_s, bool commit)
 	}
 	if (!(target_s > hv->sim_s))
 		return;
-	if (hv->n_active == 0) {
+	if (hv->n_active == 0 && isinf(sim_ckpt_next_event_s(hv))) {
 		hv->sim_s = target_s; /* nothing runs: nothing to commit */
 	} else if (commit) {
 		advance_all(hv, target_s - hv->sim_s);
@@ -962,9 +941,9 @@ static void sim_run(struct hv *hv, double target_s, bool commit)
 	}
 }
 
-static double sim_catch_up(struct hv *hv, bool commit)
+double sim_catch_up(struct hv *hv, bool commit)
 {
-	double now_s = sim_time_s(hv, virtual_now_ns(hv));
+	double now_s = sim_time_s(hv, sim_virtual_now_ns(hv));
 	sim_run(hv, now_s, commit);
 	return now_s;
 }
@@ -988,7 +967,7 @@ static void progress_running(const struct sim_mig *m, double since_s, struct hv_
 		.remaining_bytes = (uint64_t)llround(st.round_left_bytes - sent),
 		.total_bytes = m->guest->memory_bytes,
 		.rounds = st.round + 1,
-		.total_time_ms = ms_of(st.elapsed_s + since_s), /* so far */
+		.total_time_ms = sim_ms_of(st.elapsed_s + since_s), /* so far */
 	};
 }
 
@@ -1015,6 +994,7 @@ static int sim_open(const struct hv_env *env, struct hv **out, char *err, size_t
 	hv->epoch_ns = wall_ns();
 	hv->mono_open_ns = now_ns();
 	hv->next_mig_id = 1;
+	hv->store_bps = env->store_bps ? (double)env->store_bps : HV_SIM_DEFAULT_STORE_BPS;
 	int rc = env->state_dir ? db_open(hv, env->state_dir, err, errlen) : 0;
 	if (rc < 0) {
 		sim_close(hv);
@@ -1035,8 +1015,9 @@ static void sim_close(struct hv *hv)
 		if (db_put_clock(hv, err, sizeof(err)) < 0)
 			log_warnx("sim: %s", err);
 	}
+	sim_ckpt_close(hv);
 	sqlite3_stmt *stmts[] = { hv->st_host_add, hv->st_host_rm, hv->st_guest_add,
-				  hv->st_guest_move, hv->st_clock };
+				  hv->st_guest_place, hv->st_clock };
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	sqlite3_close(hv->db);
@@ -1071,7 +1052,7 @@ static int sim_host_add_locked(struct hv *hv, const char *name, const char *uri,
 			       size_t errlen)
 {
 	struct hv_sim_uri spec;
-	if (!valid_name(name)) {
+	if (!sim_valid_name(name)) {
 		snprintf(err, errlen, "host \"%s\": expected a name of 1 to %d printable bytes",
 			 name ? name : "", HV_SIM_NAME_MAX - 1);
 		return -EINVAL;
@@ -1079,7 +1060,7 @@ static int sim_host_add_locked(struct hv *hv, const char *name, const char *uri,
 	int rc = hv_sim_parse_uri(uri, &spec, err, errlen);
 	if (rc < 0)
 		return rc;
-	struct sim_host *host = host_find(hv, name);
+	struct sim_host *host = sim_host_find(hv, name);
 	if (host) {
 		/* migd adds its hosts again after a restart: same URI is fine */
 		if (strcmp(host->uri, uri) == 0)
@@ -1109,7 +1090,7 @@ static int sim_host_add(struct hv *hv, const char *name, const char *uri, char *
 
 static int sim_host_remove_locked(struct hv *hv, const char *name, char *err, size_t errlen)
 {
-	struct sim_host *host = name ? host_find(hv, name) : NULL;
+	struct sim_host *host = name ? sim_host_find(hv, name) : NULL;
 	if (!host) {
 		snprintf(err, errlen, "host %s: no such host in the sim", name ? name : "(null)");
 		return -ENOENT;
@@ -1140,7 +1121,7 @@ static int sim_guest_create_locked(struct hv *hv, const char *host_name,
 				   const struct hv_guest_spec *spec, char *err, size_t errlen)
 {
 	char have[32], want[32];
-	if (!spec || !valid_name(spec->name)) {
+	if (!spec || !sim_valid_name(spec->name)) {
 		snprintf(err, errlen, "guest \"%s\": expected a name of 1 to %d printable bytes",
 			 spec && spec->name ? spec->name : "", HV_SIM_NAME_MAX - 1);
 		return -EINVAL;
@@ -1149,37 +1130,33 @@ static int sim_guest_create_locked(struct hv *hv, const char *host_name,
 		snprintf(err, errlen, "guest %s: memory must be above zero", spec->name);
 		return -EINVAL;
 	}
-	struct sim_host *host = host_name ? host_find(hv, host_name) : NULL;
+	struct sim_host *host = host_name ? sim_host_find(hv, host_name) : NULL;
 	if (!host) {
 		snprintf(err, errlen, "guest %s: host %s: no such host in the sim", spec->name,
 			 host_name ? host_name : "(null)");
 		return -ENOENT;
 	}
-	struct sim_guest *g = guest_find(hv, spec->name);
+	struct sim_guest *g = sim_guest_find(hv, spec->name);
 	if (g) {
-		snprintf(err, errlen, "guest %s: already exists (on host %s)", spec->name,
-			 g->host->name);
+		snprintf(err, errlen, "guest %s: already exists (%s%s)", spec->name,
+			 g->host ? "on host " : "destroyed, known: load it", g->host ? g->host->name : "");
 		return -EEXIST;
 	}
 	sim_catch_up(hv, false); /* free memory depends on finished migrations */
-	if (!host_has_room(host, spec->memory_bytes)) {
+	if (!sim_host_has_room(host, spec->memory_bytes)) {
 		snprintf(err, errlen, "guest %s: host %s has %s of memory, not enough free for %s",
 			 spec->name, host->name, format_size(host->spec.mem_bytes, have, sizeof(have)),
 			 format_size(spec->memory_bytes, want, sizeof(want)));
 		return -ENOSPC;
 	}
-	int rc = world_add_guest(hv, host, spec->name, spec->memory_bytes, spec->dirty_rate_bps);
+	int rc = sim_world_add_guest(hv, host, spec->name, spec->memory_bytes, spec->dirty_rate_bps);
 	if (rc < 0) {
 		snprintf(err, errlen, "guest %s: out of memory", spec->name);
 		return rc;
 	}
 	g = hv->all[hv->n_all - 1];
-	if ((rc = db_record_guest(hv, g, host, err, errlen)) < 0) {
-		host_unlink_guest(host, g);
-		htab_remove(&hv->guests, &g->node);
-		hv->n_all--;
-		free(g);
-	}
+	if ((rc = sim_db_record_guest(hv, g, host, err, errlen)) < 0)
+		sim_world_drop_last_guest(hv);
 	return rc;
 }
 
@@ -1196,14 +1173,14 @@ static void guest_info_of(const struct sim_guest *g, struct hv_guest_info *out)
 {
 	*out = (struct hv_guest_info){ .memory_bytes = g->memory_bytes,
 				       .dirty_rate_bps = g->dirty_rate_bps,
-				       .running = 1 };
+				       .running = !g->paused };
 	snprintf(out->name, sizeof(out->name), "%s", g->name);
 	snprintf(out->host, sizeof(out->host), "%s", g->host->name);
 	if (g->mig) {
 		/* stopped for the stop-and-copy and the switch-over */
 		struct precopy_status st;
 		precopy_status(g->mig->model, &st);
-		out->running = st.phase != PRECOPY_STOP_COPY && st.phase != PRECOPY_SWITCHOVER;
+		out->running &= st.phase != PRECOPY_STOP_COPY && st.phase != PRECOPY_SWITCHOVER;
 	}
 }
 
@@ -1212,13 +1189,15 @@ static int sim_guest_info(struct hv *hv, const char *guest, struct hv_guest_info
 {
 	pthread_mutex_lock(&hv->lock);
 	sim_catch_up(hv, false);
-	struct sim_guest *g = guest ? guest_find(hv, guest) : NULL;
-	if (g)
+	struct sim_guest *g = guest ? sim_guest_find(hv, guest) : NULL;
+	if (g && g->host)
 		guest_info_of(g, out);
+	else if (g)
+		snprintf(err, errlen, "guest %s: destroyed, runs on no host", g->name);
 	else
 		snprintf(err, errlen, "guest %s: not in the sim", guest ? guest : "(null)");
 	pthread_mutex_unlock(&hv->lock);
-	return g ? 0 : -ENOENT;
+	return g && g->host ? 0 : -ENOENT;
 }
 
 /* host NULL: every guest of the sim, in creation order. */
@@ -1230,7 +1209,7 @@ static int sim_list_guests(struct hv *hv, const char *host_name, struct hv_guest
 	*n = 0;
 	pthread_mutex_lock(&hv->lock);
 	sim_catch_up(hv, false);
-	struct sim_host *host = host_name ? host_find(hv, host_name) : NULL;
+	struct sim_host *host = host_name ? sim_host_find(hv, host_name) : NULL;
 	size_t count = host ? host->n_guests : hv->n_all;
 	if (host_name && !host) {
 		snprintf(err, errlen, "host %s: no such host in the sim", host_name);
@@ -1243,7 +1222,8 @@ static int sim_list_guests(struct hv *hv, const char *host_name, struct hv_guest
 			guest_info_of(g, &(*out)[(*n)++]);
 	} else {
 		for (size_t i = 0; i < count; i++)
-			guest_info_of(hv->all[i], &(*out)[(*n)++]);
+			if (hv->all[i]->host) /* destroyed ones run nowhere */
+				guest_info_of(hv->all[i], &(*out)[(*n)++]);
 	}
 	pthread_mutex_unlock(&hv->lock);
 	return rc;
@@ -1257,6 +1237,10 @@ static int check_migration(const struct sim_guest *g, const char *guest,
 	char have[32], want[32];
 	if (!g) {
 		snprintf(err, errlen, "guest %s: not in the sim", guest ? guest : "(null)");
+		return -ENOENT;
+	}
+	if (!g->host) {
+		snprintf(err, errlen, "guest %s: destroyed, runs on no host", g->name);
 		return -ENOENT;
 	}
 	if (!src || !dst) {
@@ -1278,7 +1262,12 @@ static int check_migration(const struct sim_guest *g, const char *guest,
 			 g->mig->dst_name);
 		return -EBUSY;
 	}
-	if (!host_has_room(dst, g->memory_bytes)) {
+	if (g->xfer) {
+		snprintf(err, errlen, "guest %s: a checkpoint save or load of it is running",
+			 g->name);
+		return -EBUSY;
+	}
+	if (!sim_host_has_room(dst, g->memory_bytes)) {
 		snprintf(err, errlen, "guest %s: host %s has %s of memory, not enough free for %s",
 			 g->name, dst->name, format_size(dst->spec.mem_bytes, have, sizeof(have)),
 			 format_size(g->memory_bytes, want, sizeof(want)));
@@ -1294,16 +1283,17 @@ static int sim_migrate_start_locked(struct hv *hv, const char *guest, const char
 	struct precopy_params pp;
 	/* everything up to this instant happened before this migration */
 	sim_catch_up(hv, true);
-	struct sim_guest *g = guest ? guest_find(hv, guest) : NULL;
-	struct sim_host *src = src_name ? host_find(hv, src_name) : NULL;
-	struct sim_host *dst = dst_name ? host_find(hv, dst_name) : NULL;
+	struct sim_guest *g = guest ? sim_guest_find(hv, guest) : NULL;
+	struct sim_host *src = src_name ? sim_host_find(hv, src_name) : NULL;
+	struct sim_host *dst = dst_name ? sim_host_find(hv, dst_name) : NULL;
 	int rc = check_migration(g, guest, src, src_name, dst, dst_name, err, errlen);
 	if (rc < 0)
 		return rc;
 	/* take every resource first, so that nothing is half done on failure */
 	struct sim_mig *m = calloc(1, sizeof(*m));
-	model_params(g->memory_bytes, g->dirty_rate_bps, params, &pp);
-	struct sim_mig **active = grow_array(hv->active, &hv->cap_active, hv->n_active + 1,
+	/* a paused guest dirties nothing */
+	model_params(g->memory_bytes, g->paused ? 0 : g->dirty_rate_bps, params, &pp);
+	struct sim_mig **active = sim_grow_array(hv->active, &hv->cap_active, hv->n_active + 1,
 					     sizeof(*active));
 	if (active)
 		hv->active = active;
@@ -1359,9 +1349,10 @@ static int sim_migrate_poll(struct hv *hv, uint64_t id, struct hv_progress *out,
 	pthread_mutex_lock(&hv->lock);
 	double now_s = sim_catch_up(hv, false);
 	struct sim_mig *m = mig_find(hv, id);
-	if (!m) {
+	if (!m && (rc = sim_ckpt_poll(hv, id, now_s, out)) == -ENOENT) {
 		snprintf(err, errlen, "migration %llu: not known to the sim", (unsigned long long)id);
-		rc = -ENOENT;
+	} else if (!m) {
+		/* a save or load: sim_ckpt_poll filled out */
 	} else if (m->finished) {
 		*out = m->final;
 	} else {
@@ -1375,10 +1366,8 @@ static int sim_migrate_abort_locked(struct hv *hv, uint64_t id, char *err, size_
 {
 	sim_catch_up(hv, true); /* the abort happens at this instant */
 	struct sim_mig *m = mig_find(hv, id);
-	if (!m) {
-		snprintf(err, errlen, "migration %llu: not known to the sim", (unsigned long long)id);
-		return -ENOENT;
-	}
+	if (!m)
+		return sim_ckpt_abort(hv, id, err, errlen);
 	if (m->finished) {
 		snprintf(err, errlen, "migration %llu of guest %s: already finished",
 			 (unsigned long long)id, m->guest->name);
@@ -1412,6 +1401,8 @@ static void sim_migrate_forget(struct hv *hv, uint64_t id)
 	if (m && m->finished) {
 		htab_remove(&hv->migs, &m->node);
 		free(m);
+	} else if (!m) {
+		sim_ckpt_forget(hv, id);
 	}
 	pthread_mutex_unlock(&hv->lock);
 }
@@ -1419,7 +1410,7 @@ static void sim_migrate_forget(struct hv *hv, uint64_t id)
 static int64_t sim_now_ns(struct hv *hv)
 {
 	pthread_mutex_lock(&hv->lock);
-	int64_t now = virtual_now_ns(hv);
+	int64_t now = sim_virtual_now_ns(hv);
 	pthread_mutex_unlock(&hv->lock);
 	return now;
 }
@@ -1428,7 +1419,7 @@ int hv_sim_clock_set(struct hv *hv, int64_t now_ns_virtual)
 {
 	int rc = 0;
 	pthread_mutex_lock(&hv->lock);
-	if (now_ns_virtual < virtual_now_ns(hv)) {
+	if (now_ns_virtual < sim_virtual_now_ns(hv)) {
 		rc = -EINVAL;
 	} else {
 		hv->manual_clock = true;
@@ -1452,4 +1443,11 @@ const struct hv_ops hv_sim_ops = {
 	.migrate_abort = sim_migrate_abort,
 	.migrate_forget = sim_migrate_forget,
 	.now_ns = sim_now_ns,
+	.guest_pause = sim_guest_pause,
+	.guest_resume = sim_guest_resume,
+	.save_start = sim_save_start,
+	.load_start = sim_load_start,
+	.guest_destroy = sim_guest_destroy,
+	.guest_config = sim_guest_config,
+	.guest_define = sim_guest_define,
 };

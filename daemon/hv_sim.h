@@ -26,6 +26,18 @@
 #define HV_SIM_SWITCHOVER_S 0.010
 #define HV_SIM_NAME_MAX 64 /* host and guest names, NUL included */
 
+/*
+ * Checkpoints (hv_sim_ckpt.c). The store is one resource of store_bps
+ * (hv_env.store_bps) that every running save and load shares in equal
+ * parts. A save of M bytes takes HV_SIM_SAVE_DEVICE_S (device state, the
+ * guest paused) plus M at its share; a load takes HV_SIM_GUEST_START_S
+ * (a hypervisor process starting, before the first byte) plus M at its
+ * share.
+ */
+#define HV_SIM_DEFAULT_STORE_BPS 1073741824.0 /* 1 GiB/s */
+#define HV_SIM_SAVE_DEVICE_S 0.005  /* QEMU saves a small guest's devices in ms */
+#define HV_SIM_GUEST_START_S 0.100  /* a QEMU process up, waiting for its state */
+
 /* A sim URI, parsed: sim:///NAME[?link=RATE][&mem=SIZE] */
 struct hv_sim_uri {
 	char name[HV_SIM_NAME_MAX];

@@ -645,3 +645,482 @@ Test(hv_sim, a_world_of_1000_hosts_and_10000_guests_is_cheap, .timeout = 120)
 		    create_s, reopen_s);
 	remove_dir(dir);
 }
+
+/* ---- checkpoint and restore ---- */
+
+#include <fcntl.h>
+#include <sqlite3.h>
+
+static void pause_guest(struct hv *hv, const char *g)
+{
+	int rc = ops->guest_pause(hv, g, err, sizeof(err));
+	cr_assert_eq(rc, 0, "pause %s: %d %s", g, rc, err);
+}
+
+static int running(struct hv *hv, const char *g)
+{
+	struct hv_guest_info info;
+	int rc = ops->guest_info(hv, g, &info, err, sizeof(err));
+	cr_assert_eq(rc, 0, "guest_info %s: %d %s", g, rc, err);
+	return info.running;
+}
+
+/* A save of g into a new pipe; *rfd is the pipe's read end (the store's). */
+static uint64_t save(struct hv *hv, const char *g, int background, int *rfd)
+{
+	int p[2];
+	uint64_t id = 0;
+	cr_assert_eq(pipe(p), 0);
+	struct hv_image img = { .fd = p[1] };
+	struct hv_save_params sp = { .background = background };
+	int rc = ops->save_start(hv, g, &img, &sp, &id, err, sizeof(err));
+	cr_assert_eq(rc, 0, "save %s: %d %s", g, rc, err);
+	close(p[1]); /* as migd does after the call */
+	*rfd = p[0];
+	return id;
+}
+
+/* Everything the backend wrote to a save's pipe (it closed its end). */
+static size_t drain(int rfd, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+	while (got < len - 1 && (n = read(rfd, buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(rfd);
+	return got;
+}
+
+/* A load of g on host from image (len bytes) through a pipe. */
+static int load(struct hv *hv, const char *g, const char *on, const char *image, size_t len,
+		uint64_t *id)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], image, len), (ssize_t)len);
+	close(p[1]);
+	struct hv_image img = { .fd = p[0] };
+	int rc = ops->load_start(hv, g, on, &img, id, err, sizeof(err));
+	close(p[0]);
+	return rc;
+}
+
+Test(hv_sim, a_paused_save_takes_device_state_plus_memory_over_the_store)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0); /* store: 1 GiB/s by default */
+	host(hv, "a", "sim:///a");
+	guest(hv, "g1", "a", GIB, 50000000);
+	pause_guest(hv, "g1");
+	cr_assert_eq(running(hv, "g1"), 0);
+	int rfd;
+	uint64_t id = save(hv, "g1", 0, &rfd);
+
+	at(hv, t0, 0.505);
+	struct hv_progress pr = poll_mig(hv, id);
+	cr_assert_eq(pr.state, HV_MIG_ACTIVE);
+	cr_assert_lt(llabs((long long)pr.transferred_bytes - (long long)(GIB / 2)), 1000,
+		     "%llu", (unsigned long long)pr.transferred_bytes);
+	at(hv, t0, 1.0049);
+	cr_assert_eq(poll_mig(hv, id).state, HV_MIG_ACTIVE);
+	at(hv, t0, 1.0051);
+	pr = poll_mig(hv, id);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "%d %s", pr.state, pr.error);
+	cr_assert_eq(pr.total_time_ms, 1005); /* 5 ms of devices + 1 GiB at 1 GiB/s */
+	cr_assert_eq(pr.pause_ms, 1005);
+	cr_assert_str_eq(pr.mode, "paused");
+	cr_assert_eq(pr.transferred_bytes, GIB);
+	cr_assert_eq(pr.total_bytes, GIB);
+	cr_assert_eq(running(hv, "g1"), 0, "a paused save leaves the guest paused");
+
+	char image[4096];
+	size_t len = drain(rfd, image, sizeof(image));
+	cr_assert(len > 50 && len < 1000 && image[len - 1] == '\n', "%zu: %s", len, image);
+	cr_assert(strstr(image, "\"guest\":\"g1\""), "%s", image);
+	cr_assert(strstr(image, "\"memory_bytes\":1073741824"), "%s", image);
+	cr_assert(strstr(image, "\"dirty_rate_bps\":50000000"), "%s", image);
+	char as_of[64];
+	snprintf(as_of, sizeof(as_of), "\"saved_at_ns\":%lld", (long long)t0);
+	cr_assert(strstr(image, as_of), "%s in %s", as_of, image);
+	ops->migrate_forget(hv, id);
+	cr_assert_eq(ops->migrate_poll(hv, id, &pr, err, sizeof(err)), -ENOENT);
+	ops->close(hv);
+}
+
+Test(hv_sim, a_background_save_resumes_the_guest_after_its_device_state)
+{
+	int64_t t0;
+	struct hv_env env = { .store_bps = 512ull << 20 };
+	struct hv *hv;
+	cr_assert_eq(ops->open(&env, &hv, err, sizeof(err)), 0, "%s", err);
+	t0 = ops->now_ns(hv) + NS_PER_S;
+	at(hv, t0, 0);
+	host(hv, "a", "sim:///a");
+	guest(hv, "g1", "a", GIB, 0);
+	pause_guest(hv, "g1");
+	int rfd;
+	uint64_t id = save(hv, "g1", 1, &rfd);
+	at(hv, t0, 0.004);
+	cr_assert_eq(running(hv, "g1"), 0, "paused while its devices are saved");
+	/* it cannot be resumed by hand meanwhile: the device state is not taken */
+	cr_assert_eq(ops->guest_resume(hv, "g1", err, sizeof(err)), -EBUSY);
+	at(hv, t0, 0.006);
+	cr_assert_eq(running(hv, "g1"), 1, "running again while memory is written");
+	at(hv, t0, 2.006); /* 1 GiB at 512 MiB/s */
+	struct hv_progress pr = poll_mig(hv, id);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED);
+	cr_assert_eq(pr.total_time_ms, 2005);
+	cr_assert_eq(pr.pause_ms, 5);
+	cr_assert_str_eq(pr.mode, "background");
+	cr_assert_eq(running(hv, "g1"), 1);
+	char image[4096];
+	drain(rfd, image, sizeof(image));
+	cr_assert(strstr(image, "\"mode\":\"background\""), "%s", image);
+	ops->close(hv);
+}
+
+Test(hv_sim, saves_and_loads_share_the_store_bandwidth)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	host(hv, "b", "sim:///b");
+	guest(hv, "g1", "a", GIB, 0);
+	guest(hv, "g2", "b", GIB, 0);
+	pause_guest(hv, "g1");
+	pause_guest(hv, "g2");
+	int r1, r2;
+	uint64_t s1 = save(hv, "g1", 0, &r1);
+	at(hv, t0, 0.5);
+	uint64_t s2 = save(hv, "g2", 0, &r2);
+	/* g1: 0.5 GiB alone by 0.505, then the rest at half rate: ends at 1.505;
+	 * g2: 0.5 GiB at half rate by 1.505, the rest alone: ends at 2.005 */
+	struct hv_progress p1 = run_to_end(hv, t0, 0.5, 0.25, s1);
+	cr_assert_eq(p1.total_time_ms, 1505);
+	struct hv_progress p2 = run_to_end(hv, t0, 1.5, 0.25, s2);
+	cr_assert_eq(p2.total_time_ms, 1505); /* started at 0.5 */
+	char image[4096];
+	drain(r1, image, sizeof(image));
+	drain(r2, image, sizeof(image));
+
+	/* a load and a save at once: each at half the store */
+	size_t len = strlen(image);
+	cr_assert_eq(ops->guest_destroy(hv, "g2", err, sizeof(err)), 0, "%s", err);
+	at(hv, t0, 10);
+	uint64_t l2;
+	cr_assert_eq(load(hv, "g2", "a", image, len, &l2), 0, "%s", err);
+	uint64_t s3 = save(hv, "g1", 0, &r1);
+	/* the load starts its guest for 0.1 s; the save has the store alone
+	 * from 10.005 to 10.1 (0.095 GiB), then both at half: the save's other
+	 * 0.905 GiB take 1.81 s (ends 11.91), then the load has the store
+	 * alone for its last 0.095 GiB (ends 12.005) */
+	struct hv_progress pl = run_to_end(hv, t0, 10, 0.25, l2);
+	struct hv_progress ps = poll_mig(hv, s3);
+	cr_assert_eq(pl.state, HV_MIG_COMPLETED, "%s", pl.error);
+	cr_assert_eq(pl.total_time_ms, 2005);
+	cr_assert_eq(ps.state, HV_MIG_COMPLETED);
+	cr_assert_eq(ps.total_time_ms, 1910);
+	close(r1);
+	ops->close(hv);
+}
+
+Test(hv_sim, a_paused_guest_dirties_no_memory)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a?link=100mbit");
+	host(hv, "b", "sim:///b");
+	/* dirties 4x what the link carries: running, it never converges */
+	guest(hv, "busy", "a", GIB, 50000000);
+	pause_guest(hv, "busy");
+	pause_guest(hv, "busy"); /* idempotent */
+	uint64_t id = migrate(hv, "busy", "a", "b", NULL);
+	cr_assert_eq(ops->guest_resume(hv, "busy", err, sizeof(err)), -EBUSY);
+	struct hv_progress pr = run_to_end(hv, t0, 0, 1.0, id);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "%s", pr.error);
+	cr_assert_leq(pr.rounds, 2);
+	cr_assert_lt(pr.transferred_bytes, GIB + (1 << 20), "%llu",
+		     (unsigned long long)pr.transferred_bytes);
+	cr_assert_str_eq(where(hv, "busy"), "b");
+	cr_assert_eq(running(hv, "busy"), 0, "still paused where it went");
+	cr_assert_eq(ops->guest_resume(hv, "busy", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ops->guest_resume(hv, "busy", err, sizeof(err)), 0, "idempotent");
+	cr_assert_eq(running(hv, "busy"), 1);
+	ops->close(hv);
+}
+
+Test(hv_sim, a_destroyed_guest_is_loaded_on_another_host_paused)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	host(hv, "b", "sim:///b?mem=1g");
+	guest(hv, "g1", "a", GIB, 1000);
+	pause_guest(hv, "g1");
+	int rfd;
+	uint64_t id = save(hv, "g1", 0, &rfd);
+	run_to_end(hv, t0, 0, 0.5, id);
+	char image[4096];
+	size_t len = drain(rfd, image, sizeof(image));
+
+	cr_assert_eq(ops->guest_destroy(hv, "g1", err, sizeof(err)), 0, "%s", err);
+	struct hv_guest_info info;
+	cr_assert_eq(ops->guest_info(hv, "g1", &info, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(ops->guest_destroy(hv, "g1", err, sizeof(err)), -ENOENT);
+	struct hv_guest_info *list;
+	size_t n;
+	cr_assert_eq(ops->list_guests(hv, NULL, &list, &n, err, sizeof(err)), 0);
+	cr_assert_eq(n, 0, "a destroyed guest runs nowhere");
+	free(list);
+	cr_assert_eq(ops->migrate_start(hv, "g1", "a", "b", NULL, &id, err, sizeof(err)), -ENOENT);
+
+	at(hv, t0, 10);
+	cr_assert_eq(load(hv, "g1", "b", image, len, &id), 0, "%s", err);
+	at(hv, t0, 10.05);
+	cr_assert_str_eq(where(hv, "g1"), "b"); /* there, paused, while it loads */
+	cr_assert_eq(running(hv, "g1"), 0);
+	cr_assert_eq(ops->guest_resume(hv, "g1", err, sizeof(err)), -EBUSY);
+	cr_assert_eq(ops->guest_destroy(hv, "g1", err, sizeof(err)), -EBUSY);
+	at(hv, t0, 11.0999);
+	cr_assert_eq(poll_mig(hv, id).state, HV_MIG_ACTIVE);
+	at(hv, t0, 11.1);
+	struct hv_progress pr = poll_mig(hv, id);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "%s", pr.error);
+	cr_assert_eq(pr.total_time_ms, 1100); /* start 0.1 s + 1 GiB at 1 GiB/s */
+	cr_assert_eq(pr.transferred_bytes, GIB);
+	cr_assert_str_eq(pr.mode, "");
+	cr_assert_str_eq(where(hv, "g1"), "b");
+	cr_assert_eq(running(hv, "g1"), 0, "loaded paused");
+	cr_assert_eq(ops->guest_resume(hv, "g1", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(running(hv, "g1"), 1);
+	/* b had room for one such guest only */
+	guest(hv, "g2", "a", GIB, 0);
+	cr_assert_eq(ops->guest_destroy(hv, "g2", err, sizeof(err)), 0);
+	cr_assert_eq(load(hv, "g2", "b", image, len, &id), -ENOSPC);
+	ops->close(hv);
+}
+
+Test(hv_sim, a_load_of_a_running_guest_or_of_an_unknown_one_is_refused)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	host(hv, "b", "sim:///b");
+	guest(hv, "g1", "a", GIB, 0);
+	uint64_t id;
+	cr_assert_eq(load(hv, "g1", "b", "x", 1, &id), -EEXIST);
+	cr_assert(strstr(err, "g1") && strstr(err, "runs on a"), "%s", err);
+	cr_assert_eq(load(hv, "nobody", "b", "x", 1, &id), -ENOENT);
+	cr_assert(strstr(err, "nobody"), "%s", err);
+	/* a save needs a paused guest and a pipe */
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct hv_image img = { .fd = p[1] };
+	cr_assert_eq(ops->save_start(hv, "g1", &img, NULL, &id, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "paused"), "%s", err);
+	pause_guest(hv, "g1");
+	struct hv_image file = { .fd = -1, .path = "/store/g1.img" };
+	cr_assert_eq(ops->save_start(hv, "g1", &file, NULL, &id, err, sizeof(err)), -ENOTSUP);
+	cr_assert(strstr(err, "fd") && strstr(err, "/store/g1.img"), "%s", err);
+	close(p[0]);
+	close(p[1]);
+	ops->close(hv);
+}
+
+Test(hv_sim, a_bad_image_fails_the_load_and_leaves_nothing_on_the_host)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	guest(hv, "g1", "a", GIB, 0);
+	guest(hv, "g2", "a", GIB / 2, 0);
+	pause_guest(hv, "g2");
+	int rfd;
+	uint64_t id = save(hv, "g2", 0, &rfd);
+	run_to_end(hv, t0, 0, 0.5, id);
+	char g2_image[4096];
+	size_t g2_len = drain(rfd, g2_image, sizeof(g2_image));
+	cr_assert_eq(ops->guest_destroy(hv, "g1", err, sizeof(err)), 0);
+
+	static const struct {
+		const char *image, *why;
+	} bad[] = {
+		{ "garbage\n", "not a sim checkpoint image" },
+		{ "", "empty" },
+		{ "{\"format\":\"other\",\"version\":1,\"guest\":\"g1\",\"memory_bytes\":1}\n",
+		  "not a sim checkpoint image" },
+		{ NULL, "of guest \"g2\", not of g1" },
+	};
+	double t = 1;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *image = bad[i].image ? bad[i].image : g2_image;
+		size_t len = bad[i].image ? strlen(image) : g2_len;
+		at(hv, t0, t);
+		cr_assert_eq(load(hv, "g1", "a", image, len, &id), 0, "%s", err);
+		struct hv_progress pr = run_to_end(hv, t0, t, 0.5, id);
+		cr_assert_eq(pr.state, HV_MIG_FAILED, "image %zu", i);
+		cr_assert(strstr(pr.error, bad[i].why), "image %zu: %s", i, pr.error);
+		struct hv_guest_info info;
+		cr_assert_eq(ops->guest_info(hv, "g1", &info, err, sizeof(err)), -ENOENT,
+			     "nothing of g1 is left on a");
+		t += 5;
+	}
+	ops->close(hv);
+}
+
+Test(hv_sim, an_aborted_save_leaves_the_guest_paused_on_its_host)
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	guest(hv, "g1", "a", GIB, 0);
+	for (int background = 0; background <= 1; background++) {
+		at(hv, t0, background * 10);
+		pause_guest(hv, "g1");
+		int rfd;
+		uint64_t id = save(hv, "g1", background, &rfd);
+		at(hv, t0, background * 10 + 0.5);
+		cr_assert_eq(running(hv, "g1"), background);
+		cr_assert_eq(ops->migrate_abort(hv, id, err, sizeof(err)), 0, "%s", err);
+		struct hv_progress pr = poll_mig(hv, id);
+		cr_assert_eq(pr.state, HV_MIG_CANCELLED);
+		cr_assert_lt(pr.transferred_bytes, GIB * 6 / 10);
+		cr_assert_str_eq(where(hv, "g1"), "a");
+		cr_assert_eq(running(hv, "g1"), 0, "paused again (background %d)", background);
+		cr_assert_eq(ops->migrate_abort(hv, id, err, sizeof(err)), -EALREADY);
+		char image[64];
+		cr_assert_eq(drain(rfd, image, sizeof(image)), 0, "no image after an abort");
+		ops->migrate_forget(hv, id);
+		cr_assert_eq(ops->guest_resume(hv, "g1", err, sizeof(err)), 0, "%s", err);
+	}
+	ops->close(hv);
+}
+
+Test(hv_sim, a_guests_spec_defines_it_again_and_destroyed_guests_survive_a_restart)
+{
+	char *dir = temp_dir();
+	int64_t t0;
+	struct hv *hv = open_manual(dir, &t0);
+	host(hv, "a", "sim:///a");
+	host(hv, "b", "sim:///b");
+	guest(hv, "kept", "a", GIB, 123);
+	guest(hv, "gone", "a", GIB / 2, 456);
+	guest(hv, "idle", "b", GIB, 0);
+	pause_guest(hv, "idle");
+	cr_assert_eq(ops->guest_destroy(hv, "gone", err, sizeof(err)), 0, "%s", err);
+	char *config = NULL;
+	cr_assert_eq(ops->guest_config(hv, "gone", &config, err, sizeof(err)), 0, "%s", err);
+	cr_assert(strstr(config, "\"memory_bytes\":536870912") && strstr(config, "456"), "%s",
+		  config);
+	cr_assert_eq(ops->guest_define(hv, "gone", config, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(ops->guest_define(hv, "other", config, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "another guest"), "%s", err);
+	cr_assert_eq(ops->guest_define(hv, "x", "{\"name\":\"x\"", err, sizeof(err)), -EINVAL);
+	ops->close(hv);
+
+	/* a new sim (migd lost everything) learns it from the config */
+	struct hv *fresh = open_sim(NULL);
+	host(fresh, "c", "sim:///c");
+	cr_assert_eq(ops->guest_define(fresh, "gone", config, err, sizeof(err)), 0, "%s", err);
+	struct hv_guest_info info;
+	cr_assert_eq(ops->guest_info(fresh, "gone", &info, err, sizeof(err)), -ENOENT,
+		     "defined, not running");
+	char *again = NULL;
+	cr_assert_eq(ops->guest_config(fresh, "gone", &again, err, sizeof(err)), 0);
+	cr_assert_str_eq(again, config);
+	free(again);
+	ops->close(fresh);
+	free(config);
+
+	hv = open_sim(dir);
+	cr_assert_str_eq(where(hv, "kept"), "a");
+	cr_assert_eq(running(hv, "kept"), 1);
+	cr_assert_eq(running(hv, "idle"), 0, "paused across a restart");
+	cr_assert_eq(ops->guest_info(hv, "gone", &info, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(ops->guest_config(hv, "gone", &config, err, sizeof(err)), 0,
+		     "destroyed but known after a restart: %s", err);
+	free(config);
+	struct hv_guest_spec spec = { .name = "gone", .memory_bytes = GIB };
+	cr_assert_eq(ops->guest_create(hv, "b", &spec, err, sizeof(err)), -EEXIST);
+	ops->close(hv);
+	remove_dir(dir);
+}
+
+Test(hv_sim, a_version_1_sim_db_is_upgraded_in_place)
+{
+	char *dir = temp_dir();
+	char path[300];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/sim.db", dir);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+		"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+		"CREATE TABLE hosts(name TEXT PRIMARY KEY, uri TEXT NOT NULL);"
+		"CREATE TABLE guests(name TEXT PRIMARY KEY, host TEXT NOT NULL REFERENCES hosts(name),"
+		" memory_bytes INTEGER NOT NULL, dirty_rate_bps INTEGER NOT NULL);"
+		"INSERT INTO hosts VALUES ('a', 'sim:///a');"
+		"INSERT INTO guests VALUES ('g1', 'a', 1073741824, 7);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct hv *hv = open_sim(dir);
+	cr_assert_str_eq(where(hv, "g1"), "a");
+	cr_assert_eq(running(hv, "g1"), 1);
+	cr_assert_eq(ops->guest_destroy(hv, "g1", err, sizeof(err)), 0, "%s", err);
+	ops->close(hv);
+	hv = open_sim(dir);
+	struct hv_guest_info info;
+	cr_assert_eq(ops->guest_info(hv, "g1", &info, err, sizeof(err)), -ENOENT);
+	ops->close(hv);
+	remove_dir(dir);
+}
+
+/* Two saves and a load overlapping, their figures polled every step_s. */
+static void ckpt_scenario(double step_s, uint64_t out_ms[3])
+{
+	int64_t t0;
+	struct hv *hv = open_manual(NULL, &t0);
+	host(hv, "a", "sim:///a");
+	guest(hv, "g1", "a", GIB, 0);
+	guest(hv, "g2", "a", GIB / 2, 0);
+	guest(hv, "g3", "a", GIB / 4, 0);
+	pause_guest(hv, "g1");
+	pause_guest(hv, "g2");
+	cr_assert_eq(ops->guest_destroy(hv, "g3", err, sizeof(err)), 0);
+	char image[200];
+	int len = snprintf(image, sizeof(image),
+			   "{\"format\":\"migd-sim-image\",\"version\":1,\"guest\":\"g3\","
+			   "\"memory_bytes\":%llu}\n", GIB / 4);
+	int r1, r2;
+	uint64_t ids[3];
+	ids[0] = save(hv, "g1", 1, &r1);
+	at(hv, t0, 0.3);
+	ids[1] = save(hv, "g2", 0, &r2);
+	at(hv, t0, 0.7);
+	cr_assert_eq(load(hv, "g3", "a", image, (size_t)len, &ids[2]), 0, "%s", err);
+	for (int i = 0; i < 3; i++) {
+		struct hv_progress pr = run_to_end(hv, t0, 0.7, step_s, ids[i]);
+		cr_assert_eq(pr.state, HV_MIG_COMPLETED, "%d: %s", i, pr.error);
+		out_ms[i] = pr.total_time_ms;
+	}
+	close(r1);
+	close(r2);
+	ops->close(hv);
+}
+
+Test(hv_sim, save_and_load_figures_do_not_depend_on_how_often_migd_polls)
+{
+	uint64_t fine[3], coarse[3];
+	ckpt_scenario(0.001, fine);
+	ckpt_scenario(0.37, coarse);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(fine[i], coarse[i], "job %d: %llu vs %llu ms", i,
+			     (unsigned long long)fine[i], (unsigned long long)coarse[i]);
+	/* g1 alone from 0.005 to 0.305 (0.3 GiB); g1 and g2 at half to 0.8
+	 * (0.2475 GiB each) while g3 starts; all three at a third: g3's 0.25
+	 * GiB end at 1.55; g2's last 0.0025 GiB at half end at 1.555; g1's
+	 * last 0.2 GiB alone end at 1.755 */
+	cr_assert_eq(fine[0], 1755);
+	cr_assert_eq(fine[1], 1255);
+	cr_assert_eq(fine[2], 850);
+}

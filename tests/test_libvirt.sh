@@ -24,6 +24,11 @@
 #   first round and arrives;
 # - a domain defined persistently (taken over with `migctl guest add`)
 #   stays defined on its destination and is undefined on its source;
+# - the backend's checkpoint calls, through tests/hv_ckpt (HV_CKPT): a
+#   guest running the memory-dirtying kernel is paused and saved to a file
+#   (an external memory snapshot) and stays paused on h1; a load while it
+#   runs is refused; destroyed, it is loaded on h2 paused with the pass
+#   counter it had at the save, and once resumed the counter moves on;
 # - everything is cleaned up: no domain, no libvirtd, no namespace left.
 #
 # Needs root, libvirtd, virsh, qemu-system-x86_64 and python3: exit 77
@@ -113,7 +118,7 @@ json() { # PYTHON-EXPRESSION on the JSON read from stdin as `d`
 # migd(8)), one check more
 qemu_major=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
 old_qemu=$([ "${qemu_major:-9}" -lt 9 ] && echo 1 || echo 0)
-echo "1..$((22 + old_qemu))"
+echo "1..$((27 + old_qemu))"
 
 # a run that died before its cleanup left these
 QUIET=1 "$LIBVIRT_HOSTS" stop --name "$NAME" >/dev/null 2>&1
@@ -307,6 +312,52 @@ mc guest add g3 --host h1 --memory 128m >/dev/null || bail "guest add g3"
 mc migrate g3 --to h2 --wait >"$tmp/m6" 2>&1
 check "a persistent domain stays defined where it goes, and only there" \
 	sh -c "grep -q completed '$tmp/m6' && virsh -q -c qemu+tcp://$SUBNET.0.12/system dominfo g3 | grep -q 'Persistent: *yes' && ! virsh -q -c qemu+tcp://$SUBNET.0.11/system list --all --name | grep -qx g3"
+
+# ---- checkpoint and restore through the backend's own calls --------------------
+# g5 runs the memory-dirtying kernel of the post-copy test; its pass counter
+# (EAX) tells a guest that goes on from its saved state from one booted anew.
+g5_pass() { # HOST-INDEX -> EAX as a number when the CPU is in the loop
+	local regs
+	regs=$(vsh "$1" qemu-monitor-command g5 --hmp 'info registers' 2>&1 |
+		grep -o -E '(EAX|EIP)=[0-9a-f]+' | sort | tr '\n' ' ')
+	case $regs in
+	*EIP=00100*) printf '%d\n' "0x$(echo "$regs" | sed -n 's/.*EAX=\([0-9a-f]*\).*/\1/p')" ;;
+	esac
+}
+hc() { "$HV_CKPT" --host "h1=qemu+tcp://$SUBNET.0.11/system" --host "h2=qemu+tcp://$SUBNET.0.12/system" "$@"; }
+if [ -z "${HV_CKPT:-}" ] || [ ! -f "$tmp/dirty.elf" ]; then
+	for c in save refused load resume only; do
+		ok "checkpoint $c # SKIP no HV_CKPT or no memory-dirtying kernel (as/ld)"
+	done
+else
+	mkdir -m 755 "$tmp/ckpt"
+	sed -e 's/<name>g4</<name>g5</' "$tmp/g4.xml" >"$tmp/g5.xml"
+	vsh 1 create "$tmp/g5.xml" >/dev/null || bail "virsh create g5"
+	p0=
+	for i in $(seq 1 100); do p0=$(g5_pass 1); [ -n "$p0" ] && [ "$p0" -ge 1 ] && break; sleep 0.1; done
+	hc pause g5 >>"$tmp/ckpt/log" 2>&1
+	saved=$(g5_pass 1)
+	hc save g5 "$tmp/ckpt/g5.img" >"$tmp/ckpt/save" 2>>"$tmp/ckpt/log"
+	check "g5 (pass counter ${saved:-?}) paused and saved to a file: $(cat "$tmp/ckpt/save"); still paused on h1" \
+		sh -c "grep -q 'state=completed .*mode=paused' '$tmp/ckpt/save' && [ -s '$tmp/ckpt/g5.img' ] &&
+			virsh -q -c qemu+tcp://$SUBNET.0.11/system domstate g5 | grep -qx paused"
+	hc load g5 h2 "$tmp/ckpt/g5.img" >"$tmp/ckpt/refused" 2>&1
+	check "a load of g5 while it runs on h1 is refused ($(tr -d '\n' <"$tmp/ckpt/refused" | cut -c1-80))" \
+		sh -c "grep -q 'already runs on h1' '$tmp/ckpt/refused' && ! virsh -q -c qemu+tcp://$SUBNET.0.12/system list --all --name | grep -qx g5"
+	hc destroy g5 >>"$tmp/ckpt/log" 2>&1
+	hc load g5 h2 "$tmp/ckpt/g5.img" >"$tmp/ckpt/load" 2>>"$tmp/ckpt/log"
+	loaded=$(g5_pass 2)
+	check "destroyed on h1, g5 is loaded on h2 paused with its saved pass counter (${saved:-?} -> ${loaded:-?}): $(cat "$tmp/ckpt/load")" \
+		sh -c "grep -q 'state=completed' '$tmp/ckpt/load' && [ -n '$saved' ] && [ '$saved' = '$loaded' ] &&
+			virsh -q -c qemu+tcp://$SUBNET.0.12/system domstate g5 | grep -qx paused"
+	hc resume g5 >>"$tmp/ckpt/log" 2>&1
+	sleep 1
+	later=$(g5_pass 2)
+	check "resumed on h2, g5's pass counter moves on from the saved one (${loaded:-?} -> ${later:-?})" \
+		sh -c "[ -n '$later' ] && [ -n '$loaded' ] && [ '$later' -gt '$loaded' ]"
+	check "g5 runs on h2 only" on_exactly g5 2
+	sed 's/^/# hv_ckpt: /' "$tmp/ckpt/log"
+fi
 
 # ---- cleanup ---------------------------------------------------------------
 stop_migd
