@@ -147,7 +147,7 @@ static const struct subcmd subcmds[] = {
 	{ "evacuate", NULL, cmd_evacuate, evacuate_usage, "migrate every guest off a host" },
 	{ "abort", NULL, cmd_abort, abort_usage, "abort a queued or running migration" },
 	{ "queue", NULL, cmd_queue, queue_usage, "migrations queued and running" },
-	{ "policy", "add", cmd_policy_add, policy_add_usage, "add an interval, cron or mtbf policy" },
+	{ "policy", "add", cmd_policy_add, policy_add_usage, "add an interval, cron, mtbf or checkpoint policy" },
 	{ "policy", "list", cmd_policy_list, policy_list_usage, "list policies" },
 	{ "policy", "show", cmd_policy_show, policy_show_usage, "show one policy" },
 	{ "policy", "pause", cmd_policy_pause, policy_pause_usage, "stop a policy firing" },
