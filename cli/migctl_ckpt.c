@@ -350,6 +350,23 @@ static const char *row_value(const char *key, json_t *v, char *buf, size_t len)
 	return field_text(key, v, buf, len);
 }
 
+/* A field name as a label: "requested_ns" -> "requested", "job_pause_ms"
+ * -> "job pause" (the value says its unit), "mb_s" -> "rate". */
+static const char *row_label(const char *key, char *label, size_t len)
+{
+	size_t n = strlen(key);
+	if (strcmp(key, "mb_s") == 0)
+		n = 0, key = "rate";
+	else if (n > 3 && (strcmp(key + n - 3, "_ms") == 0 || strcmp(key + n - 3, "_ns") == 0))
+		n -= 3;
+	else
+		n = 0;
+	snprintf(label, len, "%.*s", n ? (int)n : (int)strlen(key), key);
+	for (char *p = label; *p; p++)
+		*p = *p == '_' ? ' ' : *p;
+	return label;
+}
+
 /* Every scalar field (known ones first, in order), then the phases, then
  * the guests. */
 static void row_print(json_t *row, int is_checkpoint)
@@ -364,7 +381,7 @@ static void row_print(json_t *row, int is_checkpoint)
 	for (size_t i = 0; i < ARRAY_SIZE(first); i++) {
 		json_t *v = json_object_get(row, first[i]);
 		if (v && !json_is_null(v))
-			print_kv(field_label(first[i], label, sizeof(label)),
+			print_kv(row_label(first[i], label, sizeof(label)),
 				 row_value(first[i], v, buf, sizeof(buf)));
 	}
 	const char *key;
@@ -374,7 +391,7 @@ static void row_print(json_t *row, int is_checkpoint)
 		for (size_t i = 0; i < ARRAY_SIZE(first); i++)
 			known |= strcmp(key, first[i]) == 0;
 		if (!known && !json_is_object(v) && !json_is_array(v) && !json_is_null(v))
-			print_kv(field_label(key, label, sizeof(label)),
+			print_kv(row_label(key, label, sizeof(label)),
 				 row_value(key, v, buf, sizeof(buf)));
 	}
 	json_t *phases = json_object_get(row, "phases");
@@ -386,7 +403,7 @@ static void row_print(json_t *row, int is_checkpoint)
 		for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
 			json_t *ms = json_object_get(phases, order[i]);
 			if (ms)
-				printf("  %-10s %10s\n", field_label(order[i], label, sizeof(label)),
+				printf("  %-10s %10s\n", row_label(order[i], label, sizeof(label)),
 				       fmt_ms(json_number_value(ms), buf, sizeof(buf)));
 		}
 	}
@@ -419,11 +436,13 @@ static void restore_line(json_t *r, char *buf, size_t len)
 			 jint(r, "checkpoint", 0), jstr_or(r, "state", "?"),
 			 guest_count(r, guests, sizeof(guests)));
 	size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+	if (json_is_false(json_object_get(r, "rollback"))) {
+		n = snprintf(buf + used, len - used, ", rollback SKIPPED");
+		used += n < 0 ? 0 : (size_t)n < len - used ? (size_t)n : len - used - 1;
+	}
 	if (strcmp(jstr(r, "state"), "completed") == 0) {
-		n = snprintf(buf + used, len - used, ", total %s%s",
-			     ms_text(r, "total_ms", total, sizeof(total)),
-			     json_is_false(json_object_get(r, "rollback")) ? ", rollback SKIPPED"
-									    : "");
+		n = snprintf(buf + used, len - used, ", total %s",
+			     ms_text(r, "total_ms", total, sizeof(total)));
 		used += n < 0 ? 0 : (size_t)n < len - used ? (size_t)n : len - used - 1;
 		if (jnum(r, "lost_work_ms", -1) >= 0)
 			snprintf(buf + used, len - used, ", work lost %s",
@@ -582,6 +601,12 @@ static int follow_row(struct ctl *c, const char *cmd, int64_t id, json_t **row)
 				fputc('\n', stderr);
 			return rc;
 		}
+		if (f.tty && !f.said) {
+			follow_line(&f, "%s %" PRId64 " of %s, %zu guests:",
+				    is_checkpoint ? "checkpoint" : "restore", id, jstr(result, "job"),
+				    json_array_size(json_object_get(result, "guests")));
+			f.said = 1u << 31; /* the header; phases take the low bits */
+		}
 		if (is_checkpoint)
 			follow_checkpoint(&f, result);
 		else
@@ -632,6 +657,14 @@ static int report_row(struct ctl *c, json_t *row, int wait, const char *show_cmd
 
 /* ---- job ---- */
 
+/* A data path as people give it: "sfs:/jobs/bt" (migd keeps "/jobs/bt"). */
+static const char *data_text(json_t *job, char *buf, size_t len)
+{
+	const char *data = jstr(job, "data");
+	snprintf(buf, len, "%s%s", *data && strncmp(data, "sfs:", 4) != 0 ? "sfs:" : "", data);
+	return buf;
+}
+
 int cmd_job_set(struct ctl *c, int argc, char **argv)
 {
 	static const int allowed[] = { OPT_DATA, 0 };
@@ -646,6 +679,7 @@ int cmd_job_set(struct ctl *c, int argc, char **argv)
 	if (*o.data && strncmp(o.data, "sfs:/", 5) != 0 && o.data[0] != '/')
 		return ctl_usage_error(c, "--data \"%s\": expected sfs:/PATH, a directory of sfs "
 				       "(or \"\" to clear)", o.data);
+	char data[1100];
 	json_t *root, *result;
 	json_t *args = json_pack("{s:s, s:s}", "name", argv[optind], "data", o.data);
 	if ((rc = ctl_call(c, "job.set", args, &root, &result)) != 0)
@@ -653,7 +687,7 @@ int cmd_job_set(struct ctl *c, int argc, char **argv)
 	if (c->json)
 		rc = ctl_print_json(c, result);
 	else if (*jstr(result, "data"))
-		printf("job %s: data sfs:%s\n", argv[optind], jstr(result, "data"));
+		printf("job %s: data %s\n", argv[optind], data_text(result, data, sizeof(data)));
 	else
 		printf("job %s: no data path\n", argv[optind]);
 	json_decref(root);
@@ -682,11 +716,9 @@ int cmd_job_list(struct ctl *c, int argc, char **argv)
 		size_t i;
 		json_t *j;
 		json_array_foreach(result, i, j) {
-			char n[24], data[1100] = "";
-			if (*jstr(j, "data"))
-				snprintf(data, sizeof(data), "sfs:%s", jstr(j, "data"));
+			char n[24], data[1100];
 			table_add(t, jstr(j, "name"), int_text(jint(j, "guests", -1), n, sizeof(n)),
-				  data);
+				  data_text(j, data, sizeof(data)));
 		}
 		table_print(t, stdout);
 		table_free(t);
@@ -894,8 +926,11 @@ int cmd_restore(struct ctl *c, int argc, char **argv)
 		}
 		json_object_set_new(args, "hosts", hosts);
 	}
-	if (o.skip_rollback)
+	if (o.skip_rollback) {
 		json_object_set_new(args, "skip_rollback", json_true());
+		ctl_error(c, "warning: --skip-rollback: the job's sfs data is not rolled back to "
+			  "the checkpoint, so work redone after the restore is written twice");
+	}
 	if ((rc = ctl_call(c, "restore", args, &root, &result)) != 0)
 		return rc;
 	json_t *row = json_incref(result);
