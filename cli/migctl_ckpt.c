@@ -503,10 +503,12 @@ static const char *outcomes(json_t *row, const char *key, char *buf, size_t len)
 	json_t *g;
 	json_array_foreach(json_object_get(row, "guests"), i, g) {
 		const char *text = jstr(g, key);
+		size_t len_text = strcspn(text, ": (");
 		unsigned w = 0;
 		if (!*text)
 			continue;
-		while (w < n && strncmp(words[w], text, strcspn(text, ": (")) != 0)
+		while (w < n && (strcspn(words[w], ": (") != len_text ||
+				 strncmp(words[w], text, len_text) != 0))
 			w++;
 		if (w == n && n < 8) {
 			words[n] = text;
