@@ -2,7 +2,7 @@
  * migctl: the command line of migd. Global options, the table of
  * subcommands and the dispatch to them; the subcommands live in one file
  * per family (migctl_hosts.c, migctl_migrate.c, migctl_policy.c,
- * migctl_report.c, migctl_watch.c, migctl_health.c).
+ * migctl_report.c, migctl_watch.c, migctl_health.c, migctl_ckpt.c).
  *
  * Subcommands are one word ("queue") or a noun and a verb ("host add").
  * Each parses its own options first, so `--help` works with no migd
@@ -147,7 +147,7 @@ static const struct subcmd subcmds[] = {
 	{ "evacuate", NULL, cmd_evacuate, evacuate_usage, "migrate every guest off a host" },
 	{ "abort", NULL, cmd_abort, abort_usage, "abort a queued or running migration" },
 	{ "queue", NULL, cmd_queue, queue_usage, "migrations queued and running" },
-	{ "policy", "add", cmd_policy_add, policy_add_usage, "add an interval, cron or mtbf policy" },
+	{ "policy", "add", cmd_policy_add, policy_add_usage, "add an interval, cron, mtbf or checkpoint policy" },
 	{ "policy", "list", cmd_policy_list, policy_list_usage, "list policies" },
 	{ "policy", "show", cmd_policy_show, policy_show_usage, "show one policy" },
 	{ "policy", "pause", cmd_policy_pause, policy_pause_usage, "stop a policy firing" },
@@ -161,6 +161,20 @@ static const struct subcmd subcmds[] = {
 	{ "calibrate", NULL, cmd_calibrate, calibrate_usage, "fit the cost history into the sim model" },
 	{ "predict", NULL, cmd_predict, predict_usage, "what a migration would cost, on that model" },
 	{ "watch", NULL, cmd_watch, watch_usage, "live events, progress bars on a terminal" },
+	{ "job", "set", cmd_job_set, job_set_usage, "set (or clear) a job's sfs data path" },
+	{ "job", "list", cmd_job_list, job_list_usage, "list jobs: guests, data path" },
+	{ "checkpoint", "create", cmd_checkpoint_create, checkpoint_create_usage,
+	  "checkpoint a job (or guests) at one cut" },
+	{ "checkpoint", "list", cmd_checkpoint_list, checkpoint_list_usage, "list checkpoints" },
+	{ "checkpoint", "show", cmd_checkpoint_show, checkpoint_show_usage,
+	  "show one checkpoint: guests, phases" },
+	{ "checkpoint", "rm", cmd_checkpoint_rm, checkpoint_rm_usage,
+	  "remove a checkpoint, its images and snapshot" },
+	/* "restore list" and "restore show" before the one-word "restore": a
+	 * CHECKPOINT is a number, so neither word can be one */
+	{ "restore", "list", cmd_restore_list, restore_list_usage, "list restores" },
+	{ "restore", "show", cmd_restore_show, restore_show_usage, "show one restore" },
+	{ "restore", NULL, cmd_restore, restore_usage, "restore a job from a checkpoint" },
 };
 
 static void usage(FILE *out)
@@ -175,7 +189,7 @@ static void usage(FILE *out)
 		char name[32];
 		snprintf(name, sizeof(name), "%s%s%s", subcmds[i].noun,
 			 subcmds[i].verb ? " " : "", subcmds[i].verb ? subcmds[i].verb : "");
-		fprintf(out, "  %-15s %s\n", name, subcmds[i].summary);
+		fprintf(out, "  %-18s %s\n", name, subcmds[i].summary);
 	}
 	fprintf(out,
 		"\n"

@@ -112,6 +112,12 @@ int ctl_knob_option(struct ctl *c, int opt, const char *text, json_t *args);
  * when it did not answer in time.
  */
 int ctl_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result);
+/* ctl_call, except that a refusal is not printed: its message goes into
+ * refusal (the return is still MIGCTL_EXIT_FAIL), for a caller that tries
+ * another request after it (checkpoint create: a job, else a guest).
+ * Other failures are said as by ctl_call; refusal is then "". */
+int ctl_try_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result,
+		 char *refusal, size_t refusal_len);
 /* A SUB socket subscribed to every event on the events endpoint (--events,
  * else the --connect port + 1); NULL and an exit code in *code on failure
  * (said why). Close with zmq_close. */
@@ -236,6 +242,10 @@ CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
 CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
 CTL_SUBCMD(cmd_health_report); CTL_SUBCMD(cmd_health_show); CTL_SUBCMD(cmd_health_rule);
 CTL_SUBCMD(cmd_calibrate); CTL_SUBCMD(cmd_predict);
+CTL_SUBCMD(cmd_job_set); CTL_SUBCMD(cmd_job_list);
+CTL_SUBCMD(cmd_checkpoint_create); CTL_SUBCMD(cmd_checkpoint_list);
+CTL_SUBCMD(cmd_checkpoint_show); CTL_SUBCMD(cmd_checkpoint_rm);
+CTL_SUBCMD(cmd_restore); CTL_SUBCMD(cmd_restore_list); CTL_SUBCMD(cmd_restore_show);
 
 extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_rm_usage[],
 	host_enable_usage[], host_disable_usage[], guest_add_usage[], guest_list_usage[],
@@ -244,6 +254,8 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
 	status_usage[], watch_usage[], health_report_usage[], health_show_usage[],
 	health_rule_usage[], agent_list_usage[], migration_show_usage[], calibrate_usage[],
-	predict_usage[];
+	predict_usage[], job_set_usage[], job_list_usage[], checkpoint_create_usage[],
+	checkpoint_list_usage[], checkpoint_show_usage[], checkpoint_rm_usage[], restore_usage[],
+	restore_list_usage[], restore_show_usage[];
 
 #endif

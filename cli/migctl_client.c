@@ -99,7 +99,10 @@ static int exchange(struct ctl *c, void *sock, const char *text, char **reply, s
 	return 0;
 }
 
-int ctl_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result)
+/* ctl_call, with migd's refusal copied into refusal (not printed) when
+ * refusal is not NULL. */
+static int call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result,
+		char *refusal, size_t refusal_len)
 {
 	char err[1100];
 	char *text = NULL, *reply = NULL;
@@ -128,7 +131,10 @@ int ctl_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t
 		ctl_error(c, "malformed reply from migd at %s: %s", c->endpoint, err);
 		rc = MIGCTL_EXIT_FAIL;
 	} else if (perr < 0) {
-		ctl_error(c, "%s", err);
+		if (refusal)
+			snprintf(refusal, refusal_len, "%s", err);
+		else
+			ctl_error(c, "%s", err);
 		rc = MIGCTL_EXIT_FAIL;
 	} else {
 		rc = 0;
@@ -144,6 +150,18 @@ out:
 	free(text);
 	free(reply);
 	return rc;
+}
+
+int ctl_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result)
+{
+	return call(c, cmd, args, root, result, NULL, 0);
+}
+
+int ctl_try_call(struct ctl *c, const char *cmd, json_t *args, json_t **root, json_t **result,
+		 char *refusal, size_t refusal_len)
+{
+	refusal[0] = '\0';
+	return call(c, cmd, args, root, result, refusal, refusal_len);
 }
 
 /* --events, else the --connect endpoint with its port + 1. */

@@ -1,8 +1,8 @@
 /*
  * migctl_policy: policy add, list, show, pause, resume, rm.
  *
- * `policy add TYPE NAME ...` takes the type as a word: interval, cron and
- * mtbf, each with its own options. The policy object is printed from
+ * `policy add TYPE NAME ...` takes the type as a word: interval, cron,
+ * mtbf and checkpoint, each with its own options. The policy object is printed from
  * the fields migd returns, known ones first in a fixed order and any others
  * after them, so a field migd adds later shows up without a new migctl.
  */
@@ -24,6 +24,8 @@ const char policy_add_usage[] =
 	"                         [--stagger DURATION] [--spread PERCENT] [KNOBS]\n"
 	"       migctl policy add mtbf NAME --mtbf DURATION --guests SELECTOR\n"
 	"                         [--cost DURATION] [--stagger DURATION] [--count K] [KNOBS]\n"
+	"       migctl policy add checkpoint NAME --job JOB --every DURATION|auto\n"
+	"                         [--keep N] [--on-failure restore|notify] [--mtbf DURATION]\n"
 	"  KNOBS: [--quiesce MODE] [--quiesce-deadline DURATION]\n"
 	"         [--on-quiesce-miss abort|defer] [--io-lull RATE] [--io-lull-wait DURATION]\n"
 	"\n"
@@ -36,7 +38,13 @@ const char policy_add_usage[] =
 	"was down runs once at start-up (--missed run-once, the default) or is skipped.\n"
 	"mtbf: like interval, with the period from Young's formula sqrt(2 x cost x\n"
 	"MTBF), the cost measured from the policy's own migrations (--cost until\n"
-	"there are some). Policies survive migd restarts; see migctl(1).\n"
+	"there are some).\n"
+	"checkpoint: checkpoint job JOB (migctl checkpoint create) every DURATION, or\n"
+	"with --every auto at Daly's optimum interval for the job's measured\n"
+	"checkpoint cost and the MTBF (30m until one is measured); keep its N\n"
+	"newest checkpoints; on a failure of one of its guests restore the job from\n"
+	"the latest (--on-failure restore) or only say so (notify, the default).\n"
+	"Policies survive migd restarts; see migctl(1).\n"
 	"\n"
 	"      --every DURATION    the period: 30s, 4m, 1h, 1d (a plain number is seconds)\n"
 	"      --guests SELECTOR   all, host:NAME, job:NAME, a guest name, or a\n"
@@ -49,7 +57,11 @@ const char policy_add_usage[] =
 	"      --tz ZONE           cron: time zone, e.g. Europe/Berlin (default UTC)\n"
 	"      --missed WHAT       cron: run-once or skip firings missed while down\n"
 	"      --spread PERCENT    cron rebalance: allowed load spread (default 10%)\n"
-	"      --mtbf DURATION     mtbf: mean time between failures, e.g. 30d\n"
+	"      --mtbf DURATION     mtbf, checkpoint: mean time between failures, e.g. 30d\n"
+	"      --job JOB           checkpoint: the job to checkpoint\n"
+	"      --every auto        checkpoint: Daly's interval from cost and --mtbf\n"
+	"      --keep N            checkpoint: checkpoints kept (default 3)\n"
+	"      --on-failure WHAT   checkpoint: restore or notify (the default)\n"
 	"      --cost DURATION     mtbf: cost of one firing until measured (default 60s)\n"
 	"      --quiesce MODE      required, best-effort or off: hold each guest's sfs\n"
 	"                          I/O around its switch-over (default: migd's)\n"
@@ -107,6 +119,23 @@ static const char *count_text(json_t *p, char *buf, size_t len)
 	return buf;
 }
 
+/* A checkpoint policy's period as given: "auto" or a duration (the
+ * type's own keys, every or every_s, a number or text). */
+static const char *checkpoint_every(json_t *p, char *buf, size_t len)
+{
+	char t[32];
+	json_t *every = json_object_get(p, "every");
+	if (!every)
+		every = json_object_get(p, "every_s");
+	if (json_is_number(every))
+		snprintf(buf, len, "every %s", fmt_seconds(json_number_value(every), t, sizeof(t)));
+	else if (json_is_string(every) && strcmp(json_string_value(every), "auto") == 0)
+		snprintf(buf, len, "auto (Daly)");
+	else
+		snprintf(buf, len, "every %s", json_is_string(every) ? json_string_value(every) : "?");
+	return buf;
+}
+
 /* The schedule column: a period, a cron expression, an mtbf interval. */
 static const char *schedule_text(json_t *p, char *buf, size_t len)
 {
@@ -114,16 +143,23 @@ static const char *schedule_text(json_t *p, char *buf, size_t len)
 	char t[32];
 	if (strcmp(type, "cron") == 0)
 		snprintf(buf, len, "%s (%s)", jstr(p, "schedule"), jstr_or(p, "tz", "UTC"));
-	else if (strcmp(type, "mtbf") == 0)
+	else if (strcmp(type, "mtbf") == 0 || (strcmp(type, "checkpoint") == 0 &&
+						json_is_number(json_object_get(p, "interval_s"))))
 		snprintf(buf, len, "every %s", fmt_seconds(jnum(p, "interval_s", -1), t, sizeof(t)));
+	else if (strcmp(type, "checkpoint") == 0)
+		checkpoint_every(p, buf, len);
 	else
 		snprintf(buf, len, "every %s", fmt_seconds(jnum(p, "every_s", -1), t, sizeof(t)));
 	return buf;
 }
 
-static const char *what_text(json_t *p)
+static const char *what_text(json_t *p, char *buf, size_t len)
 {
 	const char *action = jstr(p, "action");
+	if (strcmp(jstr(p, "type"), "checkpoint") == 0) {
+		snprintf(buf, len, "checkpoint job:%s", jstr(p, "job"));
+		return buf;
+	}
 	return *action ? action : jstr(p, "guests");
 }
 
@@ -159,13 +195,35 @@ static void print_next_fires(json_t *p)
 	}
 }
 
+/* A checkpoint policy's own keys; interval_s and the cost, when migd
+ * says them, come with the other fields. */
+static void checkpoint_print(json_t *p)
+{
+	char buf[96];
+	json_t *mtbf = json_object_get(p, "mtbf");
+	if (!mtbf)
+		mtbf = json_object_get(p, "mtbf_s");
+	print_kv("job", jstr(p, "job"));
+	print_kv("every", checkpoint_every(p, buf, sizeof(buf)));
+	if (json_is_number(json_object_get(p, "interval_s")))
+		print_kv("interval", fmt_seconds(jnum(p, "interval_s", -1), buf, sizeof(buf)));
+	snprintf(buf, sizeof(buf), "%" PRId64, jint(p, "keep", 3));
+	print_kv("keep", buf);
+	print_kv("on failure", jstr_or(p, "on_failure", "notify"));
+	if (json_is_number(mtbf))
+		print_kv("mtbf", fmt_seconds(json_number_value(mtbf), buf, sizeof(buf)));
+	else if (json_is_string(mtbf))
+		print_kv("mtbf", json_string_value(mtbf));
+}
+
 static void policy_print(json_t *p)
 {
 	static const char *const known[] = {
 		"name", "type", "state", "paused", "every_s", "stagger_s", "count", "guests",
 		"schedule", "tz", "action", "missed", "spread", "mtbf_s", "cost_s",
 		"cost_in_effect_s", "cost_source", "cost_samples", "interval_s",
-		"quiesce_deadline_s", "io_lull_wait_s", "io_lull_bps",
+		"quiesce_deadline_s", "io_lull_wait_s", "io_lull_bps", "job", "every", "keep",
+		"on_failure", "mtbf",
 	};
 	const char *type = jstr(p, "type");
 	char buf[256], t2[32];
@@ -194,6 +252,8 @@ static void policy_print(json_t *p)
 		print_kv("interval", fmt_seconds(jnum(p, "interval_s", -1), buf, sizeof(buf)));
 		print_kv("count", count_text(p, buf, sizeof(buf)));
 		print_kv("guests", jstr(p, "guests"));
+	} else if (strcmp(type, "checkpoint") == 0) {
+		checkpoint_print(p);
 	} else {
 		print_kv("every", fmt_seconds(jnum(p, "every_s", -1), buf, sizeof(buf)));
 		print_kv("count", count_text(p, buf, sizeof(buf)));
@@ -230,16 +290,17 @@ static void policy_table(json_t *arr)
 	size_t i;
 	json_t *p;
 	json_array_foreach(arr, i, p) {
-		char sched[160], next[40] = "-", stagger[32], count[24];
+		char sched[160], next[40] = "-", stagger[32], count[24], what[96];
 		json_t *n = json_array_get(json_object_get(p, "next_fires_ns"), 0);
 		if (n)
 			fmt_time_ns(json_integer_value(n), next, sizeof(next));
 		table_add(t, jstr(p, "name"), jstr(p, "type"), policy_state(p),
 			  schedule_text(p, sched, sizeof(sched)), next,
 			  fmt_seconds(jnum(p, "stagger_s", 0), stagger, sizeof(stagger)),
-			  strcmp(jstr(p, "type"), "cron") == 0 ? "-" : count_text(p, count,
-										 sizeof(count)),
-			  what_text(p));
+			  strcmp(jstr(p, "type"), "cron") == 0 ||
+					  strcmp(jstr(p, "type"), "checkpoint") == 0
+				  ? "-" : count_text(p, count, sizeof(count)),
+			  what_text(p, what, sizeof(what)));
 	}
 	table_print(t, stdout);
 	table_free(t);
@@ -267,7 +328,8 @@ static int duration_option(struct ctl *c, const char *option, const char *text, 
 }
 
 enum { OPT_EVERY = OPT_SUBCMD_BASE, OPT_GUESTS, OPT_STAGGER, OPT_COUNT, OPT_SCHEDULE,
-       OPT_ACTION, OPT_TZ, OPT_MISSED, OPT_SPREAD, OPT_MTBF, OPT_COST };
+       OPT_ACTION, OPT_TZ, OPT_MISSED, OPT_SPREAD, OPT_MTBF, OPT_COST, OPT_JOB, OPT_KEEP,
+       OPT_ON_FAILURE };
 
 /* The options of every type into args (migd refuses those of another
  * type, naming them); CTL_CONTINUE or an exit code. */
@@ -285,6 +347,9 @@ static int policy_options(struct ctl *c, int argc, char **argv, json_t *args)
 		{ "spread", required_argument, NULL, OPT_SPREAD },
 		{ "mtbf", required_argument, NULL, OPT_MTBF },
 		{ "cost", required_argument, NULL, OPT_COST },
+		{ "job", required_argument, NULL, OPT_JOB },
+		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "on-failure", required_argument, NULL, OPT_ON_FAILURE },
 		CTL_KNOB_LONGOPTS,
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
@@ -295,6 +360,11 @@ static int policy_options(struct ctl *c, int argc, char **argv, json_t *args)
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		switch (opt) {
 		case OPT_EVERY:
+			if (strcmp(optarg, "auto") == 0) { /* a checkpoint policy's */
+				json_object_set_new(args, "every", json_string("auto"));
+				break;
+			}
+			/* fall through */
 		case OPT_STAGGER: {
 			int every = opt == OPT_EVERY;
 			rc = duration_option(c, every ? "--every" : "--stagger", optarg,
@@ -323,6 +393,21 @@ static int policy_options(struct ctl *c, int argc, char **argv, json_t *args)
 			}
 			break;
 		}
+		case OPT_JOB: json_object_set_new(args, "job", json_string(optarg)); break;
+		case OPT_ON_FAILURE:
+			if (strcmp(optarg, "restore") != 0 && strcmp(optarg, "notify") != 0)
+				rc = ctl_usage_error(c, "--on-failure \"%s\": expected restore or "
+						     "notify", optarg);
+			else
+				json_object_set_new(args, "on_failure", json_string(optarg));
+			break;
+		case OPT_KEEP:
+			if (parse_u64(optarg, 1, 100000, &count) < 0)
+				rc = ctl_usage_error(c, "--keep \"%s\": expected a number of "
+						     "checkpoints from 1", optarg);
+			else
+				json_object_set_new(args, "keep", json_integer((json_int_t)count));
+			break;
 		case OPT_COUNT:
 			if (parse_u64(optarg, 1, INT32_MAX, &count) < 0)
 				rc = ctl_usage_error(c, "--count \"%s\": expected a number from 1",
@@ -353,11 +438,30 @@ static int required_options(struct ctl *c, const char *type, json_t *args)
 				    "SELECTOR)" },
 		{ "mtbf", "mtbf_s", "--mtbf DURATION is required (e.g. 30d)" },
 		{ "mtbf", "guests", "--guests SELECTOR is required (e.g. job:bt-io or all)" },
+		{ "checkpoint", "job", "--job JOB is required" },
+		{ "checkpoint", "every", "--every DURATION or --every auto is required" },
 	};
+	if (strcmp(type, "checkpoint") != 0 && json_is_string(json_object_get(args, "every")))
+		return ctl_usage_error(c, "--every auto: only a checkpoint policy chooses its own "
+				       "period (give a duration like 30m)");
 	for (size_t i = 0; i < ARRAY_SIZE(req); i++)
 		if (strcmp(req[i].type, type) == 0 && !json_object_get(args, req[i].key))
 			return ctl_usage_error(c, "%s", req[i].message);
 	return CTL_CONTINUE;
+}
+
+/* A checkpoint policy's keys as its type spells them (checkpoint.h):
+ * every and mtbf, seconds or "auto". */
+static void checkpoint_keys(json_t *args)
+{
+	static const char *const renames[][2] = { { "every_s", "every" }, { "mtbf_s", "mtbf" } };
+	for (size_t i = 0; i < ARRAY_SIZE(renames); i++) {
+		json_t *v = json_object_get(args, renames[i][0]);
+		if (v) {
+			json_object_set(args, renames[i][1], v);
+			json_object_del(args, renames[i][0]);
+		}
+	}
 }
 
 int cmd_policy_add(struct ctl *c, int argc, char **argv)
@@ -368,9 +472,11 @@ int cmd_policy_add(struct ctl *c, int argc, char **argv)
 		rc = ctl_usage_error(c, "TYPE NAME is required (e.g. interval bt-io)");
 	const char *type = rc == CTL_CONTINUE ? argv[optind] : "";
 	if (rc == CTL_CONTINUE && strcmp(type, "interval") != 0 && strcmp(type, "cron") != 0 &&
-	    strcmp(type, "mtbf") != 0)
-		rc = ctl_usage_error(c, "policy type \"%s\": expected interval, cron or mtbf",
-				     type);
+	    strcmp(type, "mtbf") != 0 && strcmp(type, "checkpoint") != 0)
+		rc = ctl_usage_error(c, "policy type \"%s\": expected interval, cron, mtbf or "
+				     "checkpoint", type);
+	if (rc == CTL_CONTINUE && strcmp(type, "checkpoint") == 0)
+		checkpoint_keys(args);
 	if (rc == CTL_CONTINUE && argc - optind < 2)
 		rc = ctl_usage_error(c, "NAME is required after %s", type);
 	if (rc == CTL_CONTINUE && argc - optind > 2)
