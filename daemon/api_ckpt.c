@@ -124,6 +124,8 @@ static int cmd_checkpoint_create(struct api *api, json_t *args, json_t **result,
 	int rc = need_ckpt(api, err, errlen);
 	if (rc == 0)
 		rc = arg_name(args, "job", 0, &job, err, errlen);
+	if (rc == -ENOENT)
+		rc = 0;
 	if (rc == 0)
 		rc = arg_names(args, "guests", names, MAX_LIST, &n, err, errlen);
 	if (rc == 0)
@@ -156,6 +158,8 @@ static int list_ops(struct api *api, enum db_op_kind kind, json_t *args, json_t 
 	const char *job = NULL;
 	uint64_t limit = 0;
 	int rc = arg_name(args, "job", 0, &job, err, errlen);
+	if (rc == -ENOENT)
+		rc = 0;
 	if (rc == 0)
 		rc = arg_u64(args, "limit", 0, 1000000, &limit, err, errlen);
 	if (rc < 0)
