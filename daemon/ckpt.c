@@ -106,9 +106,12 @@ json_t *ck_guests_json(const struct op *op)
 			json_object_set_new(o, "mode", json_string(g->prog.mode));
 		if (g->be_done && op->row.kind == DB_OP_CHECKPOINT)
 			json_object_set_new(o, "pause_ms", json_integer((json_int_t)g->prog.pause_ms));
-		if (g->be_done)
+		if (g->be_done) {
 			json_object_set_new(o, "backend_ms",
 					    json_integer((json_int_t)g->prog.total_time_ms));
+			json_object_set_new(o, "backend_bytes",
+					    json_integer((json_int_t)g->prog.transferred_bytes));
+		}
 		if (*g->err)
 			json_object_set_new(o, "error", json_string(g->err));
 		json_t *qm = q ? json_array_get(q, i) : NULL;
@@ -608,6 +611,16 @@ static json_t *manifest_json(struct ckpt *ck, const struct op *op)
 static int manifest_task(void *arg, char *err, size_t errlen)
 {
 	struct op *op = arg;
+	for (size_t i = 0; i < op->n; i++) { /* images a backend wrote itself */
+		struct opguest *g = &op->g[i];
+		char rel[PATH_MAX];
+		snprintf(rel, sizeof(rel), "%s/%s.img", op->rel, g->name);
+		if (g->by_path) {
+			int rc = ckpt_store_digest(op->ck->store, rel, &g->bytes, g->sha, err, errlen);
+			if (rc < 0)
+				return rc;
+		}
+	}
 	json_t *m = manifest_json(op->ck, op);
 	char *text = json_dumps(m, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(m);
@@ -793,13 +806,23 @@ static int start_saves(struct ckpt *ck, struct op *op)
 		if (g->ops->guest_config &&
 		    g->ops->guest_config(g->hv, g->name, &g->config, err, sizeof(err)) < 0)
 			g->config = NULL;
+		struct hv_save_params p = { .background = op->background };
 		int rc = ckpt_stream_save(ck->store, rel, &fd, &g->stream, err, sizeof(err));
 		if (rc == 0) {
 			struct hv_image img = { .fd = fd, .path = NULL };
-			struct hv_save_params p = { .background = op->background };
 			rc = g->ops->save_start(g->hv, g->name, &img, &p, &g->hv_id, err, sizeof(err));
 			close(fd);
 			g->launched = rc == 0;
+		}
+		char path[PATH_MAX];
+		if (rc == -ENOTSUP && ckpt_store_local_path(ck->store, rel, path, sizeof(path)) == 0) {
+			/* a backend that writes files itself (libvirt): into the store */
+			ckpt_stream_free(g->stream);
+			g->stream = NULL;
+			struct hv_image img = { .fd = -1, .path = path };
+			rc = g->ops->save_start(g->hv, g->name, &img, &p, &g->hv_id, err, sizeof(err));
+			g->launched = rc == 0;
+			g->by_path = 1;
 		}
 		if (rc < 0) {
 			snprintf(g->err, sizeof(g->err), "save: %s", err);
@@ -899,7 +922,7 @@ static void step_write(struct ckpt *ck, struct op *op)
 	int all = 1;
 	for (size_t i = 0; i < op->n; i++) {
 		poll_save(ck, op, &op->g[i]);
-		all &= op->g[i].be_done && op->g[i].stream_done == 1;
+		all &= op->g[i].be_done && (op->g[i].stream_done == 1 || op->g[i].by_path);
 	}
 	if (*op->why) {
 		to_undo(ck, op);

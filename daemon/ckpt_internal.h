@@ -41,6 +41,7 @@ struct opguest {
 	int stream_done;              /* 1 ok, < 0 failed, 0 running */
 	uint64_t bytes;
 	char sha[CKPT_SHA_HEX];
+	int by_path;                  /* the backend wrote the image file itself */
 	int paused;                   /* we paused it (a checkpoint) */
 	int captured;                 /* its state is taken (the cut) */
 	char *config;                 /* backend's description, for the manifest */

@@ -442,9 +442,12 @@ static void finish(struct ckpt *ck, struct op *op, const char *state)
 	snprintf(op->row.error, sizeof(op->row.error), "%s", op->why);
 	json_t *b = op->row.body;
 	json_object_set_new(b, "total_ms", json_integer((json_int_t)(op->t_end - op->t_start)));
-	if (op->t_agents)
-		json_object_set_new(b, "load_ms", json_integer((json_int_t)(op->t_agents -
-									  op->t_resumed)));
+	if (op->t_resumed && op->t_snapshot)
+		json_object_set_new(b, "load_ms", json_integer((json_int_t)(op->t_resumed -
+									  op->t_snapshot)));
+	if (op->t_paused && op->t_start)
+		json_object_set_new(b, "verify_ms", json_integer((json_int_t)(op->t_paused -
+									    op->t_start)));
 	set_state(ck, op, state);
 	log_info("restore %" PRId64 " of %s %s%s%s", op->row.id, op->row.job, state,
 		 *op->why ? ": " : "", op->why);
@@ -489,6 +492,17 @@ static int start_loads(struct ckpt *ck, struct op *op)
 						sizeof(err));
 			close(fd);
 			g->launched = rc == 0;
+		}
+		char path[PATH_MAX];
+		if (rc == -ENOTSUP && ckpt_store_local_path(ck->store, rel, path, sizeof(path)) == 0) {
+			/* a backend that reads files itself (libvirt); verified already */
+			ckpt_stream_free(g->stream);
+			g->stream = NULL;
+			struct hv_image img = { .fd = -1, .path = path };
+			rc = g->ops->load_start(g->hv, g->name, g->host, &img, &g->hv_id, err,
+						sizeof(err));
+			g->launched = rc == 0;
+			g->by_path = 1;
 		}
 		if (rc < 0) {
 			snprintf(g->err, sizeof(g->err), "load: %s", err);
@@ -579,6 +593,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 		op->t_paused = now_ms();
 		op->phase = R_ROLLBACK;
 		if (op->skip_rollback || !*op->row.snapshot) {
+			op->t_snapshot = 0; /* set when R_ROLLBACK passes below */
 			log_info("restore %" PRId64 ": sfs rollback %s", op->row.id,
 				 op->skip_rollback ? "skipped as asked" : "not needed: no data path");
 			return;
@@ -609,7 +624,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 		int all = 1;
 		for (size_t i = 0; i < op->n; i++) {
 			poll_load(ck, op, &op->g[i]);
-			all &= op->g[i].be_done && op->g[i].stream_done == 1;
+			all &= op->g[i].be_done && (op->g[i].stream_done == 1 || op->g[i].by_path);
 		}
 		if (*op->why) {
 			unload(ck, op);

@@ -398,6 +398,26 @@ static int digest_file(struct sfile *f, uint64_t limit, uint64_t *bytes, char sh
 	return rc;
 }
 
+int ckpt_store_local_path(const struct ckpt_store *st, const char *rel, char *buf, size_t len)
+{
+	if (st->is_sfs)
+		return -ENOTSUP;
+	full_path(st, rel, buf, len);
+	return 0;
+}
+
+int ckpt_store_digest(struct ckpt_store *st, const char *rel, uint64_t *bytes,
+		      char sha[CKPT_SHA_HEX], char *err, size_t errlen)
+{
+	struct sfile f;
+	int rc = sfile_open(st, NULL, rel, 0, &f, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = digest_file(&f, UINT64_MAX, bytes, sha);
+	sfile_close(&f);
+	return rc < 0 ? fail(st, rel, "read", rc, err, errlen) : 0;
+}
+
 int ckpt_store_verify(struct ckpt_store *st, const char *rel, uint64_t bytes,
 		      const char *sha, char *err, size_t errlen)
 {

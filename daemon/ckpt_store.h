@@ -58,6 +58,12 @@ int ckpt_store_get(struct ckpt_store *st, const char *rel, size_t max, char **da
 /* Bytes of a stored file, -ENOENT when missing. */
 int ckpt_store_size(struct ckpt_store *st, const char *rel, uint64_t *bytes, char *err,
 		    size_t errlen);
+/* The store's own path of rel, for a backend that writes the file itself
+ * (a directory store only: -ENOTSUP for sfs). */
+int ckpt_store_local_path(const struct ckpt_store *st, const char *rel, char *buf, size_t len);
+/* Read rel whole: its length and SHA-256. */
+int ckpt_store_digest(struct ckpt_store *st, const char *rel, uint64_t *bytes,
+		      char sha_hex[CKPT_SHA_HEX], char *err, size_t errlen);
 /* Read rel whole: 0 when its length and SHA-256 are the ones given;
  * -EBADMSG naming both checksums, or the read's error. */
 int ckpt_store_verify(struct ckpt_store *st, const char *rel, uint64_t bytes,
