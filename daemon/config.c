@@ -155,6 +155,9 @@ static const struct opt opts[] = {
 	  "(QEMU background-snapshot), where the backend can" },
 	{ "checkpoint.keep", NUM(OPT_UINT, ckpt_keep), "3", 0, 100000, 0,
 	  "complete checkpoints kept per job unless its policy says (0: all)" },
+	{ "checkpoint.sim_store_bandwidth", NUM(OPT_RATE, ckpt_sim_store_bps), "1g", 1, 1e15, 0,
+	  "sim backend: the checkpoint store's bandwidth its model shares among saves and "
+	  "loads, bytes/s" },
 };
 
 

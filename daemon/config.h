@@ -91,6 +91,7 @@ struct migd_config {
 	char ckpt_sfs_conf[PATH_MAX];
 	int ckpt_background;
 	unsigned ckpt_keep;
+	uint64_t ckpt_sim_store_bps;
 
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */

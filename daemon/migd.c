@@ -147,6 +147,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	o->progress_interval_ms = conf->progress_interval_ms;
 	o->env.time_scale = conf->time_scale;
 	o->env.seed = conf->seed;
+	o->env.store_bps = conf->ckpt_sim_store_bps;
 	o->env.state_dir = state_dir;
 	db_quiesce_mode_parse(conf->quiesce, &o->knobs_default.quiesce); /* checked by config */
 	o->knobs_default.quiesce_deadline_ms = (unsigned)(conf->quiesce_deadline_s * 1e3 + 0.5);
