@@ -224,48 +224,28 @@ int ck_task_done(struct op *op)
 	return 1;
 }
 
-void ck_owe_resume(struct ckpt *ck, const char *guest)
+void ck_owe_resume(struct ckpt *ck, const char *guest, int reconnect)
 {
-	struct owed *p = realloc(ck->owed, (ck->n_owed + 1) * sizeof(*p));
-	if (!p)
+	struct qowed *p = realloc(ck->owed, (ck->n_owed + 1) * sizeof(*p));
+	if (!p) {
+		log_warnx("out of memory: %s's agent is left to its watchdog", guest);
 		return;
+	}
 	ck->owed = p;
-	struct owed *o = &ck->owed[ck->n_owed++];
-	snprintf(o->guest, sizeof(o->guest), "%s", guest);
-	o->until_ms = now_ms() + CKPT_OWED_RESUME_MS;
-	o->req = 0;
+	qowed_init(&ck->owed[ck->n_owed++], guest, CKPT_OWED_RESUME_MS, reconnect);
 }
 
-/* Send owed resumes to agents that are back; forget answered or expired ones. */
+/* Send owed resumes to agents that are back; drop settled ones. */
 static void owed_tick(struct ckpt *ck)
 {
 	struct agent_link *al = exec_agents(ck->ex);
-	uint64_t now = now_ms();
-	for (size_t i = 0; i < ck->n_owed;) {
-		struct owed *o = &ck->owed[i];
-		int drop = !al || now > o->until_ms;
-		struct agent_status st;
-		if (!drop && o->req) {
-			struct agent_reply rep;
-			int rc = agent_link_reply(al, o->req, &rep);
-			if (rc != 0) {
-				log_info("owed resume of %s: %s", o->guest,
-					 rc == 1 && rep.ok ? "ok" : rc == 1 ? rep.error : "no answer");
-				agent_link_forget(al, o->req);
-				o->req = 0;
-				drop = rc == 1;
-			}
-		} else if (!drop && agent_link_status(al, o->guest, &st) == 0 && st.connected) {
-			if (agent_link_send(al, o->guest, "resume", 0, QGROUP_RESUME_MS, &o->req) < 0)
-				o->req = 0;
-		}
-		if (drop) {
-			if (o->req && al)
-				agent_link_forget(al, o->req);
-			ck->owed[i] = ck->owed[--ck->n_owed];
-		} else {
-			i++;
-		}
+	for (size_t i = ck->n_owed; i-- > 0;) {
+		struct qowed *o = &ck->owed[i];
+		if (qowed_poll(al, o) == 0)
+			continue;
+		log_info("owed resume of %s%s: %s", o->guest, o->reconnect ? " (reconnect)" : "",
+			 o->outcome);
+		ck->owed[i] = ck->owed[--ck->n_owed];
 	}
 }
 
@@ -1196,7 +1176,7 @@ static int reconcile_checkpoint(struct ckpt *ck, struct db_op *row)
 		    og.ops->guest_resume(og.hv, name, err, sizeof(err)) < 0)
 			log_warnx("checkpoint %" PRId64 ": resume of %s after a restart: %s", row->id,
 				  name, err);
-		ck_owe_resume(ck, name);
+		ck_owe_resume(ck, name, 0);
 	}
 	char err[320] = "";
 	const char *rel = json_string_value(json_object_get(row->body, "store_path"));

@@ -85,12 +85,6 @@ struct watch {
 	unsigned strikes;             /* scans in a row the backend did not answer */
 };
 
-struct owed {
-	char guest[DB_NAME_MAX];
-	uint64_t until_ms;
-	uint64_t req;
-};
-
 struct ckpt {
 	struct db *db;
 	struct executor *ex;
@@ -102,7 +96,7 @@ struct ckpt {
 	struct watch *w;
 	size_t n_w;
 	uint64_t watch_ms;            /* last failure scan */
-	struct owed *owed;
+	struct qowed *owed;
 	size_t n_owed;
 };
 
@@ -116,7 +110,8 @@ void ck_fail(struct ckpt *ck, struct op *op, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int ck_task(struct ckpt *ck, struct op *op, ckpt_task_fn fn);
 int ck_task_done(struct op *op);
-void ck_owe_resume(struct ckpt *ck, const char *guest);
+/* A resume owed to guest's agent (quiesce.h, qowed); reconnect after a restore. */
+void ck_owe_resume(struct ckpt *ck, const char *guest, int reconnect);
 int ck_guest_driver(struct ckpt *ck, struct opguest *g, char *err, size_t errlen);
 const struct op *ck_op_of_guest(const struct ckpt *ck, const char *guest);
 const struct op *ck_op_of_job(const struct ckpt *ck, const char *job);

@@ -647,7 +647,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 				ck_fail(ck, op, "resume of %s: %s", g->name, err);
 				rc = -EIO;
 			}
-			ck_owe_resume(ck, g->name); /* its agent was quiesced at the cut */
+			ck_owe_resume(ck, g->name, 1); /* its agent was quiesced at the cut */
 		}
 		op->t_agents = now_ms();
 		if (db_begin(ck->db) == 0) {

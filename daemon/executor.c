@@ -502,10 +502,8 @@ static void owe_resume(struct executor *ex, int64_t id, const char *guest)
 		return;
 	}
 	struct owed_resume *o = &ex->owed[ex->n_owed++];
-	memset(o, 0, sizeof(*o));
 	o->id = id;
-	snprintf(o->guest, sizeof(o->guest), "%s", guest);
-	o->until_ms = now_ms() + OWED_RESUME_MS;
+	qowed_init(&o->q, guest, OWED_RESUME_MS, 0);
 	log_info("migration %" PRId64 ": %s may be quiesced; resuming it when its agent answers",
 		 id, guest);
 }
@@ -821,7 +819,7 @@ static int lost(struct executor *ex, struct running *r, const char *err)
 		return rc;
 	snprintf(why, sizeof(why), "the backend lost the migration: %s", err);
 	rc = reconcile_row(ex, &m, why);
-	if (rc == 0 && r->quiesce_sent)
+	if (rc == 0 && r->q && qgroup_member(r->q, 0)->quiesce_sent)
 		owe_resume(ex, m.id, m.guest);
 	return rc;
 }
@@ -831,8 +829,7 @@ void remove_running(struct executor *ex, size_t i)
 	struct running *r = &ex->run[i];
 	if (r->launched && r->be->ops->migrate_forget)
 		r->be->ops->migrate_forget(r->be->hv, r->hv_id);
-	if (r->req_id && ex->agents)
-		agent_link_forget(ex->agents, r->req_id);
+	qgroup_free(r->q);
 	ex->run[i] = ex->run[--ex->n_run];
 	ex->dirty = 1; /* a slot and maybe a job freed up */
 }
@@ -844,12 +841,6 @@ int agent_connected(struct executor *ex, const char *guest)
 {
 	struct agent_status st;
 	return ex->agents && agent_link_status(ex->agents, guest, &st) == 0 && st.connected;
-}
-
-static int64_t result_int(json_t *result, const char *key)
-{
-	json_t *v = json_object_get(result, key);
-	return json_is_number(v) && json_number_value(v) >= 0 ? (int64_t)json_number_value(v) : -1;
 }
 
 /*
@@ -866,12 +857,13 @@ int start_resume(struct executor *ex, size_t i, struct db_migration *m)
 	if (rc < 0)
 		return rc;
 	r->phase = RUN_RESUMING;
-	r->req_id = 0;
-	rc = ex->agents ? agent_link_send(ex->agents, r->guest, "resume", 0, RESUME_WAIT_MS,
-					 &r->req_id) : -ENOTCONN;
-	if (rc == 0) {
-		r->req_sent_ms = now_ms();
-		return 0;
+	if (r->q && qgroup_member(r->q, 0)->quiesce_sent) {
+		qgroup_resume(r->q);
+		const struct qgroup_member *qm = qgroup_member(r->q, 0);
+		if (qm->req)
+			return 0;
+		snprintf(m->resume, sizeof(m->resume), "%s", qm->resume);
+		return 1;
 	}
 	snprintf(m->resume, sizeof(m->resume), "no-agent (its watchdog resumes)");
 	return 1; /* over: the caller ends the row */
@@ -892,22 +884,12 @@ int end_row(struct executor *ex, size_t i, struct db_migration *m)
 static void poll_resuming(struct executor *ex, size_t i)
 {
 	struct running *r = &ex->run[i];
-	struct agent_reply rep;
 	struct db_migration m;
-	int rc = agent_link_reply(ex->agents, r->req_id, &rep);
-	if (rc == 0 || db_mig_get(ex->db, r->id, &m) < 0)
+	if (!qgroup_poll(r->q) || db_mig_get(ex->db, r->id, &m) < 0)
 		return;
-	if (rc == 1) {
-		m.resume_ms = (int64_t)rep.rtt_ms;
-		if (rep.ok)
-			snprintf(m.resume, sizeof(m.resume), "ok");
-		else
-			snprintf(m.resume, sizeof(m.resume), "error: %.200s", rep.error);
-	} else {
-		m.resume_ms = -1;
-		snprintf(m.resume, sizeof(m.resume), "%s (its watchdog resumes)",
-			 rc == -ETIMEDOUT ? "no reply" : "agent gone");
-	}
+	const struct qgroup_member *qm = qgroup_member(r->q, 0);
+	m.resume_ms = qm->resume_ms;
+	snprintf(m.resume, sizeof(m.resume), "%s", qm->resume);
 	if (strcmp(m.resume, "ok") != 0)
 		log_warnx("migration %" PRId64 ": resume of %s: %s", m.id, m.guest, m.resume);
 	json_t *ev = mig_event("migration.resumed", &m, exec_now_ns(ex));
@@ -924,32 +906,20 @@ static void poll_resuming(struct executor *ex, size_t i)
 static void poll_quiescing(struct executor *ex, size_t i)
 {
 	struct running *r = &ex->run[i];
-	struct agent_reply rep = { 0 };
 	struct db_migration m;
-	int rc = agent_link_reply(ex->agents, r->req_id, &rep);
-	if ((rc == 0 && !r->abort_requested) || db_mig_get(ex->db, r->id, &m) < 0)
+	int settled = qgroup_poll(r->q);
+	if ((!settled && !r->abort_requested) || db_mig_get(ex->db, r->id, &m) < 0)
 		return;
-	int ok = rc == 1 && rep.ok;
-	m.quiesce_ms = rc == 1 ? (int64_t)rep.rtt_ms : (int64_t)(now_ms() - r->req_sent_ms);
-	if (rc == 1) {
-		m.drained_requests = result_int(rep.result, "drained_requests");
-		m.drained_bytes = result_int(rep.result, "drained_bytes");
-	}
-	if (ok)
-		snprintf(m.quiesce, sizeof(m.quiesce), "ok");
-	else if (rc == 1 && json_is_true(json_object_get(rep.result, "missed_deadline")))
-		snprintf(m.quiesce, sizeof(m.quiesce), "missed: %.200s", rep.error);
-	else if (rc == 1)
-		snprintf(m.quiesce, sizeof(m.quiesce), "error: %.200s", rep.error);
-	else if (rc == -ETIMEDOUT)
-		snprintf(m.quiesce, sizeof(m.quiesce), "missed: no answer within %u ms",
-			 m.knobs.quiesce_deadline_ms + QUIESCE_GRACE_MS);
-	else if (rc == 0)
-		snprintf(m.quiesce, sizeof(m.quiesce), "error: aborted while quiescing");
-	else
+	if (!settled)
+		qgroup_cancel(r->q, "aborted while quiescing");
+	const struct qgroup_member *qm = qgroup_member(r->q, 0);
+	int ok = strcmp(qm->quiesce, "ok") == 0;
+	m.quiesce_ms = qm->quiesce_ms;
+	m.drained_requests = qm->drained_requests;
+	m.drained_bytes = qm->drained_bytes;
+	snprintf(m.quiesce, sizeof(m.quiesce), "%s", qm->quiesce);
+	if (strcmp(m.quiesce, "no-agent") == 0) /* gone between the look and the send */
 		snprintf(m.quiesce, sizeof(m.quiesce), "error: agent gone");
-	agent_link_forget(ex->agents, r->req_id);
-	r->req_id = 0;
 	log_info("migration %" PRId64 ": quiesce of %s: %s in %" PRId64 " ms", m.id, m.guest,
 		 m.quiesce, m.quiesce_ms);
 	db_event_transient(ex->db, mig_event("migration.quiesced", &m, exec_now_ns(ex)));
@@ -964,8 +934,7 @@ static void poll_quiescing(struct executor *ex, size_t i)
 			log_warnx("migration %" PRId64 ": not written; trying again", m.id);
 		return;
 	}
-	rc = start_resume(ex, i, &m);
-	if (rc == 1)
+	if (start_resume(ex, i, &m) == 1)
 		end_row(ex, i, &m);
 }
 
@@ -999,7 +968,7 @@ static void poll_one(struct executor *ex, size_t i)
 		return;
 	r->end = END_BACKEND;
 	r->final = p;
-	if (!r->quiesce_sent || (rc = start_resume(ex, i, &m)) == 1)
+	if (!r->q || (rc = start_resume(ex, i, &m)) == 1)
 		end_row(ex, i, &m);
 }
 
@@ -1025,37 +994,24 @@ static void owed_done(struct executor *ex, const struct owed_resume *o, const ch
 		m.resume_ns = exec_now_ns(ex);
 	if (commit_row(ex, &m, "migration.resumed") < 0)
 		log_warnx("migration %" PRId64 ": resume after restart not written", o->id);
-	log_info("migration %" PRId64 ": resume of %s after the restart: %s", o->id, o->guest,
+	log_info("migration %" PRId64 ": resume of %s after the restart: %s", o->id, o->q.guest,
 		 what);
 }
 
 static void pay_owed(struct executor *ex)
 {
-	uint64_t now = now_ms();
 	for (size_t i = ex->n_owed; i-- > 0;) {
 		struct owed_resume *o = &ex->owed[i];
-		struct agent_reply rep;
-		int rc = 1, over = 0;
-		if (!o->req_id && agent_connected(ex, o->guest) &&
-		    agent_link_send(ex->agents, o->guest, "resume", 0, RESUME_WAIT_MS, &o->req_id) == 0)
-			o->sent_ms = now;
-		if (o->req_id && (rc = agent_link_reply(ex->agents, o->req_id, &rep)) != 0) {
-			char what[DB_TEXT_MAX];
-			if (rc == 1)
-				snprintf(what, sizeof(what), "%s%.200s (after a restart)",
-					 rep.ok ? "ok" : "error: ", rep.ok ? "" : rep.error);
-			else
-				snprintf(what, sizeof(what), "no reply after a restart (its watchdog "
-					 "resumes)");
-			owed_done(ex, o, what, rc == 1 ? (int64_t)rep.rtt_ms : -1);
-			agent_link_forget(ex->agents, o->req_id);
-			over = 1;
-		} else if (!o->req_id && now >= o->until_ms) {
-			owed_done(ex, o, "no-agent after a restart (its watchdog resumes)", -1);
-			over = 1;
-		}
-		if (over)
-			*o = ex->owed[--ex->n_owed];
+		if (qowed_poll(ex->agents, &o->q) == 0)
+			continue;
+		char what[DB_TEXT_MAX];
+		if (strncmp(o->q.outcome, "ok", 2) == 0 || strncmp(o->q.outcome, "error", 5) == 0)
+			snprintf(what, sizeof(what), "%s (after a restart)", o->q.outcome);
+		else
+			snprintf(what, sizeof(what), "%s after a restart (its watchdog resumes)",
+				 o->q.outcome);
+		owed_done(ex, o, what, o->q.ms);
+		*o = ex->owed[--ex->n_owed];
 	}
 }
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "executor.h"
+#include "quiesce.h"
 
 #define MAX_BACKENDS 8
 /* Real-time bounds of the agent phases: a quiesce answer is awaited for its
@@ -23,8 +24,8 @@
  * sent if the agent shows up within OWED_RESUME_MS (its watchdog, 10 s by
  * default, has resumed the guest by then anyway); the lull is checked again
  * this often while a migration waits for one. */
-#define QUIESCE_GRACE_MS 1000
-#define RESUME_WAIT_MS 3000
+#define QUIESCE_GRACE_MS QGROUP_GRACE_MS
+#define RESUME_WAIT_MS QGROUP_RESUME_MS
 #define OWED_RESUME_MS 15000
 #define LULL_CHECK_MS 100
 
@@ -60,9 +61,7 @@ struct running {
 	char guest[DB_NAME_MAX], src[DB_NAME_MAX], dst[DB_NAME_MAX];
 	double cap_bps;                /* the planner's bandwidth cap */
 	/* the agent side */
-	int quiesce_sent;              /* so a resume is owed */
-	uint64_t req_id;               /* the quiesce or resume awaited */
-	uint64_t req_sent_ms;
+	struct qgroup *q;              /* the quiesce and resume (quiesce.h); NULL: none asked */
 	enum run_end end;
 	struct hv_progress final;      /* END_BACKEND */
 	char end_why[DB_TEXT_MAX];     /* the others */
@@ -79,11 +78,8 @@ struct lull_hold {
 
 /* A resume owed after a restart, to a guest whose agent may come back. */
 struct owed_resume {
-	int64_t id;
-	char guest[DB_NAME_MAX];
-	uint64_t until_ms;
-	uint64_t req_id;               /* 0: not sent yet */
-	uint64_t sent_ms;
+	int64_t id;                    /* the row it is recorded on */
+	struct qowed q;
 };
 
 struct executor {

@@ -114,7 +114,7 @@ int launch(struct executor *ex, size_t i, struct db_migration *m)
 		  *err ? err : "the backend refused");
 	r->end = END_FAIL;
 	snprintf(r->end_why, sizeof(r->end_why), "%s", *err ? err : "the backend refused");
-	if (!r->quiesce_sent || start_resume(ex, i, m) == 1)
+	if (!r->q || start_resume(ex, i, m) == 1)
 		end_row(ex, i, m);
 	return 0;
 }
@@ -181,13 +181,15 @@ static void start_one(struct executor *ex, struct db_migration *m, double cap_bp
 		return;
 	}
 	r->phase = RUN_QUIESCING;
-	r->quiesce_sent = 1;
-	r->req_sent_ms = now_ms();
-	int rc = agent_link_send(ex->agents, m->guest, "quiesce", m->knobs.quiesce_deadline_ms,
-				 m->knobs.quiesce_deadline_ms + QUIESCE_GRACE_MS, &r->req_id);
-	if (rc < 0) /* the agent went between the look and the send: settled at the next poll */
-		log_warnx("migration %" PRId64 ": quiesce not sent to %s: %s", m->id, m->guest,
-			  strerror(-rc));
+	const char *name = m->guest;
+	if (!(r->q = qgroup_new(ex->agents, &name, 1))) {
+		fail_row(m, exec_now_ns(ex), "out of memory");
+		commit_row(ex, m, "migration.failed");
+		remove_running(ex, i);
+		return;
+	}
+	/* an agent gone between the look and the send: settled at the next poll */
+	qgroup_quiesce(r->q, m->knobs.quiesce_deadline_ms);
 }
 
 /* Starts: every row to started in one transaction, then each on its way

@@ -12,16 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-struct member {
-	char guest[DB_NAME_MAX];
-	uint64_t req;              /* awaited request, 0: none */
-	uint64_t sent_ms;
-	int quiesce_sent;
-	char quiesce[192];
-	int64_t quiesce_ms;
-	char resume[192];
-	int64_t resume_ms;
-};
+#define member qgroup_member
 
 struct qgroup {
 	struct agent_link *al;
@@ -41,6 +32,7 @@ struct qgroup *qgroup_new(struct agent_link *al, const char *const *guests, size
 	for (size_t i = 0; i < n; i++) {
 		snprintf(g->m[i].guest, sizeof(g->m[i].guest), "%s", guests[i]);
 		g->m[i].quiesce_ms = g->m[i].resume_ms = -1;
+		g->m[i].drained_requests = g->m[i].drained_bytes = -1;
 	}
 	return g;
 }
@@ -110,6 +102,12 @@ static int settle(struct qgroup *g, struct member *m)
 	int64_t ms = rc == 1 ? (int64_t)rep.rtt_ms : (int64_t)(now_ms() - m->sent_ms);
 	if (!g->resuming) {
 		m->quiesce_ms = ms;
+		if (rc == 1) {
+			json_t *v = json_object_get(rep.result, "drained_requests");
+			m->drained_requests = json_is_integer(v) ? json_integer_value(v) : -1;
+			v = json_object_get(rep.result, "drained_bytes");
+			m->drained_bytes = json_is_integer(v) ? json_integer_value(v) : -1;
+		}
 		if (rc == 1 && rep.ok)
 			snprintf(m->quiesce, sizeof(m->quiesce), "ok");
 		else if (rc == 1 && json_is_true(json_object_get(rep.result, "missed_deadline")))
@@ -175,6 +173,24 @@ json_t *qgroup_json(const struct qgroup *g)
 	return a;
 }
 
+const struct qgroup_member *qgroup_member(const struct qgroup *g, size_t i)
+{
+	return i < g->n ? &g->m[i] : NULL;
+}
+
+void qgroup_cancel(struct qgroup *g, const char *why)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		struct member *m = &g->m[i];
+		if (!m->req || g->resuming)
+			continue;
+		agent_link_forget(g->al, m->req);
+		m->req = 0;
+		m->quiesce_ms = (int64_t)(now_ms() - m->sent_ms);
+		snprintf(m->quiesce, sizeof(m->quiesce), "error: %s", why);
+	}
+}
+
 int64_t qgroup_quiesce_ms(const struct qgroup *g)
 {
 	int64_t mx = 0;
@@ -182,4 +198,64 @@ int64_t qgroup_quiesce_ms(const struct qgroup *g)
 		if (g->m[i].quiesce_ms > mx)
 			mx = g->m[i].quiesce_ms;
 	return mx;
+}
+
+/* ---- owed resumes ---- */
+
+static int send_resume(struct agent_link *al, const char *guest, int reconnect, uint64_t *req)
+{
+	(void)reconnect; /* TODO(reconn): agent_link_send_resume */
+	return agent_link_send(al, guest, "resume", 0, QGROUP_RESUME_MS, req);
+}
+
+void qowed_init(struct qowed *o, const char *guest, unsigned within_ms, int reconnect)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->guest, sizeof(o->guest), "%s", guest);
+	o->until_ms = now_ms() + within_ms;
+	o->reconnect = reconnect;
+	o->ms = -1;
+}
+
+static int qowed_settle(struct qowed *o, const char *outcome, int64_t ms)
+{
+	snprintf(o->outcome, sizeof(o->outcome), "%s", outcome);
+	o->ms = ms;
+	return 1;
+}
+
+int qowed_poll(struct agent_link *al, struct qowed *o)
+{
+	struct agent_status st;
+	uint64_t now = now_ms();
+	if (!al)
+		return qowed_settle(o, "no-agent", -1);
+	if (!o->req && agent_link_status(al, o->guest, &st) == 0 && st.connected &&
+	    send_resume(al, o->guest, o->reconnect, &o->req) == 0)
+		o->sent_ms = now;
+	if (o->req) {
+		struct agent_reply rep;
+		int rc = agent_link_reply(al, o->req, &rep);
+		if (rc == 0)
+			return 0;
+		char what[192];
+		if (rc == 1)
+			snprintf(what, sizeof(what), "%s%.160s", rep.ok ? "ok" : "error: ",
+				 rep.ok ? "" : rep.error);
+		agent_link_forget(al, o->req);
+		o->req = 0;
+		if (rc == 1)
+			return qowed_settle(o, what, (int64_t)rep.rtt_ms);
+		if (now >= o->until_ms)
+			return qowed_settle(o, "no reply", -1);
+		return 0; /* an old connection, maybe: try again when it is heard from */
+	}
+	return now >= o->until_ms ? qowed_settle(o, "no-agent", -1) : 0;
+}
+
+void qowed_forget(struct agent_link *al, struct qowed *o)
+{
+	if (al && o->req)
+		agent_link_forget(al, o->req);
+	o->req = 0;
 }
