@@ -15,6 +15,14 @@
  *  - the agent resumes every client before it exits, and if it dies
  *    instead, each client reopens its gate when the socket closes.
  *
+ * A resume from migd may ask the clients to reconnect (after a restore
+ * from a checkpoint their TCP state is from the cut, the servers' is not);
+ * the ones the agent decides on its own, the watchdog's and the one before
+ * it exits, always do: migd was not heard from, so whether the guest was
+ * restored is unknown, and a fresh connection costs a handshake where a
+ * stale one costs a TCP timeout. A resume after a deadline missed does not
+ * (no quiesce completed, so no checkpoint can have been cut).
+ *
  * The link to migd is ZeroMQ's: the DEALER reconnects by itself with
  * exponential backoff (ZMQ_RECONNECT_IVL 100 ms up to reconnect_max_ms),
  * heartbeats detect a dead peer, and the socket monitor tells us when a
@@ -94,8 +102,9 @@ static double ms_since(uint64_t start_ns)
 
 /* --- resuming --- */
 
-/* Open every client's gate. Returns how many clients were told. */
-static unsigned resume_clients(struct agent *a)
+/* Open every client's gate, after it drops its server connections when
+ * reconnect is set. Returns how many clients were told. */
+static unsigned resume_clients(struct agent *a, int reconnect)
 {
 	unsigned n = 0;
 	/* local_send may drop a client, which moves the last one into slot i. */
@@ -107,7 +116,9 @@ static unsigned resume_clients(struct agent *a)
 		}
 		c->pending = 0;
 		c->held = 0;
-		if (local_send(a, c, AGENT_LOCAL_RESUME, c->quiesce_id, NULL) == 0) {
+		struct agent_local_msg m = { .type = AGENT_LOCAL_RESUME, .id = c->quiesce_id,
+					     .reconnect = reconnect };
+		if (local_send_msg(a, c, &m) == 0) {
 			n++;
 			i++;
 		}
@@ -234,7 +245,7 @@ static void quiesce_missed(struct agent *a)
 	}
 	json_t *result = drained_result(a);
 	json_object_set_new(result, "missed_deadline", json_true());
-	unsigned n = resume_clients(a);
+	unsigned n = resume_clients(a, 0);
 	migd_send(a, agent_msg_reply_error(a->op_id, result, "deadline %llu ms missed: %u "
 					   "client%s still draining:%s; resumed %u clients",
 					   (unsigned long long)a->op_deadline_ms, n_slow,
@@ -293,7 +304,7 @@ static void cmd_resume(struct agent *a, const struct agent_cmd *cmd)
 	char idbuf[120], opbuf[120];
 	double held_ms = a->state == AGENT_QUIESCED ? ms_since(a->quiesced_at_ns) : 0.0;
 	enum agent_state was = a->state;
-	unsigned n = resume_clients(a);
+	unsigned n = resume_clients(a, cmd->reconnect);
 	if (was == AGENT_QUIESCING) {
 		json_t *result = drained_result(a);
 		migd_send(a, agent_msg_reply_error(a->op_id, result, "cancelled by resume id=%s "
@@ -303,11 +314,12 @@ static void cmd_resume(struct agent *a, const struct agent_cmd *cmd)
 			 id_text(a->op_id, opbuf, sizeof(opbuf)));
 	}
 	op_clear(a);
-	json_t *r = json_pack("{s:i, s:f}", "clients", (int)n, "held_ms", held_ms);
+	json_t *r = json_pack("{s:i, s:f, s:b}", "clients", (int)n, "held_ms", held_ms,
+			      "reconnect", cmd->reconnect);
 	migd_send(a, agent_msg_reply_ok(cmd->id, r));
-	log_info("audit: migd resume id=%s: ok, %u clients resumed, held %.1f ms%s",
-		 id_text(cmd->id, idbuf, sizeof(idbuf)), n, held_ms,
-		 was == AGENT_IDLE ? " (was not quiesced)" : "");
+	log_info("audit: migd resume id=%s%s: ok, %u clients resumed, held %.1f ms%s",
+		 id_text(cmd->id, idbuf, sizeof(idbuf)), cmd->reconnect ? " reconnect" : "", n,
+		 held_ms, was == AGENT_IDLE ? " (was not quiesced)" : "");
 }
 
 static void watchdog_fire(struct agent *a)
@@ -322,10 +334,10 @@ static void watchdog_fire(struct agent *a)
 						   "before every client drained",
 						   a->opts.watchdog_ms));
 	}
-	unsigned n = resume_clients(a);
+	unsigned n = resume_clients(a, 1);
 	log_info("audit: watchdog quiesce id=%s: no resume within %u ms (%.0f ms since the "
-		 "quiesce); resumed %u clients", id_text(a->op_id, idbuf, sizeof(idbuf)),
-		 a->opts.watchdog_ms, since_ms, n);
+		 "quiesce); resumed %u clients, reconnecting",
+		 id_text(a->op_id, idbuf, sizeof(idbuf)), a->opts.watchdog_ms, since_ms, n);
 	op_clear(a);
 }
 
@@ -590,9 +602,9 @@ int agent_run(struct agent *a)
 	}
 	if (a->state != AGENT_IDLE) {
 		char idbuf[120];
-		unsigned n = resume_clients(a);
-		log_info("audit: agent exit quiesce id=%s: resumed %u clients before exiting",
-			 id_text(a->op_id, idbuf, sizeof(idbuf)), n);
+		unsigned n = resume_clients(a, 1);
+		log_info("audit: agent exit quiesce id=%s: resumed %u clients before exiting, "
+			 "reconnecting", id_text(a->op_id, idbuf, sizeof(idbuf)), n);
 	}
 	return 0;
 }

@@ -66,6 +66,8 @@ void local_read(struct agent *a, unsigned i);
 void local_drop(struct agent *a, unsigned i, const char *why);
 int local_send(struct agent *a, struct client *c, enum agent_local_type type, uint64_t id,
 	       const char *error);
+/* The same for a message built by the caller (resume with reconnect). */
+int local_send_msg(struct agent *a, struct client *c, const struct agent_local_msg *m);
 unsigned local_registered(const struct agent *a);
 
 /* agent.c: what local.c reports */

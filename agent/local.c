@@ -150,11 +150,17 @@ static unsigned client_index(const struct agent *a, const struct client *c)
 int local_send(struct agent *a, struct client *c, enum agent_local_type type, uint64_t id,
 	       const char *error)
 {
-	char line[AGENT_LINE_MAX + 1];
 	struct agent_local_msg m = { .type = type, .id = id };
 	if (error)
 		snprintf(m.error, sizeof(m.error), "%.255s", error);
-	int len = agent_local_format(&m, line, sizeof(line));
+	return local_send_msg(a, c, &m);
+}
+
+int local_send_msg(struct agent *a, struct client *c, const struct agent_local_msg *m)
+{
+	char line[AGENT_LINE_MAX + 1];
+	enum agent_local_type type = m->type;
+	int len = agent_local_format(m, line, sizeof(line));
 	if (len < 0)
 		return len;
 	uint64_t deadline_ms = now_ms() + SEND_TIMEOUT_MS;

@@ -105,6 +105,23 @@ static int get_uint(json_t *obj, const char *key, int required, uint64_t max, ui
 	return 0;
 }
 
+/* An optional boolean: 0 (absent is 0 in *out), or -EINVAL naming the value. */
+static int get_opt_bool(json_t *obj, const char *key, int *out, char *err, size_t errlen)
+{
+	char text[80];
+	json_t *v = json_object_get(obj, key);
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v)) {
+		value_text(v, text, sizeof(text));
+		snprintf(err, errlen, "\"%s\" = %s: expected true or false", key, text);
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int cmd_type_of(const char *type, enum agent_cmd_type *out)
 {
 	for (size_t i = 1; i < ARRAY_SIZE(cmd_names); i++) {
@@ -167,6 +184,11 @@ int agent_cmd_parse(const char *text, size_t len, struct agent_cmd *out, json_t 
 		if (rc < 0)
 			goto out;
 	}
+	if (out->type == AGENT_CMD_RESUME) {
+		rc = get_opt_bool(root, "reconnect", &out->reconnect, why, sizeof(why));
+		if (rc < 0)
+			goto out;
+	}
 	out->id = id;
 	id = NULL;
 out:
@@ -199,6 +221,15 @@ json_t *agent_cmd_new(enum agent_cmd_type type, json_t *id, uint64_t deadline_ms
 				agent_cmd_name(type), "id", id);
 	if (msg && type == AGENT_CMD_QUIESCE)
 		json_object_set_new(msg, "deadline_ms", json_integer((json_int_t)deadline_ms));
+	return msg;
+}
+
+json_t *agent_cmd_resume_new(json_t *id, int reconnect)
+{
+	json_t *msg = agent_cmd_new(AGENT_CMD_RESUME, id, 0);
+	/* Only when set: an ordinary resume stays the message it always was. */
+	if (msg && reconnect)
+		json_object_set_new(msg, "reconnect", json_true());
 	return msg;
 }
 
@@ -344,9 +375,13 @@ static int local_fields(json_t *root, struct agent_local_msg *m, char *err, size
 			rc = get_str(root, "error", m->error, sizeof(m->error), err, errlen);
 		return rc;
 	}
+	case AGENT_LOCAL_RESUME:
+		rc = get_opt_bool(root, "reconnect", &m->reconnect, err, errlen);
+		if (rc < 0)
+			return rc;
+		return get_uint(root, "id", 1, INT64_MAX, &m->id, err, errlen);
 	case AGENT_LOCAL_RESUMED:
 	case AGENT_LOCAL_QUIESCE:
-	case AGENT_LOCAL_RESUME:
 		return get_uint(root, "id", 1, INT64_MAX, &m->id, err, errlen);
 	case AGENT_LOCAL_ERROR:
 		return get_str(root, "error", m->error, sizeof(m->error), err, errlen);
@@ -404,9 +439,13 @@ static json_t *local_object(const struct agent_local_msg *m)
 		if (!m->ok)
 			json_object_set_new(o, "error", json_string(m->error));
 		break;
+	case AGENT_LOCAL_RESUME:
+		SET_U64("id", m->id);
+		if (m->reconnect)
+			json_object_set_new(o, "reconnect", json_true());
+		break;
 	case AGENT_LOCAL_RESUMED:
 	case AGENT_LOCAL_QUIESCE:
-	case AGENT_LOCAL_RESUME:
 		SET_U64("id", m->id);
 		break;
 	case AGENT_LOCAL_ERROR:

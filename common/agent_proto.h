@@ -8,8 +8,15 @@
  *    "type".
  *      agent -> migd: hello, activity (every second; also the heartbeat),
  *                     reply {id, ok, result, error?}, error {id?, error}
- *      migd -> agent: quiesce {id, deadline_ms}, resume {id}, ping {id}
+ *      migd -> agent: quiesce {id, deadline_ms}, resume {id, reconnect?},
+ *                     ping {id}
  *    An id is echoed back as it came (a string or an integer).
+ *    resume's "reconnect" (a boolean, absent = false) asks every client to
+ *    drop its sfs server connections before it goes on: after a restore
+ *    from a checkpoint the guest's TCP state is from the cut and the
+ *    servers' is not. The agent's reply to a resume says what it did in
+ *    result.reconnect; an agent older than the flag ignores it (unknown
+ *    keys are ignored in both protocols) and its reply has no "reconnect".
  *
  * 2. libsfs <-> migagent, the local control point: a Unix stream socket
  *    (default AGENT_SOCKET_DEFAULT), one JSON object per line ('\n'
@@ -21,8 +28,14 @@
  *                                                      are cumulative)
  *                       quiesced {id, ok, requests, bytes, time_us, error?}
  *                       resumed {id}
- *      agent -> client: quiesce {id}, resume {id}, error {error}
- *    A client that sees the socket close reopens its gate by itself.
+ *      agent -> client: quiesce {id}, resume {id, reconnect?}, error {error}
+ *    resume's "reconnect" (a boolean, absent = false): close every sfs
+ *    server connection before opening the gate, so the next request of any
+ *    thread connects afresh. A client that sees the socket close drops its
+ *    connections and reopens its gate by itself.
+ *
+ * Unknown keys are ignored by both sides of both protocols, so an optional
+ * field can be added without a new version: an old peer just does without.
  *
  * Parsers never trust the peer: every field is checked for presence, type
  * and range, and the reason for a refusal names the field and the value.
@@ -49,6 +62,7 @@ struct agent_cmd {
 	enum agent_cmd_type type;
 	json_t *id;           /* the command's id (string or integer), a reference */
 	uint64_t deadline_ms; /* quiesce only */
+	int reconnect;        /* resume only: drop sfs server connections first */
 };
 
 /*
@@ -63,6 +77,8 @@ int agent_cmd_parse(const char *text, size_t len, struct agent_cmd *out, json_t 
 void agent_cmd_clear(struct agent_cmd *cmd);
 /* Build a command (for migd's side and tests); id is borrowed. */
 json_t *agent_cmd_new(enum agent_cmd_type type, json_t *id, uint64_t deadline_ms);
+/* A resume, with "reconnect":true when reconnect is set; id is borrowed. */
+json_t *agent_cmd_resume_new(json_t *id, int reconnect);
 const char *agent_cmd_name(enum agent_cmd_type type);
 
 /* --- agent -> migd --- */
@@ -116,6 +132,7 @@ enum agent_local_type {
 struct agent_local_msg {
 	enum agent_local_type type;
 	uint64_t id;                   /* quiesce, quiesced, resume, resumed */
+	int reconnect;                 /* resume: drop server connections first */
 	int64_t pid;                   /* register */
 	char comm[AGENT_COMM_MAX];     /* register */
 	uint64_t read_bytes, write_bytes, inflight, requests; /* stats */

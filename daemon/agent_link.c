@@ -595,8 +595,10 @@ json_t *agent_link_list(struct agent_link *al)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-int agent_link_send(struct agent_link *al, const char *guest, const char *type,
-		    unsigned deadline_ms, unsigned wait_ms, uint64_t *id)
+/* One request of type to guest's agent (see agent_link_send); a resume
+ * carries "reconnect": true when reconnect is set. */
+static int send_request(struct agent_link *al, const char *guest, const char *type,
+			unsigned deadline_ms, int reconnect, unsigned wait_ms, uint64_t *id)
 {
 	struct agent *a = by_guest(al, guest);
 	if (strcmp(type, "quiesce") != 0 && strcmp(type, "resume") != 0 &&
@@ -615,6 +617,9 @@ int agent_link_send(struct agent_link *al, const char *guest, const char *type,
 				(json_int_t)r->id);
 	if (strcmp(type, "quiesce") == 0)
 		json_object_set_new(msg, "deadline_ms", json_integer(deadline_ms));
+	/* Only when set: an ordinary resume stays what older agents know. */
+	if (reconnect && strcmp(type, "resume") == 0)
+		json_object_set_new(msg, "reconnect", json_true());
 	int rc = send_to(al, a->rid, a->rid_len, msg);
 	if (rc < 0) {
 		log_warnx("agent of %s: %s not sent: %s", guest, type, strerror(-rc));
@@ -626,8 +631,21 @@ int agent_link_send(struct agent_link *al, const char *guest, const char *type,
 	r->expire_ms = r->sent_ms + wait_ms;
 	al->n_reqs++;
 	*id = r->id;
-	log_debug("agent of %s: %s %" PRIu64 " sent", guest, type, r->id);
+	log_debug("agent of %s: %s%s %" PRIu64 " sent", guest, type,
+		  reconnect ? " (reconnect)" : "", r->id);
 	return 0;
+}
+
+int agent_link_send(struct agent_link *al, const char *guest, const char *type,
+		    unsigned deadline_ms, unsigned wait_ms, uint64_t *id)
+{
+	return send_request(al, guest, type, deadline_ms, 0, wait_ms, id);
+}
+
+int agent_link_send_resume(struct agent_link *al, const char *guest, int reconnect,
+			   unsigned wait_ms, uint64_t *id)
+{
+	return send_request(al, guest, "resume", 0, reconnect, wait_ms, id);
 }
 
 int agent_link_reply(struct agent_link *al, uint64_t id, struct agent_reply *out)

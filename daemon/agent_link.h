@@ -95,6 +95,18 @@ json_t *agent_link_list(struct agent_link *al);
 int agent_link_send(struct agent_link *al, const char *guest, const char *type,
 		    unsigned deadline_ms, unsigned wait_ms, uint64_t *id);
 /*
+ * agent_link_send of a "resume", with "reconnect": true when reconnect is
+ * set: every sfs client of the guest closes its server connections before
+ * it goes on. For a resume after a restore from a checkpoint (the guest's
+ * TCP state is from the cut, the servers' is not); not after a live
+ * migration, where the connections moved with the guest and reconnecting
+ * would only cost time. The agent's answer has result.reconnect = true
+ * when it passed the flag on (an agent older than the flag ignores it and
+ * leaves reconnect out). The same returns as agent_link_send.
+ */
+int agent_link_send_resume(struct agent_link *al, const char *guest, int reconnect,
+			   unsigned wait_ms, uint64_t *id);
+/*
  * The answer to request id: 1 with *out (result borrowed until
  * agent_link_forget), 0 while still waiting, -ETIMEDOUT when wait_ms passed
  * with no answer, -ECONNRESET when the agent went away first, -ENOENT for an

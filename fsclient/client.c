@@ -154,6 +154,24 @@ void client_chan_put(struct sfs *fs, struct chan *ch)
 		ctl_leave(fs->ctl);
 }
 
+unsigned client_drop_connections(struct sfs *fs)
+{
+	unsigned n = 0;
+	/* The free list, not all_chans: a channel on it belongs to no call,
+	 * and a call takes one only under this lock. */
+	pthread_mutex_lock(&fs->lock);
+	for (struct chan *ch = fs->free_chans; ch; ch = ch->next_free) {
+		n += ch->meta.fd >= 0;
+		sfs_conn_close(&ch->meta);
+		for (unsigned i = 0; i < fs->conf->n_io; i++) {
+			n += ch->io[i].fd >= 0;
+			sfs_conn_close(&ch->io[i]);
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
 /* --- mount --- */
 
 static int conf_load(const char *conf_path, const char *const *overrides,

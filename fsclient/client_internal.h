@@ -73,6 +73,16 @@ struct chan *client_chan_get(struct sfs *fs);
 void client_chan_put(struct sfs *fs, struct chan *ch);
 struct chan *client_chan_get_ungated(struct sfs *fs);
 void client_chan_put_ungated(struct sfs *fs, struct chan *ch);
+/*
+ * Close every server connection (metadata and I/O) of every channel no call
+ * owns, so that the next request on each connects afresh (the next use of
+ * a closed connection connects it: client_conn_ready). For the control
+ * point after a restore from a checkpoint, where the guest's TCP state is
+ * from the cut and the servers' is not: with the gate closed and drained no
+ * call owns a channel, so that is every channel. A channel in use is left
+ * alone (it is not ours to touch). Returns the connections closed.
+ */
+unsigned client_drop_connections(struct sfs *fs);
 /* One request about a handle (APPEND_LOCK, APPEND_UNLOCK) to the
  * metadata server on ch: 0 or a negative errno with the reason in err. */
 int client_meta_handle_call(struct chan *ch, uint16_t op, uint64_t handle, char *err,

@@ -15,6 +15,14 @@
  * agent it tries to register again every second, so a restarted agent
  * finds the clients that were running. A library does not log: what went
  * wrong reaches the agent in the quiesced reply.
+ *
+ * A resume with "reconnect" (after a restore from a checkpoint: the
+ * kernel's TCP state is from the cut, the servers' is not) closes every
+ * server connection before the gate opens, while nothing can be in flight,
+ * so the first request of every thread connects afresh instead of hanging
+ * on a connection the server no longer knows. Losing the agent while held
+ * does the same: nobody is left to say whether the guest was restored, and
+ * a fresh connection costs a handshake where a stale one costs a timeout.
  */
 #include "ctl.h"
 
@@ -73,6 +81,7 @@ struct ctl {
 	/* while draining: what the socket said */
 	int drain_abort;       /* 1 resume came, 2 the agent went away */
 	uint64_t drain_resume_id;
+	int drain_resume_reconnect;
 };
 
 /* --- the gate --- */
@@ -154,6 +163,15 @@ static void gate_open(struct ctl *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Open the gate; first, when asked, close every server connection (see
+ * the top of the file) so that no held caller goes on over a stale one. */
+static void gate_open_reconnect(struct ctl *c, int reconnect)
+{
+	if (reconnect)
+		client_drop_connections(c->fs);
+	gate_open(c);
+}
+
 /* --- the agent socket --- */
 
 static int agent_connect(const char *path)
@@ -181,7 +199,7 @@ static void agent_lost(struct ctl *c)
 	c->sock = -1;
 	c->rlen = 0;
 	if (__atomic_load_n(&c->closed, __ATOMIC_SEQ_CST))
-		gate_open(c);
+		gate_open_reconnect(c, 1);
 }
 
 /* Send one message; the agent is dropped when it cannot take it. */
@@ -294,6 +312,7 @@ static void drain_poll_socket(struct ctl *c)
 		if (rc > 0 && m.type == AGENT_LOCAL_RESUME) {
 			c->drain_abort = 1;
 			c->drain_resume_id = m.id;
+			c->drain_resume_reconnect = m.reconnect;
 		}
 	}
 }
@@ -303,6 +322,7 @@ static void drain_poll_socket(struct ctl *c)
 static int drain(struct ctl *c)
 {
 	c->drain_abort = 0;
+	c->drain_resume_reconnect = 0;
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
 		if (__atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) > 0) {
@@ -384,7 +404,9 @@ static void quiesce(struct ctl *c, uint64_t id)
 	uint64_t start_ns = now_ns(), n_sync = 0;
 	gate_close(c);
 	if (drain(c) < 0) {
-		gate_open(c);
+		/* Calls still in flight keep their channels (and connections);
+		 * the idle ones are dropped when a resume asks. */
+		gate_open_reconnect(c, c->drain_abort == 1 && c->drain_resume_reconnect);
 		if (c->drain_abort == 2)
 			agent_lost(c);
 		else
@@ -407,7 +429,7 @@ static void handle(struct ctl *c, const struct agent_local_msg *m)
 		quiesce(c, m->id);
 		break;
 	case AGENT_LOCAL_RESUME:
-		gate_open(c);
+		gate_open_reconnect(c, m->reconnect);
 		send_simple(c, AGENT_LOCAL_RESUMED, m->id, NULL);
 		break;
 	case AGENT_LOCAL_ERROR:

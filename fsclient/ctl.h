@@ -11,8 +11,11 @@
  * On QUIESCE the control thread closes it (new callers block on a condvar
  * and never see an error), waits for the calls in flight to finish, has
  * the I/O servers make every file written since the last quiesce durable
- * (DF_SYNC), and reports what it drained; RESUME opens the gate. If the
- * agent's socket closes while the gate is closed, the gate opens by itself.
+ * (DF_SYNC), and reports what it drained; RESUME opens the gate, and a
+ * RESUME with reconnect (after a restore from a checkpoint) first closes
+ * every server connection so the next requests connect afresh. If the
+ * agent's socket closes while the gate is closed, the connections are
+ * dropped the same way and the gate opens by itself.
  * The control thread's own requests bypass the gate.
  */
 #ifndef SFS_CTL_H

@@ -11,7 +11,13 @@
  *  - a client that crashes while registered does not hold up a quiesce; one
  *    that hangs costs the deadline, and the others are resumed;
  *  - malformed messages from migd and from clients get errors, and the
- *    agent keeps serving.
+ *    agent keeps serving;
+ *  - after a restore from a checkpoint (connections whose server side is
+ *    gone while the client's still looks idle: tcprelay makes them), a
+ *    resume with reconnect, the watchdog's resume and the agent's death
+ *    all let the writers go on over fresh connections; a plain resume
+ *    does not (the control that shows the stale connections bite);
+ *  - ZeroMQ's heartbeat replaces a stale link to migd by itself.
  * Writers must never see an error and must read back what they wrote.
  * Waits are bounded loops; nothing asserts on timing.
  */
@@ -33,6 +39,7 @@
 #include "fsfixture.h"
 #include "qload.h"
 #include "sfs.h"
+#include "tcprelay.h"
 #include "util.h"
 
 static struct fsfix fx;
@@ -41,7 +48,17 @@ static struct qload_writers writers;
 static pid_t agent_pid;
 static char sock_path[100], agent_log[300];
 
+static struct tcprelay relay, migd_relay;
+static char relay_conf[300];
+
+static void agent_start_at(const char *endpoint, const char *watchdog);
+
 static void agent_start(const char *watchdog)
+{
+	agent_start_at(peer.endpoint, watchdog);
+}
+
+static void agent_start_at(const char *endpoint, const char *watchdog)
 {
 	const char *prog = fsfix_program("MIGAGENT");
 	pid_t parent = getpid();
@@ -53,7 +70,7 @@ static void agent_start(const char *watchdog)
 			_exit(1);
 		int fd = open(agent_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 2);
-		execl(prog, prog, "--migd", peer.endpoint, "--guest", "gtest", "--socket",
+		execl(prog, prog, "--migd", endpoint, "--guest", "gtest", "--socket",
 		      sock_path, "--watchdog", watchdog, "--debug", (char *)NULL);
 		_exit(127);
 	}
@@ -72,9 +89,46 @@ static void agent_kill(int sig)
 	agent_pid = 0;
 }
 
-static void setup_all(unsigned n_writers, size_t transfer_bytes, const char *watchdog)
+/* sfs.conf with every server's address replaced by its relay's. */
+static void write_relay_conf(void)
 {
-	fsfix_start(&fx, 2, "timeout_ms = 20000\n");
+	char text[8192], from[32], to[32];
+	FILE *f = fopen(fx.conf, "r");
+	cr_assert_not_null(f);
+	size_t len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[len] = '\0';
+	for (unsigned i = 0; i <= fx.n_io; i++) {
+		snprintf(from, sizeof(from), "127.0.0.1:%u\n", fx.base_port + i);
+		snprintf(to, sizeof(to), "127.0.0.1:%u\n", relay.ports[i]);
+		char *at = strstr(text, from);
+		cr_assert_not_null(at, "no %s in %s", from, fx.conf);
+		cr_assert_eq(strlen(from), strlen(to)); /* both 5-digit ports */
+		memcpy(at, to, strlen(to));
+	}
+	snprintf(relay_conf, sizeof(relay_conf), "%s/sfs-relay.conf", fx.dir);
+	f = fopen(relay_conf, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(text, 1, len, f), len);
+	fclose(f);
+}
+
+/*
+ * The servers, the agent and writers; with relayed set, the writers reach
+ * every server through tcprelay (so a test can make their connections
+ * stale) and give up on a silent server after 3 s, not 20.
+ */
+static void setup_with(unsigned n_writers, size_t transfer_bytes, const char *watchdog,
+		       int relayed)
+{
+	fsfix_start(&fx, 2, relayed ? "timeout_ms = 3000\n" : "timeout_ms = 20000\n");
+	if (relayed) {
+		unsigned targets[FSFIX_MAX];
+		for (unsigned i = 0; i <= fx.n_io; i++)
+			targets[i] = fx.base_port + i;
+		tcprelay_start(&relay, targets, fx.n_io + 1);
+		write_relay_conf();
+	}
 	snprintf(sock_path, sizeof(sock_path), "%.80s/agent.sock", fx.dir);
 	snprintf(agent_log, sizeof(agent_log), "%s/agent.log", fx.dir);
 	setenv("SFS_AGENT_SOCKET", sock_path, 1);
@@ -84,9 +138,14 @@ static void setup_all(unsigned n_writers, size_t transfer_bytes, const char *wat
 	cr_assert_eq(sfs_connect(fx.conf, NULL, &fs), 0, "%s", sfs_last_error());
 	cr_assert_eq(sfs_mkdir(fs, "/q", 0755), 0, "%s", sfs_last_error());
 	sfs_disconnect(fs);
-	struct qload_writer_opts o = { .conf = fx.conf, .dir = "/q",
+	struct qload_writer_opts o = { .conf = relayed ? relay_conf : fx.conf, .dir = "/q",
 				       .transfer_bytes = transfer_bytes, .blocks = 8 };
 	cr_assert_eq(qload_writers_start(&writers, n_writers, &o), 0);
+}
+
+static void setup_all(unsigned n_writers, size_t transfer_bytes, const char *watchdog)
+{
+	setup_with(n_writers, transfer_bytes, watchdog, 0);
 }
 
 static void teardown_all(void)
@@ -94,6 +153,8 @@ static void teardown_all(void)
 	qload_writers_free(&writers);
 	agent_kill(SIGKILL);
 	qpeer_close(&peer);
+	tcprelay_stop(&relay);
+	tcprelay_stop(&migd_relay);
 	fsfix_stop(&fx);
 }
 
@@ -624,6 +685,182 @@ Test(agent, malformed_messages_from_clients_get_errors)
 	json_decref(r);
 	r = qpeer_call(&peer, "resume", 0, 5000, NULL);
 	cr_assert(r && ok_of(r));
+	json_decref(r);
+	finish();
+}
+
+/* --- after a restore: stale connections --- */
+
+/* resume {reconnect: true} from the migd stand-in; the reply. */
+static json_t *resume_reconnect(long long id)
+{
+	json_t *m = json_pack("{s:i, s:s, s:I, s:b}", "v", 1, "type", "resume", "id",
+			      (json_int_t)id, "reconnect", 1);
+	cr_assert_eq(qpeer_send(&peer, m), 0);
+	json_t *r = qpeer_recv(&peer, "reply", 10000);
+	cr_assert_not_null(r, "no reply to resume with reconnect");
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), id);
+	cr_assert(ok_of(r), "resume failed: %s", json_string_value(json_object_get(r, "error")));
+	return r;
+}
+
+/* Quiesce (asserting ok and every writer held); the writes so far. */
+static uint64_t quiesce_writers(unsigned n)
+{
+	json_t *r = qpeer_call(&peer, "quiesce", 5000, 10000, NULL);
+	cr_assert(r && ok_of(r), "quiesce failed: %s",
+		  r ? json_string_value(json_object_get(r, "error")) : "no reply");
+	cr_assert_eq(result_int(r, "clients"), n);
+	json_decref(r);
+	uint64_t held = qload_writes(&writers);
+	usleep(100000);
+	cr_assert_eq(qload_writes(&writers), held, "a writer made progress while quiesced");
+	return held;
+}
+
+/* Writers hold stale connections to every server: the relay cut them all
+ * while they were quiesced (each writer has at least its I/O servers'). */
+static void make_connections_stale(unsigned n_writers)
+{
+	unsigned cut = tcprelay_cut(&relay);
+	cr_assert_geq(cut, n_writers * fx.n_io, "only %u connections went through the relay",
+		      cut);
+}
+
+/* The servers restarted while the guest was held. Note that this alone
+ * does not need reconnect: a restarted server's FIN makes the idle
+ * connection readable and client_conn_ready replaces it anyway (this test
+ * passes without the drop); the stale cases below are the ones that do. */
+Test(agent, servers_restarted_while_quiesced_writers_go_on_after_resume_with_reconnect)
+{
+	setup_all(3, 256 << 10, "60s");
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	uint64_t held = quiesce_writers(3);
+	/* What the quiesce made durable survives the servers dying hard. */
+	for (unsigned i = 1; i <= fx.n_io; i++) {
+		fsfix_signal(&fx, i, SIGKILL);
+		fsfix_start_server(&fx, i);
+	}
+	json_t *r = resume_reconnect(900);
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "result"), "reconnect")),
+		  "the agent's reply does not say it passed reconnect on");
+	cr_assert_eq(result_int(r, "clients"), 3);
+	json_decref(r);
+	cr_assert(wait_writes_beyond(held + 6), "writers did not go on after the restart");
+	cr_assert(agent_log_contains("audit: migd resume id=900 reconnect: ok, 3 clients"),
+		  "no audit line for the resume with reconnect in %s", agent_log);
+	assert_writers_clean();
+	finish();
+}
+
+Test(agent, stale_connections_are_replaced_on_resume_with_reconnect)
+{
+	setup_with(3, 256 << 10, "60s", 1);
+	wait_clients(3);
+	for (int cycle = 0; cycle < 2; cycle++) {
+		cr_assert(wait_writes_beyond(qload_writes(&writers) + 8));
+		uint64_t held = quiesce_writers(3);
+		make_connections_stale(3);
+		json_decref(resume_reconnect(910 + cycle));
+		/* A stale connection would cost a writer timeout_ms (3 s) and an
+		 * error: assert_writers_clean sees it. */
+		cr_assert(wait_writes_beyond(held + 6), "writers did not go on (cycle %d)", cycle);
+	}
+	assert_writers_clean();
+	finish();
+}
+
+/* The control: without reconnect the same stale connections fail the next
+ * request (after timeout_ms), which is what makes the tests around it
+ * able to fail. Deterministic: every writer's next pwrite goes out on
+ * connections the relay swallows. */
+Test(agent, stale_connections_fail_a_plain_resume)
+{
+	setup_with(2, 256 << 10, "60s", 1);
+	wait_clients(2);
+	cr_assert(wait_writes_beyond(8));
+	quiesce_writers(2);
+	make_connections_stale(2);
+	json_t *r = qpeer_call(&peer, "resume", 0, 10000, NULL);
+	cr_assert(r && ok_of(r), "resume failed");
+	cr_assert(json_is_false(json_object_get(json_object_get(r, "result"), "reconnect")));
+	json_decref(r);
+	uint64_t errors = 0;
+	for (int i = 0; i < 1500 && errors == 0; i++) {
+		usleep(10000);
+		for (unsigned w = 0; w < writers.n; w++)
+			errors += __atomic_load_n(&writers.progress[w].errors, __ATOMIC_RELAXED);
+	}
+	cr_assert_gt(errors, 0, "no writer failed on a stale connection within 15 s: the "
+		     "relay did not make them stale, and the reconnect tests prove nothing");
+	int timed_out = 0;
+	for (unsigned w = 0; w < writers.n; w++)
+		timed_out |= strstr(writers.progress[w].last_error, "timeout") != NULL;
+	cr_assert(timed_out, "the failure was not a timeout: %s / %s",
+		  writers.progress[0].last_error, writers.progress[1].last_error);
+	qload_writers_stop(&writers, 60000); /* their data is not the point here */
+	finish();
+}
+
+Test(agent, watchdog_resume_reconnects)
+{
+	setup_with(3, 256 << 10, "1s", 1);
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	uint64_t held = quiesce_writers(3);
+	make_connections_stale(3);
+	/* migd says nothing more: the watchdog resumes, with reconnect */
+	cr_assert(wait_writes_beyond(held + 6), "the watchdog did not resume the writers");
+	for (int i = 0; i < 100 && !agent_log_contains("audit: watchdog"); i++)
+		usleep(20000);
+	cr_assert(agent_log_contains("resumed 3 clients, reconnecting"),
+		  "no watchdog audit line saying it reconnects in %s", agent_log);
+	assert_writers_clean();
+	finish();
+}
+
+Test(agent, agent_killed_while_quiesced_clients_reconnect_by_themselves)
+{
+	setup_with(3, 256 << 10, "60s", 1);
+	wait_clients(3);
+	cr_assert(wait_writes_beyond(8));
+	uint64_t held = quiesce_writers(3);
+	make_connections_stale(3);
+	agent_kill(SIGKILL);
+	cr_assert(wait_writes_beyond(held + 6), "writers still held after the agent died");
+	assert_writers_clean();
+	finish();
+}
+
+/*
+ * migagent's own link after a restore: its DEALER's connection to migd is
+ * stale too. ZMQ_HEARTBEAT_IVL (1 s) sends a PING, nothing comes back
+ * within ZMQ_HEARTBEAT_TIMEOUT (3 s), ZeroMQ closes the connection and the
+ * DEALER reconnects: a fresh hello reaches migd with no help from us.
+ */
+Test(agent, zmq_heartbeat_replaces_a_stale_link_to_migd)
+{
+	char endpoint[64];
+	fsfix_start(&fx, 1, NULL);
+	snprintf(sock_path, sizeof(sock_path), "%.80s/agent.sock", fx.dir);
+	snprintf(agent_log, sizeof(agent_log), "%s/agent.log", fx.dir);
+	cr_assert_eq(qpeer_open(&peer), 0);
+	unsigned port = 0;
+	cr_assert_eq(sscanf(peer.endpoint, "tcp://127.0.0.1:%u", &port), 1, "%s", peer.endpoint);
+	tcprelay_start(&migd_relay, &port, 1);
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%u", migd_relay.ports[0]);
+	agent_start_at(endpoint, "60s");
+	json_t *r = qpeer_call(&peer, "ping", 0, 5000, NULL);
+	cr_assert(r && ok_of(r), "no answer to ping through the relay");
+	json_decref(r);
+	cr_assert_eq(tcprelay_cut(&migd_relay), 1);
+	json_t *hello = qpeer_recv(&peer, "hello", 20000);
+	cr_assert_not_null(hello, "no new hello within 20 s of the link going stale: the "
+			   "heartbeat did not replace it; see %s", agent_log);
+	json_decref(hello);
+	r = qpeer_call(&peer, "ping", 0, 5000, NULL);
+	cr_assert(r && ok_of(r), "no answer to ping over the new connection");
 	json_decref(r);
 	finish();
 }

@@ -310,3 +310,48 @@ Test(agent_link, ten_thousand_agents_are_found_by_name)
 	cr_log_info("40,000 activity messages from 10,000 agents: %llu ms",
 		    (unsigned long long)(now_ms() - t0));
 }
+
+Test(agent_link, resume_carries_reconnect_only_when_asked)
+{
+	void *s = dealer();
+	hello(s, "g1");
+	uint64_t id;
+	cr_assert_eq(agent_link_send_resume(al, "g1", 1, 5000, &id), 0);
+	json_t *m = hear(s);
+	cr_assert_str_eq(json_string_value(json_object_get(m, "type")), "resume");
+	cr_assert_eq((uint64_t)json_integer_value(json_object_get(m, "id")), id);
+	cr_assert(json_is_true(json_object_get(m, "reconnect")), "no reconnect:true");
+	cr_assert_null(json_object_get(m, "deadline_ms"));
+	json_decref(m);
+	char text[256];
+	snprintf(text, sizeof(text), "{\"v\":1,\"type\":\"reply\",\"id\":%llu,\"ok\":true,"
+		 "\"result\":{\"clients\":2,\"held_ms\":5.0,\"reconnect\":true}}",
+		 (unsigned long long)id);
+	say(s, text);
+	struct agent_reply rep;
+	int rc = 0;
+	for (int i = 0; i < 400 && rc == 0; i++) {
+		pump(1);
+		rc = agent_link_reply(al, id, &rep);
+	}
+	cr_assert_eq(rc, 1);
+	cr_assert(rep.ok);
+	cr_assert(json_is_true(json_object_get(rep.result, "reconnect")));
+	agent_link_forget(al, id);
+
+	/* an ordinary resume, either way it is asked for: no flag at all, so
+	 * an agent older than it sees the message it always did */
+	cr_assert_eq(agent_link_send_resume(al, "g1", 0, 5000, &id), 0);
+	m = hear(s);
+	cr_assert_str_eq(json_string_value(json_object_get(m, "type")), "resume");
+	cr_assert_null(json_object_get(m, "reconnect"));
+	json_decref(m);
+	agent_link_forget(al, id);
+	cr_assert_eq(agent_link_send(al, "g1", "resume", 0, 5000, &id), 0);
+	m = hear(s);
+	cr_assert_null(json_object_get(m, "reconnect"));
+	json_decref(m);
+	agent_link_forget(al, id);
+	cr_assert_eq(agent_link_send_resume(al, "nobody", 1, 1000, &id), -ENOTCONN);
+	zmq_close(s);
+}

@@ -304,3 +304,77 @@ Test(agent_proto, socket_path_env_conf_and_off)
 	cr_assert_null(agent_socket_path("/tmp/a.sock"));
 	unsetenv("SFS_AGENT_SOCKET");
 }
+
+/* resume's optional "reconnect", both protocols: absent is false and is
+ * left out of what we send (an ordinary resume is the message it always
+ * was), true survives a round trip, anything but a boolean is refused, and
+ * on another type it is an unknown key, ignored like every unknown key, so
+ * that old and new peers understand each other both ways. */
+Test(agent_proto, resume_reconnect_flag_round_trips_and_stays_optional)
+{
+	struct agent_cmd c;
+	char err[400];
+	json_t *id = json_string("r-1");
+	for (int reconnect = 0; reconnect <= 1; reconnect++) {
+		json_t *msg = agent_cmd_resume_new(id, reconnect);
+		cr_assert_eq(json_object_get(msg, "reconnect") != NULL, reconnect,
+			     "reconnect %d: key present %d", reconnect,
+			     json_object_get(msg, "reconnect") != NULL);
+		char *text = agent_msg_text(msg);
+		cr_assert_eq(cmd(text, &c, NULL, err), 0, "%s: %s", text, err);
+		cr_assert_eq(c.type, AGENT_CMD_RESUME);
+		cr_assert_eq(c.reconnect, reconnect, "%s", text);
+		cr_assert(json_equal(c.id, id));
+		agent_cmd_clear(&c);
+		free(text);
+	}
+	json_decref(id);
+	cr_assert_eq(cmd("{\"v\":1,\"type\":\"resume\",\"id\":2,\"reconnect\":false}", &c, NULL,
+			 err), 0, "%s", err);
+	cr_assert_eq(c.reconnect, 0);
+	agent_cmd_clear(&c);
+	/* an old migd's resume: no flag */
+	cr_assert_eq(cmd("{\"v\":1,\"type\":\"resume\",\"id\":2}", &c, NULL, err), 0);
+	cr_assert_eq(c.reconnect, 0);
+	agent_cmd_clear(&c);
+	/* the key on another command is unknown there, hence ignored */
+	cr_assert_eq(cmd("{\"v\":1,\"type\":\"ping\",\"id\":3,\"reconnect\":\"x\"}", &c, NULL,
+			 err), 0, "%s", err);
+	agent_cmd_clear(&c);
+	json_t *bad_id = NULL;
+	cr_assert_eq(cmd("{\"v\":1,\"type\":\"resume\",\"id\":4,\"reconnect\":1}", &c, &bad_id,
+			 err), -EINVAL);
+	cr_assert(strstr(err, "\"reconnect\" = 1: expected true or false"), "%s", err);
+	cr_assert_eq(json_integer_value(bad_id), 4, "the error names the command's id");
+	json_decref(bad_id);
+	cr_assert_eq(cmd("{\"v\":1,\"type\":\"resume\",\"id\":4,\"reconnect\":\"yes\"}", &c, NULL,
+			 err), -EINVAL);
+	cr_assert(strstr(err, "\"reconnect\" = \"yes\""), "%s", err);
+
+	/* the local protocol */
+	struct agent_local_msg m = { .type = AGENT_LOCAL_RESUME, .id = 9, .reconnect = 1 }, b;
+	char line[AGENT_LINE_MAX + 1];
+	round_trip(&m, &b);
+	cr_assert_eq(b.id, 9);
+	cr_assert_eq(b.reconnect, 1);
+	cr_assert_gt(agent_local_format(&m, line, sizeof(line)), 0);
+	cr_assert(strstr(line, "\"reconnect\":true"), "%s", line);
+	m.reconnect = 0;
+	round_trip(&m, &b);
+	cr_assert_eq(b.reconnect, 0);
+	cr_assert_gt(agent_local_format(&m, line, sizeof(line)), 0);
+	cr_assert_null(strstr(line, "reconnect"), "an ordinary resume names no flag: %s", line);
+	static const char *const ignored[] = {
+		/* what an old libsfs reads from a new agent is tested by its
+		 * parser ignoring the key: so does this one, on other types */
+		"{\"v\":1,\"type\":\"quiesce\",\"id\":5,\"reconnect\":true}\n",
+		"{\"v\":1,\"type\":\"resumed\",\"id\":5,\"reconnect\":7}\n",
+	};
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		cr_assert_eq(agent_local_parse(ignored[i], strlen(ignored[i]), &b, err,
+					       sizeof(err)), 0, "%s: %s", ignored[i], err);
+	const char *bad = "{\"v\":1,\"type\":\"resume\",\"id\":5,\"reconnect\":\"true\"}\n";
+	cr_assert_eq(agent_local_parse(bad, strlen(bad), &b, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "bad message: \"reconnect\" = \"true\": expected true or false"),
+		  "%s", err);
+}
