@@ -204,8 +204,7 @@ int64_t qgroup_quiesce_ms(const struct qgroup *g)
 
 static int send_resume(struct agent_link *al, const char *guest, int reconnect, uint64_t *req)
 {
-	(void)reconnect; /* TODO(reconn): agent_link_send_resume */
-	return agent_link_send(al, guest, "resume", 0, QGROUP_RESUME_MS, req);
+	return agent_link_send_resume(al, guest, reconnect, QGROUP_RESUME_MS, req);
 }
 
 void qowed_init(struct qowed *o, const char *guest, unsigned within_ms, int reconnect)
