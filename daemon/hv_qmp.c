@@ -74,33 +74,9 @@
 #define SWITCH_TIMEOUT_MS 30000
 #define UNCAPPED_BPS 107374182400ull /* QEMU's own default is 32 MiB/s: far too low */
 
-enum mig_phase { PH_SPAWN, PH_SETUP, PH_RUNNING, PH_SWITCHED, PH_QUITTING, PH_DONE };
-
-struct qmig {
-	uint64_t id;
-	char guest[NAME_MAX_LEN], src[NAME_MAX_LEN], dst[NAME_MAX_LEN];
-	enum mig_phase phase;
-	pid_t launcher;
-	uint64_t phase_deadline_ms;
-	struct hv_migrate_params params;
-	int abort_requested;
-	int postcopy_started;
-	pid_t src_pid;
-	int src_left;                 /* the source is gone; its files and tap go at forget */
-	int dst_running;              /* the destination said running after completion */
-	/* when each step happened (now_ms), for the log line at the end */
-	uint64_t begun_ms;            /* start_locked entered */
-	uint64_t started_ms;          /* the destination's launcher forked */
-	uint64_t up_ms;               /* the destination's QEMU up */
-	uint64_t sent_ms;             /* migrate sent to the source */
-	uint64_t completed_ms;        /* when QEMU first said completed */
-	uint64_t switched_ms;         /* destination runs, source asked to quit */
-	struct hv_progress progress;  /* the latest; final once phase is PH_DONE */
-};
-
 /* ---- hosts ---- */
 
-static struct qhost *host_find(struct hv *hv, const char *name)
+struct qhost *qhost_find(struct hv *hv, const char *name)
 {
 	for (size_t i = 0; name && i < hv->n_hosts; i++)
 		if (strcmp(hv->hosts[i].name, name) == 0)
@@ -283,6 +259,8 @@ static void qmp_close_hv(struct hv *hv)
 			waitpid(hv->migs[i]->launcher, NULL, WNOHANG);
 		if (hv->migs[i]->src_left)
 			qvm_destroy(hv, hv->migs[i]->guest, hv->migs[i]->src);
+		if (hv->migs[i]->image_fd >= 0)
+			close(hv->migs[i]->image_fd);
 		free(hv->migs[i]);
 	}
 	for (size_t i = 0; i < hv->n_conns; i++)
@@ -315,7 +293,7 @@ static int qmp_host_add(struct hv *hv, const char *name, const char *uri, char *
 		}
 	}
 	pthread_mutex_lock(&hv->lock);
-	struct qhost *old = host_find(hv, name);
+	struct qhost *old = qhost_find(hv, name);
 	if (old)
 		*old = h; /* migd adds its hosts again after a restart */
 	else if ((rc = GROW(hv->hosts, hv->cap_hosts, hv->n_hosts + 1)) == 0)
@@ -335,7 +313,7 @@ static int qmp_host_remove(struct hv *hv, const char *name, char *err, size_t er
 	size_t n = 0;
 	int rc = 0;
 	pthread_mutex_lock(&hv->lock);
-	struct qhost *h = host_find(hv, name);
+	struct qhost *h = qhost_find(hv, name);
 	if (!h) {
 		snprintf(err, errlen, "host %s: not a qmp host", name);
 		rc = -ENOENT;
@@ -364,7 +342,7 @@ static int guest_create_locked(struct hv *hv, const char *host, const struct hv_
 			 spec->name, spec->memory_bytes);
 		return -EINVAL;
 	}
-	const struct qhost *h = host_find(hv, host);
+	const struct qhost *h = qhost_find(hv, host);
 	if (!h) {
 		snprintf(err, errlen, "guest %s: host %s is not a qmp host", spec->name, host);
 		return -ENOENT;
@@ -376,7 +354,7 @@ static int guest_create_locked(struct hv *hv, const char *host, const struct hv_
 	pid_t launcher;
 	int rc = qvm_record(hv, h, spec, err, errlen);
 	if (rc == 0)
-		rc = qvm_spawn(hv, spec->name, h, false, &launcher, err, errlen);
+		rc = qvm_spawn(hv, spec->name, h, QVM_BOOT, &launcher, err, errlen);
 	if (rc == 0)
 		rc = qvm_launcher_done(hv, spec->name, h->name, launcher, true, err, errlen);
 	if (rc == 0 && qvm_status(hv, spec->name, h->name, status, sizeof(status), err, errlen) < 0)
@@ -446,7 +424,7 @@ static int qmp_list_guests(struct hv *hv, const char *host, struct hv_guest_info
 
 /* ---- migrations ---- */
 
-static struct qmig *mig_find(struct hv *hv, uint64_t id)
+struct qmig *qmig_find(struct hv *hv, uint64_t id)
 {
 	for (size_t i = 0; i < hv->n_migs; i++)
 		if (hv->migs[i]->id == id)
@@ -454,7 +432,7 @@ static struct qmig *mig_find(struct hv *hv, uint64_t id)
 	return NULL;
 }
 
-static struct qmig *mig_of_guest(struct hv *hv, const char *guest)
+struct qmig *qmig_of_guest(struct hv *hv, const char *guest)
 {
 	for (size_t i = 0; i < hv->n_migs; i++)
 		if (hv->migs[i]->phase != PH_DONE && strcmp(hv->migs[i]->guest, guest) == 0)
@@ -462,12 +440,30 @@ static struct qmig *mig_of_guest(struct hv *hv, const char *guest)
 	return NULL;
 }
 
+int qmig_new(struct hv *hv, enum qmig_kind kind, const char *guest, struct qmig **out)
+{
+	struct qmig *m = calloc(1, sizeof(*m));
+	if (!m || GROW(hv->migs, hv->cap_migs, hv->n_migs + 1) < 0) {
+		free(m);
+		return -ENOMEM;
+	}
+	m->id = hv->next_mig_id++;
+	m->kind = kind;
+	m->image_fd = -1;
+	snprintf(m->guest, sizeof(m->guest), "%s", guest);
+	m->progress.state = HV_MIG_ACTIVE;
+	m->begun_ms = m->started_ms = now_ms();
+	hv->migs[hv->n_migs++] = m;
+	*out = m;
+	return 0;
+}
+
 static int start_locked(struct hv *hv, const char *guest, const char *src, const char *dst,
 			const struct hv_migrate_params *params, uint64_t *id, char *err,
 			size_t errlen)
 {
 	char where[NAME_MAX_LEN], status[32], marker[PATH_MAX];
-	const struct qhost *sh = host_find(hv, src), *dh = host_find(hv, dst);
+	const struct qhost *sh = qhost_find(hv, src), *dh = qhost_find(hv, dst);
 	uint64_t begun_ms = now_ms();
 	if (!qvm_valid_name(guest) || qvm_where(hv, guest, where, sizeof(where), status,
 					      sizeof(status)) < 0) {
@@ -486,7 +482,7 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 		snprintf(err, errlen, "guest %s: already on %s", guest, dst);
 		return -EINVAL;
 	}
-	if (mig_of_guest(hv, guest)) {
+	if (qmig_of_guest(hv, guest)) {
 		snprintf(err, errlen, "guest %s: already migrating", guest);
 		return -EBUSY;
 	}
@@ -494,26 +490,27 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 		snprintf(err, errlen, "guest %s on %s is %s, not running", guest, src, status);
 		return -EINVAL;
 	}
-	struct qmig *m = calloc(1, sizeof(*m));
-	if (!m || GROW(hv->migs, hv->cap_migs, hv->n_migs + 1) < 0) {
-		free(m);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	int rc = qvm_check_can_send(hv, guest, src, err, errlen);
+	if (rc < 0)
+		return rc;
+	struct qmig *m;
+	pid_t launcher;
 	qvm_destroy(hv, guest, dst); /* leftovers of an old instance there */
 	qvm_path(hv, guest, dst, "incoming", marker, sizeof(marker));
-	int rc = qvm_write_file(marker, src, false);
+	rc = qvm_write_file(marker, src, false);
 	if (rc == 0)
-		rc = qvm_spawn(hv, guest, dh, true, &m->launcher, err, errlen);
+		rc = qvm_spawn(hv, guest, dh, QVM_INCOMING, &launcher, err, errlen);
 	else
 		snprintf(err, errlen, "guest %s: writing %s: %s", guest, marker, strerror(-rc));
+	if (rc == 0 && (rc = qmig_new(hv, QMIG_MIGRATE, guest, &m)) < 0) {
+		waitpid(launcher, NULL, 0);
+		snprintf(err, errlen, "out of memory");
+	}
 	if (rc < 0) {
 		qvm_destroy(hv, guest, dst);
-		free(m);
 		return rc;
 	}
-	m->id = hv->next_mig_id++;
-	snprintf(m->guest, sizeof(m->guest), "%s", guest);
+	m->launcher = launcher;
 	snprintf(m->src, sizeof(m->src), "%s", src);
 	snprintf(m->dst, sizeof(m->dst), "%s", dst);
 	m->params = params ? *params : (struct hv_migrate_params){ 0 };
@@ -521,9 +518,6 @@ static int start_locked(struct hv *hv, const char *guest, const char *src, const
 	m->phase_deadline_ms = now_ms() + SPAWN_TIMEOUT_MS;
 	m->src_pid = qvm_pid(hv, guest, src);
 	m->begun_ms = begun_ms;
-	m->started_ms = now_ms();
-	m->progress.state = HV_MIG_ACTIVE;
-	hv->migs[hv->n_migs++] = m;
 	*id = m->id;
 	log_debug("qmp: migration %" PRIu64 ": guest %s %s -> %s", m->id, guest, src, dst);
 	return 0;
@@ -595,7 +589,7 @@ static int set_caps(struct hv *hv, const char *guest, const char *host, const st
 /* Both ends configured, the destination listening, the source sending. */
 static int mig_setup(struct hv *hv, struct qmig *m, char *err, size_t errlen)
 {
-	const struct qhost *dh = host_find(hv, m->dst);
+	const struct qhost *dh = qhost_find(hv, m->dst);
 	char uri[128], why[300];
 	int rc;
 	if (!dh) {
@@ -674,12 +668,11 @@ static void mig_query_model(json_t *r, json_t *ram, struct hv_progress *p)
 		p->setup_ms = jnum(r, "setup-time");
 }
 
-/* query-migrate into m->progress; its status into status. */
-static int mig_query(struct hv *hv, struct qmig *m, char *status, size_t len, char *err,
-		     size_t errlen)
+int qmig_query(struct hv *hv, struct qmig *m, const char *host, char *status, size_t len,
+	       char *err, size_t errlen)
 {
 	json_t *r;
-	int rc = qvm_exec(hv, m->guest, m->src, "query-migrate", NULL, &r, err, errlen);
+	int rc = qvm_exec(hv, m->guest, host, "query-migrate", NULL, &r, err, errlen);
 	if (rc < 0)
 		return rc;
 	const char *s = json_string_value(json_object_get(r, "status"));
@@ -706,7 +699,7 @@ static int mig_query(struct hv *hv, struct qmig *m, char *status, size_t len, ch
 static void mig_running(struct hv *hv, struct qmig *m)
 {
 	char status[32], err[300];
-	if (mig_query(hv, m, status, sizeof(status), err, sizeof(err)) < 0) {
+	if (qmig_query(hv, m, m->src, status, sizeof(status), err, sizeof(err)) < 0) {
 		mig_fail(hv, m, HV_MIG_FAILED, err);
 		return;
 	}
@@ -866,9 +859,12 @@ static int qmp_migrate_poll(struct hv *hv, uint64_t id, struct hv_progress *out,
 			    size_t errlen)
 {
 	pthread_mutex_lock(&hv->lock);
-	struct qmig *m = mig_find(hv, id);
+	struct qmig *m = qmig_find(hv, id);
 	if (m) {
-		mig_advance(hv, m);
+		if (m->kind == QMIG_MIGRATE)
+			mig_advance(hv, m);
+		else
+			qckpt_advance(hv, m);
 		*out = m->progress;
 		if (out->state == HV_MIG_ACTIVE)
 			out->error[0] = '\0';
@@ -881,12 +877,14 @@ static int qmp_migrate_poll(struct hv *hv, uint64_t id, struct hv_progress *out,
 
 static int abort_locked(struct hv *hv, uint64_t id, char *err, size_t errlen)
 {
-	struct qmig *m = mig_find(hv, id);
+	struct qmig *m = qmig_find(hv, id);
 	char status[32];
 	if (!m) {
 		snprintf(err, errlen, "migration %" PRIu64 ": not known to the qmp backend", id);
 		return -ENOENT;
 	}
+	if (m->kind != QMIG_MIGRATE)
+		return qckpt_abort(hv, m, err, errlen);
 	if (m->phase == PH_DONE || m->phase >= PH_SWITCHED) {
 		snprintf(err, errlen, "migration %" PRIu64 " of guest %s: already %s", id, m->guest,
 			 m->phase == PH_DONE ? "finished" : "switched over to the destination");
@@ -897,7 +895,7 @@ static int abort_locked(struct hv *hv, uint64_t id, char *err, size_t errlen)
 		return -EALREADY;
 	}
 	if (m->phase == PH_RUNNING) {
-		if (mig_query(hv, m, status, sizeof(status), err, errlen) == 0 &&
+		if (qmig_query(hv, m, m->src, status, sizeof(status), err, errlen) == 0 &&
 		    strncmp(status, "postcopy", 8) == 0) {
 			snprintf(err, errlen, "migration %" PRIu64 " of guest %s: in post-copy, the "
 				 "guest runs on %s already: cannot abort", id, m->guest, m->dst);
@@ -928,6 +926,8 @@ static void qmp_migrate_forget(struct hv *hv, uint64_t id)
 			 * guest cannot have come back yet */
 			if (hv->migs[i]->src_left)
 				qvm_destroy(hv, hv->migs[i]->guest, hv->migs[i]->src);
+			if (hv->migs[i]->image_fd >= 0)
+				close(hv->migs[i]->image_fd);
 			free(hv->migs[i]);
 			hv->migs[i] = hv->migs[--hv->n_migs];
 			break;
@@ -955,4 +955,11 @@ const struct hv_ops hv_qmp_ops = {
 	.migrate_abort = qmp_migrate_abort,
 	.migrate_forget = qmp_migrate_forget,
 	.now_ns = qmp_now_ns,
+	.guest_pause = hv_qmp_guest_pause,
+	.guest_resume = hv_qmp_guest_resume,
+	.save_start = hv_qmp_save_start,
+	.load_start = hv_qmp_load_start,
+	.guest_destroy = hv_qmp_guest_destroy,
+	.guest_config = hv_qmp_guest_config,
+	.guest_define = hv_qmp_guest_define,
 };

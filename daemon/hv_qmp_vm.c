@@ -376,6 +376,12 @@ static struct qmp *conn_get(struct hv *hv, const char *guest, const char *host, 
 int qvm_exec(struct hv *hv, const char *guest, const char *host, const char *cmd,
 		     json_t *args, json_t **result, char *err, size_t errlen)
 {
+	return qvm_exec_fd(hv, guest, host, cmd, args, -1, result, err, errlen);
+}
+
+int qvm_exec_fd(struct hv *hv, const char *guest, const char *host, const char *cmd,
+		json_t *args, int fd, json_t **result, char *err, size_t errlen)
+{
 	char why[300];
 	struct qmp *q = conn_get(hv, guest, host, why, sizeof(why));
 	if (!q) {
@@ -383,7 +389,7 @@ int qvm_exec(struct hv *hv, const char *guest, const char *host, const char *cmd
 		snprintf(err, errlen, "%s", why);
 		return -ESRCH;
 	}
-	int rc = qmp_execute(q, cmd, args, QMP_TIMEOUT_MS, result, why, sizeof(why));
+	int rc = qmp_execute_fd(q, cmd, args, fd, QMP_TIMEOUT_MS, result, why, sizeof(why));
 	if (rc < 0)
 		snprintf(err, errlen, "guest %s on %s: %s", guest, host, why);
 	return rc;
@@ -406,7 +412,8 @@ int qvm_status(struct hv *hv, const char *guest, const char *host, char *status,
 /* Kill an instance (verified to be our QEMU) and remove its files and tap. */
 void qvm_destroy(struct hv *hv, const char *guest, const char *host)
 {
-	static const char *const exts[] = { "pid", "qmp", "log", "err", "net", "incoming" };
+	static const char *const exts[] = { "pid", "qmp", "log", "err", "net", "incoming",
+					    "restoring", "saving", "nosave" };
 	char path[PATH_MAX], net[256];
 	pid_t pid = qvm_pid(hv, guest, host);
 	qvm_conn_drop(hv, guest, host);
@@ -439,8 +446,7 @@ static void inst_quit(struct hv *hv, const char *guest, const char *host)
 
 /* Hosts of a guest with a live QEMU (names into hosts, at most max). Files
  * of instances whose QEMU is gone are removed on the way. */
-static size_t guest_instances(struct hv *hv, const char *guest, char hosts[][NAME_MAX_LEN],
-			      size_t max)
+size_t qvm_instances(struct hv *hv, const char *guest, char hosts[][NAME_MAX_LEN], size_t max)
 {
 	char dir[PATH_MAX];
 	size_t n = 0;
@@ -473,11 +479,28 @@ static size_t guest_instances(struct hv *hv, const char *guest, char hosts[][NAM
 	return n;
 }
 
-static bool inst_incoming(const struct hv *hv, const char *guest, const char *host)
+bool qvm_marked(const struct hv *hv, const char *guest, const char *host, const char *marker)
 {
 	char path[PATH_MAX];
-	return qvm_path(hv, guest, host, "incoming", path, sizeof(path)) == 0 &&
+	return qvm_path(hv, guest, host, marker, path, sizeof(path)) == 0 &&
 	       qvm_file_exists(path);
+}
+
+static bool inst_incoming(const struct hv *hv, const char *guest, const char *host)
+{
+	return qvm_marked(hv, guest, host, "incoming");
+}
+
+/* A load (hv_qmp_ckpt.c) not yet complete: the guest does not run there. */
+static bool inst_restoring(const struct hv *hv, const char *guest, const char *host)
+{
+	return qvm_marked(hv, guest, host, "restoring");
+}
+
+int qvm_guest_json_path(const struct hv *hv, const char *guest, char *buf, size_t len)
+{
+	return snprintf_checked(buf, len, "%s/%s/guest.json", hv->state_dir, guest) < 0
+		       ? -ENAMETOOLONG : 0;
 }
 
 /* ---- guests: identity and command line ---- */
@@ -615,8 +638,8 @@ int qvm_record(struct hv *hv, const struct qhost *h, const struct hv_guest_spec 
  * waiting for migrate-incoming). Returns at once with the launcher's pid
  * in *launcher: QEMU's -daemonize parent, which exits 0 once QEMU is up.
  */
-int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, bool incoming,
-		      pid_t *launcher, char *err, size_t errlen)
+int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, enum qvm_start how,
+	      pid_t *launcher, char *err, size_t errlen)
 {
 	char sock[PATH_MAX], pidf[PATH_MAX], logf[PATH_MAX], errf[PATH_MAX], netf[PATH_MAX];
 	char netns_path[PATH_MAX], tap[16], buf[PATH_MAX + 32];
@@ -666,8 +689,10 @@ int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, bool inco
 	snprintf(buf, sizeof(buf), "unix:%s,server=on,wait=off", sock);
 	ARG("-qmp"), ARG(buf);
 	ARG("-daemonize"), ARG("-pidfile"), ARG(pidf);
-	if (incoming)
+	if (how != QVM_BOOT)
 		ARG("-incoming"), ARG("defer");
+	if (how == QVM_RESTORE) /* stays paused once loaded, whatever the image says */
+		ARG("-S");
 	size_t n = json_array_size(argv);
 	char **args = calloc(n + 1, sizeof(*args));
 	if (!args) {
@@ -787,16 +812,18 @@ int qvm_where(struct hv *hv, const char *guest, char *host, size_t len, char *st
 		       size_t slen)
 {
 	char hosts[4][NAME_MAX_LEN], err[300];
-	size_t n = guest_instances(hv, guest, hosts, 4);
+	size_t n = qvm_instances(hv, guest, hosts, 4);
 	int found = -ENOENT;
 	for (size_t pass = 0; pass < 2 && found < 0; pass++) {
 		for (size_t i = 0; i < n && found < 0; i++) {
 			bool incoming = inst_incoming(hv, guest, hosts[i]);
-			if (qvm_status(hv, guest, hosts[i], status, slen, err, sizeof(err)) < 0)
+			if (inst_restoring(hv, guest, hosts[i]) ||
+			    qvm_status(hv, guest, hosts[i], status, slen, err, sizeof(err)) < 0)
 				continue;
 			/* pass 0: a source or a settled guest; pass 1: a destination
-			 * already running (its source gone) */
-			if (pass == 0 && (incoming || strcmp(status, "postmigrate") == 0))
+			 * already running (its source gone). A lone instance in
+			 * postmigrate is a guest a save left paused, not a source. */
+			if (pass == 0 && (incoming || (n > 1 && strcmp(status, "postmigrate") == 0)))
 				continue;
 			if (pass == 1 && strcmp(status, "running") != 0)
 				continue;
@@ -893,11 +920,46 @@ static void reconcile_incoming(struct hv *hv, const char *guest, const char *src
 		qvm_ensure_running(hv, guest, src);
 }
 
+/*
+ * A save (hv_qmp_ckpt.c) migd did not see to its end: cancel it in QEMU if
+ * it still writes (its reader, migd, is gone anyway) and leave the guest as
+ * it is, paused: whether it runs again is the executor's decision, made
+ * from its checkpoint row, not this backend's.
+ */
+static void reconcile_save(struct hv *hv, const char *guest, const char *host)
+{
+	char st[32], err[300], marker[PATH_MAX];
+	migrate_status(hv, guest, host, st, sizeof(st));
+	if (!mig_status_final(st)) {
+		log_warnx("qmp: guest %s: a save on %s was %s when migd stopped; cancelling it",
+			  guest, host, st);
+		qvm_exec(hv, guest, host, "migrate_cancel", NULL, NULL, err, sizeof(err));
+		for (int i = 0; i < RECONCILE_WAIT_MS / 20; i++) {
+			if (mig_status_final(migrate_status(hv, guest, host, st, sizeof(st))))
+				break;
+			usleep(20000);
+		}
+	}
+	qvm_path(hv, guest, host, "saving", marker, sizeof(marker));
+	unlink(marker);
+}
+
 static void reconcile_guest(struct hv *hv, const char *guest)
 {
 	char hosts[4][NAME_MAX_LEN], status[32], err[300];
-	size_t n = guest_instances(hv, guest, hosts, 4);
+	size_t n = qvm_instances(hv, guest, hosts, 4);
 	const char *dst = NULL, *src = "";
+	for (size_t i = 0; i < n; i++) {
+		if (inst_restoring(hv, guest, hosts[i])) {
+			/* a load never reported complete: its image may be half read */
+			log_warnx("qmp: guest %s: removing the unfinished load on %s", guest, hosts[i]);
+			qvm_destroy(hv, guest, hosts[i]);
+			memmove(hosts[i], hosts[n - 1], sizeof(hosts[i]));
+			n--, i--;
+		} else if (qvm_marked(hv, guest, hosts[i], "saving")) {
+			reconcile_save(hv, guest, hosts[i]);
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (inst_incoming(hv, guest, hosts[i]))
 			dst = hosts[i];
@@ -916,6 +978,11 @@ static void reconcile_guest(struct hv *hv, const char *guest)
 			log_warnx("qmp: guest %s: quitting its migrated-away copy on %s", guest,
 				  hosts[i]);
 			inst_quit(hv, guest, hosts[i]);
+		} else if (strcmp(status, "paused") == 0 || strcmp(status, "postmigrate") == 0) {
+			/* paused by a checkpoint (guest_pause, a save): migrations
+			 * never leave a guest so; the executor decides */
+			log_info("qmp: guest %s on %s is %s (a checkpoint's pause or save): left "
+				 "so for migd to decide", guest, hosts[i], status);
 		} else if (strcmp(status, "running") != 0) {
 			qvm_ensure_running(hv, guest, hosts[i]);
 		}

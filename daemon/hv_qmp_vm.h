@@ -41,7 +41,40 @@ struct conn {                         /* a QMP connection kept per instance */
 	struct qmp *qmp;
 };
 
-struct qmig;                          /* a migration: hv_qmp.c */
+/*
+ * A migration (hv_qmp.c), or a save or load (hv_qmp_ckpt.c): they share
+ * the id space and migrate_poll/abort/forget, which hand a save or load
+ * to hv_qmp_ckpt.c. A save runs on src (dst ""), a load on dst (src "").
+ */
+enum mig_phase { PH_SPAWN, PH_SETUP, PH_RUNNING, PH_SWITCHED, PH_QUITTING, PH_DONE };
+enum qmig_kind { QMIG_MIGRATE, QMIG_SAVE, QMIG_LOAD };
+
+struct qmig {
+	uint64_t id;
+	enum qmig_kind kind;
+	char guest[NAME_MAX_LEN], src[NAME_MAX_LEN], dst[NAME_MAX_LEN];
+	enum mig_phase phase;
+	pid_t launcher;
+	uint64_t phase_deadline_ms;
+	struct hv_migrate_params params;
+	int abort_requested;
+	int postcopy_started;
+	pid_t src_pid;
+	int src_left;                 /* the source is gone; its files and tap go at forget */
+	int dst_running;              /* the destination said running after completion */
+	/* a save or load */
+	int image_fd;                 /* load: our dup of the image until QEMU has it, else -1 */
+	int background;               /* save: QEMU's background-snapshot is on */
+	int resumed;                  /* save, background: the guest was continued */
+	/* when each step happened (now_ms), for the log line at the end */
+	uint64_t begun_ms;            /* start_locked entered */
+	uint64_t started_ms;          /* the destination's launcher forked */
+	uint64_t up_ms;               /* the destination's QEMU up */
+	uint64_t sent_ms;             /* migrate sent to the source */
+	uint64_t completed_ms;        /* when QEMU first said completed */
+	uint64_t switched_ms;         /* destination runs, source asked to quit */
+	struct hv_progress progress;  /* the latest; final once phase is PH_DONE */
+};
 
 struct hv {
 	pthread_mutex_t lock;
@@ -73,6 +106,34 @@ struct hv {
 	uint64_t next_mig_id;
 };
 
+/* ---- hv_qmp.c, for hv_qmp_ckpt.c ---- */
+struct qhost *qhost_find(struct hv *hv, const char *name);
+struct qmig *qmig_find(struct hv *hv, uint64_t id);
+/* The unfinished migration, save or load of guest, or NULL. */
+struct qmig *qmig_of_guest(struct hv *hv, const char *guest);
+/* A new one with the next id in *out, added to hv->migs (-ENOMEM). */
+int qmig_new(struct hv *hv, enum qmig_kind kind, const char *guest, struct qmig **out);
+/* query-migrate on host into m->progress; its status into status. */
+int qmig_query(struct hv *hv, struct qmig *m, const char *host, char *status, size_t len,
+	       char *err, size_t errlen);
+
+/* ---- hv_qmp_ckpt.c: checkpoint and restore ---- */
+int hv_qmp_guest_pause(struct hv *hv, const char *guest, char *err, size_t errlen);
+int hv_qmp_guest_resume(struct hv *hv, const char *guest, char *err, size_t errlen);
+int hv_qmp_save_start(struct hv *hv, const char *guest, const struct hv_image *img,
+		      const struct hv_save_params *params, uint64_t *id, char *err,
+		      size_t errlen);
+int hv_qmp_load_start(struct hv *hv, const char *guest, const char *host,
+		      const struct hv_image *img, uint64_t *id, char *err, size_t errlen);
+int hv_qmp_guest_destroy(struct hv *hv, const char *guest, char *err, size_t errlen);
+int hv_qmp_guest_config(struct hv *hv, const char *guest, char **out, char *err,
+			size_t errlen);
+int hv_qmp_guest_define(struct hv *hv, const char *guest, const char *config, char *err,
+			size_t errlen);
+/* migrate_poll and migrate_abort of a save or load (the driver's lock held). */
+void qckpt_advance(struct hv *hv, struct qmig *m);
+int qckpt_abort(struct hv *hv, struct qmig *m, char *err, size_t errlen);
+
 /* ---- small things ---- */
 bool qvm_kvm_usable(void);
 /* The major version `QEMU --version` prints, or -1. */
@@ -99,6 +160,9 @@ void qvm_conn_drop(struct hv *hv, const char *guest, const char *host);
 /* One QMP command (args taken); *result as qmp_execute; err names guest and host. */
 int qvm_exec(struct hv *hv, const char *guest, const char *host, const char *cmd, json_t *args,
 	     json_t **result, char *err, size_t errlen);
+/* The same with fd passed along (SCM_RIGHTS; the caller keeps its fd). */
+int qvm_exec_fd(struct hv *hv, const char *guest, const char *host, const char *cmd,
+		json_t *args, int fd, json_t **result, char *err, size_t errlen);
 /* query-status's status ("running", "paused", "inmigrate", ...). */
 int qvm_status(struct hv *hv, const char *guest, const char *host, char *status, size_t len,
 	       char *err, size_t errlen);
@@ -109,15 +173,30 @@ void qvm_ensure_running(struct hv *hv, const char *guest, const char *host);
 /* guest.json for a new guest on h; an existing one is kept. */
 int qvm_record(struct hv *hv, const struct qhost *h, const struct hv_guest_spec *spec, char *err,
 	       size_t errlen);
-/* Start the guest's QEMU on h (incoming: -incoming defer); returns at once
- * with the launcher (QEMU's -daemonize parent) in *launcher. */
-int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, bool incoming,
+/* How an instance starts: booting, as a migration destination (-incoming
+ * defer), or to load a saved image and stay paused (-incoming defer -S). */
+enum qvm_start { QVM_BOOT, QVM_INCOMING, QVM_RESTORE };
+/* Start the guest's QEMU on h; returns at once with the launcher (QEMU's
+ * -daemonize parent) in *launcher. */
+int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, enum qvm_start how,
 	      pid_t *launcher, char *err, size_t errlen);
 /* 1 still starting (only when !block), 0 QEMU is up, <0 it failed (err). */
 int qvm_launcher_done(struct hv *hv, const char *guest, const char *host, pid_t launcher,
 		      bool block, char *err, size_t errlen);
 
+/* Whether the instance carries STATE/GUEST/HOST.marker ("incoming",
+ * "restoring", "saving", "nosave"). */
+bool qvm_marked(const struct hv *hv, const char *guest, const char *host, const char *marker);
+/* Refuse (-EIO, err saying why) a save or migration of an instance that a
+ * failed background save left unable to send its RAM (hv_qmp_ckpt.c). */
+int qvm_check_can_send(const struct hv *hv, const char *guest, const char *host, char *err,
+		       size_t errlen);
+
 /* ---- guests ---- */
+/* Hosts with a live QEMU of guest (at most max); files of dead ones go. */
+size_t qvm_instances(struct hv *hv, const char *guest, char hosts[][NAME_MAX_LEN], size_t max);
+/* STATE/GUEST/guest.json into buf. */
+int qvm_guest_json_path(const struct hv *hv, const char *guest, char *buf, size_t len);
 /* The host the guest runs on and its status; -ENOENT when none. */
 int qvm_where(struct hv *hv, const char *guest, char *host, size_t len, char *status,
 	      size_t slen);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -157,7 +158,35 @@ static int send_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-static int send_json(struct qmp *q, json_t *obj, char *err, size_t errlen)
+/*
+ * The first bytes of a message with fd attached (SCM_RIGHTS), the rest with
+ * send_all. QEMU takes the descriptor with the bytes it arrives with and
+ * keeps it for the command they belong to (getfd, add-fd).
+ */
+static int send_with_fd(int sock, const char *buf, size_t len, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	memset(ctl.buf, 0, sizeof(ctl.buf));
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	return send_all(sock, buf + n, len - (size_t)n);
+}
+
+static int send_json(struct qmp *q, json_t *obj, int fd, char *err, size_t errlen)
 {
 	char *text = json_dumps(obj, JSON_COMPACT);
 	if (!text) {
@@ -166,7 +195,7 @@ static int send_json(struct qmp *q, json_t *obj, char *err, size_t errlen)
 	}
 	size_t n = strlen(text);
 	text[n] = '\n'; /* json_dumps leaves room for its NUL: reuse it */
-	int rc = send_all(q->fd, text, n + 1);
+	int rc = fd >= 0 ? send_with_fd(q->fd, text, n + 1, fd) : send_all(q->fd, text, n + 1);
 	free(text);
 	if (rc < 0) {
 		q->broken = 1;
@@ -201,6 +230,12 @@ static int check_reply(struct qmp *q, const char *cmd, json_t *msg, json_t **res
 int qmp_execute(struct qmp *q, const char *cmd, json_t *args, int timeout_ms, json_t **result,
 		char *err, size_t errlen)
 {
+	return qmp_execute_fd(q, cmd, args, -1, timeout_ms, result, err, errlen);
+}
+
+int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
+		   json_t **result, char *err, size_t errlen)
+{
 	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	unsigned long id = ++q->next_id;
 	int rc;
@@ -216,7 +251,7 @@ int qmp_execute(struct qmp *q, const char *cmd, json_t *args, int timeout_ms, js
 		json_object_set_new(req, "arguments", args);
 	else
 		json_decref(args);
-	rc = req ? send_json(q, req, err, errlen) : -ENOMEM;
+	rc = req ? send_json(q, req, fd, err, errlen) : -ENOMEM;
 	json_decref(req);
 	while (rc == 0) {
 		json_t *msg = NULL;

@@ -60,6 +60,14 @@ int qmp_execute(struct qmp *q, const char *cmd, json_t *args, int timeout_ms, js
 		char *err, size_t errlen);
 
 /*
+ * The same with the descriptor fd passed along (SCM_RIGHTS) when fd >= 0:
+ * getfd {"fdname": N} then names it for "fd:N" URIs. The caller keeps its
+ * own fd: QEMU receives a copy. Only on a Unix socket.
+ */
+int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
+		   json_t **result, char *err, size_t errlen);
+
+/*
  * Whether an event named name arrived since the connection opened or since
  * qmp_events_clear(); only the last QMP_EVENTS_KEPT events are kept.
  * Events are read only while a command waits for its reply.
