@@ -62,14 +62,20 @@ void ck_op_free(struct op *op)
 		return;
 	ckpt_task_free(op->task);
 	for (size_t i = 0; i < op->n; i++) {
-		ckpt_stream_free(op->g[i].stream);
-		if (op->g[i].launched && !op->g[i].be_done && op->g[i].ops->migrate_abort) {
+		struct opguest *g = &op->g[i];
+		/* a save still going at a shutdown is left to end by itself (its
+		 * migd-stream reads on; the restart settles the row); a load is
+		 * stopped (the restart kills the half-loaded QEMU anyway) */
+		ckpt_stream_free(g->stream);
+		if (g->launched && !g->be_done && op->row.kind == DB_OP_RESTORE &&
+		    g->ops->migrate_abort) {
 			char err[128];
-			op->g[i].ops->migrate_abort(op->g[i].hv, op->g[i].hv_id, err, sizeof(err));
+			g->ops->migrate_abort(g->hv, g->hv_id, err, sizeof(err));
 		}
-		if (op->g[i].launched && op->g[i].ops->migrate_forget)
-			op->g[i].ops->migrate_forget(op->g[i].hv, op->g[i].hv_id);
-		free(op->g[i].config);
+		if (g->launched && g->ops->migrate_forget && (g->be_done || op->row.kind ==
+								   DB_OP_RESTORE))
+			g->ops->migrate_forget(g->hv, g->hv_id);
+		free(g->config);
 	}
 	free(op->g);
 	free(op->old);
@@ -254,10 +260,13 @@ int ck_guest_driver(struct ckpt *ck, struct opguest *g, char *err, size_t errlen
 	return exec_driver_of_host(ck->ex, g->host, &g->ops, &g->hv, err, errlen);
 }
 
+/* Operations whose row is final (a retention still running after it) hold
+ * nothing. */
 const struct op *ck_op_of_guest(const struct ckpt *ck, const char *guest)
 {
 	for (size_t i = 0; i < ck->n_ops; i++)
-		for (size_t j = 0; j < ck->ops[i]->n; j++)
+		for (size_t j = 0; !db_op_state_final(ck->ops[i]->row.state) && j < ck->ops[i]->n;
+		     j++)
 			if (strcmp(ck->ops[i]->g[j].name, guest) == 0)
 				return ck->ops[i];
 	return NULL;
@@ -266,7 +275,7 @@ const struct op *ck_op_of_guest(const struct ckpt *ck, const char *guest)
 const struct op *ck_op_of_job(const struct ckpt *ck, const char *job)
 {
 	for (size_t i = 0; i < ck->n_ops; i++)
-		if (strcmp(ck->ops[i]->row.job, job) == 0)
+		if (strcmp(ck->ops[i]->row.job, job) == 0 && !db_op_state_final(ck->ops[i]->row.state))
 			return ck->ops[i];
 	return NULL;
 }
@@ -787,7 +796,13 @@ static int start_saves(struct ckpt *ck, struct op *op)
 		    g->ops->guest_config(g->hv, g->name, &g->config, err, sizeof(err)) < 0)
 			g->config = NULL;
 		struct hv_save_params p = { .background = op->background };
-		int rc = ckpt_stream_save(ck->store, rel, &fd, &g->stream, err, sizeof(err));
+		char result[PATH_MAX];
+		snprintf(result, sizeof(result), "%s/ckpt-%" PRId64 "-%s.result", ck->o.state_dir,
+			 op->row.id, g->name);
+		int rc = *ck->o.stream_exe
+				 ? ckpt_stream_save_proc(ck->store, ck->o.stream_exe, rel, result, &fd,
+							 &g->stream, err, sizeof(err))
+				 : ckpt_stream_save(ck->store, rel, &fd, &g->stream, err, sizeof(err));
 		if (rc == 0) {
 			struct hv_image img = { .fd = fd, .path = NULL };
 			rc = g->ops->save_start(g->hv, g->name, &img, &p, &g->hv_id, err, sizeof(err));
@@ -865,6 +880,8 @@ static void step_save(struct ckpt *ck, struct op *op)
 				 g->ops->guest_info(g->hv, g->name, &info, err, sizeof(err)) == 0 &&
 				 info.running)
 				g->captured = 1; /* background: it runs again, its memory follows */
+			if (g->captured && (!g->be_done || strcmp(g->prog.mode, "background") == 0))
+				g->paused = 0; /* the backend let it go itself */
 		}
 		all &= g->captured;
 	}
@@ -991,11 +1008,20 @@ static void step_undo(struct ckpt *ck, struct op *op)
 		for (size_t i = 0; i < op->n; i++) {
 			struct opguest *g = &op->g[i];
 			char err[160];
-			if (g->launched && !g->be_done) {
+			if (!g->launched || g->be_done)
+				continue;
+			if (op->background) {
+				/* never cancel a background snapshot (QEMU 7.2 could not save
+				 * or migrate the guest again): its stream drops the rest, and
+				 * it ends by itself */
+				ckpt_stream_free(g->stream);
+				g->stream = NULL;
+			} else if (!g->abort_sent) {
 				g->ops->migrate_abort(g->hv, g->hv_id, err, sizeof(err));
-				poll_save(ck, op, g);
-				all &= g->be_done;
+				g->abort_sent = 1;
 			}
+			poll_save(ck, op, g);
+			all &= g->be_done;
 		}
 		if (!all)
 			return;
@@ -1073,6 +1099,7 @@ void ckpt_tick(struct ckpt *ck)
 	}
 	owed_tick(ck);
 	ck_watch_tick(ck);
+	ckpt_stream_reap();
 }
 
 /* ---- removal, cost ---- */

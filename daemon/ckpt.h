@@ -59,6 +59,8 @@ struct ckpt_opts {
 	char sfs_conf[PATH_MAX];      /* the store's and the data paths' sfs.conf */
 	int background;               /* ask for background snapshots (default 1) */
 	unsigned keep;                /* checkpoints kept per job by default; 0: all */
+	char stream_exe[PATH_MAX];    /* migd-stream; "": saves stream through a thread */
+	char state_dir[PATH_MAX];     /* migd-stream's outcome files */
 };
 
 /* The store is opened at the first checkpoint (so migd starts without sfs

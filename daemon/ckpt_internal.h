@@ -35,6 +35,7 @@ struct opguest {
 	struct hv *hv;
 	uint64_t hv_id;
 	int launched;                 /* a save or load was started under hv_id */
+	int abort_sent;
 	int be_done;                  /* the backend said it ended (prog.state) */
 	struct hv_progress prog;
 	struct ckpt_stream *stream;

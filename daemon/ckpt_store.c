@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/wait.h>
+
+#include <jansson.h>
 
 #include <dirent.h>
 #include <poll.h>
@@ -491,6 +494,8 @@ struct ckpt_stream {
 	uint64_t want_bytes;
 	char want_sha[CKPT_SHA_HEX];
 	int cancel[2];           /* a byte in it: stop now */
+	pid_t pid;               /* > 0: migd-stream does the save (ckpt_stream_save_proc) */
+	char result[PATH_MAX];   /* its outcome */
 	pthread_t thread;
 	int started;
 	atomic_int done;         /* 1 once the thread set rc */
@@ -517,75 +522,111 @@ static int wait_pipe(struct ckpt_stream *s, short events)
 	}
 }
 
-static void *save_main(void *arg)
+/*
+ * The save loop, shared by the stream thread and migd-stream: in_fd read to
+ * its end into rel, with its SHA-256. A store that fails (full, gone) does
+ * not stop the reading: the rest is read and dropped, so that the writer
+ * sees its whole stream taken (QEMU 7.2 cannot save or migrate a guest
+ * again after a background snapshot of it failed). *discard set from
+ * outside (an abort): the same from then on. cancel_fd readable: stop at
+ * once, taking no more (a stream freed while its writer still holds the
+ * pipe). 0, or the first error; a failed save's file is removed.
+ */
+int ckpt_store_save_fd(struct ckpt_store *st, const char *rel, int in_fd, int cancel_fd,
+		       const volatile sig_atomic_t *discard, _Atomic uint64_t *bytes,
+		       char sha[CKPT_SHA_HEX], char *err, size_t errlen)
 {
-	struct ckpt_stream *s = arg;
 	struct sfile f;
 	char *buf = malloc(BUF_BYTES);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int rc = buf && md ? 0 : -ENOMEM;
 	if (rc == 0)
-		rc = sfile_open(s->st, NULL, s->rel, 1, &f, s->err, sizeof(s->err));
-	int opened = rc == 0;
+		rc = sfile_open(st, NULL, rel, 1, &f, err, errlen);
+	int opened = rc == 0, eof = 0;
 	if (rc == 0)
 		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 	uint64_t off = 0;
-	while (rc == 0) {
+	while (!eof) {
 		/* fill up to a whole chunk, so that sfs sees few large requests */
 		size_t have = 0;
+		int rrc = 0;
 		while (have < BUF_BYTES) {
-			if ((rc = wait_pipe(s, POLLIN)) < 0)
-				break;
-			ssize_t n = read(s->pipe_fd, buf + have, BUF_BYTES - have);
+			struct pollfd pf[2] = { { .fd = in_fd, .events = POLLIN },
+						{ .fd = cancel_fd, .events = POLLIN } };
+			int n = poll(pf, cancel_fd >= 0 ? 2 : 1, -1);
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0) {
-				rc = -errno;
+			if (n > 0 && cancel_fd >= 0 && pf[1].revents) {
+				rrc = -ECANCELED;
 				break;
 			}
-			if (n == 0)
+			ssize_t r = read(in_fd, buf + have, BUF_BYTES - have);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				rrc = -errno;
 				break;
-			have += (size_t)n;
+			}
+			if (r == 0) {
+				eof = 1;
+				break;
+			}
+			have += (size_t)r;
 		}
-		if (rc < 0) {
-			fail(s->st, s->rel, "read from the backend", rc, s->err, sizeof(s->err));
+		if (rrc < 0) {
+			if (rc == 0)
+				rc = rrc == -ECANCELED ? rrc
+						       : fail(st, rel, "read from the backend", rrc, err,
+							      errlen);
 			break;
 		}
-		if (have == 0)
-			break;
-		EVP_DigestUpdate(md, buf, have);
-		for (size_t o = 0; o < have && rc == 0; o += CHUNK) {
-			size_t n = have - o < CHUNK ? have - o : CHUNK;
-			ssize_t w = sfile_pwrite(&f, buf + o, n, off + o);
-			if (w < 0)
-				rc = fail(s->st, s->rel, "write", (int)w, s->err, sizeof(s->err));
+		if (rc == 0 && discard && *discard) {
+			rc = -ECANCELED;
+			snprintf(err, errlen, "%s: aborted", rel);
 		}
-		off += have;
-		atomic_store(&s->bytes, off);
+		if (rc == 0) {
+			EVP_DigestUpdate(md, buf, have);
+			for (size_t o = 0; o < have && rc == 0; o += CHUNK) {
+				size_t n = have - o < CHUNK ? have - o : CHUNK;
+				ssize_t w = sfile_pwrite(&f, buf + o, n, off + o);
+				if (w < 0)
+					rc = fail(st, rel, "write", (int)w, err, errlen);
+			}
+		}
+		off += have; /* what the writer sent, written or dropped */
+		if (bytes)
+			atomic_store(bytes, off);
 	}
 	if (rc == 0 && off == 0) {
-		snprintf(s->err, sizeof(s->err), "%s: the backend sent nothing", s->rel);
+		snprintf(err, errlen, "%s: the backend sent nothing", rel);
 		rc = -EPIPE;
 	}
 	if (rc == 0) {
 		rc = sfile_sync(&f);
 		if (rc < 0)
-			fail(s->st, s->rel, "sync", rc, s->err, sizeof(s->err));
+			fail(st, rel, "sync", rc, err, errlen);
 	}
 	if (rc == 0)
-		sha_hex(md, s->sha);
+		sha_hex(md, sha);
 	if (opened)
 		sfile_close(&f);
 	/* a failed save leaves no image that looks whole */
 	if (rc < 0 && opened) {
 		char e2[64];
-		ckpt_store_rmtree(s->st, s->rel, e2, sizeof(e2));
+		ckpt_store_rmtree(st, rel, e2, sizeof(e2));
 	}
-	close(s->pipe_fd); /* the backend's writes fail from now on */
-	s->pipe_fd = -1;
 	EVP_MD_CTX_free(md);
 	free(buf);
-	s->rc = rc;
+	return rc;
+}
+
+static void *save_main(void *arg)
+{
+	struct ckpt_stream *s = arg;
+	s->rc = ckpt_store_save_fd(s->st, s->rel, s->pipe_fd, s->cancel[0], NULL, &s->bytes,
+				   s->sha, s->err, sizeof(s->err));
+	close(s->pipe_fd); /* the backend's writes fail from now on */
+	s->pipe_fd = -1;
 	atomic_store(&s->done, 1);
 	return NULL;
 }
@@ -708,6 +749,64 @@ int ckpt_stream_save(struct ckpt_store *st, const char *rel, int *backend_fd,
 	return stream_start(st, rel, 1, 0, NULL, backend_fd, out, err, errlen);
 }
 
+int ckpt_stream_save_proc(struct ckpt_store *st, const char *exe, const char *rel,
+			  const char *result, int *backend_fd, struct ckpt_stream **out, char *err,
+			  size_t errlen)
+{
+	struct ckpt_stream *s = calloc(1, sizeof(*s));
+	int p[2];
+	if (!s)
+		return -ENOMEM;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		int rc = -errno;
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		free(s);
+		return rc;
+	}
+	fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+	s->st = st;
+	s->cancel[0] = s->cancel[1] = -1;
+	s->pipe_fd = -1;
+	snprintf(s->rel, sizeof(s->rel), "%s", rel);
+	snprintf(s->result, sizeof(s->result), "%s", result);
+	unlink(result);
+	char *argv[10];
+	int n = 0;
+	argv[n++] = (char *)exe;
+	argv[n++] = "--store";
+	argv[n++] = st->uri;
+	if (st->is_sfs) { /* a directory store has no sfs.conf */
+		argv[n++] = "--sfs-conf";
+		argv[n++] = st->sfs_conf;
+	}
+	argv[n++] = "--result";
+	argv[n++] = s->result;
+	argv[n++] = s->rel;
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int rc = -errno;
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		free(s);
+		return rc;
+	}
+	if (pid == 0) {
+		dup2(p[0], STDIN_FILENO); /* dup2 clears O_CLOEXEC on the copy */
+		setsid();                 /* its own session: migd's end is not its end */
+		execv(exe, argv);
+		_exit(127);
+	}
+	close(p[0]);
+	s->pid = pid;
+	s->save = 1;
+	s->started = 0;
+	*backend_fd = p[1];
+	*out = s;
+	return 0;
+}
+
 int ckpt_stream_load(struct ckpt_store *st, const char *rel, uint64_t bytes,
 		     const char *sha_hex, int *backend_fd, struct ckpt_stream **out, char *err,
 		     size_t errlen)
@@ -715,9 +814,35 @@ int ckpt_stream_load(struct ckpt_store *st, const char *rel, uint64_t bytes,
 	return stream_start(st, rel, 0, bytes, sha_hex, backend_fd, out, err, errlen);
 }
 
+/* A migd-stream that exited: its outcome file into s. */
+static void proc_result(struct ckpt_stream *s, int status)
+{
+	json_error_t je;
+	json_t *o = json_load_file(s->result, 0, &je);
+	const char *sha = json_string_value(json_object_get(o, "sha256"));
+	const char *e = json_string_value(json_object_get(o, "error"));
+	atomic_store(&s->bytes, (uint64_t)json_integer_value(json_object_get(o, "bytes")));
+	if (json_is_true(json_object_get(o, "ok")) && sha && strlen(sha) == 64) {
+		snprintf(s->sha, sizeof(s->sha), "%s", sha);
+		s->rc = 0;
+	} else {
+		s->rc = -EIO;
+		snprintf(s->err, sizeof(s->err), "%s", e ? e : o ? "migd-stream failed"
+			 : WIFSIGNALED(status) ? "migd-stream was killed" : je.text);
+	}
+	json_decref(o);
+	unlink(s->result);
+	atomic_store(&s->done, 1);
+}
+
 int ckpt_stream_poll(struct ckpt_stream *s, uint64_t *bytes, char sha[CKPT_SHA_HEX], char *err,
 		     size_t errlen)
 {
+	int status;
+	if (s->pid > 0 && !atomic_load(&s->done) && waitpid(s->pid, &status, WNOHANG) == s->pid) {
+		s->pid = 0;
+		proc_result(s, status);
+	}
 	if (bytes)
 		*bytes = atomic_load(&s->bytes);
 	if (!atomic_load(&s->done))
@@ -731,10 +856,36 @@ int ckpt_stream_poll(struct ckpt_stream *s, uint64_t *bytes, char sha[CKPT_SHA_H
 	return 1;
 }
 
+/* migd-streams let go of before they ended: reaped by ckpt_stream_reap */
+static pid_t abandoned[64];
+static size_t n_abandoned;
+
+void ckpt_stream_reap(void)
+{
+	for (size_t i = 0; i < n_abandoned;) {
+		if (waitpid(abandoned[i], NULL, WNOHANG) != 0)
+			abandoned[i] = abandoned[--n_abandoned];
+		else
+			i++;
+	}
+}
+
 void ckpt_stream_free(struct ckpt_stream *s)
 {
 	if (!s)
 		return;
+	if (s->pid > 0) {
+		/* still reading: it drops the rest and ends with its writer's stream */
+		int status;
+		if (waitpid(s->pid, &status, WNOHANG) == 0) {
+			kill(s->pid, SIGUSR1);
+			if (n_abandoned < sizeof(abandoned) / sizeof(abandoned[0]))
+				abandoned[n_abandoned++] = s->pid;
+		}
+		unlink(s->result);
+		free(s);
+		return;
+	}
 	if (s->started) {
 		/* cut it: its next wait on the pipe ends (an sfs call in flight
 		 * finishes first, bounded by sfs's own timeout) */
@@ -742,8 +893,10 @@ void ckpt_stream_free(struct ckpt_stream *s)
 		(void)n;
 		pthread_join(s->thread, NULL);
 	}
-	close(s->cancel[0]);
-	close(s->cancel[1]);
+	if (s->cancel[0] >= 0) {
+		close(s->cancel[0]);
+		close(s->cancel[1]);
+	}
 	free(s);
 }
 

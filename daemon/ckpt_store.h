@@ -69,6 +69,13 @@ int ckpt_store_digest(struct ckpt_store *st, const char *rel, uint64_t *bytes,
 int ckpt_store_verify(struct ckpt_store *st, const char *rel, uint64_t bytes,
 		      const char *sha_hex, char *err, size_t errlen);
 
+/* The save loop of the stream thread and of migd-stream (ckpt_store.c
+ * says how it treats failures, discard and cancel_fd); -1 / NULL: none. */
+#include <signal.h>
+int ckpt_store_save_fd(struct ckpt_store *st, const char *rel, int in_fd, int cancel_fd,
+		       const volatile sig_atomic_t *discard, _Atomic uint64_t *bytes,
+		       char sha_hex[CKPT_SHA_HEX], char *err, size_t errlen);
+
 /* ---- streams: one thread each ---- */
 
 struct ckpt_stream;
@@ -77,6 +84,14 @@ struct ckpt_stream;
  * closes it once the backend has its own copy). */
 int ckpt_stream_save(struct ckpt_store *st, const char *rel, int *backend_fd,
 		     struct ckpt_stream **out, char *err, size_t errlen);
+/* The same through migd-stream (exe): a process of its own that reads the
+ * stream to its end even if migd dies or the store fails (migd_stream.c
+ * says why), writing its outcome to result. Its bytes are known once done. */
+int ckpt_stream_save_proc(struct ckpt_store *st, const char *exe, const char *rel,
+			  const char *result, int *backend_fd, struct ckpt_stream **out, char *err,
+			  size_t errlen);
+/* Reap migd-streams whose streams were freed before they ended. */
+void ckpt_stream_reap(void);
 /* Load: *backend_fd is the read end. bytes and sha_hex: what the image must
  * be (from the manifest); a mismatch fails the stream (the backend then
  * sees the pipe close early). */

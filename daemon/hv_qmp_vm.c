@@ -931,8 +931,20 @@ static void reconcile_save(struct hv *hv, const char *guest, const char *host)
 	char st[32], err[300], marker[PATH_MAX];
 	migrate_status(hv, guest, host, st, sizeof(st));
 	if (!mig_status_final(st)) {
-		log_warnx("qmp: guest %s: a save on %s was %s when migd stopped; cancelling it",
-			  guest, host, st);
+		/* Let it end by itself: migd-stream reads the stream to its end
+		 * even after migd died, and cancelling a background snapshot
+		 * leaves QEMU 7.2 unable to save or migrate the guest again. */
+		log_info("qmp: guest %s: a save on %s was %s when migd stopped; waiting for it to "
+			 "end", guest, host, st);
+		for (int i = 0; i < RECONCILE_SAVE_WAIT_MS / 20; i++) {
+			if (mig_status_final(migrate_status(hv, guest, host, st, sizeof(st))))
+				break;
+			usleep(20000);
+		}
+	}
+	if (!mig_status_final(st)) {
+		log_warnx("qmp: guest %s: a save on %s was still %s %d s after migd's restart; "
+			  "cancelling it", guest, host, st, RECONCILE_SAVE_WAIT_MS / 1000);
 		qvm_exec(hv, guest, host, "migrate_cancel", NULL, NULL, err, sizeof(err));
 		for (int i = 0; i < RECONCILE_WAIT_MS / 20; i++) {
 			if (mig_status_final(migrate_status(hv, guest, host, st, sizeof(st))))

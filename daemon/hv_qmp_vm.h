@@ -24,6 +24,7 @@
 #define SPAWN_TIMEOUT_MS 60000
 #define QUIT_TIMEOUT_MS 10000
 #define RECONCILE_WAIT_MS 15000
+#define RECONCILE_SAVE_WAIT_MS 60000 /* a save left running: its stream (migd-stream) ends it */
 #define MIB ((uint64_t)1024 * 1024)
 
 struct qhost {

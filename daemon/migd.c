@@ -28,6 +28,10 @@
 #include "policy.h"
 #include "util.h"
 
+#ifndef MIGD_LIBEXECDIR
+#define MIGD_LIBEXECDIR "/usr/local/libexec/migd"
+#endif
+
 #ifndef MIGD_VERSION
 #define MIGD_VERSION "0.0.0"
 #endif
@@ -172,6 +176,31 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	};
 }
 
+/* migd-stream: beside this migd (a build tree), else where it is installed;
+ * "" when neither has it (saves then stream through a thread of migd). */
+static void stream_exe(char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	buf[0] = '\0';
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(buf, len, "%s/migd-stream", self);
+			if (access(buf, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(buf, len, "%s", MIGD_LIBEXECDIR "/migd-stream");
+	if (access(buf, X_OK) == 0)
+		return;
+	log_warnx("no migd-stream beside migd or in %s: checkpoint images stream through a "
+		  "thread of migd, and a save cut short by migd's end fails", MIGD_LIBEXECDIR);
+	buf[0] = '\0';
+}
+
 static int64_t cluster_clock(void *arg)
 {
 	return exec_now_ns(arg);
@@ -219,6 +248,8 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	int rc;
 	exec_options(conf, state_dir, &opts);
 	snprintf(co.store, sizeof(co.store), "%s", conf->ckpt_store);
+	snprintf(co.state_dir, sizeof(co.state_dir), "%s", state_dir);
+	stream_exe(co.stream_exe, sizeof(co.stream_exe));
 	snprintf(co.sfs_conf, sizeof(co.sfs_conf), "%s",
 		 *conf->ckpt_sfs_conf ? conf->ckpt_sfs_conf : conf->qmp_sfs_conf);
 	if ((rc = db_open(conf->db, &db, err, sizeof(err))) < 0 ||
