@@ -127,12 +127,15 @@ static int fits(const struct cand *x, uint64_t mem)
 	return !x->cap || x->used + mem <= x->cap;
 }
 
-/* Each guest's target host: the given list (in turn), else its old host
- * when it may take guests, else the candidate with the most room. */
+/* Each guest's target host: the given list (in turn); else its old host
+ * when that may take guests and has room; else, for the others (a failed
+ * host's guests), the host with the fewest guests of this job placed on it,
+ * then the most room (ranks of a job spread as migrations keep them). */
 static int place(struct ckpt *ck, struct op *op, const char *const *hosts, size_t n_hosts,
 		 char *err, size_t errlen)
 {
 	static struct cands c;
+	unsigned placed[256] = { 0 };
 	memset(&c, 0, sizeof(c));
 	c.op = op;
 	db_host_list(ck->db, add_cand, &c);
@@ -149,48 +152,67 @@ static int place(struct ckpt *ck, struct op *op, const char *const *hosts, size_
 			return -EINVAL;
 		}
 	}
+	struct cand **to = calloc(op->n, sizeof(*to));
+	if (!to)
+		return -ENOMEM;
+	/* pass 1: the given hosts, or each guest's own host when it can stay */
 	for (size_t i = 0; i < op->n; i++) {
 		struct opguest *g = &op->g[i];
+		struct cand *x = n_hosts ? cand_find(&c, hosts[i % n_hosts]) : cand_find(&c, g->host);
+		if (x && (n_hosts || fits(x, g->memory_bytes))) {
+			to[i] = x;
+			x->used += g->memory_bytes;
+			placed[x - c.c]++;
+		}
+	}
+	/* pass 2: the rest */
+	for (size_t i = 0; i < op->n; i++) {
+		struct opguest *g = &op->g[i];
+		if (to[i])
+			continue;
 		struct cand *x = NULL;
-		if (n_hosts) {
-			x = cand_find(&c, hosts[i % n_hosts]);
-		} else {
-			x = cand_find(&c, g->host);
-			if (!x || !fits(x, g->memory_bytes)) {
-				x = NULL;
-				for (size_t j = 0; j < c.n; j++) {
-					uint64_t fj = c.c[j].cap ? c.c[j].cap - c.c[j].used : UINT64_MAX;
-					uint64_t fx = x && x->cap ? x->cap - x->used : UINT64_MAX;
-					if (fits(&c.c[j], g->memory_bytes) &&
-					    (!x || fj > fx || (fj == fx && c.c[j].used < x->used)))
-						x = &c.c[j];
-				}
-			}
+		for (size_t j = 0; j < c.n; j++) {
+			struct cand *y = &c.c[j];
+			uint64_t fy = y->cap ? y->cap - y->used : UINT64_MAX;
+			uint64_t fx = x && x->cap ? x->cap - x->used : UINT64_MAX;
+			if (!fits(y, g->memory_bytes))
+				continue;
+			if (!x || placed[j] < placed[x - c.c] ||
+			    (placed[j] == placed[x - c.c] && (fy > fx || (fy == fx && y->used < x->used))))
+				x = y;
 		}
 		if (!x) {
 			snprintf(err, errlen, "no host can take guest %s (%" PRIu64 " MiB): every "
 				 "enabled, healthy host is full%s%s", g->name, g->memory_bytes >> 20,
 				 *op->avoid ? " or is " : "", op->avoid);
+			free(to);
 			return -ENOSPC;
 		}
-		if (!fits(x, g->memory_bytes)) {
-			snprintf(err, errlen, "host %s lacks memory for guest %s: needs %" PRIu64
-				 " MiB, has %" PRIu64 " MiB free", x->name, g->name,
-				 g->memory_bytes >> 20, (x->cap - x->used) >> 20);
-			return -ENOSPC;
-		}
+		to[i] = x;
 		x->used += g->memory_bytes;
+		placed[x - c.c]++;
+	}
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < op->n; i++) {
+		struct opguest *g = &op->g[i];
+		struct cand *x = to[i];
+		if (!fits(x, 0) || (x->cap && x->used > x->cap)) {
+			snprintf(err, errlen, "host %s lacks memory for the guests placed on it: %" PRIu64
+				 " MiB needed, %" PRIu64 " MiB there", x->name, x->used >> 20,
+				 x->cap >> 20);
+			rc = -ENOSPC;
+			break;
+		}
 		snprintf(g->host, sizeof(g->host), "%s", x->name);
-		int rc = ck_guest_driver(ck, g, err, errlen);
+		rc = ck_guest_driver(ck, g, err, errlen);
 		if (rc == 0 && (!g->ops->load_start || !g->ops->guest_resume)) {
 			snprintf(err, errlen, "host %s: backend %s cannot restore", g->host,
 				 g->ops->scheme);
 			rc = -EOPNOTSUPP;
 		}
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
+	free(to);
+	return rc;
 }
 
 /* A guest of a manifest that the database lost: added on its target host
