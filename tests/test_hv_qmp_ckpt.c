@@ -449,6 +449,14 @@ Test(qmp_ckpt, background_save_resumes_the_guest_and_loads_the_pause)
 		cr_assert_eq(ops->guest_resume(hv, "g2", err, sizeof(err)), 0, "%s", err);
 	}
 	cr_expect_gt(bytes, 16u << 20, "image of %" PRIu64 " bytes", bytes);
+	/* it still migrates live afterwards */
+	uint64_t id;
+	cr_assert_eq(ops->migrate_start(hv, "g2", "ckpt-a", "ckpt-b", NULL, &id, err, sizeof(err)),
+		     0, "migrate: %s", err);
+	pr = poll_to_end(id);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "migration after a save: %s", pr.error);
+	cr_expect_eq(pr.rounds > 0, 1);
+	expect_where("g2", "ckpt-b", 1);
 	/* the image is the guest as of the pause, though it ran on meanwhile */
 	restore_and_check("g2", "ckpt-b", "g2.img", "paused.mem");
 	cr_expect_eq(ops->guest_destroy(hv, "g2", err, sizeof(err)), 0, "%s", err);
