@@ -38,10 +38,13 @@
  * that tell what happened; open() settles every guest (qvm_reconcile_all):
  * an unfinished incoming migration is cancelled and its destination
  * killed, a completed one gets its source quit. A guest never runs on two
- * hosts, and is never left paused.
+ * hosts, and a migration never leaves it paused. (A checkpoint pauses
+ * guests on purpose: hv_qmp_ckpt.c; the reconciliation leaves a paused
+ * guest paused, and kills an unfinished load.)
  *
  * This file: hosts, the hv_ops and the migrations; hv_qmp_vm.c: a guest's
- * QEMU instances (files, processes, taps, QMP connections, reconciliation).
+ * QEMU instances (files, processes, taps, QMP connections, reconciliation);
+ * hv_qmp_ckpt.c: pause, resume, save, load, destroy, config, define.
  * Every entry point takes the driver's mutex.
  */
 #include "hv_qmp.h"
@@ -559,9 +562,14 @@ static int set_caps(struct hv *hv, const char *guest, const char *host, const st
 					      m->params.parallel_connections > 1));
 	json_array_append_new(caps, json_pack("{s:s, s:b}", "capability", "postcopy-ram", "state",
 					      m->params.postcopy != 0));
-	if (source)
+	if (source) {
 		json_array_append_new(caps, json_pack("{s:s, s:b}", "capability", "auto-converge",
 						      "state", m->params.auto_converge != 0));
+		/* a background save (hv_qmp_ckpt.c) leaves it on: a live
+		 * migration must not become a snapshot */
+		json_array_append_new(caps, json_pack("{s:s, s:b}", "capability",
+						      "background-snapshot", "state", 0));
+	}
 	int rc = qvm_exec(hv, guest, host, "migrate-set-capabilities",
 			   json_pack("{s:o}", "capabilities", caps), NULL, err, errlen);
 	if (rc < 0)

@@ -12,13 +12,22 @@
  * runs); QEMU refuses it where that is not available (no uffd-wp for the
  * RAM's backend, an unprivileged QEMU without vm.unprivileged_userfaultfd)
  * and the save is then a plain one while the guest stays paused (mode
- * "paused"). QEMU captures the device state of a paused guest in its
- * migration thread a moment after migrate; the guest is continued only
- * once RAM pages start to flow, which comes after that capture, so the
- * image is the state as of the pause. A save in mode paused leaves QEMU in
- * "postmigrate": paused, and cont runs it again (the block layer is active
- * again at cont). A failed or cancelled save leaves the guest paused where
- * it was (stopped again if a background save had continued it).
+ * "paused"). QEMU 7.2 captures the device state in its migration thread a
+ * moment after migrate, with the guest stopped, and then starts the guest
+ * itself, whether it ran before or not (bg_migration_vm_start_bh); the
+ * image is the state as of the pause, as the test checks byte for byte.
+ * This file also sends cont once RAM flows, or at completion, in case a
+ * QEMU does not. QEMU's downtime is the pause the save itself caused.
+ * Here (Debian QEMU 7.2, TCG, kernel 6.x, root) background snapshots work
+ * on the guests' anonymous RAM, the 8 KiB TCG padding included.
+ *
+ * A save in mode paused leaves QEMU in "postmigrate": paused, and cont
+ * runs it again; QEMU refuses another migration from postmigrate, so a
+ * second save needs the guest to have run in between (save_start says
+ * so). A failed or cancelled save leaves the guest paused where it was
+ * (stopped again if a background save had let it run). A failed
+ * background save breaks that QEMU for saves and migrations (see
+ * qvm_check_can_send).
  *
  * A load is an incoming migration from "fd:NAME" into a QEMU started like
  * a migration destination plus -S, so that it stays paused once loaded
@@ -325,10 +334,12 @@ static void save_fail(struct hv *hv, struct qmig *m, enum hv_mig_state state, co
 }
 
 /*
- * Background: continue the guest once QEMU has its device state. QEMU
- * captures it in the migration thread, holding the big lock, after it
- * reported "active" and before the first RAM page goes (QEMU 7.2
+ * Background: make sure the guest runs once QEMU has its device state.
+ * QEMU captures it in the migration thread, holding the big lock, after
+ * it reported "active" and before the first RAM page goes (QEMU 7.2
  * bg_migration_thread): bytes of RAM counted as sent mean it is done.
+ * QEMU 7.2 has started the guest by then itself; cont of a running guest
+ * does nothing.
  */
 static void save_resume_background(struct hv *hv, struct qmig *m)
 {

@@ -45,6 +45,9 @@ static const struct hv_ops *ops = &hv_qmp_ops;
 static char err[512];
 static char dir[64] = "";
 static struct hv *hv;
+static struct hv_qmp_settings settings;
+
+static void open_hv(void);
 
 /* ---- fixture ---- */
 
@@ -70,9 +73,14 @@ static void setup(void)
 	snprintf(dir, sizeof(dir), "/tmp/test_ckpt.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(state, sizeof(state), "%s/state", dir);
-	struct hv_qmp_settings s = { .image_dir = image, .state_dir = state,
-				     .migration_port_base = 0 };
-	struct hv_env env = { .qmp = &s };
+	settings = (struct hv_qmp_settings){ .image_dir = image, .state_dir = state };
+	open_hv();
+}
+
+/* Open the driver (again: as a restarted migd does, reconciling). */
+static void open_hv(void)
+{
+	struct hv_env env = { .qmp = &settings };
 	cr_assert_eq(ops->open(&env, &hv, err, sizeof(err)), 0, "open: %s", err);
 	cr_assert_eq(ops->host_add(hv, "ckpt-a", "qmp:///ckpt-a?cluster=tckpt-none", err,
 				   sizeof(err)), 0, "%s", err);
@@ -84,7 +92,7 @@ static void setup(void)
  * verified (guest_destroy), and remove the directory. */
 static void teardown(void)
 {
-	static const char *const guests[] = { "g1", "g2", "g3" };
+	static const char *const guests[] = { "g1", "g2", "g3", "g4" };
 	char cmd[128];
 	if (!*dir)
 		return;
@@ -441,6 +449,14 @@ Test(qmp_ckpt, background_save_resumes_the_guest_and_loads_the_pause)
 		cr_assert_eq(ops->guest_resume(hv, "g2", err, sizeof(err)), 0, "%s", err);
 	}
 	cr_expect_gt(bytes, 16u << 20, "image of %" PRIu64 " bytes", bytes);
+	/* it still migrates live afterwards */
+	uint64_t id;
+	cr_assert_eq(ops->migrate_start(hv, "g2", "ckpt-a", "ckpt-b", NULL, &id, err, sizeof(err)),
+		     0, "migrate: %s", err);
+	pr = poll_to_end(id);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "migration after a save: %s", pr.error);
+	cr_expect_eq(pr.rounds > 0, 1);
+	expect_where("g2", "ckpt-b", 1);
 	/* the image is the guest as of the pause, though it ran on meanwhile */
 	restore_and_check("g2", "ckpt-b", "g2.img", "paused.mem");
 	cr_expect_eq(ops->guest_destroy(hv, "g2", err, sizeof(err)), 0, "%s", err);
@@ -547,4 +563,67 @@ Test(qmp_ckpt, config_defines_the_guest_again_and_is_checked)
 	cr_expect_eq(ops->guest_config(hv, "d3", &again, err, sizeof(err)), -ENOENT);
 	free(config);
 	free(again);
+}
+
+Test(qmp_ckpt, a_restart_kills_a_half_load_and_leaves_a_saved_guest_paused)
+{
+	uint64_t bytes, id;
+	struct hv_progress pr;
+	char marker[PATH_MAX];
+	create_and_boot("g4", "ckpt-a");
+	cr_assert_eq(ops->guest_pause(hv, "g4", err, sizeof(err)), 0, "pause: %s", err);
+	dump_memory("g4", "ckpt-a", "paused.mem");
+	pr = save_to("g4", "g4.img", 0, 0, &bytes);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "save: %s", pr.error);
+	cr_assert_eq(ops->guest_resume(hv, "g4", err, sizeof(err)), 0, "resume: %s", err);
+	cr_assert_eq(ops->guest_pause(hv, "g4", err, sizeof(err)), 0, "pause: %s", err);
+
+	/* migd stops in the middle of a save (its reader goes with it) */
+	int fds[2];
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	struct hv_image img = { .fd = fds[1] };
+	cr_assert_eq(ops->save_start(hv, "g4", &img, NULL, &id, err, sizeof(err)), 0, "%s", err);
+	close(fds[1]);
+	cr_assert_eq(ops->migrate_poll(hv, id, &pr, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(pr.state, HV_MIG_ACTIVE);
+	ops->close(hv);
+	close(fds[0]);
+	open_hv();
+	expect_where("g4", "ckpt-a", 0); /* not resumed: the executor decides */
+	path_of(marker, sizeof(marker), "g4", "ckpt-a.saving");
+	cr_expect_neq(access(marker, F_OK), 0, "%s is left", marker);
+	cr_assert_eq(ops->guest_destroy(hv, "g4", err, sizeof(err)), 0, "destroy: %s", err);
+
+	/* migd stops in the middle of a load (its writer stalls: a dup of the
+	 * pipe's end stays open here) */
+	struct pump p;
+	struct stat st;
+	char img_path[PATH_MAX];
+	snprintf(img_path, sizeof(img_path), "%s/g4.img", dir);
+	cr_assert_eq(stat(img_path, &st), 0);
+	pump_start(&p, false, "g4.img", (uint64_t)st.st_size / 2, &img);
+	int stall = dup(p.pipe_fd);
+	cr_assert_eq(ops->load_start(hv, "g4", "ckpt-b", &img, &id, err, sizeof(err)), 0, "%s",
+		     err);
+	pump_handed(&img);
+	double t0 = now_s();
+	do { /* until QEMU is up and reading */
+		cr_assert_eq(ops->migrate_poll(hv, id, &pr, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(pr.state, HV_MIG_ACTIVE, "load: %s", pr.error);
+		cr_assert_lt(now_s() - t0, 60);
+		usleep(100000);
+	} while (qvm_pid(hv, "g4", "ckpt-b") == 0 || p.bytes < (uint64_t)st.st_size / 2);
+	pump_join(&p); /* its half written; the pipe stays open through stall */
+	path_of(marker, sizeof(marker), "g4", "ckpt-b.restoring");
+	cr_expect_eq(access(marker, F_OK), 0, "no %s while loading", marker);
+	ops->close(hv);
+	open_hv();
+	expect_gone("g4", "ckpt-b");
+	close(stall);
+	/* and the image loads afterwards */
+	pr = load_from("g4", "ckpt-b", "g4.img", 0);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "load: %s", pr.error);
+	dump_memory("g4", "ckpt-b", "loaded.mem");
+	cr_expect_eq(pages_differing("paused.mem", "loaded.mem"), 0);
+	cr_expect_eq(ops->guest_destroy(hv, "g4", err, sizeof(err)), 0, "%s", err);
 }
