@@ -226,4 +226,22 @@ running g1 && running g2 || fail "a guest is not running after the automatic res
 py "$tmp/r.json" 'd[0]["lost_work_ms"] >= 0' | grep -qx True || fail "no lost work on the restore: $(cat "$tmp/r.json")"
 ok "g1's QEMU killed: migd restored j by itself (g1 now on $(host_of g1), lost $(py "$tmp/r.json" 'd[0]["lost_work_ms"]') ms of work)"
 
+# ---- migd's database and the backend's state lost: restore from a manifest ----
+ctl_json "$tmp/c.json" checkpoint list j
+cm=$(py "$tmp/c.json" '[c["id"] for c in d if c["state"] == "completed"][0]')
+stop_pid "$migd_pid"
+migd_pid=
+for p in $(qemu_pids); do kill -9 "$p" 2>/dev/null; done
+rm -rf "$tmp/state.db" "$tmp/state.db-wal" "$tmp/state.db-shm" "$tmp/qmp"
+start_migd
+ctl host add a --uri qmp:///a >/dev/null || fail "host add a (fresh migd)"
+ctl host add b --uri qmp:///b >/dev/null || fail "host add b (fresh migd)"
+ctl --timeout 120000 restore --from-manifest "j/$cm/manifest.json" --wait >"$tmp/rm.out" 2>&1 ||
+	fail "restore --from-manifest j/$cm/manifest.json: $(cat "$tmp/rm.out")"
+both_running || fail "the guests do not run after the restore from the manifest"
+ctl_json "$tmp/g.json" guest list
+[ "$(py "$tmp/g.json" 'sorted((g["name"], g["job"], g["rank"]) for g in d) == [("g1", "j", 0), ("g2", "j", 1)]')" = True ] ||
+	fail "guests after the restore from the manifest: $(cat "$tmp/g.json")"
+ok "a migd that lost its database and the backend's state restores j from sfs:/.migd/checkpoints/j/$cm/manifest.json"
+
 migd_done test_checkpoint
