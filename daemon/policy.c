@@ -977,7 +977,7 @@ static void observe_checkpoint(struct policy_engine *pe, struct loaded *lp, int6
 	int rc = db_begin(pe->db);
 	if (rc == 0)
 		rc = db_policy_update(pe->db, &after.row);
-	if (rc == 0) {
+	if (rc == 0 && fabs(interval - before) >= 1e-3 * before) { /* a fixed one never moves */
 		char reason[240];
 		snprintf(reason, sizeof(reason), "measured checkpoint cost d = %.3g s, MTBF M = %.6g s:"
 			 " interval %.6g s (%s), was %.6g s", d, p->mtbf_s, interval, which, before);
