@@ -4,9 +4,12 @@
 #   scripts/bootstrap.sh run     install packages, build, run the main job:
 #                                cluster/demo, real QEMU guests on a virtual
 #                                cluster live-migrated under an interval
-#                                policy by migd, then bench/migration-cost
-#                                --quick, the job's slowdown under interval
-#                                policies (root; else the sim demo)
+#                                policy by migd; cluster/demo --checkpoint,
+#                                a job checkpointed, a host killed and the
+#                                job restored by migd; then
+#                                bench/migration-cost --quick, the job's
+#                                slowdown under interval policies (root;
+#                                else the sim demo)
 #   scripts/bootstrap.sh sim     the same on the simulated cluster
 #                                (scripts/migd-demo.sh; migd stays running)
 #   scripts/bootstrap.sh test    install packages, build normal and sanitizer
@@ -113,7 +116,10 @@ run_tests() {
 
 # The main job: the whole scenario on real QEMU guests (cluster/demo: the
 # virtual cluster, sfs, migd with the qmp backend, guests under an interval
-# policy, checks, report), then the migration-cost experiment in its quick
+# policy, checks, report), the checkpoint scenario (cluster/demo
+# --checkpoint: btio under a checkpoint policy, every QEMU of a host killed,
+# migd restores the job by itself; about 3 minutes), then the
+# migration-cost experiment in its quick
 # form (bench/migration-cost --quick: btio's slowdown under interval
 # policies, Figures 12 and 13, the sim's what-if; under 15 minutes; its
 # own cluster name, subnet and port). Arguments go to cluster/demo. Both
@@ -124,6 +130,9 @@ run_main() {
 	if [ "$(id -u)" = 0 ]; then
 		status=0
 		cluster/demo "$@" || status=1
+		echo
+		echo "== cluster/demo --checkpoint: a job checkpointed, a host's QEMUs killed, migd restores it"
+		cluster/demo --checkpoint "$@" || status=1
 		echo
 		echo "== bench/migration-cost --quick: what migrating the job every N minutes costs it"
 		bench/migration-cost --quick || status=1
