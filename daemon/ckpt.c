@@ -594,6 +594,9 @@ static json_t *manifest_json(struct ckpt *ck, const struct op *op)
 		json_array_append_new(gs, o);
 	}
 	json_object_set_new(m, "guests", gs);
+	json_t *cut = json_object_get(op->row.body, "cut_ns");
+	if (json_is_integer(cut))
+		json_object_set(m, "cut_ns", cut);
 	return m;
 }
 

@@ -692,10 +692,18 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 }
 
 /* A restore a crash interrupted: failed. The backend's own reconciliation
- * at open has killed half-loaded instances; a guest that runs nowhere now
- * stays down (restore again), and none runs twice. */
+ * at open has killed half-loaded instances, so none runs twice; when the
+ * restore had begun stopping the job's guests, it is started again from the
+ * same manifest, so that every guest ends on one host. */
 int ck_reconcile_restore(struct ckpt *ck, struct db_op *row)
 {
+	int again = strcmp(row->state, "queued") != 0 && strcmp(row->state, "verifying") != 0;
+	const char *rel = json_string_value(json_object_get(row->body, "store_path"));
+	char manifest[PATH_MAX] = "", reason[DB_TEXT_MAX];
+	if (again && rel)
+		snprintf(manifest, sizeof(manifest), "%s/%s", rel, CKPT_MANIFEST);
+	snprintf(reason, sizeof(reason), "again after a migd restart (restore %" PRId64 ")",
+		 row->id);
 	snprintf(row->state, sizeof(row->state), "failed");
 	snprintf(row->error, sizeof(row->error), "interrupted by a migd restart");
 	row->ended_ns = ck_now(ck);
@@ -707,7 +715,21 @@ int ck_reconcile_restore(struct ckpt *ck, struct db_op *row)
 		json_object_update_new(ev, ckpt_op_json(row));
 		rc = db_event(ck->db, ev);
 	}
-	return db_end(ck->db, rc);
+	rc = db_end(ck->db, rc);
+	if (rc == 0 && *manifest) {
+		char err[512] = "";
+		struct ckpt_restore_request rq = {
+			.manifest = manifest, .reason = reason,
+			.skip_rollback = json_is_false(json_object_get(row->body, "rollback")),
+			.failure_ns = json_integer_value(json_object_get(row->body, "failure_ns")),
+		};
+		struct db_op out = { 0 };
+		if (ckpt_restore(ck, &rq, &out, err, sizeof(err)) < 0)
+			log_warnx("restore %" PRId64 " of %s: not started again: %s", row->id, row->job,
+				  err);
+		db_op_clear(&out);
+	}
+	return rc;
 }
 
 /* ---- failure detection ---- */

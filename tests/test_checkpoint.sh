@@ -31,6 +31,7 @@ sfsd_pid=
 qemu_pids() { pgrep -f -- "-qmp unix:$tmp/" 2>/dev/null; }
 cleanup() {
 	stop_pid "$migd_pid"
+	umount "$tmp/small" 2>/dev/null
 	for p in $(qemu_pids); do kill -9 "$p" 2>/dev/null; done
 	stop_pid "$sfsd_pid"
 	rm -rf "$tmp"
@@ -226,9 +227,75 @@ running g1 && running g2 || fail "a guest is not running after the automatic res
 py "$tmp/r.json" 'd[0]["lost_work_ms"] >= 0' | grep -qx True || fail "no lost work on the restore: $(cat "$tmp/r.json")"
 ok "g1's QEMU killed: migd restored j by itself (g1 now on $(host_of g1), lost $(py "$tmp/r.json" 'd[0]["lost_work_ms"]') ms of work)"
 
+# ---- kill -9 of migd mid-restore: started again at the restart ----
+ctl policy rm ck >/dev/null || fail "policy rm ck"
+ctl_json "$tmp/c.json" checkpoint list j
+cr=$(py "$tmp/c.json" '[c["id"] for c in d if c["state"] == "completed"][0]')
+restore_in() { # ID STATE...
+	id=$1
+	shift
+	st=$(ctl --json restore show "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+	for w in "$@"; do [ "$st" = "$w" ] && return 0; done
+	return 1
+}
+caught=
+for try in 1 2 3 4 5; do
+	ctl_json "$tmp/r.json" restore "$cr"
+	rid=$(py "$tmp/r.json" 'd["id"]')
+	for i in $(seq 1 500); do
+		restore_in "$rid" stopping rollback loading && { caught=1; break; }
+		restore_in "$rid" completed failed && break
+		sleep 0.02
+	done
+	[ -n "$caught" ] && break
+done
+[ -n "$caught" ] || fail "5 restores ended before one was seen stopping or loading"
+kill -9 "$migd_pid"
+wait "$migd_pid" 2>/dev/null
+migd_pid=
+start_migd
+[ "$(restore_state "$rid")" = failed ] || fail "restore $rid after the restart: $(cat "$tmp/r.json")"
+again_done() {
+	ctl --json restore list j 2>/dev/null | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+sys.exit(0 if d and d[0]["reason"].startswith("again after a migd restart") and d[0]["state"] == "completed" else 1)'
+}
+wait_for 120 "the restore to be started again and complete" again_done
+[ -n "$(host_of g1)" ] && [ -n "$(host_of g2)" ] && qemu_of g1 >/dev/null && qemu_of g2 >/dev/null ||
+	fail "a guest does not run on exactly one host after the restore was resumed"
+both_running || fail "a guest is not running after the resumed restore"
+ok "kill -9 of migd mid-restore: the restore is failed and started again; each guest runs on one host"
+
+# ---- the store fills up: the checkpoint fails, the guests run, older ones stay ----
+if [ "$(id -u)" = 0 ]; then
+	stop_pid "$migd_pid"
+	migd_pid=
+	mkdir -p "$tmp/small"
+	mount -t tmpfs -o size=150m tmpfs "$tmp/small" || fail "mount a 150 MiB tmpfs"
+	start_migd --checkpoint-store "$tmp/small/store"
+	ctl --timeout 120000 checkpoint create j --keep 5 --wait >"$tmp/s1.out" 2>&1 ||
+		fail "a checkpoint into the small store: $(cat "$tmp/s1.out")"
+	ctl_json "$tmp/c.json" checkpoint list j
+	small=$(py "$tmp/c.json" 'd[0]["id"]')
+	ctl --timeout 120000 checkpoint create j --keep 5 --wait >"$tmp/s2.out" 2>&1 &&
+		fail "a checkpoint into a full store completed"
+	grep -q "space" "$tmp/s2.out" || fail "the refusal does not say the store is full: $(cat "$tmp/s2.out")"
+	both_running || fail "a guest is not running after the failed checkpoint"
+	ctl --timeout 120000 restore "$small" --wait >"$tmp/s3.out" 2>&1 ||
+		fail "the older checkpoint $small is not intact: $(cat "$tmp/s3.out")"
+	ctl --timeout 120000 checkpoint create j --keep 5 --wait >"$tmp/s4.out" 2>&1 &&
+		fail "the second checkpoint into a full store completed"
+	grep -q "space" "$tmp/s4.out" || fail "again: $(cat "$tmp/s4.out")"
+	ok "a full store fails the checkpoint (guests running); the older one restores; the guests still save (QEMU not broken)"
+	stop_pid "$migd_pid"
+	migd_pid=
+	umount "$tmp/small"
+	start_migd
+fi
+
 # ---- migd's database and the backend's state lost: restore from a manifest ----
 ctl_json "$tmp/c.json" checkpoint list j
-cm=$(py "$tmp/c.json" '[c["id"] for c in d if c["state"] == "completed"][0]')
+cm=$(py "$tmp/c.json" '[c["id"] for c in d if c["state"] == "completed" and c["store"].startswith("sfs:")][0]')
 stop_pid "$migd_pid"
 migd_pid=
 for p in $(qemu_pids); do kill -9 "$p" 2>/dev/null; done
