@@ -144,8 +144,12 @@ static void body_update(struct op *op)
 	json_object_set_new(b, "guests", ck_guests_json(op));
 	json_object_set_new(b, "data_path", json_string(op->data_path));
 	json_object_set_new(b, "store_path", json_string(op->rel));
-	if (op->row.kind != DB_OP_CHECKPOINT)
+	if (op->row.kind == DB_OP_RESTORE) {
+		put_ms(b, "verify_ms", op->t_start, op->t_paused);
+		put_ms(b, "load_ms", op->t_snapshot, op->t_resumed);
+		put_ms(b, "total_ms", op->t_start, op->t_end);
 		return;
+	}
 	json_t *ph = json_object();
 	uint64_t pause_at = op->t_quiesced ? op->t_quiesced : op->t_start;
 	put_ms(ph, "quiesce_ms", op->t_start, op->t_quiesced);
@@ -289,6 +293,34 @@ static const char *hold_fn(void *arg, const char *guest)
 		return NULL;
 	snprintf(buf, sizeof(buf), "%s %" PRId64, kind_name(op), op->row.id);
 	return buf;
+}
+
+/* Write op's new row (the checkpoint's store path follows from its id) and
+ * its queued event; on failure the op is dropped. */
+int ck_op_insert(struct ckpt *ck, struct op *op, char *err, size_t errlen)
+{
+	int rc = db_begin(ck->db);
+	if (rc == 0)
+		rc = db_op_add(ck->db, &op->row);
+	if (rc == 0 && op->row.kind == DB_OP_CHECKPOINT) {
+		snprintf(op->rel, sizeof(op->rel), "%s/%" PRId64, op->row.job, op->row.id);
+		body_update(op);
+		rc = db_op_save(ck->db, &op->row);
+	}
+	if (rc == 0) {
+		char type[32];
+		snprintf(type, sizeof(type), "%s.queued", kind_name(op));
+		json_t *ev = migd_event_new(type, ck_now(ck));
+		json_object_update_new(ev, ckpt_op_json(&op->row));
+		rc = db_event(ck->db, ev);
+	}
+	rc = db_end(ck->db, rc);
+	if (rc < 0) {
+		snprintf(err, errlen, "could not write the %s's row", kind_name(op));
+		ck->n_ops--;
+		ck_op_free(op);
+	}
+	return rc;
 }
 
 /* ---- life cycle ---- */
@@ -482,26 +514,8 @@ int ckpt_create(struct ckpt *ck, const struct ckpt_request *rq, struct db_op *ou
 	json_object_set_new(op->row.body, "quiesce", json_string(db_quiesce_mode_name(k->quiesce)));
 	json_object_set_new(op->row.body, "keep", json_integer(op->keep));
 	body_update(op);
-	rc = db_begin(ck->db);
-	if (rc == 0)
-		rc = db_op_add(ck->db, &op->row);
-	if (rc == 0) {
-		snprintf(op->rel, sizeof(op->rel), "%s/%" PRId64, job, op->row.id);
-		body_update(op);
-		rc = db_op_save(ck->db, &op->row);
-	}
-	if (rc == 0) {
-		json_t *ev = migd_event_new("checkpoint.queued", ck_now(ck));
-		json_object_update_new(ev, ckpt_op_json(&op->row));
-		rc = db_event(ck->db, ev);
-	}
-	rc = db_end(ck->db, rc);
-	if (rc < 0) {
-		snprintf(err, errlen, "could not write the checkpoint's row");
-		ck->n_ops--;
-		ck_op_free(op);
+	if ((rc = ck_op_insert(ck, op, err, errlen)) < 0)
 		return rc;
-	}
 	op->t_start = now_ms();
 	log_info("checkpoint %" PRId64 " of %s queued: %zu guests, %s", op->row.id, job, op->n,
 		 op->row.reason);
@@ -663,7 +677,7 @@ static int keep_task(void *arg, char *err, size_t errlen)
 	return rc;
 }
 
-static void set_state(struct ckpt *ck, struct op *op, const char *state)
+void ck_set_state(struct ckpt *ck, struct op *op, const char *state)
 {
 	snprintf(op->row.state, sizeof(op->row.state), "%s", state);
 	char ev[48];
@@ -702,7 +716,7 @@ static int resume_guests(struct ckpt *ck, struct op *op)
 static void step_quiesce(struct ckpt *ck, struct op *op)
 {
 	if (!op->q) {
-		set_state(ck, op, "quiescing");
+		ck_set_state(ck, op, "quiescing");
 		const char **names = calloc(op->n, sizeof(*names));
 		for (size_t i = 0; names && i < op->n; i++)
 			names[i] = op->g[i].name;
@@ -736,7 +750,7 @@ static void step_quiesce(struct ckpt *ck, struct op *op)
 
 static void step_pause(struct ckpt *ck, struct op *op)
 {
-	set_state(ck, op, "pausing");
+	ck_set_state(ck, op, "pausing");
 	for (size_t i = 0; i < op->n; i++) {
 		struct opguest *g = &op->g[i];
 		char err[256] = "";
@@ -765,7 +779,7 @@ static void step_snapshot(struct ckpt *ck, struct op *op)
 	if (!*op->row.snapshot) {
 		snprintf(op->row.snapshot, sizeof(op->row.snapshot), "migd-%s-%" PRId64, op->row.job,
 			 op->row.id);
-		set_state(ck, op, "snapshot"); /* the name is on the row before it exists */
+		ck_set_state(ck, op, "snapshot"); /* the name is on the row before it exists */
 		if (ck_task(ck, op, snap_create_task) < 0) {
 			ck_fail(ck, op, "sfs snapshot: %s", op->task_err);
 			to_undo(ck, op);
@@ -864,7 +878,7 @@ static void poll_save(struct ckpt *ck, struct op *op, struct opguest *g)
 static void step_save(struct ckpt *ck, struct op *op)
 {
 	if (strcmp(op->row.state, "saving") != 0) {
-		set_state(ck, op, "saving");
+		ck_set_state(ck, op, "saving");
 		if (start_saves(ck, op) < 0) {
 			to_undo(ck, op);
 			return;
@@ -904,7 +918,7 @@ static void step_save(struct ckpt *ck, struct op *op)
 		 " ms paused", op->row.id, op->row.job, op->n, op->t_resumed - op->t_paused);
 	qgroup_resume(op->q);
 	op->phase = P_RESUME_AGENTS;
-	set_state(ck, op, "resuming");
+	ck_set_state(ck, op, "resuming");
 }
 
 static void step_resume_agents(struct ckpt *ck, struct op *op)
@@ -931,7 +945,7 @@ static void step_write(struct ckpt *ck, struct op *op)
 	if (!all)
 		return;
 	op->t_written = now_ms();
-	set_state(ck, op, "manifest");
+	ck_set_state(ck, op, "manifest");
 	if (ck_task(ck, op, manifest_task) < 0) {
 		ck_fail(ck, op, "manifest: %s", op->task_err);
 		to_undo(ck, op);
@@ -940,12 +954,12 @@ static void step_write(struct ckpt *ck, struct op *op)
 	op->phase = P_MANIFEST;
 }
 
-static void finish(struct ckpt *ck, struct op *op, const char *state)
+void ck_finish(struct ckpt *ck, struct op *op, const char *state)
 {
 	op->t_end = now_ms();
 	op->row.ended_ns = ck_now(ck);
 	snprintf(op->row.error, sizeof(op->row.error), "%s", op->why);
-	set_state(ck, op, state);
+	ck_set_state(ck, op, state);
 	log_info("%s %" PRId64 " of %s %s%s%s", kind_name(op), op->row.id, op->row.job, state,
 		 *op->why ? ": " : "", op->why);
 	op->phase = P_DONE;
@@ -960,7 +974,7 @@ static void step_manifest(struct ckpt *ck, struct op *op)
 		to_undo(ck, op);
 		return;
 	}
-	finish(ck, op, "completed");
+	ck_finish(ck, op, "completed");
 	if (!op->keep)
 		return;
 	op->old = calloc(1, sizeof(*op->old));
@@ -1044,7 +1058,7 @@ static void step_undo(struct ckpt *ck, struct op *op)
 			return;
 		op->t_agents = now_ms();
 		if (ck_task(ck, op, undo_store_task) < 0) {
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 			return;
 		}
 		op->phase = P_UNDO_STORE;
@@ -1056,7 +1070,7 @@ static void step_undo(struct ckpt *ck, struct op *op)
 			log_warnx("checkpoint %" PRId64 ": cleaning up: %s", op->row.id, op->task_err);
 		else
 			op->row.snapshot[0] = '\0';
-		finish(ck, op, "failed");
+		ck_finish(ck, op, "failed");
 	}
 }
 

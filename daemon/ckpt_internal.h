@@ -107,6 +107,12 @@ int64_t ck_now(struct ckpt *ck);
 struct op *ck_op_new(struct ckpt *ck);
 void ck_op_free(struct op *op);
 int ck_commit(struct ckpt *ck, struct op *op, const char *event);
+/* A new row for op with its KIND.queued event; on failure op is dropped. */
+int ck_op_insert(struct ckpt *ck, struct op *op, char *err, size_t errlen);
+/* The row to state, with its KIND.STATE event. */
+void ck_set_state(struct ckpt *ck, struct op *op, const char *state);
+/* The row ends (completed or failed, with op->why): ended, logged, P_DONE. */
+void ck_finish(struct ckpt *ck, struct op *op, const char *state);
 void ck_fail(struct ckpt *ck, struct op *op, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int ck_task(struct ckpt *ck, struct op *op, ckpt_task_fn fn);

@@ -363,21 +363,8 @@ int ckpt_restore(struct ckpt *ck, const struct ckpt_restore_request *rq, struct 
 	if (json_is_integer(cut))
 		json_object_set(op->row.body, "cut_ns", cut);
 	json_decref(src);
-	rc = db_begin(ck->db);
-	if (rc == 0)
-		rc = db_op_add(ck->db, &op->row);
-	if (rc == 0) {
-		json_t *ev = migd_event_new("restore.queued", ck_now(ck));
-		json_object_update_new(ev, ckpt_op_json(&op->row));
-		rc = db_event(ck->db, ev);
-	}
-	rc = db_end(ck->db, rc);
-	if (rc < 0) {
-		snprintf(err, errlen, "could not write the restore's row");
-		ck->n_ops--;
-		ck_op_free(op);
+	if ((rc = ck_op_insert(ck, op, err, errlen)) < 0)
 		return rc;
-	}
 	op->t_start = now_ms();
 	op->phase = R_VERIFY;
 	log_info("restore %" PRId64 " of %s from checkpoint %" PRId64 " queued: %s%s", op->row.id,
@@ -447,33 +434,6 @@ static int rollback_task(void *arg, char *err, size_t errlen)
 			 *sfs_last_error() ? sfs_last_error() : sfs_strerror(rc));
 	sfs_disconnect(fs);
 	return rc;
-}
-
-static void set_state(struct ckpt *ck, struct op *op, const char *state)
-{
-	snprintf(op->row.state, sizeof(op->row.state), "%s", state);
-	char ev[48];
-	snprintf(ev, sizeof(ev), "restore.%s", state);
-	ck_commit(ck, op, ev);
-}
-
-static void finish(struct ckpt *ck, struct op *op, const char *state)
-{
-	op->t_end = now_ms();
-	op->row.ended_ns = ck_now(ck);
-	snprintf(op->row.error, sizeof(op->row.error), "%s", op->why);
-	json_t *b = op->row.body;
-	json_object_set_new(b, "total_ms", json_integer((json_int_t)(op->t_end - op->t_start)));
-	if (op->t_resumed && op->t_snapshot)
-		json_object_set_new(b, "load_ms", json_integer((json_int_t)(op->t_resumed -
-									  op->t_snapshot)));
-	if (op->t_paused && op->t_start)
-		json_object_set_new(b, "verify_ms", json_integer((json_int_t)(op->t_paused -
-									    op->t_start)));
-	set_state(ck, op, state);
-	log_info("restore %" PRId64 " of %s %s%s%s", op->row.id, op->row.job, state,
-		 *op->why ? ": " : "", op->why);
-	op->phase = P_DONE;
 }
 
 /* Kill what runs of the job's guests, wherever that is. */
@@ -593,7 +553,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 			op->t_quiesced = 1; /* marks "verify started" */
 			if (ck_task(ck, op, verify_task) < 0) {
 				ck_fail(ck, op, "%s", op->task_err);
-				finish(ck, op, "failed");
+				ck_finish(ck, op, "failed");
 			}
 			return;
 		}
@@ -601,15 +561,15 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 			return;
 		if (op->task_rc < 0) {
 			ck_fail(ck, op, "%s (nothing was stopped)", op->task_err);
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 			return;
 		}
 		op->phase = R_STOP;
-		set_state(ck, op, "stopping");
+		ck_set_state(ck, op, "stopping");
 		/* fall through */
 	case R_STOP:
 		if (stop_all(ck, op) < 0) {
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 			return;
 		}
 		op->t_paused = now_ms();
@@ -620,10 +580,10 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 				 op->skip_rollback ? "skipped as asked" : "not needed: no data path");
 			return;
 		}
-		set_state(ck, op, "rollback");
+		ck_set_state(ck, op, "rollback");
 		if (ck_task(ck, op, rollback_task) < 0) {
 			ck_fail(ck, op, "%s", op->task_err);
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 		}
 		return;
 	case R_ROLLBACK:
@@ -631,15 +591,15 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 			return;
 		if (op->task_rc < 0) {
 			ck_fail(ck, op, "%s", op->task_err);
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 			return;
 		}
 		op->t_snapshot = now_ms();
 		op->phase = R_LOAD;
-		set_state(ck, op, "loading");
+		ck_set_state(ck, op, "loading");
 		if (start_loads(ck, op) < 0) {
 			unload(ck, op);
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 		}
 		return;
 	case R_LOAD: {
@@ -650,7 +610,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 		}
 		if (*op->why) {
 			unload(ck, op);
-			finish(ck, op, "failed");
+			ck_finish(ck, op, "failed");
 			return;
 		}
 		if (!all)
@@ -683,7 +643,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 			json_object_set_new(op->row.body, "lost_work_ms",
 					    json_integer((op->failure_ns - cut) / 1000000));
 		json_object_set_new(op->row.body, "guests", ck_guests_json(op));
-		finish(ck, op, rc < 0 ? "failed" : "completed");
+		ck_finish(ck, op, rc < 0 ? "failed" : "completed");
 		return;
 	}
 	default:
