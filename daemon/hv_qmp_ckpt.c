@@ -99,10 +99,13 @@ static int pause_locked(struct hv *hv, const char *guest, bool pause, char *err,
 {
 	char host[NAME_MAX_LEN], status[32];
 	int rc = live_where(hv, guest, host, status, sizeof(status), err, errlen);
-	if (rc < 0 || (rc = busy(hv, guest, err, errlen)) < 0)
+	if (rc < 0)
 		return rc;
 	if (pause ? is_paused(status) : strcmp(status, "running") == 0)
 		return 0;
+	/* a save or migration in progress decides when the guest runs */
+	if ((rc = busy(hv, guest, err, errlen)) < 0)
+		return rc;
 	if (pause && strcmp(status, "running") != 0) {
 		snprintf(err, errlen, "guest %s on %s is %s: cannot pause it", guest, host, status);
 		return -EINVAL;
@@ -182,9 +185,12 @@ static int image_fd(const char *guest, const struct hv_image *img, char *err, si
 /* Undo qmig_new for a start that failed: the caller never saw the id. */
 static void forget_new(struct hv *hv, struct qmig *m)
 {
-	for (size_t i = 0; i < hv->n_migs; i++)
-		if (hv->migs[i] == m)
+	for (size_t i = 0; i < hv->n_migs; i++) {
+		if (hv->migs[i] == m) {
 			hv->migs[i] = hv->migs[--hv->n_migs];
+			break;
+		}
+	}
 	free(m);
 }
 
