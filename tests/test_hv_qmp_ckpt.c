@@ -489,21 +489,17 @@ Test(qmp_ckpt, failed_save_and_truncated_load_leave_the_guest_whole)
 	cr_assert_eq(ops->guest_resume(hv, "g3", err, sizeof(err)), 0, "resume: %s", err);
 	expect_runs("g3", "ckpt-a", "paused.mem");
 
-	/* background, reader gone: failed, the guest paused again (QEMU ran it
-	 * meanwhile), and this QEMU refuses saves and migrations since (its
-	 * 7.2 bug): said at once, not by a failure in QEMU */
+	/* background, reader gone: failed, and this QEMU is marked as one that
+	 * cannot send its RAM again. QEMU 7.2 leaves the guest's memory
+	 * write-protected: the guest (and QEMU's QMP) may hang from here on,
+	 * so nothing more is asked of this instance (migd(8) BUGS) */
 	cr_assert_eq(ops->guest_pause(hv, "g3", err, sizeof(err)), 0, "pause: %s", err);
 	pr = save_to("g3", "short-bg.img", 1, 1u << 20, &bytes);
 	cr_assert_eq(pr.state, HV_MIG_FAILED, "background, reader gone: state %d", pr.state);
-	expect_where("g3", "ckpt-a", 0);
-	pump_start(&p, true, "again.img", 0, &img);
-	cr_expect_eq(ops->save_start(hv, "g3", &img, NULL, &id, err, sizeof(err)), -EIO);
-	cr_expect(strstr(err, "background save"), "%s", err);
-	pump_handed(&img);
-	pump_join(&p);
-	cr_assert_eq(ops->guest_resume(hv, "g3", err, sizeof(err)), 0, "resume: %s", err);
-	cr_expect_eq(ops->migrate_start(hv, "g3", "ckpt-a", "ckpt-b", NULL, &id, err, sizeof(err)),
-		     -EIO, "%s", err);
+	cr_expect(strstr(pr.error, "hang"), "%s", pr.error);
+	char nosave[PATH_MAX];
+	path_of(nosave, sizeof(nosave), "g3", "ckpt-a.nosave");
+	cr_expect_eq(access(nosave, F_OK), 0, "no %s", nosave);
 
 	/* a truncated image: failed, and nothing of it left on the host */
 	cr_assert_eq(ops->guest_destroy(hv, "g3", err, sizeof(err)), 0, "destroy: %s", err);
@@ -592,6 +588,7 @@ Test(qmp_ckpt, a_restart_kills_a_half_load_and_leaves_a_saved_guest_paused)
 	expect_where("g4", "ckpt-a", 0); /* not resumed: the executor decides */
 	path_of(marker, sizeof(marker), "g4", "ckpt-a.saving");
 	cr_expect_neq(access(marker, F_OK), 0, "%s is left", marker);
+
 	cr_assert_eq(ops->guest_destroy(hv, "g4", err, sizeof(err)), 0, "destroy: %s", err);
 
 	/* migd stops in the middle of a load (its writer stalls: a dup of the
