@@ -24,10 +24,11 @@
  * A save in mode paused leaves QEMU in "postmigrate": paused, and cont
  * runs it again; QEMU refuses another migration from postmigrate, so a
  * second save needs the guest to have run in between (save_start says
- * so). A failed or cancelled save leaves the guest paused where it was
- * (stopped again if a background save had let it run). A failed
- * background save breaks that QEMU for saves and migrations (see
- * qvm_check_can_send).
+ * so). A failed or cancelled save in mode paused leaves the guest paused
+ * where it was. One in background mode is stopped again if QEMU let it
+ * run, but on QEMU 7.2 it breaks that QEMU for saves and migrations and
+ * may hang the guest (see qvm_check_can_send): the contract's "paused,
+ * never gone" holds there only for saves in mode paused.
  *
  * A load is an incoming migration from "fd:NAME" into a QEMU started like
  * a migration destination plus -S, so that it stays paused once loaded
