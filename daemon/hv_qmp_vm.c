@@ -920,6 +920,22 @@ static void reconcile_incoming(struct hv *hv, const char *guest, const char *src
 		qvm_ensure_running(hv, guest, src);
 }
 
+/* Whether a migration capability is on in an instance's QEMU. */
+static bool cap_on(struct hv *hv, const char *guest, const char *host, const char *cap)
+{
+	json_t *r, *c;
+	char err[300];
+	size_t i;
+	bool on = false;
+	if (qvm_exec(hv, guest, host, "query-migrate-capabilities", NULL, &r, err, sizeof(err)) < 0)
+		return false;
+	json_array_foreach(r, i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "capability")) ?: "", cap))
+			on = json_is_true(json_object_get(c, "state"));
+	json_decref(r);
+	return on;
+}
+
 /*
  * A save (hv_qmp_ckpt.c) migd did not see to its end: cancel it in QEMU if
  * it still writes (its reader, migd, is gone anyway) and leave the guest as
@@ -951,6 +967,14 @@ static void reconcile_save(struct hv *hv, const char *guest, const char *host)
 				break;
 			usleep(20000);
 		}
+	}
+	if ((!strcmp(st, "failed") || !strcmp(st, "cancelled")) &&
+	    cap_on(hv, guest, host, "background-snapshot")) {
+		/* QEMU 7.2 cannot send this guest's RAM again (qvm_check_can_send) */
+		qvm_path(hv, guest, host, "nosave", marker, sizeof(marker));
+		qvm_write_file(marker, "background save failed\n", false);
+		log_warnx("qmp: guest %s on %s: its background save failed: QEMU cannot save or "
+			  "migrate it again", guest, host);
 	}
 	qvm_path(hv, guest, host, "saving", marker, sizeof(marker));
 	unlink(marker);

@@ -172,25 +172,29 @@ grep -q "g2" "$tmp/r3.out" && grep -q "sha256" "$tmp/r3.out" ||
 ok "refused, nothing stopped: unknown job, checkpoint, host; a damaged image ($(tail -1 "$tmp/r3.out" | cut -c1-100))"
 
 # ---- kill -9 of migd mid-checkpoint ----
-# A checkpoint lasts about half a second here: look every 20 ms, and take
-# another when one ended before it was caught saving.
+# A checkpoint lasts about half a second here: look every 20 ms, kill as
+# soon as one is seen saving, and try again when it ended first anyway.
 caught=
-for try in 1 2 3 4 5; do
+for try in 1 2 3 4 5 6; do
 	ctl_json "$tmp/c2.json" checkpoint create j
 	c2=$(py "$tmp/c2.json" 'd["id"]')
+	seen=
 	for i in $(seq 1 500); do
-		ckpt_in "$c2" saving resuming manifest && { caught=1; break; }
+		ckpt_in "$c2" saving resuming manifest && { seen=1; break; }
 		ckpt_in "$c2" completed failed && break
 		sleep 0.02
 	done
-	[ -n "$caught" ] && break
+	[ -n "$seen" ] || continue
+	kill -9 "$migd_pid"
+	wait "$migd_pid" 2>/dev/null
+	migd_pid=
+	start_migd
+	[ "$(ckpt_state "$c2")" = failed ] && { caught=1; break; }
+	[ "$(ckpt_state "$c2")" = completed ] ||
+		fail "checkpoint $c2 after the restart: $(cat "$tmp/c.json")"
+	wait_for 30 "g1 and g2 to run after the restart" both_running
 done
-[ -n "$caught" ] || fail "5 checkpoints ended before one was seen saving"
-kill -9 "$migd_pid"
-wait "$migd_pid" 2>/dev/null
-migd_pid=
-start_migd
-[ "$(ckpt_state "$c2")" = failed ] || fail "checkpoint $c2 after the restart: $(cat "$tmp/c.json")"
+[ -n "$caught" ] || fail "6 checkpoints completed before migd was killed"
 grep -q "migd restart" "$tmp/c.json" || fail "checkpoint $c2 does not say why: $(cat "$tmp/c.json")"
 wait_for 30 "g1 and g2 to run after the restart" both_running
 S snapshot list | grep -q "migd-j-$c2" && fail "checkpoint $c2's snapshot is left over"
@@ -239,22 +243,25 @@ restore_in() { # ID STATE...
 	return 1
 }
 caught=
-for try in 1 2 3 4 5; do
+for try in 1 2 3 4 5 6; do
 	ctl_json "$tmp/r.json" restore "$cr"
 	rid=$(py "$tmp/r.json" 'd["id"]')
+	seen=
 	for i in $(seq 1 500); do
-		restore_in "$rid" stopping rollback loading && { caught=1; break; }
+		restore_in "$rid" stopping rollback loading && { seen=1; break; }
 		restore_in "$rid" completed failed && break
 		sleep 0.02
 	done
-	[ -n "$caught" ] && break
+	[ -n "$seen" ] || continue
+	kill -9 "$migd_pid"
+	wait "$migd_pid" 2>/dev/null
+	migd_pid=
+	start_migd
+	[ "$(restore_state "$rid")" = failed ] && { caught=1; break; }
+	[ "$(restore_state "$rid")" = completed ] ||
+		fail "restore $rid after the restart: $(cat "$tmp/r.json")"
 done
-[ -n "$caught" ] || fail "5 restores ended before one was seen stopping or loading"
-kill -9 "$migd_pid"
-wait "$migd_pid" 2>/dev/null
-migd_pid=
-start_migd
-[ "$(restore_state "$rid")" = failed ] || fail "restore $rid after the restart: $(cat "$tmp/r.json")"
+[ -n "$caught" ] || fail "6 restores completed before migd was killed"
 again_done() {
 	ctl --json restore list j 2>/dev/null | python3 -c 'import json,sys
 d = json.load(sys.stdin)
@@ -270,8 +277,12 @@ ok "kill -9 of migd mid-restore: the restore is failed and started again; each g
 if [ "$(id -u)" = 0 ]; then
 	stop_pid "$migd_pid"
 	migd_pid=
+	# room for one checkpoint of the job and a half: the next one fills it
+	ctl_json "$tmp/c.json" checkpoint list j
+	last=$(py "$tmp/c.json" '[c["bytes"] for c in d if c["state"] == "completed"][0]')
+	room=$(( (last * 3 / 2 >> 20) + 8 ))
 	mkdir -p "$tmp/small"
-	mount -t tmpfs -o size=150m tmpfs "$tmp/small" || fail "mount a 150 MiB tmpfs"
+	mount -t tmpfs -o size=${room}m tmpfs "$tmp/small" || fail "mount a $room MiB tmpfs"
 	start_migd --checkpoint-store "$tmp/small/store"
 	ctl --timeout 120000 checkpoint create j --keep 5 --wait >"$tmp/s1.out" 2>&1 ||
 		fail "a checkpoint into the small store: $(cat "$tmp/s1.out")"

@@ -92,7 +92,7 @@ static void open_hv(void)
  * verified (guest_destroy), and remove the directory. */
 static void teardown(void)
 {
-	static const char *const guests[] = { "g1", "g2", "g3", "g4" };
+	static const char *const guests[] = { "g1", "g2", "g3", "g4", "g5" };
 	char cmd[128];
 	if (!*dir)
 		return;
@@ -489,21 +489,17 @@ Test(qmp_ckpt, failed_save_and_truncated_load_leave_the_guest_whole)
 	cr_assert_eq(ops->guest_resume(hv, "g3", err, sizeof(err)), 0, "resume: %s", err);
 	expect_runs("g3", "ckpt-a", "paused.mem");
 
-	/* background, reader gone: failed, the guest paused again (QEMU ran it
-	 * meanwhile), and this QEMU refuses saves and migrations since (its
-	 * 7.2 bug): said at once, not by a failure in QEMU */
+	/* background, reader gone: failed, and this QEMU is marked as one that
+	 * cannot send its RAM again. QEMU 7.2 leaves the guest's memory
+	 * write-protected: the guest (and QEMU's QMP) may hang from here on,
+	 * so nothing more is asked of this instance (migd(8) BUGS) */
 	cr_assert_eq(ops->guest_pause(hv, "g3", err, sizeof(err)), 0, "pause: %s", err);
 	pr = save_to("g3", "short-bg.img", 1, 1u << 20, &bytes);
 	cr_assert_eq(pr.state, HV_MIG_FAILED, "background, reader gone: state %d", pr.state);
-	expect_where("g3", "ckpt-a", 0);
-	pump_start(&p, true, "again.img", 0, &img);
-	cr_expect_eq(ops->save_start(hv, "g3", &img, NULL, &id, err, sizeof(err)), -EIO);
-	cr_expect(strstr(err, "background save"), "%s", err);
-	pump_handed(&img);
-	pump_join(&p);
-	cr_assert_eq(ops->guest_resume(hv, "g3", err, sizeof(err)), 0, "resume: %s", err);
-	cr_expect_eq(ops->migrate_start(hv, "g3", "ckpt-a", "ckpt-b", NULL, &id, err, sizeof(err)),
-		     -EIO, "%s", err);
+	cr_expect(strstr(pr.error, "hang"), "%s", pr.error);
+	char nosave[PATH_MAX];
+	path_of(nosave, sizeof(nosave), "g3", "ckpt-a.nosave");
+	cr_expect_eq(access(nosave, F_OK), 0, "no %s", nosave);
 
 	/* a truncated image: failed, and nothing of it left on the host */
 	cr_assert_eq(ops->guest_destroy(hv, "g3", err, sizeof(err)), 0, "destroy: %s", err);
@@ -592,6 +588,7 @@ Test(qmp_ckpt, a_restart_kills_a_half_load_and_leaves_a_saved_guest_paused)
 	expect_where("g4", "ckpt-a", 0); /* not resumed: the executor decides */
 	path_of(marker, sizeof(marker), "g4", "ckpt-a.saving");
 	cr_expect_neq(access(marker, F_OK), 0, "%s is left", marker);
+
 	cr_assert_eq(ops->guest_destroy(hv, "g4", err, sizeof(err)), 0, "destroy: %s", err);
 
 	/* migd stops in the middle of a load (its writer stalls: a dup of the
@@ -626,4 +623,75 @@ Test(qmp_ckpt, a_restart_kills_a_half_load_and_leaves_a_saved_guest_paused)
 	dump_memory("g4", "ckpt-b", "loaded.mem");
 	cr_expect_eq(pages_differing("paused.mem", "loaded.mem"), 0);
 	cr_expect_eq(ops->guest_destroy(hv, "g4", err, sizeof(err)), 0, "%s", err);
+}
+
+/* A reader that reads nothing until told to: a save blocked on its pipe. */
+struct stalled {
+	int fd;
+	volatile int go;
+	pthread_t thread;
+};
+
+static void *drain_when_told(void *arg)
+{
+	struct stalled *s = arg;
+	char buf[1 << 16];
+	while (!s->go)
+		usleep(10000);
+	while (read(s->fd, buf, sizeof(buf)) > 0)
+		;
+	close(s->fd);
+	return NULL;
+}
+
+Test(qmp_ckpt, aborted_save_and_load_leave_the_guest_paused_or_gone)
+{
+	uint64_t id;
+	struct hv_progress pr;
+	create_and_boot("g5", "ckpt-a");
+	cr_assert_eq(ops->guest_pause(hv, "g5", err, sizeof(err)), 0, "pause: %s", err);
+
+	/* a save blocked on its reader: QEMU cancels once its write returns */
+	int fds[2];
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	struct stalled s = { .fd = fds[0] };
+	cr_assert_eq(pthread_create(&s.thread, NULL, drain_when_told, &s), 0);
+	struct hv_image img = { .fd = fds[1] };
+	cr_assert_eq(ops->save_start(hv, "g5", &img, NULL, &id, err, sizeof(err)), 0, "%s", err);
+	close(fds[1]);
+	cr_assert_eq(ops->migrate_poll(hv, id, &pr, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(pr.state, HV_MIG_ACTIVE);
+	cr_assert_eq(ops->migrate_abort(hv, id, err, sizeof(err)), 0, "abort: %s", err);
+	cr_expect_eq(ops->migrate_abort(hv, id, err, sizeof(err)), -EALREADY);
+	/* guest_resume waits for the save to end */
+	cr_expect_eq(ops->guest_resume(hv, "g5", err, sizeof(err)), -EBUSY);
+	s.go = 1;
+	pr = poll_to_end(id);
+	pthread_join(s.thread, NULL);
+	cr_expect_eq(pr.state, HV_MIG_CANCELLED, "state %d: %s", pr.state, pr.error);
+	expect_where("g5", "ckpt-a", 0);
+	/* a save after the cancelled one completes */
+	uint64_t bytes;
+	pr = save_to("g5", "g5.img", 0, 0, &bytes);
+	cr_assert_eq(pr.state, HV_MIG_COMPLETED, "save after an aborted one: %s", pr.error);
+
+	/* a load whose writer stalls, aborted: nothing of it is left */
+	cr_assert_eq(ops->guest_destroy(hv, "g5", err, sizeof(err)), 0, "destroy: %s", err);
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	img.fd = fds[0];
+	cr_assert_eq(ops->load_start(hv, "g5", "ckpt-b", &img, &id, err, sizeof(err)), 0, "%s",
+		     err);
+	close(fds[0]);
+	double t0 = now_s();
+	do { /* until QEMU is up and waiting for the image */
+		cr_assert_eq(ops->migrate_poll(hv, id, &pr, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(pr.state, HV_MIG_ACTIVE, "load: %s", pr.error);
+		cr_assert_lt(now_s() - t0, 60);
+		usleep(100000);
+	} while (qvm_pid(hv, "g5", "ckpt-b") == 0);
+	cr_assert_eq(ops->migrate_abort(hv, id, err, sizeof(err)), 0, "abort: %s", err);
+	pr = poll_to_end(id);
+	cr_expect_eq(pr.state, HV_MIG_CANCELLED, "state %d: %s", pr.state, pr.error);
+	expect_gone("g5", "ckpt-b");
+	close(fds[1]);
 }
