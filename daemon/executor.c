@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "executor_internal.h"
+#include "db_ckpt.h"
 #include "log.h"
 #include "migd_proto.h"
 #include "snapshot.h"
@@ -582,8 +583,19 @@ static int sync_guest(void *arg, const struct db_guest *g)
 	if (!be)
 		return 0;
 	int rc = be->ops->guest_info(be->hv, g->name, &info, err, sizeof(err));
+	struct db_guest full = *g;
+	struct db_op ck;
+	if (rc == -ENOENT && g->job_id && db_guest_get(s->ex->db, g->name, &full) == 0 && *full.job &&
+	    db_ckpt_latest(s->ex->db, full.job, &ck) == 0) {
+		/* booting it afresh would break its job: a restore from the
+		 * job's checkpoint brings it back (ckpt.c) */
+		log_warnx("guest %s: runs nowhere; left for a restore of job %s (latest checkpoint %"
+			  PRId64 ")", g->name, full.job, ck.id);
+		db_op_clear(&ck);
+		return 0;
+	}
 	if (rc == -ENOENT) {
-		struct db_guest full = *g;
+		full = *g;
 		snprintf(full.host, sizeof(full.host), "%s", h->name);
 		rc = exec_guest_create(s->ex, h->uri, &full, err, sizeof(err));
 		if (rc < 0)

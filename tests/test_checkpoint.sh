@@ -275,12 +275,12 @@ ok "kill -9 of migd mid-restore: the restore is failed and started again; each g
 
 # ---- the store fills up: the checkpoint fails, the guests run, older ones stay ----
 if [ "$(id -u)" = 0 ]; then
-	stop_pid "$migd_pid"
-	migd_pid=
 	# room for one checkpoint of the job and a half: the next one fills it
 	ctl_json "$tmp/c.json" checkpoint list j
 	last=$(py "$tmp/c.json" '[c["bytes"] for c in d if c["state"] == "completed"][0]')
 	room=$(( (last * 3 / 2 >> 20) + 8 ))
+	stop_pid "$migd_pid"
+	migd_pid=
 	mkdir -p "$tmp/small"
 	mount -t tmpfs -o size=${room}m tmpfs "$tmp/small" || fail "mount a $room MiB tmpfs"
 	start_migd --checkpoint-store "$tmp/small/store"
