@@ -106,8 +106,8 @@ struct hv_progress {
  * Where a checkpoint image goes or comes from. The qmp and sim backends
  * stream through fd (a pipe whose other end migd drains into the store
  * (sfs or a directory) while checksumming, or fills from it); backends that
- * write files themselves (libvirt's save, libxl) take path, a file on the
- * guest's host (migd.conf checkpoint.store). Exactly one is set: fd >= 0 or
+ * write files themselves (libvirt's save) take path, a file on the guest's
+ * host (migd.conf checkpoint.store); libxl takes either. Exactly one is set: fd >= 0 or
  * path != NULL. A backend that cannot use the one given says so (-ENOTSUP,
  * naming what it needs) and migd offers the other where it can.
  */

@@ -31,7 +31,7 @@
  * error there, and only the URI parsing, the preamble and that error are
  * tested. Everything that touches a domain is untested (see README).
  */
-#include "hv_libxl.h"
+#include "hv_libxl_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -157,46 +157,6 @@ int hv_libxl_parse_uri(const char *uri, struct hv_libxl_uri *out, char *err, siz
 
 /* ---- the driver ------------------------------------------------------------ */
 
-/* libxl's logger: messages to log.h, and the progress of the one migration
- * in flight (libxc reports pages done of total per iteration). */
-struct progress_logger {
-	xentoollog_logger vtable;
-	pthread_mutex_t lock;
-	unsigned long done, total;
-	unsigned iterations;
-	bool opening;  /* libxl_ctx_alloc's complaints are said once, in open's error */
-};
-
-struct lx_host {
-	struct hv_libxl_uri u;
-	char *uri;
-};
-
-struct lx_mig {
-	uint64_t id;
-	char guest[HV_LIBXL_NAME_MAX], src[HV_LIBXL_NAME_MAX], dst[HV_LIBXL_NAME_MAX];
-	uint32_t domid;
-	int fd;
-	pthread_t worker;
-	uint64_t started_ms;
-	bool done, abort_requested;
-	struct hv_progress result;
-};
-
-struct hv {
-	pthread_mutex_t lock;
-	libxl_ctx *ctx;
-	struct progress_logger logger;
-	struct lx_host *hosts;
-	size_t n_hosts, cap_hosts;
-	struct lx_host *local;          /* the host libxl drives, once added */
-	struct lx_mig *mig;             /* at most one at a time, as xl */
-	uint64_t next_id;
-	int listen_fd;                  /* the receiver, on the local host's addr:port */
-	pthread_t receiver;
-	bool receiver_started;
-};
-
 static void logger_vmessage(xentoollog_logger *l, xentoollog_level level, int errnoval,
 			    const char *context, const char *format, va_list al)
 {
@@ -234,17 +194,25 @@ static void logger_destroy(xentoollog_logger *l)
 
 static void lx_close(struct hv *hv);
 
-static int lx_open(const struct hv_env *env, struct hv **out, char *err, size_t errlen)
+struct hv *hv_libxl_new_without_xen(void)
 {
-	(void)env;
 	struct hv *hv = calloc(1, sizeof(*hv));
 	if (!hv)
-		return -ENOMEM;
+		return NULL;
 	pthread_mutex_init(&hv->lock, NULL);
 	pthread_mutex_init(&hv->logger.lock, NULL);
 	hv->logger.vtable = (xentoollog_logger){ logger_vmessage, logger_progress, logger_destroy };
 	hv->listen_fd = -1;
 	hv->next_id = 1;
+	return hv;
+}
+
+static int lx_open(const struct hv_env *env, struct hv **out, char *err, size_t errlen)
+{
+	(void)env;
+	struct hv *hv = hv_libxl_new_without_xen();
+	if (!hv)
+		return -ENOMEM;
 	/* libxl_ctx_alloc opens the hypervisor interface; say plainly when the
 	 * reason is that there is no Xen at all */
 	bool privcmd = access("/dev/xen/privcmd", R_OK | W_OK) == 0;
@@ -263,6 +231,13 @@ static int lx_open(const struct hv_env *env, struct hv **out, char *err, size_t 
 		lx_close(hv);
 		return -ENODEV;
 	}
+	/* migd runs children of its own (migd-stream, health checks) and reaps
+	 * them by pid, while libxl's saves and restores fork a save helper:
+	 * libxl's default SIGCHLD mode would reap all children (libxl_event.h) */
+	static const libxl_childproc_hooks selective_reap = {
+		.chldowner = libxl_sigchld_owner_libxl_always_selective_reap,
+	};
+	libxl_childproc_setmode(hv->ctx, &selective_reap, NULL);
 	*out = hv;
 	return 0;
 }
@@ -283,6 +258,7 @@ static void lx_close(struct hv *hv)
 		pthread_join(hv->mig->worker, NULL);
 		free(hv->mig);
 	}
+	lx_jobs_close(hv);
 	if (hv->ctx)
 		libxl_ctx_free(hv->ctx);
 	for (size_t i = 0; i < hv->n_hosts; i++)
@@ -707,6 +683,9 @@ static int lx_migrate_start(struct hv *hv, const char *guest, const char *src, c
 		snprintf(err, errlen, "guest %s: the libxl backend migrates one guest at a time (%s "
 			 "is on its way)", guest, hv->mig->guest);
 		rc = -EBUSY;
+	} else if (lx_job_busy(hv, guest)) {
+		snprintf(err, errlen, "guest %s: being saved or loaded", guest);
+		rc = -EBUSY;
 	} else if (libxl_name_to_domid(hv->ctx, guest, &domid) != 0) {
 		snprintf(err, errlen, "guest %s: not running on %s", guest, src);
 		rc = -ENOENT;
@@ -752,7 +731,11 @@ static int lx_migrate_poll(struct hv *hv, uint64_t id, struct hv_progress *out, 
 {
 	pthread_mutex_lock(&hv->lock);
 	struct lx_mig *m = hv->mig && hv->mig->id == id ? hv->mig : NULL;
-	if (m && m->done) {
+	if (!m) {
+		pthread_mutex_unlock(&hv->lock);
+		return lx_job_poll(hv, id, out, err, errlen); /* a save's or a load's */
+	}
+	if (m->done) {
 		*out = m->result;
 	} else if (m) {
 		pthread_mutex_lock(&hv->logger.lock);
@@ -765,12 +748,9 @@ static int lx_migrate_poll(struct hv *hv, uint64_t id, struct hv_progress *out, 
 			.total_time_ms = now_ms() - m->started_ms,
 		};
 		pthread_mutex_unlock(&hv->logger.lock);
-	} else {
-		snprintf(err, errlen, "migration %llu: not known to the libxl backend",
-			 (unsigned long long)id);
 	}
 	pthread_mutex_unlock(&hv->lock);
-	return m ? 0 : -ENOENT;
+	return 0;
 }
 
 static int lx_migrate_abort(struct hv *hv, uint64_t id, char *err, size_t errlen)
@@ -779,10 +759,10 @@ static int lx_migrate_abort(struct hv *hv, uint64_t id, char *err, size_t errlen
 	pthread_mutex_lock(&hv->lock);
 	struct lx_mig *m = hv->mig && hv->mig->id == id ? hv->mig : NULL;
 	if (!m) {
-		snprintf(err, errlen, "migration %llu: not known to the libxl backend",
-			 (unsigned long long)id);
-		rc = -ENOENT;
-	} else if (m->done) {
+		pthread_mutex_unlock(&hv->lock);
+		return lx_job_abort(hv, id, err, errlen);
+	}
+	if (m->done) {
 		snprintf(err, errlen, "migration %llu of %s: already finished", (unsigned long long)id,
 			 m->guest);
 		rc = -EALREADY;
@@ -798,13 +778,16 @@ static int lx_migrate_abort(struct hv *hv, uint64_t id, char *err, size_t errlen
 static void lx_migrate_forget(struct hv *hv, uint64_t id)
 {
 	pthread_mutex_lock(&hv->lock);
-	struct lx_mig *m = hv->mig && hv->mig->id == id && hv->mig->done ? hv->mig : NULL;
+	bool mine = hv->mig && hv->mig->id == id;
+	struct lx_mig *m = mine && hv->mig->done ? hv->mig : NULL;
 	if (m) {
 		pthread_join(m->worker, NULL);
 		free(m);
 		hv->mig = NULL;
 	}
 	pthread_mutex_unlock(&hv->lock);
+	if (!mine)
+		lx_job_forget(hv, id);
 }
 
 static int64_t lx_now_ns(struct hv *hv)
@@ -827,4 +810,11 @@ const struct hv_ops hv_libxl_ops = {
 	.migrate_abort = lx_migrate_abort,
 	.migrate_forget = lx_migrate_forget,
 	.now_ns = lx_now_ns,
+	.guest_pause = lx_guest_pause,
+	.guest_resume = lx_guest_resume,
+	.save_start = lx_save_start,
+	.load_start = lx_load_start,
+	.guest_destroy = lx_guest_destroy,
+	.guest_config = lx_guest_config,
+	.guest_define = lx_guest_define,
 };

@@ -1,7 +1,7 @@
 /*
  * hv_libxl: the libxl backend's pure pieces (host URIs, the stream's
- * preamble), apart for unit tests that run without Xen. The driver is
- * hv_libxl_ops (hv.h), built when libxenlight is found.
+ * preamble, config checks), apart for unit tests that run without Xen.
+ * The driver is hv_libxl_ops (hv.h), built when libxenlight is found.
  */
 #ifndef MIGD_HV_LIBXL_H
 #define MIGD_HV_LIBXL_H
@@ -35,5 +35,15 @@ int hv_libxl_parse_uri(const char *uri, struct hv_libxl_uri *out, char *err, siz
 size_t hv_libxl_preamble(uint32_t config_len, unsigned char *buf);
 /* Check a received header (17 bytes): 0 with *config_len, or -EPROTO. */
 int hv_libxl_preamble_check(const unsigned char *buf, size_t len, uint32_t *config_len);
+
+/*
+ * Check a guest's libxl config (libxl_domain_config_to_json's JSON) before
+ * it is kept for guest_define: JSON, an object with a "c_info" object whose
+ * "name" is guest, and a "b_info" object. 0, or -EINVAL with err naming
+ * what is wrong (a JSON error with its line and column). libxl's own parse
+ * (libxl_domain_config_from_json) needs a libxl context, so Xen: the
+ * driver runs it after this one when it has one.
+ */
+int hv_libxl_config_check(const char *guest, const char *config, char *err, size_t errlen);
 
 #endif
