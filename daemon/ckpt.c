@@ -814,7 +814,7 @@ static int start_saves(struct ckpt *ck, struct op *op)
 			g->config = NULL;
 		struct hv_save_params p = { .background = op->background };
 		char result[PATH_MAX];
-		snprintf(result, sizeof(result), "%s/ckpt-%" PRId64 "-%s.result", ck->o.state_dir,
+		snprintf(result, sizeof(result), "%.3900s/ckpt-%" PRId64 "-%s.result", ck->o.state_dir,
 			 op->row.id, g->name);
 		int rc = *ck->o.stream_exe
 				 ? ckpt_stream_save_proc(ck->store, ck->o.stream_exe, rel, result, &fd,
@@ -837,7 +837,7 @@ static int start_saves(struct ckpt *ck, struct op *op)
 			g->by_path = 1;
 		}
 		if (rc < 0) {
-			snprintf(g->err, sizeof(g->err), "save: %s", err);
+			snprintf(g->err, sizeof(g->err), "save: %.240s", err);
 			ck_fail(ck, op, "save of %s: %s", g->name, err);
 			return rc;
 		}

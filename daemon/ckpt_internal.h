@@ -62,7 +62,7 @@ struct op {
 	struct ckpt_task *task;
 	int task_rc;
 	char task_err[512];
-	char rel[PATH_MAX];           /* JOB/ID in the store */
+	char rel[160];                /* JOB/ID in the store */
 	char data_path[1024];         /* the job's sfs directory; "" none */
 	int background;
 	unsigned keep;

@@ -51,14 +51,14 @@ struct sfile {
 
 static void full_path(const struct ckpt_store *st, const char *rel, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s", st->root, *rel ? "/" : "", rel);
+	snprintf(buf, len, "%.3000s%s%.1000s", st->root, *rel ? "/" : "", rel);
 }
 
 void ckpt_store_name(const struct ckpt_store *st, const char *rel, char *buf, size_t len)
 {
 	char p[PATH_MAX];
 	full_path(st, rel, p, sizeof(p));
-	snprintf(buf, len, "%s%s", st->is_sfs ? "sfs:" : "", p);
+	snprintf(buf, len, "%s%.4000s", st->is_sfs ? "sfs:" : "", p);
 }
 
 static int fail(const struct ckpt_store *st, const char *rel, const char *what, int rc,
@@ -442,7 +442,7 @@ int ckpt_store_verify(struct ckpt_store *st, const char *rel, uint64_t bytes,
 		return -EBADMSG;
 	}
 	if (strcmp(hex, sha) != 0) {
-		snprintf(err, errlen, "%s: sha256 %s, the manifest says %s", name, hex, sha);
+		snprintf(err, errlen, "%.100s: sha256 %s, the manifest says %s", name, hex, sha);
 		return -EBADMSG;
 	}
 	return 0;
@@ -653,7 +653,7 @@ static void *load_main(void *arg)
 		if (n == 0)
 			break;
 		if (off + (uint64_t)n > s->want_bytes) {
-			snprintf(s->err, sizeof(s->err), "%s: longer than the manifest's %llu bytes",
+			snprintf(s->err, sizeof(s->err), "%.200s: longer than the manifest's %llu bytes",
 				 s->rel, (unsigned long long)s->want_bytes);
 			rc = -EBADMSG;
 			break;
@@ -663,7 +663,7 @@ static void *load_main(void *arg)
 			/* the last piece: check before the backend sees its end */
 			sha_hex(md, s->sha);
 			if (strcmp(s->sha, s->want_sha) != 0) {
-				snprintf(s->err, sizeof(s->err), "%s: sha256 %s, the manifest says %s",
+				snprintf(s->err, sizeof(s->err), "%.100s: sha256 %s, the manifest says %s",
 					 s->rel, s->sha, s->want_sha);
 				rc = -EBADMSG;
 				break;
@@ -679,7 +679,7 @@ static void *load_main(void *arg)
 				continue;
 			if (w < 0) {
 				rc = -errno;
-				snprintf(s->err, sizeof(s->err), "%s: write to the backend: %s", s->rel,
+				snprintf(s->err, sizeof(s->err), "%.200s: write to the backend: %s", s->rel,
 					 strerror(errno));
 			} else {
 				o += (size_t)w;
@@ -689,7 +689,7 @@ static void *load_main(void *arg)
 		atomic_store(&s->bytes, off);
 	}
 	if (rc == 0 && off != s->want_bytes) {
-		snprintf(s->err, sizeof(s->err), "%s: %llu bytes, the manifest says %llu", s->rel,
+		snprintf(s->err, sizeof(s->err), "%.200s: %llu bytes, the manifest says %llu", s->rel,
 			 (unsigned long long)off, (unsigned long long)s->want_bytes);
 		rc = -EBADMSG;
 	}

@@ -188,7 +188,7 @@ static void stream_exe(char *buf, size_t len)
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			snprintf(buf, len, "%s/migd-stream", self);
+			snprintf(buf, len, "%.4000s/migd-stream", self);
 			if (access(buf, X_OK) == 0)
 				return;
 		}
