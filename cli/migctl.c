@@ -170,6 +170,8 @@ static const struct subcmd subcmds[] = {
 	  "show one checkpoint: guests, phases" },
 	{ "checkpoint", "rm", cmd_checkpoint_rm, checkpoint_rm_usage,
 	  "remove a checkpoint, its images and snapshot" },
+	{ "checkpoint", "predict", cmd_checkpoint_predict, checkpoint_predict_usage,
+	  "what a checkpoint and a restore of a job would cost" },
 	/* "restore list" and "restore show" before the one-word "restore": a
 	 * CHECKPOINT is a number, so neither word can be one */
 	{ "restore", "list", cmd_restore_list, restore_list_usage, "list restores" },

@@ -245,6 +245,7 @@ CTL_SUBCMD(cmd_calibrate); CTL_SUBCMD(cmd_predict);
 CTL_SUBCMD(cmd_job_set); CTL_SUBCMD(cmd_job_list);
 CTL_SUBCMD(cmd_checkpoint_create); CTL_SUBCMD(cmd_checkpoint_list);
 CTL_SUBCMD(cmd_checkpoint_show); CTL_SUBCMD(cmd_checkpoint_rm);
+CTL_SUBCMD(cmd_checkpoint_predict);
 CTL_SUBCMD(cmd_restore); CTL_SUBCMD(cmd_restore_list); CTL_SUBCMD(cmd_restore_show);
 
 extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_rm_usage[],
@@ -256,6 +257,7 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	health_rule_usage[], agent_list_usage[], migration_show_usage[], calibrate_usage[],
 	predict_usage[], job_set_usage[], job_list_usage[], checkpoint_create_usage[],
 	checkpoint_list_usage[], checkpoint_show_usage[], checkpoint_rm_usage[], restore_usage[],
+	checkpoint_predict_usage[],
 	restore_list_usage[], restore_show_usage[];
 
 #endif

@@ -10,6 +10,8 @@
  *   restore {checkpoint | manifest, hosts[], skip_rollback}
  *   restore.list {job, limit}
  *   restore.show {id}
+ *   checkpoint.predict {job, mtbf_s}  what a checkpoint and a restore of the job
+ *                                     would cost, from the history or the model
  */
 #include "api.h"
 #include "api_internal.h"
@@ -20,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "checkpoint.h"
 #include "ckpt.h"
+#include "config.h"
 #include "db_ckpt.h"
 #include "migd_proto.h"
 
@@ -267,7 +273,127 @@ static int cmd_restore_show(struct api *api, json_t *args, json_t **result, char
 	return show_op(api, DB_OP_RESTORE, args, result, err, errlen);
 }
 
+/* ---- predict ---- */
+
+struct hist {
+	double bytes, mem, write_ms, pause_ms, load_ms;
+	unsigned n, n_job, n_restore;
+	const char *job;
+};
+
+static int add_hist(void *arg, const struct db_op *op)
+{
+	struct hist *h = arg;
+	json_t *b = op->body;
+	double bytes = json_number_value(json_object_get(b, "bytes"));
+	double wms = json_number_value(json_object_get(json_object_get(b, "phases"), "write_ms"));
+	double mem = 0, moved = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(b, "guests"), i, g) {
+		mem += json_number_value(json_object_get(g, "memory_bytes"));
+		moved += json_number_value(json_object_get(g, "backend_bytes"));
+	}
+	if (moved > bytes) /* the backend's own count (the sim's image is a small header) */
+		bytes = moved;
+	if (!(bytes > 0 && wms > 0 && mem > 0))
+		return 0;
+	h->bytes += bytes;
+	h->mem += mem;
+	h->write_ms += wms;
+	h->n++;
+	if (h->job && strcmp(op->job, h->job) == 0) {
+		h->pause_ms += json_number_value(json_object_get(b, "job_pause_ms"));
+		h->n_job++;
+	}
+	return h->n >= 20;
+}
+
+static int add_restore(void *arg, const struct db_op *op)
+{
+	struct hist *h = arg;
+	double ms = json_number_value(json_object_get(op->body, "load_ms"));
+	if (ms > 0) {
+		h->load_ms += ms;
+		h->n_restore++;
+	}
+	return h->n_restore >= 20;
+}
+
+struct mem_sum {
+	double mem;
+	unsigned n;
+};
+
+static int add_guest_mem(void *arg, const struct db_guest *g)
+{
+	struct mem_sum *m = arg;
+	m->mem += (double)g->memory_bytes;
+	m->n++;
+	return 0;
+}
+
+/* From the completed checkpoints (up to 20, any job): the store's write rate
+ * and how full images are for their memory; the job's own pauses. Without
+ * history: the configured store bandwidth (the sim's model), images as
+ * large as memory, the pause of the model (5 ms device state in background
+ * mode, the whole write in paused mode). */
+static int cmd_checkpoint_predict(struct api *api, json_t *args, json_t **result, char *err,
+				  size_t errlen)
+{
+	const char *job = NULL;
+	double mtbf = 0;
+	int rc = arg_name(args, "job", 1, &job, err, errlen);
+	if (rc == 0 && (rc = migd_arg_num(args, "mtbf_s", 0, &mtbf, err, errlen)) == -ENOENT)
+		rc = 0;
+	if (rc == 0 && (!isfinite(mtbf) || mtbf < 0)) {
+		snprintf(err, errlen, "argument \"mtbf_s\": expected seconds >= 0");
+		rc = -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	struct mem_sum m = { 0 };
+	char dp[8];
+	if ((rc = db_job_data_path(api->db, job, dp, sizeof(dp))) == -ENOENT)
+		snprintf(err, errlen, "job \"%s\": no such job", job);
+	if (rc == 0)
+		rc = db_guest_list(api->db, NULL, job, add_guest_mem, &m);
+	if (rc < 0)
+		return db_error(rc, err, errlen);
+	struct hist h = { .job = job };
+	db_op_list(api->db, DB_OP_CHECKPOINT, NULL, "completed", 0, add_hist, &h);
+	db_op_list(api->db, DB_OP_RESTORE, NULL, "completed", 0, add_restore, &h);
+	double store_bps = h.n ? h.bytes / (h.write_ms / 1e3) : (double)api->conf->ckpt_sim_store_bps;
+	double fill = h.n ? h.bytes / h.mem : 1.0;
+	double bytes = m.mem * fill;
+	double write_s = bytes / store_bps;
+	double pause_ms = h.n_job ? h.pause_ms / h.n_job
+			 : api->conf->ckpt_background ? 5.0 + m.n : write_s * 1e3;
+	/* a restore reads every image twice (checksums first, then the load) */
+	double restore_s = 2 * write_s + 0.1 * m.n;
+	if (h.n_restore) /* measured loads, scaled to this job's bytes */
+		restore_s = write_s + h.load_ms / h.n_restore / 1e3;
+	*result = json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:i}", "job", job,
+			    "guests", m.n, "memory_bytes", m.mem, "bytes", bytes, "store_bps",
+			    store_bps, "write_s", write_s, "job_pause_ms", pause_ms, "restore_s",
+			    restore_s, "source", h.n ? "history" : "model", "samples", h.n);
+	double d = api->ck ? ckpt_cost_s(api->ck, job, 5) : 0;
+	if (!(d > 0))
+		d = pause_ms / 1e3;
+	json_object_set_new(*result, "cost_s", json_real(d));
+	if (mtbf > 0) {
+		json_object_set_new(*result, "mtbf_s", json_real(mtbf));
+		json_object_set_new(*result, "daly_s", json_real(ckpt_daly_s(d, mtbf)));
+		json_object_set_new(*result, "young_s", json_real(ckpt_young_s(d, mtbf)));
+		double tau = ckpt_daly_s(d, mtbf);
+		json_object_set_new(*result, "efficiency", json_real(
+			ckpt_daly_efficiency(tau, d, restore_s, mtbf)));
+	}
+	return 0;
+}
+
 const struct api_cmd api_ckpt_cmds[] = {
+	{ "checkpoint.predict", cmd_checkpoint_predict, "job,mtbf_s" },
 	{ "job.set", cmd_job_set, "name,data" },
 	{ "job.list", cmd_job_list, "" },
 	{ "checkpoint.create", cmd_checkpoint_create, "job,guests,keep" },
