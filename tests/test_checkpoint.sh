@@ -231,6 +231,13 @@ running g1 && running g2 || fail "a guest is not running after the automatic res
 py "$tmp/r.json" 'd[0]["lost_work_ms"] >= 0' | grep -qx True || fail "no lost work on the restore: $(cat "$tmp/r.json")"
 ok "g1's QEMU killed: migd restored j by itself (g1 now on $(host_of g1), lost $(py "$tmp/r.json" 'd[0]["lost_work_ms"]') ms of work)"
 
+# ---- what the next one would cost ----
+ctl_json "$tmp/p.json" checkpoint predict j --mtbf 24h
+py "$tmp/p.json" 'd["source"] == "history" and d["bytes"] > 1 << 20 and d["store_bps"] > 0 and 0 < d["daly_s"] < 86400 and 0 < d["efficiency"] < 1' |
+	grep -qx True || fail "checkpoint predict: $(cat "$tmp/p.json")"
+expect_exit 1 "no such job" checkpoint predict nosuchjob
+ok "checkpoint predict: $(py "$tmp/p.json" 'round(d["bytes"] / 2**20)') MiB in $(py "$tmp/p.json" 'round(d["write_s"], 2)') s, Daly's interval $(py "$tmp/p.json" 'round(d["daly_s"])') s for M = 24 h"
+
 # ---- kill -9 of migd mid-restore: started again at the restart ----
 ctl policy rm ck >/dev/null || fail "policy rm ck"
 ctl_json "$tmp/c.json" checkpoint list j

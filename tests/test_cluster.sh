@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 backend=${BACKEND:-qmp}
 io=${IO:-libsfs}
 if [ "${SCENARIO:-migrate}" = checkpoint ]; then
-	exec "$here/../cluster/demo" --checkpoint --tap --name tck --subnet 10.98 --port 7798 \
+	exec "$here/../cluster/demo" --checkpoint --tap --name tck --subnet 10.98 --port 7788 \
 		--build "${BUILD:?BUILD names the build tree}"
 fi
 case "$backend:$io" in
