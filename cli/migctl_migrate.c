@@ -528,6 +528,19 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 		}
 	}
 	json_t *args = json_object();
+	if (json_array_size(names) > 1) {
+		/* every host drained takes no guests first: else the planner could
+		 * move a guest of the first onto the next (and move it twice) */
+		json_t *hosts = json_array();
+		rc = request_each(c, "host.disable", "name", names, args, hosts);
+		json_decref(hosts);
+		if (rc != 0 && rc != MIGCTL_EXIT_FAIL) {
+			json_decref(args);
+			json_decref(names);
+			json_decref(migrations);
+			return rc;
+		}
+	}
 	rc = request_each(c, "evacuate", "host", names, args, migrations);
 	json_decref(args);
 	if (rc == MIGCTL_EXIT_FAIL && json_array_size(names) == 1) {
