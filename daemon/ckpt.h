@@ -112,9 +112,9 @@ void ckpt_watch(struct ckpt *ck, const char *job, const char *on_failure, const 
 
 /* The row as an API object (the body's fields at the top level). */
 json_t *ckpt_op_json(const struct db_op *op);
-/* Measured cost of job's checkpoints: mean job-visible time (quiesce
- * start to agents resumed), seconds, over the last n completed; 0 when
- * none. */
+/* Measured cost of job's checkpoints (Daly's d): the mean whole duration,
+ * quiesce to the last image written, seconds, over the last n completed;
+ * 0 when none (ckpt.c, add_cost, says why not only the pause). */
 double ckpt_cost_s(struct ckpt *ck, const char *job, unsigned n);
 
 #endif
