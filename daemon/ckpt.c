@@ -846,8 +846,13 @@ static int start_saves(struct ckpt *ck, struct op *op)
 }
 
 /* Poll g's save and stream; a failure is recorded on op. */
-static void poll_save(struct ckpt *ck, struct op *op, struct opguest *g)
+/* Poll g's save or load in the backend and its stream; a failure is
+ * recorded on op. A save's stream gives the image's length and checksum; a
+ * load's keeps the manifest's. */
+void ck_poll_guest(struct ckpt *ck, struct op *op, struct opguest *g)
 {
+	int save = op->row.kind == DB_OP_CHECKPOINT;
+	const char *what = save ? "save" : "load";
 	char err[320] = "";
 	if (g->launched && !g->be_done) {
 		int rc = g->ops->migrate_poll(g->hv, g->hv_id, &g->prog, err, sizeof(err));
@@ -858,18 +863,21 @@ static void poll_save(struct ckpt *ck, struct op *op, struct opguest *g)
 		if (g->prog.state != HV_MIG_ACTIVE) {
 			g->be_done = 1;
 			if (g->prog.state != HV_MIG_COMPLETED) {
-				snprintf(g->err, sizeof(g->err), "save: %s",
-					 *g->prog.error ? g->prog.error : "failed");
-				ck_fail(ck, op, "save of %s: %s", g->name, g->err + 6);
+				const char *why = *g->prog.error ? g->prog.error : "failed";
+				snprintf(g->err, sizeof(g->err), "%s: %.200s", what, why);
+				ck_fail(ck, op, "%s of %s: %s", what, g->name, why);
 			}
 		}
 	}
 	if (g->stream && !g->stream_done) {
-		int rc = ckpt_stream_poll(g->stream, &g->bytes, g->sha, err, sizeof(err));
+		uint64_t bytes = 0;
+		int rc = ckpt_stream_poll(g->stream, &bytes, save ? g->sha : NULL, err, sizeof(err));
+		if (save)
+			g->bytes = bytes;
 		if (rc != 0)
 			g->stream_done = rc;
 		if (rc < 0) {
-			snprintf(g->err, sizeof(g->err), "store: %s", err);
+			snprintf(g->err, sizeof(g->err), "%s: %.240s", save ? "store" : "image", err);
 			ck_fail(ck, op, "image of %s: %s", g->name, err);
 		}
 	}
@@ -887,7 +895,7 @@ static void step_save(struct ckpt *ck, struct op *op)
 	int all = 1;
 	for (size_t i = 0; i < op->n; i++) {
 		struct opguest *g = &op->g[i];
-		poll_save(ck, op, g);
+		ck_poll_guest(ck, op, g);
 		if (!g->captured) {
 			struct hv_guest_info info;
 			char err[128];
@@ -924,7 +932,7 @@ static void step_save(struct ckpt *ck, struct op *op)
 static void step_resume_agents(struct ckpt *ck, struct op *op)
 {
 	for (size_t i = 0; i < op->n; i++)
-		poll_save(ck, op, &op->g[i]); /* images go on meanwhile */
+		ck_poll_guest(ck, op, &op->g[i]); /* images go on meanwhile */
 	if (!qgroup_poll(op->q))
 		return;
 	op->t_agents = now_ms();
@@ -935,7 +943,7 @@ static void step_write(struct ckpt *ck, struct op *op)
 {
 	int all = 1;
 	for (size_t i = 0; i < op->n; i++) {
-		poll_save(ck, op, &op->g[i]);
+		ck_poll_guest(ck, op, &op->g[i]);
 		all &= op->g[i].be_done && (op->g[i].stream_done == 1 || op->g[i].by_path);
 	}
 	if (*op->why) {
@@ -1037,7 +1045,7 @@ static void step_undo(struct ckpt *ck, struct op *op)
 				g->ops->migrate_abort(g->hv, g->hv_id, err, sizeof(err));
 				g->abort_sent = 1;
 			}
-			poll_save(ck, op, g);
+			ck_poll_guest(ck, op, g);
 			all &= g->be_done;
 		}
 		if (!all)

@@ -123,6 +123,7 @@ int ck_guest_driver(struct ckpt *ck, struct opguest *g, char *err, size_t errlen
 const struct op *ck_op_of_guest(const struct ckpt *ck, const char *guest);
 const struct op *ck_op_of_job(const struct ckpt *ck, const char *job);
 json_t *ck_guests_json(const struct op *op);
+void ck_poll_guest(struct ckpt *ck, struct op *op, struct opguest *g);
 
 /* ckpt_restore.c, for ckpt.c */
 void ck_restore_step(struct ckpt *ck, struct op *op);

@@ -495,35 +495,6 @@ static int start_loads(struct ckpt *ck, struct op *op)
 	return 0;
 }
 
-static void poll_load(struct ckpt *ck, struct op *op, struct opguest *g)
-{
-	char err[320] = "";
-	uint64_t bytes = 0;
-	if (g->launched && !g->be_done) {
-		if (g->ops->migrate_poll(g->hv, g->hv_id, &g->prog, err, sizeof(err)) < 0) {
-			snprintf(g->prog.error, sizeof(g->prog.error), "%s", err);
-			g->prog.state = HV_MIG_FAILED;
-		}
-		if (g->prog.state != HV_MIG_ACTIVE) {
-			g->be_done = 1;
-			if (g->prog.state != HV_MIG_COMPLETED) {
-				snprintf(g->err, sizeof(g->err), "load: %s",
-					 *g->prog.error ? g->prog.error : "failed");
-				ck_fail(ck, op, "load of %s: %s", g->name, g->err + 6);
-			}
-		}
-	}
-	if (g->stream && !g->stream_done) {
-		int rc = ckpt_stream_poll(g->stream, &bytes, NULL, err, sizeof(err));
-		if (rc != 0)
-			g->stream_done = rc;
-		if (rc < 0) {
-			snprintf(g->err, sizeof(g->err), "image: %s", err);
-			ck_fail(ck, op, "image of %s: %s", g->name, err);
-		}
-	}
-}
-
 /* A failed load: nothing of the job may be left half-started. */
 static void unload(struct ckpt *ck, struct op *op)
 {
@@ -533,7 +504,7 @@ static void unload(struct ckpt *ck, struct op *op)
 		if (g->launched && !g->be_done) {
 			g->ops->migrate_abort(g->hv, g->hv_id, err, sizeof(err));
 			for (int k = 0; k < 200 && !g->be_done; k++) { /* bounded: a kill */
-				poll_load(ck, op, g);
+				ck_poll_guest(ck, op, g);
 				if (!g->be_done)
 					usleep(10000);
 			}
@@ -605,7 +576,7 @@ void ck_restore_step(struct ckpt *ck, struct op *op)
 	case R_LOAD: {
 		int all = 1;
 		for (size_t i = 0; i < op->n; i++) {
-			poll_load(ck, op, &op->g[i]);
+			ck_poll_guest(ck, op, &op->g[i]);
 			all &= op->g[i].be_done && (op->g[i].stream_done == 1 || op->g[i].by_path);
 		}
 		if (*op->why) {
