@@ -305,10 +305,13 @@ fi
 
 # ---- the store fills up: the checkpoint fails, the guests run, older ones stay ----
 if [ "$(id -u)" = 0 ]; then
-	# room for one checkpoint of the job and a half: the next one fills it
+	# room for one checkpoint of the job and a half, as large as one taken
+	# just now (guests' memory fills as they run): the next one fills it
+	ctl --timeout 120000 checkpoint create j --keep 5 --wait >/dev/null 2>&1 ||
+		fail "a checkpoint to measure the job's images"
 	ctl_json "$tmp/c.json" checkpoint list j
 	last=$(py "$tmp/c.json" '[c["bytes"] for c in d if c["state"] == "completed"][0]')
-	room=$(( last * 3 / 2 / 1024 + 256 ))
+	room=$(( last * 8 / 5 / 1024 + 256 ))
 	stop_pid "$migd_pid"
 	migd_pid=
 	mkdir -p "$tmp/small"
