@@ -163,7 +163,10 @@ expect_exit 1 "no such checkpoint" restore 999
 expect_exit 1 "nosuchhost" restore "$c1" --hosts nosuchhost
 # damage one image: a byte changed in the middle
 S cat "sfs:/.migd/checkpoints/$rel/g2.img" >"$tmp/g2.img"
-printf 'X' | dd of="$tmp/g2.img" bs=1 seek=$(( $(stat -c %s "$tmp/g2.img") / 2 )) conv=notrunc 2>/dev/null
+python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(0, 2); n = f.tell() // 2
+f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 0xff]))' "$tmp/g2.img" ||
+	fail "damaging a copy of g2.img"
 S -q cp "$tmp/g2.img" "sfs:/.migd/checkpoints/$rel/g2.img" || fail "sfs cp damaged image"
 ctl --timeout 120000 restore "$c1" --wait >"$tmp/r3.out" 2>&1 && fail "a damaged image was restored"
 grep -q "g2" "$tmp/r3.out" && grep -q "sha256" "$tmp/r3.out" ||
