@@ -79,12 +79,45 @@ running() { # G: migd (the backend) says it runs
 }
 both_running() { ctl --json guest show g1 2>/dev/null | grep -q '"running": *true' &&
 	ctl --json guest show g2 2>/dev/null | grep -q '"running": *true'; }
-ckpt_in() { # ID STATE...: its state is one of these
-	id=$1
-	shift
-	st=$(ctl --json checkpoint show "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+op_in() { # KIND ID STATE...: checkpoint or restore ID's state is one of these
+	kind=$1 id=$2
+	shift 2
+	st=$(ctl --json "$kind" show "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
 	for w in "$@"; do [ "$st" = "$w" ] && return 0; done
 	return 1
+}
+# kill_mid KIND BUSY-STATES MIGCTL-ARGS...: start a checkpoint or restore
+# with migctl ARGS and kill -9 migd as soon as the operation is seen in one
+# of BUSY-STATES (space separated), then restart migd; up to 6 tries, the
+# last killing at once (an operation on BIOS-only guests is over in tens of
+# ms: too quick to be seen busy). op_id: the last one; caught=1 when the
+# restart found it failed, not completed first.
+kill_mid() {
+	kind=$1 busy=$2
+	shift 2
+	caught=
+	for try in 1 2 3 4 5 6; do
+		ctl_json "$tmp/op.json" "$@"
+		op_id=$(py "$tmp/op.json" 'd["id"]')
+		seen=
+		[ "$try" = 6 ] && seen=1
+		for i in $(seq 1 500); do
+			[ -n "$seen" ] && break
+			# shellcheck disable=SC2086 # busy is a list of states
+			op_in "$kind" "$op_id" $busy && { seen=1; break; }
+			op_in "$kind" "$op_id" completed failed && break
+			sleep 0.02
+		done
+		[ -n "$seen" ] || continue
+		kill -9 "$migd_pid"
+		wait "$migd_pid" 2>/dev/null
+		migd_pid=
+		start_migd
+		op_in "$kind" "$op_id" failed && { caught=1; return; }
+		op_in "$kind" "$op_id" completed ||
+			fail "$kind $op_id after the restart: $(ctl --json "$kind" show "$op_id")"
+		wait_for 30 "g1 and g2 to run after the restart" both_running
+	done
 }
 failure_restored() { # the newest restore of j came from a failure and completed
 	ctl --json restore list j 2>/dev/null | python3 -c 'import json,sys
@@ -175,32 +208,10 @@ grep -q "g2" "$tmp/r3.out" && grep -q "sha256" "$tmp/r3.out" ||
 ok "refused, nothing stopped: unknown job, checkpoint, host; a damaged image ($(tail -1 "$tmp/r3.out" | cut -c1-100))"
 
 # ---- kill -9 of migd mid-checkpoint ----
-# A checkpoint lasts about half a second here: look every 20 ms, kill as
-# soon as one is seen saving, and try again when it ended first anyway.
-caught=
-for try in 1 2 3 4 5 6; do
-	ctl_json "$tmp/c2.json" checkpoint create j
-	c2=$(py "$tmp/c2.json" 'd["id"]')
-	seen=
-	# the last try kills at once (a checkpoint of BIOS-only guests is
-	# over in tens of ms: too quick to be seen saving)
-	[ "$try" = 6 ] && seen=1
-	for i in $(seq 1 500); do
-		[ -n "$seen" ] && break
-		ckpt_in "$c2" saving resuming manifest && { seen=1; break; }
-		ckpt_in "$c2" completed failed && break
-		sleep 0.02
-	done
-	[ -n "$seen" ] || continue
-	kill -9 "$migd_pid"
-	wait "$migd_pid" 2>/dev/null
-	migd_pid=
-	start_migd
-	[ "$(ckpt_state "$c2")" = failed ] && { caught=1; break; }
-	[ "$(ckpt_state "$c2")" = completed ] ||
-		fail "checkpoint $c2 after the restart: $(cat "$tmp/c.json")"
-	wait_for 30 "g1 and g2 to run after the restart" both_running
-done
+# A checkpoint lasts about half a second here: look every 20 ms.
+kill_mid checkpoint "saving resuming manifest" checkpoint create j
+c2=$op_id
+ckpt_state "$c2" >/dev/null
 if [ -z "$caught" ] && [ "$image" = none ]; then
 	# BIOS-only guests (no image in this build tree) save in tens of ms
 	checks=$((checks + 1))
@@ -256,34 +267,8 @@ ok "checkpoint predict: $(py "$tmp/p.json" 'round(d["bytes"] / 2**20)') MiB in $
 ctl policy rm ck >/dev/null || fail "policy rm ck"
 ctl_json "$tmp/c.json" checkpoint list j
 cr=$(py "$tmp/c.json" '[c["id"] for c in d if c["state"] == "completed"][0]')
-restore_in() { # ID STATE...
-	id=$1
-	shift
-	st=$(ctl --json restore show "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
-	for w in "$@"; do [ "$st" = "$w" ] && return 0; done
-	return 1
-}
-caught=
-for try in 1 2 3 4 5 6; do
-	ctl_json "$tmp/r.json" restore "$cr"
-	rid=$(py "$tmp/r.json" 'd["id"]')
-	seen=
-	[ "$try" = 6 ] && seen=1 # the last try kills at once
-	for i in $(seq 1 500); do
-		[ -n "$seen" ] && break
-		restore_in "$rid" stopping rollback loading && { seen=1; break; }
-		restore_in "$rid" completed failed && break
-		sleep 0.02
-	done
-	[ -n "$seen" ] || continue
-	kill -9 "$migd_pid"
-	wait "$migd_pid" 2>/dev/null
-	migd_pid=
-	start_migd
-	[ "$(restore_state "$rid")" = failed ] && { caught=1; break; }
-	[ "$(restore_state "$rid")" = completed ] ||
-		fail "restore $rid after the restart: $(cat "$tmp/r.json")"
-done
+kill_mid restore "stopping rollback loading" restore "$cr"
+rid=$op_id
 if [ -z "$caught" ] && [ "$image" = none ]; then
 	# BIOS-only guests (no image in this build tree) restore in tens of ms
 	checks=$((checks + 1))
