@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sfs_auth.h"
 #include "util.h"
 
-enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH };
+enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH, OPT_AUTH, OPT_HOSTS };
 
 struct opt {
 	const char *name;
@@ -50,6 +51,13 @@ static const struct opt opts[] = {
 	  86400000, "a snapshot fails unless every server is frozen and pinned within this time" },
 	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0, 0,
 	  "clients register with migagent there (off = never; env SFS_AGENT_SOCKET wins)" },
+	{ "auth", OPT_AUTH, OFF(auth), "munge", 0, 0,
+	  "munge: every connection opens with a MUNGE credential and servers check "
+	  "permissions; none: anyone may do anything (a single-user sandbox)" },
+	{ "munge_socket", OPT_PATH, OFF(munge_socket), SFS_MUNGE_SOCKET_DEFAULT, 0, 0,
+	  "munged's socket, on clients and servers (auth = munge)" },
+	{ "root_hosts", OPT_HOSTS, OFF(root_hosts), "127.0.0.0/8, ::1", 0, 0,
+	  "hosts and networks whose root stays root; root elsewhere is squashed to nobody" },
 };
 
 static const struct opt *opt_find(const char *name)
@@ -66,9 +74,31 @@ static int opt_set(struct sfs_conf *conf, const struct opt *o, const char *value
 	uint64_t v = 0;
 	int bv, rc;
 	switch (o->type) {
+	case OPT_AUTH:
+		if (strcmp(value, "munge") != 0 && strcmp(value, "none") != 0) {
+			snprintf(err, errlen, "%s \"%s\": expected munge or none", o->name, value);
+			return -EINVAL;
+		}
+		conf->auth = strcmp(value, "munge") == 0 ? SFS_AUTH_MUNGE : SFS_AUTH_NONE;
+		return 0;
+	case OPT_HOSTS: {
+		struct sfs_netlist list;
+		char why[256];
+		if (strlen(value) >= sizeof(conf->root_hosts)) {
+			snprintf(err, errlen, "%s \"%.40s...\": longer than %zu bytes", o->name,
+				 value, sizeof(conf->root_hosts) - 1);
+			return -EINVAL;
+		}
+		if (sfs_netlist_parse(value, &list, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s %s", o->name, why);
+			return -EINVAL;
+		}
+		snprintf(conf->root_hosts, sizeof(conf->root_hosts), "%s", value);
+		return 0;
+	}
 	case OPT_PATH: {
 		char *dst = (char *)conf + o->offset;
-		size_t cap = sizeof(conf->agent_socket); /* the only path option */
+		size_t cap = sizeof(conf->agent_socket); /* every path option's size */
 		if (strlen(value) >= cap) {
 			snprintf(err, errlen, "%s \"%.40s...\": longer than %zu bytes", o->name,
 				 value, cap - 1);
@@ -354,6 +384,10 @@ static void opt_print(const struct sfs_conf *conf, const struct opt *o, FILE *ou
 	const char *p = (const char *)conf + o->offset;
 	if (o->type == OPT_PATH)
 		fprintf(out, "%s = %s\n", o->name, *p ? p : "off");
+	else if (o->type == OPT_AUTH)
+		fprintf(out, "%s = %s\n", o->name, conf->auth == SFS_AUTH_MUNGE ? "munge" : "none");
+	else if (o->type == OPT_HOSTS)
+		fprintf(out, "%s = %s\n", o->name, p);
 	else if (o->type == OPT_BOOL)
 		fprintf(out, "%s = %s\n", o->name, *(const int *)p ? "yes" : "no");
 	else

@@ -41,12 +41,18 @@ struct sfs_conf {
 	int sync_writes;              /* I/O servers: O_DSYNC datafiles */
 	char agent_socket[108];       /* clients: migagent's socket ("off" = none) */
 	uint32_t snapshot_barrier_timeout_ms; /* a snapshot's freeze of every server */
+	int auth;                     /* enum sfs_auth_mech: who is asking */
+	char munge_socket[108];       /* munged's socket (auth = munge) */
+	char root_hosts[512];         /* servers: where uid 0 stays root */
 
 	struct sfs_server_conf meta;
 	struct sfs_server_conf io[SFS_MAX_IO_SERVERS];
 	unsigned n_io;
 	char path[1024];              /* where it was loaded from */
 };
+
+_Static_assert(sizeof(((struct sfs_conf *)0)->munge_socket) ==
+	       sizeof(((struct sfs_conf *)0)->agent_socket), "path options share one size");
 
 void sfs_conf_init(struct sfs_conf *conf);
 /* Load and validate. On error returns -EINVAL (or -errno opening the file)

@@ -117,6 +117,8 @@ const char *sfs_op_name(uint16_t op)
 	switch (op) {
 	case SFS_OP_PING: return "PING";
 	case SFS_OP_STATS: return "STATS";
+	case SFS_OP_HELLO: return "HELLO";
+	case SFS_OP_OPEN: return "OPEN";
 	case SFS_OP_LOOKUP: return "LOOKUP";
 	case SFS_OP_CREATE: return "CREATE";
 	case SFS_OP_MKDIR: return "MKDIR";
@@ -340,6 +342,11 @@ int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *
 		put_u32(&w, req->uid);
 		put_u32(&w, req->gid);
 		break;
+	case SFS_OP_OPEN:
+		put_u64(&w, req->handle);
+		put_str(&w, req->path, SFS_MAX_PATH);
+		put_u32(&w, req->flags);
+		break;
 	case SFS_OP_MKDIR:
 		put_str(&w, req->path, SFS_MAX_PATH);
 		put_u32(&w, req->mode);
@@ -481,6 +488,11 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 		out->uid = get_u32(&r);
 		out->gid = get_u32(&r);
 		break;
+	case SFS_OP_OPEN:
+		out->handle = get_u64(&r);
+		get_str(&r, out->path, SFS_MAX_PATH);
+		out->flags = get_u32(&r);
+		break;
 	case SFS_OP_MKDIR:
 		get_str(&r, out->path, SFS_MAX_PATH);
 		out->mode = get_u32(&r);
@@ -617,6 +629,7 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 		break;
 	case SFS_OP_LOOKUP:
 	case SFS_OP_CREATE:
+	case SFS_OP_OPEN:
 	case SFS_OP_MKDIR:
 	case SFS_OP_UNLINK:
 	case SFS_OP_GETATTR:
@@ -742,6 +755,7 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 		break;
 	case SFS_OP_LOOKUP:
 	case SFS_OP_CREATE:
+	case SFS_OP_OPEN:
 	case SFS_OP_MKDIR:
 	case SFS_OP_UNLINK:
 	case SFS_OP_GETATTR:
@@ -849,4 +863,45 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 		return -EOPNOTSUPP;
 	}
 	return finish_decode(&r, "reply", op, err, errlen);
+}
+
+/* --- HELLO: kept apart from the op switch above (see sfs_proto.h) ------ */
+
+int sfs_hello_encode(const struct sfs_hello *h, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct wcur w = { .p = buf, .cap = cap };
+	put_u8(&w, h->mech);
+	put_str(&w, h->cred, SFS_MAX_CRED);
+	*len = w.len;
+	return w.overflow ? -EMSGSIZE : 0;
+}
+
+int sfs_hello_decode(const uint8_t *body, size_t len, struct sfs_hello *out, char *err,
+		     size_t errlen)
+{
+	struct rcur r = { .p = body, .len = len };
+	out->mech = get_u8(&r);
+	get_str(&r, out->cred, SFS_MAX_CRED);
+	out->uid = out->gid = UINT32_MAX;
+	if (!r.bad && out->mech != SFS_AUTH_NONE && out->mech != SFS_AUTH_MUNGE)
+		r.bad = "unknown auth mechanism";
+	return finish_decode(&r, "request", SFS_OP_HELLO, err, errlen);
+}
+
+int sfs_hello_reply_encode(const struct sfs_hello *h, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct wcur w = { .p = buf, .cap = cap };
+	put_u32(&w, h->uid);
+	put_u32(&w, h->gid);
+	*len = w.len;
+	return w.overflow ? -EMSGSIZE : 0;
+}
+
+int sfs_hello_reply_decode(const uint8_t *body, size_t len, struct sfs_hello *out, char *err,
+			   size_t errlen)
+{
+	struct rcur r = { .p = body, .len = len };
+	out->uid = get_u32(&r);
+	out->gid = get_u32(&r);
+	return finish_decode(&r, "reply", SFS_OP_HELLO, err, errlen);
 }

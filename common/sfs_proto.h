@@ -33,7 +33,9 @@
  * locks (sfs mount: ops 25-33), and snapshots (ops 40-44 and 64-71,
  * DF_STATFS's snapshot fields, snapshot handles). A peer of another
  * version is refused with a message naming both versions. */
-#define SFS_PROTO_VERSION 2
+/* 3: HELLO (op 3), the credential that opens every connection, and OPEN
+ * (op 34), the metadata server's permission decision for an open. */
+#define SFS_PROTO_VERSION 3
 #define SFS_HDR_BYTES 24
 #define SFS_MAX_BODY_BYTES 65536u
 #define SFS_MAX_PATH 4095
@@ -65,6 +67,9 @@
 enum sfs_op {
 	SFS_OP_PING = 1,
 	SFS_OP_STATS,         /* -> requests served (every role; for tests) */
+	SFS_OP_HELLO,         /* mech, credential -> uid, gid as the server sees
+				 them: the first frame of a connection (see
+				 struct sfs_hello; its own codec below) */
 
 	/* metadata server */
 	SFS_OP_LOOKUP = 16,   /* path -> attr */
@@ -87,6 +92,8 @@ enum sfs_op {
 	SFS_OP_LOCK,          /* handle, session, owner, pid, lk_*: set or clear a
 				 lock without waiting (-EAGAIN on conflict) */
 	SFS_OP_GETLK,         /* the same -> the first conflicting lock, or lk_type UN */
+	SFS_OP_OPEN,          /* handle (0: by path), path, flags (SFS_OPEN_*) ->
+				 attr: may the caller open it so (version 3) */
 
 	/* metadata server: snapshots (40-47) */
 	SFS_OP_SNAP_CREATE = 40, /* name, path -> snapinfo */
@@ -128,6 +135,12 @@ enum sfs_role { SFS_ROLE_META = 1, SFS_ROLE_IO = 2 };
 
 /* CREATE flags */
 #define SFS_CREATE_EXCL 0x1u
+/* CREATE and OPEN: what the caller means to do with the file (CREATE:
+ * checked when the file exists already; a new file grants them) */
+#define SFS_OPEN_READ 0x100u
+#define SFS_OPEN_WRITE 0x200u
+#define SFS_OPEN_TRUNC 0x400u
+#define SFS_OPEN_FLAGS (SFS_OPEN_READ | SFS_OPEN_WRITE | SFS_OPEN_TRUNC)
 /* SNAP_ROLLBACK flags */
 #define SFS_SNAP_ROLLBACK_FORCE 0x1u
 
@@ -262,6 +275,30 @@ struct sfs_reply {
 	uint32_t n_handles;
 	uint64_t handles[SFS_SNAP_BATCH];
 };
+
+/*
+ * HELLO: who is asking. The first frame a client sends on every connection
+ * carries a credential of the server's auth mechanism; the server answers
+ * with the identity it will act for (after root squashing) or with an
+ * error, and then closes. Never a uid from a message field: only what the
+ * mechanism's daemon (munged) decoded. Body: u8 mech, string credential
+ * (at most SFS_MAX_CRED bytes). Reply body: u32 uid, u32 gid.
+ */
+enum sfs_auth_mech { SFS_AUTH_NONE = 0, SFS_AUTH_MUNGE = 1 };
+#define SFS_MAX_CRED 4096
+
+struct sfs_hello {
+	uint8_t mech;                  /* enum sfs_auth_mech */
+	char cred[SFS_MAX_CRED + 1];   /* MUNGE: munge_encode's text */
+	uint32_t uid, gid;             /* reply */
+};
+
+int sfs_hello_encode(const struct sfs_hello *h, uint8_t *buf, size_t cap, size_t *len);
+int sfs_hello_decode(const uint8_t *body, size_t len, struct sfs_hello *out, char *err,
+		     size_t errlen);
+int sfs_hello_reply_encode(const struct sfs_hello *h, uint8_t *buf, size_t cap, size_t *len);
+int sfs_hello_reply_decode(const uint8_t *body, size_t len, struct sfs_hello *out, char *err,
+			   size_t errlen);
 
 const char *sfs_op_name(uint16_t op);
 /* Bytes s takes in a reply body (a SNAP_LIST reply must fit its limit). */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "sfs_auth.h"
 #include "util.h"
 
 int sfs_frame_send(int fd, uint16_t op, uint32_t tag, int32_t status, const uint8_t *body,
@@ -107,6 +108,15 @@ int sfs_conn_ensure(struct sfs_conn *conn, char *err, size_t errlen)
 	}
 	net_tune(fd, conn->conf->socket_sndbuf_bytes, conn->conf->socket_rcvbuf_bytes,
 		 conn->conf->tcp_nodelay);
+	char why[512];
+	int rc = sfs_auth_hello(fd, conn->conf, now_ms() + conn->conf->timeout_ms, why,
+				sizeof(why));
+	if (rc < 0) {
+		close(fd);
+		snprintf(err, errlen, "%s: %s", sfs_server_label(conn->srv, label, sizeof(label)),
+			 why);
+		return rc;
+	}
 	conn->fd = fd;
 	return 0;
 }

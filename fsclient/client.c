@@ -395,20 +395,35 @@ static int open_check_attr(struct sfs *fs, const struct sfs_attr *attr, const ch
 	return check_layout(fs, &attr->layout, "open", path);
 }
 
-/* LOOKUP, or CREATE with SFS_O_CREAT, or GETATTR by fid (path NULL): the
- * file's attributes. */
+/* What an open means to do, for the metadata server's permission check. */
+static uint32_t open_intent(int flags)
+{
+	uint32_t intent = 0;
+	if ((flags & 3) != SFS_O_WRONLY)
+		intent |= SFS_OPEN_READ;
+	if (flags & (SFS_O_WRONLY | SFS_O_RDWR))
+		intent |= SFS_OPEN_WRITE;
+	if (flags & SFS_O_TRUNC)
+		intent |= SFS_OPEN_TRUNC;
+	return intent;
+}
+
+/* OPEN (by path, or by fid when path is NULL), or CREATE with SFS_O_CREAT:
+ * the file's attributes, once the metadata server said the caller may
+ * open it so. */
 static int open_attr(struct sfs *fs, struct chan *ch, const char *path, uint64_t fid,
 		     const char *name, int flags, uint32_t mode, uint32_t uid, uint32_t gid,
 		     struct sfs_attr *attr)
 {
 	struct sfs_req *req;
-	if (!path) {
-		req = meta_req(ch, SFS_OP_GETATTR, NULL);
-		req->handle = fid;
+	if (!path || !(flags & SFS_O_CREAT)) {
+		req = meta_req(ch, SFS_OP_OPEN, path);
+		req->handle = path ? 0 : fid;
+		req->flags = open_intent(flags);
 	} else {
-		req = meta_req(ch, flags & SFS_O_CREAT ? SFS_OP_CREATE : SFS_OP_LOOKUP, path);
+		req = meta_req(ch, SFS_OP_CREATE, path);
 		req->mode = mode;
-		req->flags = flags & SFS_O_EXCL ? SFS_CREATE_EXCL : 0;
+		req->flags = (flags & SFS_O_EXCL ? SFS_CREATE_EXCL : 0) | open_intent(flags);
 		req->uid = uid;
 		req->gid = gid;
 	}

@@ -332,6 +332,11 @@ int walk(struct meta *m, struct server_req *r, const struct path *p, unsigned up
 	for (unsigned i = 0; i < upto; i++) {
 		if (e->type != SFS_TYPE_DIR)
 			return not_a_dir(r, p, i);
+		if (!perm_may(r->who, e, PERM_X)) {
+			char prefix[SFS_MAX_MSG + 1];
+			path_prefix(p, i, prefix, sizeof(prefix));
+			return perm_check(r, e, PERM_X, prefix[0] ? prefix : "/");
+		}
 		rc = child_get(m, e->fid, p->comp[i], e);
 		if (rc == -ENOENT)
 			return no_entry(r, p, i + 1);
@@ -518,19 +523,23 @@ static int create_plan(struct meta *m, struct server_req *r, const struct path *
 			return -EISDIR;
 		if (e->type == SFS_TYPE_SYMLINK) /* the client follows links, not sfsd */
 			return server_fail(r, -ELOOP, "a symbolic link");
-		attr_from_entry(e, &r->reply->attr);
-		return 0;
+		rc = perm_open(r, e, r->req->flags);
+		if (rc == 0)
+			attr_from_entry(e, &r->reply->attr);
+		return rc;
 	}
 	if (rc != -ENOENT)
 		return db_fail(m, r, "looking up a name");
+	rc = perm_check(r, &dir, PERM_W | PERM_X, "its directory");
+	if (rc < 0)
+		return rc;
 	memset(e, 0, sizeof(*e));
 	if (fid_alloc(m, r, &e->fid) < 0)
 		return -EIO;
 	e->parent = dir.fid;
 	e->type = SFS_TYPE_FILE;
 	e->mode = r->req->mode & 07777;
-	e->uid = r->req->uid;
-	e->gid = r->req->gid;
+	perm_new_owner(r, &dir, &e->uid, &e->gid);
 	e->atime_ns = e->mtime_ns = e->ctime_ns = wall_ns();
 	layout_for_new_file(m, &dir, e->fid, &e->layout);
 	return 1;
@@ -564,8 +573,10 @@ static int create_commit(struct meta *m, struct server_req *r, const struct path
 		return -EISDIR;
 	if (other.type == SFS_TYPE_SYMLINK)
 		return server_fail(r, -ELOOP, "a symbolic link");
-	attr_from_entry(&other, &r->reply->attr);
-	return 0;
+	rc = perm_open(r, &other, r->req->flags);
+	if (rc == 0)
+		attr_from_entry(&other, &r->reply->attr);
+	return rc;
 }
 
 /* Datafiles first, then the row: see meta.h. */
@@ -606,14 +617,16 @@ static int new_child(struct meta *m, struct server_req *r, const struct path *p,
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return db_fail(m, r, "looking up a name");
+	rc = perm_check(r, dir, PERM_W | PERM_X, "its directory");
+	if (rc < 0)
+		return rc;
 	memset(e, 0, sizeof(*e));
 	rc = fid_alloc(m, r, &e->fid);
 	if (rc < 0)
 		return rc;
 	e->parent = dir->fid;
 	e->type = type;
-	e->uid = r->req->uid;
-	e->gid = r->req->gid;
+	perm_new_owner(r, dir, &e->uid, &e->gid);
 	e->atime_ns = e->mtime_ns = e->ctime_ns = wall_ns();
 	return 0;
 }
@@ -624,7 +637,7 @@ static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p
 	int rc = new_child(m, r, p, &dir, &e, SFS_TYPE_DIR);
 	if (rc < 0)
 		return rc;
-	e.mode = r->req->mode & 07777;
+	e.mode = (r->req->mode & 07777) | (dir.mode & 02000); /* setgid spreads down */
 	e.layout.strip_size = dir.layout.strip_size; /* new files below inherit */
 	e.layout.stripe_count = dir.layout.stripe_count;
 	rc = entry_insert(m, &e, p->comp[p->n - 1]);
@@ -634,13 +647,31 @@ static int meta_mkdir(struct meta *m, struct server_req *r, const struct path *p
 	return 0;
 }
 
+/* The entry at p and its directory, which the caller may change (w and
+ * x, and the sticky bit's rule): for UNLINK and RMDIR. p->n >= 1. */
+static int walk_removable(struct meta *m, struct server_req *r, const struct path *p,
+			  struct entry *e)
+{
+	struct entry dir;
+	int rc = walk_parent(m, r, p, &dir);
+	if (rc < 0)
+		return rc;
+	rc = child_get(m, dir.fid, p->comp[p->n - 1], e);
+	if (rc == -ENOENT)
+		return -ENOENT;
+	if (rc < 0)
+		return db_fail(m, r, "looking up a name");
+	rc = perm_check(r, &dir, PERM_W | PERM_X, "its directory");
+	return rc < 0 ? rc : perm_sticky(r, &dir, e);
+}
+
 static int meta_unlink(struct meta *m, struct server_req *r, const struct path *p)
 {
 	struct meta_conn *mc = r->conn_state;
 	struct entry e;
 	if (p->n == 0)
 		return -EISDIR;
-	int rc = walk(m, r, p, p->n, &e);
+	int rc = walk_removable(m, r, p, &e);
 	if (rc < 0)
 		return rc;
 	if (e.type == SFS_TYPE_DIR)
@@ -658,7 +689,7 @@ static int meta_rmdir(struct meta *m, struct server_req *r, const struct path *p
 	struct entry e;
 	if (p->n == 0)
 		return server_fail(r, -EBUSY, "the root directory cannot be removed");
-	int rc = walk(m, r, p, p->n, &e);
+	int rc = walk_removable(m, r, p, &e);
 	if (rc < 0)
 		return rc;
 	if (e.type != SFS_TYPE_DIR)
@@ -687,6 +718,9 @@ static int meta_readdir(struct meta *m, struct server_req *r, const struct path 
 		return rc;
 	if (dir.type != SFS_TYPE_DIR)
 		return -ENOTDIR;
+	rc = perm_check(r, &dir, PERM_R, NULL);
+	if (rc < 0)
+		return rc;
 	reply->n_entries = 0;
 	reply->eof = 1;
 	sqlite3_stmt *s = stmt(m, ST_LIST);
@@ -733,6 +767,9 @@ static int meta_setstripe(struct meta *m, struct server_req *r, const struct pat
 		return rc;
 	if (e.type != SFS_TYPE_DIR)
 		return server_fail(r, -ENOTDIR, "not a directory (a file's layout is fixed)");
+	if (!perm_is_owner(r->who, &e))
+		return server_fail(r, -EPERM, "uid %u may not set the layout: owner is uid %u",
+				   r->who->uid, e.uid);
 	sqlite3_stmt *s = stmt(m, ST_SET_STRIPE);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)e.fid);
 	sqlite3_bind_int64(s, 2, q->strip_size);
@@ -744,12 +781,31 @@ static int meta_setstripe(struct meta *m, struct server_req *r, const struct pat
 	return 0;
 }
 
+/* The entry named by the request's handle (its fid). */
+static int by_handle(struct meta *m, struct server_req *r, struct entry *e)
+{
+	uint64_t fid = r->req->handle;
+	int rc = fid > INT64_MAX ? -ENOENT : fid_get(m, fid, e);
+	if (rc == -ENOENT)
+		return server_fail(r, -ENOENT, "no entry has handle 0x%" PRIx64 " (removed?)", fid);
+	if (rc < 0)
+		return db_fail(m, r, "reading an entry");
+	return 0;
+}
+
 static int meta_setmtime(struct meta *m, struct server_req *r)
 {
+	struct entry e;
+	int rc = by_handle(m, r, &e);
+	if (rc < 0)
+		return rc;
+	if (!perm_is_owner(r->who, &e) && !perm_may(r->who, &e, PERM_W))
+		return server_fail(r, -EPERM, "uid %u may not set the modification time: not the "
+				   "owner and no write permission", r->who->uid);
 	sqlite3_stmt *s = stmt(m, ST_SET_MTIME);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)r->req->handle);
 	sqlite3_bind_int64(s, 2, r->req->mtime_ns);
-	int rc = sqlite3_step(s);
+	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return db_fail(m, r, "setting a modification time");
@@ -801,18 +857,6 @@ static int meta_statfs(struct meta *m, struct server_req *r)
 
 /* --- what a POSIX mount needs (protocol version 2) --------------------------- */
 
-/* The entry named by the request's handle (its fid). */
-static int by_handle(struct meta *m, struct server_req *r, struct entry *e)
-{
-	uint64_t fid = r->req->handle;
-	int rc = fid > INT64_MAX ? -ENOENT : fid_get(m, fid, e);
-	if (rc == -ENOENT)
-		return server_fail(r, -ENOENT, "no entry has handle 0x%" PRIx64 " (removed?)", fid);
-	if (rc < 0)
-		return db_fail(m, r, "reading an entry");
-	return 0;
-}
-
 static int meta_getattr(struct meta *m, struct server_req *r)
 {
 	struct entry e;
@@ -830,11 +874,15 @@ static int meta_setattr(struct meta *m, struct server_req *r)
 	if (q->valid & ~SFS_SETATTR_ALL)
 		return server_fail(r, -EINVAL, "unknown attribute bits 0x%x",
 				   q->valid & ~SFS_SETATTR_ALL);
+	uint32_t mode_clear;
 	int rc = by_handle(m, r, &e);
 	if (rc < 0)
 		return rc;
+	rc = perm_setattr(r, &e, &mode_clear);
+	if (rc < 0)
+		return rc;
 	if (q->valid & SFS_SETATTR_MODE)
-		e.mode = q->mode & 07777;
+		e.mode = q->mode & 07777 & ~mode_clear;
 	if (q->valid & SFS_SETATTR_UID)
 		e.uid = q->uid;
 	if (q->valid & SFS_SETATTR_GID)
@@ -898,6 +946,22 @@ static int meta_symlink(struct meta *m, struct server_req *r, const struct path 
 		return rc == -EEXIST ? rc : db_fail(m, r, "creating a symbolic link");
 	attr_from_entry(&e, &r->reply->attr);
 	return 0;
+}
+
+/* OPEN: may the caller open the entry (by handle, or by path when the
+ * handle is 0) as the flags say? The client checks the type itself. */
+static int meta_open_file(struct meta *m, struct server_req *r, const struct path *p)
+{
+	struct entry e;
+	if (r->req->flags & ~SFS_OPEN_FLAGS)
+		return server_fail(r, -EINVAL, "unknown open flags 0x%x",
+				   r->req->flags & ~SFS_OPEN_FLAGS);
+	int rc = r->req->handle ? by_handle(m, r, &e) : walk(m, r, p, p->n, &e);
+	if (rc == 0)
+		rc = perm_open(r, &e, r->req->flags);
+	if (rc == 0)
+		attr_from_entry(&e, &r->reply->attr);
+	return rc;
 }
 
 /* 1 in *inside when ancestor is dir or one of dir's ancestors. */
@@ -964,6 +1028,21 @@ static int rename_commit(struct meta *m, struct server_req *r, const struct entr
 	return rc;
 }
 
+/* Both directories change (w and x), the sticky bit's rule for src, and
+ * a directory that moves to another parent changes its ".." (w). */
+static int rename_perm(struct server_req *r, const struct entry *from_dir,
+		       const struct entry *src, const struct entry *to_dir)
+{
+	int rc = perm_check(r, from_dir, PERM_W | PERM_X, "the old directory");
+	if (rc == 0)
+		rc = perm_check(r, to_dir, PERM_W | PERM_X, "the new directory");
+	if (rc == 0)
+		rc = perm_sticky(r, from_dir, src);
+	if (rc == 0 && src->type == SFS_TYPE_DIR && from_dir->fid != to_dir->fid)
+		rc = perm_check(r, src, PERM_W, "the directory that moves");
+	return rc;
+}
+
 static int meta_rename(struct meta *m, struct server_req *r, const struct path *from)
 {
 	struct meta_conn *mc = r->conn_state;
@@ -989,6 +1068,8 @@ static int meta_rename(struct meta *m, struct server_req *r, const struct path *
 	}
 	if (rc == 0)
 		rc = walk_parent(m, r, to, &to_dir);
+	if (rc == 0)
+		rc = rename_perm(r, &from_dir, &src, &to_dir);
 	if (rc == 0 && src.type == SFS_TYPE_DIR) {
 		rc = is_below(m, src.fid, to_dir.fid, &inside);
 		if (rc < 0)
@@ -1010,6 +1091,8 @@ static int meta_rename(struct meta *m, struct server_req *r, const struct path *
 		goto out;
 	}
 	rc = replace ? rename_replace_ok(m, r, &src, &dst) : 0;
+	if (rc == 0 && replace)
+		rc = perm_sticky(r, &to_dir, &dst);
 	if (rc == 0)
 		rc = rename_commit(m, r, &src, to_dir.fid, to_name, replace ? &dst : NULL);
 	if (rc == 0) {
@@ -1084,6 +1167,7 @@ static int dispatch_locked(struct meta *m, struct server_req *r, const struct pa
 	case SFS_OP_READLINK: return meta_readlink(m, r);
 	case SFS_OP_SYMLINK: return meta_symlink(m, r, p);
 	case SFS_OP_RENAME: return meta_rename(m, r, p);
+	case SFS_OP_OPEN: return meta_open_file(m, r, p);
 	default: return server_fail(r, -EOPNOTSUPP, "%s: not handled", sfs_op_name(r->req->op));
 	}
 }
@@ -1125,6 +1209,14 @@ static int meta_handle(void *ctx, struct server_req *r)
 	case SFS_OP_READLINK:
 		p.n = 0;
 		break;
+	case SFS_OP_OPEN:
+		p.n = 0;
+		if (!r->req->handle) {
+			rc = parse_path(r, r->req->path, &p);
+			if (rc < 0)
+				return rc;
+		}
+		break;
 	case SFS_OP_APPEND_LOCK:
 		return append_lock(m, r);
 	case SFS_OP_LOCK:
@@ -1136,8 +1228,11 @@ static int meta_handle(void *ctx, struct server_req *r)
 		return server_fail(r, -EOPNOTSUPP, "%s is not served by the metadata server",
 				   sfs_op_name(r->req->op));
 	}
-	int snap = meta_snap_is_snapshot_path(&p) || meta_snap_is_handle_request(r->req) ||
-		   (r->req->op >= SFS_OP_SNAP_CREATE && r->req->op <= SFS_OP_SNAP_FSCK);
+	int snap_op = r->req->op >= SFS_OP_SNAP_CREATE && r->req->op <= SFS_OP_SNAP_FSCK;
+	int snap = meta_snap_is_snapshot_path(&p) || meta_snap_is_handle_request(r->req) || snap_op;
+	if (snap_op && r->req->op != SFS_OP_SNAP_LIST && !r->who->trusted && r->who->uid != 0)
+		return server_fail(r, -EPERM, "uid %u: only root takes, removes, rolls back or "
+				   "checks snapshots", r->who->uid);
 	if (r->req->op == SFS_OP_CREATE && !snap)
 		return meta_create(m, r, &p);
 	pthread_mutex_lock(&m->lock);

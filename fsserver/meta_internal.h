@@ -89,6 +89,52 @@ void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
 int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
 		    struct sfs_reply *reply, uint32_t timeout_ms, char *err, size_t errlen);
 
+/* meta_perm.c: POSIX checks for r->who (auth.h). The checks that fail
+ * return -EACCES or -EPERM with the reason in r->reply->msg. */
+#define PERM_R 4u
+#define PERM_W 2u
+#define PERM_X 1u
+/* 1 when who may do every bit of mask (PERM_*) on e. */
+int perm_may(const struct sfs_identity *who, const struct entry *e, unsigned mask);
+int perm_in_group(const struct sfs_identity *who, uint32_t gid);
+/* The owner, or root. */
+int perm_is_owner(const struct sfs_identity *who, const struct entry *e);
+/* perm_may, or -EACCES; name (may be NULL) is the entry for the message
+ * when it is not the request's own path. */
+int perm_check(struct server_req *r, const struct entry *e, unsigned mask, const char *name);
+/* Removing or renaming victim out of dir: the sticky bit's rule. */
+int perm_sticky(struct server_req *r, const struct entry *dir, const struct entry *victim);
+/* An open of e with SFS_OPEN_* flags. */
+int perm_open(struct server_req *r, const struct entry *e, uint32_t flags);
+/* Owner of a new entry in dir: the caller's, or for root the request's. */
+void perm_new_owner(const struct server_req *r, const struct entry *dir, uint32_t *uid,
+		    uint32_t *gid);
+/* SETATTR of e as r asks: 0 or -EPERM; *mode_clear: mode bits to drop. */
+int perm_setattr(struct server_req *r, const struct entry *e, uint32_t *mode_clear);
+
+/* meta_perm.c: POSIX checks for r->who (auth.h). The checks that fail
+ * return -EACCES or -EPERM with the reason in r->reply->msg. */
+#define PERM_R 4u
+#define PERM_W 2u
+#define PERM_X 1u
+/* 1 when who may do every bit of mask (PERM_*) on e. */
+int perm_may(const struct sfs_identity *who, const struct entry *e, unsigned mask);
+int perm_in_group(const struct sfs_identity *who, uint32_t gid);
+/* The owner, or root. */
+int perm_is_owner(const struct sfs_identity *who, const struct entry *e);
+/* perm_may, or -EACCES; name (may be NULL) is the entry for the message
+ * when it is not the request's own path. */
+int perm_check(struct server_req *r, const struct entry *e, unsigned mask, const char *name);
+/* Removing or renaming victim out of dir: the sticky bit's rule. */
+int perm_sticky(struct server_req *r, const struct entry *dir, const struct entry *victim);
+/* An open of e with SFS_OPEN_* flags. */
+int perm_open(struct server_req *r, const struct entry *e, uint32_t flags);
+/* Owner of a new entry in dir: the caller's, or for root the request's. */
+void perm_new_owner(const struct server_req *r, const struct entry *dir, uint32_t *uid,
+		    uint32_t *gid);
+/* SETATTR of e as r asks: 0 or -EPERM; *mode_clear: mode bits to drop. */
+int perm_setattr(struct server_req *r, const struct entry *e, uint32_t *mode_clear);
+
 /* meta_snap.c */
 /* Schema version 2 -> 3: the snapshot tables. In the upgrade transaction. */
 int meta_snap_schema_v3(sqlite3 *db, char *err, size_t errlen);

@@ -1226,6 +1226,7 @@ int meta_snap_is_handle_request(const struct sfs_req *q)
 	case SFS_OP_READLINK:
 	case SFS_OP_SETMTIME:
 	case SFS_OP_APPEND_LOCK:
+	case SFS_OP_OPEN:
 		return SFS_HANDLE_SNAP(q->handle) != 0;
 	default:
 		return 0;
@@ -1237,8 +1238,9 @@ int meta_snap_is_handle_request(const struct sfs_req *q)
 static int snap_by_handle(struct meta *m, struct server_req *r)
 {
 	uint64_t id = SFS_HANDLE_SNAP(r->req->handle), fid = SFS_HANDLE_FID(r->req->handle);
-	int getattr = r->req->op == SFS_OP_GETATTR;
-	if (!getattr && r->req->op != SFS_OP_READLINK)
+	int getattr = r->req->op == SFS_OP_GETATTR || r->req->op == SFS_OP_OPEN;
+	if ((!getattr && r->req->op != SFS_OP_READLINK) ||
+	    (r->req->op == SFS_OP_OPEN && (r->req->flags & (SFS_OPEN_WRITE | SFS_OPEN_TRUNC))))
 		return server_fail(r, -EROFS, "handle 0x%" PRIx64 " is a snapshot's: read-only",
 				   r->req->handle);
 	struct entry e;
@@ -1269,12 +1271,30 @@ static int snap_by_handle(struct meta *m, struct server_req *r)
 				   r->req->handle);
 	if (rc < 0)
 		return db_fail(m, r, "reading a snapshot");
+	if (r->req->op == SFS_OP_OPEN && perm_open(r, &e, r->req->flags) < 0)
+		return -EACCES;
 	if (getattr) {
 		attr_from_entry(&e, &r->reply->attr);
 		r->reply->attr.fid = r->req->handle;
 		r->reply->attr.mode &= ~0222u;
 	}
 	return 0;
+}
+
+/* OPEN by path of a file in a snapshot: read-only, and only for whom the
+ * file's own mode lets read it (a snapshot must not leak what the live
+ * file keeps private). */
+static int snap_open(struct meta *m, struct server_req *r, const struct path *p)
+{
+	if (r->req->flags & (SFS_OPEN_WRITE | SFS_OPEN_TRUNC))
+		return server_fail(r, -EROFS, "/" SNAPDIR_NAME " is read-only (snapshots cannot "
+				   "be changed)");
+	int rc = snap_lookup(m, r, p);
+	if (rc < 0)
+		return rc;
+	const struct sfs_attr *a = &r->reply->attr;
+	struct entry e = { .type = a->type, .mode = a->mode, .uid = a->uid, .gid = a->gid };
+	return perm_open(r, &e, r->req->flags);
 }
 
 int meta_snap_handle(struct meta *m, struct server_req *r, const struct path *p)
@@ -1289,6 +1309,7 @@ int meta_snap_handle(struct meta *m, struct server_req *r, const struct path *p)
 	case SFS_OP_SNAP_FSCK: return snap_fsck(m, r);
 	case SFS_OP_LOOKUP: return snap_lookup(m, r, p);
 	case SFS_OP_READDIR: return snap_readdir(m, r, p);
+	case SFS_OP_OPEN: return snap_open(m, r, p);
 	default:
 		return server_fail(r, -EROFS, "/" SNAPDIR_NAME " is read-only (snapshots cannot "
 				   "be changed)");

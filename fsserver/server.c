@@ -56,6 +56,8 @@ struct server {
 	int *conn_fds;         /* max_connections slots, -1 = free */
 	unsigned n_conns;
 	uint64_t n_requests;   /* atomic: frames read but PING and STATS (STATS) */
+	struct auth *auth;
+	uint64_t n_refused;    /* atomic: connections refused by auth */
 };
 
 struct conn {
@@ -63,6 +65,8 @@ struct conn {
 	int fd;
 	unsigned slot;
 	char peer[80];
+	struct sockaddr_storage addr;
+	struct sfs_identity who;
 	void *state;
 	struct net_spin spin; /* how long this client usually leaves us idle */
 	struct sfs_req req;
@@ -155,6 +159,47 @@ static int read_frame(struct conn *c, struct sfs_hdr *hdr, uint64_t *deadline_ms
 	return -1;
 }
 
+/* Refuse the connection: one log line, one error reply naming the reason
+ * (the client shows it), then the caller closes. Always -1. */
+static int auth_refuse(struct conn *c, const struct sfs_hdr *hdr, int status, const char *why)
+{
+	struct server *s = c->s;
+	__atomic_add_fetch(&s->n_refused, 1, __ATOMIC_RELAXED);
+	log_warnx("peer %s: refused: %s; closing the connection", c->peer, why);
+	c->reply.op = hdr->op;
+	snprintf(c->reply.msg, sizeof(c->reply.msg), "%.*s", SFS_MAX_MSG, why);
+	sfs_reply_send(c->fd, &c->reply, hdr->tag, status, NULL, 0,
+		       now_ms() + s->conf->timeout_ms);
+	return -1;
+}
+
+/* HELLO: who is asking, once per connection (auth.h). 0 or -1 (close). */
+static int serve_hello(struct conn *c, const struct sfs_hdr *hdr)
+{
+	struct server *s = c->s;
+	struct sfs_hello h = { 0 };
+	uint8_t body[16];
+	char why[512];
+	size_t len;
+	if (hdr->data_len)
+		return auth_refuse(c, hdr, -EBADMSG, "HELLO with bulk data");
+	if (c->who.known && !c->who.trusted)
+		return auth_refuse(c, hdr, -EACCES, "a second HELLO on one connection");
+	int rc = auth_hello(s->auth, (const struct sockaddr *)&c->addr, c->body, hdr->body_len,
+			    &c->who, why, sizeof(why));
+	if (rc < 0)
+		return auth_refuse(c, hdr, rc == -EBADMSG ? -EBADMSG : -EACCES, why);
+	log_debug("peer %s: authenticated as uid %u gid %u%s", c->peer, c->who.uid, c->who.gid,
+		  c->who.trusted ? " (auth = none: trusted)" : "");
+	h.uid = c->who.uid;
+	h.gid = c->who.gid;
+	if (sfs_hello_reply_encode(&h, body, sizeof(body), &len) < 0 ||
+	    sfs_frame_send(c->fd, SFS_OP_HELLO, hdr->tag, 0, body, len, NULL, 0,
+			   now_ms() + s->conf->timeout_ms) < 0)
+		return -1;
+	return 0;
+}
+
 /* Serve one request. 0 to go on, -1 to close the connection. */
 static int serve_one(struct conn *c)
 {
@@ -166,9 +211,14 @@ static int serve_one(struct conn *c)
 
 	if (read_frame(c, &hdr, &deadline_ms) < 0)
 		return -1;
+	if (hdr.op == SFS_OP_HELLO)
+		return serve_hello(c, &hdr);
+	if (!auth_conn_ready(s->auth, &c->who))
+		return auth_refuse(c, &hdr, -EACCES, "no credential: the first frame of a "
+				   "connection must be a HELLO with a MUNGE credential (auth = munge)");
 	c->reply.op = hdr.op;
 	c->reply.msg[0] = '\0';
-	struct server_req r = { .fd = c->fd, .peer = c->peer, .tag = hdr.tag,
+	struct server_req r = { .fd = c->fd, .peer = c->peer, .who = &c->who, .tag = hdr.tag,
 				.data_left = hdr.data_len, .deadline_ms = deadline_ms,
 				.req = &c->req, .reply = &c->reply, .conn_state = c->state };
 	rc = sfs_req_decode(hdr.op, c->body, hdr.body_len, &c->req, why, sizeof(why));
@@ -308,6 +358,8 @@ static void accept_one(struct server *s)
 	c->state = NULL;
 	c->spin = (struct net_spin){ 0 };
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	memcpy(&c->addr, &addr, sizeof(addr));
+	auth_conn_init(s->auth, &c->who);
 	net_tune(fd, s->conf->socket_sndbuf_bytes, s->conf->socket_rcvbuf_bytes,
 		 s->conf->tcp_nodelay);
 	pthread_attr_init(&attr);
@@ -328,6 +380,7 @@ static void server_free(struct server *s)
 		return;
 	if (s->ctx)
 		s->ops->free(s->ctx);
+	auth_free(s->auth);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	if (s->lock_fd >= 0)
@@ -392,6 +445,12 @@ static int server_new(const struct sfs_conf *conf, const struct sfs_server_conf 
 	}
 	for (unsigned i = 0; i < conf->max_connections; i++)
 		s->conn_fds[i] = -1;
+	s->auth = auth_new(conf);
+	if (!s->auth) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
 	rc = lock_dir(s, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -469,6 +528,19 @@ static void serve(struct server *s, int sig_fd)
 	}
 }
 
+/* Say how clients are authenticated; loudly when they are not. */
+static void server_log_auth(const struct sfs_conf *conf)
+{
+	if (conf->auth == SFS_AUTH_NONE) {
+		log_warnx("*** auth = none: this server does not know who is asking. Any process "
+			  "that reaches it may read, overwrite and remove every file. Use it for "
+			  "a single-user sandbox only (auth = munge otherwise). ***");
+		return;
+	}
+	log_info("auth = munge (munged at %s); root stays root only from %s", conf->munge_socket,
+		 conf->root_hosts[0] ? conf->root_hosts : "nowhere");
+}
+
 int server_run(const struct sfs_conf *conf, const struct sfs_server_conf *srv, int ready_fd)
 {
 	struct server *s = NULL;
@@ -498,6 +570,7 @@ int server_run(const struct sfs_conf *conf, const struct sfs_server_conf *srv, i
 	char addr[160];
 	log_info("%s server listening on %s, dir %s", s->ops->kind,
 		 sfs_server_address(srv, addr, sizeof(addr)), srv->dir);
+	server_log_auth(conf);
 	signal_ready(ready_fd);
 	ready_fd = -1;
 	serve(s, sig_fd);

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "sfs_conf.h"
 #include "sfs_proto.h"
 
@@ -21,6 +22,7 @@
 struct server_req {
 	int fd;                   /* the connection: bulk data is read from it */
 	const char *peer;         /* "host:port" of the client, for log lines */
+	const struct sfs_identity *who; /* who is asking (auth.h) */
 	uint32_t tag;
 	uint32_t data_left;       /* bulk bytes still on the socket; the server
 				     drops what the handler leaves */

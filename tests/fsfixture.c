@@ -1,5 +1,8 @@
 /* fsfixture: see fsfixture.h. */
 #include "fsfixture.h"
+#include "sfs_auth.h"
+#include "sfs_conf.h"
+#include "util.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -54,7 +57,7 @@ void fsfix_log_path(const struct fsfix *fx, unsigned i, char *buf, size_t len)
 	snprintf(buf, len, "%s/server%u.log", fx->dir, i);
 }
 
-int fsfix_connect(const struct fsfix *fx, unsigned i)
+int fsfix_connect_raw(const struct fsfix *fx, unsigned i)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET,
@@ -65,6 +68,33 @@ int fsfix_connect(const struct fsfix *fx, unsigned i)
 		return -errno;
 	}
 	return fd;
+}
+
+int fsfix_connect(const struct fsfix *fx, unsigned i)
+{
+	char err[512];
+	int fd = fsfix_connect_raw(fx, i);
+	if (fd < 0)
+		return fd;
+	struct sfs_conf *conf = malloc(sizeof(*conf));
+	cr_assert_not_null(conf);
+	sfs_conf_init(conf);
+	int rc = sfs_conf_load(fx->conf, conf, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	rc = sfs_auth_hello(fd, conf, now_ms() + 5000, err, sizeof(err));
+	free(conf);
+	cr_assert_eq(rc, 0, "HELLO to server %u: %s", i, err);
+	return fd;
+}
+
+void fsfix_munged_ensure(void)
+{
+	const char *script = getenv("MUNGED_ENSURE");
+	char cmd[600];
+	if (!script)
+		return; /* not run by meson: munged is the caller's business */
+	snprintf(cmd, sizeof(cmd), "%s >&2", script);
+	cr_assert_eq(system(cmd), 0, "%s could not start munged (see above)", script);
 }
 
 void fsfix_start_server(struct fsfix *fx, unsigned i)
@@ -92,7 +122,7 @@ void fsfix_start_server(struct fsfix *fx, unsigned i)
 	fx->pids[i] = pid;
 	/* ready when it accepts connections; bounded wait */
 	for (int tries = 0; tries < 300; tries++) {
-		int fd = fsfix_connect(fx, i);
+		int fd = fsfix_connect_raw(fx, i);
 		if (fd >= 0) {
 			close(fd);
 			return;
@@ -112,6 +142,7 @@ void fsfix_start(struct fsfix *fx, unsigned n_io, const char *extra_global)
 {
 	memset(fx, 0, sizeof(*fx));
 	cr_assert(n_io + 1 <= FSFIX_MAX);
+	fsfix_munged_ensure();
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/sfs-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(fx->dir));
 	snprintf(fx->conf, sizeof(fx->conf), "%s/sfs.conf", fx->dir);

@@ -40,7 +40,13 @@ const char *fsfix_program(const char *var);
 void fsfix_log_path(const struct fsfix *fx, unsigned i, char *buf, size_t len);
 /* 1 if server i's log contains needle. */
 int fsfix_log_contains(const struct fsfix *fx, unsigned i, const char *needle);
-/* Connected TCP socket to server i (raw frames). */
+/* Connected TCP socket to server i, authenticated by a HELLO as the
+ * config says (raw frames from then on). */
 int fsfix_connect(const struct fsfix *fx, unsigned i);
+/* The same without the HELLO: the server expects one first. */
+int fsfix_connect_raw(const struct fsfix *fx, unsigned i);
+/* Run $MUNGED_ENSURE (scripts/munged-ensure.sh, set by meson) so that
+ * auth = munge works; asserts it succeeded. fsfix_start calls it. */
+void fsfix_munged_ensure(void);
 
 #endif
