@@ -246,6 +246,10 @@ static json_t *stat_json(const struct cmd *c, const char *name, const struct sfs
 			      "mtime_ns", (json_int_t)st->mtime_ns, "ctime_ns",
 			      (json_int_t)st->ctime_ns, "strip_size", (json_int_t)strip_size,
 			      "stripe_count", (int)stripe_count);
+	if (o) {
+		json_object_set_new(o, "uid", json_integer(st->uid));
+		json_object_set_new(o, "gid", json_integer(st->gid));
+	}
 	if (!o || st->type != SFS_STAT_FILE)
 		return o;
 	json_t *servers = json_array();
@@ -551,6 +555,7 @@ static void stat_print(const struct cmd *c, const char *path, const struct sfs_s
 	printf("type:          %s\n", st->type == SFS_STAT_DIR ? "directory" : type_name(st->type));
 	printf("fid:           %" PRIu64 "\n", st->fid);
 	printf("mode:          %04o\n", st->mode & 07777);
+	printf("owner:         uid %u, gid %u\n", st->uid, st->gid);
 	printf("size:          %" PRIu64 " (%s)\n", st->size_bytes,
 	       format_size(st->size_bytes, buf, sizeof(buf)));
 	printf("mtime:         %s.%09" PRId64 "\n", format_time(st->mtime_ns, buf, sizeof(buf)),

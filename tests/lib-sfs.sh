@@ -6,6 +6,10 @@
 #
 # Source it after setting TEST_NAME; needs SFSD and SFS. Provides:
 #   $tmp, fail MSG, case_done NAME, start_sfs, $sfsd_pid, $failures.
+# Optional: SFSD_OPTS (more sfsd arguments, e.g. "-o root_hosts=10.0.0.1"),
+# PORT_LO and PORT_SPAN (where pick_port looks; default 20000 and 11997).
+# start_sfs makes sure munged runs (scripts/munged-ensure.sh): sfs.conf's
+# default is auth = munge.
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/$TEST_NAME.XXXXXX") || exit 1
 sfsd_pid=
@@ -58,7 +62,7 @@ pick_port() {
 	tries=0
 	while [ $tries -lt 50 ]; do
 		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		base=$((20000 + r % 11997))
+		base=$((${PORT_LO:-20000} + r % ${PORT_SPAN:-11997}))
 		if ! printf '%s\n' "$used" | grep -qx -e "$base" -e "$((base + 1))" -e "$((base + 2))"; then
 			echo "$base"
 			return 0
@@ -68,8 +72,11 @@ pick_port() {
 	return 1
 }
 
+MUNGED_ENSURE=${MUNGED_ENSURE:-$(dirname "$0")/../scripts/munged-ensure.sh}
+
 # Start sfsd on free ports; retry on a lost race for a port.
 start_sfs() {
+	"$MUNGED_ENSURE" || { echo "munged is not running and could not be started"; return 1; }
 	attempt=0
 	while [ $attempt -lt 5 ]; do
 		attempt=$((attempt + 1))
@@ -78,7 +85,8 @@ start_sfs() {
 		mkdir -p "$tmp/fs"
 		"$SFS" genconfig --io-servers 2 --dir "$tmp/fs" --port "$port" \
 			--output "$tmp/sfs.conf" >/dev/null || return 1
-		"$SFSD" -c "$tmp/sfs.conf" --all >"$tmp/sfsd.log" 2>&1 &
+		# shellcheck disable=SC2086 # SFSD_OPTS is a list of arguments
+		"$SFSD" -c "$tmp/sfs.conf" --all ${SFSD_OPTS:-} >"$tmp/sfsd.log" 2>&1 &
 		sfsd_pid=$!
 		i=0
 		while [ $i -lt 100 ]; do # 10 s
