@@ -59,6 +59,8 @@ util-linux
 libfuse3-dev
 libssl-dev
 fuse3
+munge
+libmunge-dev
 "
 
 as_root() {
@@ -71,10 +73,19 @@ deps() {
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 			missing="$missing $p"
 	done
-	[ -z "$missing" ] && return 0
-	echo "bootstrap: installing$missing"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+	if [ -n "$missing" ]; then
+		echo "bootstrap: installing$missing"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+	fi
+	munge_up
+}
+
+# sfs authenticates every connection with MUNGE (sfs.conf's default auth =
+# munge): a key (/etc/munge/munge.key, made once, munge 0400) and a running
+# munged, started directly when no service manager did.
+munge_up() {
+	as_root scripts/munged-ensure.sh
 }
 
 build() {
