@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "meta_internal.h"
@@ -1378,6 +1379,14 @@ static int schema_upgrade(struct meta *m, char *err, size_t errlen)
 		rc = schema_upgrade_v2(m, err, errlen);
 	if (rc == 0 && version < 3)
 		rc = meta_snap_schema_v3(m->db, err, errlen);
+	if (rc == 0 && version == 0) {
+		/* a new file system's root belongs to whoever runs it (root, or a
+		 * user's own sandbox), so that its owner can start filling it */
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE entries SET uid = %u, gid = %u WHERE fid = %d",
+			 (unsigned)geteuid(), (unsigned)getegid(), SFS_ROOT_FID);
+		rc = db_exec(m, sql, err, errlen);
+	}
 	if (rc == 0)
 		rc = db_exec(m, "PRAGMA user_version = " SCHEMA_VERSION_TEXT, err, errlen);
 	if (rc == 0)

@@ -38,6 +38,10 @@ rm -rf "$dir"
 mkdir -p "$dir"
 conf="$dir/sfs.conf"
 export SFS_CONF="$conf"
+# sfs.conf's default is auth = munge: a key and a running munged (root)
+if [ "$(id -u)" = 0 ]; then
+	scripts/munged-ensure.sh || exit 1
+fi
 $SFS genconfig --io-servers "$n_io" --dir "$dir/data" --port "$port" --output "$conf"
 
 $SFSD -c "$conf" --all 2>"$dir/sfsd.log" &
