@@ -41,7 +41,9 @@ chmod 0755 /run/munge
 if [ -n "$src_key" ]; then
 	[ -s "$src_key" ] || die "key $src_key is missing or empty"
 	if ! cmp -s "$src_key" "$KEY" 2>/dev/null; then
-		install -m 0400 -o "$owner" "$src_key" "$KEY"
+		# cp, not install: a busybox guest has no install applet
+		rm -f "$KEY"
+		cp "$src_key" "$KEY"
 		# a running munged keeps its old key: restart it
 		old_pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
 		[ -n "$old_pid" ] && kill "$old_pid" 2>/dev/null || true
