@@ -53,6 +53,8 @@ export SFS_AGENT_SOCKET=$tmp/agent.sock
 
 echo "1..5"
 
+# sfs.conf's default auth = munge needs a running munged
+"$(dirname "$0")/../scripts/munged-ensure.sh" || { echo "munged does not run"; exit 1; }
 "$SFS" genconfig --io-servers 2 --dir "$tmp/data" --port "$fs_port" --output "$tmp/sfs.conf" \
 	>/dev/null || bail "sfs genconfig failed"
 "$SFSD" -c "$tmp/sfs.conf" --all >"$tmp/sfsd.log" 2>&1 &

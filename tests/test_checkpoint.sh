@@ -52,6 +52,8 @@ fi
 # ---- sfs ----
 sport=$(free_port 3) || fail "no free ports for sfsd"
 mkdir -p "$tmp/fs"
+# sfs.conf's default auth = munge needs a running munged
+"$(dirname "$0")/../scripts/munged-ensure.sh" || { echo "munged does not run"; exit 1; }
 "$SFS" genconfig --io-servers 2 --dir "$tmp/fs" --port "$sport" --output "$tmp/sfs.conf" \
 	>/dev/null || fail "sfs genconfig"
 "$SFSD" -c "$tmp/sfs.conf" --all >"$tmp/sfsd.log" 2>&1 &
