@@ -177,14 +177,15 @@ static struct sfs_server_conf *section_server(struct load_state *st, const char 
 	return srv;
 }
 
-/* A metrics endpoint: HOST:PORT, or "" / off for none. */
+/* A metrics endpoint: HOST:PORT, or off (kept as "off": in a server's
+ * section it overrides [metrics]). */
 static int metrics_listen_set(char *buf, size_t len, const char *value, char *err,
 			      size_t errlen)
 {
 	char host[160];
 	uint16_t port;
-	if (!*value || strcmp(value, "off") == 0) {
-		buf[0] = '\0';
+	if (strcmp(value, "off") == 0) {
+		snprintf(buf, len, "off");
 		return 0;
 	}
 	if (strlen(value) >= len ||
@@ -354,12 +355,16 @@ int sfs_conf_validate(struct sfs_conf *conf, char *err, size_t errlen)
 	}
 	char host[160];
 	uint16_t port;
-	if (*conf->metrics_listen &&
-	    net_parse_hostport(conf->metrics_listen, host, sizeof(host), &port, err, errlen) == 0 &&
-	    port + conf->n_io > 65535) {
-		snprintf(err, errlen, "%s: [metrics] listen %s: I/O server %u would need port %u",
-			 path, conf->metrics_listen, conf->n_io - 1, port + conf->n_io);
-		return -EINVAL;
+	if (*conf->metrics_listen && strcmp(conf->metrics_listen, "off") != 0 &&
+	    net_parse_hostport(conf->metrics_listen, host, sizeof(host), &port, err, errlen) == 0) {
+		for (unsigned i = 0; i < conf->n_io; i++) {
+			if (*conf->io[i].metrics_listen || port + 1 + i <= 65535)
+				continue;
+			snprintf(err, errlen, "%s: [metrics] listen %s: I/O server %s would need "
+				 "port %u", path, conf->metrics_listen, conf->io[i].name,
+				 port + 1 + i);
+			return -EINVAL;
+		}
 	}
 	if (conf->strip_size % 512 != 0) {
 		snprintf(err, errlen, "%s: strip_size %u: must be a multiple of 512", path,
@@ -465,10 +470,11 @@ const char *sfs_conf_metrics_listen(const struct sfs_conf *conf,
 	uint16_t port;
 	buf[0] = '\0';
 	if (*srv->metrics_listen) {
-		snprintf(buf, len, "%s", srv->metrics_listen);
+		if (strcmp(srv->metrics_listen, "off") != 0)
+			snprintf(buf, len, "%s", srv->metrics_listen);
 		return buf;
 	}
-	if (!*conf->metrics_listen ||
+	if (!*conf->metrics_listen || strcmp(conf->metrics_listen, "off") == 0 ||
 	    net_parse_hostport(conf->metrics_listen, host, sizeof(host), &port, err,
 			       sizeof(err)) < 0)
 		return buf;

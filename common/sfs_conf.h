@@ -26,7 +26,8 @@ struct sfs_server_conf {
 	char host[128];
 	uint16_t port;
 	char dir[512];     /* data directory (I/O) or metadata directory (meta) */
-	char metrics_listen[160]; /* its own metrics endpoint HOST:PORT; "": [metrics] */
+	char metrics_listen[160]; /* its own metrics endpoint HOST:PORT, "off",
+				     or "": as [metrics] says */
 };
 
 struct sfs_conf {
@@ -45,7 +46,7 @@ struct sfs_conf {
 
 	/* [metrics] listen: HOST:PORT of the metadata server's Prometheus
 	 * endpoint; I/O server k listens on PORT+1+k unless its section sets
-	 * metrics_listen. "": off (sfs_conf_metrics_listen) */
+	 * metrics_listen. "" or "off": none (sfs_conf_metrics_listen) */
 	char metrics_listen[160];
 
 	struct sfs_server_conf meta;
