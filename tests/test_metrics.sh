@@ -3,31 +3,34 @@
 # real tools.
 #
 # A real sfsd (--all: metadata server and two I/O servers, [metrics] listen
-# in sfs.conf, so three endpoints) and a real migd on the sim backend
-# (--metrics-listen) on loopback. Bad metrics addresses are refused with a
+# in sfs.conf, so three endpoints), a real migd on the sim backend
+# (--metrics-listen) and a real migagent for its guest, on loopback. Bad metrics addresses are refused with a
 # message naming them. `promtool check metrics` must pass on every
 # endpoint's output, before and after traffic. Then a real Prometheus
 # server (scrape_interval 1s, a temporary TSDB) scrapes all four; through
-# its HTTP API (/api/v1/query) the test sees: every target up, no completed
-# migration before `migctl migrate --wait` and exactly one after (with its
-# bytes and its duration histogram), and sfsd's write counters rising by
+# its HTTP API (/api/v1/query) the test sees: every target up, the agent
+# connected with its I/O rates, no completed migration before `migctl
+# migrate --wait` and exactly one after (with its bytes, its duration and
+# its quiesce by the agent in the histograms), and sfsd's write counters rising by
 # exactly the bytes `sfs cp` wrote, a failed lookup counted by errno.
 # Every wait is bounded; everything started is stopped on exit.
 #
-# Env: MIGD, MIGCTL, SFSD, SFS name the programs under test; promtool and
+# Env: MIGD, MIGCTL, SFSD, SFS, MIGAGENT name the programs under test; promtool and
 # prometheus (Debian's prometheus package, in scripts/bootstrap.sh) come
 # from PATH and their absence is a failure. PORT_RANGE=LO-HI bounds the
 # loopback ports used (default 20000-32000).
 set -u
 . "$(dirname "$0")/lib-migd.sh"
 
-: "${SFSD:?set SFSD}" "${SFS:?set SFS}"
+: "${SFSD:?set SFSD}" "${SFS:?set SFS}" "${MIGAGENT:?set MIGAGENT}"
 migd_setup test_metrics
 sfsd_pid=
 prom_pid=
+agent_pid=
 
 cleanup() {
 	stop_pid "$prom_pid"
+	stop_pid "$agent_pid"
 	stop_pid "$sfsd_pid"
 	migd_cleanup
 }
@@ -38,32 +41,33 @@ for tool in promtool prometheus python3; do
 done
 ok "promtool, prometheus and python3 are there"
 
-# ---- ten consecutive free ports: migd 2 + its metrics 1, sfsd 3 + metrics
-# 3, Prometheus 1 ----
+# ---- eleven consecutive free ports: migd 2 + its metrics 1, sfsd 3 +
+# metrics 3, Prometheus 1, migd's agent endpoint 1 ----
 range=${PORT_RANGE:-20000-32000}
 lo=${range%-*}
 hi=${range#*-}
-[ "$lo" -lt $((hi - 10)) ] 2>/dev/null || fail "PORT_RANGE \"$range\": expected LO-HI, 10 or more ports"
+[ "$lo" -lt $((hi - 11)) ] 2>/dev/null || fail "PORT_RANGE \"$range\": expected LO-HI, 11 or more ports"
 used=$(used_ports)
 base=
 tries=0
 while [ -z "$base" ] && [ $tries -lt 200 ]; do
 	r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-	p=$((lo + r % (hi - lo - 10)))
+	p=$((lo + r % (hi - lo - 11)))
 	k=0
-	while [ $k -lt 10 ] && ! printf '%s\n' "$used" | grep -qx "$((p + k))"; do
+	while [ $k -lt 11 ] && ! printf '%s\n' "$used" | grep -qx "$((p + k))"; do
 		k=$((k + 1))
 	done
-	[ $k -eq 10 ] && base=$p
+	[ $k -eq 11 ] && base=$p
 	tries=$((tries + 1))
 done
-[ -n "$base" ] || fail "no 10 free consecutive ports in $lo-$hi"
+[ -n "$base" ] || fail "no 11 free consecutive ports in $lo-$hi"
 port=$base
 endpoint="tcp://127.0.0.1:$port"
 migd_metrics=127.0.0.1:$((base + 2))
 sfs_port=$((base + 3))
 sfs_metrics_port=$((base + 6))
 prom_addr=127.0.0.1:$((base + 9))
+agent_ep=tcp://127.0.0.1:$((base + 10))
 
 scrape() { # HOST:PORT FILE: GET /metrics, fail unless 200
 	python3 - "$1" "$2" <<'EOF' || fail "GET http://$1/metrics failed"
@@ -98,14 +102,16 @@ printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$sfs_metrics_port" >>"$tmp/sfs.co
 sfsd_pid=$!
 sfs_ping() { "$SFS" -c "$tmp/sfs.conf" -q ping >/dev/null 2>&1; }
 wait_for 20 "sfsd answers ping" sfs_ping
-run_migd 25 --time-scale 60 --metrics-listen "$migd_metrics"
+run_migd 25 --time-scale 60 --metrics-listen "$migd_metrics" --agent-listen "$agent_ep"
 for n in n1 n2; do
 	ctl host add $n --uri "sim:///$n?link=1gbit" --memory 64g >/dev/null 2>"$tmp/err" ||
 		fail "host add $n: $(cat "$tmp/err")"
 done
 ctl guest add g1 --host n1 --memory 1g --dirty-rate 16m/s >/dev/null 2>"$tmp/err" ||
 	fail "guest add g1: $(cat "$tmp/err")"
-ok "sfsd (3 servers) and migd (sim, 2 hosts, 1 guest) serve metrics"
+"$MIGAGENT" --migd "$agent_ep" --guest g1 --socket "$tmp/agent.sock" >"$tmp/migagent.log" 2>&1 &
+agent_pid=$!
+ok "sfsd (3 servers), migd (sim, 2 hosts, 1 guest) and g1's migagent started"
 
 targets="migd=$migd_metrics meta=127.0.0.1:$sfs_metrics_port"
 targets="$targets io0=127.0.0.1:$((sfs_metrics_port + 1)) io1=127.0.0.1:$((sfs_metrics_port + 2))"
@@ -186,11 +192,18 @@ until_some() { # SECONDS EXPR: poll until EXPR has a result
 until_query 60 'count(up == 1)' 4
 ok "Prometheus scrapes migd and the 3 sfsd servers (4 targets up)"
 
+until_query 30 'migd_agent_connected{guest="g1"}' 1
+until_query 10 'migd_agents_connected' 1
+until_some 10 'migd_agent_write_bytes_per_second{guest="g1"}'
+until_some 10 'migd_agent_connections_total >= 1'
+ok "Prometheus: g1's migagent connected, its I/O rates reported"
+
 [ "$(query 'migd_migrations_total{result="completed"}')" = none ] ||
 	fail "Prometheus: a completed migration before any was asked"
 ctl migrate g1 --to n2 --wait >"$tmp/out" 2>&1 || fail "migrate g1: $(cat "$tmp/out")"
 until_query 30 'sum(migd_migrations_total{result="completed",backend="sim"})' 1
 until_query 10 'sum(migd_migration_duration_seconds_count{result="completed"})' 1
+until_query 10 'sum(migd_migration_quiesce_seconds_count{result="completed"})' 1
 [ "$(query 'sum(migd_migration_data_processed_bytes_total) > 1e9')" != none ] ||
 	fail "Prometheus: migd_migration_data_processed_bytes_total is $(query 'sum(migd_migration_data_processed_bytes_total)'), expected > 1 GB for a 1 GiB guest"
 ok "Prometheus: migd_migrations_total{result=\"completed\"} rose from none to 1 after migctl migrate"
@@ -215,6 +228,8 @@ ok "promtool check metrics passes on all 4 endpoints after traffic"
 
 stop_pid "$prom_pid"
 prom_pid=
+stop_pid "$agent_pid"
+agent_pid=
 stop_pid "$sfsd_pid"
 sfsd_pid=
 migd_done test_metrics
