@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,11 @@ int httpd_start(const char *listen, struct prom_registry *reg, struct httpd **ou
 		free(h);
 		return rc;
 	}
+	/* MHD's thread takes no signals: they stay with the daemon's own
+	 * threads (migd's main loop waits for EINTR) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG,
 				  0, NULL, NULL, answer, h,
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD says so */
@@ -102,6 +109,7 @@ int httpd_start(const char *listen, struct prom_registry *reg, struct httpd **ou
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_MAX_CONNECTIONS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_TIMEOUT_S,
 				  MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!h->mhd) {
 		snprintf(err, errlen, "metrics endpoint %s: libmicrohttpd would not start", listen);
 		close(h->listen_fd);

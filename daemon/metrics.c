@@ -77,9 +77,21 @@ static void host_backend(struct migd_metrics *m, const char *host, char *buf, si
 	snprintf(buf, len, "%s", ops ? ops->scheme : "unknown");
 }
 
+static int one_of(const char *what, const char *const *words)
+{
+	for (; *words; words++)
+		if (strcmp(what, *words) == 0)
+			return 1;
+	return 0;
+}
+
 static void on_migration(struct migd_metrics *m, const char *what, json_t *ev)
 {
+	static const char *const counted[] = { "queued", "started", "deferred", "completed",
+					       "failed", "aborted", NULL };
 	char backend[32];
+	if (!one_of(what, counted))
+		return; /* progress and the phases in between: nothing to count */
 	host_backend(m, str_or(ev, "src", ""), backend, sizeof(backend));
 	const char *policy = str_or(ev, "policy", "");
 	const char *pb[] = { policy, backend };
@@ -108,7 +120,10 @@ static void on_migration(struct migd_metrics *m, const char *what, json_t *ev)
 
 static void on_checkpoint(struct migd_metrics *m, const char *what, json_t *ev)
 {
+	static const char *const counted[] = { "queued", "completed", "failed", NULL };
 	char backend[32];
+	if (!one_of(what, counted))
+		return;
 	json_t *first = json_array_get(json_object_get(ev, "guests"), 0);
 	host_backend(m, str_or(first, "host", ""), backend, sizeof(backend));
 	const char *pb[] = { str_or(ev, "policy", ""), backend };
@@ -116,8 +131,6 @@ static void on_checkpoint(struct migd_metrics *m, const char *what, json_t *ev)
 		prom_counter_add(m->ck_started, pb, 1);
 		return;
 	}
-	if (strcmp(what, "completed") != 0 && strcmp(what, "failed") != 0)
-		return;
 	const char *rpb[] = { what, pb[0], pb[1] };
 	json_t *phases = json_object_get(ev, "phases");
 	prom_counter_add(m->ck_ended, rpb, 1);

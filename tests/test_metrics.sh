@@ -232,4 +232,8 @@ stop_pid "$agent_pid"
 agent_pid=
 stop_pid "$sfsd_pid"
 sfsd_pid=
+if grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp/sfsd.log" \
+	"$tmp/migagent.log"; then
+	fail "sanitizer report in sfsd's or migagent's log: $(grep -hE -A5 'Sanitizer|runtime error' "$tmp/sfsd.log" "$tmp/migagent.log" | head -20)"
+fi
 migd_done test_metrics
