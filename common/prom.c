@@ -221,8 +221,8 @@ fail:
 	return NULL;
 }
 
-/* The series of values, made when new; NULL when out of room. Lock held. */
-static struct series *series_get(struct prom_metric *m, const char *const *values)
+/* The series of values, or NULL. Lock held. */
+static struct series *series_find(struct prom_metric *m, const char *const *values)
 {
 	for (size_t i = 0; i < m->n_series; i++) {
 		struct series *s = &m->series[i];
@@ -232,6 +232,15 @@ static struct series *series_get(struct prom_metric *m, const char *const *value
 		if (l == m->n_labels)
 			return s;
 	}
+	return NULL;
+}
+
+/* The series of values, made when new; NULL when out of room. Lock held. */
+static struct series *series_get(struct prom_metric *m, const char *const *values)
+{
+	struct series *found = series_find(m, values);
+	if (found)
+		return found;
 	if (m->n_series == PROM_MAX_SERIES)
 		goto full;
 	void *grown = grow_to(m->series, &m->cap_series, m->n_series + 1, sizeof(*m->series));
@@ -297,6 +306,19 @@ void prom_histogram_observe(struct prom_metric *m, const char *const *values, do
 		s->buckets[b]++;
 		s->count++;
 		s->value += value;
+	}
+	pthread_mutex_unlock(&m->reg->lock);
+}
+
+void prom_series_remove(struct prom_metric *m, const char *const *values)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->reg->lock);
+	struct series *s = series_find(m, values);
+	if (s) {
+		series_free(m, s);
+		*s = m->series[--m->n_series]; /* the order of series means nothing */
 	}
 	pthread_mutex_unlock(&m->reg->lock);
 }

@@ -48,6 +48,9 @@ struct prom_metric *prom_metric_new(struct prom_registry *reg, enum prom_type ty
 void prom_counter_add(struct prom_metric *m, const char *const *values, double delta);
 void prom_gauge_set(struct prom_metric *m, const char *const *values, double value);
 void prom_histogram_observe(struct prom_metric *m, const char *const *values, double value);
+/* Drop the one series of values, if there is one (a gauge of something
+ * that ended). */
+void prom_series_remove(struct prom_metric *m, const char *const *values);
 /* Drop every series of m (a gauge recomputed from scratch). */
 void prom_metric_clear(struct prom_metric *m);
 

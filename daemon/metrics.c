@@ -36,6 +36,7 @@ struct migd_metrics {
 	struct prom_metric *mig_total_s, *mig_downtime_s, *mig_quiesce_s, *mig_resume_s;
 	struct prom_metric *mig_bytes, *mig_drained_bytes;
 	struct prom_metric *queue_depth, *running;
+	struct prom_metric *prog_sent, *prog_left, *prog_total, *prog_rounds; /* {guest} */
 	/* checkpoints and restores, labelled policy,backend (+ result) */
 	struct prom_metric *ck_started, *ck_ended, *ck_total_s, *ck_pause_s, *ck_quiesce_s;
 	struct prom_metric *ck_resume_s, *ck_bytes, *restores;
@@ -59,6 +60,12 @@ static double seconds(json_t *o, const char *key)
 	if (!json_is_number(v) || json_number_value(v) < 0)
 		return -1;
 	return json_number_value(v) / 1e3;
+}
+
+static double number(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_number(v) ? json_number_value(v) : 0;
 }
 
 static void observe(struct prom_metric *m, const char *const *labels, double value)
@@ -89,7 +96,24 @@ static void on_migration(struct migd_metrics *m, const char *what, json_t *ev)
 {
 	static const char *const counted[] = { "queued", "started", "deferred", "completed",
 					       "failed", "aborted", NULL };
+	static const char *const ended[] = { "completed", "failed", "aborted", NULL };
 	char backend[32];
+	const char *guest[] = { str_or(ev, "guest", "") };
+	if (strcmp(what, "progress") == 0) {
+		prom_lock(m->reg);
+		prom_gauge_set_unlocked(m->prog_sent, guest, number(ev, "transferred_bytes"));
+		prom_gauge_set_unlocked(m->prog_left, guest, number(ev, "remaining_bytes"));
+		prom_gauge_set_unlocked(m->prog_total, guest, number(ev, "total_bytes"));
+		prom_gauge_set_unlocked(m->prog_rounds, guest, number(ev, "rounds"));
+		prom_unlock(m->reg);
+		return;
+	}
+	if (one_of(what, ended)) {
+		prom_series_remove(m->prog_sent, guest);
+		prom_series_remove(m->prog_left, guest);
+		prom_series_remove(m->prog_total, guest);
+		prom_series_remove(m->prog_rounds, guest);
+	}
 	if (!one_of(what, counted))
 		return; /* progress and the phases in between: nothing to count */
 	host_backend(m, str_or(ev, "src", ""), backend, sizeof(backend));
@@ -296,9 +320,18 @@ static int define_migrations(struct migd_metrics *m)
 	m->queue_depth = GAUGE("migd_migration_queue_depth",
 		"Migrations queued and not started", NULL);
 	m->running = GAUGE("migd_migrations_running", "Migrations started and not ended", NULL);
+	m->prog_sent = GAUGE("migd_migration_progress_transferred_bytes",
+		"Running migration of the guest: bytes sent so far (last progress event)", "guest");
+	m->prog_left = GAUGE("migd_migration_progress_remaining_bytes",
+		"Running migration of the guest: bytes still to send", "guest");
+	m->prog_total = GAUGE("migd_migration_progress_memory_bytes",
+		"Running migration of the guest: the guest's memory to move", "guest");
+	m->prog_rounds = GAUGE("migd_migration_progress_rounds",
+		"Running migration of the guest: pre-copy rounds so far", "guest");
 	return m->mig_queued && m->mig_started && m->mig_ended && m->mig_deferred &&
 	       m->mig_total_s && m->mig_downtime_s && m->mig_quiesce_s && m->mig_resume_s &&
-	       m->mig_bytes && m->mig_drained_bytes && m->queue_depth && m->running ? 0 : -ENOMEM;
+	       m->mig_bytes && m->mig_drained_bytes && m->queue_depth && m->running &&
+	       m->prog_sent && m->prog_left && m->prog_total && m->prog_rounds ? 0 : -ENOMEM;
 }
 
 static int define_checkpoints(struct migd_metrics *m)

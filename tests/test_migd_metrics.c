@@ -115,8 +115,16 @@ Test(migd_metrics, migrations_by_result_policy_and_backend)
 	cr_assert_eq(metrics_new(listen_addr, db, NULL, &mx, err, sizeof(err)), 0, "%s", err);
 	publish("migration.queued", "{\"src\": \"n1\", \"policy\": \"p1\"}");
 	publish("migration.started", "{\"src\": \"n1\", \"policy\": \"p1\"}");
-	publish("migration.progress", "{\"src\": \"n1\", \"policy\": \"p1\"}");
-	publish("migration.completed", "{\"src\": \"n1\", \"policy\": \"p1\", \"total_ms\": 2000,"
+	publish("migration.progress", "{\"guest\": \"g1\", \"src\": \"n1\", \"dst\": \"n2\","
+		" \"transferred_bytes\": 700, \"remaining_bytes\": 300, \"total_bytes\": 1000,"
+		" \"rounds\": 2}");
+	scrape();
+	expect_line("migd_migration_progress_transferred_bytes{guest=\"g1\"} 700");
+	expect_line("migd_migration_progress_remaining_bytes{guest=\"g1\"} 300");
+	expect_line("migd_migration_progress_memory_bytes{guest=\"g1\"} 1000");
+	expect_line("migd_migration_progress_rounds{guest=\"g1\"} 2");
+	cr_assert_null(strstr(page, "migd_migrations_total{"), "progress is not an end");
+	publish("migration.completed", "{\"guest\": \"g1\", \"src\": \"n1\", \"policy\": \"p1\", \"total_ms\": 2000,"
 		" \"downtime_ms\": 150, \"quiesce_ms\": -1, \"resume_ms\": null,"
 		" \"bytes\": 1000, \"drained_bytes\": 64}");
 	publish("migration.started", "{\"src\": \"q1\", \"policy\": null}");
@@ -142,6 +150,8 @@ Test(migd_metrics, migrations_by_result_policy_and_backend)
 		    "backend=\"qmp\"} 1");
 	expect_line("migd_migration_data_processed_bytes_total{policy=\"p1\",backend=\"sim\"} 1000");
 	expect_line("migd_migration_drained_bytes_total{policy=\"p1\",backend=\"sim\"} 64");
+	/* the running migration's gauges went with its end */
+	cr_assert_null(strstr(page, "{guest=\"g1\"}"), "%s", page);
 	/* unknown figures are not observed as zero */
 	cr_assert_null(strstr(page, "migd_migration_quiesce_seconds_count{result=\"completed\""));
 	cr_assert_null(strstr(page, "migd_migration_duration_seconds_count{result=\"failed\""));

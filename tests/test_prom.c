@@ -119,6 +119,14 @@ Test(prom, series_are_capped_and_clear_drops_them)
 	cr_assert_eq(lines, 2 + PROM_MAX_SERIES, "expected the cap, got %zu lines", lines);
 	cr_assert_null(strstr(text, "k=\"4096\""));
 	free(text);
+	prom_series_remove(g, (const char *[]){ "7" });
+	prom_series_remove(g, (const char *[]){ "7" }); /* gone already: nothing */
+	prom_series_remove(g, (const char *[]){ "no such" });
+	text = render(reg);
+	cr_assert_null(strstr(text, "x_g{k=\"7\"}"));
+	cr_assert_not_null(strstr(text, "x_g{k=\"8\"} 8\n"));
+	cr_assert_not_null(strstr(text, "x_g{k=\"4095\"} 4095\n"));
+	free(text);
 	prom_metric_clear(g);
 	text = render(reg);
 	cr_assert_str_eq(text, "# HELP x_g h\n# TYPE x_g gauge\n");
