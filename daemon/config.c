@@ -588,10 +588,8 @@ int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t 
 	uint16_t port;
 	if (*c->metrics_listen &&
 	    net_parse_hostport(c->metrics_listen, host, sizeof(host), &port, err, errlen) < 0) {
-		char why[CONFIG_ENDPOINT_MAX + 64];
-		snprintf(why, sizeof(why), "metrics listen \"%s\": expected HOST:PORT, e.g. "
+		snprintf(err, errlen, "metrics listen \"%s\": expected HOST:PORT, e.g. "
 			 "127.0.0.1:9464", c->metrics_listen);
-		snprintf(err, errlen, "%s", why);
 		return -EINVAL;
 	}
 	return check_agent(c, err, errlen);
