@@ -3,15 +3,17 @@
 # real tools.
 #
 # A real sfsd (--all: metadata server and two I/O servers, [metrics] listen
-# in sfs.conf, so three endpoints), a real migd on the sim backend
-# (--metrics-listen) and a real migagent for its guest, on loopback. Bad metrics addresses are refused with a
+# in sfs.conf, so three endpoints), a real migd (--metrics-listen) with
+# sim hosts and two loopback qmp hosts (a BIOS-only QEMU guest, when
+# qemu-system-x86_64 is there) and a real migagent for the sim guest. Bad metrics addresses are refused with a
 # message naming them. `promtool check metrics` must pass on every
 # endpoint's output, before and after traffic. Then a real Prometheus
 # server (scrape_interval 1s, a temporary TSDB) scrapes all four; through
 # its HTTP API (/api/v1/query) the test sees: every target up, the agent
 # connected with its I/O rates, no completed migration before `migctl
 # migrate --wait` and exactly one after (with its bytes, its duration and
-# its quiesce by the agent in the histograms), and sfsd's write counters rising by
+# its quiesce by the agent in the histograms), the same for the QEMU guest
+# under backend="qmp", and sfsd's write counters rising by
 # exactly the bytes `sfs cp` wrote, a failed lookup counted by errno.
 # Every wait is bounded; everything started is stopped on exit.
 #
@@ -28,9 +30,14 @@ sfsd_pid=
 prom_pid=
 agent_pid=
 
+qemu_pids() { # the QEMUs of this test, by their QMP socket path
+	pgrep -f -- "-qmp unix:$tmp/" 2>/dev/null
+}
+
 cleanup() {
 	stop_pid "$prom_pid"
 	stop_pid "$agent_pid"
+	for p in $(qemu_pids); do kill -9 "$p" 2>/dev/null; done
 	stop_pid "$sfsd_pid"
 	migd_cleanup
 }
@@ -41,26 +48,26 @@ for tool in promtool prometheus python3; do
 done
 ok "promtool, prometheus and python3 are there"
 
-# ---- eleven consecutive free ports: migd 2 + its metrics 1, sfsd 3 +
-# metrics 3, Prometheus 1, migd's agent endpoint 1 ----
+# ---- 13 consecutive free ports: migd 2 + its metrics 1, sfsd 3 + metrics
+# 3, Prometheus 1, migd's agent endpoint 1, QEMU's migrations 2 ----
 range=${PORT_RANGE:-20000-32000}
 lo=${range%-*}
 hi=${range#*-}
-[ "$lo" -lt $((hi - 11)) ] 2>/dev/null || fail "PORT_RANGE \"$range\": expected LO-HI, 11 or more ports"
+[ "$lo" -lt $((hi - 13)) ] 2>/dev/null || fail "PORT_RANGE \"$range\": expected LO-HI, 13 or more ports"
 used=$(used_ports)
 base=
 tries=0
 while [ -z "$base" ] && [ $tries -lt 200 ]; do
 	r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-	p=$((lo + r % (hi - lo - 11)))
+	p=$((lo + r % (hi - lo - 13)))
 	k=0
-	while [ $k -lt 11 ] && ! printf '%s\n' "$used" | grep -qx "$((p + k))"; do
+	while [ $k -lt 13 ] && ! printf '%s\n' "$used" | grep -qx "$((p + k))"; do
 		k=$((k + 1))
 	done
-	[ $k -eq 11 ] && base=$p
+	[ $k -eq 13 ] && base=$p
 	tries=$((tries + 1))
 done
-[ -n "$base" ] || fail "no 11 free consecutive ports in $lo-$hi"
+[ -n "$base" ] || fail "no 13 free consecutive ports in $lo-$hi"
 port=$base
 endpoint="tcp://127.0.0.1:$port"
 migd_metrics=127.0.0.1:$((base + 2))
@@ -102,7 +109,8 @@ printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$sfs_metrics_port" >>"$tmp/sfs.co
 sfsd_pid=$!
 sfs_ping() { "$SFS" -c "$tmp/sfs.conf" -q ping >/dev/null 2>&1; }
 wait_for 20 "sfsd answers ping" sfs_ping
-run_migd 25 --time-scale 60 --metrics-listen "$migd_metrics" --agent-listen "$agent_ep"
+run_migd 25 --time-scale 60 --metrics-listen "$migd_metrics" --agent-listen "$agent_ep" \
+	--qmp-image-dir none --qmp-state-dir "$tmp/state-qmp" --qmp-migration-port-base $((base + 11))
 for n in n1 n2; do
 	ctl host add $n --uri "sim:///$n?link=1gbit" --memory 64g >/dev/null 2>"$tmp/err" ||
 		fail "host add $n: $(cat "$tmp/err")"
@@ -207,6 +215,27 @@ until_query 10 'sum(migd_migration_quiesce_seconds_count{result="completed"})' 1
 [ "$(query 'sum(migd_migration_data_processed_bytes_total) > 1e9')" != none ] ||
 	fail "Prometheus: migd_migration_data_processed_bytes_total is $(query 'sum(migd_migration_data_processed_bytes_total)'), expected > 1 GB for a 1 GiB guest"
 ok "Prometheus: migd_migrations_total{result=\"completed\"} rose from none to 1 after migctl migrate"
+
+# the qmp backend: real QEMU, its own figures under backend="qmp"
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+	for h in q1 q2; do
+		ctl host add $h --uri "qmp:///$h?cluster=tmx-none" >/dev/null 2>"$tmp/err" ||
+			fail "host add $h: $(cat "$tmp/err")"
+	done
+	ctl guest add qg --host q1 --memory 64m >/dev/null 2>"$tmp/err" ||
+		fail "guest add qg: $(cat "$tmp/err")"
+	[ "$(query 'migd_migrations_total{backend="qmp"}')" = none ] ||
+		fail "Prometheus: a qmp migration before any was asked"
+	ctl_timeout=30000 ctl migrate qg --to q2 --wait >"$tmp/out" 2>&1 ||
+		fail "migrate qg: $(cat "$tmp/out")"
+	until_query 30 'sum(migd_migrations_total{result="completed",backend="qmp"})' 1
+	until_query 10 'sum(migd_migration_downtime_seconds_count{backend="qmp"})' 1
+	until_some 10 'sum(migd_migration_data_processed_bytes_total{backend="qmp"}) > 0'
+	ok "Prometheus: a QEMU migration counted under backend=\"qmp\", with QEMU's downtime and bytes"
+else
+	checks=$((checks + 1))
+	echo "ok $checks - # SKIP no qemu-system-x86_64: the qmp backend's metrics"
+fi
 
 before=$(query 'sum(sfsd_data_received_bytes_total{op="DF_WRITE"})')
 [ "$before" = none ] || fail "Prometheus: sfsd received write data before any write: $before"
