@@ -7,8 +7,8 @@
  * label values is used. Writers (migd's main loop, sfsd's connection
  * threads) and the reader (the HTTP server's thread, httpd.h) meet under
  * the registry's one mutex, so a scrape sees each metric as of one instant
- * and never a half-updated histogram. The critical sections are a short
- * linear search and an add: cheap next to any request they count.
+ * and never a half-updated histogram. The critical sections are a hash
+ * lookup and an add: cheap next to any request they count.
  *
  * Collect hooks run at the start of every render, in the reader's thread,
  * for values that are cheaper to read when asked (open connections, space
