@@ -257,7 +257,7 @@ void metrics_tick(struct migd_metrics *m)
 	struct db_counts c;
 	struct host_tallies ht = { .n = 0 };
 	int counts_ok = db_counts(m->db, &c) == 0;
-	int hosts_ok = db_host_list(m->db, tally_host, &ht) == 0;
+	int hosts_ok = db_host_scan(m->db, tally_host, &ht) == 0; /* no per-guest look */
 	json_t *agents = m->agents ? agent_link_list(m->agents) : NULL;
 	/* one critical section: a scrape sees the whole refresh or none of it */
 	prom_lock(m->reg);
