@@ -37,6 +37,7 @@
 #include "log.h"
 #include "meta.h"
 #include "net.h"
+#include "sfsd_metrics.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
@@ -58,6 +59,7 @@ struct server {
 	uint64_t n_requests;   /* atomic: frames read but PING and STATS (STATS) */
 	struct auth *auth;
 	uint64_t n_refused;    /* atomic: connections refused by auth */
+	struct sfsd_metrics *metrics; /* NULL: no [metrics] endpoint */
 };
 
 struct conn {
@@ -164,7 +166,10 @@ static int read_frame(struct conn *c, struct sfs_hdr *hdr, uint64_t *deadline_ms
 static int auth_refuse(struct conn *c, const struct sfs_hdr *hdr, int status, const char *why)
 {
 	struct server *s = c->s;
+	struct server_req none = { 0 };
 	__atomic_add_fetch(&s->n_refused, 1, __ATOMIC_RELAXED);
+	/* counted as sfsd_request_errors_total{op, errno} like any refusal */
+	sfsd_metrics_request(s->metrics, hdr->op, status, 0, &none, 0);
 	log_warnx("peer %s: refused: %s; closing the connection", c->peer, why);
 	c->reply.op = hdr->op;
 	snprintf(c->reply.msg, sizeof(c->reply.msg), "%.*s", SFS_MAX_MSG, why);
@@ -216,6 +221,7 @@ static int serve_one(struct conn *c)
 	if (!auth_conn_ready(s->auth, &c->who))
 		return auth_refuse(c, &hdr, -EACCES, "no credential: the first frame of a "
 				   "connection must be a HELLO with a MUNGE credential (auth = munge)");
+	uint64_t start_ns = now_ns();
 	c->reply.op = hdr.op;
 	c->reply.msg[0] = '\0';
 	struct server_req r = { .fd = c->fd, .peer = c->peer, .who = &c->who, .tag = hdr.tag,
@@ -263,6 +269,9 @@ static int serve_one(struct conn *c)
 	log_debug("peer %s: %s tag %u: %s%s%s", c->peer, sfs_op_name(hdr.op), hdr.tag,
 		  status < 0 ? strerror(-status) : "ok", c->reply.msg[0] ? ": " : "",
 		  c->reply.msg);
+	if (hdr.op != SFS_OP_PING && hdr.op != SFS_OP_STATS)
+		sfsd_metrics_request(s->metrics, hdr.op, status, hdr.data_len, &r,
+				     now_ns() - start_ns);
 	if (s->ops->after_reply)
 		s->ops->after_reply(s->ctx, &r);
 	return rc < 0 ? -1 : 0;
@@ -378,6 +387,7 @@ static void server_free(struct server *s)
 {
 	if (!s)
 		return;
+	sfsd_metrics_free(s->metrics); /* its scrapes read the role */
 	if (s->ctx)
 		s->ops->free(s->ctx);
 	auth_free(s->auth);
@@ -389,6 +399,33 @@ static void server_free(struct server *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s->conn_fds);
 	free(s);
+}
+
+/* For a scrape (sfsd_metrics.h), in the HTTP server's thread: open
+ * connections, and space used as the role answers a STATFS (what `sfs df`
+ * shows), asked directly so it is not counted as a client's request. */
+static void sample(void *arg, struct sfsd_sample *out)
+{
+	struct server *s = arg;
+	pthread_mutex_lock(&s->lock);
+	out->connections = s->n_conns;
+	pthread_mutex_unlock(&s->lock);
+	struct sfs_req *req = calloc(1, sizeof(*req));
+	struct sfs_reply *reply = calloc(1, sizeof(*reply));
+	if (req && reply) {
+		req->op = s->ops->role == SFS_ROLE_META ? SFS_OP_META_STATFS : SFS_OP_DF_STATFS;
+		reply->op = req->op;
+		struct server_req r = { .fd = -1, .peer = "metrics", .req = req, .reply = reply };
+		if (s->ops->handle(s->ctx, &r) == 0) {
+			out->have_space = 1;
+			out->total_bytes = reply->total_bytes;
+			out->free_bytes = reply->free_bytes;
+			out->used_bytes = reply->used_bytes;
+			out->n_files = reply->n_files;
+		}
+	}
+	free(req);
+	free(reply);
 }
 
 /* Take the directory: exactly one sfsd may serve it. */
@@ -461,6 +498,9 @@ static int server_new(const struct sfs_conf *conf, const struct sfs_server_conf 
 	if (rc < 0)
 		goto fail;
 	s->listen_fd = rc;
+	rc = sfsd_metrics_start(conf, srv, sample, s, &s->metrics, err, errlen);
+	if (rc < 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:

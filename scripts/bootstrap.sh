@@ -61,6 +61,8 @@ libssl-dev
 fuse3
 munge
 libmunge-dev
+libmicrohttpd-dev
+prometheus
 "
 
 as_root() {
