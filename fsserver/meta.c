@@ -1029,21 +1029,6 @@ static int rename_commit(struct meta *m, struct server_req *r, const struct entr
 	return rc;
 }
 
-/* Both directories change (w and x), the sticky bit's rule for src, and
- * a directory that moves to another parent changes its ".." (w). */
-static int rename_perm(struct server_req *r, const struct entry *from_dir,
-		       const struct entry *src, const struct entry *to_dir)
-{
-	int rc = perm_check(r, from_dir, PERM_W | PERM_X, "the old directory");
-	if (rc == 0)
-		rc = perm_check(r, to_dir, PERM_W | PERM_X, "the new directory");
-	if (rc == 0)
-		rc = perm_sticky(r, from_dir, src);
-	if (rc == 0 && src->type == SFS_TYPE_DIR && from_dir->fid != to_dir->fid)
-		rc = perm_check(r, src, PERM_W, "the directory that moves");
-	return rc;
-}
-
 static int meta_rename(struct meta *m, struct server_req *r, const struct path *from)
 {
 	struct meta_conn *mc = r->conn_state;
@@ -1070,7 +1055,7 @@ static int meta_rename(struct meta *m, struct server_req *r, const struct path *
 	if (rc == 0)
 		rc = walk_parent(m, r, to, &to_dir);
 	if (rc == 0)
-		rc = rename_perm(r, &from_dir, &src, &to_dir);
+		rc = perm_rename(r, &from_dir, &src, &to_dir);
 	if (rc == 0 && src.type == SFS_TYPE_DIR) {
 		rc = is_below(m, src.fid, to_dir.fid, &inside);
 		if (rc < 0)

@@ -102,6 +102,10 @@ int perm_is_owner(const struct sfs_identity *who, const struct entry *e);
 /* perm_may, or -EACCES; name (may be NULL) is the entry for the message
  * when it is not the request's own path. */
 int perm_check(struct server_req *r, const struct entry *e, unsigned mask, const char *name);
+/* RENAME of src from from_dir to to_dir (w and x on both, sticky bit,
+ * and w on a directory that changes parent). */
+int perm_rename(struct server_req *r, const struct entry *from_dir, const struct entry *src,
+		const struct entry *to_dir);
 /* Removing or renaming victim out of dir: the sticky bit's rule. */
 int perm_sticky(struct server_req *r, const struct entry *dir, const struct entry *victim);
 /* An open of e with SFS_OPEN_* flags. */
@@ -125,6 +129,10 @@ int perm_is_owner(const struct sfs_identity *who, const struct entry *e);
 /* perm_may, or -EACCES; name (may be NULL) is the entry for the message
  * when it is not the request's own path. */
 int perm_check(struct server_req *r, const struct entry *e, unsigned mask, const char *name);
+/* RENAME of src from from_dir to to_dir (w and x on both, sticky bit,
+ * and w on a directory that changes parent). */
+int perm_rename(struct server_req *r, const struct entry *from_dir, const struct entry *src,
+		const struct entry *to_dir);
 /* Removing or renaming victim out of dir: the sticky bit's rule. */
 int perm_sticky(struct server_req *r, const struct entry *dir, const struct entry *victim);
 /* An open of e with SFS_OPEN_* flags. */

@@ -140,3 +140,18 @@ int perm_setattr(struct server_req *r, const struct entry *e, uint32_t *mode_cle
 	}
 	return 0;
 }
+
+/* Both directories change (w and x), the sticky bit's rule for src, and
+ * a directory that moves to another parent changes its ".." (w). */
+int perm_rename(struct server_req *r, const struct entry *from_dir, const struct entry *src,
+		const struct entry *to_dir)
+{
+	int rc = perm_check(r, from_dir, PERM_W | PERM_X, "the old directory");
+	if (rc == 0)
+		rc = perm_check(r, to_dir, PERM_W | PERM_X, "the new directory");
+	if (rc == 0)
+		rc = perm_sticky(r, from_dir, src);
+	if (rc == 0 && src->type == SFS_TYPE_DIR && from_dir->fid != to_dir->fid)
+		rc = perm_check(r, src, PERM_W, "the directory that moves");
+	return rc;
+}

@@ -8,8 +8,8 @@ server closed the connection.
 
 --cred munge: a fresh credential from `munge -n` (as whoever runs this);
 FILE: the credential text in that file (a replay, a corrupted one...);
-none: no HELLO at all. OP: ping | mkdir PATH MODE | setattr HANDLE VALID
-MODE UID GID. Wire format: common/sfs_proto.h (version 3)."""
+none: no HELLO at all. OP: ping | mkdir PATH MODE | rename FROM TO | setattr
+HANDLE VALID MODE UID GID. Wire format: common/sfs_proto.h (version 3)."""
 import json
 import socket
 import struct
@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 MAGIC, VERSION, HDR = 0x31534653, 3, "<IHHIiII"
-OPS = {"hello": 3, "ping": 1, "mkdir": 18, "setattr": 27}
+OPS = {"hello": 3, "ping": 1, "mkdir": 18, "rename": 26, "setattr": 27}
 
 
 def sstr(s):
@@ -75,6 +75,8 @@ def main():
             body = b""
         elif op == "mkdir":
             body = sstr(f[0]) + struct.pack("<III", int(f[1], 8), 0, 0)
+        elif op == "rename":
+            body = sstr(f[0]) + sstr(f[1]) + struct.pack("<I", 0)
         elif op == "setattr":
             body = struct.pack("<QIIIIqq", int(f[0], 0), int(f[1], 0), int(f[2], 8),
                                int(f[3]), int(f[4]), 0, 0)

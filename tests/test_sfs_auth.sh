@@ -11,8 +11,8 @@
 #  5. a caller is granted read by a group the server resolved (a real user
 #     and group, made here and removed at the end), with no supplementary
 #     groups in the client process itself;
-#  6. uid 1001 cannot chmod or chown root's file, nor remove root's file
-#     from a sticky directory;
+#  6. uid 1001 cannot chmod or chown root's file, nor remove or rename
+#     root's file in a sticky directory, nor move it out of /;
 #  7. root from a host not in root_hosts creates files owned by nobody and
 #     cannot read root's 0600 file.
 # Clients run as other users through setpriv. Needs SFSD and SFS.
@@ -147,11 +147,16 @@ $RAW "$meta_port" --cred munge setattr "$(fid_of /tmpdir)" 1 01777 0 0 >/dev/nul
 S cp "$tmp/secret" sfs:/tmpdir/roots >/dev/null
 as 1001 1001 "$SFS" -c "$conf" -o agent_socket=off rm sfs:/tmpdir/roots 2>/dev/null &&
 	fail "uid 1001 removed root's file from a sticky directory"
+out=$(as 1001 1001 $RAW "$meta_port" --cred munge rename /tmpdir/roots /tmpdir/mine)
+echo "$out" | grep -q '"status": -13,' || fail "uid 1001 renamed root's file in a sticky dir: $out"
+out=$(as 1001 1001 $RAW "$meta_port" --cred munge rename /secret /rw/stolen)
+echo "$out" | grep -q '"status": -13,' || fail "uid 1001 moved root's file out of /: $out"
+S ls sfs:/tmpdir | grep -q roots || fail "root's file left the sticky directory"
 as 1001 1001 "$SFS" -c "$conf" -o agent_socket=off cp "$tmp/secret" sfs:/tmpdir/its \
 	>/dev/null || fail "uid 1001 cannot create in a 1777 directory"
 as 1001 1001 "$SFS" -c "$conf" -o agent_socket=off rm sfs:/tmpdir/its ||
 	fail "uid 1001 cannot remove its own file from a sticky directory"
-case_done "chmod, chown and the sticky bit are the owner's or root's"
+case_done "chmod, chown, rename and the sticky bit are the owner's or root's"
 
 # --- 7 ---------------------------------------------------------------------
 kill "$sfsd_pid"; wait "$sfsd_pid" 2>/dev/null; sfsd_pid=
