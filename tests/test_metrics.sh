@@ -92,6 +92,8 @@ check_metrics() { # NAME FILE: promtool must pass it
 }
 
 # ---- bad metrics addresses are refused, naming the value ----
+# sfs.conf's default auth = munge needs a running munged
+"$(dirname "$0")/../scripts/munged-ensure.sh" || fail "munged does not run"
 "$SFS" genconfig --io-servers 2 --dir "$tmp/fs" --port "$sfs_port" --output "$tmp/sfs.conf" \
 	>/dev/null || fail "sfs genconfig"
 cp "$tmp/sfs.conf" "$tmp/bad.conf"
