@@ -48,8 +48,17 @@ static const struct opt opts[] = {
 	  "I/O servers write with O_DSYNC (durable at once, slow)" },
 	{ "snapshot_barrier_timeout_ms", OPT_UINT, OFF(snapshot_barrier_timeout_ms), "30000", 10,
 	  86400000, "a snapshot fails unless every server is frozen and pinned within this time" },
-	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0, 0,
+	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0,
+	  sizeof(((struct sfs_conf *)0)->agent_socket),
 	  "clients register with migagent there (off = never; env SFS_AGENT_SOCKET wins)" },
+	{ "capabilities", OPT_BOOL, OFF(capabilities), "on", 0, 1,
+	  "I/O servers serve only requests with a capability from the metadata server "
+	  "(off: anyone who reaches one reads and writes any datafile)" },
+	{ "capability_key", OPT_PATH, OFF(capability_key), "", 0,
+	  sizeof(((struct sfs_conf *)0)->capability_key),
+	  "the servers' shared key, 0600 (empty: sfs.key beside sfs.conf)" },
+	{ "capability_lifetime_ms", OPT_UINT, OFF(capability_lifetime_ms), "600000", 100,
+	  86400000, "a capability expires this long after issue; clients then renew it" },
 };
 
 static const struct opt *opt_find(const char *name)
@@ -68,7 +77,7 @@ static int opt_set(struct sfs_conf *conf, const struct opt *o, const char *value
 	switch (o->type) {
 	case OPT_PATH: {
 		char *dst = (char *)conf + o->offset;
-		size_t cap = sizeof(conf->agent_socket); /* the only path option */
+		size_t cap = (size_t)o->max; /* a path option's max is its buffer */
 		if (strlen(value) >= cap) {
 			snprintf(err, errlen, "%s \"%.40s...\": longer than %zu bytes", o->name,
 				 value, cap - 1);

@@ -35,6 +35,7 @@
 
 #include "iosrv.h"
 #include "log.h"
+#include "servcap.h"
 #include "meta.h"
 #include "net.h"
 #include "sfs_rpc.h"
@@ -181,6 +182,7 @@ static int serve_one(struct conn *c)
 		status = serve_ping(s, &r);
 	} else if (hdr.op == SFS_OP_STATS) {
 		c->reply.requests = __atomic_load_n(&s->n_requests, __ATOMIC_RELAXED);
+		c->reply.cap_refusals = servcap_refusals();
 		status = 0;
 	} else {
 		__atomic_add_fetch(&s->n_requests, 1, __ATOMIC_RELAXED);

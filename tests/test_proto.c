@@ -303,7 +303,7 @@ Test(proto, directory_layout_carries_no_servers)
 	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
 	/* fid, type, mode, uid, gid, atime, mtime, ctime, strip_size, stripe_count:
 	 * no server list */
-	cr_assert_eq(len, 8 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 4 + 2);
+	cr_assert_eq(len, 8 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 4 + 2 + SFS_CAP_BYTES);
 	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(out->attr.type, SFS_TYPE_DIR);
@@ -356,7 +356,10 @@ Test(proto, header_refuses_garbage_other_versions_and_oversize)
 	h.version = 1; /* before snapshots, owners and rename: refused, not misread */
 	sfs_hdr_encode(&h, raw);
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
-	cr_assert(strstr(err, "version 1") && strstr(err, "version 2"), "names both: %s", err);
+	cr_assert(strstr(err, "version 1") && strstr(err, "version 3"), "names both: %s", err);
+	h.version = 2; /* before capabilities: refused too */
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
 
 	good_header(raw, &h);
 	h.body_len = SFS_MAX_BODY_BYTES + 1;
@@ -501,17 +504,19 @@ Test(proto, impossible_snapshot_counts_are_refused)
 {
 	struct sfs_req *req = calloc(1, sizeof(*req));
 	struct sfs_reply *out = calloc(1, sizeof(*out));
-	uint8_t body[16] = { 7 };
+	uint8_t body[SFS_CAP_BYTES + 16] = { 0 }; /* no capability, then the fields */
+	uint8_t *f = body + SFS_CAP_BYTES;
+	f[0] = 7;
 	/* a handle count above a batch, and one the body does not hold */
-	body[8] = (uint8_t)((SFS_SNAP_BATCH + 1) & 0xff);
-	body[9] = (uint8_t)((SFS_SNAP_BATCH + 1) >> 8);
-	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_LINK, body, 12, req, err, sizeof(err)),
-		     -EBADMSG);
+	f[8] = (uint8_t)((SFS_SNAP_BATCH + 1) & 0xff);
+	f[9] = (uint8_t)((SFS_SNAP_BATCH + 1) >> 8);
+	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_LINK, body, SFS_CAP_BYTES + 12, req, err,
+				    sizeof(err)), -EBADMSG);
 	cr_assert(strstr(err, "handles"), "%s", err);
-	body[8] = 2;
-	body[9] = 0;
-	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_RESTORE, body, 12, req, err, sizeof(err)),
-		     -EBADMSG);
+	f[8] = 2;
+	f[9] = 0;
+	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_RESTORE, body, SFS_CAP_BYTES + 12, req, err,
+				    sizeof(err)), -EBADMSG);
 	/* a SNAP_LIST reply claiming more snapshots than allowed */
 	uint8_t reply[3] = { SFS_SNAPLIST_MAX + 1, 0, 1 };
 	cr_assert_eq(sfs_reply_decode(SFS_OP_SNAP_LIST, 0, reply, 3, out, err, sizeof(err)),
