@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -86,13 +87,56 @@ int sfs_cap_decode(const uint8_t *in, size_t len, struct sfs_cap *out, char *err
 	return 0;
 }
 
+int sfs_cap_key_prepare(struct sfs_cap_key *key)
+{
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac); /* ctx holds its own reference */
+	if (!ctx)
+		return -ENOMEM;
+	if (!EVP_MAC_init(ctx, key->bytes, SFS_CAP_KEY_BYTES, params)) {
+		EVP_MAC_CTX_free(ctx);
+		return -EIO;
+	}
+	key->hmac = ctx;
+	return 0;
+}
+
+void sfs_cap_key_clear(struct sfs_cap_key *key)
+{
+	EVP_MAC_CTX_free(key->hmac);
+	OPENSSL_cleanse(key, sizeof(*key));
+}
+
+/* With a prepared key: a copy of the keyed state (only read, so threads
+ * may share the key). 0 when OpenSSL failed. */
+static int mac_prepared(const struct sfs_cap_key *key, const uint8_t *msg, size_t len,
+			uint8_t mac[SFS_CAP_MAC_BYTES])
+{
+	size_t mac_len = 0;
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(key->hmac);
+	int ok = ctx && EVP_MAC_update(ctx, msg, len) &&
+		 EVP_MAC_final(ctx, mac, &mac_len, SFS_CAP_MAC_BYTES) &&
+		 mac_len == SFS_CAP_MAC_BYTES;
+	EVP_MAC_CTX_free(ctx);
+	return ok;
+}
+
 static void cap_mac(const struct sfs_cap_key *key, const struct sfs_cap *cap,
 		    uint8_t mac[SFS_CAP_MAC_BYTES])
 {
 	uint8_t msg[SFS_CAP_SIGNED_BYTES];
 	unsigned int mac_len = SFS_CAP_MAC_BYTES;
 	encode_signed(cap, msg);
-	if (!HMAC(EVP_sha256(), key->bytes, SFS_CAP_KEY_BYTES, msg, sizeof(msg), mac, &mac_len))
+	int ok = key->hmac ? mac_prepared(key, msg, sizeof(msg), mac)
+			   : HMAC(EVP_sha256(), key->bytes, SFS_CAP_KEY_BYTES, msg, sizeof(msg),
+				  mac, &mac_len) != NULL;
+	if (!ok)
 		memset(mac, 0, SFS_CAP_MAC_BYTES); /* verifies against nothing real */
 }
 
@@ -177,6 +221,7 @@ int sfs_cap_key_load(const char *path, struct sfs_cap_key *key, char *err, size_
 	char text[2 * SFS_CAP_KEY_BYTES + 3];
 	struct stat st;
 	int rc = 0;
+	memset(key, 0, sizeof(*key)); /* not prepared */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		snprintf(err, errlen, "capability key %s: %s", path, strerror(errno));

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct servcap {
 	int enabled;
 	int64_t lifetime_ns;
 	struct sfs_cap_key key;
+	pthread_mutex_t admin_lock;
+	struct sfs_cap admin; /* the metadata server's, reused for half its life */
 };
 
 static uint64_t refusals;      /* atomic */
@@ -40,6 +43,7 @@ int servcap_open(const struct sfs_conf *conf, const char *kind, struct servcap *
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&sc->admin_lock, NULL);
 	sc->enabled = conf->capabilities;
 	sc->lifetime_ns = (int64_t)conf->capability_lifetime_ms * 1000000;
 	if (!sc->enabled) {
@@ -59,12 +63,15 @@ int servcap_open(const struct sfs_conf *conf, const char *kind, struct servcap *
 			  "file system must have the same file", kind, path);
 	if (rc == 0)
 		rc = sfs_cap_key_load(path, &sc->key, err, errlen);
+	if (rc == 0 && sfs_cap_key_prepare(&sc->key) < 0)
+		log_warnx("%s server: OpenSSL could not key HMAC-SHA256 once; signing the slow "
+			  "way", kind); /* sfs_cap_sign falls back by itself */
 	if (rc < 0)
 		goto fail;
 	*out = sc;
 	return 0;
 fail:
-	free(sc);
+	servcap_free(sc);
 	return rc;
 }
 
@@ -72,7 +79,8 @@ void servcap_free(struct servcap *sc)
 {
 	if (!sc)
 		return;
-	memset(&sc->key, 0, sizeof(sc->key));
+	sfs_cap_key_clear(&sc->key);
+	pthread_mutex_destroy(&sc->admin_lock);
 	free(sc);
 }
 
@@ -86,9 +94,13 @@ void servcap_issue(const struct servcap *sc, uint64_t handle, unsigned rights, u
 		sfs_cap_sign(&sc->key, out);
 }
 
-void servcap_admin(const struct servcap *sc, struct sfs_cap *out)
+void servcap_admin(struct servcap *sc, struct sfs_cap *out)
 {
-	servcap_issue(sc, 0, SFS_CAP_ADMIN, 0, out);
+	pthread_mutex_lock(&sc->admin_lock);
+	if (sc->admin.expiry_ns - wall_ns() < sc->lifetime_ns / 2)
+		servcap_issue(sc, 0, SFS_CAP_ADMIN, 0, &sc->admin);
+	*out = sc->admin;
+	pthread_mutex_unlock(&sc->admin_lock);
 }
 
 /* What op needs of its capability, or 0 for an op that takes none. */

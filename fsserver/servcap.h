@@ -43,8 +43,9 @@ void servcap_free(struct servcap *sc);
  * configured lifetime. rights: SFS_CAP_READ and/or SFS_CAP_WRITE. */
 void servcap_issue(const struct servcap *sc, uint64_t handle, unsigned rights, uint32_t uid,
 		   struct sfs_cap *out);
-/* Metadata server: its own capability for every handle and op. */
-void servcap_admin(const struct servcap *sc, struct sfs_cap *out);
+/* Metadata server: its own capability for every handle and op (one
+ * signature serves for half the lifetime). */
+void servcap_admin(struct servcap *sc, struct sfs_cap *out);
 
 /* I/O server: 0 when r may be served; else -EACCES with the reason in
  * r->reply->msg, counted and logged. */

@@ -226,7 +226,7 @@ Test(cap, a_forged_capability_is_refused)
 	setup();
 	uint64_t h = make_file("/secret", "top secret");
 	uint8_t cap[SFS_CAP_BYTES];
-	struct sfs_cap_key other = { { 0x5a } };
+	struct sfs_cap_key other = { .bytes = { 0x5a } };
 	int fd = fsfix_connect(&fx, 1);
 	/* signed with a key that is not the file system's */
 	struct sfs_cap c = { .version = SFS_CAP_VERSION, .rights = SFS_CAP_ADMIN, .handle = h,

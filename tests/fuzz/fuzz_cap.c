@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct sfs_cap_key key = { { 0x42, 0x17, 0x99 } };
+	static const struct sfs_cap_key key = { .bytes = { 0x42, 0x17, 0x99 } };
 	struct sfs_cap cap;
 	uint8_t again[SFS_CAP_BYTES];
 	char err[256];
