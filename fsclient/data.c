@@ -584,8 +584,8 @@ static int size_fold(struct sfs *fs, const struct sfs_layout *l, unsigned pos, u
  * stripe positions are asked with DF_GETSIZE.
  */
 static int stripe_size(struct sfs *fs, struct chan *ch, const struct sfs_cap *cap,
-		       const struct sfs_layout *l, const struct io_stream *streams, uint64_t *size_bytes, char *err,
-		       size_t errlen)
+		       const struct sfs_layout *l, const struct io_stream *streams,
+		       uint64_t *size_bytes, char *err, size_t errlen)
 {
 	uint16_t ask_server[SFS_MAX_STRIPE];
 	unsigned ask_pos[SFS_MAX_STRIPE], n_ask = 0;

@@ -411,7 +411,7 @@ int meta_io_request(struct meta *m, unsigned io_index, struct sfs_req *req,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	servcap_admin(m->caps, &req->cap); /* fresh per call: never expired */
+	servcap_admin(m->caps, &req->cap); /* valid for half a lifetime at least */
 	for (int attempt = 0;; attempt++) {
 		struct sfs_conn *c = pool_get(m, io_index);
 		if (!c) {

@@ -35,9 +35,9 @@
 
 #include "iosrv.h"
 #include "log.h"
-#include "servcap.h"
 #include "meta.h"
 #include "net.h"
+#include "servcap.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
