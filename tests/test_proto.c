@@ -31,10 +31,24 @@ static const uint16_t all_ops[] = {
 };
 #define N_OPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
+/* A capability with every field set (field by field: padding stays 0). */
+static void fill_cap(struct sfs_cap *c)
+{
+	c->version = SFS_CAP_VERSION;
+	c->rights = SFS_CAP_READ | SFS_CAP_WRITE;
+	c->uid = 1001;
+	c->handle = 0x1122334455ull;
+	c->expiry_ns = -7;
+	for (int i = 0; i < SFS_CAP_MAC_BYTES; i++)
+		c->mac[i] = (uint8_t)(0xa0 + i);
+}
+
 static void fill_req(struct sfs_req *r, uint16_t op)
 {
 	memset(r, 0, sizeof(*r));
 	r->op = op;
+	if (sfs_op_takes_cap(op))
+		fill_cap(&r->cap);
 	/* only the fields the op carries are compared after decoding */
 	switch (op) {
 	case SFS_OP_LOOKUP: case SFS_OP_UNLINK: case SFS_OP_RMDIR:
@@ -166,6 +180,9 @@ static struct sfs_reply *mk_reply(uint16_t op)
 {
 	struct sfs_reply *r = calloc(1, sizeof(*r));
 	r->op = op;
+	fill_cap(&r->cap);
+	r->requests = 5;
+	r->cap_refusals = 9;
 	r->attr.fid = 42;
 	r->attr.type = SFS_TYPE_FILE;
 	r->attr.mode = 0600;
@@ -226,8 +243,18 @@ Test(proto, every_reply_round_trips)
 		cr_assert_eq(sfs_reply_decode(all_ops[i], 0, buf, len, out, err, sizeof(err)), 0,
 			     "%s: %s", sfs_op_name(all_ops[i]), err);
 		switch (all_ops[i]) {
-		case SFS_OP_LOOKUP: case SFS_OP_GETATTR: case SFS_OP_SETATTR: case SFS_OP_SYMLINK:
+		case SFS_OP_LOOKUP: case SFS_OP_GETATTR: case SFS_OP_SETATTR:
 			cr_assert_eq(memcmp(&in->attr, &out->attr, sizeof(in->attr)), 0);
+			cr_assert_eq(memcmp(&in->cap, &out->cap, sizeof(in->cap)), 0,
+				     "%s: the capability differs", sfs_op_name(all_ops[i]));
+			break;
+		case SFS_OP_SYMLINK:
+			cr_assert_eq(memcmp(&in->attr, &out->attr, sizeof(in->attr)), 0);
+			cr_assert_eq(out->cap.version, 0, "SYMLINK carries no capability");
+			break;
+		case SFS_OP_STATS:
+			cr_assert_eq(out->requests, 5);
+			cr_assert_eq(out->cap_refusals, 9);
 			break;
 		case SFS_OP_RENAME:
 			cr_assert_eq(out->replaced, in->replaced);
