@@ -26,6 +26,8 @@ struct sfs_server_conf {
 	char host[128];
 	uint16_t port;
 	char dir[512];     /* data directory (I/O) or metadata directory (meta) */
+	char metrics_listen[160]; /* its own metrics endpoint HOST:PORT, "off",
+				     or "": as [metrics] says */
 };
 
 struct sfs_conf {
@@ -44,6 +46,11 @@ struct sfs_conf {
 	int capabilities;             /* I/O servers check capabilities (sfs_cap.h) */
 	char capability_key[512];     /* "" = sfs.key beside the config file */
 	uint32_t capability_lifetime_ms;
+
+	/* [metrics] listen: HOST:PORT of the metadata server's Prometheus
+	 * endpoint; I/O server k listens on PORT+1+k unless its section sets
+	 * metrics_listen. "" or "off": none (sfs_conf_metrics_listen) */
+	char metrics_listen[160];
 
 	struct sfs_server_conf meta;
 	struct sfs_server_conf io[SFS_MAX_IO_SERVERS];
@@ -68,6 +75,9 @@ void sfs_conf_describe(FILE *out);
 int sfs_conf_write_loopback(FILE *out, unsigned n_io, const char *dir, unsigned port);
 /* "host:port", or "[v6]:port": into buf, returns buf. */
 const char *sfs_server_address(const struct sfs_server_conf *srv, char *buf, size_t len);
+/* The metrics endpoint of srv (a server of conf) into buf; "" when off. */
+const char *sfs_conf_metrics_listen(const struct sfs_conf *conf,
+				    const struct sfs_server_conf *srv, char *buf, size_t len);
 /* Server by name, or NULL. *index gets its I/O index (-1 for meta). */
 const struct sfs_server_conf *sfs_conf_find(const struct sfs_conf *conf, const char *name,
 					    int *index);
