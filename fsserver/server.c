@@ -356,6 +356,7 @@ static void sample(void *arg, struct sfsd_sample *out)
 	pthread_mutex_lock(&s->lock);
 	out->connections = s->n_conns;
 	pthread_mutex_unlock(&s->lock);
+	out->cap_refusals = servcap_refusals();
 	struct sfs_req *req = calloc(1, sizeof(*req));
 	struct sfs_reply *reply = calloc(1, sizeof(*reply));
 	if (req && reply) {
