@@ -99,6 +99,15 @@ static const struct opt opts[] = {
 	  "a deferred migration waits this long before it may start again (cluster clock)" },
 	{ "agent.max_defers", NUM(OPT_UINT, max_defers), "3", 0, 1000, 0,
 	  "deferrals before a migration whose quiesce keeps failing is aborted" },
+	/* [migration] (the "migration." names; flags --migration-NAME): the
+	 * migration stream between hosts, for the backends that carry it */
+	{ "migration.tls", NUM(OPT_BOOL, migration_tls), "no", 0, 1, 0,
+	  "migrate over TLS with x509 certificates checked at both ends (qmp: tls_dir; "
+	  "libvirt: VIR_MIGRATE_TLS, libvirtd's qemu.conf migrate_tls_x509_cert_dir)" },
+	{ "migration.tls_dir", STR(migration_tls_dir), "/etc/pki/qemu", 0, 0, 0,
+	  "qmp: certificates of QEMU's tls-creds-x509 (ca-cert.pem, server-cert.pem, "
+	  "server-key.pem, client-cert.pem, client-key.pem), in DIR/HOST/ for each host "
+	  "when it exists, else in DIR (cluster/mktls makes them)" },
 	/* [qmp] (the "qmp." names; flags --qmp-NAME): the QEMU backend */
 	{ "qmp.image_dir", STR(qmp_image_dir), "auto", 0, 0, 0,
 	  "guest kernel and initrd (vmlinuz, initrd.img); auto: BINDIR/../image or "
