@@ -99,6 +99,7 @@ struct hv {
 	char sfs_conf[PATH_MAX];
 	unsigned port_base, next_port;
 	bool tls;                     /* migrations over TLS (hv_qmp_tls.c) */
+	bool tls_dh_warned;           /* a dh-params.pem was missing, said once */
 	char tls_dir[PATH_MAX];
 	struct qhost *hosts;
 	size_t n_hosts, cap_hosts;

@@ -73,7 +73,8 @@ for f in ca-key.pem n1/server-key.pem n1/client-key.pem n2/server-key.pem; do
 	mode=$(stat -c %a "$pki/$f")
 	[ "$mode" = 600 ] || fail "mktls: $pki/$f has mode $mode, expected 600"
 done
-ok "mktls: a CA and n1, n2's server and client certificates, keys 0600"
+[ -s "$pki/n1/dh-params.pem" ] || fail "mktls: no $pki/n1/dh-params.pem"
+ok "mktls: a CA and n1, n2's server and client certificates (keys 0600) and DH parameters"
 
 start_migd() { # TLS(yes|no)
 	cat >"$tmp/migd.conf" <<EOF
@@ -156,6 +157,8 @@ ok "g1 migrated n1 -> n2 over TLS: $stream_bytes bytes captured (QEMU: $bytes), 
 grep -q "qmp: g1 on n2: TLS server credentials from $pki/n2" "$tmp/migd.log" &&
 	grep -q "qmp: g1 on n1: TLS client credentials from $pki/n1" "$tmp/migd.log" ||
 	log_tail=40 fail "migd's log does not show n2's server and n1's client credentials"
+! grep -q "QEMU generates DH parameters" "$tmp/migd.log" ||
+	fail "migd says n2 has no dh-params.pem: $(grep 'DH parameters' "$tmp/migd.log")"
 
 # refused_to_n1 WHAT EXPECTED-ERROR: the migration to n1 fails, g1 runs on n2
 refused_to_n1() {
