@@ -4,14 +4,15 @@
 #
 # A virtual cluster of its own (tl: 2 hosts, 10.204.0.0/16), certificates
 # from cluster/mktls, one guest (the image, 128 MiB) booted through migd,
-# which fills 2 MiB of its RAM with a marker string of this run. Every
-# migration's stream is captured with tcpdump on n2's bridge and put back
-# together (tests/pcap_stream.py):
+# which fills 2 MiB of its RAM with a marker string of this run. The TLS
+# migration and the plain control are captured with tcpdump on n2's bridge
+# and their TCP streams put back together (tests/pcap_stream.py):
 #   - with TLS, g1 goes n1 -> n2: completed; the stream starts with a TLS
 #     handshake record, holds at least the bytes QEMU says it sent, and
 #     neither the marker nor QEMU's stream magic "QEVM";
-#   - n1 holding another CA's certificate, as destination and then n2's as
-#     source (n1's verify-peer): the migration fails, g1 stays on n2,
+#   - n1 with another CA's certificates (the sender refuses it), then n2
+#     sending another CA's client certificate while trusting both CAs
+#     (n1's verify-peer refuses it): each migration fails, g1 stays on n2,
 #     running (QEMU's own status), its marker intact, no QEMU of g1 on n1;
 #   - a host directory without its server key: refused, the message names
 #     the file;
