@@ -61,6 +61,8 @@ libssl-dev
 fuse3
 gnutls-bin
 tcpdump
+libmicrohttpd-dev
+prometheus
 "
 
 as_root() {
