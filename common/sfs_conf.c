@@ -14,7 +14,9 @@
 #include "sfs_auth.h"
 #include "util.h"
 
-enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH, OPT_AUTH, OPT_HOSTS };
+/* OPT_PATH: absolute, or off (empty is off too); OPT_FILE: absolute, or
+ * empty for the option's default place. For both, max is the buffer. */
+enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH, OPT_FILE, OPT_AUTH, OPT_HOSTS };
 
 struct opt {
 	const char *name;
@@ -50,12 +52,22 @@ static const struct opt opts[] = {
 	  "I/O servers write with O_DSYNC (durable at once, slow)" },
 	{ "snapshot_barrier_timeout_ms", OPT_UINT, OFF(snapshot_barrier_timeout_ms), "30000", 10,
 	  86400000, "a snapshot fails unless every server is frozen and pinned within this time" },
-	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0, 0,
+	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0,
+	  sizeof(((struct sfs_conf *)0)->agent_socket),
 	  "clients register with migagent there (off = never; env SFS_AGENT_SOCKET wins)" },
+	{ "capabilities", OPT_BOOL, OFF(capabilities), "on", 0, 1,
+	  "I/O servers serve only requests with a capability from the metadata server "
+	  "(off: anyone who reaches one reads and writes any datafile)" },
+	{ "capability_key", OPT_FILE, OFF(capability_key), "", 0,
+	  sizeof(((struct sfs_conf *)0)->capability_key),
+	  "the servers' shared key, 0600 (empty: sfs.key beside sfs.conf)" },
+	{ "capability_lifetime_ms", OPT_UINT, OFF(capability_lifetime_ms), "600000", 100,
+	  86400000, "a capability expires this long after issue; clients then renew it" },
 	{ "auth", OPT_AUTH, OFF(auth), "munge", 0, 0,
 	  "munge: every connection opens with a MUNGE credential and servers check "
 	  "permissions; none: anyone may do anything (a single-user sandbox)" },
-	{ "munge_socket", OPT_PATH, OFF(munge_socket), SFS_MUNGE_SOCKET_DEFAULT, 0, 0,
+	{ "munge_socket", OPT_PATH, OFF(munge_socket), SFS_MUNGE_SOCKET_DEFAULT, 0,
+	  sizeof(((struct sfs_conf *)0)->munge_socket),
 	  "munged's socket, on clients and servers (auth = munge)" },
 	{ "root_hosts", OPT_HOSTS, OFF(root_hosts), "127.0.0.0/8, ::1", 0, 0,
 	  "hosts and networks whose root stays root; root elsewhere is squashed to nobody" },
@@ -97,17 +109,23 @@ static int opt_set(struct sfs_conf *conf, const struct opt *o, const char *value
 		snprintf(conf->root_hosts, sizeof(conf->root_hosts), "%s", value);
 		return 0;
 	}
-	case OPT_PATH: {
+	case OPT_PATH:
+	case OPT_FILE: {
 		char *dst = (char *)conf + o->offset;
-		size_t cap = sizeof(conf->agent_socket); /* every path option's size */
+		size_t cap = (size_t)o->max; /* a path option's max is its buffer */
 		if (strlen(value) >= cap) {
 			snprintf(err, errlen, "%s \"%.40s...\": longer than %zu bytes", o->name,
 				 value, cap - 1);
 			return -EINVAL;
 		}
-		if (*value && strcmp(value, "off") != 0 && value[0] != '/') {
+		if (o->type == OPT_PATH && *value && strcmp(value, "off") != 0 && value[0] != '/') {
 			snprintf(err, errlen, "%s \"%s\": expected an absolute path or off",
 				 o->name, value);
+			return -EINVAL;
+		}
+		if (o->type == OPT_FILE && *value && value[0] != '/') {
+			snprintf(err, errlen, "%s \"%s\": expected an absolute path (or nothing "
+				 "for the default)", o->name, value);
 			return -EINVAL;
 		}
 		snprintf(dst, cap, "%s", value);
@@ -434,7 +452,7 @@ static void opt_print(const struct sfs_conf *conf, const struct opt *o, FILE *ou
 		fprintf(out, "%s = %s\n", o->name, *p ? p : "off");
 	else if (o->type == OPT_AUTH)
 		fprintf(out, "%s = %s\n", o->name, conf->auth == SFS_AUTH_MUNGE ? "munge" : "none");
-	else if (o->type == OPT_HOSTS)
+	else if (o->type == OPT_FILE || o->type == OPT_HOSTS)
 		fprintf(out, "%s = %s\n", o->name, p);
 	else if (o->type == OPT_BOOL)
 		fprintf(out, "%s = %s\n", o->name, *(const int *)p ? "yes" : "no");

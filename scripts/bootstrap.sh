@@ -61,6 +61,8 @@ libssl-dev
 fuse3
 munge
 libmunge-dev
+gnutls-bin
+tcpdump
 libmicrohttpd-dev
 prometheus
 "
