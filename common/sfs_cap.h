@@ -103,4 +103,7 @@ int sfs_cap_key_create(const char *path, int *created, char *err, size_t errlen)
 int sfs_cap_key_path(const char *capability_key, const char *conf_path, char *buf,
 		     size_t len);
 
+/* The bytes a capability's MAC covers (sfs_cap_key.c signs them). */
+void sfs_cap_encode_signed(const struct sfs_cap *cap, uint8_t out[SFS_CAP_SIGNED_BYTES]);
+
 #endif
