@@ -101,6 +101,12 @@ int ctl_option(struct ctl *c, int opt, char **argv, const char *usage)
 		return CTL_CONTINUE;
 	case OPT_TIMEOUT:
 		return parse_timeout(c, optarg);
+	case OPT_KEY:
+		c->key = optarg;
+		return CTL_CONTINUE;
+	case OPT_SERVER_KEY:
+		c->server_key = optarg;
+		return CTL_CONTINUE;
 	default: /* ':' or '?' */
 		if (c->where) /* a --from file's line: name it, no --help hint */
 			return ctl_usage_error(c, "%s \"%s\"", opt == ':' ? "missing value for"
@@ -131,7 +137,8 @@ struct subcmd {
 };
 
 static const struct subcmd subcmds[] = {
-	{ "status", NULL, cmd_status, status_usage, "what migd runs: counts, uptime, clock" },
+	{ "status", NULL, cmd_status, status_usage, "what migd runs: counts, uptime, clock, refusals" },
+	{ "keygen", NULL, cmd_keygen, keygen_usage, "write a CURVE key pair (NAME.key, NAME.pub)" },
 	{ "host", "add", cmd_host_add, host_add_usage, "add a host by its backend URI" },
 	{ "host", "list", cmd_host_list, host_list_usage, "list hosts" },
 	{ "host", "show", cmd_host_show, host_show_usage, "show one host and its guests" },
@@ -202,6 +209,10 @@ static void usage(FILE *out)
 		"      --json              print results as JSON\n"
 		"      --timeout MS        wait this long for each answer (default %d; 0: forever)\n"
 		"      --quiet             no progress bars\n"
+		"      --key FILE          our CURVE key pair (default: $MIGCTL_KEY; none: no\n"
+		"                          CURVE, for a migd without keys)\n"
+		"      --server-key FILE   migd's public key to pin (default: $MIGD_SERVER_KEY,\n"
+		"                          else migd.pub beside --key)\n"
 		"  -h, --help              show this help\n"
 		"      --version           show the version\n"
 		"\n"
@@ -311,6 +322,10 @@ int main(int argc, char **argv)
 	struct ctl c = { 0 };
 	const char *env = getenv("MIGD_ENDPOINT");
 	c.endpoint = env && *env ? env : MIGCTL_DEFAULT_ENDPOINT;
+	env = getenv("MIGCTL_KEY");
+	c.key = env && *env ? env : NULL;
+	env = getenv("MIGD_SERVER_KEY");
+	c.server_key = env && *env ? env : NULL;
 	c.timeout_ms = MIGCTL_DEFAULT_TIMEOUT_MS;
 	opterr = 0;
 

@@ -37,6 +37,8 @@ enum {
 	OPT_EVENTS,
 	OPT_TIMEOUT,
 	OPT_QUIET,
+	OPT_KEY,
+	OPT_SERVER_KEY,
 	/* the migration knobs of migrate and policy add (ctl_knob_option) */
 	OPT_KNOB_BASE = 0x180,
 	OPT_QUIESCE = OPT_KNOB_BASE,
@@ -62,7 +64,9 @@ enum {
 	{ "quiet", no_argument, NULL, OPT_QUIET },                \
 	{ "connect", required_argument, NULL, OPT_CONNECT },      \
 	{ "events", required_argument, NULL, OPT_EVENTS },        \
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT }
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },           \
+	{ "key", required_argument, NULL, OPT_KEY },                  \
+	{ "server-key", required_argument, NULL, OPT_SERVER_KEY }
 
 /* One run of the command. Zeroed, it means: defaults, nothing open. */
 struct ctl {
@@ -75,6 +79,12 @@ struct ctl {
 	int json;
 	int quiet;                 /* no progress bars even on a terminal */
 	void *zctx;                /* ZeroMQ context, made on first use */
+	const char *key;           /* --key, $MIGCTL_KEY: our CURVE key pair file, or NULL */
+	const char *server_key;    /* --server-key, $MIGD_SERVER_KEY: migd.pub to pin, or
+				    * NULL: migd.pub beside the key */
+	int keys_loaded;           /* 1: the two below are read; -1: reading failed */
+	struct curve_keypair *client_kp;
+	char server_z85[41];
 };
 
 /* ---- messages and options (migctl.c) ---- */
@@ -103,6 +113,8 @@ int ctl_knob_option(struct ctl *c, int opt, const char *text, json_t *args);
 
 /* ---- talking to migd (migctl_client.c) ---- */
 
+struct curve_keypair;
+
 /*
  * Send {cmd, args} on a fresh REQ socket and wait --timeout for the reply.
  * Steals args (NULL for {}). On success returns 0 with *root owning the
@@ -126,6 +138,9 @@ void *ctl_subscribe(struct ctl *c, int *code);
  * wait_ms. Returns 1 with a malloc'd NUL-ended body in *body, 0 on timeout
  * or interruption, -1 on a socket error. */
 int ctl_event_recv(void *sub, long wait_ms, char **body);
+/* keygen (migctl_keys.c): writes key pairs, talks to no migd */
+int cmd_keygen(struct ctl *c, int argc, char **argv);
+extern const char keygen_usage[];
 /* Release the ZeroMQ context. */
 void ctl_close(struct ctl *c);
 

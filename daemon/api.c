@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "calibrate.h"
+#include "db_keys.h"
 #include "hv_sim.h"
 #include "log.h"
 #include "migd_proto.h"
@@ -150,6 +152,7 @@ static int cmd_status(struct api *api, json_t *args, json_t **result, char *err,
 			    (json_int_t)policy_count(api->pe), "listen", api->conf->listen, "events",
 			    api->conf->events, "db", api->conf->db);
 	json_object_set_new(*result, "clock_ns", json_integer(exec_now_ns(api->ex)));
+	json_object_set_new(*result, "auth", auth_json(api->auth));
 	if (exec_clock_is_sim(api->ex)) {
 		json_object_set_new(*result, "sim_time_ns", json_integer(exec_now_ns(api->ex)));
 		json_object_set_new(*result, "time_scale", json_real(api->conf->time_scale));
@@ -517,7 +520,24 @@ static int guest_add_check(struct api *api, const struct db_guest *g, struct db_
 	return 0;
 }
 
-#define GUEST_ADD_ARGS "name,host,memory_bytes,dirty_rate_bps,job,rank"
+/* The guest's agent key: the one given (agent_key, Z85), or with keys
+ * one migd makes (auth_guest_key). */
+static int guest_agent_key(struct api *api, json_t *args, const char *guest, char *err,
+			   size_t errlen)
+{
+	char key[CURVE_Z85_LEN + 1];
+	json_t *given = json_object_get(args, "agent_key");
+	if (given && !json_is_string(given)) {
+		snprintf(err, errlen, "argument \"agent_key\": expected a string (Z85)");
+		return -EINVAL;
+	}
+	int rc = auth_guest_key(api->auth, guest, json_string_value(given), key, err, errlen);
+	if (rc == 0 && *key)
+		rc = db_guest_set_agent_key(api->db, guest, key);
+	return rc;
+}
+
+#define GUEST_ADD_ARGS "name,host,memory_bytes,dirty_rate_bps,job,rank,agent_key"
 
 /* One guest.add inside the caller's transaction; g is the new row. */
 static int guest_add_item(struct api *api, json_t *args, struct db_guest *g, char *err,
@@ -533,6 +553,10 @@ static int guest_add_item(struct api *api, json_t *args, struct db_guest *g, cha
 	rc = db_guest_add(api->db, g, exec_now_ns(api->ex));
 	if (rc == -EEXIST)
 		snprintf(err, errlen, "job %s already has a rank %d", g->job, g->rank);
+	/* its agent's key before the backend starts it: the backend hands the
+	 * key pair migd made to the guest */
+	if (rc == 0)
+		rc = guest_agent_key(api, args, g->name, err, errlen);
 	/* the row exists (uncommitted) before the backend creates the guest;
 	 * a crash in between is covered by the restart adopting backend guests */
 	if (rc == 0)
@@ -699,6 +723,9 @@ static int cmd_guest_show(struct api *api, json_t *args, json_t **result, char *
 	if (rc < 0)
 		return db_error(rc, err, errlen);
 	*result = guest_json(api, &g);
+	char key[DB_AGENT_KEY_MAX];
+	if (db_guest_agent_key(api->db, g.name, key) == 0 && *key)
+		json_object_set_new(*result, "agent_key", json_string(key));
 	/* the backend's view: where the hypervisor says it runs, its address */
 	struct hv_guest_info info;
 	char berr[256];
@@ -1025,11 +1052,14 @@ static const struct api_cmd commands[] = {
 	{ "health.show", cmd_health_show, "host" },
 };
 
-static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
+static json_t *dispatch(struct api *api, const char *cmd, json_t *args, const char *user_id)
 {
 	char err[ERR_MAX] = "";
 	json_t *result = NULL;
 	const struct api_cmd *c = NULL;
+	/* before anything else, unknown commands included: a stranger learns nothing */
+	if (auth_request(api->auth, user_id, cmd, err, sizeof(err)) < 0)
+		return migd_reply_error(EACCES, "%s", err);
 	for (size_t i = 0; !c && i < ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, cmd) == 0)
 			c = &commands[i];
@@ -1051,7 +1081,7 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 				"policy.*, health.*, job.*, checkpoint.*, restore)", cmd);
 }
 
-static json_t *handle(struct api *api, const char *data, size_t len)
+static json_t *handle(struct api *api, const char *data, size_t len, const char *user_id)
 {
 	json_t *root = NULL, *args = NULL, *reply;
 	const char *cmd = NULL;
@@ -1061,7 +1091,7 @@ static json_t *handle(struct api *api, const char *data, size_t len)
 		log_debug("malformed request: %s", err);
 		reply = migd_reply_error(-rc, "%s", err);
 	} else {
-		reply = dispatch(api, cmd, args);
+		reply = dispatch(api, cmd, args, user_id);
 	}
 	json_decref(root);
 	return reply;
@@ -1112,7 +1142,9 @@ static int serve_one(struct api *api)
 		zmq_msg_close(&rest);
 		reply = migd_reply_error(EINVAL, "request has several frames; send one JSON object");
 	} else {
-		reply = handle(api, zmq_msg_data(&msg), zmq_msg_size(&msg));
+		/* the client's public key, as migd's ZAP handler named it (auth.h) */
+		reply = handle(api, zmq_msg_data(&msg), zmq_msg_size(&msg),
+			       zmq_msg_gets(&msg, "User-Id"));
 	}
 	zmq_msg_close(&msg);
 	send_reply(api, reply);
@@ -1121,13 +1153,16 @@ static int serve_one(struct api *api)
 
 void api_poll_also(struct api *api, void *socket)
 {
-	api->also = socket;
+	if (api->n_also < ARRAY_SIZE(api->also))
+		api->also[api->n_also++] = socket;
 }
 
 int api_serve(struct api *api, long timeout_ms)
 {
-	zmq_pollitem_t item[2] = { { api->rep, 0, ZMQ_POLLIN, 0 }, { api->also, 0, ZMQ_POLLIN, 0 } };
-	if (zmq_poll(item, api->also ? 2 : 1, timeout_ms) < 0)
+	zmq_pollitem_t item[1 + ARRAY_SIZE(api->also)] = { { api->rep, 0, ZMQ_POLLIN, 0 } };
+	for (size_t i = 0; i < api->n_also; i++)
+		item[1 + i] = (zmq_pollitem_t){ api->also[i], 0, ZMQ_POLLIN, 0 };
+	if (zmq_poll(item, (int)(1 + api->n_also), timeout_ms) < 0)
 		return zmq_errno() == EINTR ? -EINTR : -zmq_errno();
 	for (int i = 0; i < MAX_REQUESTS_PER_SERVE && serve_one(api); i++)
 		api_publish(api); /* events of each request go out before the next one */
@@ -1152,10 +1187,10 @@ void api_publish(struct api *api)
 	json_decref(events);
 }
 
-static void *bind_socket(void *zctx, int type, const char *what, const char *endpoint,
+static void *bind_socket(struct api *api, int type, const char *what, const char *endpoint,
 			 char *err, size_t errlen)
 {
-	void *s = zmq_socket(zctx, type);
+	void *s = zmq_socket(api->zctx, type);
 	int linger = 0, hwm = PUB_HWM;
 	int64_t max = MAX_FRAME_BYTES;
 	if (!s) {
@@ -1167,6 +1202,11 @@ static void *bind_socket(void *zctx, int type, const char *what, const char *end
 		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 	else
 		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	if (auth_serve_socket(api->auth, s, type == ZMQ_REP ? "api" : "events", what, endpoint,
+			      err, errlen) < 0) {
+		zmq_close(s);
+		return NULL;
+	}
 	if (zmq_bind(s, endpoint) < 0) {
 		snprintf(err, errlen, "%s %s: %s", what, endpoint, zmq_strerror(zmq_errno()));
 		zmq_close(s);
@@ -1176,8 +1216,8 @@ static void *bind_socket(void *zctx, int type, const char *what, const char *end
 }
 
 int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
-	    struct policy_engine *pe, struct health *hm, struct api **out, char *err,
-	    size_t errlen)
+	    struct policy_engine *pe, struct health *hm, struct auth *auth, struct api **out,
+	    char *err, size_t errlen)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	if (!api) {
@@ -1189,11 +1229,12 @@ int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
 	api->ex = ex;
 	api->pe = pe;
 	api->hm = hm;
+	api->auth = auth;
 	api->start_ms = now_ms();
-	api->zctx = zmq_ctx_new();
+	api->zctx = auth_context(auth);
 	if (!api->zctx ||
-	    !(api->rep = bind_socket(api->zctx, ZMQ_REP, "listen", conf->listen, err, errlen)) ||
-	    !(api->pub = bind_socket(api->zctx, ZMQ_PUB, "events", conf->events, err, errlen))) {
+	    !(api->rep = bind_socket(api, ZMQ_REP, "listen", conf->listen, err, errlen)) ||
+	    !(api->pub = bind_socket(api, ZMQ_PUB, "events", conf->events, err, errlen))) {
 		if (!api->zctx)
 			snprintf(err, errlen, "ZeroMQ: %s", zmq_strerror(zmq_errno()));
 		api_free(api);
@@ -1201,6 +1242,29 @@ int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
 	}
 	*out = api;
 	return 0;
+}
+
+void api_events_reconnect(struct api *api)
+{
+	char ep[CONFIG_ENDPOINT_MAX];
+	size_t len = sizeof(ep);
+	/* the listener owns the connections it accepted: unbinding drops them */
+	if (zmq_getsockopt(api->pub, ZMQ_LAST_ENDPOINT, ep, &len) < 0 || zmq_unbind(api->pub, ep) < 0) {
+		log_warnx("events %s: could not drop the subscribers: %s", api->conf->events,
+			  zmq_strerror(zmq_errno()));
+		return;
+	}
+	/* the port is let go by ZeroMQ's I/O thread: a few tries */
+	for (int i = 0; i < 100; i++) {
+		if (zmq_bind(api->pub, api->conf->events) == 0) {
+			log_info("events %s: every subscriber shakes hands again (keys changed)",
+				 api->conf->events);
+			return;
+		}
+		usleep(10 * 1000);
+	}
+	log_warnx("events %s: cannot bind again: %s; no events go out until migd restarts",
+		  api->conf->events, zmq_strerror(zmq_errno()));
 }
 
 void api_free(struct api *api)
@@ -1211,7 +1275,5 @@ void api_free(struct api *api)
 		zmq_close(api->rep);
 	if (api->pub)
 		zmq_close(api->pub);
-	if (api->zctx)
-		zmq_ctx_term(api->zctx);
-	free(api);
+	free(api); /* the context is auth's */
 }

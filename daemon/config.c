@@ -80,6 +80,13 @@ static const struct opt opts[] = {
 	{ "daemon", NUM(OPT_BOOL, daemonize), "no", 0, 1, 'd',
 	  "run in the background and log to syslog" },
 	{ "debug", NUM(OPT_BOOL, debug), "no", 0, 1, 'v', "log debug messages" },
+	{ "insecure", NUM(OPT_BOOL, insecure), "no", 0, 1, 0,
+	  "serve requests, events and agents without keys on a non-loopback address too "
+	  "(anyone who reaches migd may then run any command)" },
+	/* [keys] (flags --keys-NAME): CURVE keys and the allow-list (auth.h) */
+	{ "keys.dir", STR(keys_dir), "", 0, 0, 0,
+	  "CURVE keys: migd.key, clients/*.pub (the allow-list), agents/; made on first "
+	  "start when missing (empty: no keys, loopback only unless --insecure)" },
 	/* [agent] (the "agent." names; flags --agent-NAME): the guests'
 	 * migagents (migd.conf(5)) and the defaults of every migration that
 	 * neither its policy nor `migctl migrate` sets */
@@ -339,7 +346,7 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 		return 0;
 	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd], [agent], [qmp], [libvirt] or [checkpoint])", where, section);
+			 "top, in [migd], [keys], [agent], [qmp], [libvirt] or [checkpoint])", where, section);
 		st->failed = 1;
 		return 0;
 	}

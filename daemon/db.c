@@ -158,6 +158,12 @@ static const char schema_v6[] =
 	" job TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, requested_ns INTEGER NOT NULL,"
 	" ended_ns INTEGER, error TEXT, body TEXT NOT NULL);";
 
+/* Version 7: each guest's agent key (CURVE public key, Z85): the one key
+ * whose agent may report for and act on that guest (db_keys.c). */
+static const char schema_v7[] =
+	"ALTER TABLE guests ADD COLUMN agent_key TEXT;"
+	"CREATE INDEX guests_agent_key ON guests(agent_key);";
+
 static const struct schema_step {
 	int version;
 	const char *what;
@@ -169,6 +175,7 @@ static const struct schema_step {
 	{ 4, "health readings and rules, host health reasons and hooks, mtbf cost", schema_v4 },
 	{ 5, "link rate, dirty rate, round-0 RAM and setup time per migration", schema_v5 },
 	{ 6, "checkpoints, restores and job data paths", schema_v6 },
+	{ 7, "agent keys of guests", schema_v7 },
 };
 
 /* ---- small helpers ---------------------------------------------------- */

@@ -32,6 +32,9 @@ struct hv_qmp_settings {
 	const char *sfs_conf;       /* given to the guest through fw_cfg opt/migd/sfs.conf */
 	unsigned migration_port_base;
 	const char *state_dir;      /* "" or NULL: hv_env.state_dir/qmp */
+	const char *keys_dir;       /* migd's keys (auth.h): a guest whose agent key migd
+				     * made gets it, and migd.pub, through fw_cfg
+				     * opt/migd/agent.key and opt/migd/migd.pub */
 };
 
 /* The guest's MAC: 52:54:00 and three bytes of an FNV-1a hash of name. */
