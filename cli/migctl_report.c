@@ -77,6 +77,18 @@ static void status_print(const struct ctl *c, json_t *s)
 		if (!json_is_object(v) && !json_is_array(v) && !json_is_null(v))
 			print_kv(field_label(key, label, sizeof(label)),
 				 field_text(key, v, buf, sizeof(buf)));
+	json_t *auth = json_object_get(s, "auth"), *refused = json_object_get(auth, "refused");
+	if (auth) {
+		snprintf(buf, sizeof(buf), "%s, %lld client keys", jstr(auth, "mode"),
+			 (long long)jint(auth, "clients", 0));
+		print_kv("auth", strcmp(jstr(auth, "mode"), "curve") == 0 ? buf : "none (no keys)");
+		snprintf(buf, sizeof(buf), "%lld (no CURVE %lld, handshake %lld, unknown key %lld, "
+			 "role %lld, agent %lld)", (long long)jint(refused, "total", 0),
+			 (long long)jint(refused, "no_curve", 0), (long long)jint(refused, "handshake", 0),
+			 (long long)jint(refused, "unknown_key", 0), (long long)jint(refused, "role", 0),
+			 (long long)jint(refused, "agent", 0));
+		print_kv("refused", buf);
+	}
 }
 
 int cmd_status(struct ctl *c, int argc, char **argv)

@@ -612,7 +612,7 @@ int auth_request(struct auth *auth, const char *user_id, const char *cmd, char *
 	if (c->role >= need)
 		return 0;
 	snprintf(peer, sizeof(peer), "%s (%s)", c->name, c->key);
-	snprintf(err, errlen, "refused: %.64s is a %s; %.64s needs %s%s", c->name,
+	snprintf(err, errlen, "refused: %.64s (%s) may not run %.64s: it needs %s%s", c->name,
 		 curve_role_name(c->role), cmd, curve_role_name(need),
 		 need == CURVE_ROLE_ADMIN ? "" : " or admin");
 	refuse(auth, AUTH_ROLE, peer, cmd, err);
