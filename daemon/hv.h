@@ -41,6 +41,8 @@ struct hv_env {
 		const char *guest_subnet;   /* "A.B": guests get A.B.1.X/16 on their command line */
 		const char *agent_endpoint; /* migd.agent= for the guests; NULL/"": none */
 		const char *sfs_conf;       /* sfs.conf for the guests (fw_cfg); NULL/"": none */
+		const char *keys_dir;       /* migd's keys: KEYS/agents/GUEST.key and KEYS/migd.pub
+					     * go to the guest (fw_cfg) when both exist */
 		unsigned tb_size_mib;       /* TCG translation cache; 0: 64 */
 		unsigned keepalive_interval_s; /* 0: 5 */
 		unsigned keepalive_count;      /* 0: 3; a dead host is noticed in interval*(count+1) */
