@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "curve_keys.h"
 #include "migctl.h"
 #include "util.h"
 
@@ -73,7 +75,7 @@ const char host_disable_usage[] =
 
 const char guest_add_usage[] =
 	"usage: migctl guest add NAME --host HOST --memory SIZE [--dirty-rate SIZE/s]\n"
-	"                        [--job JOB --rank N]\n"
+	"                        [--job JOB --rank N] [--agent-key KEY]\n"
 	"       migctl guest add --from FILE\n"
 	"\n"
 	"Add a guest running on HOST; on backends that can (sim), create it.\n"
@@ -86,6 +88,9 @@ const char guest_add_usage[] =
 	"      --dirty-rate SIZE/s  how fast it dirties pages, e.g. 64m/s (sim)\n"
 	"      --job JOB            the MPI job it is a rank of (with --rank)\n"
 	"      --rank N             its rank in JOB; ranks of a job are kept apart\n"
+	"      --agent-key KEY      the public key (Z85, or a .pub file) of the guest's\n"
+	"                           migagent; without it a migd with keys makes a key\n"
+	"                           pair for the guest (migd(8), SECURITY)\n"
 	"      --json               print the new guest as JSON\n"
 	"  -h, --help               show this help\n";
 
@@ -246,6 +251,7 @@ static void guest_print(json_t *g)
 	print_kv("job", jstr(g, "job"));
 	job_rank_text(g, buf, sizeof(buf));
 	print_kv("rank", buf);
+	print_kv("agent key", jstr(g, "agent_key"));
 	json_t *b = json_object_get(g, "backend");
 	if (json_is_object(b) && json_object_get(b, "error")) {
 		print_kv("backend", jstr(b, "error"));
@@ -311,7 +317,7 @@ static int request_and_print(struct ctl *c, const char *cmd, json_t *args,
 
 enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
        OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER,
-       OPT_FROM };
+       OPT_FROM, OPT_AGENT_KEY };
 
 #define LIST_PAGE 1000
 
@@ -577,16 +583,28 @@ static int guest_add_words(struct ctl *c, int argc, char **argv, json_t *args,
 		{ "job", required_argument, NULL, OPT_JOB },
 		{ "rank", required_argument, NULL, OPT_RANK },
 		{ "from", required_argument, NULL, OPT_FROM },
+		{ "agent-key", required_argument, NULL, OPT_AGENT_KEY },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t value;
+	struct curve_keypair kp;
+	enum curve_role role;
+	char kerr[4400];
 	int opt, rc = CTL_CONTINUE;
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		const char *key = NULL;
 		switch (opt) {
 		case OPT_HOST: json_object_set_new(args, "host", json_string(optarg)); break;
 		case OPT_JOB: json_object_set_new(args, "job", json_string(optarg)); break;
+		case OPT_AGENT_KEY: /* a .pub file, or the key itself (migd checks it) */
+			if (access(optarg, F_OK) == 0 &&
+			    curve_public_load(optarg, &kp, &role, kerr, sizeof(kerr)) < 0)
+				rc = ctl_usage_error(c, "--agent-key %s", kerr);
+			else
+				json_object_set_new(args, "agent_key", json_string(
+					access(optarg, F_OK) == 0 ? kp.public_z85 : optarg));
+			break;
 		case OPT_FROM:
 			if (from)
 				*from = optarg;
