@@ -17,7 +17,8 @@
 # - bytes read through a TCP relay never show a command in clear (and do
 #   show one for a migd without keys: the check can fail);
 # - agent A (its guest's key) reporting for guest B is refused; an agent
-#   without a key never gets in; A for its own guest is connected;
+#   without a key never gets in; A for its own guest is connected, and so
+#   is an agent whose key was given at guest add (--agent-key);
 # - key files and the database are 0600, the keys dir 0700.
 #
 # Env: MIGD and MIGCTL name the programs under test. Exit 77 (skip) without
@@ -212,6 +213,18 @@ ag g2 ""
 sleep 3
 connected g2 && fail "guest g2 shows a connected agent (g1's key, or no key)"
 ok "agent A (g1's key) reporting for guest B (g2) is refused; no key gets no connection"
+
+"$MIGCTL" keygen --dir "$tmp/users" g3-agent >/dev/null 2>"$tmp/err" || fail "keygen g3-agent: $(cat "$tmp/err")"
+ctl guest add g3 --host h1 --memory 1g --agent-key "$tmp/users/g3-agent.pub" >/dev/null 2>"$tmp/err" ||
+	fail "guest add g3 --agent-key: $(cat "$tmp/err")"
+[ -e "$keys/agents/g3.key" ] && fail "migd made a key for g3, which was given one"
+ag g3 "$tmp/users/g3-agent.key"
+wait_for 15 "g3's agent, with the key given at guest add" connected g3
+ctl guest add g4 --host h1 --memory 1g --agent-key 'not-a-key' >/dev/null 2>"$tmp/err" &&
+	fail "guest add --agent-key not-a-key was accepted"
+grep -q 'agent_key "not-a-key": expected a CURVE public key' "$tmp/err" ||
+	fail "guest add --agent-key not-a-key: $(cat "$tmp/err")"
+ok "guest add --agent-key records the given key (its agent connects); a bad key is refused by name"
 
 # ---- refusals counted ----
 
