@@ -38,6 +38,8 @@ struct client {
 
 struct monitor {
 	void *pair;
+	uint64_t protocol_ms;        /* the last protocol failure: a NO_DETAIL right
+				      * after it is the same connection */
 	char what[16];
 	char endpoint[256];
 };
@@ -420,9 +422,10 @@ int auth_serve_socket(struct auth *auth, void *socket, const char *domain, const
 		return 0;
 	struct monitor *m = &auth->mon[auth->n_mon];
 	snprintf(mon_ep, sizeof(mon_ep), "inproc://migd-handshakes-%s", domain);
-	/* protocol failures only: NO_DETAIL follows some of them, and is also
-	 * any peer that hangs up mid-handshake */
-	if (zmq_socket_monitor(socket, mon_ep, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) < 0 ||
+	/* a client without CURVE shows as a mechanism mismatch, or, when it
+	 * saw our greeting first and hung up, as a failure without detail */
+	if (zmq_socket_monitor(socket, mon_ep, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+			       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) < 0 ||
 	    !(m->pair = zmq_socket(auth->zctx, ZMQ_PAIR)) ||
 	    zmq_setsockopt(m->pair, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
 	    zmq_connect(m->pair, mon_ep) < 0) {
@@ -569,7 +572,14 @@ static void monitor_read(struct auth *auth, struct monitor *m)
 		zmq_msg_close(&addr);
 		char peer[300];
 		snprintf(peer, sizeof(peer), "a connection to %s %s", m->what, m->endpoint);
-		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+			m->protocol_ms = now_ms();
+		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+			if (now_ms() - m->protocol_ms > 100)
+				refuse(auth, AUTH_NO_CURVE, peer, "mismatch",
+				       "the client does not speak CURVE (it hung up during the "
+				       "handshake)");
+		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
 		    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
 			refuse(auth, AUTH_NO_CURVE, peer, "mismatch",
 			       "the client does not speak CURVE (no key)");
