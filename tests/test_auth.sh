@@ -11,7 +11,8 @@
 # - a reader's migrate is refused (EACCES, naming the role); an operator's
 #   runs; a key removed from the allow-list is refused on its open
 #   connection after SIGHUP;
-# - a subscriber without a key gets no event (one with a key does);
+# - a subscriber without a key gets no event (one with a key does), nor
+#   one whose key was removed (SIGHUP), from then on;
 # - migd does not start on a secret key that others can read (0644), nor
 #   on a non-loopback address without keys unless --insecure;
 # - bytes read through a TCP relay never show a command in clear (and do
@@ -173,6 +174,31 @@ wait "$p1" "$p2"
 [ "$(cat "$tmp/sub-nokey.out")" = "events 0" ] || fail "a subscriber without a key got $(cat "$tmp/sub-nokey.out")"
 grep -q "events [1-9]" "$tmp/sub-key.out" || fail "the admin's subscriber got $(cat "$tmp/sub-key.out")"
 ok "a subscriber without a key gets no event (one with a key: $(cat "$tmp/sub-key.out"))"
+
+# a subscriber whose key leaves the list hears nothing after the SIGHUP
+"$MIGCTL" keygen --dir "$tmp/users" --role reader carol >/dev/null 2>"$tmp/err" ||
+	fail "keygen carol: $(cat "$tmp/err")"
+cp "$tmp/users/carol.pub" "$keys/clients/"
+kill -HUP "$migd_pid"
+wait_for 10 "SIGHUP after adding carol" log_has "3 client keys on the allow-list"
+peer subscribe "tcp://127.0.0.1:$((port + 1))" --key "$tmp/users/carol.key" \
+	--server-key "$keys/migd.pub" --seconds 6 >"$tmp/sub-carol.out" &
+p3=$!
+peer_pids="$peer_pids $p3"
+sleep 1
+ctl host disable h1 >/dev/null 2>&1 && ctl host enable h1 >/dev/null 2>&1 ||
+	fail "host disable/enable h1"
+sleep 0.5
+rm "$keys/clients/carol.pub"
+kill -HUP "$migd_pid"
+wait_for 10 "the subscribers dropped after carol's removal" log_has "every subscriber shakes hands again"
+sleep 0.5
+ctl host disable h1 >/dev/null 2>&1 && ctl host enable h1 >/dev/null 2>&1 ||
+	fail "host disable/enable h1"
+wait "$p3"
+[ "$(cat "$tmp/sub-carol.out")" = "events 2" ] ||
+	fail "carol's subscriber: expected the 2 events before her key was removed, got $(cat "$tmp/sub-carol.out")"
+ok "a subscriber whose key is removed (SIGHUP) gets no event after"
 
 # ---- nothing in clear on the wire ----
 
