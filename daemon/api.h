@@ -44,6 +44,9 @@ void api_set_ckpt(struct api *api, struct ckpt *ck);
 /* Drop every event subscriber (they reconnect and pass ZAP again): after
  * a key left the allow-list. */
 void api_events_reconnect(struct api *api);
+/* Every published event also goes to m (metrics.h); borrowed. */
+struct migd_metrics;
+void api_set_metrics(struct api *api, struct migd_metrics *m);
 /* Publish the committed events. */
 void api_publish(struct api *api);
 

@@ -122,6 +122,11 @@ static void refuse(struct auth *auth, enum auth_reason reason, const char *peer,
 		  "this one is logged once)", peer, text, reason_names[reason]);
 }
 
+const char *auth_reason_name(enum auth_reason reason)
+{
+	return (unsigned)reason < AUTH_N_REASONS ? reason_names[reason] : "?";
+}
+
 unsigned long long auth_refused(const struct auth *auth, enum auth_reason reason)
 {
 	return auth && (unsigned)reason < AUTH_N_REASONS ? auth->refused[reason] : 0;

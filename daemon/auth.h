@@ -102,6 +102,8 @@ int auth_guest_key(struct auth *auth, const char *guest, const char *given_z85,
 		   char out[CURVE_Z85_LEN + 1], char *err, size_t errlen);
 /* {"mode": "curve" | "none", "clients": N, "refused": {reason: count}} */
 json_t *auth_json(const struct auth *auth);
+/* "no_curve", "handshake", "unknown_key", "role", "agent". */
+const char *auth_reason_name(enum auth_reason reason);
 /* Refusals of one reason so far (a metrics endpoint reads these). */
 unsigned long long auth_refused(const struct auth *auth, enum auth_reason reason);
 

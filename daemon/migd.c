@@ -26,6 +26,7 @@
 #include "health.h"
 #include "hv_qmp.h"
 #include "log.h"
+#include "metrics.h"
 #include "migd_proto.h"
 #include "policy.h"
 #include "util.h"
@@ -238,7 +239,7 @@ static void reload(struct auth *auth, struct api *api)
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
 		 struct policy_engine *pe, struct health *hm, struct agent_link *agents,
-		 struct ckpt *ck, struct auth *auth)
+		 struct ckpt *ck, struct migd_metrics *mx, struct auth *auth)
 {
 	while (!stop_signal) {
 		if (reload_signal)
@@ -257,6 +258,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 		exec_tick(ex);
 		ckpt_tick(ck);
 		api_publish(api);
+		metrics_tick(mx);
 	}
 	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
 		 (int)stop_signal);
@@ -272,6 +274,7 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	struct api *api = NULL;
 	struct agent_link *agents = NULL;
 	struct ckpt *ck = NULL;
+	struct migd_metrics *mx = NULL;
 	struct auth *auth = NULL;
 	struct auth_opts ao = { .keys_dir = conf->keys_dir, .insecure = conf->insecure,
 				.endpoints = { conf->listen, conf->events, conf->agent_listen } };
@@ -301,7 +304,8 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	    (rc = ckpt_reconcile(ck)) < 0 ||
 	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
 	    (rc = health_new(db, ex, &ho, &hm, err, sizeof(err))) < 0 ||
-	    (rc = api_new(conf, db, ex, pe, hm, auth, &api, err, sizeof(err))) < 0) {
+	    (rc = api_new(conf, db, ex, pe, hm, auth, &api, err, sizeof(err))) < 0 ||
+	    (rc = metrics_new(conf->metrics_listen, db, agents, &mx, err, sizeof(err))) < 0) {
 		log_warnx("cannot start: %s", *err ? err : "the cluster state was not restored");
 		goto out;
 	}
@@ -317,9 +321,12 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	if (ready_fd >= 0)
 		detach(ready_fd);
 	api_set_ckpt(api, ck);
+	api_set_metrics(api, mx);
+	metrics_set_auth(mx, auth);
 	policy_set_ckpt(pe, ck);
-	loop(conf, api, ex, pe, hm, agents, ck, auth);
+	loop(conf, api, ex, pe, hm, agents, ck, mx, auth);
 out:
+	metrics_free(mx);
 	api_free(api);
 	ckpt_free(ck);
 	health_free(hm);

@@ -38,8 +38,9 @@ cleanup() {
 	stop_pid "${migd2_pid:-}"
 	migd_cleanup
 }
-migd_setup test_auth 4
+migd_setup test_auth 5
 agent_ep="tcp://127.0.0.1:$((port + 2))"
+metrics_addr="127.0.0.1:$((port + 4))"
 keys=$tmp/keys
 export MIGCTL_KEY="$keys/admin.key" # migd.pub beside it is the server key
 peer() { "$pyzmq" "$here/auth_peer.py" "$@"; }
@@ -54,7 +55,8 @@ log_has() { grep -qF -- "$1" "$tmp/migd.log"; }
 
 # ---- keys made on first start; modes ----
 
-run_migd 25 --time-scale 60 --keys-dir "$keys" --agent-listen "$agent_ep"
+run_migd 25 --time-scale 60 --keys-dir "$keys" --agent-listen "$agent_ep" \
+	--metrics-listen "$metrics_addr"
 ok "migd with keys answers migctl --key (admin key made on first start)"
 [ "$(mode "$keys")" = 700 ] && [ "$(mode "$keys/migd.key")" = 600 ] &&
 	[ "$(mode "$keys/admin.key")" = 600 ] && [ "$(mode "$tmp/state.db")" = 600 ] ||
@@ -203,7 +205,7 @@ ok "a subscriber whose key is removed (SIGHUP) gets no event after"
 # ---- nothing in clear on the wire ----
 
 relay_port=$((port + 3))
-peer relay "$relay_port" "$port" --out "$tmp/wire" --seconds 6 &
+peer relay "$relay_port" "$port" --out "$tmp/wire" --seconds 30 &
 peer_pids="$peer_pids $!"
 sleep 0.5
 "$MIGCTL" --connect "tcp://127.0.0.1:$relay_port" status >/dev/null 2>"$tmp/err" ||
@@ -260,10 +262,19 @@ for r in no_curve handshake unknown_key role agent; do
 		fail "status: refusals of $r not counted: $(py "$tmp/status.json" 'd["auth"]')"
 done
 ok "status counts refusals by reason: $(py "$tmp/status.json" 'd["auth"]["refused"]')"
+role_refusals=$(py "$tmp/status.json" 'd["auth"]["refused"]["role"]')
+scrape_has_roles() {
+	"$pyzmq" -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=2).read().decode())' \
+		"$metrics_addr" >"$tmp/metrics.txt" 2>/dev/null &&
+		grep -qx "migd_auth_refused_total{reason=\"role\"} $role_refusals" "$tmp/metrics.txt"
+}
+wait_for 10 "migd_auth_refused_total{reason=\"role\"} $role_refusals on the metrics endpoint" scrape_has_roles
+ok "the metrics endpoint counts them too (migd_auth_refused_total{reason})"
 
 # ---- migd refuses to start ----
 
-port2=$(free_port) || fail "no free port"
+port2=$(free_port 3) || fail "no free ports"
 chmod 644 "$keys/migd.key"
 "$MIGD" --db "$tmp/two.db" --listen "tcp://127.0.0.1:$port2" --keys-dir "$keys" \
 	>"$tmp/two.log" 2>&1 && fail "migd started on a secret key at 0644"
@@ -286,14 +297,14 @@ ok "without keys: a non-loopback address is refused, allowed with --insecure (lo
 # the relay check can fail: a migd without keys shows its commands in clear
 "$MIGD" --db "$tmp/three.db" --listen "tcp://127.0.0.1:$port2" >"$tmp/three.log" 2>&1 &
 migd2_pid=$!
-relay2=$((port2 + 2))
-peer relay "$relay2" "$port2" --out "$tmp/wire-plain" --seconds 4 &
-peer_pids="$peer_pids $!"
-sleep 0.5
-plain_status() {
-	env -u MIGCTL_KEY "$MIGCTL" --timeout 500 --connect "tcp://127.0.0.1:$relay2" status >/dev/null 2>&1
+plain_status() { # PORT
+	env -u MIGCTL_KEY "$MIGCTL" --timeout 500 --connect "tcp://127.0.0.1:$1" status >/dev/null 2>&1
 }
-wait_for 10 "a plain status through the relay" plain_status
+wait_for 20 "the migd without keys" plain_status "$port2"
+relay2=$((port2 + 2))
+peer relay "$relay2" "$port2" --out "$tmp/wire-plain" --seconds 20 &
+peer_pids="$peer_pids $!"
+wait_for 10 "a plain status through the relay" plain_status "$relay2"
 grep -qa '"cmd":"status"' "$tmp/wire-plain" || fail "the relay did not see a plain command"
 stop_pid "$migd2_pid"
 migd2_pid=
