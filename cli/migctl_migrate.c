@@ -498,6 +498,41 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
+/* Hosts per evacuate request: migd takes up to 1,000 (its reply, every
+ * migration queued, must stay under the message limit). */
+#define EVACUATE_CHUNK 1000
+
+/* Several hosts: one request per chunk, each one transaction in migd that
+ * disables its hosts before it queues their guests. With more than one
+ * chunk, every host is disabled first (one request each), so that no guest
+ * of the first chunk is planned onto a host of the next. */
+static int evacuate_many(struct ctl *c, json_t *names, json_t *migrations)
+{
+	int rc = 0, refused = 0;
+	if (json_array_size(names) > EVACUATE_CHUNK) {
+		json_t *hosts = json_array(), *args = json_object();
+		rc = request_each(c, "host.disable", "name", names, args, hosts);
+		json_decref(hosts);
+		json_decref(args);
+		refused = rc == MIGCTL_EXIT_FAIL;
+	}
+	for (size_t i = 0; (rc == 0 || rc == MIGCTL_EXIT_FAIL) && i < json_array_size(names);
+	     i += EVACUATE_CHUNK) {
+		json_t *chunk = json_array(), *root, *result;
+		for (size_t j = i; j < i + EVACUATE_CHUNK && j < json_array_size(names); j++)
+			json_array_append(chunk, json_array_get(names, j));
+		/* the request takes args */
+		rc = ctl_call(c, "evacuate", json_pack("{s:o}", "hosts", chunk), &root, &result);
+		if (rc == 0) {
+			json_array_extend(migrations, result);
+			json_decref(root);
+		} else if (rc == MIGCTL_EXIT_FAIL) {
+			refused = 1; /* said by ctl_call; the other chunks go on */
+		}
+	}
+	return rc != 0 && rc != MIGCTL_EXIT_FAIL ? rc : refused ? MIGCTL_EXIT_FAIL : 0;
+}
+
 int cmd_evacuate(struct ctl *c, int argc, char **argv)
 {
 	int wait = 0, rc = move_options(c, argc, argv, evacuate_usage, NULL, &wait, NULL);
@@ -528,20 +563,9 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 		}
 	}
 	json_t *args = json_object();
-	if (json_array_size(names) > 1) {
-		/* every host drained takes no guests first: else the planner could
-		 * move a guest of the first onto the next (and move it twice) */
-		json_t *hosts = json_array();
-		rc = request_each(c, "host.disable", "name", names, args, hosts);
-		json_decref(hosts);
-		if (rc != 0 && rc != MIGCTL_EXIT_FAIL) {
-			json_decref(args);
-			json_decref(names);
-			json_decref(migrations);
-			return rc;
-		}
-	}
-	rc = request_each(c, "evacuate", "host", names, args, migrations);
+	rc = json_array_size(names) == 1
+		     ? request_each(c, "evacuate", "host", names, args, migrations)
+		     : evacuate_many(c, names, migrations);
 	json_decref(args);
 	if (rc == MIGCTL_EXIT_FAIL && json_array_size(names) == 1) {
 		/* the one host was refused: said */

@@ -19,7 +19,8 @@
  *
  * Commands and their args (sizes in bytes, rates in bytes/s, times in
  * seconds as numbers, timestamps in ns since the epoch):
- *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?}
+ *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?,
+ *                 planning: {rounds, plan_cpu_s, start_cpu_s, started}} (since migd started)
  *   host.add      {name, uri, max_outbound?, max_inbound?, memory_bytes?,
  *                  health_hook?, health_interval_s?, health_timeout_s?}  -> host
  *   host.add_many {items: [host.add args]}  (at most 10,000) -> {added, failed:
@@ -41,7 +42,8 @@
  *                 quiesce_deadline_s, on_quiesce_miss ("abort" | "defer"),
  *                 io_lull_bps, io_lull_wait_s (numbers; or text: quiesce_deadline
  *                 "500ms", io_lull "10m"); unset ones from migd.conf [agent]
- *   evacuate      {host}                               -> [migration]
+ *   evacuate      {host} | {hosts: [name, ...]}        -> [migration]
+ *                 (up to 1,000 hosts, one transaction: all disabled, then drained)
  *   abort         {id}                                 -> migration
  *   migration.show {id}                                -> migration
  *   queue         {}                                   -> [migration] (queued and running)

@@ -150,6 +150,13 @@ static int cmd_status(struct api *api, json_t *args, json_t **result, char *err,
 			    (json_int_t)policy_count(api->pe), "listen", api->conf->listen, "events",
 			    api->conf->events, "db", api->conf->db);
 	json_object_set_new(*result, "clock_ns", json_integer(exec_now_ns(api->ex)));
+	struct exec_plan_stats ps;
+	exec_plan_stats(api->ex, &ps);
+	json_object_set_new(*result, "planning",
+			    json_pack("{s:I, s:f, s:f, s:I}", "rounds", (json_int_t)ps.rounds,
+				      "plan_cpu_s", (double)ps.plan_cpu_us / 1e6, "start_cpu_s",
+				      (double)ps.start_cpu_us / 1e6, "started",
+				      (json_int_t)ps.started));
 	if (exec_clock_is_sim(api->ex)) {
 		json_object_set_new(*result, "sim_time_ns", json_integer(exec_now_ns(api->ex)));
 		json_object_set_new(*result, "time_scale", json_real(api->conf->time_scale));
@@ -771,43 +778,114 @@ static int evacuate_guests(struct api *api, const struct db_host *h, int priorit
 	return 0;
 }
 
+/* Hosts one evacuate request takes: 10,000 hosts of 10 guests each is a
+ * reply of about 5 MB, over the message limit; migctl sends a selection
+ * of more in several requests, all disabled by the first. */
+#define EVACUATE_HOSTS_MAX 1000
+
+/* The hosts of an evacuation: args' "host" (one name) or "hosts" (an array
+ * of 1 to EVACUATE_HOSTS_MAX names, each once), each looked up; *out is
+ * malloc'ed for the caller to free. */
+static int evacuate_hosts(struct api *api, json_t *args, struct db_host **out, size_t *n,
+			  char *err, size_t errlen)
+{
+	json_t *list = json_object_get(args, "hosts"), *v;
+	const char *name;
+	size_t i;
+	*out = NULL;
+	*n = 0;
+	if (!list) {
+		int rc = arg_name(args, "host", 1, &name, err, errlen);
+		if (rc < 0 || !(*out = calloc(1, sizeof(**out))))
+			return rc < 0 ? rc : -ENOMEM;
+		*n = 1;
+		return host_lookup(api, name, *out, err, errlen);
+	}
+	if (json_object_get(args, "host") || !json_is_array(list) || json_array_size(list) == 0 ||
+	    json_array_size(list) > EVACUATE_HOSTS_MAX) {
+		snprintf(err, errlen, "argument \"hosts\": expected an array of 1 to %d host names"
+			 " (and no \"host\")", EVACUATE_HOSTS_MAX);
+		return -EINVAL;
+	}
+	if (!(*out = calloc(json_array_size(list), sizeof(**out))))
+		return -ENOMEM;
+	json_array_foreach(list, i, v) {
+		name = json_string_value(v);
+		if (!name) {
+			snprintf(err, errlen, "argument \"hosts\": item %zu is not a host name", i);
+			return -EINVAL;
+		}
+		int rc = host_lookup(api, name, &(*out)[i], err, errlen);
+		if (rc < 0)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp((*out)[j].name, name) == 0) {
+				snprintf(err, errlen, "argument \"hosts\": host %s given twice", name);
+				return -EINVAL;
+			}
+		*n = i + 1;
+	}
+	return 0;
+}
+
+/* One evacuation of one or many hosts in one transaction: every host is
+ * disabled before any guest is queued (a guest of the first must not be
+ * planned onto the next), then the guests of each are queued. */
+static int evacuate_txn(struct api *api, struct db_host *hosts, size_t n, int priority,
+			json_t *out, char *err, size_t errlen)
+{
+	int rc = db_begin(api->db);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		/* drained hosts take no guests, or the planner could send some back */
+		if (hosts[i].enabled && (rc = db_host_set_enabled(api->db, hosts[i].name, 0)) == 0) {
+			hosts[i].enabled = 0;
+			rc = db_event(api->db, event_with("host.disabled", api, "host",
+							  db_host_json(&hosts[i])));
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		json_t *guests = json_array();
+		rc = db_error(db_guest_list(api->db, hosts[i].name, NULL, collect_guest, guests),
+			      err, errlen);
+		if (rc == 0)
+			rc = evacuate_guests(api, &hosts[i], priority, guests, out, err, errlen);
+		json_decref(guests);
+	}
+	return finish_txn(api, rc, err, errlen); /* a failed begin: nothing to roll back, harmless */
+}
+
 static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *err,
 			size_t errlen)
 {
-	struct db_host h;
-	const char *name;
+	struct db_host *hosts = NULL;
+	size_t n = 0;
 	int priority = SCHED_PRIO_MANUAL;
-	int rc = arg_name(args, "host", 1, &name, err, errlen);
+	int rc = arg_priority(args, &priority, err, errlen);
 	if (rc == 0)
-		rc = arg_priority(args, &priority, err, errlen);
-	if (rc == 0)
-		rc = host_lookup(api, name, &h, err, errlen);
-	if (rc < 0)
+		rc = evacuate_hosts(api, args, &hosts, &n, err, errlen);
+	if (rc < 0) {
+		free(hosts);
 		return rc;
-	json_t *guests = json_array(), *out = json_array();
+	}
+	json_t *out = json_array();
 	uint64_t hosts_gen, guests_gen;
 	db_generations(api->db, &hosts_gen, &guests_gen);
-	rc = db_error(db_guest_list(api->db, name, NULL, collect_guest, guests), err, errlen);
-	if (rc == 0 && (rc = db_begin(api->db)) == 0) {
-		/* drained hosts take no guests, or the planner could send some back */
-		if (h.enabled && (rc = db_host_set_enabled(api->db, name, 0)) == 0) {
-			h.enabled = 0;
-			rc = db_event(api->db, event_with("host.disabled", api, "host",
-							  db_host_json(&h)));
-		}
-		if (rc == 0)
-			rc = evacuate_guests(api, &h, priority, guests, out, err, errlen);
-		rc = finish_txn(api, rc, err, errlen);
-		if (rc == 0)
-			exec_host_changed(api->ex, hosts_gen, &h);
-	}
-	json_decref(guests);
+	rc = evacuate_txn(api, hosts, n, priority, out, err, errlen);
+	if (rc == 0 && n == 1)
+		exec_host_changed(api->ex, hosts_gen, &hosts[0]);
+	/* several: the hosts' generation moved by more than one, the cache reads them again */
 	if (rc < 0) {
 		json_decref(out);
+		free(hosts);
 		return db_error(rc, err, errlen);
 	}
-	log_info("evacuating %s: %zu guest%s", name, json_array_size(out),
-		 json_array_size(out) == 1 ? "" : "s");
+	if (n == 1)
+		log_info("evacuating %s: %zu guest%s", hosts[0].name, json_array_size(out),
+			 json_array_size(out) == 1 ? "" : "s");
+	else
+		log_info("evacuating %zu hosts, %s to %s: %zu guest%s", n, hosts[0].name,
+			 hosts[n - 1].name, json_array_size(out), json_array_size(out) == 1 ? "" : "s");
+	free(hosts);
 	*result = out;
 	return 0;
 }
@@ -1003,7 +1081,7 @@ static const struct api_cmd commands[] = {
 	{ "agent.list", cmd_agent_list, "" },
 	{ "migrate", cmd_migrate, "guest,to,priority,quiesce,quiesce_deadline,quiesce_deadline_s,"
 	  "on_quiesce_miss,io_lull,io_lull_bps,io_lull_wait,io_lull_wait_s" },
-	{ "evacuate", cmd_evacuate, "host,priority" },
+	{ "evacuate", cmd_evacuate, "host,hosts,priority" },
 	{ "abort", cmd_abort, "id" },
 	{ "migration.show", cmd_migration_show, "id" },
 	{ "queue", cmd_queue, "" },

@@ -88,6 +88,18 @@ int64_t exec_now_ns(struct executor *ex);
 int exec_clock_is_sim(const struct executor *ex);
 unsigned exec_n_running(const struct executor *ex);
 
+/* What planning cost since migd started, in its own thread's CPU time: the
+ * rounds, the part that reads the snapshot and plans (what grows with the
+ * cluster), and the part that writes the started rows and asks the
+ * backends (what grows with the migrations started). */
+struct exec_plan_stats {
+	uint64_t rounds;
+	uint64_t plan_cpu_us;
+	uint64_t start_cpu_us;
+	uint64_t started;
+};
+void exec_plan_stats(const struct executor *ex, struct exec_plan_stats *out);
+
 /* The driver of a URI's scheme: NULL with the reason in err when none is
  * built in or it did not open. */
 const struct hv_ops *exec_backend_check(struct executor *ex, const char *uri, char *err,

@@ -350,12 +350,24 @@ static void schedule_wake(struct executor *ex, int64_t now, const struct sched_p
 	ex->wake_at_ns = at;
 }
 
+/* CPU time of this thread: what a round costs, whatever else the machine
+ * runs (a wall-clock figure would defer planning on a busy machine). */
+static uint64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static int plan_round(struct executor *ex, struct snapshot *s, struct sched_plan *plan)
 {
 	struct sched_input in;
+	uint64_t cpu0 = thread_cpu_us();
 	int rc = snapshot_take(ex->snap, ex->db, exec_now_ns(ex), s);
+	ex->stats.rounds++;
 	if (rc < 0 || s->n_queue == 0) {
 		ex->n_holds = 0;
+		ex->stats.plan_cpu_us += thread_cpu_us() - cpu0;
 		return rc;
 	}
 	hold_busy(ex, s);
@@ -368,18 +380,19 @@ static int plan_round(struct executor *ex, struct snapshot *s, struct sched_plan
 		rc = fail_unplaceable(ex, s, plan);
 		rc = db_end(ex->db, rc);
 	}
-	if (rc == 0 && plan->n_starts > 0)
+	uint64_t cpu1 = thread_cpu_us();
+	ex->stats.plan_cpu_us += cpu1 - cpu0;
+	if (rc == 0 && plan->n_starts > 0) {
 		rc = start_all(ex, s, plan);
+		ex->stats.start_cpu_us += thread_cpu_us() - cpu1;
+		ex->stats.started += plan->n_starts;
+	}
 	return rc;
 }
 
-/* CPU time of this thread: what a round costs, whatever else the machine
- * runs (a wall-clock figure would defer planning on a busy machine). */
-static uint64_t thread_cpu_us(void)
+void exec_plan_stats(const struct executor *ex, struct exec_plan_stats *out)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	*out = ex->stats;
 }
 
 void plan_and_start(struct executor *ex)
