@@ -47,7 +47,10 @@
  *   abort         {id}                                 -> migration
  *   migration.show {id}                                -> migration
  *   queue         {}                                   -> [migration] (queued and running)
- *   history       {since_ns?, limit?, policy?}         -> [migration] (finished, newest last)
+ *   history       {since_ns?, limit?, policy?, after?} -> [migration] (finished, newest last)
+ *                 without after: all, or the newest limit; with after (a
+ *                 finished migration's id, 0: the start): the next limit
+ *                 (default 1000, at most 5000) in the order they finished
  *   report        {since_ns?, policy?}                 -> {overall: stats, policies: {name: stats}}
  *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
  *                          downtime_ms:{mean,p50,p99}, bytes:{mean},

@@ -957,17 +957,44 @@ int finished_filter(json_t *args, struct db_mig_filter *f, char *err, size_t err
 	return 0;
 }
 
+/* A page of history at most: a reply of 10,000 migrations is about 5 MB,
+ * over the message limit with room to spare for long reasons. */
+#define HISTORY_PAGE_MAX 5000
+
+/* history: without after, every finished migration (or the newest limit);
+ * with after (a migration's id, 0 for the start), the next page of limit
+ * (default 1,000) in the order they finished, so that any history can be
+ * read whatever its size. */
 static int cmd_history(struct api *api, json_t *args, json_t **result, char *err,
 		       size_t errlen)
 {
 	struct db_mig_filter f;
-	uint64_t limit = 0;
+	struct db_migration cursor;
+	uint64_t limit = 0, after = 0;
 	int rc = finished_filter(args, &f, err, errlen);
 	if (rc == 0)
 		rc = arg_u64(args, "limit", 0, UINT_MAX, &limit, err, errlen);
+	if (rc == 0 && json_object_get(args, "after")) {
+		rc = arg_u64(args, "after", 0, INT64_MAX, &after, err, errlen);
+		f.page = 1;
+		if (rc == 0 && limit > HISTORY_PAGE_MAX) {
+			snprintf(err, errlen, "argument \"limit\" = %" PRIu64 ": a page is 1 to %d "
+				 "migrations", limit, HISTORY_PAGE_MAX);
+			rc = -EINVAL;
+		}
+		if (rc == 0 && after &&
+		    (db_mig_get(api->db, (int64_t)after, &cursor) < 0 || !cursor.finished_ns)) {
+			snprintf(err, errlen, "argument \"after\" = %" PRIu64 ": no finished "
+				 "migration has that id", after);
+			rc = -ENOENT;
+		}
+		if (!limit)
+			limit = 1000;
+	}
 	if (rc < 0)
 		return rc;
 	f.limit = (unsigned)limit;
+	f.after_id = (int64_t)after;
 	*result = json_array();
 	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
 }
@@ -1085,7 +1112,7 @@ static const struct api_cmd commands[] = {
 	{ "abort", cmd_abort, "id" },
 	{ "migration.show", cmd_migration_show, "id" },
 	{ "queue", cmd_queue, "" },
-	{ "history", cmd_history, "since_ns,limit,policy" },
+	{ "history", cmd_history, "since_ns,limit,policy,after" },
 	{ "report", cmd_report, "since_ns,policy" },
 	{ "calibrate", cmd_calibrate, "since_ns,policy" },
 	{ "predict", cmd_predict, "guest,to" },

@@ -283,6 +283,11 @@ struct db_mig_filter {
 	const char *policy;          /* NULL: any; "" manual only */
 	int64_t not_before_max_ns;   /* only rows due by then; 0: any */
 	unsigned limit;              /* the last N in the order; 0: all */
+	/* paging: with page set, the first limit rows in the order after the row
+	 * whose id is after_id (0: from the first); DB_ORDER_FINISHED and
+	 * DB_ORDER_ID only. */
+	int page;
+	int64_t after_id;
 	enum db_mig_order order;
 	int with_ids;                /* fill guest_id, src_id, dst_id */
 };
