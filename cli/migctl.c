@@ -161,6 +161,7 @@ static const struct subcmd subcmds[] = {
 	{ "calibrate", NULL, cmd_calibrate, calibrate_usage, "fit the cost history into the sim model" },
 	{ "predict", NULL, cmd_predict, predict_usage, "what a migration would cost, on that model" },
 	{ "watch", NULL, cmd_watch, watch_usage, "live events, progress bars on a terminal" },
+	{ "events", NULL, cmd_events, events_usage, "the stored event log, a page at a time" },
 	{ "job", "set", cmd_job_set, job_set_usage, "set (or clear) a job's sfs data path" },
 	{ "job", "list", cmd_job_list, job_list_usage, "list jobs: guests, data path" },
 	{ "checkpoint", "create", cmd_checkpoint_create, checkpoint_create_usage,

@@ -239,7 +239,7 @@ CTL_SUBCMD(cmd_queue);
 CTL_SUBCMD(cmd_policy_add); CTL_SUBCMD(cmd_policy_list); CTL_SUBCMD(cmd_policy_show);
 CTL_SUBCMD(cmd_policy_pause); CTL_SUBCMD(cmd_policy_resume); CTL_SUBCMD(cmd_policy_rm);
 CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
-CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
+CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_events); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
 CTL_SUBCMD(cmd_health_report); CTL_SUBCMD(cmd_health_show); CTL_SUBCMD(cmd_health_rule);
 CTL_SUBCMD(cmd_calibrate); CTL_SUBCMD(cmd_predict);
 CTL_SUBCMD(cmd_job_set); CTL_SUBCMD(cmd_job_list);
@@ -253,7 +253,7 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	guest_show_usage[], migrate_usage[], evacuate_usage[], abort_usage[], queue_usage[],
 	policy_add_usage[], policy_list_usage[], policy_show_usage[], policy_pause_usage[],
 	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
-	status_usage[], watch_usage[], health_report_usage[], health_show_usage[],
+	status_usage[], watch_usage[], events_usage[], health_report_usage[], health_show_usage[],
 	health_rule_usage[], agent_list_usage[], migration_show_usage[], calibrate_usage[],
 	predict_usage[], job_set_usage[], job_list_usage[], checkpoint_create_usage[],
 	checkpoint_list_usage[], checkpoint_show_usage[], checkpoint_rm_usage[], restore_usage[],

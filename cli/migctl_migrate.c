@@ -620,6 +620,8 @@ int cmd_abort(struct ctl *c, int argc, char **argv)
 	return cmd_with_id(c, argc, argv, abort_usage, "abort", migration_print_line_stdout);
 }
 
+#define QUEUE_PAGE 1000
+
 int cmd_queue(struct ctl *c, int argc, char **argv)
 {
 	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
@@ -629,16 +631,31 @@ int cmd_queue(struct ctl *c, int argc, char **argv)
 			return rc;
 	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
 		return rc;
-	json_t *root, *result;
-	if ((rc = ctl_call(c, "queue", NULL, &root, &result)) != 0)
-		return rc;
+	/* a page at a time: an evacuation of 1,000 hosts queues 10,000 */
+	json_t *result = json_array();
+	json_int_t after = 0;
+	for (;;) {
+		json_t *root, *page;
+		if ((rc = ctl_call(c, "queue", json_pack("{s:I, s:i}", "after", after, "limit",
+							 QUEUE_PAGE), &root, &page)) != 0) {
+			json_decref(result);
+			return rc;
+		}
+		size_t n = json_array_size(page);
+		json_array_extend(result, page);
+		if (n)
+			after = jint(json_array_get(page, n - 1), "id", 0);
+		json_decref(root);
+		if (n < QUEUE_PAGE)
+			break;
+	}
 	if (c->json)
 		rc = ctl_print_json(c, result);
 	else if (json_array_size(result) == 0)
 		printf("no migrations queued or running\n");
 	else
 		migration_print_table(result, 0, stdout);
-	json_decref(root);
+	json_decref(result);
 	return rc;
 }
 

@@ -46,11 +46,17 @@
  *                 (up to 1,000 hosts, one transaction: all disabled, then drained)
  *   abort         {id}                                 -> migration
  *   migration.show {id}                                -> migration
- *   queue         {}                                   -> [migration] (queued and running)
+ *   queue         {running?, after?, limit?}           -> [migration] (queued and running, in
+ *                 queue order; running: true only those started or migrating; with
+ *                 after (an id, 0: the start) or limit, a page (default 1000, at
+ *                 most 5000) after that migration)
  *   history       {since_ns?, limit?, policy?, after?} -> [migration] (finished, newest last)
  *                 without after: all, or the newest limit; with after (a
  *                 finished migration's id, 0: the start): the next limit
  *                 (default 1000, at most 5000) in the order they finished
+ *   event.list    {after?, limit?, type?}              -> [event + event_id] (the stored log:
+ *                 the first limit (default 1000, at most 10000) with an id above
+ *                 after (default 0), oldest first; type: a prefix of the type)
  *   report        {since_ns?, policy?}                 -> {overall: stats, policies: {name: stats}}
  *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
  *                          downtime_ms:{mean,p50,p99}, bytes:{mean},

@@ -935,9 +935,35 @@ static int append_mig(void *arg, const struct db_migration *m)
 	return json_array_append_new(arg, db_mig_json(m));
 }
 
+/* A page of migrations at most (history, queue): a reply of 10,000 is
+ * about 5 MB, over the message limit; 5,000 leaves room for long reasons. */
+#define HISTORY_PAGE_MAX 5000
+
+/* queue: every queued and running migration in queue order; running
+ * (true) keeps the running ones only; with after (a migration's id, 0 the
+ * start) or limit, a page of limit (default 1,000, at most 5,000) after it,
+ * so that 10,000 queued migrations can be read (a 5 MB reply whole). */
 static int cmd_queue(struct api *api, json_t *args, json_t **result, char *err, size_t errlen)
 {
 	struct db_mig_filter f = { .states = DB_MIG_ACTIVE, .order = DB_ORDER_QUEUE };
+	uint64_t after = 0, limit = 0;
+	json_t *running = json_object_get(args, "running");
+	int rc = arg_u64(args, "after", 0, INT64_MAX, &after, err, errlen);
+	if (rc == 0)
+		rc = arg_u64(args, "limit", 0, HISTORY_PAGE_MAX, &limit, err, errlen);
+	if (rc == 0 && running && !json_is_boolean(running)) {
+		snprintf(err, errlen, "argument \"running\": expected true or false");
+		rc = -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	if (json_is_true(running))
+		f.states = DB_MIG_RUNNING;
+	if (json_object_get(args, "after") || limit) {
+		f.page = 1;
+		f.after_id = (int64_t)after;
+		f.limit = limit ? (unsigned)limit : 1000;
+	}
 	*result = json_array();
 	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
 }
@@ -956,10 +982,6 @@ int finished_filter(json_t *args, struct db_mig_filter *f, char *err, size_t err
 				     .policy = policy, .order = DB_ORDER_FINISHED };
 	return 0;
 }
-
-/* A page of history at most: a reply of 10,000 migrations is about 5 MB,
- * over the message limit with room to spare for long reasons. */
-#define HISTORY_PAGE_MAX 5000
 
 /* history: without after, every finished migration (or the newest limit);
  * with after (a migration's id, 0 for the start), the next page of limit
@@ -997,6 +1019,40 @@ static int cmd_history(struct api *api, json_t *args, json_t **result, char *err
 	f.after_id = (int64_t)after;
 	*result = json_array();
 	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
+}
+
+/* ---- the event log -------------------------------------------------------- */
+
+#define EVENT_PAGE_MAX 10000
+
+static int append_event(void *arg, json_t *ev)
+{
+	return json_array_append(arg, ev);
+}
+
+/* event.list: the stored events after a cursor (an event's id), a page of
+ * limit (default 1,000) at a time, oldest first; type keeps those whose
+ * type starts with it ("migration.", "host.disabled"). */
+static int cmd_event_list(struct api *api, json_t *args, json_t **result, char *err,
+			  size_t errlen)
+{
+	uint64_t after = 0, limit = 1000;
+	const char *type = NULL;
+	int rc = arg_u64(args, "after", 0, INT64_MAX, &after, err, errlen);
+	if (rc == 0)
+		rc = arg_u64(args, "limit", 0, EVENT_PAGE_MAX, &limit, err, errlen);
+	if (rc == 0 && limit == 0) {
+		snprintf(err, errlen, "argument \"limit\" = 0: a page is 1 to %d events",
+			 EVENT_PAGE_MAX);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && (rc = migd_arg_str(args, "type", 0, &type, err, errlen)) == -ENOENT)
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	*result = json_array();
+	return db_error(db_event_page(api->db, (int64_t)after, (unsigned)limit, type,
+				      append_event, *result), err, errlen);
 }
 
 /* ---- policies ------------------------------------------------------------- */
@@ -1111,8 +1167,9 @@ static const struct api_cmd commands[] = {
 	{ "evacuate", cmd_evacuate, "host,hosts,priority" },
 	{ "abort", cmd_abort, "id" },
 	{ "migration.show", cmd_migration_show, "id" },
-	{ "queue", cmd_queue, "" },
+	{ "queue", cmd_queue, "running,after,limit" },
 	{ "history", cmd_history, "since_ns,limit,policy,after" },
+	{ "event.list", cmd_event_list, "after,limit,type" },
 	{ "report", cmd_report, "since_ns,policy" },
 	{ "calibrate", cmd_calibrate, "since_ns,policy" },
 	{ "predict", cmd_predict, "guest,to" },
@@ -1152,7 +1209,7 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 		return migd_reply_error(-rc, "%s", *err ? err : strerror(-rc));
 	}
 	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, agent.list, "
-				"migrate, evacuate, abort, migration.show, queue, history, report, "
+				"migrate, evacuate, abort, migration.show, queue, history, event.list, report, "
 				"policy.*, health.*, job.*, checkpoint.*, restore)", cmd);
 }
 

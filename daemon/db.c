@@ -1263,6 +1263,39 @@ out:
 	return rc;
 }
 
+int db_event_page(struct db *db, int64_t after_id, unsigned limit, const char *type_prefix,
+		  db_event_fn fn, void *arg)
+{
+	/* the primary key gives the order; a prefix is a range of the type */
+	static const char sql[] = "SELECT id, body FROM events WHERE id > ?1"
+				  " AND (?2 IS NULL OR substr(type, 1, length(?2)) = ?2)"
+				  " ORDER BY id LIMIT ?3";
+	sqlite3_stmt *st = prep(db, sql);
+	int step, rc = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, after_id);
+	if (type_prefix)
+		sqlite3_bind_text(st, 2, type_prefix, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, limit);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *body = (const char *)sqlite3_column_text(st, 1);
+		json_t *ev = body ? json_loads(body, 0, NULL) : NULL;
+		if (!json_is_object(ev)) { /* written by db_event: cannot be, but never assert */
+			json_decref(ev);
+			ev = json_pack("{s:s}", "type", "unreadable");
+		}
+		/* not "id": a migration's events carry the migration's */
+		json_object_set_new(ev, "event_id", json_integer(sqlite3_column_int64(st, 0)));
+		rc = fn(arg, ev);
+		json_decref(ev);
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = db_fail(db, "reading the event log");
+	sqlite3_reset(st);
+	return rc;
+}
+
 void db_event_transient(struct db *db, json_t *ev)
 {
 	if (ev)

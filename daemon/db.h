@@ -284,8 +284,7 @@ struct db_mig_filter {
 	int64_t not_before_max_ns;   /* only rows due by then; 0: any */
 	unsigned limit;              /* the last N in the order; 0: all */
 	/* paging: with page set, the first limit rows in the order after the row
-	 * whose id is after_id (0: from the first); DB_ORDER_FINISHED and
-	 * DB_ORDER_ID only. */
+	 * whose id is after_id (0: from the first), in any order. */
 	int page;
 	int64_t after_id;
 	enum db_mig_order order;
@@ -357,6 +356,12 @@ int db_priority_parse(const char *name, int *out);
 /* ---- events and counts ---- */
 /* Store an event (from migd_event_new) in the current transaction; steals ev. */
 int db_event(struct db *db, json_t *ev);
+/* The event log a page at a time: the first limit events with an id above
+ * after_id (of a type starting with type_prefix, when not NULL), oldest
+ * first, each its stored body with its "event_id"; fn borrows ev for the call. */
+typedef int (*db_event_fn)(void *arg, json_t *ev);
+int db_event_page(struct db *db, int64_t after_id, unsigned limit, const char *type_prefix,
+		  db_event_fn fn, void *arg);
 /* An event that goes out with the others but is not logged
  * (migration.progress: it would be most of the log); steals ev. */
 void db_event_transient(struct db *db, json_t *ev);

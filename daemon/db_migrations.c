@@ -238,6 +238,9 @@ static void filter_sql(const struct db_mig_filter *f, char *buf, size_t len)
 	if (f->page && f->after_id && f->order == DB_ORDER_FINISHED)
 		snprintf(buf + n, len - n, " AND (m.finished_ns, m.id) > (SELECT a.finished_ns, a.id"
 			 " FROM migrations a WHERE a.id = :after)");
+	else if (f->page && f->after_id && f->order == DB_ORDER_QUEUE) /* priority DESC, id */
+		snprintf(buf + n, len - n, " AND (m.priority, -m.id) < (SELECT a.priority, -a.id"
+			 " FROM migrations a WHERE a.id = :after)");
 	else if (f->page && f->after_id)
 		snprintf(buf + n, len - n, " AND m.id > :after");
 }
