@@ -498,30 +498,51 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
-/* Hosts per evacuate request: migd takes up to 1,000 (its reply, every
- * migration queued, must stay under the message limit). */
-#define EVACUATE_CHUNK 1000
+/* An evacuate request takes up to 1,000 hosts; its reply holds every
+ * migration queued, about 750 bytes each, and must stay under the 4 MiB
+ * message limit: a chunk holds at most 4,000 guests (by host.list's
+ * counts; a host with more goes alone). */
+#define EVACUATE_HOSTS 1000
+#define EVACUATE_GUESTS 4000
 
-/* Several hosts: one request per chunk, each one transaction in migd that
- * disables its hosts before it queues their guests. With more than one
- * chunk, every host is disabled first (one request each), so that no guest
- * of the first chunk is planned onto a host of the next. */
-static int evacuate_many(struct ctl *c, json_t *names, json_t *migrations)
+/* The hosts of names from index i on that go in one request: *n of them. */
+static size_t evacuate_chunk(json_t *names, json_t *guests, size_t i)
+{
+	size_t n = 0;
+	json_int_t sum = 0;
+	while (i + n < json_array_size(names) && n < EVACUATE_HOSTS) {
+		json_int_t g = json_integer_value(json_array_get(guests, i + n));
+		if (n && sum + g > EVACUATE_GUESTS)
+			break;
+		sum += g;
+		n++;
+	}
+	return n;
+}
+
+/* Several hosts: each chunk one request, which migd takes in one
+ * transaction that disables its hosts before it queues their guests. With
+ * more than one chunk, every host is disabled first (host.disable of them
+ * all, one transaction), so that no guest of the first chunk is planned
+ * onto a host of the next. */
+static int evacuate_many(struct ctl *c, json_t *names, json_t *guests, json_t *migrations)
 {
 	int rc = 0, refused = 0;
-	if (json_array_size(names) > EVACUATE_CHUNK) {
-		json_t *hosts = json_array(), *args = json_object();
-		rc = request_each(c, "host.disable", "name", names, args, hosts);
-		json_decref(hosts);
-		json_decref(args);
-		refused = rc == MIGCTL_EXIT_FAIL;
+	if (evacuate_chunk(names, guests, 0) < json_array_size(names)) {
+		json_t *root, *result;
+		rc = ctl_call(c, "host.disable", json_pack("{s:O}", "names", names), &root,
+			      &result);
+		if (rc != 0)
+			return rc; /* refused or no answer, said: nothing evacuated */
+		json_decref(root);
 	}
-	for (size_t i = 0; (rc == 0 || rc == MIGCTL_EXIT_FAIL) && i < json_array_size(names);
-	     i += EVACUATE_CHUNK) {
+	for (size_t i = 0, n; (rc == 0 || rc == MIGCTL_EXIT_FAIL) && i < json_array_size(names);
+	     i += n) {
 		json_t *chunk = json_array(), *root, *result;
-		for (size_t j = i; j < i + EVACUATE_CHUNK && j < json_array_size(names); j++)
+		n = evacuate_chunk(names, guests, i);
+		for (size_t j = i; j < i + n; j++)
 			json_array_append(chunk, json_array_get(names, j));
-		/* the request takes args */
+		/* the request takes its args */
 		rc = ctl_call(c, "evacuate", json_pack("{s:o}", "hosts", chunk), &root, &result);
 		if (rc == 0) {
 			json_array_extend(migrations, result);
@@ -544,20 +565,26 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 	char err[300];
 	if (selector_check_hosts(sel, err, sizeof(err)) < 0)
 		return ctl_usage_error(c, "%s", err);
-	json_t *names, *migrations = json_array();
+	json_t *names, *guests = json_array(), *migrations = json_array();
 	if (selector_is_name(sel)) {
 		names = json_pack("[s]", sel);
 	} else {
-		json_t *list;
+		json_t *list, *h;
+		size_t i;
 		if ((rc = ctl_list(c, "host.list", NULL, 0, NULL, &list)) != 0) {
+			json_decref(guests);
 			json_decref(migrations);
 			return rc;
 		}
 		names = matching_names(list, sel, 0);
+		json_array_foreach(list, i, h) /* counts of the hosts in names, in its order */
+			if (selector_match_host(sel, jstr(h, "name")))
+				json_array_append_new(guests, json_integer(jint(h, "guests", 0)));
 		json_decref(list);
 		if (json_array_size(names) == 0) {
 			ctl_error(c, "HOST \"%s\" matches no host", sel);
 			json_decref(names);
+			json_decref(guests);
 			json_decref(migrations);
 			return MIGCTL_EXIT_FAIL;
 		}
@@ -565,8 +592,9 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 	json_t *args = json_object();
 	rc = json_array_size(names) == 1
 		     ? request_each(c, "evacuate", "host", names, args, migrations)
-		     : evacuate_many(c, names, migrations);
+		     : evacuate_many(c, names, guests, migrations);
 	json_decref(args);
+	json_decref(guests);
 	if (rc == MIGCTL_EXIT_FAIL && json_array_size(names) == 1) {
 		/* the one host was refused: said */
 	} else if (json_array_size(migrations) == 0 && !c->json && (rc == 0)) {

@@ -32,6 +32,7 @@
  *   host.show     {name}                               -> host (+ guests: [name])
  *   host.rm       {name}              (no guests on it) -> {}
  *   host.enable   {name}  host.disable {name}          -> host
+ *   host.disable  {names: [name, ...]}  (up to 10,000)  -> [host]: one transaction
  *   guest.add     {name, host, memory_bytes, dirty_rate_bps?, job?, rank?} -> guest
  *   guest.add_many {items: [guest.add args]}           -> as host.add_many
  *   guest.list    {host?, job?, limit?, after?}        -> [guest] (paged as host.list)

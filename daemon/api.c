@@ -464,10 +464,56 @@ static int cmd_host_enable(struct api *api, json_t *args, json_t **result, char 
 	return set_enabled(api, args, 1, result, err, errlen);
 }
 
+#define DISABLE_NAMES_MAX 10000
+
+/* host.disable of many hosts ("names"), one transaction: what an
+ * evacuation of more hosts than one request takes does first. */
+static int disable_many(struct api *api, json_t *names, json_t **result, char *err,
+			size_t errlen)
+{
+	size_t i;
+	json_t *v, *out = json_array();
+	int rc = db_begin(api->db);
+	json_array_foreach(names, i, v) {
+		struct db_host h;
+		if (rc < 0)
+			break;
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "argument \"names\": item %zu is not a host name", i);
+			rc = -EINVAL;
+		} else if ((rc = host_lookup(api, json_string_value(v), &h, err, errlen)) == 0 &&
+			   h.enabled) {
+			h.enabled = 0;
+			rc = db_host_set_enabled(api->db, h.name, 0);
+			if (rc == 0)
+				rc = db_event(api->db, event_with("host.disabled", api, "host",
+								  db_host_json(&h)));
+		}
+		if (rc == 0)
+			json_array_append_new(out, db_host_json(&h));
+	}
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0) {
+		json_decref(out);
+		return db_error(rc, err, errlen);
+	}
+	exec_wake(api->ex);
+	*result = out;
+	return 0;
+}
+
 static int cmd_host_disable(struct api *api, json_t *args, json_t **result, char *err,
 			    size_t errlen)
 {
-	return set_enabled(api, args, 0, result, err, errlen);
+	json_t *names = json_object_get(args, "names");
+	if (!names)
+		return set_enabled(api, args, 0, result, err, errlen);
+	if (json_object_get(args, "name") || !json_is_array(names) ||
+	    json_array_size(names) == 0 || json_array_size(names) > DISABLE_NAMES_MAX) {
+		snprintf(err, errlen, "argument \"names\": expected an array of 1 to %d host names"
+			 " (and no \"name\")", DISABLE_NAMES_MAX);
+		return -EINVAL;
+	}
+	return disable_many(api, names, result, err, errlen);
 }
 
 /* ---- guests --------------------------------------------------------------- */
@@ -589,6 +635,7 @@ static int add_many(struct api *api, json_t *args, const char *cmd, const char *
 		return -EINVAL;
 	}
 	int rc = db_begin(api->db);
+	exec_batch(api->ex, 1); /* the backends' own records: one commit too */
 	json_array_foreach(items, i, it) {
 		if (rc < 0)
 			break;
@@ -610,6 +657,7 @@ static int add_many(struct api *api, json_t *args, const char *cmd, const char *
 							*why ? why : strerror(-item_rc), "code",
 							migd_errno_name(-item_rc)));
 	}
+	exec_batch(api->ex, 0);
 	if ((rc = finish_txn(api, rc, err, errlen)) < 0) {
 		json_decref(failed);
 		return db_error(rc, err, errlen);
@@ -778,9 +826,9 @@ static int evacuate_guests(struct api *api, const struct db_host *h, int priorit
 	return 0;
 }
 
-/* Hosts one evacuate request takes: 10,000 hosts of 10 guests each is a
- * reply of about 5 MB, over the message limit; migctl sends a selection
- * of more in several requests, all disabled by the first. */
+/* Hosts one evacuate request takes: its reply holds every migration
+ * queued (about 750 bytes each) under the 4 MiB message limit, so migctl
+ * sends at most 4,000 guests' hosts per request, all disabled first. */
 #define EVACUATE_HOSTS_MAX 1000
 
 /* The hosts of an evacuation: args' "host" (one name) or "hosts" (an array
@@ -1156,7 +1204,7 @@ static const struct api_cmd commands[] = {
 	{ "host.show", cmd_host_show, "name" },
 	{ "host.rm", cmd_host_rm, "name" },
 	{ "host.enable", cmd_host_enable, "name" },
-	{ "host.disable", cmd_host_disable, "name" },
+	{ "host.disable", cmd_host_disable, "name,names" },
 	{ "guest.add", cmd_guest_add, GUEST_ADD_ARGS },
 	{ "guest.add_many", cmd_guest_add_many, "items" },
 	{ "guest.list", cmd_guest_list, "host,job,limit,after" },

@@ -111,6 +111,13 @@ void exec_wake(struct executor *ex)
 	ex->dirty = 1;
 }
 
+void exec_batch(struct executor *ex, int begin)
+{
+	for (size_t i = 0; i < ex->n_be; i++)
+		if (ex->be[i].hv && ex->be[i].ops->batch)
+			ex->be[i].ops->batch(ex->be[i].hv, begin);
+}
+
 struct backend *backend_of(struct executor *ex, const char *uri)
 {
 	const struct hv_ops *ops = hv_ops_for_uri(uri);

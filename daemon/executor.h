@@ -77,6 +77,9 @@ int exec_restore(struct executor *ex);
 void exec_tick(struct executor *ex);
 /* Something the planner sees changed: plan at the next tick. */
 void exec_wake(struct executor *ex);
+/* A bulk registration begins (1) or ends (0): each backend groups its own
+ * writes meanwhile (hv_ops.batch). */
+void exec_batch(struct executor *ex, int begin);
 /* Host h's row was changed and committed, the hosts counter going from
  * gen_before (db_generations before the change): the planner's cache takes
  * the row instead of reading every host again. */
