@@ -209,6 +209,21 @@ struct sqlite3 *db_handle(struct db *db);
 
 /* A transaction around several changes; db_rollback after any failure. */
 int db_begin(struct db *db);
+/*
+ * A group commit: from db_batch_begin to db_batch_end, every transaction
+ * (db_begin .. db_commit) is a savepoint of one outer transaction, so that
+ * fifty migrations ending in one pass of the executor cost one fsync, not
+ * fifty (each was milliseconds of a single thread that also answers the
+ * API). A transaction's rollback undoes it alone; its events leave when
+ * the batch commits. Only for changes whose loss in a crash before the end
+ * the next start reconciles (the backend's truth wins), never for a row
+ * that must be durable before something is done.
+ */
+int db_batch_begin(struct db *db);
+int db_batch_end(struct db *db);
+/* Commit what the open batch holds now and go on with a new one (no batch:
+ * nothing to do): before something that needs its row durable first. */
+int db_batch_flush(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 /* Inside a transaction, one item of a batch: db_savepoint, the item's

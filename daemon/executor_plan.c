@@ -86,7 +86,8 @@ int launch(struct executor *ex, size_t i, struct db_migration *m)
 	int rc = -ENODEV;
 	m->state = DB_MIG_MIGRATING;
 	m->migrating_ns = exec_now_ns(ex);
-	if ((rc = commit_row(ex, m, "migration.migrating")) < 0)
+	if ((rc = commit_row(ex, m, "migration.migrating")) < 0 ||
+	    (rc = db_batch_flush(ex->db)) < 0) /* durable before the backend is asked */
 		return rc;
 	r->phase = RUN_MIGRATING;
 	params.bandwidth_bps = r->cap_bps > 0 ? (uint64_t)r->cap_bps : 0;

@@ -366,11 +366,22 @@ static int build_requests(const struct snap_cache *c, struct snapshot *s)
 	return 0;
 }
 
+/*
+ * Due queued rows a round reads at most, from the head of the queue. An
+ * evacuation of 1,000 hosts queues 10,000: reading (and copying) them all
+ * at every round made planning quadratic in the evacuation (2.3 s of CPU
+ * at 10,000 hosts). The head holds far more startable requests than the
+ * cluster's concurrency (64 by default) can take in one round, and the
+ * rows behind it come up as it drains, in queue order as before.
+ */
+#define SNAP_QUEUE_WINDOW 2048
+
 int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, struct snapshot *s)
 {
 	struct db_mig_filter queued = { .states = DB_MIG_BIT(DB_MIG_QUEUED),
 					.not_before_max_ns = now_ns,
-					.order = DB_ORDER_QUEUE, .with_ids = 1 };
+					.order = DB_ORDER_QUEUE, .with_ids = 1,
+					.page = 1, .limit = SNAP_QUEUE_WINDOW };
 	struct db_mig_filter running = { .states = DB_MIG_RUNNING, .with_ids = 1 };
 	struct running_ctx rctx = { c, s };
 	memset(s, 0, sizeof(*s));
