@@ -26,6 +26,7 @@
 #include "log.h"
 #include "migd_proto.h"
 #include "policy.h"
+#include "service.h"
 #include "util.h"
 
 #ifndef MIGD_LIBEXECDIR
@@ -226,6 +227,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 	}
 	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
 		 (int)stop_signal);
+	service_stopping("stopping; running migrations are reconciled at the next start");
 }
 
 static int run(const struct migd_config *conf, const char *state_dir, int ready_fd)
@@ -273,6 +275,10 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 		 exec_clock_is_sim(ex) ? ", sim clock" : "");
 	if (ready_fd >= 0)
 		detach(ready_fd);
+	char status[600];
+	snprintf(status, sizeof(status), "requests on %.250s, agents on %.250s", conf->listen,
+		 *conf->agent_listen ? conf->agent_listen : "(off)");
+	service_ready(status);
 	api_set_ckpt(api, ck);
 	policy_set_ckpt(pe, ck);
 	loop(conf, api, ex, pe, hm, agents, ck);
