@@ -28,8 +28,10 @@ static int is_metavar(const char *t)
 	return 1;
 }
 
-/* One line's tokens, brackets and '|' gone, quotes kept out. */
-static unsigned tokens(const char *line, size_t len, char tok[][TOKEN_LEN])
+/* One line's tokens, brackets and '|' gone, quotes kept out; closed[i]
+ * says a ']' or '|' ends token i's group ("[--json] [PATH]": PATH is not
+ * --json's value). */
+static unsigned tokens(const char *line, size_t len, char tok[][TOKEN_LEN], int *closed)
 {
 	unsigned n = 0;
 	size_t i = 0;
@@ -41,7 +43,11 @@ static unsigned tokens(const char *line, size_t len, char tok[][TOKEN_LEN])
 			i++;
 		if (i > start && i - start < TOKEN_LEN) {
 			memcpy(tok[n], line + start, i - start);
-			tok[n++][i - start] = '\0';
+			tok[n][i - start] = '\0';
+			size_t j = i;
+			while (j < len && line[j] == ' ')
+				j++;
+			closed[n++] = j < len && (line[j] == ']' || line[j] == '|');
 		}
 	}
 	return n;
@@ -112,6 +118,7 @@ void complete_positional(FILE *out, const char *cur, const char *usage, const ch
 			 unsigned index, void (*expand)(const char *metavar, void *arg), void *arg)
 {
 	char tok[MAX_TOKENS][TOKEN_LEN];
+	int closed[MAX_TOKENS];
 	char expanded[512] = " ";
 	size_t clen = strlen(cmd);
 	for (const char *line = usage; *line;) {
@@ -119,10 +126,10 @@ void complete_positional(FILE *out, const char *cur, const char *usage, const ch
 		size_t len = end ? (size_t)(end - line) : strlen(line);
 		const char *at = memmem(line, len, cmd, clen);
 		if (at && strchr(" \n", at[clen]) && usage_line(line, at)) {
-			unsigned n = tokens(at + clen, len - (size_t)(at + clen - line), tok), pos = 0;
+			unsigned n = tokens(at + clen, len - (size_t)(at + clen - line), tok, closed), pos = 0;
 			for (unsigned i = 0; i < n; i++) {
 				if (tok[i][0] == '-') {
-					if (i + 1 < n && is_metavar(tok[i + 1]))
+					if (!closed[i] && i + 1 < n && is_metavar(tok[i + 1]))
 						i++;
 					continue;
 				}
