@@ -59,6 +59,8 @@ util-linux
 libfuse3-dev
 libssl-dev
 fuse3
+libsystemd-dev
+systemd
 "
 
 as_root() {
