@@ -61,6 +61,7 @@ libssl-dev
 fuse3
 libsystemd-dev
 systemd
+systemd-container
 "
 
 as_root() {

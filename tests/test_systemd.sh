@@ -1,0 +1,87 @@
+#!/bin/sh
+# test_systemd.sh: the installed units under a real systemd. This machine's
+# PID 1 is not systemd, so the test boots one: systemd-nspawn --volatile=yes
+# (the host's /usr read-only, everything else a fresh tmpfs) with a private
+# network, the DESTDIR install bound at its prefix, and a oneshot unit that
+# runs tests/systemd_check.sh inside and powers the container off. Inside:
+#
+#   - `systemctl enable sfsd@meta sfsd@io0 sfsd@io1 migd migagent` and
+#     `systemctl start sfsd.target migd migagent` return once each is ready
+#     (Type=notify) and every unit is active with its STATUS=;
+#   - sfs on those servers: ping, a file copied in and read back;
+#   - the agent (as a dynamic user) connects to migd, a sim migration with
+#     quiesce required completes through it;
+#   - sfsd and migagent run as dynamic users, migd as root;
+#   - a warning of migd reaches the journal as priority 4 (its "<4>"
+#     prefix; the libxl backend's warning where libxl is built: no Xen);
+#   - `systemctl stop sfsd.target` stops every sfsd@ instance.
+#
+# Root and systemd-nspawn (Debian package systemd-container) are needed:
+# skipped (77) without them, like the other tests that need root.
+# Env: BUILD, SRCDIR, PREFIX, SYSCONFDIR, UNITDIR, LIBXL (yes/no).
+set -u
+: "${BUILD:?}" "${SRCDIR:?}" "${PREFIX:?}" "${SYSCONFDIR:?}" "${UNITDIR:?}" "${LIBXL:?}"
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP: needs root (systemd-nspawn)"
+	exit 77
+fi
+if ! command -v systemd-nspawn >/dev/null; then
+	echo "SKIP: no systemd-nspawn (Debian package systemd-container)"
+	exit 77
+fi
+case "$PREFIX" in
+/usr | /)
+	echo "not ok 1 - prefix $PREFIX: the test binds the install over it (use /usr/local or /opt/...)"
+	exit 1
+	;;
+esac
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_systemd.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM HUP
+D=$tmp/root
+
+meson install -C "$BUILD" --destdir "$D" --no-rebuild --quiet >"$tmp/install.log" 2>&1 || {
+	echo "not ok 1 - meson install: $(tail -5 "$tmp/install.log")"
+	exit 1
+}
+echo "ok 1 - meson install --destdir"
+mkdir -p "$D$SYSCONFDIR/default" "$tmp/out"
+cat >"$D$SYSCONFDIR/migd.conf" <<CONF
+[migd]
+listen = tcp://127.0.0.1:7700
+[agent]
+listen = tcp://127.0.0.1:7710
+quiesce = required
+CONF
+sed 's/storage[0-9]/127.0.0.1/' "$SRCDIR/dist/examples/sfs.conf" >"$D$SYSCONFDIR/sfs.conf"
+echo 'MIGAGENT_OPTS="--migd tcp://127.0.0.1:7710 --guest g1"' >"$D$SYSCONFDIR/default/migagent"
+cp "$SRCDIR/tests/systemd_check.sh" "$D$PREFIX/systemd_check.sh"
+cat >"$D$UNITDIR/migd-install-check.service" <<UNIT
+[Unit]
+Description=test_systemd.sh: the installed units under systemd
+After=multi-user.target
+[Service]
+Type=oneshot
+Environment=PREFIX=$PREFIX SYSCONFDIR=$SYSCONFDIR LIBXL=$LIBXL
+ExecStart=/bin/sh $PREFIX/systemd_check.sh
+StandardOutput=file:/out/check.log
+StandardError=file:/out/check.err
+ExecStopPost=/bin/systemctl poweroff --no-block
+UNIT
+
+# bounded: the check's own waits are bounded, and timeout ends the container
+timeout 600 systemd-nspawn -D / --volatile=yes --private-network --register=no --keep-unit \
+	--machine="tsysd$$" --console=pipe --bind-ro="$D$PREFIX:$PREFIX" --bind="$tmp/out:/out" \
+	-b systemd.wants=migd-install-check.service >"$tmp/nspawn.log" 2>&1
+rc=$?
+[ -s "$tmp/out/check.log" ] || {
+	echo "not ok 2 - the container ran no check (systemd-nspawn exit $rc): $(tail -20 "$tmp/nspawn.log")"
+	exit 1
+}
+cat "$tmp/out/check.log"
+if grep -q '^not ok' "$tmp/out/check.log" || ! grep -q '^# check done' "$tmp/out/check.log"; then
+	echo "# stderr of the check:"
+	tail -30 "$tmp/out/check.err"
+	exit 1
+fi
+echo "PASS: test_systemd"
