@@ -29,7 +29,9 @@ PORT_HI=25999
 . "$(dirname "$0")/lib-migd.sh"
 
 sfsd_pid=
+mounted=
 cleanup() {
+	[ -z "$mounted" ] || fusermount3 -u -z "$mounted" 2>/dev/null
 	stop_pid "$sfsd_pid"
 	migd_cleanup
 }
@@ -124,6 +126,29 @@ ok "install_client on the installed libsfs.so.0: $(cat "$tmp/out")"
 [ "$(py "$tmp/stat.json" 'd["size_bytes"]')" = 204800 ] ||
 	fail "sfs stat /from-installed: $(cat "$tmp/stat.json")"
 ok "the installed sfs sees its 204800 bytes"
+
+# ---- mount.sfs as mount(8) runs it, fstab's options among the file
+# system's (root and /dev/fuse, else skipped as test_mount.sh does)
+
+if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -x "$D$SBINDIR/mount.sfs" ]; then
+	mkdir "$tmp/mnt"
+	"$D$SBINDIR/mount.sfs" "$tmp/sfs.conf" "$tmp/mnt" \
+		-o rw,noauto,_netdev,x-systemd.requires=sfsd.target,nosuid >"$tmp/out" 2>&1 ||
+		fail "mount.sfs CONF DIR -o rw,noauto,_netdev,x-systemd...,nosuid: $(cat "$tmp/out")"
+	mounted=$tmp/mnt
+	grep " $tmp/mnt " /proc/mounts | grep -q nosuid ||
+		fail "mount.sfs: not mounted nosuid: $(grep " $tmp/mnt " /proc/mounts)"
+	[ "$(wc -c <"$tmp/mnt/from-installed")" = 204800 ] ||
+		fail "through mount.sfs: /from-installed is not 204800 bytes"
+	"$SFS" umount "$tmp/mnt" || fail "sfs umount after mount.sfs"
+	mounted=
+	"$D$SBINDIR/mount.sfs" "$tmp/sfs.conf" "$tmp/mnt" -o noauto,bogus >"$tmp/out" 2>&1 &&
+		fail "mount.sfs -o bogus mounted"
+	grep -q bogus "$tmp/out" || fail "mount.sfs -o bogus: the message does not name it: $(cat "$tmp/out")"
+	ok "mount.sfs: fstab options dropped, nosuid passed, the file read through the mount; -o bogus refused"
+else
+	echo "# SKIP mount.sfs: needs root, /dev/fuse and a build with fuse3"
+fi
 
 # ---- the installed migd: migd-stream from libexecdir, served to migctl
 
