@@ -8,6 +8,7 @@
  * with a short timeout: a migd that is down just completes no names.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "complete.h"
@@ -165,6 +166,8 @@ int ctl_complete(struct ctl *c, int argc, char **argv)
 		if (common_value_option(argv[i]) && i + 1 < argc - 1) {
 			if (strcmp(argv[i], "--connect") == 0)
 				c->endpoint = argv[i + 1];
+			else if (strcmp(argv[i], "--timeout") == 0)
+				c->timeout_ms = atol(argv[i + 1]); /* 0 (forever) is the user's */
 			i++;
 		} else if (common_value_option(argv[i])) {
 			return MIGCTL_EXIT_OK; /* completing --connect's value: nothing to offer */
