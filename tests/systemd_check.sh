@@ -18,6 +18,8 @@ check() { # TEXT COMMAND...: ok/not ok on COMMAND's status
 active() { [ "$(systemctl is-active "$1")" = active ]; }
 user_of() { ps -o user= -p "$(systemctl show -p MainPID --value "$1")" | tr -d ' '; }
 
+check "our units are not enabled by the first boot's presets" \
+	sh -c '! systemctl is-enabled -q migd && ! systemctl is-enabled -q sfsd.target'
 check "systemctl enable sfsd@meta sfsd@io0 sfsd@io1 migd migagent" \
 	systemctl enable sfsd@meta sfsd@io0 sfsd@io1 migd migagent
 check "systemctl start sfsd.target migd migagent" timeout 120 systemctl start sfsd.target migd migagent
