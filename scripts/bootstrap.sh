@@ -59,6 +59,8 @@ util-linux
 libfuse3-dev
 libssl-dev
 fuse3
+libmicrohttpd-dev
+prometheus
 libsystemd-dev
 systemd
 systemd-container
