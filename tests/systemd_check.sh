@@ -49,6 +49,11 @@ agent_up() {
 check "migagent.service connected to migd.service" agent_up
 check "migrate g1 --to b --wait, quiesce required, through the agent" \
 	sh -c 'timeout 120 migctl migrate g1 --to b --wait --quiet | grep -q "completed: g1 a -> b.*quiesce ok"'
+check "migd's metrics count the migration (the endpoint under the unit's hardening)" \
+	sh -c 'curl -sf http://127.0.0.1:9464/metrics | grep -q "^migd_migrations_total{.*result=\"completed\".*} 1"'
+check "sfsd@meta and sfsd@io1 serve their metrics" \
+	sh -c 'curl -sf http://127.0.0.1:9470/metrics | grep -q "^sfsd_requests_total{" &&
+	curl -sf http://127.0.0.1:9472/metrics | grep -q "^sfsd_requests_total{"'
 if [ "$LIBXL" = yes ]; then
 	check "a migd warning is priority 4 in the journal" \
 		sh -c 'journalctl -u migd -p 4..4 -o cat | grep -q "^backend libxl: "'

@@ -12,6 +12,8 @@
 #   - the agent (as a dynamic user) connects to migd, a sim migration with
 #     quiesce required completes through it;
 #   - sfsd and migagent run as dynamic users, migd as root;
+#   - their Prometheus endpoints answer under the units' hardening, and
+#     the migration is counted;
 #   - a warning of migd reaches the journal as priority 4 (its "<4>"
 #     prefix; the libxl backend's warning where libxl is built: no Xen);
 #   - `systemctl stop sfsd.target` stops every sfsd@ instance.
@@ -52,8 +54,11 @@ listen = tcp://127.0.0.1:7700
 [agent]
 listen = tcp://127.0.0.1:7710
 quiesce = required
+[metrics]
+listen = 127.0.0.1:9464
 CONF
 sed 's/storage[0-9]/127.0.0.1/' "$SRCDIR/dist/examples/sfs.conf" >"$D$SYSCONFDIR/sfs.conf"
+printf '\n[metrics]\nlisten = 127.0.0.1:9470\n' >>"$D$SYSCONFDIR/sfs.conf"
 echo 'MIGAGENT_OPTS="--migd tcp://127.0.0.1:7710 --guest g1"' >"$D$SYSCONFDIR/default/migagent"
 cp "$SRCDIR/tests/systemd_check.sh" "$D$PREFIX/systemd_check.sh"
 # The container's first boot applies presets (Debian's: enable all): keep
