@@ -174,7 +174,7 @@ for u in migd.service sfsd@.service sfsd.target migagent.service; do
 	[ ! -s "$tmp/verify" ] || fail "systemd-analyze verify $u said: $(cat "$tmp/verify")"
 done
 ok "systemd-analyze verify: migd.service sfsd@.service sfsd.target migagent.service"
-# the levels when written (README): migd 3.7, sfsd@ 1.2, migagent 1.3
+# the levels when written (README): migd 3.7, sfsd@ 1.2, migagent 1.4
 for spec in migd.service:4.0 sfsd@.service:1.5 migagent.service:1.5; do
 	u=${spec%:*}
 	limit=${spec#*:}
