@@ -38,6 +38,7 @@
 #include "meta.h"
 #include "net.h"
 #include "service.h"
+#include "servcap.h"
 #include "sfsd_metrics.h"
 #include "sfs_rpc.h"
 #include "util.h"
@@ -185,6 +186,7 @@ static int serve_one(struct conn *c)
 		status = serve_ping(s, &r);
 	} else if (hdr.op == SFS_OP_STATS) {
 		c->reply.requests = __atomic_load_n(&s->n_requests, __ATOMIC_RELAXED);
+		c->reply.cap_refusals = servcap_refusals();
 		status = 0;
 	} else {
 		__atomic_add_fetch(&s->n_requests, 1, __ATOMIC_RELAXED);
@@ -355,6 +357,7 @@ static void sample(void *arg, struct sfsd_sample *out)
 	pthread_mutex_lock(&s->lock);
 	out->connections = s->n_conns;
 	pthread_mutex_unlock(&s->lock);
+	out->cap_refusals = servcap_refusals();
 	struct sfs_req *req = calloc(1, sizeof(*req));
 	struct sfs_reply *reply = calloc(1, sizeof(*reply));
 	if (req && reply) {
