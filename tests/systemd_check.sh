@@ -31,6 +31,8 @@ check "migd's STATUS= says its endpoints" \
 check "sfs ping: 3 servers" sfs ping
 check "a file copied into sfs reads back" \
 	sh -c 'echo hello-from-systemd >/tmp/h && sfs cp /tmp/h sfs:/h && [ "$(sfs cat sfs:/h)" = hello-from-systemd ]'
+check "sfsd used the key of SYSCONFDIR, made none" \
+	sh -c '! journalctl -u "sfsd@*" -o cat | grep -q "created capability key"'
 check "sfsd@meta runs as a dynamic user" sh -c "[ \"$(user_of sfsd@meta)\" != root ]"
 check "migagent runs as a dynamic user" sh -c "[ \"$(user_of migagent)\" != root ]"
 check "migd runs as root" sh -c "[ \"$(user_of migd)\" = root ]"

@@ -8,7 +8,9 @@
 #   - `systemctl enable sfsd@meta sfsd@io0 sfsd@io1 migd migagent` and
 #     `systemctl start sfsd.target migd migagent` return once each is ready
 #     (Type=notify) and every unit is active with its STATUS=;
-#   - sfs on those servers: ping, a file copied in and read back;
+#   - sfs on those servers: ping, a file copied in and read back (the
+#     I/O servers checking capabilities with the key they got as a
+#     credential);
 #   - the agent (as a dynamic user) connects to migd, a sim migration with
 #     quiesce required completes through it;
 #   - sfsd and migagent run as dynamic users, migd as root;
@@ -59,6 +61,8 @@ listen = 127.0.0.1:9464
 CONF
 sed 's/storage[0-9]/127.0.0.1/' "$SRCDIR/dist/examples/sfs.conf" >"$D$SYSCONFDIR/sfs.conf"
 printf '\n[metrics]\nlisten = 127.0.0.1:9470\n' >>"$D$SYSCONFDIR/sfs.conf"
+# the capability key, root's 0600 file, as a site makes it (README)
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$D$SYSCONFDIR/sfs.key")
 echo 'MIGAGENT_OPTS="--migd tcp://127.0.0.1:7710 --guest g1"' >"$D$SYSCONFDIR/default/migagent"
 cp "$SRCDIR/tests/systemd_check.sh" "$D$PREFIX/systemd_check.sh"
 # The container's first boot applies presets (Debian's: enable all): keep
