@@ -143,6 +143,8 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 		.sfs_conf = conf->qmp_sfs_conf,
 		.migration_port_base = conf->qmp_migration_port_base,
 		.state_dir = conf->qmp_state_dir,
+		.tls = conf->migration_tls,
+		.tls_dir = conf->migration_tls_dir,
 	};
 	memset(o, 0, sizeof(*o));
 	o->limits.max_concurrent = conf->max_concurrent;
@@ -179,6 +181,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 		.tb_size_mib = conf->libvirt_tb_size_mib,
 		.keepalive_interval_s = conf->libvirt_keepalive_interval_s,
 		.keepalive_count = conf->libvirt_keepalive_count,
+		.migration_tls = conf->migration_tls,
 	};
 }
 

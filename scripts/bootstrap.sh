@@ -59,6 +59,8 @@ util-linux
 libfuse3-dev
 libssl-dev
 fuse3
+gnutls-bin
+tcpdump
 libmicrohttpd-dev
 prometheus
 libsystemd-dev
