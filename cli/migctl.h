@@ -77,6 +77,28 @@ struct ctl {
 	void *zctx;                /* ZeroMQ context, made on first use */
 };
 
+/* ---- the subcommands (migctl.c) ---- */
+
+struct subcmd {
+	const char *noun;  /* "host", or the whole name of a one-word subcommand */
+	const char *verb;  /* "add", or NULL */
+	int (*run)(struct ctl *c, int argc, char **argv);
+	const char *usage;
+	const char *summary;
+};
+extern const struct subcmd subcmds[];
+extern const size_t n_subcmds;
+/* The subcommand argv[0] (and argv[1] for a noun) names; *words says how
+ * many words it took. NULL when none matches. */
+const struct subcmd *find_subcmd(int argc, char **argv, int *words);
+
+/*
+ * `migctl __complete WORD... CUR` (migctl_complete.c): the completions of
+ * CUR after WORDs, one per line, for dist/completion/migctl. Names of
+ * hosts, guests, policies and jobs are asked from migd. Exit 0.
+ */
+int ctl_complete(struct ctl *c, int argc, char **argv);
+
 /* ---- messages and options (migctl.c) ---- */
 
 /* "migctl: <name>: <message>\n" on stderr. */

@@ -44,6 +44,7 @@ struct hv_env {
 		unsigned tb_size_mib;       /* TCG translation cache; 0: 64 */
 		unsigned keepalive_interval_s; /* 0: 5 */
 		unsigned keepalive_count;      /* 0: 3; a dead host is noticed in interval*(count+1) */
+		int migration_tls;             /* [migration] tls: VIR_MIGRATE_TLS */
 	} libvirt;
 };
 
