@@ -3,6 +3,7 @@
  * setting; everything else here walks it.
  */
 #include "config.h"
+#include "hv_qmp.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -118,7 +119,7 @@ static const struct opt opts[] = {
 	/* [qmp] (the "qmp." names; flags --qmp-NAME): the QEMU backend */
 	{ "qmp.image_dir", STR(qmp_image_dir), "auto", 0, 0, 0,
 	  "guest kernel and initrd (vmlinuz, initrd.img); auto: BINDIR/../image or "
-	  "/usr/share/migd/image; none: BIOS-only guests (tests)" },
+	  HV_QMP_SYSTEM_IMAGE_DIR "; none: BIOS-only guests (tests)" },
 	{ "qmp.qemu", STR(qmp_qemu), "qemu-system-x86_64", 0, 0, 0, "the QEMU program" },
 	{ "qmp.accel", STR(qmp_accel), "auto", 0, 0, 0,
 	  "QEMU accelerator: auto (kvm when /dev/kvm is usable, else tcg), kvm or tcg" },

@@ -20,7 +20,9 @@
 #define HV_QMP_PORTS 500 /* migration ports tried: base .. base + HV_QMP_PORTS - 1 */
 /* Where installed guest images live when image_dir is "auto" and there is
  * none next to the migd binary (BUILD/daemon/migd -> BUILD/image). */
+#ifndef HV_QMP_SYSTEM_IMAGE_DIR /* meson: DATADIR/migd/image */
 #define HV_QMP_SYSTEM_IMAGE_DIR "/usr/share/migd/image"
+#endif
 #define HV_QMP_VCLUSTER_RUN "/run/vcluster"
 
 /* migd.conf [qmp]; zeroed or NULL strings = the defaults. */

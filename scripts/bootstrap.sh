@@ -63,6 +63,9 @@ gnutls-bin
 tcpdump
 libmicrohttpd-dev
 prometheus
+libsystemd-dev
+systemd
+systemd-container
 "
 
 as_root() {

@@ -24,10 +24,10 @@
 #                            (numbered by $checks); fail also prints the
 #                            last $log_tail (25) lines of $tmp/migd.log and
 #                            exits 1.
-#   free_port [N]            a port P in 20000-32000 (or $PORT_LO-$PORT_HI
-#                            when set) with P..P+N-1 free (N: 2 unless
-#                            given), none of them in the pair at $port when
-#                            $port is already set.
+#   free_port [N]            a port P in $PORT_LO-$PORT_HI (default
+#                            20000-32000) with P..P+N-1 free (N: 2 unless
+#                            given), none of them in the pair at $port
+#                            when $port is already set.
 #   ctl ARGS...              migctl against $endpoint, --timeout
 #                            $ctl_timeout (5000 ms unless set).
 #   ctl_json OUT ARGS...     migctl --json ARGS into OUT; fail on non-zero.
@@ -91,9 +91,9 @@ migd_setup() { # NAME [NPORTS]
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM HUP
 	if [ "${2:-2}" -eq 2 ]; then
-		port=$(free_port) || fail "no free port pair in 20000-32000"
+		port=$(free_port) || fail "no free port pair in ${PORT_LO:-20000}-${PORT_HI:-32000}"
 	else
-		port=$(free_port "$2") || fail "no $2 free ports in 20000-32000"
+		port=$(free_port "$2") || fail "no $2 free ports in ${PORT_LO:-20000}-${PORT_HI:-32000}"
 	fi
 	endpoint="tcp://127.0.0.1:$port"
 }
