@@ -40,7 +40,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curve_keys.h"
 #include "log.h"
+#include "service.h"
 #include "util.h"
 
 #ifndef MIGD_VERSION
@@ -438,6 +440,33 @@ static void monitor_read(struct agent *a)
 	}
 }
 
+/* With --key: a CURVE client that pins migd's key (migd knows this guest
+ * by the key, migd(8) SECURITY). */
+static int curve_setup(struct agent *a, char *err, size_t errlen)
+{
+	struct curve_keypair me, server;
+	enum curve_role role;
+	char pub[4096];
+	if (!a->opts.key)
+		return 0;
+	if (a->opts.server_key) {
+		snprintf(pub, sizeof(pub), "%s", a->opts.server_key);
+	} else {
+		const char *slash = strrchr(a->opts.key, '/');
+		snprintf(pub, sizeof(pub), "%.*smigd.pub",
+			 slash ? (int)(slash - a->opts.key + 1) : 0, a->opts.key);
+	}
+	int rc = curve_secret_load(a->opts.key, &me, err, errlen);
+	if (rc == 0)
+		rc = curve_public_load(pub, &server, &role, err, errlen);
+	if (rc == 0 && curve_client_setup(a->dealer, &me, server.public_z85) < 0) {
+		snprintf(err, errlen, "CURVE: %s", zmq_strerror(zmq_errno()));
+		rc = -EIO;
+	}
+	memset(&me, 0, sizeof(me));
+	return rc < 0 ? rc : 0;
+}
+
 static int migd_connect(struct agent *a, char *err, size_t errlen)
 {
 	int zero = 0, hwm = 100, ivl = RECONNECT_MIN_MS, ivl_max = (int)a->opts.reconnect_max_ms;
@@ -454,6 +483,9 @@ static int migd_connect(struct agent *a, char *err, size_t errlen)
 	zmq_setsockopt(a->dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
 	zmq_setsockopt(a->dealer, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof(hb_ivl));
 	zmq_setsockopt(a->dealer, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout));
+	int rc = curve_setup(a, err, errlen);
+	if (rc < 0)
+		return rc;
 	if (zmq_socket_monitor(a->dealer, MONITOR_ENDPOINT,
 			       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) < 0 ||
 	    !(a->monitor = zmq_socket(a->zctx, ZMQ_PAIR)) ||
@@ -555,6 +587,7 @@ int agent_run(struct agent *a)
 		 a->opts.migd_endpoint ? "migd at " : "no migd",
 		 a->opts.migd_endpoint ? a->opts.migd_endpoint : "", a->opts.watchdog_ms);
 	a->next_activity_ms = now_ms() + a->opts.activity_ms;
+	service_ready(a->socket_path);
 	for (;;) {
 		int n = 0;
 		items[n++] = (zmq_pollitem_t){ .fd = a->signal_fd, .events = ZMQ_POLLIN };
@@ -578,6 +611,7 @@ int agent_run(struct agent *a)
 			struct signalfd_siginfo si;
 			if (read(a->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 				log_info("signal %u: stopping", si.ssi_signo);
+				service_stopping(NULL);
 				break;
 			}
 		}

@@ -21,6 +21,8 @@ struct agent_opts {
 	unsigned watchdog_ms;       /* 0: 10000 */
 	unsigned activity_ms;       /* 0: 1000 */
 	unsigned reconnect_max_ms;  /* 0: 5000 (backoff from 100 ms up to this) */
+	const char *key;            /* CURVE key pair file (curve_keys.h); NULL: no CURVE */
+	const char *server_key;     /* migd.pub to pin; NULL: migd.pub beside key */
 };
 
 struct agent;

@@ -21,14 +21,15 @@
 
 #define EXIT_USAGE 2
 
-enum { OPT_VERSION = 256, OPT_SYSLOG, OPT_ACTIVITY, OPT_RECONNECT_MAX };
+enum { OPT_VERSION = 256, OPT_SYSLOG, OPT_ACTIVITY, OPT_RECONNECT_MAX, OPT_KEY, OPT_SERVER_KEY };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: migagent [--migd ENDPOINT] [--guest NAME] [--socket PATH]\n"
 		"                [--watchdog TIME] [--activity-interval TIME]\n"
-		"                [--reconnect-max TIME] [-d] [--syslog]\n"
+		"                [--reconnect-max TIME] [--key FILE [--server-key FILE]]\n"
+		"                [-d] [--syslog]\n"
 		"\n"
 		"Quiesce and resume the sfs I/O of this machine's processes on migd's\n"
 		"command, and report their I/O activity every second. Runs in the\n"
@@ -43,6 +44,11 @@ static void usage(FILE *out)
 		"                             no resume (default 10s)\n"
 		"      --activity-interval T  activity report period (default 1s)\n"
 		"      --reconnect-max TIME   longest wait between reconnects to migd (default 5s)\n"
+		"      --key FILE             this guest's CURVE key pair (NAME.key); migd with\n"
+		"                             keys hears only the agent whose key it recorded\n"
+		"                             for the guest (default: none)\n"
+		"      --server-key FILE      migd's public key to pin (default: migd.pub beside\n"
+		"                             --key)\n"
 		"  -d, --debug                log debug lines too\n"
 		"      --syslog               log to syslog instead of stderr\n"
 		"  -h, --help                 this help\n"
@@ -90,6 +96,8 @@ static int parse_options(int argc, char **argv, struct agent_opts *o, int *debug
 		{ "watchdog", required_argument, NULL, 'w' },
 		{ "activity-interval", required_argument, NULL, OPT_ACTIVITY },
 		{ "reconnect-max", required_argument, NULL, OPT_RECONNECT_MAX },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "server-key", required_argument, NULL, OPT_SERVER_KEY },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "help", no_argument, NULL, 'h' },
@@ -105,6 +113,8 @@ static int parse_options(int argc, char **argv, struct agent_opts *o, int *debug
 		case 's': o->socket_path = optarg; break;
 		case 'd': *debug = 1; break;
 		case OPT_SYSLOG: *syslog = 1; break;
+		case OPT_KEY: o->key = optarg; break;
+		case OPT_SERVER_KEY: o->server_key = optarg; break;
 		case 'w':
 			if (time_option("--watchdog", optarg, &o->watchdog_ms) < 0)
 				return EXIT_USAGE;

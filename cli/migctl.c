@@ -101,6 +101,12 @@ int ctl_option(struct ctl *c, int opt, char **argv, const char *usage)
 		return CTL_CONTINUE;
 	case OPT_TIMEOUT:
 		return parse_timeout(c, optarg);
+	case OPT_KEY:
+		c->key = optarg;
+		return CTL_CONTINUE;
+	case OPT_SERVER_KEY:
+		c->server_key = optarg;
+		return CTL_CONTINUE;
 	default: /* ':' or '?' */
 		if (c->where) /* a --from file's line: name it, no --help hint */
 			return ctl_usage_error(c, "%s \"%s\"", opt == ':' ? "missing value for"
@@ -122,16 +128,9 @@ int ctl_positional(const struct ctl *c, int argc, char **argv, int want, const c
 
 /* ---- dispatch ---- */
 
-struct subcmd {
-	const char *noun;  /* "host", or the whole name of a one-word subcommand */
-	const char *verb;  /* "add", or NULL */
-	int (*run)(struct ctl *c, int argc, char **argv);
-	const char *usage;
-	const char *summary;
-};
-
-static const struct subcmd subcmds[] = {
-	{ "status", NULL, cmd_status, status_usage, "what migd runs: counts, uptime, clock" },
+const struct subcmd subcmds[] = {
+	{ "status", NULL, cmd_status, status_usage, "what migd runs: counts, uptime, clock, refusals" },
+	{ "keygen", NULL, cmd_keygen, keygen_usage, "write a CURVE key pair (NAME.key, NAME.pub)" },
 	{ "host", "add", cmd_host_add, host_add_usage, "add a host by its backend URI" },
 	{ "host", "list", cmd_host_list, host_list_usage, "list hosts" },
 	{ "host", "show", cmd_host_show, host_show_usage, "show one host and its guests" },
@@ -161,6 +160,7 @@ static const struct subcmd subcmds[] = {
 	{ "calibrate", NULL, cmd_calibrate, calibrate_usage, "fit the cost history into the sim model" },
 	{ "predict", NULL, cmd_predict, predict_usage, "what a migration would cost, on that model" },
 	{ "watch", NULL, cmd_watch, watch_usage, "live events, progress bars on a terminal" },
+	{ "events", NULL, cmd_events, events_usage, "the stored event log, a page at a time" },
 	{ "job", "set", cmd_job_set, job_set_usage, "set (or clear) a job's sfs data path" },
 	{ "job", "list", cmd_job_list, job_list_usage, "list jobs: guests, data path" },
 	{ "checkpoint", "create", cmd_checkpoint_create, checkpoint_create_usage,
@@ -178,6 +178,7 @@ static const struct subcmd subcmds[] = {
 	{ "restore", "show", cmd_restore_show, restore_show_usage, "show one restore" },
 	{ "restore", NULL, cmd_restore, restore_usage, "restore a job from a checkpoint" },
 };
+const size_t n_subcmds = ARRAY_SIZE(subcmds);
 
 static void usage(FILE *out)
 {
@@ -202,6 +203,10 @@ static void usage(FILE *out)
 		"      --json              print results as JSON\n"
 		"      --timeout MS        wait this long for each answer (default %d; 0: forever)\n"
 		"      --quiet             no progress bars\n"
+		"      --key FILE          our CURVE key pair (default: $MIGCTL_KEY; none: no\n"
+		"                          CURVE, for a migd without keys)\n"
+		"      --server-key FILE   migd's public key to pin (default: $MIGD_SERVER_KEY,\n"
+		"                          else migd.pub beside --key)\n"
 		"  -h, --help              show this help\n"
 		"      --version           show the version\n"
 		"\n"
@@ -228,9 +233,7 @@ static int is_noun(const char *word)
 	return 0;
 }
 
-/* The subcommand argv[0] (and argv[1] for a noun) names; *words says how
- * many words it took. NULL when none matches. */
-static const struct subcmd *find_subcmd(int argc, char **argv, int *words)
+const struct subcmd *find_subcmd(int argc, char **argv, int *words)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(subcmds); i++) {
 		const struct subcmd *s = &subcmds[i];
@@ -311,8 +314,14 @@ int main(int argc, char **argv)
 	struct ctl c = { 0 };
 	const char *env = getenv("MIGD_ENDPOINT");
 	c.endpoint = env && *env ? env : MIGCTL_DEFAULT_ENDPOINT;
+	env = getenv("MIGCTL_KEY");
+	c.key = env && *env ? env : NULL;
+	env = getenv("MIGD_SERVER_KEY");
+	c.server_key = env && *env ? env : NULL;
 	c.timeout_ms = MIGCTL_DEFAULT_TIMEOUT_MS;
 	opterr = 0;
+	if (argc > 1 && strcmp(argv[1], "__complete") == 0) /* for dist/completion/migctl */
+		return ctl_complete(&c, argc - 2, argv + 2);
 
 	int sub_index = 0, words = 0;
 	int rc = parse_global(&c, argc, argv, &sub_index);

@@ -37,6 +37,8 @@ enum {
 	OPT_EVENTS,
 	OPT_TIMEOUT,
 	OPT_QUIET,
+	OPT_KEY,
+	OPT_SERVER_KEY,
 	/* the migration knobs of migrate and policy add (ctl_knob_option) */
 	OPT_KNOB_BASE = 0x180,
 	OPT_QUIESCE = OPT_KNOB_BASE,
@@ -62,7 +64,9 @@ enum {
 	{ "quiet", no_argument, NULL, OPT_QUIET },                \
 	{ "connect", required_argument, NULL, OPT_CONNECT },      \
 	{ "events", required_argument, NULL, OPT_EVENTS },        \
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT }
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },           \
+	{ "key", required_argument, NULL, OPT_KEY },                  \
+	{ "server-key", required_argument, NULL, OPT_SERVER_KEY }
 
 /* One run of the command. Zeroed, it means: defaults, nothing open. */
 struct ctl {
@@ -75,7 +79,35 @@ struct ctl {
 	int json;
 	int quiet;                 /* no progress bars even on a terminal */
 	void *zctx;                /* ZeroMQ context, made on first use */
+	const char *key;           /* --key, $MIGCTL_KEY: our CURVE key pair file, or NULL */
+	const char *server_key;    /* --server-key, $MIGD_SERVER_KEY: migd.pub to pin, or
+				    * NULL: migd.pub beside the key */
+	int keys_loaded;           /* 1: the two below are read; -1: reading failed */
+	struct curve_keypair *client_kp;
+	char server_z85[41];
 };
+
+/* ---- the subcommands (migctl.c) ---- */
+
+struct subcmd {
+	const char *noun;  /* "host", or the whole name of a one-word subcommand */
+	const char *verb;  /* "add", or NULL */
+	int (*run)(struct ctl *c, int argc, char **argv);
+	const char *usage;
+	const char *summary;
+};
+extern const struct subcmd subcmds[];
+extern const size_t n_subcmds;
+/* The subcommand argv[0] (and argv[1] for a noun) names; *words says how
+ * many words it took. NULL when none matches. */
+const struct subcmd *find_subcmd(int argc, char **argv, int *words);
+
+/*
+ * `migctl __complete WORD... CUR` (migctl_complete.c): the completions of
+ * CUR after WORDs, one per line, for dist/completion/migctl. Names of
+ * hosts, guests, policies and jobs are asked from migd. Exit 0.
+ */
+int ctl_complete(struct ctl *c, int argc, char **argv);
 
 /* ---- messages and options (migctl.c) ---- */
 
@@ -103,6 +135,8 @@ int ctl_knob_option(struct ctl *c, int opt, const char *text, json_t *args);
 
 /* ---- talking to migd (migctl_client.c) ---- */
 
+struct curve_keypair;
+
 /*
  * Send {cmd, args} on a fresh REQ socket and wait --timeout for the reply.
  * Steals args (NULL for {}). On success returns 0 with *root owning the
@@ -126,6 +160,9 @@ void *ctl_subscribe(struct ctl *c, int *code);
  * wait_ms. Returns 1 with a malloc'd NUL-ended body in *body, 0 on timeout
  * or interruption, -1 on a socket error. */
 int ctl_event_recv(void *sub, long wait_ms, char **body);
+/* keygen (migctl_keys.c): writes key pairs, talks to no migd */
+int cmd_keygen(struct ctl *c, int argc, char **argv);
+extern const char keygen_usage[];
 /* Release the ZeroMQ context. */
 void ctl_close(struct ctl *c);
 
@@ -239,7 +276,7 @@ CTL_SUBCMD(cmd_queue);
 CTL_SUBCMD(cmd_policy_add); CTL_SUBCMD(cmd_policy_list); CTL_SUBCMD(cmd_policy_show);
 CTL_SUBCMD(cmd_policy_pause); CTL_SUBCMD(cmd_policy_resume); CTL_SUBCMD(cmd_policy_rm);
 CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
-CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
+CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_events); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
 CTL_SUBCMD(cmd_health_report); CTL_SUBCMD(cmd_health_show); CTL_SUBCMD(cmd_health_rule);
 CTL_SUBCMD(cmd_calibrate); CTL_SUBCMD(cmd_predict);
 CTL_SUBCMD(cmd_job_set); CTL_SUBCMD(cmd_job_list);
@@ -253,7 +290,7 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	guest_show_usage[], migrate_usage[], evacuate_usage[], abort_usage[], queue_usage[],
 	policy_add_usage[], policy_list_usage[], policy_show_usage[], policy_pause_usage[],
 	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
-	status_usage[], watch_usage[], health_report_usage[], health_show_usage[],
+	status_usage[], watch_usage[], events_usage[], health_report_usage[], health_show_usage[],
 	health_rule_usage[], agent_list_usage[], migration_show_usage[], calibrate_usage[],
 	predict_usage[], job_set_usage[], job_list_usage[], checkpoint_create_usage[],
 	checkpoint_list_usage[], checkpoint_show_usage[], checkpoint_rm_usage[], restore_usage[],

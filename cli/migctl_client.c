@@ -9,11 +9,13 @@
  * next call (migctl --wait makes hundreds of calls in a row).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "curve_keys.h"
 #include "migctl.h"
 #include "migd_proto.h"
 #include "util.h"
@@ -30,6 +32,44 @@ void ctl_close(struct ctl *c)
 	if (c->zctx)
 		zmq_ctx_term(c->zctx);
 	c->zctx = NULL;
+	if (c->client_kp)
+		memset(c->client_kp, 0, sizeof(*c->client_kp));
+	free(c->client_kp);
+	c->client_kp = NULL;
+}
+
+/* --key and the server key (--server-key, else migd.pub beside --key),
+ * read once; 0 or an exit code (said why). */
+static int load_keys(struct ctl *c)
+{
+	char err[PATH_MAX + 300], pub[PATH_MAX + 16];
+	struct curve_keypair server;
+	enum curve_role role;
+	if (c->keys_loaded)
+		return c->keys_loaded > 0 ? 0 : MIGCTL_EXIT_USAGE;
+	c->keys_loaded = -1;
+	if (!(c->client_kp = calloc(1, sizeof(*c->client_kp)))) {
+		ctl_error(c, "out of memory");
+		return MIGCTL_EXIT_FAIL;
+	}
+	if (curve_secret_load(c->key, c->client_kp, err, sizeof(err)) < 0) {
+		ctl_error(c, "--key: %s", err);
+		return MIGCTL_EXIT_USAGE;
+	}
+	if (c->server_key) {
+		snprintf(pub, sizeof(pub), "%s", c->server_key);
+	} else {
+		const char *slash = strrchr(c->key, '/');
+		snprintf(pub, sizeof(pub), "%.*smigd.pub", slash ? (int)(slash - c->key + 1) : 0,
+			 c->key);
+	}
+	if (curve_public_load(pub, &server, &role, err, sizeof(err)) < 0) {
+		ctl_error(c, "--server-key: %s", err);
+		return MIGCTL_EXIT_USAGE;
+	}
+	snprintf(c->server_z85, sizeof(c->server_z85), "%s", server.public_z85);
+	c->keys_loaded = 1;
+	return 0;
 }
 
 /* A socket of type with linger 0 and the timeouts set; NULL after saying why. */
@@ -43,6 +83,13 @@ static void *open_socket(struct ctl *c, int type, int timeout_ms)
 	}
 	int linger = 0;
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	if (c->key && (load_keys(c) != 0 || curve_client_setup(sock, c->client_kp,
+								c->server_z85) < 0)) {
+		if (c->keys_loaded > 0)
+			ctl_error(c, "CURVE: %s", zmq_strerror(zmq_errno()));
+		zmq_close(sock);
+		return NULL;
+	}
 	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
 	zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof(timeout_ms));
 	return sock;
@@ -60,8 +107,10 @@ static int connect_to(struct ctl *c, void *sock, const char *endpoint, const cha
 
 static int no_answer(struct ctl *c)
 {
-	ctl_error(c, "no answer from migd at %s: is it running? (waited %ld ms; see --timeout)",
-		  c->endpoint, c->timeout_ms);
+	ctl_error(c, "no answer from migd at %s: is it running? (waited %ld ms; see --timeout)%s",
+		  c->endpoint, c->timeout_ms,
+		  c->key ? "; or it refused our key (see migd's log)"
+			 : "; a migd with keys answers only a client with a key (--key)");
 	return MIGCTL_EXIT_CONNECT;
 }
 
@@ -120,8 +169,10 @@ static int call(struct ctl *c, const char *cmd, json_t *args, json_t **root, jso
 		goto out;
 	}
 	sock = open_socket(c, ZMQ_REQ, c->timeout_ms > 0 ? (int)c->timeout_ms : -1);
-	if (!sock)
+	if (!sock) {
+		rc = c->keys_loaded < 0 ? MIGCTL_EXIT_USAGE : MIGCTL_EXIT_FAIL;
 		goto out;
+	}
 	if ((rc = connect_to(c, sock, c->endpoint, "--connect")) != 0)
 		goto out;
 	if ((rc = exchange(c, sock, text, &reply, &reply_len)) != 0)

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "curve_keys.h"
 #include "migctl.h"
 #include "util.h"
 
@@ -73,7 +75,7 @@ const char host_disable_usage[] =
 
 const char guest_add_usage[] =
 	"usage: migctl guest add NAME --host HOST --memory SIZE [--dirty-rate SIZE/s]\n"
-	"                        [--job JOB --rank N]\n"
+	"                        [--job JOB --rank N] [--agent-key KEY]\n"
 	"       migctl guest add --from FILE\n"
 	"\n"
 	"Add a guest running on HOST; on backends that can (sim), create it.\n"
@@ -86,6 +88,9 @@ const char guest_add_usage[] =
 	"      --dirty-rate SIZE/s  how fast it dirties pages, e.g. 64m/s (sim)\n"
 	"      --job JOB            the MPI job it is a rank of (with --rank)\n"
 	"      --rank N             its rank in JOB; ranks of a job are kept apart\n"
+	"      --agent-key KEY      the public key (Z85, or a .pub file) of the guest's\n"
+	"                           migagent; without it a migd with keys makes a key\n"
+	"                           pair for the guest (migd(8), SECURITY)\n"
 	"      --json               print the new guest as JSON\n"
 	"  -h, --help               show this help\n";
 
@@ -246,6 +251,7 @@ static void guest_print(json_t *g)
 	print_kv("job", jstr(g, "job"));
 	job_rank_text(g, buf, sizeof(buf));
 	print_kv("rank", buf);
+	print_kv("agent key", jstr(g, "agent_key"));
 	json_t *b = json_object_get(g, "backend");
 	if (json_is_object(b) && json_object_get(b, "error")) {
 		print_kv("backend", jstr(b, "error"));
@@ -311,14 +317,19 @@ static int request_and_print(struct ctl *c, const char *cmd, json_t *args,
 
 enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST, OPT_DIRTY,
        OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER,
-       OPT_FROM };
+       OPT_FROM, OPT_AGENT_KEY };
 
-#define LIST_PAGE 1000
+/* Rows per request of a whole list: 5,000 guests are about 1 MB of reply,
+ * far under the message limit, and 100,000 take 20 requests. */
+#define LIST_PAGE 5000
 
-int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const char *after,
-	     json_t **out)
+typedef int (*page_fn)(void *arg, json_t *page);
+
+/* Every page of cmd (one page of limit when limit is set), each handed to
+ * fn as it comes. Takes args. */
+static int list_pages(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
+		      const char *after, page_fn fn, void *arg)
 {
-	json_t *all = json_array();
 	char cursor[256];
 	int rc = 0;
 	snprintf(cursor, sizeof(cursor), "%s", after ? after : "");
@@ -331,15 +342,28 @@ int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const
 		if ((rc = ctl_call(c, cmd, a, &root, &result)) != 0)
 			break;
 		size_t n = json_array_size(result);
-		json_array_extend(all, result);
 		if (n)
 			snprintf(cursor, sizeof(cursor), "%s",
 				 jstr(json_array_get(result, n - 1), "name"));
+		rc = fn(arg, result);
 		json_decref(root);
-		if (limit || n < LIST_PAGE)
+		if (rc != 0 || limit || n < LIST_PAGE)
 			break;
 	}
 	json_decref(args);
+	return rc;
+}
+
+static int page_collect(void *arg, json_t *page)
+{
+	return json_array_extend(arg, page) < 0 ? MIGCTL_EXIT_FAIL : 0;
+}
+
+int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const char *after,
+	     json_t **out)
+{
+	json_t *all = json_array();
+	int rc = list_pages(c, cmd, args, limit, after, page_collect, all);
 	if (rc != 0) {
 		json_decref(all);
 		all = NULL;
@@ -348,14 +372,46 @@ int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const
 	return rc;
 }
 
-/* ctl_list, then shown as request_and_print does. */
+struct json_stream {
+	size_t written;
+};
+
+/* A page of a JSON array written as it comes: one item per line. */
+static int page_print_json(void *arg, json_t *page)
+{
+	struct json_stream *js = arg;
+	size_t i;
+	json_t *item;
+	json_array_foreach(page, i, item) {
+		fputs(js->written++ ? ",\n" : "\n", stdout);
+		if (json_dumpf(item, stdout, JSON_COMPACT) < 0)
+			return MIGCTL_EXIT_FAIL;
+	}
+	return ferror(stdout) ? MIGCTL_EXIT_FAIL : 0;
+}
+
+/* ctl_list, then shown as request_and_print does; --json streams the
+ * array a page at a time (100,000 guests are 20 MB of it), a table needs
+ * every row for its widths. */
 static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
 			  const char *after, void (*print)(json_t *))
 {
+	if (c->json) {
+		struct json_stream js = { 0 };
+		fputs("[", stdout);
+		int rc = list_pages(c, cmd, args, limit, after, page_print_json, &js);
+		if (rc == 0)
+			fputs(js.written ? "\n]\n" : "]\n", stdout);
+		if (fflush(stdout) != 0 && rc == 0) {
+			ctl_error(c, "writing to stdout: %s", strerror(errno));
+			rc = MIGCTL_EXIT_FAIL;
+		}
+		return rc;
+	}
 	json_t *all;
 	int rc = ctl_list(c, cmd, args, limit, after, &all);
 	if (rc == 0)
-		rc = c->json ? ctl_print_json(c, all) : (print(all), 0);
+		print(all);
 	json_decref(all);
 	return rc;
 }
@@ -577,16 +633,28 @@ static int guest_add_words(struct ctl *c, int argc, char **argv, json_t *args,
 		{ "job", required_argument, NULL, OPT_JOB },
 		{ "rank", required_argument, NULL, OPT_RANK },
 		{ "from", required_argument, NULL, OPT_FROM },
+		{ "agent-key", required_argument, NULL, OPT_AGENT_KEY },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t value;
+	struct curve_keypair kp;
+	enum curve_role role;
+	char kerr[4400];
 	int opt, rc = CTL_CONTINUE;
 	while (rc == CTL_CONTINUE && (opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
 		const char *key = NULL;
 		switch (opt) {
 		case OPT_HOST: json_object_set_new(args, "host", json_string(optarg)); break;
 		case OPT_JOB: json_object_set_new(args, "job", json_string(optarg)); break;
+		case OPT_AGENT_KEY: /* a .pub file, or the key itself (migd checks it) */
+			if (access(optarg, F_OK) == 0 &&
+			    curve_public_load(optarg, &kp, &role, kerr, sizeof(kerr)) < 0)
+				rc = ctl_usage_error(c, "--agent-key %s", kerr);
+			else
+				json_object_set_new(args, "agent_key", json_string(
+					access(optarg, F_OK) == 0 ? kp.public_z85 : optarg));
+			break;
 		case OPT_FROM:
 			if (from)
 				*from = optarg;

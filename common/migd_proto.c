@@ -17,6 +17,7 @@ static const struct {
 	{ EOPNOTSUPP, "EOPNOTSUPP" }, { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
 	{ EMSGSIZE, "EMSGSIZE" }, { ECANCELED, "ECANCELED" }, { EALREADY, "EALREADY" },
 	{ ENOTEMPTY, "ENOTEMPTY" }, { EHOSTUNREACH, "EHOSTUNREACH" }, { ENOMEM, "ENOMEM" },
+	{ EACCES, "EACCES" },
 };
 
 const char *migd_errno_name(int err)

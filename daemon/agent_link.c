@@ -11,6 +11,7 @@
  * connection last spoke for it.
  */
 #include "agent_link.h"
+#include "auth.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +49,7 @@ struct agent_link {
 	struct db *db;
 	agent_clock_fn clock;
 	void *clock_arg;
+	struct auth *auth;             /* NULL: no keys; else its context */
 	void *zctx, *router;
 	struct agent *agents;
 	size_t n_agents, cap_agents;
@@ -62,6 +64,13 @@ struct agent_link {
 int agent_link_new(const char *endpoint, struct db *db, agent_clock_fn clock, void *clock_arg,
 		   struct agent_link **out, char *err, size_t errlen)
 {
+	return agent_link_new_auth(endpoint, db, clock, clock_arg, NULL, out, err, errlen);
+}
+
+int agent_link_new_auth(const char *endpoint, struct db *db, agent_clock_fn clock,
+			void *clock_arg, struct auth *auth, struct agent_link **out, char *err,
+			size_t errlen)
+{
 	struct agent_link *al = calloc(1, sizeof(*al));
 	int linger = 0, mandatory = 1;
 	int64_t max = 4 * AGENT_MAX_MSG_BYTES; /* larger: dropped by ZeroMQ, not buffered */
@@ -73,7 +82,9 @@ int agent_link_new(const char *endpoint, struct db *db, agent_clock_fn clock, vo
 	al->clock = clock;
 	al->clock_arg = clock_arg;
 	al->next_id = 1;
-	if (!(al->zctx = zmq_ctx_new()) || !(al->router = zmq_socket(al->zctx, ZMQ_ROUTER))) {
+	al->auth = auth;
+	if (!(al->zctx = auth ? auth_context(auth) : zmq_ctx_new()) ||
+	    !(al->router = zmq_socket(al->zctx, ZMQ_ROUTER))) {
 		snprintf(err, errlen, "agent listen: %s", zmq_strerror(zmq_errno()));
 		agent_link_free(al);
 		return -ENOMEM;
@@ -83,6 +94,10 @@ int agent_link_new(const char *endpoint, struct db *db, agent_clock_fn clock, vo
 	/* a message to a routing id that is gone fails (EHOSTUNREACH) instead
 	 * of vanishing, so a request to a dead connection is known at once */
 	zmq_setsockopt(al->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory));
+	if (auth_serve_socket(auth, al->router, "agent", "agent listen", endpoint, err, errlen) < 0) {
+		agent_link_free(al);
+		return -EIO;
+	}
 	if (zmq_bind(al->router, endpoint) < 0) {
 		snprintf(err, errlen, "agent listen %s: %s", endpoint, zmq_strerror(zmq_errno()));
 		agent_link_free(al);
@@ -104,7 +119,7 @@ void agent_link_free(struct agent_link *al)
 	free(al->reqs);
 	if (al->router)
 		zmq_close(al->router);
-	if (al->zctx)
+	if (al->zctx && !al->auth)
 		zmq_ctx_term(al->zctx);
 	free(al);
 }
@@ -266,6 +281,7 @@ static void connected(struct agent_link *al, struct agent *a)
 struct inbound {
 	const unsigned char *rid;
 	size_t rid_len;
+	const char *user_id;         /* the agent's public key (ZAP), NULL without keys */
 	json_t *msg;
 	json_t *id;                  /* the message's "id", when it has one */
 };
@@ -318,6 +334,11 @@ static int guest_of(struct agent_link *al, const struct inbound *in, const char 
 	if (db_name_check(*guest) < 0) {
 		send_error(al, in->rid, in->rid_len, in->id,
 			   "bad message: \"guest\" = \"%s\": not a guest name", *guest);
+		return -EINVAL;
+	}
+	char why[256];
+	if (auth_agent(al->auth, in->user_id, *guest, why, sizeof(why)) < 0) {
+		send_error(al, in->rid, in->rid_len, in->id, "%s", why);
 		return -EINVAL;
 	}
 	return 0;
@@ -437,10 +458,10 @@ static void on_answer(struct agent_link *al, const struct inbound *in, int is_er
 
 /* One message as received: checked, then dispatched by type. */
 static void handle(struct agent_link *al, const unsigned char *rid, size_t rid_len,
-		   const char *data, size_t len)
+		   const char *user_id, const char *data, size_t len)
 {
 	json_error_t jerr;
-	struct inbound in = { rid, rid_len, NULL, NULL };
+	struct inbound in = { rid, rid_len, user_id, NULL, NULL };
 	if (len > AGENT_MAX_MSG_BYTES) {
 		send_error(al, rid, rid_len, NULL, "bad message: %zu bytes, at most %d", len,
 			   AGENT_MAX_MSG_BYTES);
@@ -503,8 +524,8 @@ static int read_one(struct agent_link *al)
 		send_error(al, zmq_msg_data(&rid), zmq_msg_size(&rid), NULL,
 			   "bad message: several frames; send one JSON object per message");
 	} else if (zmq_msg_size(&rid) <= RID_MAX) {
-		handle(al, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&body),
-		       zmq_msg_size(&body));
+		handle(al, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_gets(&body, "User-Id"),
+		       zmq_msg_data(&body), zmq_msg_size(&body));
 	}
 	zmq_msg_close(&body);
 	zmq_msg_close(&rid);
@@ -515,7 +536,7 @@ void agent_link_feed(struct agent_link *al, const void *rid, size_t rid_len, con
 		     size_t len)
 {
 	if (rid_len <= RID_MAX)
-		handle(al, rid, rid_len, data, len);
+		handle(al, rid, rid_len, NULL, data, len);
 }
 
 void agent_link_tick(struct agent_link *al)

@@ -66,6 +66,13 @@ typedef int64_t (*agent_clock_fn)(void *arg);
  */
 int agent_link_new(const char *endpoint, struct db *db, agent_clock_fn clock, void *clock_arg,
 		   struct agent_link **out, char *err, size_t errlen);
+/* The same in auth's ZeroMQ context, the ROUTER a CURVE server when auth
+ * has keys; then an agent may speak only for the guest its key is
+ * recorded with (auth_agent). */
+struct auth;
+int agent_link_new_auth(const char *endpoint, struct db *db, agent_clock_fn clock,
+			void *clock_arg, struct auth *auth, struct agent_link **out, char *err,
+			size_t errlen);
 void agent_link_free(struct agent_link *al);
 
 /* The ROUTER socket, for the main loop's zmq_poll (readable: call tick). */

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "executor.h"
@@ -22,21 +23,27 @@
 
 struct api;
 
-/* Bind both endpoints; -errno with "listen tcp://...: Address already in
- * use" style messages in err. The api borrows db, ex, pe and hm. */
+/* Bind both endpoints in auth's context, as CURVE servers when auth has
+ * keys; -errno with "listen tcp://...: Address already in use" style
+ * messages in err. The api borrows db, ex, pe, hm and auth. Every request
+ * is checked against auth (auth_request) before its command runs. */
 int api_new(const struct migd_config *conf, struct db *db, struct executor *ex,
-	    struct policy_engine *pe, struct health *hm, struct api **out, char *err,
-	    size_t errlen);
+	    struct policy_engine *pe, struct health *hm, struct auth *auth, struct api **out,
+	    char *err, size_t errlen);
 void api_free(struct api *api);
 
 /* Wait up to timeout_ms for requests and answer those that came (a few at
  * most, so the executor is not starved). -EINTR when a signal came. */
 int api_serve(struct api *api, long timeout_ms);
-/* Also wake api_serve when this ZeroMQ socket is readable (the agents'). */
+/* Also wake api_serve when this ZeroMQ socket is readable (the agents',
+ * auth's); up to 8. */
 void api_poll_also(struct api *api, void *socket);
 /* Checkpoints and restores (ckpt.h): their commands answer once set. */
 struct ckpt;
 void api_set_ckpt(struct api *api, struct ckpt *ck);
+/* Drop every event subscriber (they reconnect and pass ZAP again): after
+ * a key left the allow-list. */
+void api_events_reconnect(struct api *api);
 /* Every published event also goes to m (metrics.h); borrowed. */
 struct migd_metrics;
 void api_set_metrics(struct api *api, struct migd_metrics *m);

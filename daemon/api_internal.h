@@ -26,9 +26,11 @@ struct api {
 	struct policy_engine *pe;
 	struct health *hm;
 	struct ckpt *ck;               /* NULL: no checkpoints (api_set_ckpt) */
+	struct auth *auth;             /* keys and roles (auth.h); borrowed */
 	struct migd_metrics *metrics;  /* NULL: no metrics endpoint (api_set_metrics) */
-	void *zctx, *rep, *pub;
-	void *also;                    /* polled with rep: the agents' socket */
+	void *zctx, *rep, *pub;        /* zctx is auth's */
+	void *also[8];                 /* polled with rep: the agents', ZAP, monitors */
+	size_t n_also;
 	uint64_t start_ms;
 };
 

@@ -3,6 +3,7 @@
  * setting; everything else here walks it.
  */
 #include "config.h"
+#include "hv_qmp.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -81,6 +82,13 @@ static const struct opt opts[] = {
 	{ "daemon", NUM(OPT_BOOL, daemonize), "no", 0, 1, 'd',
 	  "run in the background and log to syslog" },
 	{ "debug", NUM(OPT_BOOL, debug), "no", 0, 1, 'v', "log debug messages" },
+	{ "insecure", NUM(OPT_BOOL, insecure), "no", 0, 1, 0,
+	  "serve requests, events and agents without keys on a non-loopback address too "
+	  "(anyone who reaches migd may then run any command)" },
+	/* [keys] (flags --keys-NAME): CURVE keys and the allow-list (auth.h) */
+	{ "keys.dir", STR(keys_dir), "", 0, 0, 0,
+	  "CURVE keys: migd.key, clients/*.pub (the allow-list), agents/; made on first "
+	  "start when missing (empty: no keys, loopback only unless --insecure)" },
 	/* [agent] (the "agent." names; flags --agent-NAME): the guests'
 	 * migagents (migd.conf(5)) and the defaults of every migration that
 	 * neither its policy nor `migctl migrate` sets */
@@ -111,7 +119,7 @@ static const struct opt opts[] = {
 	/* [qmp] (the "qmp." names; flags --qmp-NAME): the QEMU backend */
 	{ "qmp.image_dir", STR(qmp_image_dir), "auto", 0, 0, 0,
 	  "guest kernel and initrd (vmlinuz, initrd.img); auto: BINDIR/../image or "
-	  "/usr/share/migd/image; none: BIOS-only guests (tests)" },
+	  HV_QMP_SYSTEM_IMAGE_DIR "; none: BIOS-only guests (tests)" },
 	{ "qmp.qemu", STR(qmp_qemu), "qemu-system-x86_64", 0, 0, 0, "the QEMU program" },
 	{ "qmp.accel", STR(qmp_accel), "auto", 0, 0, 0,
 	  "QEMU accelerator: auto (kvm when /dev/kvm is usable, else tcg), kvm or tcg" },
@@ -352,8 +360,8 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 		return 0;
 	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd], [agent], [migration], [qmp], [libvirt], [checkpoint] or "
-			 "[metrics])", where, section);
+			 "top, in [migd], [keys], [agent], [migration], [qmp], [libvirt], [checkpoint] "
+			 "or [metrics])", where, section);
 		st->failed = 1;
 		return 0;
 	}

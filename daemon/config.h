@@ -53,6 +53,9 @@ struct migd_config {
 	double health_timeout_s;            /* real seconds a hook may run */
 	double health_clear_after_s;        /* ipmitool thresholds: auto return; 0 never */
 	double health_retention_s;          /* readings kept */
+	int insecure;                       /* serve beyond loopback without keys */
+	/* [keys] */
+	char keys_dir[PATH_MAX];            /* "": no CURVE (auth.h) */
 	/* [agent] */
 	char agent_listen[CONFIG_ENDPOINT_MAX]; /* ZeroMQ ROUTER for migagents; "" off */
 	char quiesce[16];                   /* required | best-effort | off */

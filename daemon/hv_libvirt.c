@@ -40,6 +40,8 @@
 #include "hv_libvirt_int.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <unistd.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
@@ -250,9 +252,23 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_env *env, const char *domain_t
 	fprintf(f, "  </os>\n");
 	/* the guest's /init installs this as /etc/sfs.conf (as with the qmp
 	 * backend's -fw_cfg); the file must exist at this path on every host */
-	if (env->sfs_conf && *env->sfs_conf)
-		fprintf(f, "  <sysinfo type='fwcfg'>\n    <entry name='opt/migd/sfs.conf' "
-			"file='%s'/>\n  </sysinfo>\n", env->sfs_conf);
+	char key[PATH_MAX + 300] = "", pub[PATH_MAX + 16] = "";
+	if (env->keys_dir && *env->keys_dir) { /* the agent's key pair (auth.h) */
+		snprintf(key, sizeof(key), "%s/agents/%s.key", env->keys_dir, spec->name);
+		snprintf(pub, sizeof(pub), "%s/migd.pub", env->keys_dir);
+		if (access(key, R_OK) < 0 || access(pub, R_OK) < 0)
+			key[0] = '\0';
+	}
+	int has_sfs = env->sfs_conf && *env->sfs_conf;
+	if (has_sfs || *key)
+		fprintf(f, "  <sysinfo type='fwcfg'>\n");
+	if (has_sfs)
+		fprintf(f, "    <entry name='opt/migd/sfs.conf' file='%s'/>\n", env->sfs_conf);
+	if (*key)
+		fprintf(f, "    <entry name='opt/migd/agent.key' file='%s'/>\n"
+			"    <entry name='opt/migd/migd.pub' file='%s'/>\n", key, pub);
+	if (has_sfs || *key)
+		fprintf(f, "  </sysinfo>\n");
 	/* ACPI: the guest kernel finds QEMU's fw_cfg device (and the sfs.conf
 	 * in it) through ACPI's QEMU0002 entry; without <acpi/> libvirt starts
 	 * QEMU with -no-acpi and /sys/firmware/qemu_fw_cfg stays empty */
@@ -427,7 +443,7 @@ static int lv_open(const struct hv_env *env, struct hv **out, char *err, size_t 
 		hv->env = env->libvirt;
 	const char **strs[] = { &hv->env.image_dir, &hv->env.bridge, &hv->env.serial_dir,
 				&hv->env.emulator, &hv->env.guest_subnet, &hv->env.agent_endpoint,
-				&hv->env.domain_type, &hv->env.sfs_conf };
+				&hv->env.domain_type, &hv->env.sfs_conf, &hv->env.keys_dir };
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		if (!*strs[i])
 			continue;

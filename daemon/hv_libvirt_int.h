@@ -63,7 +63,7 @@ struct lv_known {
 struct hv {
 	pthread_mutex_t lock;
 	struct hv_libvirt_env env;  /* strings owned (strdup) */
-	char *strings[8];
+	char *strings[9];
 	struct lv_host **hosts;
 	size_t n_hosts, cap_hosts;
 	struct lv_mig **migs;

@@ -244,6 +244,7 @@ static int qmp_open_hv(const struct hv_env *env, struct hv **out, char *err, siz
 	}
 	snprintf(hv->agent_endpoint, sizeof(hv->agent_endpoint), "%s", or_default(s->agent_endpoint, ""));
 	snprintf(hv->sfs_conf, sizeof(hv->sfs_conf), "%s", or_default(s->sfs_conf, ""));
+	snprintf(hv->keys_dir, sizeof(hv->keys_dir), "%s", or_default(s->keys_dir, ""));
 	hv->port_base = s->migration_port_base ? s->migration_port_base : HV_QMP_DEFAULT_PORT_BASE;
 	if (s->tls) {
 		struct stat st;

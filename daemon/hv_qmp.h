@@ -20,7 +20,9 @@
 #define HV_QMP_PORTS 500 /* migration ports tried: base .. base + HV_QMP_PORTS - 1 */
 /* Where installed guest images live when image_dir is "auto" and there is
  * none next to the migd binary (BUILD/daemon/migd -> BUILD/image). */
+#ifndef HV_QMP_SYSTEM_IMAGE_DIR /* meson: DATADIR/migd/image */
 #define HV_QMP_SYSTEM_IMAGE_DIR "/usr/share/migd/image"
+#endif
 #define HV_QMP_VCLUSTER_RUN "/run/vcluster"
 
 /* migd.conf [qmp]; zeroed or NULL strings = the defaults. */
@@ -33,6 +35,9 @@ struct hv_qmp_settings {
 	const char *sfs_conf;       /* given to the guest through fw_cfg opt/migd/sfs.conf */
 	unsigned migration_port_base;
 	const char *state_dir;      /* "" or NULL: hv_env.state_dir/qmp */
+	const char *keys_dir;       /* migd's keys (auth.h): a guest whose agent key migd
+				     * made gets it, and migd.pub, through fw_cfg
+				     * opt/migd/agent.key and opt/migd/migd.pub */
 	int tls;                    /* migd.conf [migration] tls: migrations over TLS */
 	const char *tls_dir;        /* x509 files: DIR/HOST/ when it exists, else DIR */
 };

@@ -582,6 +582,17 @@ static json_t *guest_argv(const struct hv *hv, const char *name, uint64_t mem_by
 		snprintf(buf, sizeof(buf), "name=opt/migd/sfs.conf,file=%s", hv->sfs_conf);
 		ARG("-fw_cfg"), ARG(buf);
 	}
+	/* the agent's key pair migd made at guest add, and migd's public key
+	 * for the agent to pin (guest-init hands both to migagent) */
+	char key[PATH_MAX + 300], pub[PATH_MAX + 16], opt[PATH_MAX + 400];
+	snprintf(key, sizeof(key), "%s/agents/%s.key", hv->keys_dir, name);
+	snprintf(pub, sizeof(pub), "%s/migd.pub", hv->keys_dir);
+	if (*hv->keys_dir && access(key, R_OK) == 0 && access(pub, R_OK) == 0) {
+		snprintf(opt, sizeof(opt), "name=opt/migd/agent.key,file=%s", key);
+		ARG("-fw_cfg"), ARG(opt);
+		snprintf(opt, sizeof(opt), "name=opt/migd/migd.pub,file=%s", pub);
+		ARG("-fw_cfg"), ARG(opt);
+	}
 	return argv;
 }
 

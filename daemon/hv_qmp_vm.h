@@ -97,6 +97,7 @@ struct hv {
 	unsigned tcg_ram_pad_kib;
 	char agent_endpoint[256];
 	char sfs_conf[PATH_MAX];
+	char keys_dir[PATH_MAX];         /* "": no keys to hand to guests */
 	unsigned port_base, next_port;
 	bool tls;                     /* migrations over TLS (hv_qmp_tls.c) */
 	bool tls_dh_warned;           /* a dh-params.pem was missing, said once */

@@ -5,6 +5,7 @@
  * than counted as zero.
  */
 #include "metrics.h"
+#include "auth.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,9 @@ struct migd_metrics {
 	struct httpd *httpd;
 	struct db *db;
 	struct agent_link *agents;
+	struct auth *auth;             /* NULL: refusals not counted here */
+	unsigned long long auth_seen[AUTH_N_REASONS];
+	struct prom_metric *auth_refused; /* {reason} */
 	uint64_t refreshed_ms;
 	/* migrations, labelled policy,backend (+ result) */
 	struct prom_metric *mig_queued, *mig_started, *mig_ended, *mig_deferred;
@@ -254,6 +258,13 @@ void metrics_tick(struct migd_metrics *m)
 	if (!m || now_ms() - m->refreshed_ms < REFRESH_MS)
 		return;
 	m->refreshed_ms = now_ms();
+	for (int r = 0; m->auth && r < AUTH_N_REASONS; r++) { /* auth's counts, as deltas */
+		unsigned long long now = auth_refused(m->auth, (enum auth_reason)r);
+		if (now > m->auth_seen[r])
+			prom_counter_add(m->auth_refused, (const char *[]){ auth_reason_name(r) },
+					 (double)(now - m->auth_seen[r]));
+		m->auth_seen[r] = now;
+	}
 	struct db_counts c;
 	struct host_tallies ht = { .n = 0 };
 	int counts_ok = db_counts(m->db, &c) == 0;
@@ -384,10 +395,15 @@ static int define_cluster(struct migd_metrics *m)
 	m->agent_inflight = GAUGE("migd_agent_inflight_requests",
 		"sfs requests in flight in the guest, as its migagent last reported", "guest");
 	m->info = GAUGE("migd_build_info", "Always 1; the version of this migd", "version");
+	m->auth_refused = COUNTER("migd_auth_refused_total",
+		"Connections and requests refused (keys, roles, agents; migd(8) SECURITY), by reason",
+		"reason");
 	if (!m->hosts || !m->guests || !m->policies || !m->firings || !m->agent_connects ||
 	    !m->agent_gone || !m->agents_connected || !m->agent_up || !m->agent_read ||
-	    !m->agent_write || !m->agent_inflight || !m->info)
+	    !m->agent_write || !m->agent_inflight || !m->info || !m->auth_refused)
 		return -ENOMEM;
+	for (int reason = 0; reason < AUTH_N_REASONS; reason++) /* shown from the start */
+		prom_counter_add(m->auth_refused, (const char *[]){ auth_reason_name(reason) }, 0);
 	prom_gauge_set(m->info, (const char *[]){ MIGD_VERSION }, 1);
 	prom_counter_add(m->agent_connects, NULL, 0); /* shown from the start */
 	prom_counter_add(m->agent_gone, NULL, 0);
@@ -432,4 +448,10 @@ void metrics_free(struct migd_metrics *m)
 	httpd_free(m->httpd); /* first: no scrape may run on a freed registry */
 	prom_registry_free(m->reg);
 	free(m);
+}
+
+void metrics_set_auth(struct migd_metrics *m, struct auth *auth)
+{
+	if (m)
+		m->auth = auth;
 }

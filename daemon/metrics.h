@@ -35,5 +35,8 @@ void metrics_free(struct migd_metrics *m);
 void metrics_event(struct migd_metrics *m, json_t *ev);
 /* The main loop's turn: refresh the gauges when a second has passed. */
 void metrics_tick(struct migd_metrics *m);
+/* Count auth's refusals as migd_auth_refused_total{reason} (borrowed). */
+struct auth;
+void metrics_set_auth(struct migd_metrics *m, struct auth *auth);
 
 #endif

@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent_link.h"
 #include "api.h"
+#include "auth.h"
 #include "ckpt.h"
 #include "config.h"
 #include "db.h"
@@ -27,21 +29,29 @@
 #include "metrics.h"
 #include "migd_proto.h"
 #include "policy.h"
+#include "service.h"
 #include "util.h"
 
 #ifndef MIGD_LIBEXECDIR
 #define MIGD_LIBEXECDIR "/usr/local/libexec/migd"
 #endif
 
+#ifndef MIGD_SBIN_TO_LIBEXEC
+#define MIGD_SBIN_TO_LIBEXEC ""
+#endif
+
 #ifndef MIGD_VERSION
 #define MIGD_VERSION "0.0.0"
 #endif
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reload_signal;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGHUP)
+		reload_signal = 1;
+	else
+		stop_signal = sig;
 }
 
 static void install_signals(void)
@@ -51,8 +61,8 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* read the keys' allow-list again */
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
 }
 
 /* db as an absolute path (a daemon leaves the working directory), and its
@@ -60,6 +70,12 @@ static void install_signals(void)
 static int resolve_paths(struct migd_config *conf, char *state_dir, size_t len)
 {
 	char cwd[PATH_MAX], abs[PATH_MAX];
+	if (*conf->keys_dir && conf->keys_dir[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    snprintf_checked(abs, sizeof(abs), "%s/%s", cwd, conf->keys_dir) < 0)
+			return -ENAMETOOLONG;
+		snprintf(conf->keys_dir, sizeof(conf->keys_dir), "%s", abs);
+	}
 	if (conf->db[0] != '/') {
 		if (!getcwd(cwd, sizeof(cwd)) ||
 		    snprintf_checked(abs, sizeof(abs), "%s/%s", cwd, conf->db) < 0)
@@ -138,6 +154,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 		.sfs_conf = conf->qmp_sfs_conf,
 		.migration_port_base = conf->qmp_migration_port_base,
 		.state_dir = conf->qmp_state_dir,
+		.keys_dir = conf->keys_dir,
 		.tls = conf->migration_tls,
 		.tls_dir = conf->migration_tls_dir,
 	};
@@ -173,6 +190,7 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 		.guest_subnet = conf->libvirt_guest_subnet,
 		.agent_endpoint = conf->libvirt_agent_endpoint,
 		.sfs_conf = conf->libvirt_sfs_conf,
+		.keys_dir = conf->keys_dir,
 		.tb_size_mib = conf->libvirt_tb_size_mib,
 		.keepalive_interval_s = conf->libvirt_keepalive_interval_s,
 		.keepalive_count = conf->libvirt_keepalive_count,
@@ -180,8 +198,10 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 	};
 }
 
-/* migd-stream: beside this migd (a build tree), else where it is installed;
- * "" when neither has it (saves then stream through a thread of migd). */
+/* migd-stream: beside this migd (a build tree), then where libexecdir is
+ * from this migd's directory (an installed tree, wherever it was put:
+ * DESTDIR, a moved prefix), then the configured libexecdir; "" when none
+ * has it (saves then stream through a thread of migd). */
 static void stream_exe(char *buf, size_t len)
 {
 	char self[PATH_MAX];
@@ -194,15 +214,23 @@ static void stream_exe(char *buf, size_t len)
 			*slash = '\0';
 			snprintf(buf, len, "%.4000s/migd-stream", self);
 			if (access(buf, X_OK) == 0)
-				return;
+				goto found;
+			snprintf(buf, len, "%.4000s/" MIGD_SBIN_TO_LIBEXEC "/migd-stream", self);
+			if (*MIGD_SBIN_TO_LIBEXEC && access(buf, X_OK) == 0)
+				goto found;
 		}
 	}
 	snprintf(buf, len, "%s", MIGD_LIBEXECDIR "/migd-stream");
 	if (access(buf, X_OK) == 0)
-		return;
+		goto found;
 	log_warnx("no migd-stream beside migd or in %s: checkpoint images stream through a "
 		  "thread of migd, and a save cut short by migd's end fails", MIGD_LIBEXECDIR);
 	buf[0] = '\0';
+	return;
+found:
+	if (realpath(buf, self))
+		snprintf(buf, len, "%s", self);
+	log_info("checkpoint images stream through %s", buf);
 }
 
 static int64_t cluster_clock(void *arg)
@@ -210,16 +238,37 @@ static int64_t cluster_clock(void *arg)
 	return exec_now_ns(arg);
 }
 
+/* SIGHUP: the allow-list again; a key that left it is refused from its
+ * next request on, and event subscribers all shake hands again. */
+static void reload(struct auth *auth, struct api *api)
+{
+	char err[1024];
+	unsigned removed = 0;
+	reload_signal = 0;
+	if (!auth_enabled(auth)) {
+		log_info("SIGHUP: no keys to read again");
+		return;
+	}
+	if (auth_reload(auth, &removed, err, sizeof(err)) < 0)
+		log_warnx("SIGHUP: keys not read again, the old allow-list stays: %s", err);
+	else if (removed)
+		api_events_reconnect(api);
+}
+
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
 		 struct policy_engine *pe, struct health *hm, struct agent_link *agents,
-		 struct ckpt *ck, struct migd_metrics *mx)
+		 struct ckpt *ck, struct migd_metrics *mx, struct auth *auth)
 {
 	while (!stop_signal) {
+		if (reload_signal)
+			reload(auth, api);
+		auth_tick(auth);
 		int rc = api_serve(api, conf->poll_interval_ms);
 		if (rc < 0 && rc != -EINTR) {
 			log_warnx("API: %s", strerror(-rc));
 			usleep(conf->poll_interval_ms * 1000u); /* do not spin on a broken socket */
 		}
+		auth_tick(auth); /* handshakes the requests just served started */
 		if (agents)
 			agent_link_tick(agents);
 		policy_tick(pe);
@@ -231,6 +280,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 	}
 	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
 		 (int)stop_signal);
+	service_stopping("stopping; running migrations are reconciled at the next start");
 }
 
 static int run(const struct migd_config *conf, const char *state_dir, int ready_fd)
@@ -244,6 +294,9 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	struct agent_link *agents = NULL;
 	struct ckpt *ck = NULL;
 	struct migd_metrics *mx = NULL;
+	struct auth *auth = NULL;
+	struct auth_opts ao = { .keys_dir = conf->keys_dir, .insecure = conf->insecure,
+				.endpoints = { conf->listen, conf->events, conf->agent_listen } };
 	struct ckpt_opts co = { .background = conf->ckpt_background, .keep = conf->ckpt_keep };
 	struct exec_opts opts;
 	struct health_opts ho = {
@@ -258,32 +311,43 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	stream_exe(co.stream_exe, sizeof(co.stream_exe));
 	snprintf(co.sfs_conf, sizeof(co.sfs_conf), "%s",
 		 *conf->ckpt_sfs_conf ? conf->ckpt_sfs_conf : conf->qmp_sfs_conf);
+	/* the ZAP handler is bound before any socket (auth_new) */
 	if ((rc = db_open(conf->db, &db, err, sizeof(err))) < 0 ||
+	    (rc = auth_new(&ao, db, &auth, err, sizeof(err))) < 0 ||
 	    (rc = exec_new(db, &opts, &ex, err, sizeof(err))) < 0 ||
-	    (*conf->agent_listen && (rc = agent_link_new(conf->agent_listen, db, cluster_clock, ex,
-							 &agents, err, sizeof(err))) < 0) ||
+	    (*conf->agent_listen &&
+	     (rc = agent_link_new_auth(conf->agent_listen, db, cluster_clock, ex, auth, &agents, err,
+				       sizeof(err))) < 0) ||
 	    (exec_set_agents(ex, agents), (rc = exec_restore(ex)) < 0) ||
 	    (rc = ckpt_new(db, ex, &co, &ck, err, sizeof(err))) < 0 ||
 	    (rc = ckpt_reconcile(ck)) < 0 ||
 	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
 	    (rc = health_new(db, ex, &ho, &hm, err, sizeof(err))) < 0 ||
-	    (rc = api_new(conf, db, ex, pe, hm, &api, err, sizeof(err))) < 0 ||
+	    (rc = api_new(conf, db, ex, pe, hm, auth, &api, err, sizeof(err))) < 0 ||
 	    (rc = metrics_new(conf->metrics_listen, db, agents, &mx, err, sizeof(err))) < 0) {
 		log_warnx("cannot start: %s", *err ? err : "the cluster state was not restored");
 		goto out;
 	}
 	if (agents)
 		api_poll_also(api, agent_link_socket(agents));
+	void *auth_sockets[6];
+	for (size_t i = 0, n = auth_poll_sockets(auth, auth_sockets, 6); i < n; i++)
+		api_poll_also(api, auth_sockets[i]);
 	log_info("migd %s: requests on %s, events on %s, agents on %s, database %s%s",
 		 MIGD_VERSION, conf->listen, conf->events,
 		 *conf->agent_listen ? conf->agent_listen : "(off)", conf->db,
 		 exec_clock_is_sim(ex) ? ", sim clock" : "");
 	if (ready_fd >= 0)
 		detach(ready_fd);
+	char status[600];
+	snprintf(status, sizeof(status), "requests on %.250s, agents on %.250s", conf->listen,
+		 *conf->agent_listen ? conf->agent_listen : "(off)");
+	service_ready(status);
 	api_set_ckpt(api, ck);
 	api_set_metrics(api, mx);
+	metrics_set_auth(mx, auth);
 	policy_set_ckpt(pe, ck);
-	loop(conf, api, ex, pe, hm, agents, ck, mx);
+	loop(conf, api, ex, pe, hm, agents, ck, mx, auth);
 out:
 	metrics_free(mx);
 	api_free(api);
@@ -292,6 +356,7 @@ out:
 	policy_engine_free(pe);
 	exec_free(ex);
 	agent_link_free(agents);
+	auth_free(auth); /* last of the ZeroMQ users: it ends the context */
 	db_close(db);
 	return rc < 0 ? 1 : 0;
 }
@@ -337,6 +402,8 @@ int main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
+		/* database, keys, sockets, backend state: the owner's only */
+		umask(077);
 		install_signals();
 		if (conf->daemonize)
 			ready_fd = daemonize();

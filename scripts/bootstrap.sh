@@ -65,6 +65,9 @@ gnutls-bin
 tcpdump
 libmicrohttpd-dev
 prometheus
+libsystemd-dev
+systemd
+systemd-container
 "
 
 as_root() {

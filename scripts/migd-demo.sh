@@ -37,7 +37,10 @@ if $MIGCTL --timeout 500 status >/dev/null 2>&1; then
 fi
 rm -rf "$dir"
 mkdir -p "$dir"
-$MIGD --db "$dir/state.db" --listen "$MIGD_ENDPOINT" --time-scale 60 \
+# keys: migd makes its own and an admin's in $dir/keys on first start;
+# migctl uses the admin's (and pins migd.pub beside it)
+export MIGCTL_KEY="$dir/keys/admin.key"
+$MIGD --db "$dir/state.db" --listen "$MIGD_ENDPOINT" --keys-dir "$dir/keys" --time-scale 60 \
 	--max-concurrent 4 --max-outbound 1 --max-inbound 1 2>"$dir/migd.log" &
 migd_pid=$!
 [ "$stop" = 1 ] && trap 'kill $migd_pid 2>/dev/null; wait $migd_pid 2>/dev/null' EXIT
@@ -76,7 +79,7 @@ step "report: cost per policy and overall" report
 if [ "$stop" = 0 ]; then
 	echo
 	echo "== migd keeps running (pid $migd_pid, state in $dir/state.db). Try:"
-	echo "   export MIGD_ENDPOINT=$MIGD_ENDPOINT"
+	echo "   export MIGD_ENDPOINT=$MIGD_ENDPOINT MIGCTL_KEY=$MIGCTL_KEY"
 	echo "   $MIGCTL watch            # live events"
 	echo "   $MIGCTL migrate web --to n2 --wait"
 	echo "   stop it with: kill $migd_pid"

@@ -8,6 +8,7 @@
 #       [--quiesce ok|late|error|missed|never] [--late-ms N]
 #       [--rate BPS] [--rate-file FILE] [--no-hello] [--malformed]
 #       [--drained-requests N] [--drained-bytes N]
+#       [--key NAME.key --server-key migd.pub]
 #
 # quiesce: ok answers at once with the drained figures; late answers ok
 # after --late-ms; error answers ok:false; missed answers ok:false with
@@ -43,6 +44,17 @@ MALFORMED = [
 ]
 
 
+def read_key(path):
+    """name = value lines of a key file (curve_keys.h), quotes stripped."""
+    out = {}
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            out[name.strip()] = value.strip().strip('"')
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--migd", required=True)
@@ -57,6 +69,8 @@ def main():
     ap.add_argument("--malformed", action="store_true")
     ap.add_argument("--drained-requests", type=int, default=7)
     ap.add_argument("--drained-bytes", type=int, default=7 << 20)
+    ap.add_argument("--key", help="CURVE key pair file (migctl keygen's NAME.key)")
+    ap.add_argument("--server-key", help="migd.pub to pin (with --key)")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
@@ -70,6 +84,11 @@ def main():
     ctx = zmq.Context()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
+    if a.key:
+        keys = read_key(a.key)
+        s.curve_publickey = keys["public-key"].encode()
+        s.curve_secretkey = keys["secret-key"].encode()
+        s.curve_serverkey = read_key(a.server_key)["public-key"].encode()
     s.connect(a.migd)
 
     def send(obj):

@@ -76,6 +76,9 @@ cat >"$tmp/migd.conf" <<EOF
 db = $tmp/state.db
 listen = $endpoint
 
+[keys]
+dir = $tmp/keys
+
 [agent]
 listen = $agent
 quiesce = required
@@ -89,6 +92,7 @@ state_dir = $tmp/qmp
 EOF
 "$MIGD" -c "$tmp/migd.conf" >>"$tmp/migd.log" 2>&1 &
 migd_pid=$!
+export MIGCTL_KEY=$tmp/keys/admin.key # made by migd on its first start
 migd_up() { ctl --timeout 500 status >/dev/null 2>&1; }
 wait_for 20 "migd answering status" migd_up
 for h in n1 n2; do

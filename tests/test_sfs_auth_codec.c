@@ -23,7 +23,7 @@ static int match(const struct sfs_netlist *l, const char *addr)
 	return sfs_netlist_match(l, (struct sockaddr *)&v6);
 }
 
-Test(auth, root_hosts_match_addresses_and_prefixes)
+Test(sfs_auth_codec, root_hosts_match_addresses_and_prefixes)
 {
 	struct sfs_netlist l;
 	char err[256];
@@ -45,7 +45,7 @@ Test(auth, root_hosts_match_addresses_and_prefixes)
 	cr_assert_not(match(&l, "127.0.0.1"), "an empty list squashes root everywhere");
 }
 
-Test(auth, bad_root_hosts_name_the_item)
+Test(sfs_auth_codec, bad_root_hosts_name_the_item)
 {
 	struct sfs_netlist l;
 	char err[256];
@@ -57,7 +57,7 @@ Test(auth, bad_root_hosts_name_the_item)
 	}
 }
 
-Test(auth, conf_auth_options_are_checked)
+Test(sfs_auth_codec, conf_auth_options_are_checked)
 {
 	struct sfs_conf *conf = malloc(sizeof(*conf));
 	char err[256];
@@ -76,7 +76,7 @@ Test(auth, conf_auth_options_are_checked)
 	free(conf);
 }
 
-Test(auth, hello_decodes_exactly_or_not_at_all)
+Test(sfs_auth_codec, hello_decodes_exactly_or_not_at_all)
 {
 	static struct sfs_hello h, d;
 	uint8_t buf[SFS_MAX_CRED + 16];
