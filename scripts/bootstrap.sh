@@ -63,7 +63,6 @@ gnutls-bin
 tcpdump
 libmicrohttpd-dev
 prometheus
-libsystemd-dev
 systemd
 systemd-container
 "
