@@ -5,8 +5,8 @@
  * signal starts their shutdown, so `systemctl start` returns when the
  * program can be used and dependent units start only then.
  *
- * Outside systemd (no $NOTIFY_SOCKET) every call is a no-op; sd_notify(3)
- * from libsystemd does the protocol, so nothing here speaks it by hand.
+ * Outside systemd (no $NOTIFY_SOCKET) every call is a no-op. The notify
+ * protocol is spoken here (service.c says why not through libsystemd).
  */
 #ifndef MIGD_SERVICE_H
 #define MIGD_SERVICE_H

@@ -1,8 +1,8 @@
 /*
- * sfs_cap: the capability codec (see sfs_cap.h), all that clients need.
- * Signing, checking and the key are sfs_cap_key.c's, apart, so that
- * programs that only carry capabilities (libsfs and everything in a
- * guest) do not link OpenSSL.
+ * sfs_cap: capabilities, their wire form and their claims (see sfs_cap.h).
+ * What needs the servers' key (signing, verifying, the key file) is in
+ * sfs_cap_key.c, so that clients, which only carry capabilities, do not
+ * link OpenSSL (the guest image holds every library its programs need).
  */
 #include "sfs_cap.h"
 
@@ -81,3 +81,62 @@ int sfs_cap_decode(const uint8_t *in, size_t len, struct sfs_cap *out, char *err
 	return 0;
 }
 
+static const char *rights_text(unsigned rights)
+{
+	if (rights & SFS_CAP_ADMIN)
+		return "admin";
+	if ((rights & (SFS_CAP_READ | SFS_CAP_WRITE)) == (SFS_CAP_READ | SFS_CAP_WRITE))
+		return "read-write";
+	if (rights & SFS_CAP_WRITE)
+		return "write-only";
+	if (rights & SFS_CAP_READ)
+		return "read-only";
+	return "no rights";
+}
+
+int sfs_cap_verify_claims(const struct sfs_cap *cap, uint64_t handle, unsigned rights,
+			  int64_t now_ns, char *err, size_t errlen)
+{
+	if (cap->version == 0) {
+		snprintf(err, errlen, "no capability (ask the metadata server)");
+		return -EACCES;
+	}
+	if (now_ns >= cap->expiry_ns) {
+		snprintf(err, errlen, SFS_CAP_EXPIRED_MSG " %" PRId64 " ms ago (handle 0x%" PRIx64
+			 ")", (now_ns - cap->expiry_ns) / 1000000, cap->handle);
+		return -EACCES;
+	}
+	if (cap->rights & SFS_CAP_ADMIN)
+		return 0;
+	if (rights & SFS_CAP_ADMIN) {
+		snprintf(err, errlen, "capability for handle 0x%" PRIx64 " is %s: only the "
+			 "metadata server's may do this", cap->handle, rights_text(cap->rights));
+		return -EACCES;
+	}
+	if (cap->handle != handle) {
+		snprintf(err, errlen, "capability for handle 0x%" PRIx64 " used for 0x%" PRIx64,
+			 cap->handle, handle);
+		return -EACCES;
+	}
+	if ((rights & cap->rights) != rights) {
+		snprintf(err, errlen, "capability for handle 0x%" PRIx64 " is %s, the request "
+			 "needs %s", handle, rights_text(cap->rights), rights_text(rights));
+		return -EACCES;
+	}
+	return 0;
+}
+
+int sfs_cap_key_path(const char *capability_key, const char *conf_path, char *buf,
+		     size_t len)
+{
+	const char *slash = conf_path ? strrchr(conf_path, '/') : NULL;
+	int rc;
+	if (capability_key && capability_key[0])
+		rc = snprintf_checked(buf, len, "%s", capability_key);
+	else if (!slash)
+		rc = snprintf_checked(buf, len, "sfs.key");
+	else
+		rc = snprintf_checked(buf, len, "%.*s/sfs.key", (int)(slash - conf_path),
+				      conf_path);
+	return rc < 0 ? rc : 0;
+}

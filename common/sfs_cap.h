@@ -61,6 +61,8 @@ void sfs_cap_key_clear(struct sfs_cap_key *key);
 /* Codec: encode never fails. decode reads exactly SFS_CAP_BYTES from in
  * (len must be at least that): -EBADMSG with the reason in err for an
  * unknown version, unknown rights bits, or a "none" that is not all zero. */
+/* The signed part (everything but the MAC), as the MAC covers it. */
+void sfs_cap_encode_signed(const struct sfs_cap *cap, uint8_t out[SFS_CAP_SIGNED_BYTES]);
 void sfs_cap_encode(const struct sfs_cap *cap, uint8_t out[SFS_CAP_BYTES]);
 int sfs_cap_decode(const uint8_t *in, size_t len, struct sfs_cap *out, char *err,
 		   size_t errlen);
@@ -102,8 +104,5 @@ int sfs_cap_key_create(const char *path, int *created, char *err, size_t errlen)
  * -ENAMETOOLONG. */
 int sfs_cap_key_path(const char *capability_key, const char *conf_path, char *buf,
 		     size_t len);
-
-/* The bytes a capability's MAC covers (sfs_cap_key.c signs them). */
-void sfs_cap_encode_signed(const struct sfs_cap *cap, uint8_t out[SFS_CAP_SIGNED_BYTES]);
 
 #endif

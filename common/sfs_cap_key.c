@@ -1,10 +1,11 @@
 /*
- * sfs_cap_key: signing and checking capabilities, and the servers' shared
- * key (see sfs_cap.h). Only servers link this (and so OpenSSL).
+ * sfs_cap_key: the servers' shared key and what it does (see sfs_cap.h):
+ * signing and verifying capabilities, loading and creating the key file.
+ * Servers only; clients carry capabilities without looking inside.
  *
- * HMAC-SHA256 comes from OpenSSL's one-shot HMAC(); the comparison of
- * signatures is CRYPTO_memcmp, so timing does not tell a forger how many
- * bytes were right.
+ * HMAC-SHA256 comes from OpenSSL; the comparison of signatures is
+ * CRYPTO_memcmp, so timing does not tell a forger how many bytes were
+ * right.
  */
 #include "sfs_cap.h"
 
@@ -80,51 +81,6 @@ static void cap_mac(const struct sfs_cap_key *key, const struct sfs_cap *cap,
 void sfs_cap_sign(const struct sfs_cap_key *key, struct sfs_cap *cap)
 {
 	cap_mac(key, cap, cap->mac);
-}
-
-static const char *rights_text(unsigned rights)
-{
-	if (rights & SFS_CAP_ADMIN)
-		return "admin";
-	if ((rights & (SFS_CAP_READ | SFS_CAP_WRITE)) == (SFS_CAP_READ | SFS_CAP_WRITE))
-		return "read-write";
-	if (rights & SFS_CAP_WRITE)
-		return "write-only";
-	if (rights & SFS_CAP_READ)
-		return "read-only";
-	return "no rights";
-}
-
-int sfs_cap_verify_claims(const struct sfs_cap *cap, uint64_t handle, unsigned rights,
-			  int64_t now_ns, char *err, size_t errlen)
-{
-	if (cap->version == 0) {
-		snprintf(err, errlen, "no capability (ask the metadata server)");
-		return -EACCES;
-	}
-	if (now_ns >= cap->expiry_ns) {
-		snprintf(err, errlen, SFS_CAP_EXPIRED_MSG " %" PRId64 " ms ago (handle 0x%" PRIx64
-			 ")", (now_ns - cap->expiry_ns) / 1000000, cap->handle);
-		return -EACCES;
-	}
-	if (cap->rights & SFS_CAP_ADMIN)
-		return 0;
-	if (rights & SFS_CAP_ADMIN) {
-		snprintf(err, errlen, "capability for handle 0x%" PRIx64 " is %s: only the "
-			 "metadata server's may do this", cap->handle, rights_text(cap->rights));
-		return -EACCES;
-	}
-	if (cap->handle != handle) {
-		snprintf(err, errlen, "capability for handle 0x%" PRIx64 " used for 0x%" PRIx64,
-			 cap->handle, handle);
-		return -EACCES;
-	}
-	if ((rights & cap->rights) != rights) {
-		snprintf(err, errlen, "capability for handle 0x%" PRIx64 " is %s, the request "
-			 "needs %s", handle, rights_text(cap->rights), rights_text(rights));
-		return -EACCES;
-	}
-	return 0;
 }
 
 int sfs_cap_verify(const struct sfs_cap_key *key, const struct sfs_cap *cap, uint64_t handle,
@@ -237,19 +193,4 @@ int sfs_cap_key_create(const char *path, int *created, char *err, size_t errlen)
 	if (rc < 0)
 		snprintf(err, errlen, "capability key %s: %s", path, strerror(-rc));
 	return rc;
-}
-
-int sfs_cap_key_path(const char *capability_key, const char *conf_path, char *buf,
-		     size_t len)
-{
-	const char *slash = conf_path ? strrchr(conf_path, '/') : NULL;
-	int rc;
-	if (capability_key && capability_key[0])
-		rc = snprintf_checked(buf, len, "%s", capability_key);
-	else if (!slash)
-		rc = snprintf_checked(buf, len, "sfs.key");
-	else
-		rc = snprintf_checked(buf, len, "%.*s/sfs.key", (int)(slash - conf_path),
-				      conf_path);
-	return rc < 0 ? rc : 0;
 }

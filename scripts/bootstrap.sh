@@ -65,7 +65,6 @@ gnutls-bin
 tcpdump
 libmicrohttpd-dev
 prometheus
-libsystemd-dev
 systemd
 systemd-container
 "
