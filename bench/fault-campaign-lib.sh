@@ -109,7 +109,7 @@ inflight_any() {
 # ---- the faults ----------------------------------------------------------------
 
 inject() {
-	local kind=$1 p srv sport g h secs pids dev burst i f
+	local kind=$1 p srv sport g h secs pids dev burst i f loss delay
 	what= busy=
 	log_line "fault: $kind"
 	case "$kind" in
@@ -192,19 +192,32 @@ inject() {
 	netem)
 		inflight_migration || { what="no migration caught in flight"; return 3; }
 		h=$mig_src
-		dev="loss $((1 + RANDOM % 5))% delay $((5 + RANDOM % 50))ms 5ms"
-		# shellcheck disable=SC2086 # dev is a list of netem arguments
-		ip netns exec "$name-$h" tc qdisc replace dev uplink root netem $dev rate "$link" ||
-			{ what="tc netem on $h failed"; return 1; }
+		loss=$((1 + RANDOM % 5)) delay=$((5 + RANDOM % 50))
+		burst=$(( $(python3 -c "
+import re; m = re.match(r'(\d+)([kmg]?)bit', '$link'); print(int(m[1]) * {'': 1, 'k': 10**3, 'm': 10**6, 'g': 10**9}[m[2]] // 8)") / 250 ))
+		[ "$burst" -ge 131072 ] || burst=131072
+		if ip netns exec "$name-$h" tc qdisc replace dev uplink root netem loss "$loss%" delay "${delay}ms" 5ms rate "$link" 2>>"$log"; then
+			dev="netem loss $loss% delay ${delay}ms"
+		else
+			# no sch_netem in this kernel: the loss from nftables (numgen
+			# random, both ways on the uplink), the delay from a queue
+			# behind a 20 Mbit/s bucket that may hold 200 ms
+			ip netns exec "$name-$h" nft -f - <<NFT || { what="neither tc netem nor nft works on $h"; return 1; }
+table netdev fcfault {
+	chain in { type filter hook ingress device "uplink" priority 0; numgen random mod 100 < $loss drop; }
+	chain out { type filter hook egress device "uplink" priority 0; numgen random mod 100 < $loss drop; }
+}
+NFT
+			ip netns exec "$name-$h" tc qdisc replace dev uplink root tbf rate 20mbit burst 131072 latency 200ms
+			dev="loss $loss% (nft) and up to 200 ms of queue at 20 Mbit/s (tbf; no sch_netem in this kernel)"
+		fi
 		for ((i = 0; i < 60; i++)); do
 			[ -n "$(q queue --json 2>/dev/null | python3 -c 'import json,sys; print("x" if [m for m in json.load(sys.stdin) if m["state"] == "migrating" and m["guest"] == sys.argv[1]] else "")' "$mig_g")" ] || break
 			sleep 1
 		done
-		burst=$(( $(python3 -c "
-import re; m = re.match(r'(\d+)([kmg]?)bit', '$link'); print(int(m[1]) * {'': 1, 'k': 10**3, 'm': 10**6, 'g': 10**9}[m[2]] // 8)") / 250 ))
-		[ "$burst" -ge 131072 ] || burst=131072
+		ip netns exec "$name-$h" nft delete table netdev fcfault 2>/dev/null
 		ip netns exec "$name-$h" tc qdisc replace dev uplink root tbf rate "$link" burst "$burst" latency 20ms
-		what="netem $dev on $h during $mig_g's migration $mig_src->$mig_dst ($i s)" ;;
+		what="$dev on $h during $mig_g's migration $mig_src->$mig_dst ($i s)" ;;
 	enospc)
 		inflight_any
 		secs=$((5 + RANDOM % 10))
