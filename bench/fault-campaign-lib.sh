@@ -109,7 +109,7 @@ inflight_any() {
 # ---- the faults ----------------------------------------------------------------
 
 inject() {
-	local kind=$1 p srv sport g h secs pids dev burst i f loss delay
+	local kind=$1 p srv sport g h secs pids dev burst i f loss delay t
 	what= busy=
 	log_line "fault: $kind"
 	case "$kind" in
@@ -211,10 +211,13 @@ NFT
 			ip netns exec "$name-$h" tc qdisc replace dev uplink root tbf rate 20mbit burst 131072 latency 200ms
 			dev="loss $loss% (nft) and up to 200 ms of queue at 20 Mbit/s (tbf; no sch_netem in this kernel)"
 		fi
-		for ((i = 0; i < 60; i++)); do
+		# as long as the migration lasts, 30 s at most
+		t=$(date +%s)
+		while [ $(($(date +%s) - t)) -lt 30 ]; do
 			[ -n "$(q queue --json 2>/dev/null | python3 -c 'import json,sys; print("x" if [m for m in json.load(sys.stdin) if m["state"] == "migrating" and m["guest"] == sys.argv[1]] else "")' "$mig_g")" ] || break
 			sleep 1
 		done
+		i=$(($(date +%s) - t))
 		ip netns exec "$name-$h" nft delete table netdev fcfault 2>/dev/null
 		ip netns exec "$name-$h" tc qdisc replace dev uplink root tbf rate "$link" burst "$burst" latency 20ms
 		what="$dev on $h during $mig_g's migration $mig_src->$mig_dst ($i s)" ;;

@@ -138,7 +138,8 @@ demo_guests_boot() {
 # uptime") to sfs:/demo/GUEST.log (sfs cp --append) twice a second, keeping
 # the same log in /tmp/count and any sfs error in /tmp/errs; in g1 btio
 # round after round across all guests (MPI, libsfs, class S,
-# ${btio_steps:-60} steps, /tmp/btio.R and "R STATUS" in /tmp/btio.status).
+# ${btio_per_guest:-1} ranks in each guest, ${btio_steps:-60} steps,
+# /tmp/btio.R and "R STATUS" in /tmp/btio.status).
 # Everything stops once /tmp/stop exists. Sets boot_up[g].
 ckpt_workload_start() {
 	local h g mpi btio hostlist
@@ -148,9 +149,9 @@ ckpt_workload_start() {
 			check FAIL "starting the counter in $g"
 		boot_up[$g]=$(gssh "${addr[$g]}" 'cut -d" " -f1 /proc/uptime')
 	done
-	hostlist=$(for ((h = 1; h <= guests; h++)); do printf '%s,' "${addr[g$h]}"; done)
+	hostlist=$(for ((h = 1; h <= guests; h++)); do printf '%s:%s,' "${addr[g$h]}" "${btio_per_guest:-1}"; done)
 	hostlist=${hostlist%,}
-	mpi="mpirun --allow-run-as-root --oversubscribe -np $guests --host $hostlist"
+	mpi="mpirun --allow-run-as-root --oversubscribe -np $((guests * ${btio_per_guest:-1})) --host $hostlist"
 	btio="btio --sfs.conf=/etc/sfs.conf --class S --steps ${btio_steps:-60} --path /demo/btio"
 	gssh "${addr[g1]}" "rm -f /tmp/btio.*; setsid sh -c 'r=0; while [ ! -f /tmp/stop ]; do r=\$((r+1)); $mpi $btio >/tmp/btio.\$r 2>&1; echo \"\$r \$?\" >>/tmp/btio.status; sleep 1; done' </dev/null >/dev/null 2>&1 &" ||
 		check FAIL "starting btio in g1"
