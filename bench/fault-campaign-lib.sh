@@ -346,28 +346,7 @@ print("%s %s" % (d[0]["id"], d[0]["state"]) if d else "")' "$t_fault")
 		"$SFS" -q cat "sfs:/demo/$g.log" >"$dir/$g.log" 2>>"$log"
 		gssh "${addr[$g]}" 'cat /tmp/count' >"$dir/$g.local"
 		errs=$(gssh "${addr[$g]}" 'cat /tmp/errs 2>/dev/null' | grep -o 'failed at [0-9]*' | cut -d' ' -f3 | tr '\n' ' ')
-		v=$(python3 - "$dir/$g.log" "$dir/$g.local" "$errs" <<'PY'
-import sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-local = [l.split()[0] for l in open(sys.argv[2]) if l.strip()]
-failed = {int(x) for x in sys.argv[3].split()}
-counts = [int(r[0]) for r in rows]
-if not counts:
-    print("ok"); sys.exit()
-dups = sorted({c for c in counts if counts.count(c) > 1})
-gaps = [c for c in range(1, max(counts) + 1) if c not in set(counts) and c not in failed]
-if dups:
-    print(f"counts written twice: {dups[:5]}"); sys.exit()
-if gaps:
-    print(f"counts missing with no error told to the counter: {gaps[:5]}"); sys.exit()
-if counts != sorted(counts):
-    print("counts out of order"); sys.exit()
-extra = [c for c in counts if str(c) not in set(local)]
-if extra:
-    print(f"counts on sfs the guest never wrote: {extra[:5]}"); sys.exit()
-print(f"ok {len(counts)} counts, {len(failed)} writes refused with an error")
-PY
-)
+		v=$(ckpt_log_verdict "$dir/$g.log" "$dir/$g.local" 0 "$errs")
 		if [ "${v%% *}" != ok ] && [ "$v" != "${log_seen[$g]:-}" ]; then
 			fault_breach+=("$g's log on sfs: $v")
 			log_seen[$g]=$v
