@@ -48,6 +48,7 @@ sfs_server_start() {
 	local i
 	ip netns exec "$name-storage" nsenter --uts="$state/uts/storage" -- \
 		setsid "$SFSD" -c "$sfs_conf" -n "$1" </dev/null >>"$dir/sfsd-$1.log" 2>&1 &
+	disown $!
 	for ((i = 0; i < 100; i++)); do
 		[ -n "$(sfs_server_pid "$2")" ] && return 0
 		sleep 0.1
@@ -319,10 +320,10 @@ invariants_before() {
 	host_died=
 }
 
-declare -A log_seen
+declare -A log_seen refused
 btio_seen=0
 invariants_after() {
-	local kind=$1 t_fault=$2 g n v errs missing lost r
+	local kind=$1 t_fault=$2 g n v errs lost r up k
 	# every history row there before is there still
 	history_rows >"$dir/rows.after" 2>>"$log"
 	lost=$(comm -23 <(sort "$dir/rows.before") <(sort "$dir/rows.after") | tr '\n' ' ')
@@ -351,6 +352,12 @@ print("%s %s" % (d[0]["id"], d[0]["state"]) if d else "")' "$t_fault")
 			fault_breach+=("$g's log on sfs: $v")
 			log_seen[$g]=$v
 		fi
+		# writes the counter was told failed: not a loss, but noted
+		k=$(echo "$errs" | wc -w)
+		if [ "$k" -gt "${refused[$g]:-0}" ]; then
+			noted+=("$g: $((k - ${refused[$g]:-0})) counter writes refused with an error during $kind ($(gssh "${addr[$g]}" 'grep -v "failed at" /tmp/errs | tail -1' | cut -c1-120))")
+		fi
+		refused[$g]=$k
 		up=$(gssh "${addr[$g]}" 'cut -d" " -f1 /proc/uptime')
 		python3 -c "import sys; sys.exit(0 if float('${up:-0}') > float('${boot_up[$g]}') else 1)" 2>/dev/null ||
 			fault_breach+=("$g: uptime ${up:-?} s, ${boot_up[$g]} s at the start: rebooted or unreachable")
