@@ -339,3 +339,34 @@ int net_discard(int fd, size_t len, uint64_t deadline_ms)
 	}
 	return 0;
 }
+
+int net_parse_hostport(const char *text, char *host, size_t hostlen, uint16_t *port,
+		       char *err, size_t errlen)
+{
+	const char *colon, *host_start = text;
+	size_t host_len;
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':')
+			goto bad;
+		host_start = text + 1;
+		host_len = (size_t)(close - host_start);
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			goto bad;
+		host_len = (size_t)(colon - text);
+	}
+	uint64_t value;
+	if (host_len == 0 || host_len >= hostlen || parse_u64(colon + 1, 1, 65535, &value) < 0)
+		goto bad;
+	memcpy(host, host_start, host_len);
+	host[host_len] = '\0';
+	*port = (uint16_t)value;
+	return 0;
+bad:
+	snprintf(err, errlen, "address \"%s\": expected HOST:PORT, e.g. 127.0.0.1:9464 or "
+		 "[::1]:9464", text);
+	return -EINVAL;
+}

@@ -13,6 +13,10 @@
 
 /* Listening socket (SO_REUSEADDR); returns fd or -errno, reason in err. */
 int net_listen(const char *host, uint16_t port, int backlog, char *err, size_t errlen);
+/* "HOST:PORT" or "[V6]:PORT" into host and port (1-65535): 0, or -EINVAL
+ * with a message naming the text in err. */
+int net_parse_hostport(const char *text, char *host, size_t hostlen, uint16_t *port,
+		       char *err, size_t errlen);
 /* Connected socket within timeout_ms (every address of host in turn);
  * returns fd or the connect's -errno: -ECONNREFUSED, -ENETUNREACH,
  * -EHOSTUNREACH (also for a name that does not resolve), -ETIMEDOUT... */

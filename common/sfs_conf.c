@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net.h"
 #include "util.h"
 
 enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH };
@@ -176,6 +177,27 @@ static struct sfs_server_conf *section_server(struct load_state *st, const char 
 	return srv;
 }
 
+/* A metrics endpoint: HOST:PORT, or off (kept as "off": in a server's
+ * section it overrides [metrics]). */
+static int metrics_listen_set(char *buf, size_t len, const char *value, char *err,
+			      size_t errlen)
+{
+	char host[160];
+	uint16_t port;
+	if (strcmp(value, "off") == 0) {
+		snprintf(buf, len, "off");
+		return 0;
+	}
+	if (strlen(value) >= len ||
+	    net_parse_hostport(value, host, sizeof(host), &port, err, errlen) < 0) {
+		snprintf(err, errlen, "metrics listen \"%s\": expected HOST:PORT (e.g. "
+			 "127.0.0.1:9464) or off", value);
+		return -EINVAL;
+	}
+	snprintf(buf, len, "%s", value);
+	return 0;
+}
+
 static int server_set(struct sfs_server_conf *srv, const char *name, const char *value,
 		      char *err, size_t errlen)
 {
@@ -199,6 +221,9 @@ static int server_set(struct sfs_server_conf *srv, const char *name, const char 
 			return -EINVAL;
 		}
 		snprintf(srv->dir, sizeof(srv->dir), "%s", value);
+	} else if (strcmp(name, "metrics_listen") == 0) {
+		return metrics_listen_set(srv->metrics_listen, sizeof(srv->metrics_listen), value,
+					  err, errlen);
 	} else {
 		snprintf(err, errlen, "unknown server option \"%s\"", name);
 		return -EINVAL;
@@ -229,6 +254,16 @@ static int conf_ini_line(void *user, const char *section, const char *name, cons
 			rc = -EINVAL;
 		} else {
 			rc = server_set(srv, name, value, err, sizeof(err));
+		}
+	} else if (strcmp(section, "metrics") == 0) {
+		if (strcmp(name, "listen") == 0) {
+			rc = metrics_listen_set(st->conf->metrics_listen,
+						sizeof(st->conf->metrics_listen), value, err,
+						sizeof(err));
+		} else {
+			snprintf(err, sizeof(err), "unknown option \"%s\" in [metrics] (only listen)",
+				 name);
+			rc = -EINVAL;
 		}
 	} else {
 		snprintf(err, sizeof(err), "unknown section [%s]", section);
@@ -318,6 +353,19 @@ int sfs_conf_validate(struct sfs_conf *conf, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	char host[160];
+	uint16_t port;
+	if (*conf->metrics_listen && strcmp(conf->metrics_listen, "off") != 0 &&
+	    net_parse_hostport(conf->metrics_listen, host, sizeof(host), &port, err, errlen) == 0) {
+		for (unsigned i = 0; i < conf->n_io; i++) {
+			if (*conf->io[i].metrics_listen || port + 1 + i <= 65535)
+				continue;
+			snprintf(err, errlen, "%s: [metrics] listen %s: I/O server %s would need "
+				 "port %u", path, conf->metrics_listen, conf->io[i].name,
+				 port + 1 + i);
+			return -EINVAL;
+		}
+	}
 	if (conf->strip_size % 512 != 0) {
 		snprintf(err, errlen, "%s: strip_size %u: must be a multiple of 512", path,
 			 conf->strip_size);
@@ -373,6 +421,8 @@ static void server_print(const struct sfs_server_conf *srv, FILE *out)
 	fprintf(out, "\n[server %s]\nrole = %s\naddress = %s\ndir = %s\n", srv->name,
 		srv->role == SFS_ROLE_META ? "meta" : "io",
 		sfs_server_address(srv, addr, sizeof(addr)), srv->dir);
+	if (*srv->metrics_listen)
+		fprintf(out, "metrics_listen = %s\n", srv->metrics_listen);
 }
 
 void sfs_conf_dump(const struct sfs_conf *conf, FILE *out)
@@ -380,6 +430,8 @@ void sfs_conf_dump(const struct sfs_conf *conf, FILE *out)
 	fprintf(out, "[global]\n");
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		opt_print(conf, &opts[i], out);
+	if (*conf->metrics_listen)
+		fprintf(out, "\n[metrics]\nlisten = %s\n", conf->metrics_listen);
 	server_print(&conf->meta, out);
 	for (unsigned i = 0; i < conf->n_io; i++)
 		server_print(&conf->io[i], out);
@@ -409,6 +461,28 @@ int sfs_conf_write_loopback(FILE *out, unsigned n_io, const char *dir, unsigned 
 		fprintf(out, "\n[server io%u]\nrole = io\naddress = 127.0.0.1:%u\ndir = %s/io%u\n",
 			i, port + 1 + i, dir, i);
 	return ferror(out) ? -EIO : 0;
+}
+
+const char *sfs_conf_metrics_listen(const struct sfs_conf *conf,
+				    const struct sfs_server_conf *srv, char *buf, size_t len)
+{
+	char host[160], err[256];
+	uint16_t port;
+	buf[0] = '\0';
+	if (*srv->metrics_listen) {
+		if (strcmp(srv->metrics_listen, "off") != 0)
+			snprintf(buf, len, "%s", srv->metrics_listen);
+		return buf;
+	}
+	if (!*conf->metrics_listen || strcmp(conf->metrics_listen, "off") == 0 ||
+	    net_parse_hostport(conf->metrics_listen, host, sizeof(host), &port, err,
+			       sizeof(err)) < 0)
+		return buf;
+	unsigned index = srv == &conf->meta ? 0 : (unsigned)(srv - conf->io) + 1;
+	if (port + index > 65535)
+		return buf; /* refused by sfs_conf_validate */
+	snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port + index);
+	return buf;
 }
 
 const struct sfs_server_conf *sfs_conf_find(const struct sfs_conf *conf, const char *name,

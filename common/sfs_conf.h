@@ -26,6 +26,8 @@ struct sfs_server_conf {
 	char host[128];
 	uint16_t port;
 	char dir[512];     /* data directory (I/O) or metadata directory (meta) */
+	char metrics_listen[160]; /* its own metrics endpoint HOST:PORT, "off",
+				     or "": as [metrics] says */
 };
 
 struct sfs_conf {
@@ -41,6 +43,11 @@ struct sfs_conf {
 	int sync_writes;              /* I/O servers: O_DSYNC datafiles */
 	char agent_socket[108];       /* clients: migagent's socket ("off" = none) */
 	uint32_t snapshot_barrier_timeout_ms; /* a snapshot's freeze of every server */
+
+	/* [metrics] listen: HOST:PORT of the metadata server's Prometheus
+	 * endpoint; I/O server k listens on PORT+1+k unless its section sets
+	 * metrics_listen. "" or "off": none (sfs_conf_metrics_listen) */
+	char metrics_listen[160];
 
 	struct sfs_server_conf meta;
 	struct sfs_server_conf io[SFS_MAX_IO_SERVERS];
@@ -65,6 +72,9 @@ void sfs_conf_describe(FILE *out);
 int sfs_conf_write_loopback(FILE *out, unsigned n_io, const char *dir, unsigned port);
 /* "host:port", or "[v6]:port": into buf, returns buf. */
 const char *sfs_server_address(const struct sfs_server_conf *srv, char *buf, size_t len);
+/* The metrics endpoint of srv (a server of conf) into buf; "" when off. */
+const char *sfs_conf_metrics_listen(const struct sfs_conf *conf,
+				    const struct sfs_server_conf *srv, char *buf, size_t len);
 /* Server by name, or NULL. *index gets its I/O index (-1 for meta). */
 const struct sfs_server_conf *sfs_conf_find(const struct sfs_conf *conf, const char *name,
 					    int *index);

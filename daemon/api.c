@@ -20,6 +20,7 @@
 #include "calibrate.h"
 #include "hv_sim.h"
 #include "log.h"
+#include "metrics.h"
 #include "migd_proto.h"
 #include "scheduler.h"
 #include "util.h"
@@ -1134,6 +1135,11 @@ int api_serve(struct api *api, long timeout_ms)
 	return 0;
 }
 
+void api_set_metrics(struct api *api, struct migd_metrics *m)
+{
+	api->metrics = m;
+}
+
 void api_publish(struct api *api)
 {
 	json_t *events = db_events_take(api->db);
@@ -1144,6 +1150,7 @@ void api_publish(struct api *api)
 		char *body = json_dumps(ev, JSON_COMPACT);
 		snprintf(topic, sizeof(topic), "event.%s",
 			 json_string_value(json_object_get(ev, "type")));
+		metrics_event(api->metrics, ev);
 		/* a slow subscriber loses events (PUB's high-water mark), never blocks migd */
 		if (body && zmq_send(api->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
 			zmq_send(api->pub, body, strlen(body), ZMQ_DONTWAIT);

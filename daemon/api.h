@@ -37,6 +37,9 @@ void api_poll_also(struct api *api, void *socket);
 /* Checkpoints and restores (ckpt.h): their commands answer once set. */
 struct ckpt;
 void api_set_ckpt(struct api *api, struct ckpt *ck);
+/* Every published event also goes to m (metrics.h); borrowed. */
+struct migd_metrics;
+void api_set_metrics(struct api *api, struct migd_metrics *m);
 /* Publish the committed events. */
 void api_publish(struct api *api);
 

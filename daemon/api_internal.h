@@ -26,6 +26,7 @@ struct api {
 	struct policy_engine *pe;
 	struct health *hm;
 	struct ckpt *ck;               /* NULL: no checkpoints (api_set_ckpt) */
+	struct migd_metrics *metrics;  /* NULL: no metrics endpoint (api_set_metrics) */
 	void *zctx, *rep, *pub;
 	void *also;                    /* polled with rep: the agents' socket */
 	uint64_t start_ms;

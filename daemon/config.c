@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "net.h"
 #include "util.h"
 
 enum opt_type { OPT_STR, OPT_UINT, OPT_U64, OPT_DOUBLE, OPT_DURATION, OPT_RATE, OPT_BOOL };
@@ -158,6 +159,10 @@ static const struct opt opts[] = {
 	{ "checkpoint.sim_store_bandwidth", NUM(OPT_RATE, ckpt_sim_store_bps), "1g", 1, 1e15, 0,
 	  "sim backend: the checkpoint store's bandwidth its model shares among saves and "
 	  "loads, bytes/s" },
+	/* [metrics] (flags --metrics-NAME): the Prometheus endpoint */
+	{ "metrics.listen", STR(metrics_listen), "", 0, 0, 0,
+	  "HOST:PORT of the Prometheus metrics endpoint (http://HOST:PORT/metrics), e.g. "
+	  "127.0.0.1:9464 (empty: off)" },
 };
 
 
@@ -339,7 +344,7 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 		return 0;
 	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd], [agent], [qmp], [libvirt] or [checkpoint])", where, section);
+			 "top, in [migd], [agent], [qmp], [libvirt], [checkpoint] or [metrics])", where, section);
 		st->failed = 1;
 		return 0;
 	}
@@ -577,6 +582,14 @@ int config_load(int argc, char **argv, struct migd_config *c, char *err, size_t 
 	}
 	if (strcmp(c->listen, c->events) == 0) {
 		snprintf(err, errlen, "events \"%s\": must differ from listen", c->events);
+		return -EINVAL;
+	}
+	char host[CONFIG_ENDPOINT_MAX];
+	uint16_t port;
+	if (*c->metrics_listen &&
+	    net_parse_hostport(c->metrics_listen, host, sizeof(host), &port, err, errlen) < 0) {
+		snprintf(err, errlen, "metrics listen \"%s\": expected HOST:PORT, e.g. "
+			 "127.0.0.1:9464", c->metrics_listen);
 		return -EINVAL;
 	}
 	return check_agent(c, err, errlen);

@@ -93,6 +93,9 @@ struct migd_config {
 	unsigned ckpt_keep;
 	uint64_t ckpt_sim_store_bps;
 
+	/* [metrics] */
+	char metrics_listen[CONFIG_ENDPOINT_MAX]; /* HOST:PORT of /metrics; "" off */
+
 	/* how migd was asked to run, not settings */
 	char config_path[PATH_MAX];         /* "" when no -c */
 	enum config_action action;

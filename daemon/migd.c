@@ -24,6 +24,7 @@
 #include "health.h"
 #include "hv_qmp.h"
 #include "log.h"
+#include "metrics.h"
 #include "migd_proto.h"
 #include "policy.h"
 #include "util.h"
@@ -208,7 +209,7 @@ static int64_t cluster_clock(void *arg)
 
 static void loop(const struct migd_config *conf, struct api *api, struct executor *ex,
 		 struct policy_engine *pe, struct health *hm, struct agent_link *agents,
-		 struct ckpt *ck)
+		 struct ckpt *ck, struct migd_metrics *mx)
 {
 	while (!stop_signal) {
 		int rc = api_serve(api, conf->poll_interval_ms);
@@ -223,6 +224,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 		exec_tick(ex);
 		ckpt_tick(ck);
 		api_publish(api);
+		metrics_tick(mx);
 	}
 	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
 		 (int)stop_signal);
@@ -238,6 +240,7 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	struct api *api = NULL;
 	struct agent_link *agents = NULL;
 	struct ckpt *ck = NULL;
+	struct migd_metrics *mx = NULL;
 	struct ckpt_opts co = { .background = conf->ckpt_background, .keep = conf->ckpt_keep };
 	struct exec_opts opts;
 	struct health_opts ho = {
@@ -261,7 +264,8 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	    (rc = ckpt_reconcile(ck)) < 0 ||
 	    (rc = policy_engine_new(db, ex, &pe, err, sizeof(err))) < 0 ||
 	    (rc = health_new(db, ex, &ho, &hm, err, sizeof(err))) < 0 ||
-	    (rc = api_new(conf, db, ex, pe, hm, &api, err, sizeof(err))) < 0) {
+	    (rc = api_new(conf, db, ex, pe, hm, &api, err, sizeof(err))) < 0 ||
+	    (rc = metrics_new(conf->metrics_listen, db, agents, &mx, err, sizeof(err))) < 0) {
 		log_warnx("cannot start: %s", *err ? err : "the cluster state was not restored");
 		goto out;
 	}
@@ -274,9 +278,11 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 	if (ready_fd >= 0)
 		detach(ready_fd);
 	api_set_ckpt(api, ck);
+	api_set_metrics(api, mx);
 	policy_set_ckpt(pe, ck);
-	loop(conf, api, ex, pe, hm, agents, ck);
+	loop(conf, api, ex, pe, hm, agents, ck, mx);
 out:
+	metrics_free(mx);
 	api_free(api);
 	ckpt_free(ck);
 	health_free(hm);

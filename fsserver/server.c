@@ -37,6 +37,7 @@
 #include "log.h"
 #include "meta.h"
 #include "net.h"
+#include "sfsd_metrics.h"
 #include "sfs_rpc.h"
 #include "util.h"
 
@@ -56,6 +57,7 @@ struct server {
 	int *conn_fds;         /* max_connections slots, -1 = free */
 	unsigned n_conns;
 	uint64_t n_requests;   /* atomic: frames read but PING and STATS (STATS) */
+	struct sfsd_metrics *metrics; /* NULL: no [metrics] endpoint */
 };
 
 struct conn {
@@ -166,6 +168,7 @@ static int serve_one(struct conn *c)
 
 	if (read_frame(c, &hdr, &deadline_ms) < 0)
 		return -1;
+	uint64_t start_ns = now_ns();
 	c->reply.op = hdr.op;
 	c->reply.msg[0] = '\0';
 	struct server_req r = { .fd = c->fd, .peer = c->peer, .tag = hdr.tag,
@@ -213,6 +216,9 @@ static int serve_one(struct conn *c)
 	log_debug("peer %s: %s tag %u: %s%s%s", c->peer, sfs_op_name(hdr.op), hdr.tag,
 		  status < 0 ? strerror(-status) : "ok", c->reply.msg[0] ? ": " : "",
 		  c->reply.msg);
+	if (hdr.op != SFS_OP_PING && hdr.op != SFS_OP_STATS)
+		sfsd_metrics_request(s->metrics, hdr.op, status, hdr.data_len, &r,
+				     now_ns() - start_ns);
 	if (s->ops->after_reply)
 		s->ops->after_reply(s->ctx, &r);
 	return rc < 0 ? -1 : 0;
@@ -326,6 +332,7 @@ static void server_free(struct server *s)
 {
 	if (!s)
 		return;
+	sfsd_metrics_free(s->metrics); /* its scrapes read the role */
 	if (s->ctx)
 		s->ops->free(s->ctx);
 	if (s->listen_fd >= 0)
@@ -336,6 +343,33 @@ static void server_free(struct server *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s->conn_fds);
 	free(s);
+}
+
+/* For a scrape (sfsd_metrics.h), in the HTTP server's thread: open
+ * connections, and space used as the role answers a STATFS (what `sfs df`
+ * shows), asked directly so it is not counted as a client's request. */
+static void sample(void *arg, struct sfsd_sample *out)
+{
+	struct server *s = arg;
+	pthread_mutex_lock(&s->lock);
+	out->connections = s->n_conns;
+	pthread_mutex_unlock(&s->lock);
+	struct sfs_req *req = calloc(1, sizeof(*req));
+	struct sfs_reply *reply = calloc(1, sizeof(*reply));
+	if (req && reply) {
+		req->op = s->ops->role == SFS_ROLE_META ? SFS_OP_META_STATFS : SFS_OP_DF_STATFS;
+		reply->op = req->op;
+		struct server_req r = { .fd = -1, .peer = "metrics", .req = req, .reply = reply };
+		if (s->ops->handle(s->ctx, &r) == 0) {
+			out->have_space = 1;
+			out->total_bytes = reply->total_bytes;
+			out->free_bytes = reply->free_bytes;
+			out->used_bytes = reply->used_bytes;
+			out->n_files = reply->n_files;
+		}
+	}
+	free(req);
+	free(reply);
 }
 
 /* Take the directory: exactly one sfsd may serve it. */
@@ -402,6 +436,9 @@ static int server_new(const struct sfs_conf *conf, const struct sfs_server_conf 
 	if (rc < 0)
 		goto fail;
 	s->listen_fd = rc;
+	rc = sfsd_metrics_start(conf, srv, sample, s, &s->metrics, err, errlen);
+	if (rc < 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:

@@ -55,6 +55,8 @@ static void usage(FILE *out)
 		"  -h, --help            this help\n"
 		"      --version         print the version\n"
 		"\n"
+		"Prometheus metrics: a [metrics] section in CONF (see sfs.conf(5)).\n"
+		"\n"
 		"[global] options for -o:\n");
 	sfs_conf_describe(out);
 }

@@ -60,6 +60,8 @@ util-linux
 libfuse3-dev
 libssl-dev
 fuse3
+libmicrohttpd-dev
+prometheus
 "
 
 as_root() {

@@ -176,3 +176,45 @@ Test(conf, agent_socket_is_a_path_or_off)
 	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, ":2: agent_socket \"sock\""), "%s", err);
 }
+
+Test(conf, metrics_endpoints_follow_the_server_order)
+{
+	char buf[160];
+	/* off by default */
+	write_file(SERVERS);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->meta, buf, sizeof(buf)), "");
+	/* meta on PORT, I/O server k on PORT+1+k, a server's own setting wins */
+	write_file("[metrics]\nlisten = 127.0.0.1:9464\n"
+		   "[server m]\nrole = meta\naddress = 127.0.0.1:1\ndir = /m\n"
+		   "[server a]\nrole = io\naddress = 127.0.0.1:2\ndir = /a\n"
+		   "[server b]\nrole = io\naddress = 127.0.0.1:3\ndir = /b\n"
+		   "[server c]\nrole = io\naddress = 127.0.0.1:4\ndir = /c\n"
+		   "metrics_listen = [::1]:7000\n"
+		   "[server d]\nrole = io\naddress = 127.0.0.1:5\ndir = /d\nmetrics_listen = off\n");
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->meta, buf, sizeof(buf)),
+			 "127.0.0.1:9464");
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->io[1], buf, sizeof(buf)),
+			 "127.0.0.1:9466");
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->io[2], buf, sizeof(buf)),
+			 "[::1]:7000");
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->io[3], buf, sizeof(buf)), "");
+	/* dumped and read back the same */
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	sfs_conf_dump(conf, mem);
+	fclose(mem);
+	write_file(text);
+	free(text);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->io[0], buf, sizeof(buf)),
+			 "127.0.0.1:9465");
+	cr_assert_str_eq(sfs_conf_metrics_listen(conf, &conf->io[3], buf, sizeof(buf)), "");
+	/* bad values are named */
+	expect_error("[metrics]\nlisten = 9464\n" SERVERS, ":2:", "\"9464\"");
+	expect_error("[metrics]\nport = 1\n" SERVERS, "unknown option", "port");
+	expect_error("[metrics]\nlisten = h:65535\n" SERVERS, "h:65535", "65536");
+	expect_error(SERVERS "metrics_listen = x\n", "\"x\"", NULL);
+}
