@@ -111,7 +111,7 @@ inflight_any() {
 
 inject() {
 	local kind=$1 p srv sport g h secs pids dev burst i f loss delay t
-	what= busy=
+	what="" busy=""
 	log_line "fault: $kind"
 	case "$kind" in
 	kill-migd | stop-migd)
