@@ -41,6 +41,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "service.h"
 #include "util.h"
 
 #ifndef MIGD_VERSION
@@ -555,6 +556,7 @@ int agent_run(struct agent *a)
 		 a->opts.migd_endpoint ? "migd at " : "no migd",
 		 a->opts.migd_endpoint ? a->opts.migd_endpoint : "", a->opts.watchdog_ms);
 	a->next_activity_ms = now_ms() + a->opts.activity_ms;
+	service_ready(a->socket_path);
 	for (;;) {
 		int n = 0;
 		items[n++] = (zmq_pollitem_t){ .fd = a->signal_fd, .events = ZMQ_POLLIN };
@@ -578,6 +580,7 @@ int agent_run(struct agent *a)
 			struct signalfd_siginfo si;
 			if (read(a->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 				log_info("signal %u: stopping", si.ssi_signo);
+				service_stopping(NULL);
 				break;
 			}
 		}

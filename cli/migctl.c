@@ -122,15 +122,7 @@ int ctl_positional(const struct ctl *c, int argc, char **argv, int want, const c
 
 /* ---- dispatch ---- */
 
-struct subcmd {
-	const char *noun;  /* "host", or the whole name of a one-word subcommand */
-	const char *verb;  /* "add", or NULL */
-	int (*run)(struct ctl *c, int argc, char **argv);
-	const char *usage;
-	const char *summary;
-};
-
-static const struct subcmd subcmds[] = {
+const struct subcmd subcmds[] = {
 	{ "status", NULL, cmd_status, status_usage, "what migd runs: counts, uptime, clock" },
 	{ "host", "add", cmd_host_add, host_add_usage, "add a host by its backend URI" },
 	{ "host", "list", cmd_host_list, host_list_usage, "list hosts" },
@@ -161,6 +153,7 @@ static const struct subcmd subcmds[] = {
 	{ "calibrate", NULL, cmd_calibrate, calibrate_usage, "fit the cost history into the sim model" },
 	{ "predict", NULL, cmd_predict, predict_usage, "what a migration would cost, on that model" },
 	{ "watch", NULL, cmd_watch, watch_usage, "live events, progress bars on a terminal" },
+	{ "events", NULL, cmd_events, events_usage, "the stored event log, a page at a time" },
 	{ "job", "set", cmd_job_set, job_set_usage, "set (or clear) a job's sfs data path" },
 	{ "job", "list", cmd_job_list, job_list_usage, "list jobs: guests, data path" },
 	{ "checkpoint", "create", cmd_checkpoint_create, checkpoint_create_usage,
@@ -178,6 +171,7 @@ static const struct subcmd subcmds[] = {
 	{ "restore", "show", cmd_restore_show, restore_show_usage, "show one restore" },
 	{ "restore", NULL, cmd_restore, restore_usage, "restore a job from a checkpoint" },
 };
+const size_t n_subcmds = ARRAY_SIZE(subcmds);
 
 static void usage(FILE *out)
 {
@@ -228,9 +222,7 @@ static int is_noun(const char *word)
 	return 0;
 }
 
-/* The subcommand argv[0] (and argv[1] for a noun) names; *words says how
- * many words it took. NULL when none matches. */
-static const struct subcmd *find_subcmd(int argc, char **argv, int *words)
+const struct subcmd *find_subcmd(int argc, char **argv, int *words)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(subcmds); i++) {
 		const struct subcmd *s = &subcmds[i];
@@ -313,6 +305,8 @@ int main(int argc, char **argv)
 	c.endpoint = env && *env ? env : MIGCTL_DEFAULT_ENDPOINT;
 	c.timeout_ms = MIGCTL_DEFAULT_TIMEOUT_MS;
 	opterr = 0;
+	if (argc > 1 && strcmp(argv[1], "__complete") == 0) /* for dist/completion/migctl */
+		return ctl_complete(&c, argc - 2, argv + 2);
 
 	int sub_index = 0, words = 0;
 	int rc = parse_global(&c, argc, argv, &sub_index);

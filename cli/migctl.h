@@ -77,6 +77,28 @@ struct ctl {
 	void *zctx;                /* ZeroMQ context, made on first use */
 };
 
+/* ---- the subcommands (migctl.c) ---- */
+
+struct subcmd {
+	const char *noun;  /* "host", or the whole name of a one-word subcommand */
+	const char *verb;  /* "add", or NULL */
+	int (*run)(struct ctl *c, int argc, char **argv);
+	const char *usage;
+	const char *summary;
+};
+extern const struct subcmd subcmds[];
+extern const size_t n_subcmds;
+/* The subcommand argv[0] (and argv[1] for a noun) names; *words says how
+ * many words it took. NULL when none matches. */
+const struct subcmd *find_subcmd(int argc, char **argv, int *words);
+
+/*
+ * `migctl __complete WORD... CUR` (migctl_complete.c): the completions of
+ * CUR after WORDs, one per line, for dist/completion/migctl. Names of
+ * hosts, guests, policies and jobs are asked from migd. Exit 0.
+ */
+int ctl_complete(struct ctl *c, int argc, char **argv);
+
 /* ---- messages and options (migctl.c) ---- */
 
 /* "migctl: <name>: <message>\n" on stderr. */
@@ -239,7 +261,7 @@ CTL_SUBCMD(cmd_queue);
 CTL_SUBCMD(cmd_policy_add); CTL_SUBCMD(cmd_policy_list); CTL_SUBCMD(cmd_policy_show);
 CTL_SUBCMD(cmd_policy_pause); CTL_SUBCMD(cmd_policy_resume); CTL_SUBCMD(cmd_policy_rm);
 CTL_SUBCMD(cmd_history); CTL_SUBCMD(cmd_report); CTL_SUBCMD(cmd_status);
-CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
+CTL_SUBCMD(cmd_watch); CTL_SUBCMD(cmd_events); CTL_SUBCMD(cmd_agent_list); CTL_SUBCMD(cmd_migration_show);
 CTL_SUBCMD(cmd_health_report); CTL_SUBCMD(cmd_health_show); CTL_SUBCMD(cmd_health_rule);
 CTL_SUBCMD(cmd_calibrate); CTL_SUBCMD(cmd_predict);
 CTL_SUBCMD(cmd_job_set); CTL_SUBCMD(cmd_job_list);
@@ -253,7 +275,7 @@ extern const char host_add_usage[], host_list_usage[], host_show_usage[], host_r
 	guest_show_usage[], migrate_usage[], evacuate_usage[], abort_usage[], queue_usage[],
 	policy_add_usage[], policy_list_usage[], policy_show_usage[], policy_pause_usage[],
 	policy_resume_usage[], policy_rm_usage[], history_usage[], report_usage[],
-	status_usage[], watch_usage[], health_report_usage[], health_show_usage[],
+	status_usage[], watch_usage[], events_usage[], health_report_usage[], health_show_usage[],
 	health_rule_usage[], agent_list_usage[], migration_show_usage[], calibrate_usage[],
 	predict_usage[], job_set_usage[], job_list_usage[], checkpoint_create_usage[],
 	checkpoint_list_usage[], checkpoint_show_usage[], checkpoint_rm_usage[], restore_usage[],

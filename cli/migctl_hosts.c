@@ -313,12 +313,17 @@ enum { OPT_URI = OPT_SUBCMD_BASE, OPT_MAX_OUT, OPT_MAX_IN, OPT_MEMORY, OPT_HOST,
        OPT_JOB, OPT_RANK, OPT_HOOK, OPT_HOOK_INTERVAL, OPT_HOOK_TIMEOUT, OPT_LIMIT, OPT_AFTER,
        OPT_FROM };
 
-#define LIST_PAGE 1000
+/* Rows per request of a whole list: 5,000 guests are about 1 MB of reply,
+ * far under the message limit, and 100,000 take 20 requests. */
+#define LIST_PAGE 5000
 
-int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const char *after,
-	     json_t **out)
+typedef int (*page_fn)(void *arg, json_t *page);
+
+/* Every page of cmd (one page of limit when limit is set), each handed to
+ * fn as it comes. Takes args. */
+static int list_pages(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
+		      const char *after, page_fn fn, void *arg)
 {
-	json_t *all = json_array();
 	char cursor[256];
 	int rc = 0;
 	snprintf(cursor, sizeof(cursor), "%s", after ? after : "");
@@ -331,15 +336,28 @@ int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const
 		if ((rc = ctl_call(c, cmd, a, &root, &result)) != 0)
 			break;
 		size_t n = json_array_size(result);
-		json_array_extend(all, result);
 		if (n)
 			snprintf(cursor, sizeof(cursor), "%s",
 				 jstr(json_array_get(result, n - 1), "name"));
+		rc = fn(arg, result);
 		json_decref(root);
-		if (limit || n < LIST_PAGE)
+		if (rc != 0 || limit || n < LIST_PAGE)
 			break;
 	}
 	json_decref(args);
+	return rc;
+}
+
+static int page_collect(void *arg, json_t *page)
+{
+	return json_array_extend(arg, page) < 0 ? MIGCTL_EXIT_FAIL : 0;
+}
+
+int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const char *after,
+	     json_t **out)
+{
+	json_t *all = json_array();
+	int rc = list_pages(c, cmd, args, limit, after, page_collect, all);
 	if (rc != 0) {
 		json_decref(all);
 		all = NULL;
@@ -348,14 +366,46 @@ int ctl_list(struct ctl *c, const char *cmd, json_t *args, unsigned limit, const
 	return rc;
 }
 
-/* ctl_list, then shown as request_and_print does. */
+struct json_stream {
+	size_t written;
+};
+
+/* A page of a JSON array written as it comes: one item per line. */
+static int page_print_json(void *arg, json_t *page)
+{
+	struct json_stream *js = arg;
+	size_t i;
+	json_t *item;
+	json_array_foreach(page, i, item) {
+		fputs(js->written++ ? ",\n" : "\n", stdout);
+		if (json_dumpf(item, stdout, JSON_COMPACT) < 0)
+			return MIGCTL_EXIT_FAIL;
+	}
+	return ferror(stdout) ? MIGCTL_EXIT_FAIL : 0;
+}
+
+/* ctl_list, then shown as request_and_print does; --json streams the
+ * array a page at a time (100,000 guests are 20 MB of it), a table needs
+ * every row for its widths. */
 static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
 			  const char *after, void (*print)(json_t *))
 {
+	if (c->json) {
+		struct json_stream js = { 0 };
+		fputs("[", stdout);
+		int rc = list_pages(c, cmd, args, limit, after, page_print_json, &js);
+		if (rc == 0)
+			fputs(js.written ? "\n]\n" : "]\n", stdout);
+		if (fflush(stdout) != 0 && rc == 0) {
+			ctl_error(c, "writing to stdout: %s", strerror(errno));
+			rc = MIGCTL_EXIT_FAIL;
+		}
+		return rc;
+	}
 	json_t *all;
 	int rc = ctl_list(c, cmd, args, limit, after, &all);
 	if (rc == 0)
-		rc = c->json ? ctl_print_json(c, all) : (print(all), 0);
+		print(all);
 	json_decref(all);
 	return rc;
 }

@@ -498,6 +498,62 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
+/* An evacuate request takes up to 1,000 hosts; its reply holds every
+ * migration queued, about 750 bytes each, and must stay under the 4 MiB
+ * message limit: a chunk holds at most 4,000 guests (by host.list's
+ * counts; a host with more goes alone). */
+#define EVACUATE_HOSTS 1000
+#define EVACUATE_GUESTS 4000
+
+/* The hosts of names from index i on that go in one request: *n of them. */
+static size_t evacuate_chunk(json_t *names, json_t *guests, size_t i)
+{
+	size_t n = 0;
+	json_int_t sum = 0;
+	while (i + n < json_array_size(names) && n < EVACUATE_HOSTS) {
+		json_int_t g = json_integer_value(json_array_get(guests, i + n));
+		if (n && sum + g > EVACUATE_GUESTS)
+			break;
+		sum += g;
+		n++;
+	}
+	return n;
+}
+
+/* Several hosts: each chunk one request, which migd takes in one
+ * transaction that disables its hosts before it queues their guests. With
+ * more than one chunk, every host is disabled first (host.disable of them
+ * all, one transaction), so that no guest of the first chunk is planned
+ * onto a host of the next. */
+static int evacuate_many(struct ctl *c, json_t *names, json_t *guests, json_t *migrations)
+{
+	int rc = 0, refused = 0;
+	if (evacuate_chunk(names, guests, 0) < json_array_size(names)) {
+		json_t *root, *result;
+		rc = ctl_call(c, "host.disable", json_pack("{s:O}", "names", names), &root,
+			      &result);
+		if (rc != 0)
+			return rc; /* refused or no answer, said: nothing evacuated */
+		json_decref(root);
+	}
+	for (size_t i = 0, n; (rc == 0 || rc == MIGCTL_EXIT_FAIL) && i < json_array_size(names);
+	     i += n) {
+		json_t *chunk = json_array(), *root, *result;
+		n = evacuate_chunk(names, guests, i);
+		for (size_t j = i; j < i + n; j++)
+			json_array_append(chunk, json_array_get(names, j));
+		/* the request takes its args */
+		rc = ctl_call(c, "evacuate", json_pack("{s:o}", "hosts", chunk), &root, &result);
+		if (rc == 0) {
+			json_array_extend(migrations, result);
+			json_decref(root);
+		} else if (rc == MIGCTL_EXIT_FAIL) {
+			refused = 1; /* said by ctl_call; the other chunks go on */
+		}
+	}
+	return rc != 0 && rc != MIGCTL_EXIT_FAIL ? rc : refused ? MIGCTL_EXIT_FAIL : 0;
+}
+
 int cmd_evacuate(struct ctl *c, int argc, char **argv)
 {
 	int wait = 0, rc = move_options(c, argc, argv, evacuate_usage, NULL, &wait, NULL);
@@ -509,40 +565,36 @@ int cmd_evacuate(struct ctl *c, int argc, char **argv)
 	char err[300];
 	if (selector_check_hosts(sel, err, sizeof(err)) < 0)
 		return ctl_usage_error(c, "%s", err);
-	json_t *names, *migrations = json_array();
+	json_t *names, *guests = json_array(), *migrations = json_array();
 	if (selector_is_name(sel)) {
 		names = json_pack("[s]", sel);
 	} else {
-		json_t *list;
+		json_t *list, *h;
+		size_t i;
 		if ((rc = ctl_list(c, "host.list", NULL, 0, NULL, &list)) != 0) {
+			json_decref(guests);
 			json_decref(migrations);
 			return rc;
 		}
 		names = matching_names(list, sel, 0);
+		json_array_foreach(list, i, h) /* counts of the hosts in names, in its order */
+			if (selector_match_host(sel, jstr(h, "name")))
+				json_array_append_new(guests, json_integer(jint(h, "guests", 0)));
 		json_decref(list);
 		if (json_array_size(names) == 0) {
 			ctl_error(c, "HOST \"%s\" matches no host", sel);
 			json_decref(names);
+			json_decref(guests);
 			json_decref(migrations);
 			return MIGCTL_EXIT_FAIL;
 		}
 	}
 	json_t *args = json_object();
-	if (json_array_size(names) > 1) {
-		/* every host drained takes no guests first: else the planner could
-		 * move a guest of the first onto the next (and move it twice) */
-		json_t *hosts = json_array();
-		rc = request_each(c, "host.disable", "name", names, args, hosts);
-		json_decref(hosts);
-		if (rc != 0 && rc != MIGCTL_EXIT_FAIL) {
-			json_decref(args);
-			json_decref(names);
-			json_decref(migrations);
-			return rc;
-		}
-	}
-	rc = request_each(c, "evacuate", "host", names, args, migrations);
+	rc = json_array_size(names) == 1
+		     ? request_each(c, "evacuate", "host", names, args, migrations)
+		     : evacuate_many(c, names, guests, migrations);
 	json_decref(args);
+	json_decref(guests);
 	if (rc == MIGCTL_EXIT_FAIL && json_array_size(names) == 1) {
 		/* the one host was refused: said */
 	} else if (json_array_size(migrations) == 0 && !c->json && (rc == 0)) {
@@ -596,6 +648,8 @@ int cmd_abort(struct ctl *c, int argc, char **argv)
 	return cmd_with_id(c, argc, argv, abort_usage, "abort", migration_print_line_stdout);
 }
 
+#define QUEUE_PAGE 1000
+
 int cmd_queue(struct ctl *c, int argc, char **argv)
 {
 	static const struct option longopts[] = { CTL_COMMON_LONGOPTS, { 0 } };
@@ -605,16 +659,31 @@ int cmd_queue(struct ctl *c, int argc, char **argv)
 			return rc;
 	if ((rc = ctl_positional(c, argc, argv, 0, "")) != 0)
 		return rc;
-	json_t *root, *result;
-	if ((rc = ctl_call(c, "queue", NULL, &root, &result)) != 0)
-		return rc;
+	/* a page at a time: an evacuation of 1,000 hosts queues 10,000 */
+	json_t *result = json_array();
+	json_int_t after = 0;
+	for (;;) {
+		json_t *root, *page;
+		if ((rc = ctl_call(c, "queue", json_pack("{s:I, s:i}", "after", after, "limit",
+							 QUEUE_PAGE), &root, &page)) != 0) {
+			json_decref(result);
+			return rc;
+		}
+		size_t n = json_array_size(page);
+		json_array_extend(result, page);
+		if (n)
+			after = jint(json_array_get(page, n - 1), "id", 0);
+		json_decref(root);
+		if (n < QUEUE_PAGE)
+			break;
+	}
 	if (c->json)
 		rc = ctl_print_json(c, result);
 	else if (json_array_size(result) == 0)
 		printf("no migrations queued or running\n");
 	else
 		migration_print_table(result, 0, stdout);
-	json_decref(root);
+	json_decref(result);
 	return rc;
 }
 

@@ -28,15 +28,19 @@
 
 const char history_usage[] =
 	"usage: migctl history [--json | --csv] [--since T] [--policy NAME] [--limit N]\n"
+	"                      [--after ID]\n"
 	"\n"
 	"Finished migrations (completed, failed, aborted), oldest first, with their\n"
-	"cost: total time, downtime, bytes, rounds.\n"
+	"cost: total time, downtime, bytes, rounds. The history is fetched a page\n"
+	"at a time, so it has no size limit.\n"
 	"\n"
 	"      --since T       only those queued at or after T: an ISO date-time\n"
 	"                      (2024-05-01T12:00:00, local; a trailing Z for UTC) or a\n"
 	"                      duration ago on the cluster's clock (10m, 2h, 1d)\n"
 	"      --policy NAME   only those a policy started\n"
-	"      --limit N       at most the N newest\n"
+	"      --limit N       at most the N newest; with --after, the first N after it\n"
+	"      --after ID      only those that finished after migration ID (the last\n"
+	"                      ID of a page gives the next page)\n"
 	"      --json          the migration records as a JSON array\n"
 	"      --csv           the records as CSV with a header line\n"
 	"  -h, --help          show this help\n";
@@ -147,7 +151,57 @@ static void history_csv(json_t *arr, FILE *out)
 	}
 }
 
-enum { OPT_CSV = OPT_SUBCMD_BASE, OPT_SINCE, OPT_POLICY, OPT_LIMIT };
+enum { OPT_CSV = OPT_SUBCMD_BASE, OPT_SINCE, OPT_POLICY, OPT_LIMIT, OPT_AFTER };
+
+/* Migrations per history request: well under migd's page limit (5,000). */
+#define HISTORY_PAGE 1000
+
+/*
+ * The history args select, a page at a time (args' "after" and "limit":
+ * the first limit after that id; without after, from the start; without
+ * limit, all of them). With a "limit" and no "after", the newest limit in
+ * one request, as before paging. Takes args; *out is the whole array.
+ */
+static int history_fetch(struct ctl *c, json_t *args, json_t **out)
+{
+	json_t *all = json_array(), *limit_v = json_object_get(args, "limit");
+	json_int_t want = limit_v ? json_integer_value(limit_v) : 0;
+	json_int_t after = json_integer_value(json_object_get(args, "after"));
+	int rc = 0;
+	if (want && !json_object_get(args, "after")) {
+		json_t *root, *result;
+		rc = ctl_call(c, "history", args, &root, &result);
+		if (rc == 0) {
+			json_array_extend(all, result);
+			json_decref(root);
+		}
+		args = NULL; /* taken by the call */
+	}
+	while (args && rc == 0) {
+		json_int_t page = want && want - (json_int_t)json_array_size(all) < HISTORY_PAGE
+					  ? want - (json_int_t)json_array_size(all) : HISTORY_PAGE;
+		json_t *a = json_deep_copy(args), *root, *result;
+		json_object_set_new(a, "after", json_integer(after));
+		json_object_set_new(a, "limit", json_integer(page));
+		if ((rc = ctl_call(c, "history", a, &root, &result)) != 0)
+			break;
+		size_t n = json_array_size(result);
+		json_array_extend(all, result);
+		if (n)
+			after = json_integer_value(json_object_get(json_array_get(result, n - 1),
+								   "id"));
+		json_decref(root);
+		if ((json_int_t)n < page || (want && (json_int_t)json_array_size(all) >= want))
+			break;
+	}
+	json_decref(args);
+	if (rc != 0) {
+		json_decref(all);
+		all = NULL;
+	}
+	*out = all;
+	return rc;
+}
 
 static int history_options(struct ctl *c, int argc, char **argv, json_t *args, int *csv)
 {
@@ -156,6 +210,7 @@ static int history_options(struct ctl *c, int argc, char **argv, json_t *args, i
 		{ "since", required_argument, NULL, OPT_SINCE },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "after", required_argument, NULL, OPT_AFTER },
 		CTL_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -172,6 +227,12 @@ static int history_options(struct ctl *c, int argc, char **argv, json_t *args, i
 				return ctl_usage_error(c, "--limit \"%s\": expected a number from 1",
 						       optarg);
 			json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+			break;
+		case OPT_AFTER:
+			if (parse_u64(optarg, 0, INT64_MAX, &limit) < 0)
+				return ctl_usage_error(c, "--after \"%s\": expected a migration ID",
+						       optarg);
+			json_object_set_new(args, "after", json_integer((json_int_t)limit));
 			break;
 		default:
 			if ((rc = ctl_option(c, opt, argv, history_usage)) != CTL_CONTINUE)
@@ -196,8 +257,8 @@ int cmd_history(struct ctl *c, int argc, char **argv)
 		json_decref(args);
 		return rc;
 	}
-	json_t *root, *result;
-	if ((rc = ctl_call(c, "history", args, &root, &result)) != 0)
+	json_t *result;
+	if ((rc = history_fetch(c, args, &result)) != 0)
 		return rc;
 	if (c->json)
 		rc = ctl_print_json(c, result);
@@ -207,7 +268,7 @@ int cmd_history(struct ctl *c, int argc, char **argv)
 		printf("no finished migrations\n");
 	else
 		migration_print_table(result, 1, stdout);
-	json_decref(root);
+	json_decref(result);
 	return rc;
 }
 
@@ -549,8 +610,8 @@ static int report_plot(struct ctl *c, json_t *args, const char *file)
 		json_decref(args);
 		return MIGCTL_EXIT_FAIL;
 	}
-	json_t *root, *result;
-	int rc = ctl_call(c, "history", args, &root, &result);
+	json_t *result;
+	int rc = history_fetch(c, args, &result);
 	if (rc != 0)
 		return rc;
 	if (json_array_size(result) == 0) {
@@ -559,11 +620,11 @@ static int report_plot(struct ctl *c, json_t *args, const char *file)
 	} else {
 		rc = plot_history(c, result, file, gnuplot);
 	}
-	json_decref(root);
+	json_decref(result);
 	return rc;
 }
 
-enum { OPT_PLOT = OPT_LIMIT + 1 };
+enum { OPT_PLOT = OPT_AFTER + 1 };
 
 int cmd_report(struct ctl *c, int argc, char **argv)
 {

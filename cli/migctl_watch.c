@@ -1,5 +1,7 @@
 /*
- * migctl_watch: `migctl watch`, migd's event stream for people and scripts.
+ * migctl_watch: `migctl watch`, migd's event stream for people and scripts,
+ * and `migctl events`, the stored event log read back a page at a time,
+ * printed the same way.
  *
  * It subscribes before it asks migd for the queue, so nothing published in
  * between is missed, and the queue both proves migd is there (exit 3
@@ -127,7 +129,8 @@ static void print_event(json_t *ev, const char *body, FILE *out)
 static int seed(struct ctl *c, struct board *b)
 {
 	json_t *root, *result;
-	int rc = ctl_call(c, "queue", NULL, &root, &result);
+	/* the running ones only: at scale the queued are thousands */
+	int rc = ctl_call(c, "queue", json_pack("{s:b}", "running", 1), &root, &result);
 	if (rc != 0)
 		return rc;
 	size_t i;
@@ -220,5 +223,107 @@ int cmd_watch(struct ctl *c, int argc, char **argv)
 	board_clear(b);
 	board_free(b);
 	zmq_close(sub);
+	return rc;
+}
+
+/* ---- events: the stored log ---- */
+
+const char events_usage[] =
+	"usage: migctl events [--json] [--after ID] [--limit N] [--type PREFIX]\n"
+	"\n"
+	"The event log migd keeps in its database, oldest first, each after its ID:\n"
+	"what `migctl watch` would have printed. It is fetched a page at a time,\n"
+	"so it has no size limit; with --json it is one JSON array.\n"
+	"\n"
+	"      --after ID       only the events after event ID (the last ID printed\n"
+	"                       gives the rest)\n"
+	"      --limit N        at most N events\n"
+	"      --type PREFIX    only events whose type starts with PREFIX\n"
+	"                       (migration., host.disabled)\n"
+	"      --json           the events as a JSON array, each with its \"event_id\"\n"
+	"  -h, --help           show this help\n";
+
+#define EVENT_PAGE 1000
+
+enum { OPT_AFTER = OPT_COUNT + 1, OPT_LIMIT, OPT_TYPE };
+
+static int events_options(struct ctl *c, int argc, char **argv, uint64_t *after,
+			  uint64_t *limit, const char **type)
+{
+	static const struct option longopts[] = {
+		{ "after", required_argument, NULL, OPT_AFTER },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		CTL_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	int opt, rc;
+	while ((opt = ctl_getopt(argc, argv, "", longopts)) != -1) {
+		if (opt == OPT_AFTER && parse_u64(optarg, 0, INT64_MAX, after) < 0)
+			return ctl_usage_error(c, "--after \"%s\": expected an event ID", optarg);
+		else if (opt == OPT_LIMIT && parse_u64(optarg, 1, INT64_MAX, limit) < 0)
+			return ctl_usage_error(c, "--limit \"%s\": expected a number from 1", optarg);
+		else if (opt == OPT_TYPE)
+			*type = optarg;
+		else if (opt != OPT_AFTER && opt != OPT_LIMIT &&
+			 (rc = ctl_option(c, opt, argv, events_usage)) != CTL_CONTINUE)
+			return rc;
+	}
+	return ctl_positional(c, argc, argv, 0, "") != 0 ? MIGCTL_EXIT_USAGE : CTL_CONTINUE;
+}
+
+/* One event as a line of the log: its ID, then as watch prints it. */
+static void print_logged(json_t *ev, FILE *out)
+{
+	fprintf(out, "%8" PRId64 "  ", jint(ev, "event_id", 0));
+	json_t *copy = json_copy(ev);
+	json_object_del(copy, "event_id");
+	print_event(copy, "", out);
+	json_decref(copy);
+}
+
+/* Pages of event.list until the log (or --limit) ends; each page is printed
+ * as it comes, so the log streams and a JSON array is written item by item. */
+int cmd_events(struct ctl *c, int argc, char **argv)
+{
+	uint64_t after = 0, limit = 0, done = 0;
+	const char *type = NULL;
+	int rc = events_options(c, argc, argv, &after, &limit, &type);
+	if (rc != CTL_CONTINUE)
+		return rc;
+	if (c->json)
+		fputs("[", stdout);
+	for (;;) {
+		uint64_t page = limit && limit - done < EVENT_PAGE ? limit - done : EVENT_PAGE;
+		json_t *args = json_pack("{s:I, s:I}", "after", (json_int_t)after, "limit",
+					 (json_int_t)page), *root, *result, *ev;
+		if (type)
+			json_object_set_new(args, "type", json_string(type));
+		if ((rc = ctl_call(c, "event.list", args, &root, &result)) != 0)
+			break;
+		size_t i, n = json_array_size(result);
+		json_array_foreach(result, i, ev) {
+			if (c->json) {
+				fputs(done + i ? ",\n" : "\n", stdout);
+				json_dumpf(ev, stdout, JSON_COMPACT);
+			} else {
+				print_logged(ev, stdout);
+			}
+		}
+		done += n;
+		if (n)
+			after = (uint64_t)jint(json_array_get(result, n - 1), "event_id", 0);
+		json_decref(root);
+		if (n < page || (limit && done >= limit))
+			break;
+	}
+	if (c->json && rc == 0)
+		fputs(done ? "\n]\n" : "]\n", stdout);
+	if (!c->json && rc == 0 && done == 0)
+		printf("no events\n");
+	if (fflush(stdout) != 0 && rc == 0) {
+		ctl_error(c, "writing to stdout: %s", strerror(errno));
+		rc = MIGCTL_EXIT_FAIL;
+	}
 	return rc;
 }

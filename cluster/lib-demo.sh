@@ -9,7 +9,8 @@
 #   sfs_conf ($state/sfs.conf)
 #
 # and may set agent_port (7710), sfs_port (7000), mig_port_base (empty:
-# migd's default) and job (demo). It defines these functions (they print
+# migd's default), tls (on: migrations over TLS, certificates in
+# $dir/pki; off by default) and job (demo). It defines these functions (they print
 # through the caller's say, step and check):
 #
 #   gssh IP CMD             a command in a guest over ssh (dbclient, the
@@ -60,6 +61,10 @@ listen = $MIGD_ENDPOINT
 max_concurrent = 1
 max_outbound = 1
 max_inbound = 1
+
+[migration]
+tls = $([ "${tls:-off}" = on ] && echo yes || echo no)
+tls_dir = $dir/pki
 
 [agent]
 listen = tcp://$ctl:$agent_port

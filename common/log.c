@@ -1,6 +1,11 @@
 /*
  * log: see log.h. Lines are written with one write(2) each so that lines
  * from the threads and processes of one sfsd --all do not interleave.
+ *
+ * Under systemd, stderr is a stream to the journal ($JOURNAL_STREAM names
+ * its device and inode): lines then start with the "<N>" priority prefix
+ * of sd-daemon(3) and carry no time or pid, which the journal records
+ * itself, so `journalctl -p warning` finds our warnings.
  */
 #include "log.h"
 
@@ -8,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,12 +21,26 @@
 static const char *log_ident = "migd";
 static int log_syslog;
 static enum log_level log_level = LOG_LEVEL_INFO;
+static int log_journal;
 static char log_prefix[64];
+
+/* stderr is the journal stream systemd gave us (not one a child of ours
+ * redirected elsewhere): $JOURNAL_STREAM is "DEV:INODE" of that stream. */
+static int stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *ident, int to_syslog)
 {
 	log_ident = ident;
 	log_syslog = to_syslog;
+	log_journal = stderr_is_journal();
 	if (to_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	const char *env = getenv("MIGD_DEBUG");
@@ -36,10 +56,40 @@ void log_set_prefix(const char *prefix)
 	snprintf(log_prefix, sizeof(log_prefix), "%s", prefix ? prefix : "");
 }
 
+/* One line of stderr: "<N>" and the message for the journal, else time,
+ * ident, pid and level first. Returns its length (truncated lines keep
+ * their '\n'). */
+static size_t format_line(char *line, size_t len, enum log_level level, int prio,
+			  const char *msg, const char *suffix)
+{
+	static const char *names[] = { "error", "warning", "info", "debug" };
+	const char *sep = *log_prefix ? ": " : "";
+	int n;
+	if (log_journal) {
+		n = snprintf(line, len, "<%d>%s%s%s%s%s\n", prio, log_prefix, sep, msg,
+			     suffix ? ": " : "", suffix ? suffix : "");
+	} else {
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, len, "%02d:%02d:%02d.%03ld %s[%d] %s: %s%s%s%s%s\n", tm.tm_hour,
+			     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (int)getpid(),
+			     names[level], log_prefix, sep, msg, suffix ? ": " : "",
+			     suffix ? suffix : "");
+	}
+	if (n < 0)
+		return 0;
+	if ((size_t)n >= len) {
+		n = (int)len - 1;
+		line[n - 1] = '\n';
+	}
+	return (size_t)n;
+}
+
 static void vlog(enum log_level level, const char *fmt, va_list ap, const char *suffix)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	static const char *names[] = { "error", "warning", "info", "debug" };
 	char msg[1024];
 	char line[1280];
 
@@ -51,21 +101,10 @@ static void vlog(enum log_level level, const char *fmt, va_list ap, const char *
 		       msg, suffix ? ": " : "", suffix ? suffix : "");
 		return;
 	}
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %s[%d] %s: %s%s%s%s%s\n",
-			 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_ident,
-			 (int)getpid(), names[level], log_prefix, *log_prefix ? ": " : "", msg,
-			 suffix ? ": " : "", suffix ? suffix : "");
-	if (n < 0)
+	size_t n = format_line(line, sizeof(line), level, prio[level], msg, suffix);
+	if (n == 0)
 		return;
-	if ((size_t)n >= sizeof(line)) {
-		n = sizeof(line) - 1;
-		line[n - 1] = '\n';
-	}
-	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
 }
 

@@ -4,7 +4,9 @@
  * Shaped after OpenBSD's log.c: stderr in the foreground, syslog when
  * daemonized; the level is checked before arguments are formatted so a
  * disabled log_debug costs one comparison. log_warn appends strerror(errno),
- * log_warnx does not. fatal() logs and exits 1.
+ * log_warnx does not. fatal() logs and exits 1. Under systemd (stderr is
+ * the stream in $JOURNAL_STREAM) stderr lines carry sd-daemon(3)'s "<N>"
+ * priority prefix instead of a time and pid.
  */
 #ifndef MIGD_LOG_H
 #define MIGD_LOG_H

@@ -19,7 +19,8 @@
  *
  * Commands and their args (sizes in bytes, rates in bytes/s, times in
  * seconds as numbers, timestamps in ns since the epoch):
- *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?}
+ *   status        {}                                   -> {version, uptime_s, hosts, guests, running, queued, policies, sim_time_ns?,
+ *                 planning: {rounds, plan_cpu_s, start_cpu_s, started}} (since migd started)
  *   host.add      {name, uri, max_outbound?, max_inbound?, memory_bytes?,
  *                  health_hook?, health_interval_s?, health_timeout_s?}  -> host
  *   host.add_many {items: [host.add args]}  (at most 10,000) -> {added, failed:
@@ -31,6 +32,7 @@
  *   host.show     {name}                               -> host (+ guests: [name])
  *   host.rm       {name}              (no guests on it) -> {}
  *   host.enable   {name}  host.disable {name}          -> host
+ *   host.disable  {names: [name, ...]}  (up to 10,000)  -> [host]: one transaction
  *   guest.add     {name, host, memory_bytes, dirty_rate_bps?, job?, rank?} -> guest
  *   guest.add_many {items: [guest.add args]}           -> as host.add_many
  *   guest.list    {host?, job?, limit?, after?}        -> [guest] (paged as host.list)
@@ -41,11 +43,21 @@
  *                 quiesce_deadline_s, on_quiesce_miss ("abort" | "defer"),
  *                 io_lull_bps, io_lull_wait_s (numbers; or text: quiesce_deadline
  *                 "500ms", io_lull "10m"); unset ones from migd.conf [agent]
- *   evacuate      {host}                               -> [migration]
+ *   evacuate      {host} | {hosts: [name, ...]}        -> [migration]
+ *                 (up to 1,000 hosts, one transaction: all disabled, then drained)
  *   abort         {id}                                 -> migration
  *   migration.show {id}                                -> migration
- *   queue         {}                                   -> [migration] (queued and running)
- *   history       {since_ns?, limit?, policy?}         -> [migration] (finished, newest last)
+ *   queue         {running?, after?, limit?}           -> [migration] (queued and running, in
+ *                 queue order; running: true only those started or migrating; with
+ *                 after (an id, 0: the start) or limit, a page (default 1000, at
+ *                 most 5000) after that migration)
+ *   history       {since_ns?, limit?, policy?, after?} -> [migration] (finished, newest last)
+ *                 without after: all, or the newest limit; with after (a
+ *                 finished migration's id, 0: the start): the next limit
+ *                 (default 1000, at most 5000) in the order they finished
+ *   event.list    {after?, limit?, type?}              -> [event + event_id] (the stored log:
+ *                 the first limit (default 1000, at most 10000) with an id above
+ *                 after (default 0), oldest first; type: a prefix of the type)
  *   report        {since_ns?, policy?}                 -> {overall: stats, policies: {name: stats}}
  *                 stats = {count, completed, failed, aborted, total_s:{mean,p50,p99},
  *                          downtime_ms:{mean,p50,p99}, bytes:{mean},

@@ -13,7 +13,9 @@
 #include "net.h"
 #include "util.h"
 
-enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH };
+/* OPT_PATH: absolute, or off (empty is off too); OPT_FILE: absolute, or
+ * empty for the option's default place. For both, max is the buffer. */
+enum opt_type { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_PATH, OPT_FILE };
 
 struct opt {
 	const char *name;
@@ -49,8 +51,17 @@ static const struct opt opts[] = {
 	  "I/O servers write with O_DSYNC (durable at once, slow)" },
 	{ "snapshot_barrier_timeout_ms", OPT_UINT, OFF(snapshot_barrier_timeout_ms), "30000", 10,
 	  86400000, "a snapshot fails unless every server is frozen and pinned within this time" },
-	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0, 0,
+	{ "agent_socket", OPT_PATH, OFF(agent_socket), "/run/migagent/sfs.sock", 0,
+	  sizeof(((struct sfs_conf *)0)->agent_socket),
 	  "clients register with migagent there (off = never; env SFS_AGENT_SOCKET wins)" },
+	{ "capabilities", OPT_BOOL, OFF(capabilities), "on", 0, 1,
+	  "I/O servers serve only requests with a capability from the metadata server "
+	  "(off: anyone who reaches one reads and writes any datafile)" },
+	{ "capability_key", OPT_FILE, OFF(capability_key), "", 0,
+	  sizeof(((struct sfs_conf *)0)->capability_key),
+	  "the servers' shared key, 0600 (empty: sfs.key beside sfs.conf)" },
+	{ "capability_lifetime_ms", OPT_UINT, OFF(capability_lifetime_ms), "600000", 100,
+	  86400000, "a capability expires this long after issue; clients then renew it" },
 };
 
 static const struct opt *opt_find(const char *name)
@@ -67,17 +78,23 @@ static int opt_set(struct sfs_conf *conf, const struct opt *o, const char *value
 	uint64_t v = 0;
 	int bv, rc;
 	switch (o->type) {
-	case OPT_PATH: {
+	case OPT_PATH:
+	case OPT_FILE: {
 		char *dst = (char *)conf + o->offset;
-		size_t cap = sizeof(conf->agent_socket); /* the only path option */
+		size_t cap = (size_t)o->max; /* a path option's max is its buffer */
 		if (strlen(value) >= cap) {
 			snprintf(err, errlen, "%s \"%.40s...\": longer than %zu bytes", o->name,
 				 value, cap - 1);
 			return -EINVAL;
 		}
-		if (*value && strcmp(value, "off") != 0 && value[0] != '/') {
+		if (o->type == OPT_PATH && *value && strcmp(value, "off") != 0 && value[0] != '/') {
 			snprintf(err, errlen, "%s \"%s\": expected an absolute path or off",
 				 o->name, value);
+			return -EINVAL;
+		}
+		if (o->type == OPT_FILE && *value && value[0] != '/') {
+			snprintf(err, errlen, "%s \"%s\": expected an absolute path (or nothing "
+				 "for the default)", o->name, value);
 			return -EINVAL;
 		}
 		snprintf(dst, cap, "%s", value);
@@ -402,6 +419,8 @@ static void opt_print(const struct sfs_conf *conf, const struct opt *o, FILE *ou
 	const char *p = (const char *)conf + o->offset;
 	if (o->type == OPT_PATH)
 		fprintf(out, "%s = %s\n", o->name, *p ? p : "off");
+	else if (o->type == OPT_FILE)
+		fprintf(out, "%s = %s\n", o->name, p);
 	else if (o->type == OPT_BOOL)
 		fprintf(out, "%s = %s\n", o->name, *(const int *)p ? "yes" : "no");
 	else

@@ -43,6 +43,9 @@ struct sfs_conf {
 	int sync_writes;              /* I/O servers: O_DSYNC datafiles */
 	char agent_socket[108];       /* clients: migagent's socket ("off" = none) */
 	uint32_t snapshot_barrier_timeout_ms; /* a snapshot's freeze of every server */
+	int capabilities;             /* I/O servers check capabilities (sfs_cap.h) */
+	char capability_key[512];     /* "" = sfs.key beside the config file */
+	uint32_t capability_lifetime_ms;
 
 	/* [metrics] listen: HOST:PORT of the metadata server's Prometheus
 	 * endpoint; I/O server k listens on PORT+1+k unless its section sets

@@ -101,6 +101,55 @@ static void get_str(struct rcur *r, char *dst, size_t max)
 	r->pos += n;
 }
 
+static void put_cap(struct wcur *w, const struct sfs_cap *cap)
+{
+	uint8_t b[SFS_CAP_BYTES];
+	sfs_cap_encode(cap, b);
+	put_bytes(w, b, sizeof(b));
+}
+
+static void get_cap(struct rcur *r, struct sfs_cap *cap)
+{
+	char why[SFS_MAX_MSG];
+	if (r->bad)
+		return;
+	if (r->len - r->pos < SFS_CAP_BYTES) {
+		r->bad = "truncated capability";
+		return;
+	}
+	if (sfs_cap_decode(r->p + r->pos, SFS_CAP_BYTES, cap, why, sizeof(why)) < 0)
+		r->bad = "bad capability (unknown version or rights)";
+	r->pos += SFS_CAP_BYTES;
+}
+
+int sfs_op_takes_cap(uint16_t op)
+{
+	switch (op) {
+	case SFS_OP_DF_CREATE:
+	case SFS_OP_DF_REMOVE:
+	case SFS_OP_DF_WRITE:
+	case SFS_OP_DF_READ:
+	case SFS_OP_DF_GETSIZE:
+	case SFS_OP_DF_TRUNCATE:
+	case SFS_OP_DF_SNAP_FREEZE:
+	case SFS_OP_DF_SNAP_LINK:
+	case SFS_OP_DF_SNAP_THAW:
+	case SFS_OP_DF_SNAP_DROP:
+	case SFS_OP_DF_SNAP_RESTORE:
+	case SFS_OP_DF_LIST:
+	case SFS_OP_DF_SNAP_BUSY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int reply_has_cap(uint16_t op)
+{
+	return op == SFS_OP_LOOKUP || op == SFS_OP_CREATE || op == SFS_OP_GETATTR ||
+	       op == SFS_OP_SETATTR;
+}
+
 static int finish_decode(struct rcur *r, const char *what, uint16_t op, char *err,
 			 size_t errlen)
 {
@@ -322,6 +371,8 @@ static void get_snapinfo(struct rcur *r, struct sfs_snapinfo *s)
 int sfs_req_encode(const struct sfs_req *req, uint8_t *buf, size_t cap, size_t *len)
 {
 	struct wcur w = { .p = buf, .cap = cap };
+	if (sfs_op_takes_cap(req->op))
+		put_cap(&w, &req->cap);
 	switch (req->op) {
 	case SFS_OP_PING:
 	case SFS_OP_STATS:
@@ -463,6 +514,8 @@ int sfs_req_decode(uint16_t op, const uint8_t *body, size_t len, struct sfs_req 
 	 * every request, and most are small writes */
 	memset(out, 0, offsetof(struct sfs_req, handles));
 	out->op = op;
+	if (sfs_op_takes_cap(op))
+		get_cap(&r, &out->cap);
 	switch (op) {
 	case SFS_OP_PING:
 	case SFS_OP_STATS:
@@ -614,6 +667,7 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 		break;
 	case SFS_OP_STATS:
 		put_u64(&w, reply->requests);
+		put_u64(&w, reply->cap_refusals);
 		break;
 	case SFS_OP_LOOKUP:
 	case SFS_OP_CREATE:
@@ -623,6 +677,8 @@ int sfs_reply_encode(const struct sfs_reply *reply, int32_t status, uint8_t *buf
 	case SFS_OP_SETATTR:
 	case SFS_OP_SYMLINK:
 		put_attr(&w, &reply->attr);
+		if (reply_has_cap(reply->op))
+			put_cap(&w, &reply->cap);
 		break;
 	case SFS_OP_RENAME:
 		put_u8(&w, reply->replaced);
@@ -739,6 +795,7 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 		break;
 	case SFS_OP_STATS:
 		out->requests = get_u64(&r);
+		out->cap_refusals = get_u64(&r);
 		break;
 	case SFS_OP_LOOKUP:
 	case SFS_OP_CREATE:
@@ -748,6 +805,8 @@ int sfs_reply_decode(uint16_t op, int32_t status, const uint8_t *body, size_t le
 	case SFS_OP_SETATTR:
 	case SFS_OP_SYMLINK:
 		get_attr(&r, &out->attr);
+		if (reply_has_cap(op))
+			get_cap(&r, &out->cap);
 		break;
 	case SFS_OP_RENAME:
 		out->replaced = get_u8(&r);

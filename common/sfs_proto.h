@@ -28,12 +28,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sfs_cap.h"
+
 #define SFS_PROTO_MAGIC 0x31534653u /* "SFS1" read as little-endian u32 */
 /* 2: owners, atime, symlinks, rename, setattr, append locks and byte-range
  * locks (sfs mount: ops 25-33), and snapshots (ops 40-44 and 64-71,
  * DF_STATFS's snapshot fields, snapshot handles). A peer of another
  * version is refused with a message naming both versions. */
-#define SFS_PROTO_VERSION 2
+/* 3: capabilities (sfs_cap.h): in the bodies of the I/O-server requests
+ * that sfs_op_takes_cap names, first; in LOOKUP, CREATE, GETATTR and
+ * SETATTR replies after the attr; STATS replies count refusals. */
+#define SFS_PROTO_VERSION 3
 #define SFS_HDR_BYTES 24
 #define SFS_MAX_BODY_BYTES 65536u
 #define SFS_MAX_PATH 4095
@@ -205,6 +210,7 @@ struct sfs_req {
 	uint64_t snap_id;              /* DF_SNAP_*, DF_LIST */
 	uint32_t timeout_ms;           /* DF_SNAP_FREEZE */
 	uint32_t n_handles;            /* DF_SNAP_LINK, DF_SNAP_RESTORE, DF_SNAP_BUSY */
+	struct sfs_cap cap;            /* the ops sfs_op_takes_cap names */
 	uint64_t handles[SFS_SNAP_BATCH]; /* last: decoding fills n_handles of them */
 };
 
@@ -229,6 +235,8 @@ struct sfs_reply {
 	char msg[SFS_MAX_MSG + 1];     /* error text when status < 0 */
 	struct sfs_attr attr;          /* LOOKUP, CREATE, MKDIR, UNLINK, GETATTR,
 					  SETATTR, SYMLINK */
+	struct sfs_cap cap;            /* LOOKUP, CREATE, GETATTR, SETATTR: what
+					  the I/O servers of attr's layout ask for */
 	uint8_t replaced;              /* RENAME: an existing file was replaced */
 	char target[SFS_MAX_PATH + 1]; /* READLINK */
 	uint8_t lk_type;               /* GETLK: the conflicting lock, or SFS_LK_UN */
@@ -251,6 +259,7 @@ struct sfs_reply {
 	 * PING and STATS (a test proves with it that no request arrived while
 	 * migagent held the clients quiesced) */
 	uint64_t requests;
+	uint64_t cap_refusals;         /* STATS: requests refused for their capability */
 	/* DF_STATFS: what snapshots pin on this server (bytes no live datafile
 	 * shares) and how many snapshots it holds; DF_SNAP_STAT: used_bytes
 	 * and n_files of one snapshot */
@@ -264,6 +273,11 @@ struct sfs_reply {
 };
 
 const char *sfs_op_name(uint16_t op);
+/* 1 for an I/O-server op whose request begins with a capability: every one
+ * that reads, changes or names a datafile. DF_SYNC, DF_STATFS and
+ * DF_SNAP_STAT do neither (they make data durable or count bytes) and
+ * carry none. */
+int sfs_op_takes_cap(uint16_t op);
 /* Bytes s takes in a reply body (a SNAP_LIST reply must fit its limit). */
 size_t sfs_snapinfo_wire_bytes(const struct sfs_snapinfo *s);
 

@@ -151,6 +151,13 @@ static int cmd_status(struct api *api, json_t *args, json_t **result, char *err,
 			    (json_int_t)policy_count(api->pe), "listen", api->conf->listen, "events",
 			    api->conf->events, "db", api->conf->db);
 	json_object_set_new(*result, "clock_ns", json_integer(exec_now_ns(api->ex)));
+	struct exec_plan_stats ps;
+	exec_plan_stats(api->ex, &ps);
+	json_object_set_new(*result, "planning",
+			    json_pack("{s:I, s:f, s:f, s:I}", "rounds", (json_int_t)ps.rounds,
+				      "plan_cpu_s", (double)ps.plan_cpu_us / 1e6, "start_cpu_s",
+				      (double)ps.start_cpu_us / 1e6, "started",
+				      (json_int_t)ps.started));
 	if (exec_clock_is_sim(api->ex)) {
 		json_object_set_new(*result, "sim_time_ns", json_integer(exec_now_ns(api->ex)));
 		json_object_set_new(*result, "time_scale", json_real(api->conf->time_scale));
@@ -458,10 +465,56 @@ static int cmd_host_enable(struct api *api, json_t *args, json_t **result, char 
 	return set_enabled(api, args, 1, result, err, errlen);
 }
 
+#define DISABLE_NAMES_MAX 10000
+
+/* host.disable of many hosts ("names"), one transaction: what an
+ * evacuation of more hosts than one request takes does first. */
+static int disable_many(struct api *api, json_t *names, json_t **result, char *err,
+			size_t errlen)
+{
+	size_t i;
+	json_t *v, *out = json_array();
+	int rc = db_begin(api->db);
+	json_array_foreach(names, i, v) {
+		struct db_host h;
+		if (rc < 0)
+			break;
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "argument \"names\": item %zu is not a host name", i);
+			rc = -EINVAL;
+		} else if ((rc = host_lookup(api, json_string_value(v), &h, err, errlen)) == 0 &&
+			   h.enabled) {
+			h.enabled = 0;
+			rc = db_host_set_enabled(api->db, h.name, 0);
+			if (rc == 0)
+				rc = db_event(api->db, event_with("host.disabled", api, "host",
+								  db_host_json(&h)));
+		}
+		if (rc == 0)
+			json_array_append_new(out, db_host_json(&h));
+	}
+	if ((rc = finish_txn(api, rc, err, errlen)) < 0) {
+		json_decref(out);
+		return db_error(rc, err, errlen);
+	}
+	exec_wake(api->ex);
+	*result = out;
+	return 0;
+}
+
 static int cmd_host_disable(struct api *api, json_t *args, json_t **result, char *err,
 			    size_t errlen)
 {
-	return set_enabled(api, args, 0, result, err, errlen);
+	json_t *names = json_object_get(args, "names");
+	if (!names)
+		return set_enabled(api, args, 0, result, err, errlen);
+	if (json_object_get(args, "name") || !json_is_array(names) ||
+	    json_array_size(names) == 0 || json_array_size(names) > DISABLE_NAMES_MAX) {
+		snprintf(err, errlen, "argument \"names\": expected an array of 1 to %d host names"
+			 " (and no \"name\")", DISABLE_NAMES_MAX);
+		return -EINVAL;
+	}
+	return disable_many(api, names, result, err, errlen);
 }
 
 /* ---- guests --------------------------------------------------------------- */
@@ -583,6 +636,7 @@ static int add_many(struct api *api, json_t *args, const char *cmd, const char *
 		return -EINVAL;
 	}
 	int rc = db_begin(api->db);
+	exec_batch(api->ex, 1); /* the backends' own records: one commit too */
 	json_array_foreach(items, i, it) {
 		if (rc < 0)
 			break;
@@ -604,6 +658,7 @@ static int add_many(struct api *api, json_t *args, const char *cmd, const char *
 							*why ? why : strerror(-item_rc), "code",
 							migd_errno_name(-item_rc)));
 	}
+	exec_batch(api->ex, 0);
 	if ((rc = finish_txn(api, rc, err, errlen)) < 0) {
 		json_decref(failed);
 		return db_error(rc, err, errlen);
@@ -772,43 +827,114 @@ static int evacuate_guests(struct api *api, const struct db_host *h, int priorit
 	return 0;
 }
 
+/* Hosts one evacuate request takes: its reply holds every migration
+ * queued (about 750 bytes each) under the 4 MiB message limit, so migctl
+ * sends at most 4,000 guests' hosts per request, all disabled first. */
+#define EVACUATE_HOSTS_MAX 1000
+
+/* The hosts of an evacuation: args' "host" (one name) or "hosts" (an array
+ * of 1 to EVACUATE_HOSTS_MAX names, each once), each looked up; *out is
+ * malloc'ed for the caller to free. */
+static int evacuate_hosts(struct api *api, json_t *args, struct db_host **out, size_t *n,
+			  char *err, size_t errlen)
+{
+	json_t *list = json_object_get(args, "hosts"), *v;
+	const char *name;
+	size_t i;
+	*out = NULL;
+	*n = 0;
+	if (!list) {
+		int rc = arg_name(args, "host", 1, &name, err, errlen);
+		if (rc < 0 || !(*out = calloc(1, sizeof(**out))))
+			return rc < 0 ? rc : -ENOMEM;
+		*n = 1;
+		return host_lookup(api, name, *out, err, errlen);
+	}
+	if (json_object_get(args, "host") || !json_is_array(list) || json_array_size(list) == 0 ||
+	    json_array_size(list) > EVACUATE_HOSTS_MAX) {
+		snprintf(err, errlen, "argument \"hosts\": expected an array of 1 to %d host names"
+			 " (and no \"host\")", EVACUATE_HOSTS_MAX);
+		return -EINVAL;
+	}
+	if (!(*out = calloc(json_array_size(list), sizeof(**out))))
+		return -ENOMEM;
+	json_array_foreach(list, i, v) {
+		name = json_string_value(v);
+		if (!name) {
+			snprintf(err, errlen, "argument \"hosts\": item %zu is not a host name", i);
+			return -EINVAL;
+		}
+		int rc = host_lookup(api, name, &(*out)[i], err, errlen);
+		if (rc < 0)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp((*out)[j].name, name) == 0) {
+				snprintf(err, errlen, "argument \"hosts\": host %s given twice", name);
+				return -EINVAL;
+			}
+		*n = i + 1;
+	}
+	return 0;
+}
+
+/* One evacuation of one or many hosts in one transaction: every host is
+ * disabled before any guest is queued (a guest of the first must not be
+ * planned onto the next), then the guests of each are queued. */
+static int evacuate_txn(struct api *api, struct db_host *hosts, size_t n, int priority,
+			json_t *out, char *err, size_t errlen)
+{
+	int rc = db_begin(api->db);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		/* drained hosts take no guests, or the planner could send some back */
+		if (hosts[i].enabled && (rc = db_host_set_enabled(api->db, hosts[i].name, 0)) == 0) {
+			hosts[i].enabled = 0;
+			rc = db_event(api->db, event_with("host.disabled", api, "host",
+							  db_host_json(&hosts[i])));
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		json_t *guests = json_array();
+		rc = db_error(db_guest_list(api->db, hosts[i].name, NULL, collect_guest, guests),
+			      err, errlen);
+		if (rc == 0)
+			rc = evacuate_guests(api, &hosts[i], priority, guests, out, err, errlen);
+		json_decref(guests);
+	}
+	return finish_txn(api, rc, err, errlen); /* a failed begin: nothing to roll back, harmless */
+}
+
 static int cmd_evacuate(struct api *api, json_t *args, json_t **result, char *err,
 			size_t errlen)
 {
-	struct db_host h;
-	const char *name;
+	struct db_host *hosts = NULL;
+	size_t n = 0;
 	int priority = SCHED_PRIO_MANUAL;
-	int rc = arg_name(args, "host", 1, &name, err, errlen);
+	int rc = arg_priority(args, &priority, err, errlen);
 	if (rc == 0)
-		rc = arg_priority(args, &priority, err, errlen);
-	if (rc == 0)
-		rc = host_lookup(api, name, &h, err, errlen);
-	if (rc < 0)
+		rc = evacuate_hosts(api, args, &hosts, &n, err, errlen);
+	if (rc < 0) {
+		free(hosts);
 		return rc;
-	json_t *guests = json_array(), *out = json_array();
+	}
+	json_t *out = json_array();
 	uint64_t hosts_gen, guests_gen;
 	db_generations(api->db, &hosts_gen, &guests_gen);
-	rc = db_error(db_guest_list(api->db, name, NULL, collect_guest, guests), err, errlen);
-	if (rc == 0 && (rc = db_begin(api->db)) == 0) {
-		/* drained hosts take no guests, or the planner could send some back */
-		if (h.enabled && (rc = db_host_set_enabled(api->db, name, 0)) == 0) {
-			h.enabled = 0;
-			rc = db_event(api->db, event_with("host.disabled", api, "host",
-							  db_host_json(&h)));
-		}
-		if (rc == 0)
-			rc = evacuate_guests(api, &h, priority, guests, out, err, errlen);
-		rc = finish_txn(api, rc, err, errlen);
-		if (rc == 0)
-			exec_host_changed(api->ex, hosts_gen, &h);
-	}
-	json_decref(guests);
+	rc = evacuate_txn(api, hosts, n, priority, out, err, errlen);
+	if (rc == 0 && n == 1)
+		exec_host_changed(api->ex, hosts_gen, &hosts[0]);
+	/* several: the hosts' generation moved by more than one, the cache reads them again */
 	if (rc < 0) {
 		json_decref(out);
+		free(hosts);
 		return db_error(rc, err, errlen);
 	}
-	log_info("evacuating %s: %zu guest%s", name, json_array_size(out),
-		 json_array_size(out) == 1 ? "" : "s");
+	if (n == 1)
+		log_info("evacuating %s: %zu guest%s", hosts[0].name, json_array_size(out),
+			 json_array_size(out) == 1 ? "" : "s");
+	else
+		log_info("evacuating %zu hosts, %s to %s: %zu guest%s", n, hosts[0].name,
+			 hosts[n - 1].name, json_array_size(out), json_array_size(out) == 1 ? "" : "s");
+	free(hosts);
 	*result = out;
 	return 0;
 }
@@ -858,9 +984,35 @@ static int append_mig(void *arg, const struct db_migration *m)
 	return json_array_append_new(arg, db_mig_json(m));
 }
 
+/* A page of migrations at most (history, queue): a reply of 10,000 is
+ * about 5 MB, over the message limit; 5,000 leaves room for long reasons. */
+#define HISTORY_PAGE_MAX 5000
+
+/* queue: every queued and running migration in queue order; running
+ * (true) keeps the running ones only; with after (a migration's id, 0 the
+ * start) or limit, a page of limit (default 1,000, at most 5,000) after it,
+ * so that 10,000 queued migrations can be read (a 5 MB reply whole). */
 static int cmd_queue(struct api *api, json_t *args, json_t **result, char *err, size_t errlen)
 {
 	struct db_mig_filter f = { .states = DB_MIG_ACTIVE, .order = DB_ORDER_QUEUE };
+	uint64_t after = 0, limit = 0;
+	json_t *running = json_object_get(args, "running");
+	int rc = arg_u64(args, "after", 0, INT64_MAX, &after, err, errlen);
+	if (rc == 0)
+		rc = arg_u64(args, "limit", 0, HISTORY_PAGE_MAX, &limit, err, errlen);
+	if (rc == 0 && running && !json_is_boolean(running)) {
+		snprintf(err, errlen, "argument \"running\": expected true or false");
+		rc = -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	if (json_is_true(running))
+		f.states = DB_MIG_RUNNING;
+	if (json_object_get(args, "after") || limit) {
+		f.page = 1;
+		f.after_id = (int64_t)after;
+		f.limit = limit ? (unsigned)limit : 1000;
+	}
 	*result = json_array();
 	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
 }
@@ -880,19 +1032,76 @@ int finished_filter(json_t *args, struct db_mig_filter *f, char *err, size_t err
 	return 0;
 }
 
+/* history: without after, every finished migration (or the newest limit);
+ * with after (a migration's id, 0 for the start), the next page of limit
+ * (default 1,000) in the order they finished, so that any history can be
+ * read whatever its size. */
 static int cmd_history(struct api *api, json_t *args, json_t **result, char *err,
 		       size_t errlen)
 {
 	struct db_mig_filter f;
-	uint64_t limit = 0;
+	struct db_migration cursor;
+	uint64_t limit = 0, after = 0;
 	int rc = finished_filter(args, &f, err, errlen);
 	if (rc == 0)
 		rc = arg_u64(args, "limit", 0, UINT_MAX, &limit, err, errlen);
+	if (rc == 0 && json_object_get(args, "after")) {
+		rc = arg_u64(args, "after", 0, INT64_MAX, &after, err, errlen);
+		f.page = 1;
+		if (rc == 0 && limit > HISTORY_PAGE_MAX) {
+			snprintf(err, errlen, "argument \"limit\" = %" PRIu64 ": a page is 1 to %d "
+				 "migrations", limit, HISTORY_PAGE_MAX);
+			rc = -EINVAL;
+		}
+		if (rc == 0 && after &&
+		    (db_mig_get(api->db, (int64_t)after, &cursor) < 0 || !cursor.finished_ns)) {
+			snprintf(err, errlen, "argument \"after\" = %" PRIu64 ": no finished "
+				 "migration has that id", after);
+			rc = -ENOENT;
+		}
+		if (!limit)
+			limit = 1000;
+	}
 	if (rc < 0)
 		return rc;
 	f.limit = (unsigned)limit;
+	f.after_id = (int64_t)after;
 	*result = json_array();
 	return db_error(db_mig_list(api->db, &f, append_mig, *result), err, errlen);
+}
+
+/* ---- the event log -------------------------------------------------------- */
+
+#define EVENT_PAGE_MAX 10000
+
+static int append_event(void *arg, json_t *ev)
+{
+	return json_array_append(arg, ev);
+}
+
+/* event.list: the stored events after a cursor (an event's id), a page of
+ * limit (default 1,000) at a time, oldest first; type keeps those whose
+ * type starts with it ("migration.", "host.disabled"). */
+static int cmd_event_list(struct api *api, json_t *args, json_t **result, char *err,
+			  size_t errlen)
+{
+	uint64_t after = 0, limit = 1000;
+	const char *type = NULL;
+	int rc = arg_u64(args, "after", 0, INT64_MAX, &after, err, errlen);
+	if (rc == 0)
+		rc = arg_u64(args, "limit", 0, EVENT_PAGE_MAX, &limit, err, errlen);
+	if (rc == 0 && limit == 0) {
+		snprintf(err, errlen, "argument \"limit\" = 0: a page is 1 to %d events",
+			 EVENT_PAGE_MAX);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && (rc = migd_arg_str(args, "type", 0, &type, err, errlen)) == -ENOENT)
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	*result = json_array();
+	return db_error(db_event_page(api->db, (int64_t)after, (unsigned)limit, type,
+				      append_event, *result), err, errlen);
 }
 
 /* ---- policies ------------------------------------------------------------- */
@@ -996,7 +1205,7 @@ static const struct api_cmd commands[] = {
 	{ "host.show", cmd_host_show, "name" },
 	{ "host.rm", cmd_host_rm, "name" },
 	{ "host.enable", cmd_host_enable, "name" },
-	{ "host.disable", cmd_host_disable, "name" },
+	{ "host.disable", cmd_host_disable, "name,names" },
 	{ "guest.add", cmd_guest_add, GUEST_ADD_ARGS },
 	{ "guest.add_many", cmd_guest_add_many, "items" },
 	{ "guest.list", cmd_guest_list, "host,job,limit,after" },
@@ -1004,11 +1213,12 @@ static const struct api_cmd commands[] = {
 	{ "agent.list", cmd_agent_list, "" },
 	{ "migrate", cmd_migrate, "guest,to,priority,quiesce,quiesce_deadline,quiesce_deadline_s,"
 	  "on_quiesce_miss,io_lull,io_lull_bps,io_lull_wait,io_lull_wait_s" },
-	{ "evacuate", cmd_evacuate, "host,priority" },
+	{ "evacuate", cmd_evacuate, "host,hosts,priority" },
 	{ "abort", cmd_abort, "id" },
 	{ "migration.show", cmd_migration_show, "id" },
-	{ "queue", cmd_queue, "" },
-	{ "history", cmd_history, "since_ns,limit,policy" },
+	{ "queue", cmd_queue, "running,after,limit" },
+	{ "history", cmd_history, "since_ns,limit,policy,after" },
+	{ "event.list", cmd_event_list, "after,limit,type" },
 	{ "report", cmd_report, "since_ns,policy" },
 	{ "calibrate", cmd_calibrate, "since_ns,policy" },
 	{ "predict", cmd_predict, "guest,to" },
@@ -1048,7 +1258,7 @@ static json_t *dispatch(struct api *api, const char *cmd, json_t *args)
 		return migd_reply_error(-rc, "%s", *err ? err : strerror(-rc));
 	}
 	return migd_reply_error(EOPNOTSUPP, "unknown command \"%.64s\" (status, host.*, guest.*, agent.list, "
-				"migrate, evacuate, abort, migration.show, queue, history, report, "
+				"migrate, evacuate, abort, migration.show, queue, history, event.list, report, "
 				"policy.*, health.*, job.*, checkpoint.*, restore)", cmd);
 }
 

@@ -3,6 +3,7 @@
  * setting; everything else here walks it.
  */
 #include "config.h"
+#include "hv_qmp.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -100,10 +101,18 @@ static const struct opt opts[] = {
 	  "a deferred migration waits this long before it may start again (cluster clock)" },
 	{ "agent.max_defers", NUM(OPT_UINT, max_defers), "3", 0, 1000, 0,
 	  "deferrals before a migration whose quiesce keeps failing is aborted" },
+	/* [migration] (the "migration." names; flags --migration-NAME): the
+	 * migration stream between hosts, for the backends that carry it */
+	{ "migration.tls", NUM(OPT_BOOL, migration_tls), "no", 0, 1, 0,
+	  "migrate over TLS, x509 certificates checked at both ends (qmp: tls_dir; libvirt: "
+	  "VIR_MIGRATE_TLS)" },
+	{ "migration.tls_dir", STR(migration_tls_dir), "/etc/pki/qemu", 0, 0, 0,
+	  "qmp: QEMU's x509 files (ca-cert.pem, server-*.pem, client-*.pem) in DIR/HOST/ when "
+	  "it exists, else DIR (cluster/mktls)" },
 	/* [qmp] (the "qmp." names; flags --qmp-NAME): the QEMU backend */
 	{ "qmp.image_dir", STR(qmp_image_dir), "auto", 0, 0, 0,
 	  "guest kernel and initrd (vmlinuz, initrd.img); auto: BINDIR/../image or "
-	  "/usr/share/migd/image; none: BIOS-only guests (tests)" },
+	  HV_QMP_SYSTEM_IMAGE_DIR "; none: BIOS-only guests (tests)" },
 	{ "qmp.qemu", STR(qmp_qemu), "qemu-system-x86_64", 0, 0, 0, "the QEMU program" },
 	{ "qmp.accel", STR(qmp_accel), "auto", 0, 0, 0,
 	  "QEMU accelerator: auto (kvm when /dev/kvm is usable, else tcg), kvm or tcg" },
@@ -344,7 +353,8 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 		return 0;
 	if (*section && strcmp(section, "migd") != 0 && !section_known(section)) {
 		snprintf(st->err, sizeof(st->err), "%s: unknown section [%s] (settings go at the "
-			 "top, in [migd], [agent], [qmp], [libvirt], [checkpoint] or [metrics])", where, section);
+			 "top, in [migd], [agent], [migration], [qmp], [libvirt], [checkpoint] or "
+			 "[metrics])", where, section);
 		st->failed = 1;
 		return 0;
 	}

@@ -63,6 +63,10 @@ struct migd_config {
 	double defer_delay_s;               /* cluster clock */
 	unsigned max_defers;
 
+	/* [migration]: the stream between hosts */
+	int migration_tls;                  /* over TLS (x509, both ends verified) */
+	char migration_tls_dir[PATH_MAX];   /* qmp: the certificates, DIR/HOST/ or DIR */
+
 	/* [qmp]: the QEMU backend (hv_qmp.h); options --qmp-NAME */
 	char qmp_image_dir[PATH_MAX];       /* auto, none, or a directory */
 	char qmp_qemu[PATH_MAX];

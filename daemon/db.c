@@ -463,6 +463,13 @@ int db_begin(struct db *db)
 		log_warnx("database: nested transaction (a bug)");
 		return -EINVAL;
 	}
+	if (db->batch) { /* inside a group commit: a savepoint of it */
+		if (exec(db, "SAVEPOINT txn") < 0)
+			return -EIO;
+		db->batch_mark = json_array_size(db->pending);
+		db->in_txn = 1;
+		return 0;
+	}
 	if (exec(db, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
 	db->in_txn = 1;
@@ -471,11 +478,62 @@ int db_begin(struct db *db)
 
 int db_commit(struct db *db)
 {
+	if (db->batch) { /* durable, and its events out, when the batch commits */
+		if (exec(db, "RELEASE txn") < 0) {
+			db_rollback(db);
+			return -EIO;
+		}
+		db->in_txn = 0;
+		return 0;
+	}
 	if (exec(db, "COMMIT") < 0) {
 		db_rollback(db);
 		return -EIO;
 	}
 	db->in_txn = 0;
+	json_array_extend(db->outbox, db->pending);
+	json_array_clear(db->pending);
+	return 0;
+}
+
+int db_batch_begin(struct db *db)
+{
+	if (db->in_txn || db->batch) {
+		log_warnx("database: a group commit inside a transaction (a bug)");
+		return -EINVAL;
+	}
+	if (exec(db, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	db->batch = 1;
+	return 0;
+}
+
+int db_batch_flush(struct db *db)
+{
+	if (!db->batch || db->in_txn)
+		return 0;
+	int rc = db_batch_end(db);
+	if (rc == 0)
+		rc = db_batch_begin(db);
+	return rc;
+}
+
+int db_batch_end(struct db *db)
+{
+	if (!db->batch)
+		return 0;
+	db->batch = 0;
+	if (db->in_txn) {
+		log_warnx("database: a transaction left open in a group commit (a bug)");
+		db_rollback(db);
+		return -EIO;
+	}
+	if (exec(db, "COMMIT") < 0) {
+		log_warnx("database: a group commit failed: its changes are lost; the next start "
+			  "reconciles them against the backends");
+		db_rollback(db);
+		return -EIO;
+	}
 	json_array_extend(db->outbox, db->pending);
 	json_array_clear(db->pending);
 	return 0;
@@ -513,9 +571,25 @@ int db_savepoint_end(struct db *db, size_t mark, int item_rc)
 
 void db_rollback(struct db *db)
 {
+	if (db->batch && db->in_txn) { /* the inner one only: the batch goes on */
+		if (exec(db, "ROLLBACK TO txn") < 0 || exec(db, "RELEASE txn") < 0) {
+			/* the savepoint is gone: so is the batch */
+			db->batch = 0;
+			if (sqlite3_get_autocommit(db->h) == 0)
+				exec(db, "ROLLBACK");
+			json_array_clear(db->pending);
+		}
+		while (json_array_size(db->pending) > db->batch_mark)
+			json_array_remove(db->pending, json_array_size(db->pending) - 1);
+		db->in_txn = 0;
+		db->hosts_gen++;
+		db->guests_gen++;
+		return;
+	}
 	if (sqlite3_get_autocommit(db->h) == 0)
 		exec(db, "ROLLBACK");
 	db->in_txn = 0;
+	db->batch = 0;
 	json_array_clear(db->pending);
 	db->hosts_gen++; /* whatever the transaction changed is undone */
 	db->guests_gen++;
@@ -1256,10 +1330,43 @@ int db_event(struct db *db, json_t *ev)
 	sqlite3_bind_text(st, 3, body, -1, SQLITE_TRANSIENT);
 	rc = step_done(db, st, "storing an event");
 	if (rc == 0)
-		json_array_append(db->in_txn ? db->pending : db->outbox, ev);
+		json_array_append(db->in_txn || db->batch ? db->pending : db->outbox, ev);
 out:
 	free(body);
 	json_decref(ev);
+	return rc;
+}
+
+int db_event_page(struct db *db, int64_t after_id, unsigned limit, const char *type_prefix,
+		  db_event_fn fn, void *arg)
+{
+	/* the primary key gives the order; a prefix is a range of the type */
+	static const char sql[] = "SELECT id, body FROM events WHERE id > ?1"
+				  " AND (?2 IS NULL OR substr(type, 1, length(?2)) = ?2)"
+				  " ORDER BY id LIMIT ?3";
+	sqlite3_stmt *st = prep(db, sql);
+	int step, rc = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, after_id);
+	if (type_prefix)
+		sqlite3_bind_text(st, 2, type_prefix, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, limit);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *body = (const char *)sqlite3_column_text(st, 1);
+		json_t *ev = body ? json_loads(body, 0, NULL) : NULL;
+		if (!json_is_object(ev)) { /* written by db_event: cannot be, but never assert */
+			json_decref(ev);
+			ev = json_pack("{s:s}", "type", "unreadable");
+		}
+		/* not "id": a migration's events carry the migration's */
+		json_object_set_new(ev, "event_id", json_integer(sqlite3_column_int64(st, 0)));
+		rc = fn(arg, ev);
+		json_decref(ev);
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = db_fail(db, "reading the event log");
+	sqlite3_reset(st);
 	return rc;
 }
 

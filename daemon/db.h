@@ -209,6 +209,21 @@ struct sqlite3 *db_handle(struct db *db);
 
 /* A transaction around several changes; db_rollback after any failure. */
 int db_begin(struct db *db);
+/*
+ * A group commit: from db_batch_begin to db_batch_end, every transaction
+ * (db_begin .. db_commit) is a savepoint of one outer transaction, so that
+ * fifty migrations ending in one pass of the executor cost one fsync, not
+ * fifty (each was milliseconds of a single thread that also answers the
+ * API). A transaction's rollback undoes it alone; its events leave when
+ * the batch commits. Only for changes whose loss in a crash before the end
+ * the next start reconciles (the backend's truth wins), never for a row
+ * that must be durable before something is done.
+ */
+int db_batch_begin(struct db *db);
+int db_batch_end(struct db *db);
+/* Commit what the open batch holds now and go on with a new one (no batch:
+ * nothing to do): before something that needs its row durable first. */
+int db_batch_flush(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 /* Inside a transaction, one item of a batch: db_savepoint, the item's
@@ -283,6 +298,10 @@ struct db_mig_filter {
 	const char *policy;          /* NULL: any; "" manual only */
 	int64_t not_before_max_ns;   /* only rows due by then; 0: any */
 	unsigned limit;              /* the last N in the order; 0: all */
+	/* paging: with page set, the first limit rows in the order after the row
+	 * whose id is after_id (0: from the first), in any order. */
+	int page;
+	int64_t after_id;
 	enum db_mig_order order;
 	int with_ids;                /* fill guest_id, src_id, dst_id */
 };
@@ -352,6 +371,12 @@ int db_priority_parse(const char *name, int *out);
 /* ---- events and counts ---- */
 /* Store an event (from migd_event_new) in the current transaction; steals ev. */
 int db_event(struct db *db, json_t *ev);
+/* The event log a page at a time: the first limit events with an id above
+ * after_id (of a type starting with type_prefix, when not NULL), oldest
+ * first, each its stored body with its "event_id"; fn borrows ev for the call. */
+typedef int (*db_event_fn)(void *arg, json_t *ev);
+int db_event_page(struct db *db, int64_t after_id, unsigned limit, const char *type_prefix,
+		  db_event_fn fn, void *arg);
 /* An event that goes out with the others but is not logged
  * (migration.progress: it would be most of the log); steals ev. */
 void db_event_transient(struct db *db, json_t *ev);

@@ -20,6 +20,8 @@ struct db {
 	sqlite3 *h;
 	int lock_fd;                 /* flock'ed: one migd per database */
 	int in_txn;
+	int batch;                   /* a group commit is open: see db_batch_begin */
+	size_t batch_mark;           /* pending events before the open inner one */
 	uint64_t hosts_gen, guests_gen;
 	json_t *pending;             /* events of the open transaction */
 	json_t *outbox;              /* committed events not yet taken */

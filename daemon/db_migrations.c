@@ -234,7 +234,15 @@ static void filter_sql(const struct db_mig_filter *f, char *buf, size_t len)
 	if (f->policy)
 		n += (size_t)snprintf(buf + n, len - n, " AND COALESCE(m.policy, '') = :policy");
 	if (f->not_before_max_ns)
-		snprintf(buf + n, len - n, " AND m.not_before_ns <= :due");
+		n += (size_t)snprintf(buf + n, len - n, " AND m.not_before_ns <= :due");
+	if (f->page && f->after_id && f->order == DB_ORDER_FINISHED)
+		snprintf(buf + n, len - n, " AND (m.finished_ns, m.id) > (SELECT a.finished_ns, a.id"
+			 " FROM migrations a WHERE a.id = :after)");
+	else if (f->page && f->after_id && f->order == DB_ORDER_QUEUE) /* priority DESC, id */
+		snprintf(buf + n, len - n, " AND (m.priority, -m.id) < (SELECT a.priority, -a.id"
+			 " FROM migrations a WHERE a.id = :after)");
+	else if (f->page && f->after_id)
+		snprintf(buf + n, len - n, " AND m.id > :after");
 }
 
 static void bind_filter(sqlite3_stmt *st, const struct db_mig_filter *f)
@@ -247,6 +255,8 @@ static void bind_filter(sqlite3_stmt *st, const struct db_mig_filter *f)
 	if (f->not_before_max_ns)
 		sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":due"),
 				   f->not_before_max_ns);
+	if (f->page && f->after_id)
+		sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":after"), f->after_id);
 }
 
 int db_mig_list(struct db *db, const struct db_mig_filter *f, db_mig_fn fn, void *arg)
@@ -269,7 +279,10 @@ int db_mig_list(struct db *db, const struct db_mig_filter *f, db_mig_fn fn, void
 					  " LEFT JOIN hosts s ON s.name = m.src"
 					  " LEFT JOIN hosts d ON d.name = m.dst"
 					: "";
-	if (f->limit) /* the last N: take them in reverse, then put them back in order */
+	if (f->page) /* the first N after the cursor */
+		snprintf(sql, sizeof(sql), "SELECT " MIG_COLS "%s FROM migrations m%s%s ORDER BY %s"
+			 " LIMIT %u", ids, joins, where, orders[o][0], f->limit);
+	else if (f->limit) /* the last N: take them in reverse, then put them back in order */
 		snprintf(sql, sizeof(sql),
 			 "SELECT * FROM (SELECT " MIG_COLS "%s, m.priority AS p_, m.id AS i_,"
 			 " m.finished_ns AS f_ FROM migrations m%s%s ORDER BY %s LIMIT %u)"

@@ -77,6 +77,9 @@ int exec_restore(struct executor *ex);
 void exec_tick(struct executor *ex);
 /* Something the planner sees changed: plan at the next tick. */
 void exec_wake(struct executor *ex);
+/* A bulk registration begins (1) or ends (0): each backend groups its own
+ * writes meanwhile (hv_ops.batch). */
+void exec_batch(struct executor *ex, int begin);
 /* Host h's row was changed and committed, the hosts counter going from
  * gen_before (db_generations before the change): the planner's cache takes
  * the row instead of reading every host again. */
@@ -87,6 +90,18 @@ int64_t exec_now_ns(struct executor *ex);
 /* 1 when the clock is a simulation's (status reports it as sim_time_ns). */
 int exec_clock_is_sim(const struct executor *ex);
 unsigned exec_n_running(const struct executor *ex);
+
+/* What planning cost since migd started, in its own thread's CPU time: the
+ * rounds, the part that reads the snapshot and plans (what grows with the
+ * cluster), and the part that writes the started rows and asks the
+ * backends (what grows with the migrations started). */
+struct exec_plan_stats {
+	uint64_t rounds;
+	uint64_t plan_cpu_us;
+	uint64_t start_cpu_us;
+	uint64_t started;
+};
+void exec_plan_stats(const struct executor *ex, struct exec_plan_stats *out);
 
 /* The driver of a URI's scheme: NULL with the reason in err when none is
  * built in or it did not open. */

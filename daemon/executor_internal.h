@@ -93,6 +93,7 @@ struct executor {
 	int dirty;                     /* plan at the next tick */
 	uint64_t plan_ms;              /* the last planning round: when it began (real ms) */
 	uint64_t plan_cost_us;         /* and how long it took */
+	struct exec_plan_stats stats;  /* every round since start (status) */
 	int64_t wake_at_ns;            /* plan then even if nothing changed; 0: never */
 	int64_t last_start_ns;
 	struct snap_cache *snap;       /* hosts and guests between planning rounds */

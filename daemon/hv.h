@@ -44,6 +44,7 @@ struct hv_env {
 		unsigned tb_size_mib;       /* TCG translation cache; 0: 64 */
 		unsigned keepalive_interval_s; /* 0: 5 */
 		unsigned keepalive_count;      /* 0: 3; a dead host is noticed in interval*(count+1) */
+		int migration_tls;             /* [migration] tls: VIR_MIGRATE_TLS */
 	} libvirt;
 };
 
@@ -158,6 +159,12 @@ struct hv_ops {
 	void (*migrate_forget)(struct hv *hv, uint64_t id);
 	/* The driver's clock in ns since the epoch (sim: virtual time). */
 	int64_t (*now_ns)(struct hv *hv);
+	/* Group the driver's own durable writes from batch(hv, 1) to
+	 * batch(hv, 0), a bulk registration of thousands of hosts or guests:
+	 * one commit for them all rather than one each. A crash in between
+	 * loses them all, as it loses migd's own transaction around them.
+	 * NULL: every write is its own. */
+	void (*batch)(struct hv *hv, int begin);
 
 	/* ---- checkpoint and restore; NULL on a backend that cannot ---- */
 	/* Stop (pause) and continue a running guest's vCPUs; idempotent: pausing

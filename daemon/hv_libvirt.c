@@ -156,9 +156,12 @@ unsigned long long hv_libvirt_bandwidth_mib(uint64_t bandwidth_bps)
 	return bandwidth_bps ? (bandwidth_bps + mib - 1) / mib : 0;
 }
 
-unsigned long hv_libvirt_migrate_flags(const struct hv_migrate_params *params, int persistent)
+unsigned long hv_libvirt_migrate_flags(const struct hv_migrate_params *params, int persistent,
+				       int tls)
 {
 	unsigned long flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+	if (tls)
+		flags |= VIR_MIGRATE_TLS;
 	if (persistent)
 		flags |= VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
 	if (params && params->auto_converge)
@@ -1111,7 +1114,8 @@ static int migrate_start_locked(struct hv *hv, const char *guest, const char *sr
 	snprintf(m->migrate_uri, sizeof(m->migrate_uri), "%s", dst->u.migrate_uri);
 	if (params)
 		m->params = *params;
-	m->flags = hv_libvirt_migrate_flags(&m->params, virDomainIsPersistent(d) == 1);
+	m->flags = hv_libvirt_migrate_flags(&m->params, virDomainIsPersistent(d) == 1,
+					    hv->env.migration_tls);
 	m->dom = d;
 	virConnectRef(dc);
 	m->dconn = dc;

@@ -40,8 +40,13 @@ int hv_libvirt_parse_uri(const char *uri, struct hv_libvirt_uri *out, char *err,
 unsigned long long hv_libvirt_bandwidth_mib(uint64_t bandwidth_bps);
 
 /* virDomainMigrate* flags for these knobs; persistent: the domain is
- * defined on its source (it stays defined where it goes, and only there). */
-unsigned long hv_libvirt_migrate_flags(const struct hv_migrate_params *params, int persistent);
+ * defined on its source (it stays defined where it goes, and only there);
+ * tls: VIR_MIGRATE_TLS (migd.conf [migration] tls): the hosts' libvirtd
+ * carry the stream over TLS with the x509 certificates of their qemu.conf
+ * (migrate_tls_x509_cert_dir, default /etc/pki/qemu), and refuse the
+ * migration when they have none. */
+unsigned long hv_libvirt_migrate_flags(const struct hv_migrate_params *params, int persistent,
+				       int tls);
 
 /*
  * The XML of a transient guest: domain type ("qemu" or "kvm"), memory,

@@ -44,7 +44,8 @@
  *
  * This file: hosts, the hv_ops and the migrations; hv_qmp_vm.c: a guest's
  * QEMU instances (files, processes, taps, QMP connections, reconciliation);
- * hv_qmp_ckpt.c: pause, resume, save, load, destroy, config, define.
+ * hv_qmp_ckpt.c: pause, resume, save, load, destroy, config, define;
+ * hv_qmp_tls.c: the TLS credentials of a migration's two ends.
  * Every entry point takes the driver's mutex.
  */
 #include "hv_qmp.h"
@@ -244,6 +245,25 @@ static int qmp_open_hv(const struct hv_env *env, struct hv **out, char *err, siz
 	snprintf(hv->agent_endpoint, sizeof(hv->agent_endpoint), "%s", or_default(s->agent_endpoint, ""));
 	snprintf(hv->sfs_conf, sizeof(hv->sfs_conf), "%s", or_default(s->sfs_conf, ""));
 	hv->port_base = s->migration_port_base ? s->migration_port_base : HV_QMP_DEFAULT_PORT_BASE;
+	if (s->tls) {
+		struct stat st;
+		const char *dir = or_default(s->tls_dir, ""), *why = NULL;
+		if (!*dir)
+			why = "not set";
+		else if (stat(dir, &st) < 0)
+			why = strerror(errno);
+		else if (!S_ISDIR(st.st_mode))
+			why = "not a directory";
+		if (why) {
+			snprintf(err, errlen, "migration tls_dir \"%s\": %s (cluster/mktls makes one)",
+				 dir, why);
+			qmp_close_hv(hv);
+			return -EINVAL;
+		}
+		hv->tls = true;
+		snprintf(hv->tls_dir, sizeof(hv->tls_dir), "%s", dir);
+		log_info("qmp: migrations over TLS, certificates from %s", dir);
+	}
 	/* the state directory is made by the first guest: a migd that runs no
 	 * QEMU (the sim backend only) leaves no trace of this backend */
 	log_debug("qmp: state in %s, %s, image %s", hv->state_dir, hv->accel,
@@ -587,10 +607,8 @@ static int set_caps(struct hv *hv, const char *guest, const char *host, const st
 			json_object_set_new(p, "downtime-limit",
 					    json_integer(m->params.max_downtime_ms));
 	}
-	if (json_object_size(p) == 0) {
-		json_decref(p);
-		return 0;
-	}
+	/* always set: an instance keeps what an earlier migration set */
+	json_object_set_new(p, "tls-creds", json_string(hv->tls ? QVM_TLS_ID : ""));
 	return qvm_exec(hv, guest, host, "migrate-set-parameters", p, NULL, err, errlen);
 }
 
@@ -608,6 +626,9 @@ static int mig_setup(struct hv *hv, struct qmig *m, char *err, size_t errlen)
 		  " B/s, auto-converge %d, postcopy %d, multifd %u", m->id,
 		  m->params.max_downtime_ms, m->params.bandwidth_bps, m->params.auto_converge,
 		  m->params.postcopy, m->params.parallel_connections);
+	if (hv->tls && ((rc = qvm_tls_setup(hv, m->guest, m->dst, true, err, errlen)) < 0 ||
+			(rc = qvm_tls_setup(hv, m->guest, m->src, false, err, errlen)) < 0))
+		return rc;
 	if ((rc = set_caps(hv, m->guest, m->dst, m, false, err, errlen)) < 0 ||
 	    (rc = set_caps(hv, m->guest, m->src, m, true, err, errlen)) < 0)
 		return rc;

@@ -8,6 +8,7 @@
 #ifndef MIGD_HV_QMP_H
 #define MIGD_HV_QMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,9 @@
 #define HV_QMP_PORTS 500 /* migration ports tried: base .. base + HV_QMP_PORTS - 1 */
 /* Where installed guest images live when image_dir is "auto" and there is
  * none next to the migd binary (BUILD/daemon/migd -> BUILD/image). */
+#ifndef HV_QMP_SYSTEM_IMAGE_DIR /* meson: DATADIR/migd/image */
 #define HV_QMP_SYSTEM_IMAGE_DIR "/usr/share/migd/image"
+#endif
 #define HV_QMP_VCLUSTER_RUN "/run/vcluster"
 
 /* migd.conf [qmp]; zeroed or NULL strings = the defaults. */
@@ -32,6 +35,8 @@ struct hv_qmp_settings {
 	const char *sfs_conf;       /* given to the guest through fw_cfg opt/migd/sfs.conf */
 	unsigned migration_port_base;
 	const char *state_dir;      /* "" or NULL: hv_env.state_dir/qmp */
+	int tls;                    /* migd.conf [migration] tls: migrations over TLS */
+	const char *tls_dir;        /* x509 files: DIR/HOST/ when it exists, else DIR */
 };
 
 /* The guest's MAC: 52:54:00 and three bytes of an FNV-1a hash of name. */
@@ -45,5 +50,17 @@ void hv_qmp_mac(const char *name, char *buf, size_t len);
  */
 void hv_qmp_resolve_image_dir(const char *image_dir, const char *exe_dir, char *out,
 			      size_t len);
+
+/*
+ * Migration over TLS (hv_qmp_tls.c). The directory of host's credentials:
+ * tls_dir/HOST when that is a directory (several hosts on one machine, as
+ * cluster/mktls makes them), else tls_dir itself (one host, one directory,
+ * as /etc/pki/qemu on a real host).
+ */
+void hv_qmp_tls_host_dir(const char *tls_dir, const char *host, char *out, size_t len);
+/* The files QEMU reads as a server (ca-cert.pem, server-cert.pem,
+ * server-key.pem) or a client (client-*) are readable in dir; else -errno
+ * and err names the file. */
+int hv_qmp_tls_check_dir(const char *dir, bool server, char *err, size_t errlen);
 
 #endif

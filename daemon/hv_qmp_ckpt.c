@@ -139,7 +139,8 @@ int hv_qmp_guest_resume(struct hv *hv, const char *guest, char *err, size_t errl
 /*
  * Capabilities for a save: whatever a migration turned on (multifd,
  * post-copy, auto-converge) is off, background-snapshot as asked, and no
- * bandwidth cap. -EREMOTEIO when QEMU refuses (err has its reason).
+ * bandwidth cap, no TLS (a pipe, not the network: hv_qmp_tls.c).
+ * -EREMOTEIO when QEMU refuses (err has its reason).
  */
 static int save_caps(struct hv *hv, const char *guest, const char *host, bool background,
 		     char *err, size_t errlen)
@@ -155,7 +156,8 @@ static int save_caps(struct hv *hv, const char *guest, const char *host, bool ba
 	if (rc < 0)
 		return rc;
 	return qvm_exec(hv, guest, host, "migrate-set-parameters",
-			json_pack("{s:I}", "max-bandwidth", (json_int_t)UNCAPPED_BPS), NULL, err,
+			json_pack("{s:I, s:s}", "max-bandwidth", (json_int_t)UNCAPPED_BPS,
+				  "tls-creds", ""), NULL, err,
 			errlen);
 }
 

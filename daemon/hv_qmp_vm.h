@@ -98,6 +98,9 @@ struct hv {
 	char agent_endpoint[256];
 	char sfs_conf[PATH_MAX];
 	unsigned port_base, next_port;
+	bool tls;                     /* migrations over TLS (hv_qmp_tls.c) */
+	bool tls_dh_warned;           /* a dh-params.pem was missing, said once */
+	char tls_dir[PATH_MAX];
 	struct qhost *hosts;
 	size_t n_hosts, cap_hosts;
 	struct conn *conns;
@@ -106,6 +109,13 @@ struct hv {
 	size_t n_migs, cap_migs;
 	uint64_t next_mig_id;
 };
+
+/* ---- hv_qmp_tls.c ---- */
+#define QVM_TLS_ID "migd-tls" /* the tls-creds-x509 object of an instance */
+/* The instance's TLS credentials from its host's directory: the server
+ * end (a destination) or the client end (a source). */
+int qvm_tls_setup(struct hv *hv, const char *guest, const char *host, bool server, char *err,
+		  size_t errlen);
 
 /* ---- hv_qmp.c, for hv_qmp_ckpt.c ---- */
 struct qhost *qhost_find(struct hv *hv, const char *name);

@@ -86,6 +86,7 @@ struct hv {
 	struct sim_xfer **xfers; /* saves and loads, finished ones until forgotten */
 	size_t n_xfers, cap_xfers;
 	sqlite3 *db;             /* NULL: no state_dir, nothing persisted */
+	bool batching;           /* a transaction is open over many writes (batch) */
 	sqlite3_stmt *st_host_add, *st_host_rm, *st_guest_add, *st_guest_place, *st_clock;
 };
 

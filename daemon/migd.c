@@ -27,10 +27,15 @@
 #include "metrics.h"
 #include "migd_proto.h"
 #include "policy.h"
+#include "service.h"
 #include "util.h"
 
 #ifndef MIGD_LIBEXECDIR
 #define MIGD_LIBEXECDIR "/usr/local/libexec/migd"
+#endif
+
+#ifndef MIGD_SBIN_TO_LIBEXEC
+#define MIGD_SBIN_TO_LIBEXEC ""
 #endif
 
 #ifndef MIGD_VERSION
@@ -138,6 +143,8 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 		.sfs_conf = conf->qmp_sfs_conf,
 		.migration_port_base = conf->qmp_migration_port_base,
 		.state_dir = conf->qmp_state_dir,
+		.tls = conf->migration_tls,
+		.tls_dir = conf->migration_tls_dir,
 	};
 	memset(o, 0, sizeof(*o));
 	o->limits.max_concurrent = conf->max_concurrent;
@@ -174,11 +181,14 @@ static void exec_options(const struct migd_config *conf, const char *state_dir,
 		.tb_size_mib = conf->libvirt_tb_size_mib,
 		.keepalive_interval_s = conf->libvirt_keepalive_interval_s,
 		.keepalive_count = conf->libvirt_keepalive_count,
+		.migration_tls = conf->migration_tls,
 	};
 }
 
-/* migd-stream: beside this migd (a build tree), else where it is installed;
- * "" when neither has it (saves then stream through a thread of migd). */
+/* migd-stream: beside this migd (a build tree), then where libexecdir is
+ * from this migd's directory (an installed tree, wherever it was put:
+ * DESTDIR, a moved prefix), then the configured libexecdir; "" when none
+ * has it (saves then stream through a thread of migd). */
 static void stream_exe(char *buf, size_t len)
 {
 	char self[PATH_MAX];
@@ -191,15 +201,23 @@ static void stream_exe(char *buf, size_t len)
 			*slash = '\0';
 			snprintf(buf, len, "%.4000s/migd-stream", self);
 			if (access(buf, X_OK) == 0)
-				return;
+				goto found;
+			snprintf(buf, len, "%.4000s/" MIGD_SBIN_TO_LIBEXEC "/migd-stream", self);
+			if (*MIGD_SBIN_TO_LIBEXEC && access(buf, X_OK) == 0)
+				goto found;
 		}
 	}
 	snprintf(buf, len, "%s", MIGD_LIBEXECDIR "/migd-stream");
 	if (access(buf, X_OK) == 0)
-		return;
+		goto found;
 	log_warnx("no migd-stream beside migd or in %s: checkpoint images stream through a "
 		  "thread of migd, and a save cut short by migd's end fails", MIGD_LIBEXECDIR);
 	buf[0] = '\0';
+	return;
+found:
+	if (realpath(buf, self))
+		snprintf(buf, len, "%s", self);
+	log_info("checkpoint images stream through %s", buf);
 }
 
 static int64_t cluster_clock(void *arg)
@@ -228,6 +246,7 @@ static void loop(const struct migd_config *conf, struct api *api, struct executo
 	}
 	log_info("signal %d: stopping; migrations still running are reconciled at the next start",
 		 (int)stop_signal);
+	service_stopping("stopping; running migrations are reconciled at the next start");
 }
 
 static int run(const struct migd_config *conf, const char *state_dir, int ready_fd)
@@ -277,6 +296,10 @@ static int run(const struct migd_config *conf, const char *state_dir, int ready_
 		 exec_clock_is_sim(ex) ? ", sim clock" : "");
 	if (ready_fd >= 0)
 		detach(ready_fd);
+	char status[600];
+	snprintf(status, sizeof(status), "requests on %.250s, agents on %.250s", conf->listen,
+		 *conf->agent_listen ? conf->agent_listen : "(off)");
+	service_ready(status);
 	api_set_ckpt(api, ck);
 	api_set_metrics(api, mx);
 	policy_set_ckpt(pe, ck);

@@ -1,6 +1,13 @@
 /*
  * snapshot: see snapshot.h. Host and guest rows come in id order, so a
  * row id becomes the scheduler's index by binary search.
+ *
+ * The scheduler's arrays of hosts and guests (with each host's memory in
+ * use) are kept in the cache too, built once after the rows were read and
+ * then patched by a move or a host change: a round costs the queue and the
+ * running migrations, not a pass over 100,000 guests (at 10,000 hosts and
+ * 100,000 guests that pass was 1-2 ms, and an evacuation of 1,000 hosts
+ * plans thousands of rounds).
  */
 #include "snapshot.h"
 
@@ -36,6 +43,11 @@ struct snap_cache {
 	struct cached_guest *guests;
 	size_t n_guests, cap_guests;
 	struct name_index host_names, guest_names;
+	/* the scheduler's view of hosts and guests, index i of each = row i;
+	 * views_ok is 0 when it must be built again from the rows */
+	int views_ok;
+	struct sched_host *sh;
+	struct sched_guest *sg;
 };
 
 int snap_cache_new(struct snap_cache **out)
@@ -52,6 +64,8 @@ void snap_cache_free(struct snap_cache *c)
 	free(c->guests);
 	free(c->host_names.slots);
 	free(c->guest_names.slots);
+	free(c->sh);
+	free(c->sg);
 	free(c);
 }
 
@@ -137,6 +151,7 @@ static int cache_refresh(struct snap_cache *c, struct db *db)
 	db_generations(db, &hosts_gen, &guests_gen);
 	if (!c->have_hosts || hosts_gen != c->hosts_gen) {
 		c->have_hosts = 0;
+		c->views_ok = 0;
 		c->n_hosts = 0;
 		index_drop(&c->host_names);
 		if ((rc = db_host_scan(db, cache_host, c)) < 0)
@@ -146,6 +161,7 @@ static int cache_refresh(struct snap_cache *c, struct db *db)
 	}
 	if (!c->have_guests || guests_gen != c->guests_gen) {
 		c->have_guests = 0;
+		c->views_ok = 0;
 		c->n_guests = 0;
 		index_drop(&c->guest_names);
 		if ((rc = db_guest_scan(db, cache_guest, c)) < 0)
@@ -170,8 +186,34 @@ void snap_cache_moved(struct snap_cache *c, uint64_t gen_before, uint64_t gen_af
 	const struct db_host *h = hi == SIZE_MAX ? NULL : &c->hosts[hi];
 	if (!g || !h)
 		return; /* not what the cache knows: let the next round read it all */
+	if (c->views_ok) {
+		struct sched_guest *sg = &c->sg[gi];
+		struct sched_host *from = &c->sh[sg->host], *to = &c->sh[hi];
+		if (from->mem_used_bytes >= SCHED_MAX_BYTES || to->mem_used_bytes >= SCHED_MAX_BYTES ||
+		    to->mem_used_bytes + sg->mem_bytes >= SCHED_MAX_BYTES)
+			c->views_ok = 0; /* a clamped sum cannot be taken apart: build it again */
+		else {
+			from->mem_used_bytes -= sg->mem_bytes;
+			to->mem_used_bytes += sg->mem_bytes;
+			sg->host = (uint32_t)hi;
+		}
+	}
 	g->host_id = h->id;
 	c->guests_gen = gen_after;
+}
+
+static struct sched_host host_view(const struct db_host *h, uint64_t mem_used_bytes)
+{
+	return (struct sched_host){
+		.name = h->name,
+		.mem_capacity_bytes = h->memory_bytes && h->memory_bytes < SCHED_MAX_BYTES
+					      ? h->memory_bytes : SCHED_MAX_BYTES,
+		.mem_used_bytes = mem_used_bytes,
+		.disabled = !h->enabled,
+		.degraded = strcmp(h->health, "ok") != 0,
+		.max_outbound = h->max_outbound,
+		.max_inbound = h->max_inbound,
+	};
 }
 
 void snap_cache_host_changed(struct snap_cache *c, uint64_t gen_before, uint64_t gen_after,
@@ -184,6 +226,8 @@ void snap_cache_host_changed(struct snap_cache *c, uint64_t gen_before, uint64_t
 	if (i == SIZE_MAX || c->hosts[i].id != h->id)
 		return; /* let the next round read them all */
 	c->hosts[i] = *h;
+	if (c->views_ok)
+		c->sh[i] = host_view(&c->hosts[i], c->sh[i].mem_used_bytes);
 	c->hosts_gen = gen_after;
 }
 
@@ -221,39 +265,44 @@ static uint32_t guest_index(const struct snap_cache *c, int64_t id)
 
 /* ---- one round ------------------------------------------------------------- */
 
-/* Hosts and guests in the scheduler's form, with each host's memory used. */
-static int build_cluster(const struct snap_cache *c, struct snapshot *s)
+/* Hosts and guests in the scheduler's form, with each host's memory used:
+ * once after the rows were read, then patched (snap_cache_moved). */
+static int build_views(struct snap_cache *c)
 {
-	s->hosts = c->hosts;
-	s->n_hosts = c->n_hosts;
-	s->sh = calloc(c->n_hosts + 1, sizeof(*s->sh));
-	s->sg = calloc(c->n_guests + 1, sizeof(*s->sg));
-	if (!s->sh || !s->sg)
+	free(c->sh);
+	free(c->sg);
+	c->sh = calloc(c->n_hosts + 1, sizeof(*c->sh));
+	c->sg = calloc(c->n_guests + 1, sizeof(*c->sg));
+	if (!c->sh || !c->sg)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->n_hosts; i++) {
-		const struct db_host *h = &c->hosts[i];
-		s->sh[i] = (struct sched_host){
-			.name = h->name,
-			.mem_capacity_bytes = h->memory_bytes && h->memory_bytes < SCHED_MAX_BYTES
-						      ? h->memory_bytes : SCHED_MAX_BYTES,
-			.disabled = !h->enabled,
-			.degraded = strcmp(h->health, "ok") != 0,
-			.max_outbound = h->max_outbound,
-			.max_inbound = h->max_inbound,
-		};
-	}
+	for (size_t i = 0; i < c->n_hosts; i++)
+		c->sh[i] = host_view(&c->hosts[i], 0);
 	for (size_t i = 0; i < c->n_guests; i++) {
 		const struct cached_guest *g = &c->guests[i];
 		uint32_t h = host_index(c, g->host_id);
 		if (h == SCHED_NONE)
 			return -EIO; /* the foreign key makes this impossible */
-		s->sg[s->n_guests++] = (struct sched_guest){
+		c->sg[i] = (struct sched_guest){
 			.name = g->name, .host = h, .mem_bytes = g->mem_bytes,
 			.job_id = (uint64_t)g->job_id, .rank = g->rank < 0 ? 0 : (uint32_t)g->rank,
 		};
-		uint64_t used = s->sh[h].mem_used_bytes + g->mem_bytes;
-		s->sh[h].mem_used_bytes = used < SCHED_MAX_BYTES ? used : SCHED_MAX_BYTES;
+		uint64_t used = c->sh[h].mem_used_bytes + g->mem_bytes;
+		c->sh[h].mem_used_bytes = used < SCHED_MAX_BYTES ? used : SCHED_MAX_BYTES;
 	}
+	c->views_ok = 1;
+	return 0;
+}
+
+static int build_cluster(struct snap_cache *c, struct snapshot *s)
+{
+	int rc = c->views_ok ? 0 : build_views(c);
+	if (rc < 0)
+		return rc;
+	s->hosts = c->hosts;
+	s->n_hosts = c->n_hosts;
+	s->sh = c->sh;
+	s->sg = c->sg;
+	s->n_guests = c->n_guests;
 	return 0;
 }
 
@@ -317,11 +366,22 @@ static int build_requests(const struct snap_cache *c, struct snapshot *s)
 	return 0;
 }
 
+/*
+ * Due queued rows a round reads at most, from the head of the queue. An
+ * evacuation of 1,000 hosts queues 10,000: reading (and copying) them all
+ * at every round made planning quadratic in the evacuation (2.3 s of CPU
+ * at 10,000 hosts). The head holds far more startable requests than the
+ * cluster's concurrency (64 by default) can take in one round, and the
+ * rows behind it come up as it drains, in queue order as before.
+ */
+#define SNAP_QUEUE_WINDOW 2048
+
 int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, struct snapshot *s)
 {
 	struct db_mig_filter queued = { .states = DB_MIG_BIT(DB_MIG_QUEUED),
 					.not_before_max_ns = now_ns,
-					.order = DB_ORDER_QUEUE, .with_ids = 1 };
+					.order = DB_ORDER_QUEUE, .with_ids = 1,
+					.page = 1, .limit = SNAP_QUEUE_WINDOW };
 	struct db_mig_filter running = { .states = DB_MIG_RUNNING, .with_ids = 1 };
 	struct running_ctx rctx = { c, s };
 	memset(s, 0, sizeof(*s));
@@ -338,8 +398,6 @@ int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, struct sn
 void snapshot_release(struct snapshot *s)
 {
 	free(s->queue);
-	free(s->sh);
-	free(s->sg);
 	free(s->sr);
 	free(s->req);
 	free(s->req_row);

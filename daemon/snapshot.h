@@ -6,7 +6,10 @@
  * guests, 10,000s of rows that rarely change, are kept in a cache that is
  * read again only when the database's generation counters say a host or
  * guest may have changed (db_generations). An evacuation of 100 hosts then
- * costs 100 small reads, not 100 reads of every guest.
+ * costs 100 small reads, not 100 reads of every guest. The scheduler's
+ * arrays of them are kept with the rows and patched by each move, so a
+ * round does not pass over every guest either; a snapshot borrows them
+ * until the next call into the cache.
  */
 #ifndef MIGD_SNAPSHOT_H
 #define MIGD_SNAPSHOT_H
@@ -32,9 +35,9 @@ struct snapshot {
 	size_t n_queue, cap_queue;
 	/* the scheduler's input; index i of sh is hosts[i] */
 	const struct db_host *hosts;  /* borrowed from the cache */
-	struct sched_host *sh;
+	const struct sched_host *sh;  /* borrowed from the cache, as is sg */
 	size_t n_hosts;
-	struct sched_guest *sg;
+	const struct sched_guest *sg;
 	size_t n_guests;
 	struct sched_running *sr;
 	size_t n_sr, cap_sr;

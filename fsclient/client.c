@@ -309,14 +309,38 @@ int client_meta_handle_call(struct chan *ch, uint16_t op, uint64_t handle, char 
 	return meta_send(ch, err, errlen);
 }
 
+/* cap (or NULL): the capability for a file's datafiles */
 static int meta_lookup(struct chan *ch, const char *path, const char *what,
-		       struct sfs_attr *attr)
+		       struct sfs_attr *attr, struct sfs_cap *cap)
 {
 	meta_req(ch, SFS_OP_LOOKUP, path);
 	int rc = meta_call(ch, what, path);
 	if (rc == 0)
 		*attr = ch->reply.attr;
+	if (rc == 0 && cap)
+		*cap = ch->reply.cap;
 	return rc;
+}
+
+void client_file_cap(struct sfs_file *f, struct sfs_cap *out)
+{
+	pthread_mutex_lock(&f->cap_lock);
+	*out = f->cap;
+	pthread_mutex_unlock(&f->cap_lock);
+}
+
+int client_file_cap_renew(struct sfs_file *f, struct chan *ch, struct sfs_cap *out, char *err,
+			  size_t errlen)
+{
+	meta_req(ch, SFS_OP_GETATTR, NULL)->handle = f->fid;
+	int rc = meta_send(ch, err, errlen);
+	if (rc < 0)
+		return rc;
+	*out = ch->reply.cap;
+	pthread_mutex_lock(&f->cap_lock);
+	f->cap = *out;
+	pthread_mutex_unlock(&f->cap_lock);
+	return 0;
 }
 
 /* The striped data path needs each stripe position on its own server. */
@@ -399,7 +423,7 @@ static int open_check_attr(struct sfs *fs, const struct sfs_attr *attr, const ch
  * file's attributes. */
 static int open_attr(struct sfs *fs, struct chan *ch, const char *path, uint64_t fid,
 		     const char *name, int flags, uint32_t mode, uint32_t uid, uint32_t gid,
-		     struct sfs_attr *attr)
+		     struct sfs_attr *attr, struct sfs_cap *cap)
 {
 	struct sfs_req *req;
 	if (!path) {
@@ -416,6 +440,7 @@ static int open_attr(struct sfs *fs, struct chan *ch, const char *path, uint64_t
 	if (rc < 0)
 		return rc;
 	*attr = ch->reply.attr;
+	*cap = ch->reply.cap;
 	return open_check_attr(fs, attr, name);
 }
 
@@ -427,6 +452,7 @@ static int open_common(struct sfs *fs, const char *path, uint64_t fid, const cha
 	char err[CLIENT_ERR_BYTES / 2];
 	struct sfs_file *f = NULL;
 	struct sfs_attr attr;
+	struct sfs_cap cap;
 	struct chan *ch = NULL;
 	int rc = check_path(fs, name, "open");
 	if (rc < 0)
@@ -440,7 +466,7 @@ static int open_common(struct sfs *fs, const char *path, uint64_t fid, const cha
 	ch = client_chan_get(fs);
 	if (!ch)
 		return -ENOMEM;
-	rc = open_attr(fs, ch, path, fid, name, flags, mode, uid, gid, &attr);
+	rc = open_attr(fs, ch, path, fid, name, flags, mode, uid, gid, &attr, &cap);
 	if (rc < 0)
 		goto out;
 	f = calloc(1, sizeof(*f) + strlen(name) + 1);
@@ -450,13 +476,15 @@ static int open_common(struct sfs *fs, const char *path, uint64_t fid, const cha
 		goto out;
 	}
 	*f = (struct sfs_file){ .fs = fs, .fid = attr.fid, .layout = attr.layout, .flags = flags,
-				.atime_ns = attr.atime_ns, .mtime_ns = attr.mtime_ns };
+				.atime_ns = attr.atime_ns, .mtime_ns = attr.mtime_ns,
+				.cap = cap };
+	pthread_mutex_init(&f->cap_lock, NULL);
 	strcpy(f->path, name);
 	path = name;
 	if (flags & SFS_O_TRUNC) {
 		if (fs->ctl)
 			ctl_touch(fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
-		rc = data_truncate(fs, ch, f->fid, &f->layout, 0, err, sizeof(err));
+		rc = data_truncate(fs, ch, &cap, &f->layout, 0, err, sizeof(err));
 		if (rc < 0) {
 			client_error("open %s: truncating: %s", path, err);
 			goto out;
@@ -466,7 +494,7 @@ static int open_common(struct sfs *fs, const char *path, uint64_t fid, const cha
 	if (st) {
 		uint64_t size_bytes = 0;
 		if (!(flags & (SFS_O_EXCL | SFS_O_TRUNC)))
-			rc = data_file_size(fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+			rc = data_file_size(fs, ch, &cap, &f->layout, &size_bytes, err, sizeof(err));
 		if (rc < 0) {
 			client_error("open %s: %s", path, err);
 			goto out;
@@ -547,6 +575,7 @@ int sfs_close(struct sfs_file *f)
 		if (ch)
 			client_chan_put(f->fs, ch);
 	}
+	pthread_mutex_destroy(&f->cap_lock);
 	free(f);
 	return rc;
 }
@@ -611,11 +640,15 @@ int sfs_fstat(struct sfs_file *f, struct sfs_stat *st)
 		client_error("fstat %s: the file was removed since it was opened", f->path);
 		rc = -ESTALE;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		attr = ch->reply.attr;
+		pthread_mutex_lock(&f->cap_lock);
+		f->cap = ch->reply.cap; /* a fresh one: a renewal for free */
+		pthread_mutex_unlock(&f->cap_lock);
+	}
 	if (rc < 0)
 		goto out;
-	rc = data_file_size(f->fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+	rc = data_file_size_of(f, ch, &size_bytes, err, sizeof(err));
 	if (rc < 0) {
 		client_error("fstat %s: %s", f->path, err);
 		goto out;
@@ -647,7 +680,7 @@ int sfs_ftruncate(struct sfs_file *f, uint64_t size)
 	__atomic_store_n(&f->written, 1, __ATOMIC_RELAXED);
 	if (f->fs->ctl)
 		ctl_touch(f->fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
-	int rc = data_truncate(f->fs, ch, f->fid, &f->layout, size, err, sizeof(err));
+	int rc = data_truncate_of(f, ch, size, err, sizeof(err));
 	if (rc < 0)
 		client_error("ftruncate %s: %s", f->path, err);
 	client_chan_put(f->fs, ch);
@@ -658,7 +691,7 @@ int sfs_ftruncate(struct sfs_file *f, uint64_t size)
 
 /* A file's size from its datafiles; a symlink's is its target's length. */
 static int stat_size(struct sfs *fs, struct chan *ch, const struct sfs_attr *attr,
-		     const char *name, uint64_t *size_bytes)
+		     const struct sfs_cap *cap, const char *name, uint64_t *size_bytes)
 {
 	char err[CLIENT_ERR_BYTES / 2];
 	*size_bytes = 0;
@@ -674,7 +707,7 @@ static int stat_size(struct sfs *fs, struct chan *ch, const struct sfs_attr *att
 	int rc = check_layout(fs, &attr->layout, "stat", name);
 	if (rc < 0)
 		return rc;
-	rc = data_file_size(fs, ch, attr->fid, &attr->layout, size_bytes, err, sizeof(err));
+	rc = data_file_size(fs, ch, cap, &attr->layout, size_bytes, err, sizeof(err));
 	if (rc < 0)
 		client_error("stat %s: %s", name, err);
 	return rc;
@@ -683,6 +716,7 @@ static int stat_size(struct sfs *fs, struct chan *ch, const struct sfs_attr *att
 int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st)
 {
 	struct sfs_attr attr;
+	struct sfs_cap cap;
 	uint64_t size_bytes = 0;
 	int rc = check_path(fs, path, "stat");
 	if (rc < 0 || !st)
@@ -690,9 +724,9 @@ int sfs_stat(struct sfs *fs, const char *path, struct sfs_stat *st)
 	struct chan *ch = client_chan_get(fs);
 	if (!ch)
 		return -ENOMEM;
-	rc = meta_lookup(ch, path, "stat", &attr);
+	rc = meta_lookup(ch, path, "stat", &attr, &cap);
 	if (rc == 0)
-		rc = stat_size(fs, ch, &attr, path, &size_bytes);
+		rc = stat_size(fs, ch, &attr, &cap, path, &size_bytes);
 	if (rc == 0)
 		attr_to_stat(&attr, size_bytes, st);
 	client_chan_put(fs, ch);
@@ -713,8 +747,9 @@ int sfs_stat_fid(struct sfs *fs, uint64_t fid, struct sfs_stat *st)
 	meta_req(ch, SFS_OP_GETATTR, NULL)->handle = fid;
 	int rc = meta_call(ch, "stat", name);
 	if (rc == 0) {
+		struct sfs_cap cap = ch->reply.cap;
 		attr = ch->reply.attr;
-		rc = stat_size(fs, ch, &attr, name, &size_bytes);
+		rc = stat_size(fs, ch, &attr, &cap, name, &size_bytes);
 	}
 	if (rc == 0)
 		attr_to_stat(&attr, size_bytes, st);
@@ -726,6 +761,7 @@ int sfs_truncate(struct sfs *fs, const char *path, uint64_t size)
 {
 	char err[CLIENT_ERR_BYTES / 2];
 	struct sfs_attr attr;
+	struct sfs_cap cap;
 	int rc = check_path(fs, path, "truncate");
 	if (rc < 0)
 		return rc;
@@ -737,7 +773,7 @@ int sfs_truncate(struct sfs *fs, const char *path, uint64_t size)
 	struct chan *ch = client_chan_get(fs);
 	if (!ch)
 		return -ENOMEM;
-	rc = meta_lookup(ch, path, "truncate", &attr);
+	rc = meta_lookup(ch, path, "truncate", &attr, &cap);
 	if (rc == 0 && attr.type == SFS_TYPE_DIR) {
 		client_error("truncate %s: is a directory", path);
 		rc = -EISDIR;
@@ -748,7 +784,7 @@ int sfs_truncate(struct sfs *fs, const char *path, uint64_t size)
 		goto out;
 	if (fs->ctl)
 		ctl_touch(fs->ctl, attr.fid, &attr.layout, NULL);
-	rc = data_truncate(fs, ch, attr.fid, &attr.layout, size, err, sizeof(err));
+	rc = data_truncate(fs, ch, &cap, &attr.layout, size, err, sizeof(err));
 	if (rc < 0) {
 		client_error("truncate %s: %s", path, err);
 		goto out;
@@ -836,7 +872,8 @@ int sfs_setattr(struct sfs *fs, uint64_t fid, const struct sfs_setattr *sa, stru
 	int rc = meta_call(ch, "setattr", name);
 	if (rc == 0 && st) {
 		struct sfs_attr attr = ch->reply.attr;
-		rc = stat_size(fs, ch, &attr, name, &size_bytes);
+		struct sfs_cap cap = ch->reply.cap;
+		rc = stat_size(fs, ch, &attr, &cap, name, &size_bytes);
 		if (rc == 0)
 			attr_to_stat(&attr, size_bytes, st);
 	}

@@ -59,6 +59,8 @@ struct sfs_file {
 	int was_read; /* set atomically by pread: close may update atime */
 	int64_t atime_ns, mtime_ns; /* at open: relatime's rule at close */
 	unsigned ctl_epoch; /* ctl_touch's memo */
+	pthread_mutex_t cap_lock; /* guards cap: a renewal replaces it */
+	struct sfs_cap cap; /* from the metadata server, for the I/O servers */
 	char path[];
 };
 
@@ -87,6 +89,13 @@ unsigned client_drop_connections(struct sfs *fs);
  * metadata server on ch: 0 or a negative errno with the reason in err. */
 int client_meta_handle_call(struct chan *ch, uint16_t op, uint64_t handle, char *err,
 			    size_t errlen);
+/* f's capability, a copy. */
+void client_file_cap(struct sfs_file *f, struct sfs_cap *out);
+/* A fresh capability for f from the metadata server (GETATTR on ch), kept
+ * in f and copied to out: for a request an I/O server refused with
+ * -EACCES (it expired). 0 or a negative errno with the reason in err. */
+int client_file_cap_renew(struct sfs_file *f, struct chan *ch, struct sfs_cap *out, char *err,
+			  size_t errlen);
 /* Set the calling thread's sfs_last_error(). */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* msg about srv without its leading "server NAME at HOST:PORT: ", into out
@@ -105,11 +114,18 @@ int client_conn_ready(struct sfs_conn *conn, char *err, size_t errlen);
 /* data.c: requests to the I/O servers of a layout, one per server, all at
  * once. Each returns 0 or a negative errno with the reason in err. */
 
-/* File size derived from every datafile's size. */
-int data_file_size(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
-		   uint64_t *size_bytes, char *err, size_t errlen);
-int data_truncate(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
-		  uint64_t size_bytes, char *err, size_t errlen);
+/* File size derived from every datafile's size. cap: the file's (its
+ * handle names the file). */
+int data_file_size(struct sfs *fs, struct chan *ch, const struct sfs_cap *cap,
+		   const struct sfs_layout *l, uint64_t *size_bytes, char *err, size_t errlen);
+int data_truncate(struct sfs *fs, struct chan *ch, const struct sfs_cap *cap,
+		  const struct sfs_layout *l, uint64_t size_bytes, char *err, size_t errlen);
+/* The same for an open file, renewing its capability once if an I/O
+ * server refuses it. */
+int data_file_size_of(struct sfs_file *f, struct chan *ch, uint64_t *size_bytes, char *err,
+		      size_t errlen);
+int data_truncate_of(struct sfs_file *f, struct chan *ch, uint64_t size_bytes, char *err,
+		     size_t errlen);
 /* DF_STATFS / PING to every I/O server: out[i] is I/O server i. A server's
  * failure goes into its status; the calls themselves fail only for -ENOMEM. */
 /* DF_SYNC of one file on its stripe's servers, or of every datafile on

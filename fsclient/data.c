@@ -46,7 +46,8 @@
 #define IO_WINDOW 8      /* requests in flight per connection */
 #define IOV_BATCH 512    /* iovec entries per sendmsg/recvmsg (IOV_MAX is 1024) */
 #define RX_BODY_MAX 512  /* replies to I/O requests are tiny: more is garbage */
-#define REQ_BODY_MAX 32  /* I/O request bodies: at most handle, offset, length */
+#define REQ_BODY_MAX (SFS_CAP_BYTES + 24) /* I/O request bodies: at most a capability,
+					      handle, offset, length */
 /* Calls that move more than this wait without spinning: their waits are
  * the servers receiving and writing, who need the CPU a spinner would
  * take (1 MiB writes from one process lost 10-15% spinning), and one
@@ -514,12 +515,15 @@ static void io_each_free(struct io_each *e)
  */
 static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsigned n,
 		       const uint16_t *servers, uint16_t op, uint64_t handle,
-		       const uint64_t *lengths, int keep_going, char *err, size_t errlen)
+		       const struct sfs_cap *cap, const uint64_t *lengths, int keep_going,
+		       char *err, size_t errlen)
 {
 	struct sfs_req *enc = &ch->req;
-	memset(enc, 0, sizeof(*enc));
+	memset(enc, 0, offsetof(struct sfs_req, handles));
 	enc->op = op;
 	enc->handle = handle;
+	if (cap)
+		enc->cap = *cap;
 	e->n = n;
 	e->streams = calloc(n, sizeof(*e->streams));
 	e->reqs = calloc(n, sizeof(*e->reqs));
@@ -546,12 +550,12 @@ static int io_each_run(struct sfs *fs, struct chan *ch, struct io_each *e, unsig
 	return io_run(fs, ch, e->streams, n, keep_going ? IO_KEEP_GOING : 0, err, errlen);
 }
 
-static int stripe_each(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
-		       uint16_t op, const uint64_t *lengths, struct io_each *e, char *err,
-		       size_t errlen)
+static int stripe_each(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_cap *cap,
+		       const struct sfs_layout *l, uint16_t op, const uint64_t *lengths,
+		       struct io_each *e, char *err, size_t errlen)
 {
-	return io_each_run(fs, ch, e, l->stripe_count, l->servers, op, fid, lengths, 0, err,
-			   errlen);
+	return io_each_run(fs, ch, e, l->stripe_count, l->servers, op, fid, cap, lengths, 0,
+			   err, errlen);
 }
 
 /* Raise *size_bytes to what datafile pos holding local bytes implies. A
@@ -579,9 +583,9 @@ static int size_fold(struct sfs *fs, const struct sfs_layout *l, unsigned pos, u
  * already known from read replies (streams, or NULL) are used; the other
  * stripe positions are asked with DF_GETSIZE.
  */
-static int stripe_size(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
-		       const struct io_stream *streams, uint64_t *size_bytes, char *err,
-		       size_t errlen)
+static int stripe_size(struct sfs *fs, struct chan *ch, const struct sfs_cap *cap,
+		       const struct sfs_layout *l, const struct io_stream *streams,
+		       uint64_t *size_bytes, char *err, size_t errlen)
 {
 	uint16_t ask_server[SFS_MAX_STRIPE];
 	unsigned ask_pos[SFS_MAX_STRIPE], n_ask = 0;
@@ -602,29 +606,73 @@ static int stripe_size(struct sfs *fs, struct chan *ch, uint64_t fid, const stru
 	}
 	if (rc < 0 || n_ask == 0)
 		return rc;
-	rc = io_each_run(fs, ch, &e, n_ask, ask_server, SFS_OP_DF_GETSIZE, fid, NULL, 0, err,
-			 errlen);
+	rc = io_each_run(fs, ch, &e, n_ask, ask_server, SFS_OP_DF_GETSIZE, cap->handle, cap, NULL,
+			 0, err, errlen);
 	for (unsigned i = 0; rc == 0 && i < n_ask; i++)
 		rc = size_fold(fs, l, ask_pos[i], e.reqs[i].local_size, size_bytes, err, errlen);
 	io_each_free(&e);
 	return rc;
 }
 
-int data_file_size(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
-		   uint64_t *size_bytes, char *err, size_t errlen)
+int data_file_size(struct sfs *fs, struct chan *ch, const struct sfs_cap *cap,
+		   const struct sfs_layout *l, uint64_t *size_bytes, char *err, size_t errlen)
 {
-	return stripe_size(fs, ch, fid, l, NULL, size_bytes, err, errlen);
+	return stripe_size(fs, ch, cap, l, NULL, size_bytes, err, errlen);
 }
 
-int data_truncate(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_layout *l,
-		  uint64_t size_bytes, char *err, size_t errlen)
+int data_truncate(struct sfs *fs, struct chan *ch, const struct sfs_cap *cap,
+		  const struct sfs_layout *l, uint64_t size_bytes, char *err, size_t errlen)
 {
 	uint64_t lengths[SFS_MAX_STRIPE];
 	struct io_each e = { 0 };
 	for (unsigned pos = 0; pos < l->stripe_count; pos++)
 		lengths[pos] = layout_local_size(l, pos, size_bytes);
-	int rc = stripe_each(fs, ch, fid, l, SFS_OP_DF_TRUNCATE, lengths, &e, err, errlen);
+	int rc = stripe_each(fs, ch, cap->handle, cap, l, SFS_OP_DF_TRUNCATE, lengths, &e, err,
+			     errlen);
 	io_each_free(&e);
+	return rc;
+}
+
+/* After a call with f's capability cap ended in rc: 1 when an I/O server
+ * refused it and a renewed one is now in cap (once per call: *renewed). */
+static int cap_retry(struct sfs_file *f, struct chan *ch, int rc, int *renewed,
+		     struct sfs_cap *cap, char *err, size_t errlen)
+{
+	char why[CLIENT_ERR_BYTES / 4];
+	if (rc != -EACCES || *renewed)
+		return 0;
+	*renewed = 1;
+	if (client_file_cap_renew(f, ch, cap, why, sizeof(why)) < 0) {
+		size_t used = strnlen(err, errlen);
+		if (used + 1 < errlen)
+			snprintf(err + used, errlen - used, "; renewing the capability: %.200s",
+				 why);
+		return 0;
+	}
+	return 1;
+}
+
+int data_file_size_of(struct sfs_file *f, struct chan *ch, uint64_t *size_bytes, char *err,
+		      size_t errlen)
+{
+	struct sfs_cap cap;
+	int rc, renewed = 0;
+	client_file_cap(f, &cap);
+	do
+		rc = data_file_size(f->fs, ch, &cap, &f->layout, size_bytes, err, errlen);
+	while (cap_retry(f, ch, rc, &renewed, &cap, err, errlen));
+	return rc;
+}
+
+int data_truncate_of(struct sfs_file *f, struct chan *ch, uint64_t size_bytes, char *err,
+		     size_t errlen)
+{
+	struct sfs_cap cap;
+	int rc, renewed = 0;
+	client_file_cap(f, &cap);
+	do
+		rc = data_truncate(f->fs, ch, &cap, &f->layout, size_bytes, err, errlen);
+	while (cap_retry(f, ch, rc, &renewed, &cap, err, errlen));
 	return rc;
 }
 
@@ -647,7 +695,7 @@ int data_sync(struct sfs *fs, struct chan *ch, uint64_t fid, const struct sfs_la
 	      char *err, size_t errlen)
 {
 	struct io_each e = { 0 };
-	int rc = stripe_each(fs, ch, fid, l, SFS_OP_DF_SYNC, NULL, &e, err, errlen);
+	int rc = stripe_each(fs, ch, fid, NULL, l, SFS_OP_DF_SYNC, NULL, &e, err, errlen);
 	io_each_free(&e);
 	return rc;
 }
@@ -662,8 +710,8 @@ int data_sync_all(struct sfs *fs, struct chan *ch, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < fs->conf->n_io; i++)
 		servers[i] = (uint16_t)i;
-	int rc = io_each_run(fs, ch, &e, fs->conf->n_io, servers, SFS_OP_DF_SYNC, 0, NULL, 0,
-			     err, errlen);
+	int rc = io_each_run(fs, ch, &e, fs->conf->n_io, servers, SFS_OP_DF_SYNC, 0, NULL, NULL,
+			     0, err, errlen);
 	free(servers);
 	io_each_free(&e);
 	return rc;
@@ -678,7 +726,7 @@ static int io_all_run(struct sfs *fs, struct chan *ch, uint16_t op, struct io_ea
 		return -ENOMEM;
 	for (unsigned i = 0; i < fs->conf->n_io; i++)
 		servers[i] = (uint16_t)i;
-	int rc = io_each_run(fs, ch, e, fs->conf->n_io, servers, op, 0, NULL, 1, err,
+	int rc = io_each_run(fs, ch, e, fs->conf->n_io, servers, op, 0, NULL, NULL, 1, err,
 			     sizeof(err));
 	free(servers);
 	return rc == -ENOMEM ? rc : 0;
@@ -748,6 +796,7 @@ struct data_plan {
 	size_t n_iov;
 	struct sfs_req *enc; /* encoding scratch: the channel's */
 	void *own;           /* memory of a plan above PLAN_KEEP_BYTES, or NULL */
+	struct sfs_cap cap;  /* the file's, in every request */
 };
 
 /* bytes of memory for a plan: the channel's, grown if need be, so that the
@@ -837,6 +886,7 @@ static int plan_position(struct data_plan *p, struct sfs_file *f, struct chan *c
 		}
 		p->enc->op = op;
 		p->enc->handle = f->fid;
+		p->enc->cap = p->cap;
 		p->enc->offset = chunk;
 		p->enc->length = end - chunk;
 		int rc = req_prepare(req, s->conn, p->enc, op == SFS_OP_DF_WRITE ? end - chunk : 0);
@@ -848,9 +898,9 @@ static int plan_position(struct data_plan *p, struct sfs_file *f, struct chan *c
 
 /* Plan a call into p (release with free(p->own) whatever the result). */
 static int data_plan_init(struct data_plan *p, struct sfs_file *f, struct chan *ch, char *buf,
-			  uint64_t off, uint64_t len, uint16_t op)
+			  uint64_t off, uint64_t len, uint16_t op, const struct sfs_cap *cap)
 {
-	*p = (struct data_plan){ .enc = &ch->req };
+	*p = (struct data_plan){ .enc = &ch->req, .cap = *cap };
 	int rc = plan_alloc(p, ch, &f->layout, off, len, f->fs->conf->max_request_bytes);
 	for (unsigned pos = 0; rc == 0 && pos < f->layout.stripe_count; pos++)
 		rc = plan_position(p, f, ch, pos, buf, off, len, op);
@@ -904,7 +954,7 @@ static ssize_t read_finish(struct sfs_file *f, struct chan *ch, struct data_plan
 	if (!short_read)
 		return (ssize_t)len;
 	uint64_t size_bytes;
-	int rc = stripe_size(f->fs, ch, f->fid, &f->layout, p->streams, &size_bytes, err, errlen);
+	int rc = stripe_size(f->fs, ch, &p->cap, &f->layout, p->streams, &size_bytes, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (size_bytes <= off)
@@ -912,35 +962,49 @@ static ssize_t read_finish(struct sfs_file *f, struct chan *ch, struct data_plan
 	return size_bytes - off < len ? (ssize_t)(size_bytes - off) : (ssize_t)len;
 }
 
+/* One attempt of data_rw_on with capability cap. */
+static ssize_t data_rw_once(struct sfs_file *f, struct chan *ch, char *buf, size_t len,
+			    uint64_t off, uint16_t op, const struct sfs_cap *cap, char *err,
+			    size_t errlen)
+{
+	struct data_plan plan;
+	ssize_t rc = data_plan_init(&plan, f, ch, buf, off, len, op, cap);
+	if (rc < 0)
+		goto out;
+	rc = io_run(f->fs, ch, plan.streams, f->layout.stripe_count,
+		    len > SPIN_CALL_MAX_BYTES ? IO_NO_SPIN : 0, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, &plan, off, len, err, errlen)
+				  : (ssize_t)len;
+out:
+	free(plan.own);
+	return rc;
+}
+
 /* Both directions on the caller's channel: plan, run, and for reads
- * settle short data. */
+ * settle short data. A refused capability (expired) is renewed once and
+ * the whole call repeated: reads and writes at fixed offsets repeat
+ * harmlessly. */
 static ssize_t data_rw_on(struct sfs_file *f, struct chan *ch, char *buf, size_t len,
 			  uint64_t off, uint16_t op, const char *what)
 {
 	char err[CLIENT_ERR_BYTES / 2] = "out of memory";
-	struct data_plan plan;
+	struct sfs_cap cap;
+	int renewed = 0;
 	ssize_t rc;
 	if (f->fs->ctl && op == SFS_OP_DF_WRITE)
 		ctl_touch(f->fs->ctl, f->fid, &f->layout, &f->ctl_epoch);
-	rc = data_plan_init(&plan, f, ch, buf, off, len, op);
-	if (rc < 0)
-		goto out;
-	rc = io_run(f->fs, ch, plan.streams, f->layout.stripe_count,
-		    len > SPIN_CALL_MAX_BYTES ? IO_NO_SPIN : 0, err, sizeof(err));
+	client_file_cap(f, &cap);
+	do
+		rc = data_rw_once(f, ch, buf, len, off, op, &cap, err, sizeof(err));
+	while (cap_retry(f, ch, (int)rc, &renewed, &cap, err, sizeof(err)));
 	if (rc == -ENOENT)
 		rc = -ESTALE; /* the datafile is gone: removed, or rolled back away */
-	if (rc < 0)
-		goto out;
-	rc = op == SFS_OP_DF_READ ? read_finish(f, ch, &plan, off, len, err, sizeof(err))
-				  : (ssize_t)len;
-	if (rc == -ENOENT)
-		rc = -ESTALE;
 	if (rc > 0 && f->fs->ctl)
 		ctl_count(f->fs->ctl, op == SFS_OP_DF_WRITE, (uint64_t)rc);
-out:
 	if (rc < 0)
 		client_error("%s %s: %s", what, f->path, err);
-	free(plan.own);
 	return rc;
 }
 
@@ -1001,7 +1065,7 @@ ssize_t sfs_append(struct sfs_file *f, const void *buf, size_t len, uint64_t *of
 		client_error("append %s: taking the append lock: %s", f->path, err);
 		goto out;
 	}
-	res = data_file_size(f->fs, ch, f->fid, &f->layout, &size_bytes, err, sizeof(err));
+	res = data_file_size_of(f, ch, &size_bytes, err, sizeof(err));
 	if (res < 0)
 		client_error("append %s: %s", f->path, err);
 	else if (size_bytes > INT64_MAX - len)

@@ -1112,14 +1112,7 @@ static int cmd_getstripe(struct cmd *c, int argc, char **argv)
 
 /* ---- dispatch ---- */
 
-struct subcmd {
-	const char *name;
-	int (*run)(struct cmd *c, int argc, char **argv);
-	const char *usage;
-	const char *summary;
-};
-
-static const struct subcmd subcmds[] = {
+const struct subcmd subcmds[] = {
 	{ "genconfig", cmd_genconfig, genconfig_usage, "write a loopback sfs.conf" },
 	{ "ls", cmd_ls, ls_usage, "list a directory" },
 	{ "stat", cmd_stat, stat_usage, "show a file's attributes and layout" },
@@ -1139,6 +1132,7 @@ static const struct subcmd subcmds[] = {
 	{ "umount", cmd_umount, cmd_umount_usage, "unmount an sfs mount" },
 #endif
 };
+const size_t n_subcmds = ARRAY_SIZE(subcmds);
 
 static void usage(FILE *out)
 {
@@ -1217,6 +1211,8 @@ int main(int argc, char **argv)
 	log_init("sfs", 0);
 	log_set_level(LOG_LEVEL_WARN);
 	opterr = 0;
+	if (argc > 1 && strcmp(argv[1], "__complete") == 0) /* for dist/completion/sfs */
+		return sfs_complete(argc - 2, argv + 2);
 
 	int rc = parse_global(&c, argc, argv, &sub_index);
 	if (rc != CMD_CONTINUE)

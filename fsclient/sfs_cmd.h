@@ -101,4 +101,18 @@ int cmd_umount(struct cmd *c, int argc, char **argv);
 extern const char cmd_mount_usage[];
 extern const char cmd_umount_usage[];
 
+/* The subcommands (sfs_cmd.c). */
+struct subcmd {
+	const char *name;
+	int (*run)(struct cmd *c, int argc, char **argv);
+	const char *usage;
+	const char *summary;
+};
+extern const struct subcmd subcmds[];
+extern const size_t n_subcmds;
+
+/* `sfs __complete WORD... CUR` (sfs_complete.c): the completions of CUR
+ * after WORDs, one per line, for dist/completion/sfs. Exit 0. */
+int sfs_complete(int argc, char **argv);
+
 #endif

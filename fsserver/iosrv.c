@@ -40,6 +40,7 @@
 #include "iosnap.h"
 #include "log.h"
 #include "net.h"
+#include "servcap.h"
 #include "util.h"
 
 #define FD_CACHE_MAX 512     /* open datafiles kept beyond those in use */
@@ -69,10 +70,12 @@ struct iosrv {
 	struct fd_entry lru;  /* sentinel of the idle list */
 	unsigned n_cached;
 	struct iosnap *snap;
+	struct servcap *caps;
 };
 
 struct io_conn {
 	uint8_t *buf; /* max_request_bytes, allocated at the first write */
+	struct servcap_memo cap_memo;
 };
 
 static const uint8_t zeros[ZERO_PAD_BYTES];
@@ -667,6 +670,10 @@ static int df_snap(struct iosrv *io, struct server_req *r)
 static int io_handle(void *ctx, struct server_req *r)
 {
 	struct iosrv *io = ctx;
+	struct io_conn *ic = r->conn_state;
+	int rc = servcap_check(io->caps, r, ic ? &ic->cap_memo : NULL);
+	if (rc < 0)
+		return rc;
 	switch (r->req->op) {
 	case SFS_OP_DF_CREATE: return df_create(io, r);
 	case SFS_OP_DF_REMOVE: return df_remove(io, r);
@@ -706,6 +713,7 @@ static void io_free(void *ctx)
 		}
 	}
 	iosnap_free(io->snap);
+	servcap_free(io->caps);
 	if (io->data_fd >= 0)
 		close(io->data_fd);
 	pthread_mutex_destroy(&io->lock);
@@ -744,6 +752,8 @@ static int io_open(const struct sfs_conf *conf, const struct sfs_server_conf *sr
 		goto fail;
 	}
 	rc = iosnap_open(io->data_fd, io->data_dir, forget_handle, io, &io->snap, err, errlen);
+	if (rc == 0)
+		rc = servcap_open(conf, "I/O", &io->caps, err, errlen);
 	if (rc < 0)
 		goto fail;
 	*ctx = io;

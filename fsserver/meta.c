@@ -402,7 +402,7 @@ static int io_call(struct meta *m, unsigned io_index, uint16_t op, uint64_t hand
 	return rc;
 }
 
-int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
+int meta_io_request(struct meta *m, unsigned io_index, struct sfs_req *req,
 		    struct sfs_reply *reply_out, uint32_t timeout_ms, char *err, size_t errlen)
 {
 	struct sfs_reply *reply = reply_out ? reply_out : malloc(sizeof(*reply));
@@ -411,6 +411,7 @@ int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	servcap_admin(m->caps, &req->cap); /* valid for half a lifetime at least */
 	for (int attempt = 0;; attempt++) {
 		struct sfs_conn *c = pool_get(m, io_index);
 		if (!c) {
@@ -1088,7 +1089,7 @@ static int dispatch_locked(struct meta *m, struct server_req *r, const struct pa
 	}
 }
 
-static int meta_handle(void *ctx, struct server_req *r)
+static int meta_serve(void *ctx, struct server_req *r)
 {
 	struct meta *m = ctx;
 	struct path p;
@@ -1150,6 +1151,16 @@ static int meta_handle(void *ctx, struct server_req *r)
 	else
 		rc = dispatch_locked(m, r, &p);
 	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* Every request, then the capability of a file the reply describes. */
+static int meta_handle(void *ctx, struct server_req *r)
+{
+	memset(&r->reply->cap, 0, sizeof(r->reply->cap)); /* none, unless granted */
+	int rc = meta_serve(ctx, r);
+	if (rc == 0)
+		meta_cap_grant(ctx, r);
 	return rc;
 }
 
@@ -1367,6 +1378,7 @@ static void meta_free(void *ctx)
 	free(m->entry_cols);
 	pthread_mutex_destroy(&m->lock);
 	locks_free(m->locks);
+	servcap_free(m->caps);
 	free(m);
 }
 
@@ -1396,7 +1408,9 @@ static int meta_open(const struct sfs_conf *conf, const struct sfs_server_conf *
 		rc = -ENAMETOOLONG;
 		goto fail;
 	}
-	rc = db_open(m, err, errlen);
+	rc = servcap_open(conf, "metadata", &m->caps, err, errlen);
+	if (rc == 0)
+		rc = db_open(m, err, errlen);
 	if (rc == 0)
 		rc = meta_snap_open(m, err, errlen);
 	if (rc == 0)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "meta.h"
+#include "servcap.h"
 #include "sfs_rpc.h"
 
 struct lock_table;
@@ -41,6 +42,7 @@ struct meta {
 	uint64_t fid_reserved; /* fids below this are reserved in the database */
 	struct io_pool *pools; /* one per I/O server */
 	struct lock_table *locks; /* fcntl, flock and append locks (meta_locks.c) */
+	struct servcap *caps;  /* signs clients' capabilities and its own */
 	/* meta_snap.c */
 	char *entry_cols;      /* every column of entries, "a, b, c" */
 	int snap_pending;      /* unfinished snapshot work may be in snap_pending */
@@ -82,12 +84,20 @@ int walk(struct meta *m, struct server_req *r, const struct path *p, unsigned up
 /* Best effort, failures logged: the datafiles of fid on count servers of l. */
 void remove_datafiles(struct meta *m, uint64_t fid, const struct sfs_layout *l,
 		      unsigned count);
-/* One request to I/O server io_index on a pooled connection, retried once
+/* One request to I/O server io_index on a pooled connection (req gets the
+ * metadata server's own capability), retried once
  * on a fresh connection if a pooled one had gone stale: only for requests
  * that are safe to repeat. reply may be NULL; timeout_ms 0 is the config's.
  * err begins "server NAME at HOST:PORT: ". */
-int meta_io_request(struct meta *m, unsigned io_index, const struct sfs_req *req,
+int meta_io_request(struct meta *m, unsigned io_index, struct sfs_req *req,
 		    struct sfs_reply *reply, uint32_t timeout_ms, char *err, size_t errlen);
+
+/* meta_cap.c */
+/* The uid of whoever sent r: see meta_cap.c. */
+uint32_t meta_caller_uid(const struct server_req *r);
+/* After a LOOKUP, CREATE, GETATTR or SETATTR that succeeded and describes a file:
+ * the caller's capability for it into r->reply->cap. */
+void meta_cap_grant(struct meta *m, struct server_req *r);
 
 /* meta_snap.c */
 /* Schema version 2 -> 3: the snapshot tables. In the upgrade transaction. */

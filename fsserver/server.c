@@ -37,6 +37,8 @@
 #include "log.h"
 #include "meta.h"
 #include "net.h"
+#include "service.h"
+#include "servcap.h"
 #include "sfsd_metrics.h"
 #include "sfs_rpc.h"
 #include "util.h"
@@ -184,6 +186,7 @@ static int serve_one(struct conn *c)
 		status = serve_ping(s, &r);
 	} else if (hdr.op == SFS_OP_STATS) {
 		c->reply.requests = __atomic_load_n(&s->n_requests, __ATOMIC_RELAXED);
+		c->reply.cap_refusals = servcap_refusals();
 		status = 0;
 	} else {
 		__atomic_add_fetch(&s->n_requests, 1, __ATOMIC_RELAXED);
@@ -354,6 +357,7 @@ static void sample(void *arg, struct sfsd_sample *out)
 	pthread_mutex_lock(&s->lock);
 	out->connections = s->n_conns;
 	pthread_mutex_unlock(&s->lock);
+	out->cap_refusals = servcap_refusals();
 	struct sfs_req *req = calloc(1, sizeof(*req));
 	struct sfs_reply *reply = calloc(1, sizeof(*reply));
 	if (req && reply) {
@@ -535,9 +539,12 @@ int server_run(const struct sfs_conf *conf, const struct sfs_server_conf *srv, i
 	char addr[160];
 	log_info("%s server listening on %s, dir %s", s->ops->kind,
 		 sfs_server_address(srv, addr, sizeof(addr)), srv->dir);
+	if (ready_fd < 0) /* on its own: tell systemd; under --all the supervisor does */
+		service_ready(addr);
 	signal_ready(ready_fd);
 	ready_fd = -1;
 	serve(s, sig_fd);
+	service_stopping(NULL);
 	if (server_stop(s) == 0)
 		server_free(s);
 	log_info("stopped");
@@ -619,6 +626,7 @@ static pid_t spawn(const struct sfs_conf *conf, const struct sfs_server_conf *sr
 	if (pid != 0)
 		return pid;
 	close(ready_pipe[0]);
+	service_forget(); /* the supervisor is the service; its servers are not */
 	/* SIGTERM/SIGINT stay blocked: server_run reads them from its
 	 * signalfd, including one that arrived before it got there. */
 	sigprocmask(SIG_SETMASK, child_mask, NULL);
@@ -641,8 +649,10 @@ static void supervise(struct supervisor *sv, int sig_fd, int ready_fd)
 			ssize_t n = read(ready_fd, bytes, sizeof(bytes));
 			if (n > 0) {
 				sv->n_ready += (unsigned)n;
-				if (sv->n_ready == sv->n_kids)
+				if (sv->n_ready == sv->n_kids) {
 					log_info("all %u servers are running", sv->n_kids);
+					service_ready("all servers are running");
+				}
 			} else if (n == 0) {
 				close(ready_fd);
 				ready_fd = -1;
@@ -656,8 +666,10 @@ static void supervise(struct supervisor *sv, int sig_fd, int ready_fd)
 		if (si.ssi_signo == SIGCHLD) {
 			reap(sv);
 		} else {
-			if (!sv->stopping)
+			if (!sv->stopping) {
 				log_info("%s: stopping all servers", strsignal((int)si.ssi_signo));
+				service_stopping(NULL);
+			}
 			sv->stopping = 1;
 			forward_signal(sv, (int)si.ssi_signo);
 		}

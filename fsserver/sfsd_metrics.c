@@ -22,6 +22,8 @@ struct sfsd_metrics {
 	struct prom_metric *requests, *errors, *duration, *received, *sent;
 	struct prom_metric *connections, *max_connections;
 	struct prom_metric *fs_size, *fs_free, *used, *files;
+	struct prom_metric *cap_refusals;
+	uint64_t cap_refusals_seen; /* what the counter holds (collect's thread only) */
 };
 
 /* The gauges read on demand, in the HTTP server's thread. */
@@ -30,6 +32,11 @@ static void collect(void *arg)
 	struct sfsd_metrics *m = arg;
 	struct sfsd_sample s = { 0 };
 	m->sample(m->sample_arg, &s);
+	if (s.cap_refusals > m->cap_refusals_seen) {
+		prom_counter_add(m->cap_refusals, NULL,
+				 (double)(s.cap_refusals - m->cap_refusals_seen));
+		m->cap_refusals_seen = s.cap_refusals;
+	}
 	prom_lock(m->reg);
 	prom_gauge_set_unlocked(m->connections, NULL, s.connections);
 	prom_metric_clear_unlocked(m->fs_size);
@@ -73,10 +80,14 @@ static int define(struct sfsd_metrics *m, const struct sfs_conf *conf)
 		"sfs df reports", NULL, NULL, 0);
 	m->files = prom_metric_new(r, PROM_GAUGE, "sfsd_files",
 		"Files the server holds (datafiles, or files of the namespace)", NULL, NULL, 0);
+	m->cap_refusals = prom_metric_new(r, PROM_COUNTER, "sfsd_capability_refusals_total",
+		"Requests an I/O server refused for their capability (none, forged, expired, "
+		"another file's, too few rights)", NULL, NULL, 0);
 	if (!m->requests || !m->errors || !m->duration || !m->received || !m->sent ||
 	    !m->connections || !m->max_connections || !m->fs_size || !m->fs_free || !m->used ||
-	    !m->files)
+	    !m->files || !m->cap_refusals)
 		return -ENOMEM;
+	prom_counter_add(m->cap_refusals, NULL, 0); /* shown from the start */
 	prom_gauge_set(m->max_connections, NULL, conf->max_connections);
 	return prom_on_collect(r, collect, m);
 }

@@ -23,6 +23,7 @@ struct sfsd_metrics;
  * say (the gauges are left out rather than shown as 0). */
 struct sfsd_sample {
 	unsigned connections;
+	uint64_t cap_refusals; /* requests refused for their capability, since start */
 	int have_space;
 	uint64_t total_bytes, free_bytes, used_bytes, n_files;
 };

@@ -60,8 +60,13 @@ util-linux
 libfuse3-dev
 libssl-dev
 fuse3
+gnutls-bin
+tcpdump
 libmicrohttpd-dev
 prometheus
+libsystemd-dev
+systemd
+systemd-container
 "
 
 as_root() {

@@ -11,10 +11,10 @@ command -v clang >/dev/null 2>&1 || {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang
 }
 [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=true
-ninja -C build-fuzz tests/fuzz/fuzz_hdr tests/fuzz/fuzz_req tests/fuzz/fuzz_reply tests/fuzz/fuzz_conf tests/fuzz/fuzz_agent
+ninja -C build-fuzz tests/fuzz/fuzz_hdr tests/fuzz/fuzz_req tests/fuzz/fuzz_reply tests/fuzz/fuzz_conf tests/fuzz/fuzz_cap tests/fuzz/fuzz_agent
 mkdir -p build-fuzz/crashes
 status=0
-for t in hdr req reply conf agent; do
+for t in hdr req reply conf cap agent; do
 	mkdir -p "build-fuzz/corpus/$t"
 	echo "== fuzz_$t for $secs s"
 	build-fuzz/tests/fuzz/fuzz_$t -max_total_time="$secs" -max_len=70000 \

@@ -218,3 +218,20 @@ void fsfix_finish(struct fsfix *fx)
 {
 	cr_assert_eq(fsfix_stop(fx), 0, "sanitizer reports in the sfsd logs (printed above)");
 }
+
+void fsfix_cap(const struct fsfix *fx, uint64_t handle, unsigned rights, int64_t valid_ms,
+	       uint8_t out[SFS_CAP_BYTES])
+{
+	char path[400], err[512];
+	struct sfs_cap_key key;
+	struct timespec now;
+	cr_assert_eq(sfs_cap_key_path("", fx->conf, path, sizeof(path)), 0);
+	cr_assert_eq(sfs_cap_key_load(path, &key, err, sizeof(err)), 0, "%s", err);
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct sfs_cap cap = { .version = SFS_CAP_VERSION, .rights = (uint8_t)rights,
+			       .uid = 0, .handle = handle,
+			       .expiry_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
+					    valid_ms * 1000000 };
+	sfs_cap_sign(&key, &cap);
+	sfs_cap_encode(&cap, out);
+}

@@ -8,7 +8,10 @@
 #ifndef TESTS_FSFIXTURE_H
 #define TESTS_FSFIXTURE_H
 
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "sfs_cap.h"
 
 #define FSFIX_MAX 16
 
@@ -40,6 +43,11 @@ const char *fsfix_program(const char *var);
 void fsfix_log_path(const struct fsfix *fx, unsigned i, char *buf, size_t len);
 /* 1 if server i's log contains needle. */
 int fsfix_log_contains(const struct fsfix *fx, unsigned i, const char *needle);
+/* A capability signed with the file system's key (what the metadata server
+ * would issue), encoded for a raw frame: handle, rights (SFS_CAP_*), valid
+ * for valid_ms from now (negative: expired that long ago). */
+void fsfix_cap(const struct fsfix *fx, uint64_t handle, unsigned rights, int64_t valid_ms,
+	       uint8_t out[SFS_CAP_BYTES]);
 /* Connected TCP socket to server i (raw frames). */
 int fsfix_connect(const struct fsfix *fx, unsigned i);
 

@@ -24,9 +24,10 @@
 #                            (numbered by $checks); fail also prints the
 #                            last $log_tail (25) lines of $tmp/migd.log and
 #                            exits 1.
-#   free_port [N]            a port P in 20000-32000 with P..P+N-1 free
-#                            (N: 2 unless given), none of them in the pair
-#                            at $port when $port is already set.
+#   free_port [N]            a port P in $PORT_LO-$PORT_HI (default
+#                            20000-32000) with P..P+N-1 free (N: 2 unless
+#                            given), none of them in the pair at $port
+#                            when $port is already set.
 #   ctl ARGS...              migctl against $endpoint, --timeout
 #                            $ctl_timeout (5000 ms unless set).
 #   ctl_json OUT ARGS...     migctl --json ARGS into OUT; fail on non-zero.
@@ -90,9 +91,9 @@ migd_setup() { # NAME [NPORTS]
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM HUP
 	if [ "${2:-2}" -eq 2 ]; then
-		port=$(free_port) || fail "no free port pair in 20000-32000"
+		port=$(free_port) || fail "no free port pair in ${PORT_LO:-20000}-${PORT_HI:-32000}"
 	else
-		port=$(free_port "$2") || fail "no $2 free ports in 20000-32000"
+		port=$(free_port "$2") || fail "no $2 free ports in ${PORT_LO:-20000}-${PORT_HI:-32000}"
 	fi
 	endpoint="tcp://127.0.0.1:$port"
 }
@@ -132,7 +133,8 @@ free_port() { # [N]
 	tries=0
 	while [ $tries -lt 200 ]; do
 		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + r % (12000 - n)))
+		lo=${PORT_LO:-20000}
+		p=$((lo + r % (${PORT_HI:-32000} - lo - n)))
 		k=0
 		while [ $k -lt "$n" ] && ! printf '%s\n' "$used" | grep -qx "$((p + k))"; do
 			k=$((k + 1))

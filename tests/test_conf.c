@@ -177,6 +177,36 @@ Test(conf, agent_socket_is_a_path_or_off)
 	cr_assert(strstr(err, ":2: agent_socket \"sock\""), "%s", err);
 }
 
+Test(conf, capability_options_default_on_and_are_checked)
+{
+	write_file(SERVERS);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(conf->capabilities, 1);
+	cr_assert_str_eq(conf->capability_key, "");
+	cr_assert_eq(conf->capability_lifetime_ms, 600000);
+	cr_assert_eq(sfs_conf_override(conf, "capabilities=off", err, sizeof(err)), 0);
+	cr_assert_eq(conf->capabilities, 0);
+	cr_assert_eq(sfs_conf_override(conf, "capabilities=maybe", err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "\"maybe\""), "%s", err);
+	cr_assert_eq(sfs_conf_override(conf, "capability_key=keys/k", err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "\"keys/k\": expected an absolute path"), "%s", err);
+	cr_assert_eq(sfs_conf_override(conf, "capability_key=off", err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sfs_conf_override(conf, "capability_key=/etc/sfs/k", err, sizeof(err)), 0);
+	cr_assert_str_eq(conf->capability_key, "/etc/sfs/k");
+	cr_assert_eq(sfs_conf_override(conf, "capability_lifetime_ms=99", err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "out of range"), "%s", err);
+	/* the default key place dumps as nothing and reads back so */
+	write_file("[global]\ncapability_key =\n" SERVERS);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	FILE *f = fopen(path, "w");
+	sfs_conf_dump(conf, f);
+	fclose(f);
+	cr_assert_eq(sfs_conf_load(path, conf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(conf->capability_key, "");
+}
+
 Test(conf, metrics_endpoints_follow_the_server_order)
 {
 	char buf[160];

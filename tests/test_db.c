@@ -604,6 +604,81 @@ Test(db, migration_lists_filter_and_order)
 	cr_assert_eq(ids.n, 2, "manual ones");
 }
 
+Test(db, pages_follow_each_order_from_a_cursor)
+{
+	open_db();
+	add_host("n1", 0);
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "g%d", i);
+		cr_assert_eq(add_guest(name, "n1", GIB, NULL, -1), 0);
+	}
+	int64_t a = add_mig("g0", "n1", NULL, 0, 100);
+	int64_t b = add_mig("g1", "n1", NULL, 2, 200);
+	int64_t c = add_mig("g2", "n1", NULL, 0, 300);
+	int64_t d = add_mig("g3", "n1", NULL, 1, 400);
+	int64_t e = add_mig("g4", "n1", NULL, 2, 500);
+	finish_mig(c, DB_MIG_COMPLETED, 9000);
+	finish_mig(a, DB_MIG_FAILED, 8000);
+	/* finished order: a (8000), c (9000); queue order: b, e (2), d (1) */
+	struct { enum db_mig_order order; unsigned states; int64_t want[4]; } cases[] = {
+		{ DB_ORDER_FINISHED, DB_MIG_FINISHED, { a, c, 0 } },
+		{ DB_ORDER_QUEUE, DB_MIG_ACTIVE, { b, e, d, 0 } },
+		{ DB_ORDER_ID, 0, { a, b, c, d } },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		int64_t after = 0;
+		for (int i = 0; i < 4 && cases[k].want[i]; i++) {
+			struct ids ids = { 0 };
+			struct db_mig_filter f = { .states = cases[k].states, .order = cases[k].order,
+						   .page = 1, .after_id = after, .limit = 1 };
+			cr_assert_eq(db_mig_list(db, &f, collect_ids, &ids), 0);
+			cr_assert_eq(ids.n, 1, "order %d, page %d", cases[k].order, i);
+			cr_assert_eq(ids.id[0], cases[k].want[i], "order %d, page %d", cases[k].order,
+				     i);
+			after = ids.id[0];
+		}
+		if (cases[k].order == DB_ORDER_ID)
+			continue; /* e follows d there */
+		struct ids ids = { 0 };
+		struct db_mig_filter f = { .states = cases[k].states, .order = cases[k].order,
+					   .page = 1, .after_id = after, .limit = 10 };
+		cr_assert_eq(db_mig_list(db, &f, collect_ids, &ids), 0);
+		cr_assert_eq(ids.n, 0, "order %d: nothing after the last", cases[k].order);
+	}
+}
+
+static int collect_event(void *arg, json_t *ev)
+{
+	char *names = arg;
+	snprintf(names + strlen(names), 256 - strlen(names), "%lld:%s ",
+		 (long long)json_integer_value(json_object_get(ev, "event_id")),
+		 json_string_value(json_object_get(ev, "type")));
+	return 0;
+}
+
+Test(db, event_log_pages_by_id_and_type_prefix)
+{
+	open_db();
+	const char *types[] = { "host.added", "guest.added", "host.disabled", "migration.queued" };
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(db_event(db, json_pack("{s:s, s:I, s:i}", "type", types[i], "ts_ns",
+						    (json_int_t)(1000 + i), "id", 70 + i)), 0);
+	json_decref(db_events_take(db));
+	char got[256] = "";
+	cr_assert_eq(db_event_page(db, 0, 2, NULL, collect_event, got), 0);
+	cr_assert_str_eq(got, "1:host.added 2:guest.added ");
+	got[0] = '\0';
+	cr_assert_eq(db_event_page(db, 2, 10, NULL, collect_event, got), 0);
+	cr_assert_str_eq(got, "3:host.disabled 4:migration.queued ");
+	got[0] = '\0';
+	cr_assert_eq(db_event_page(db, 0, 10, "host.", collect_event, got), 0);
+	cr_assert_str_eq(got, "1:host.added 3:host.disabled ");
+	got[0] = '\0';
+	cr_assert_eq(db_event_page(db, 4, 10, NULL, collect_event, got), 0);
+	cr_assert_str_eq(got, "");
+}
+
 Test(db, staggered_rows_fall_due_at_their_time)
 {
 	open_db();

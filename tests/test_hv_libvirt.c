@@ -90,17 +90,28 @@ Test(hv_libvirt, knobs_map_to_migration_flags)
 {
 	struct hv_migrate_params p = { 0 };
 	unsigned long base = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
-	cr_assert_eq(hv_libvirt_migrate_flags(&p, 0), base);
-	cr_assert_eq(hv_libvirt_migrate_flags(NULL, 0), base);
-	cr_assert_eq(hv_libvirt_migrate_flags(&p, 1),
+	cr_assert_eq(hv_libvirt_migrate_flags(&p, 0, 0), base);
+	cr_assert_eq(hv_libvirt_migrate_flags(NULL, 0, 0), base);
+	cr_assert_eq(hv_libvirt_migrate_flags(&p, 1, 0),
 		     base | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE);
 	p.auto_converge = 1;
 	p.postcopy = 1;
 	p.parallel_connections = 1; /* one connection: not parallel */
-	cr_assert_eq(hv_libvirt_migrate_flags(&p, 0),
+	cr_assert_eq(hv_libvirt_migrate_flags(&p, 0, 0),
 		     base | VIR_MIGRATE_AUTO_CONVERGE | VIR_MIGRATE_POSTCOPY);
 	p.parallel_connections = 4;
-	cr_assert(hv_libvirt_migrate_flags(&p, 0) & VIR_MIGRATE_PARALLEL);
+	cr_assert(hv_libvirt_migrate_flags(&p, 0, 0) & VIR_MIGRATE_PARALLEL);
+	cr_assert_eq(hv_libvirt_migrate_flags(&p, 0, 0) & VIR_MIGRATE_TLS, 0);
+}
+
+Test(hv_libvirt, migration_tls_sets_virmigratetls)
+{
+	struct hv_migrate_params p = { 0 };
+	unsigned long base = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+	cr_assert_eq(hv_libvirt_migrate_flags(&p, 0, 1), base | VIR_MIGRATE_TLS);
+	cr_assert_eq(hv_libvirt_migrate_flags(NULL, 1, 1),
+		     base | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+			     VIR_MIGRATE_TLS);
 }
 
 Test(hv_libvirt, domain_xml_boots_the_image_with_its_address)

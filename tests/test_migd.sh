@@ -9,7 +9,8 @@
 # the two ranks of a job on different hosts; `watch` prints events; an
 # interval policy runs for several periods and its starts within a period
 # are at least the stagger apart in the recorded (virtual) timestamps;
-# `report --json` counts what history holds; then migd is killed with
+# `report --json` counts what history holds; history and the event log read
+# in pages give what they hold whole, in order; then migd is killed with
 # SIGKILL during a long migration and restarted on the same database: the
 # migration row is finished with a reason, the guest is on exactly one host
 # and no history row is lost.
@@ -293,6 +294,47 @@ if ! grep -q '^p1 ' "$tmp/report.txt" || ! grep -q '^(overall) ' "$tmp/report.tx
 	fail "report: expected rows p1 and (overall), got $(cat "$tmp/report.txt")"
 fi
 ok "history --csv and the report table"
+
+# ---- history and the event log in pages ----
+hist_ids=$(py "$tmp/hist.json" '[m["id"] for m in d]')
+after=0 paged="" n_pages=0
+while [ $n_pages -lt 100 ]; do
+	ctl_json "$tmp/page.json" history --limit 2 --after "$after"
+	ids=$(py "$tmp/page.json" '" ".join(str(m["id"]) for m in d)')
+	[ -n "$ids" ] || break
+	paged="$paged $ids" after=${ids##* } n_pages=$((n_pages + 1))
+done
+[ "$(python3 -c 'import sys; print([int(x) for x in sys.argv[1].split()])' "$paged")" = \
+	"$hist_ids" ] || fail "history in pages of 2 (--after): got$paged, whole: $hist_ids"
+[ $n_pages -ge 2 ] || fail "history: expected several pages of 2, got $n_pages"
+expect_exit 1 'no finished migration has that id' history --after 999999
+expect_exit 2 '--after "x"' history --after x
+ctl_json "$tmp/ev.json" events
+python3 - "$tmp/ev.json" <<'EOF2' || fail "events: $(head -c 600 "$tmp/ev.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ids = [e["event_id"] for e in d]
+assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[0] == 1, ids[:10]
+types = {e["type"] for e in d}
+assert {"host.added", "guest.added", "migration.queued", "migration.completed"} <= types, types
+# evacuate 'n[45]' went in one request: both hosts disabled before any guest queued
+disabled = [e["event_id"] for e in d if e["type"] == "host.disabled"
+            and e["host"]["name"] in ("n4", "n5")]
+queued = [e["event_id"] for e in d if e["type"] == "migration.queued"
+          and e.get("reason") in ("evacuate n4", "evacuate n5")]
+assert len(disabled) == 2 and queued and max(disabled) < min(queued), (disabled, queued)
+EOF2
+n_ev=$(py "$tmp/ev.json" 'len(d)')
+ctl_json "$tmp/ev2.json" events --after 2 --limit 3 --type host.
+[ "$(py "$tmp/ev2.json" 'len(d) == 3 and all(e["event_id"] > 2 and
+    e["type"].startswith("host.") for e in d)')" = True ] ||
+	fail "events --after 2 --limit 3 --type host.: got $(cat "$tmp/ev2.json")"
+ctl_json "$tmp/ev3.json" events --after "$(py "$tmp/ev.json" 'd[-1]["event_id"]')" --type host.added
+[ "$(py "$tmp/ev3.json" 'len(d)')" = 0 ] || fail "events after the last host.added: $(cat "$tmp/ev3.json")"
+ctl events >"$tmp/ev.txt" 2>"$tmp/err" || fail "events: $(cat "$tmp/err")"
+[ "$(wc -l <"$tmp/ev.txt")" -ge "$n_ev" ] || fail "events: fewer lines than the $n_ev events"
+expect_exit 2 '--after "x"' events --after x
+ok "history in $n_pages pages of 2 as whole; the event log ($n_ev events) in order, by type and cursor"
 ctl policy rm p1 >/dev/null 2>"$tmp/err" || fail "policy rm p1: $(cat "$tmp/err")"
 
 # ---- malformed requests ----

@@ -31,10 +31,24 @@ static const uint16_t all_ops[] = {
 };
 #define N_OPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
+/* A capability with every field set (field by field: padding stays 0). */
+static void fill_cap(struct sfs_cap *c)
+{
+	c->version = SFS_CAP_VERSION;
+	c->rights = SFS_CAP_READ | SFS_CAP_WRITE;
+	c->uid = 1001;
+	c->handle = 0x1122334455ull;
+	c->expiry_ns = -7;
+	for (int i = 0; i < SFS_CAP_MAC_BYTES; i++)
+		c->mac[i] = (uint8_t)(0xa0 + i);
+}
+
 static void fill_req(struct sfs_req *r, uint16_t op)
 {
 	memset(r, 0, sizeof(*r));
 	r->op = op;
+	if (sfs_op_takes_cap(op))
+		fill_cap(&r->cap);
 	/* only the fields the op carries are compared after decoding */
 	switch (op) {
 	case SFS_OP_LOOKUP: case SFS_OP_UNLINK: case SFS_OP_RMDIR:
@@ -166,6 +180,9 @@ static struct sfs_reply *mk_reply(uint16_t op)
 {
 	struct sfs_reply *r = calloc(1, sizeof(*r));
 	r->op = op;
+	fill_cap(&r->cap);
+	r->requests = 5;
+	r->cap_refusals = 9;
 	r->attr.fid = 42;
 	r->attr.type = SFS_TYPE_FILE;
 	r->attr.mode = 0600;
@@ -226,8 +243,18 @@ Test(proto, every_reply_round_trips)
 		cr_assert_eq(sfs_reply_decode(all_ops[i], 0, buf, len, out, err, sizeof(err)), 0,
 			     "%s: %s", sfs_op_name(all_ops[i]), err);
 		switch (all_ops[i]) {
-		case SFS_OP_LOOKUP: case SFS_OP_GETATTR: case SFS_OP_SETATTR: case SFS_OP_SYMLINK:
+		case SFS_OP_LOOKUP: case SFS_OP_GETATTR: case SFS_OP_SETATTR:
 			cr_assert_eq(memcmp(&in->attr, &out->attr, sizeof(in->attr)), 0);
+			cr_assert_eq(memcmp(&in->cap, &out->cap, sizeof(in->cap)), 0,
+				     "%s: the capability differs", sfs_op_name(all_ops[i]));
+			break;
+		case SFS_OP_SYMLINK:
+			cr_assert_eq(memcmp(&in->attr, &out->attr, sizeof(in->attr)), 0);
+			cr_assert_eq(out->cap.version, 0, "SYMLINK carries no capability");
+			break;
+		case SFS_OP_STATS:
+			cr_assert_eq(out->requests, 5);
+			cr_assert_eq(out->cap_refusals, 9);
 			break;
 		case SFS_OP_RENAME:
 			cr_assert_eq(out->replaced, in->replaced);
@@ -303,7 +330,7 @@ Test(proto, directory_layout_carries_no_servers)
 	cr_assert_eq(sfs_reply_encode(in, 0, buf, sizeof(buf), &len), 0);
 	/* fid, type, mode, uid, gid, atime, mtime, ctime, strip_size, stripe_count:
 	 * no server list */
-	cr_assert_eq(len, 8 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 4 + 2);
+	cr_assert_eq(len, 8 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 4 + 2 + SFS_CAP_BYTES);
 	cr_assert_eq(sfs_reply_decode(SFS_OP_LOOKUP, 0, buf, len, out, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(out->attr.type, SFS_TYPE_DIR);
@@ -356,7 +383,10 @@ Test(proto, header_refuses_garbage_other_versions_and_oversize)
 	h.version = 1; /* before snapshots, owners and rename: refused, not misread */
 	sfs_hdr_encode(&h, raw);
 	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
-	cr_assert(strstr(err, "version 1") && strstr(err, "version 2"), "names both: %s", err);
+	cr_assert(strstr(err, "version 1") && strstr(err, "version 3"), "names both: %s", err);
+	h.version = 2; /* before capabilities: refused too */
+	sfs_hdr_encode(&h, raw);
+	cr_assert_eq(sfs_hdr_decode(raw, 1 << 20, &d, err, sizeof(err)), -EPROTONOSUPPORT);
 
 	good_header(raw, &h);
 	h.body_len = SFS_MAX_BODY_BYTES + 1;
@@ -501,17 +531,19 @@ Test(proto, impossible_snapshot_counts_are_refused)
 {
 	struct sfs_req *req = calloc(1, sizeof(*req));
 	struct sfs_reply *out = calloc(1, sizeof(*out));
-	uint8_t body[16] = { 7 };
+	uint8_t body[SFS_CAP_BYTES + 16] = { 0 }; /* no capability, then the fields */
+	uint8_t *f = body + SFS_CAP_BYTES;
+	f[0] = 7;
 	/* a handle count above a batch, and one the body does not hold */
-	body[8] = (uint8_t)((SFS_SNAP_BATCH + 1) & 0xff);
-	body[9] = (uint8_t)((SFS_SNAP_BATCH + 1) >> 8);
-	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_LINK, body, 12, req, err, sizeof(err)),
-		     -EBADMSG);
+	f[8] = (uint8_t)((SFS_SNAP_BATCH + 1) & 0xff);
+	f[9] = (uint8_t)((SFS_SNAP_BATCH + 1) >> 8);
+	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_LINK, body, SFS_CAP_BYTES + 12, req, err,
+				    sizeof(err)), -EBADMSG);
 	cr_assert(strstr(err, "handles"), "%s", err);
-	body[8] = 2;
-	body[9] = 0;
-	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_RESTORE, body, 12, req, err, sizeof(err)),
-		     -EBADMSG);
+	f[8] = 2;
+	f[9] = 0;
+	cr_assert_eq(sfs_req_decode(SFS_OP_DF_SNAP_RESTORE, body, SFS_CAP_BYTES + 12, req, err,
+				    sizeof(err)), -EBADMSG);
 	/* a SNAP_LIST reply claiming more snapshots than allowed */
 	uint8_t reply[3] = { SFS_SNAPLIST_MAX + 1, 0, 1 };
 	cr_assert_eq(sfs_reply_decode(SFS_OP_SNAP_LIST, 0, reply, 3, out, err, sizeof(err)),
