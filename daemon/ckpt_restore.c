@@ -246,6 +246,28 @@ static int ensure_known(struct ckpt *ck, struct op *op, struct opguest *g, char 
 
 /* ---- the request ---- */
 
+/* Abort queued migration m of a guest of job, superseded by its restore. */
+static int drop_queued(struct ckpt *ck, struct db_migration *m, const char *job, char *err,
+		       size_t errlen)
+{
+	char why[DB_TEXT_MAX];
+	snprintf(why, sizeof(why), "superseded by a restore of job %s after a failure", job);
+	int rc = db_begin(ck->db);
+	if (rc == 0) {
+		rc = exec_cancel_queued(ck->ex, m, why);
+		if (rc == 0)
+			rc = db_commit(ck->db);
+		else
+			db_rollback(ck->db);
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "guest %s: dropping its queued migration %" PRId64 ": %s",
+			 m->guest, m->id, strerror(-rc));
+	else
+		log_info("migration %" PRId64 " of %s aborted: %s", m->id, m->guest, why);
+	return rc;
+}
+
 int ckpt_restore(struct ckpt *ck, const struct ckpt_restore_request *rq, struct db_op *out,
 		 char *err, size_t errlen)
 {
@@ -331,7 +353,15 @@ int ckpt_restore(struct ckpt *ck, const struct ckpt_restore_request *rq, struct 
 	}
 	for (size_t i = 0; rc == 0 && i < op->n; i++) {
 		struct db_migration m;
-		if (db_mig_active_for_guest(ck->db, op->g[i].name, &m) == 0) {
+		/* After a failure the job does not run: a migration of one of
+		 * its guests that has not started is dropped, not waited for
+		 * (it may wait for good, deferred for an agent the failure
+		 * took away). A running one is waited for. */
+		for (int k = 0; rc == 0 && k < 64 && rq->failure_ns &&
+				db_mig_active_for_guest(ck->db, op->g[i].name, &m) == 0 &&
+				m.state == DB_MIG_QUEUED; k++)
+			rc = drop_queued(ck, &m, job, err, errlen);
+		if (rc == 0 && db_mig_active_for_guest(ck->db, op->g[i].name, &m) == 0) {
 			snprintf(err, errlen, "guest %s is in migration %" PRId64 "; abort it first",
 				 op->g[i].name, m.id);
 			rc = -EBUSY;
@@ -703,8 +733,8 @@ static int scan_guest(void *arg, const struct db_guest *g)
 	struct hv_guest_info info;
 	struct db_migration m;
 	char err[200] = "";
-	if (db_mig_active_for_guest(s->ck->db, g->name, &m) == 0)
-		return 0; /* between hosts: not a failure */
+	if (db_mig_active_for_guest(s->ck->db, g->name, &m) == 0 && m.state != DB_MIG_QUEUED)
+		return 0; /* between hosts: not a failure (a queued one has not left) */
 	int rc = exec_guest_info(s->ck->ex, g, &info, err, sizeof(err));
 	if (rc == 0)
 		return 0;

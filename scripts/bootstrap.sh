@@ -40,6 +40,7 @@ openmpi-bin
 gnuplot-nox
 iperf3
 iproute2
+nftables
 procps
 python3-zmq
 tzdata
