@@ -137,6 +137,13 @@ demo_guests_boot() {
 		ok=0
 		for ((i = 0; i < 240; i++)); do
 			out=$(gssh "${addr[$g]}" hostname) && [ "$out" = "$g" ] && { ok=1; break; }
+			# a guest whose kernel died answers never: say so now, not in 240 s
+			if declare -F serial_logs >/dev/null && [ -n "$(serial_logs "$g")" ] &&
+				out=$(grep -h -m1 -o -E "(Kernel panic|Initramfs unpacking failed).{0,80}" $(serial_logs "$g")); then
+				check FAIL "$g died while booting: $out"
+				tail -5 $(serial_logs "$g") | sed 's/^/#   /'
+				exit 1
+			fi
 			sleep 1
 		done
 		[ "$ok" = 1 ] && check OK "$g booted, reachable over ssh at ${addr[$g]}" ||
