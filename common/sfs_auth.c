@@ -5,6 +5,12 @@
  * refuses to decode a credential twice (EMUNGE_CRED_REPLAYED), so a
  * credential cannot be shared between connections, and one captured on
  * the wire is worth nothing once the connection it opened has used it.
+ *
+ * Each credential carries a payload of its own (random bytes and the
+ * time in ns), which the server ignores: a guest restored from a
+ * checkpoint runs its munged from the state it had then, PRNG and clock
+ * included, and without the payload it encoded credentials byte for byte
+ * equal to ones it had already sent, which munged refuses as replays.
  */
 #include "sfs_auth.h"
 
@@ -14,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "sfs_rpc.h"
 #include "util.h"
@@ -27,8 +35,16 @@ static int munge_credential(const char *socket_path, char **cred, char *err, siz
 		return -ENOMEM;
 	}
 	munge_err_t e = munge_ctx_set(ctx, MUNGE_OPT_SOCKET, socket_path);
+	unsigned char nonce[24] = { 0 };
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	memcpy(nonce, &ns, sizeof(ns));
+	if (getrandom(nonce + sizeof(ns), sizeof(nonce) - sizeof(ns), GRND_NONBLOCK) < 0) {
+		/* no entropy yet (early boot): the time alone still differs */
+	}
 	if (e == EMUNGE_SUCCESS)
-		e = munge_encode(cred, ctx, NULL, 0);
+		e = munge_encode(cred, ctx, nonce, sizeof(nonce));
 	if (e != EMUNGE_SUCCESS)
 		snprintf(err, errlen, "munge: cannot get a credential from munged (socket %s): %s",
 			 socket_path, munge_ctx_strerror(ctx) ? munge_ctx_strerror(ctx)
