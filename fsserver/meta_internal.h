@@ -129,6 +129,13 @@ void meta_cap_grant(struct meta *m, struct server_req *r);
 /* meta_snap.c */
 /* Schema version 2 -> 3: the snapshot tables. In the upgrade transaction. */
 int meta_snap_schema_v3(sqlite3 *db, char *err, size_t errlen);
+
+/* meta_schema.c: run sql (no rows); the one integer sql gives; the schema
+ * created or upgraded to the server's version in one transaction. 0 or
+ * -EIO with err set. */
+int meta_db_exec(struct meta *m, const char *sql, char *err, size_t errlen);
+int meta_db_int(struct meta *m, const char *sql, int64_t *out, char *err, size_t errlen);
+int meta_schema_upgrade(struct meta *m, char *err, size_t errlen);
 /* After the schema is current: learn entries' columns, give the snapshot
  * copy every one of them, and note unfinished work from before a crash. */
 int meta_snap_open(struct meta *m, char *err, size_t errlen);
