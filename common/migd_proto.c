@@ -140,7 +140,7 @@ int migd_reply_parse(const char *text, size_t len, json_t **root, json_t **resul
 		return 0;
 	}
 	const char *msg = json_string_value(json_object_get(*root, "error"));
-	snprintf(err, errlen, "%s", msg ? msg : "unspecified error");
+	snprintf(err, errlen, "%s", msg && *msg ? msg : "unspecified error");
 	return -migd_errno_value(json_string_value(json_object_get(*root, "code")));
 }
 

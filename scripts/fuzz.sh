@@ -12,10 +12,10 @@ command -v clang >/dev/null 2>&1 || {
 }
 [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=true
 ninja -C build-fuzz tests/fuzz/fuzz_hdr tests/fuzz/fuzz_req tests/fuzz/fuzz_reply tests/fuzz/fuzz_conf tests/fuzz/fuzz_cap tests/fuzz/fuzz_hello \
-	tests/fuzz/fuzz_agent tests/fuzz/fuzz_zap tests/fuzz/fuzz_keyfile
+	tests/fuzz/fuzz_agent tests/fuzz/fuzz_zap tests/fuzz/fuzz_keyfile tests/fuzz/fuzz_api
 mkdir -p build-fuzz/crashes
 status=0
-for t in hdr req reply conf cap hello agent zap keyfile; do
+for t in hdr req reply conf cap hello agent zap keyfile api; do
 	mkdir -p "build-fuzz/corpus/$t"
 	echo "== fuzz_$t for $secs s"
 	build-fuzz/tests/fuzz/fuzz_$t -max_total_time="$secs" -max_len=70000 \
