@@ -132,11 +132,14 @@ assert "dirty_rate_bps" in m and "setup_ms" in m, m
 EOF
 }
 
-# migrate_wait G TO: migctl migrate --wait, its id printed
+# migrate_wait G TO: migctl migrate --wait, its id in $mig_id (not run in
+# $(...), where fail would end only the subshell); the state of both test
+# namespaces' networks follows a failure if a watcher left it in $tmp/netdiag
 migrate_wait() {
 	ctl --json migrate "$1" --to "$2" --wait >"$tmp/m.json" 2>"$tmp/err" ||
-		fail "migrate $1 --to $2 --wait: $(cat "$tmp/err") $(cat "$tmp/m.json")"
-	py "$tmp/m.json" 'd["id"]'
+		fail "migrate $1 --to $2 --wait: $(cat "$tmp/err") $(cat "$tmp/m.json")
+$(sed 's/^/# /' "$tmp/netdiag" 2>/dev/null)"
+	mig_id=$(py "$tmp/m.json" 'd["id"]')
 }
 
 # ---- the [qmp] section of migd.conf ----
@@ -175,10 +178,12 @@ ctl guest add g1 --host h1 --memory "$mem" >/dev/null 2>"$tmp/err" ||
 on_one_host g1 h1
 ok "guest g1 booted on h1 (one QEMU)"
 
-id1=$(migrate_wait g1 h2)
+migrate_wait g1 h2
+id1=$mig_id
 check_figures "$id1"
 on_one_host g1 h2
-id2=$(migrate_wait g1 h1)
+migrate_wait g1 h1
+id2=$mig_id
 check_figures "$id2"
 on_one_host g1 h1
 ok "g1 migrated h1 -> h2 -> h1; history has QEMU's total, downtime and bytes"
@@ -244,7 +249,33 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 			sleep 0.5
 		done
 	fi
-	id3=$(migrate_wait g2 nb)
+	# the state of both namespaces' networks, should a migration between
+	# them hang (CI once saw QEMU's connect to nb time out after 127 s)
+	net_diag() {
+		for x in a b; do
+			echo "# -- tqmp-$x: links, addresses, neighbours, bridge fdb, TCP sockets, drops"
+			ip -n tqmp-$x -br link
+			ip -n tqmp-$x -br addr
+			ip -n tqmp-$x neigh
+			bridge -n tqmp-$x fdb show br br0 2>&1 | grep -v permanent
+			ip netns exec tqmp-$x ss -tan
+			ip netns exec tqmp-$x nstat -az 2>/dev/null |
+				grep -E 'ListenDrops|ListenOverflows|TCPTimeouts|InErrors|IpInAddrErrors|TcpActiveOpens|TcpPassiveOpens|IpInReceives|IpOutRequests'
+		done
+		echo "# -- ping tqmp-a -> 10.79.0.12: $(ip netns exec tqmp-a ping -c 1 -W 1 10.79.0.12 2>&1 | grep -E 'transmitted')"
+	}
+	# migrate_watched G TO: migrate_wait, the networks noted if still at it after 20 s
+	migrate_watched() {
+		rm -f "$tmp/netdiag" "$tmp/moved"
+		( sleep 20; [ -e "$tmp/moved" ] || net_diag >"$tmp/netdiag" 2>&1 ) >/dev/null 2>&1 &
+		diag_pid=$!
+		migrate_wait "$@"
+		touch "$tmp/moved"
+		kill $diag_pid 2>/dev/null
+		wait $diag_pid 2>/dev/null
+	}
+	migrate_watched g2 nb
+	id3=$mig_id
 	check_figures "$id3"
 	on_one_host g2 nb
 	if [ -n "$reach" ]; then
@@ -254,7 +285,8 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 	fi
 	ip -n tqmp-b link show "$tap" >/dev/null 2>&1 || fail "no tap $tap in tqmp-b after the move"
 	ip -n tqmp-a link show "$tap" >/dev/null 2>&1 && fail "tap $tap left behind in tqmp-a"
-	id4=$(migrate_wait g2 na)
+	migrate_watched g2 na
+	id4=$mig_id
 	check_figures "$id4"
 	on_one_host g2 na
 	[ "$(ip -n tqmp-a link show br0 | awk '/link\/ether/ { print $2 }')" = "$br_mac" ] ||
@@ -273,7 +305,8 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 && [ -c /dev/net/tun ];
 	on_one_host g3 nc
 	grep -q '^tqmp-b ' "$tmp/state-qmp/g3/nc.net" ||
 		fail "g3 on nc is not in tqmp-b: $(cat "$tmp/state-qmp/g3/nc.net")"
-	id_nc=$(migrate_wait g3 na)
+	migrate_wait g3 na
+	id_nc=$mig_id
 	check_figures "$id_nc"
 	on_one_host g3 na
 	ok "a host from a vcluster host file (netns, addr) runs and sends guests"
