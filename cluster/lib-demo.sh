@@ -4,7 +4,8 @@
 # sourced, never run. The caller sets:
 #
 #   here (cluster/), prog, name, subnet, hosts, link, guests, memory,
-#   backend (qmp|libvirt), build, image, dir, MIGD, MIGCTL, MIGD_ENDPOINT,
+#   backend (qmp|libvirt), build (or prefix: an installed tree, whose
+#   migd finds the image itself), image, dir, MIGD, MIGCTL, MIGD_ENDPOINT,
 #   ctl (the controller's address, $subnet.0.1), state (/run/vcluster/$name),
 #   sfs_conf ($state/sfs.conf)
 #
@@ -47,7 +48,9 @@ demo_cluster_up() {
 }
 
 demo_sfs_start() {
-	"$here/vcluster" sfs start --name "$name" --build "$build" --port "$sfs_port" ||
+	local from=(--build "$build")
+	[ -n "${prefix:-}" ] && from=(--prefix "$prefix")
+	"$here/vcluster" sfs start --name "$name" "${from[@]}" --port "$sfs_port" ||
 		{ echo "$prog: sfs servers did not start" >&2; exit 1; }
 	[ -f "$sfs_conf" ] || { echo "$prog: $sfs_conf is missing" >&2; exit 1; }
 	export SFS_CONF=$sfs_conf
@@ -77,7 +80,7 @@ quiesce = required
 quiesce_deadline = 2s
 
 [qmp]
-image_dir = $image
+$([ -n "${prefix:-}" ] && echo "# image_dir: migd's default (auto: $image)" || echo "image_dir = $image")
 agent_endpoint = tcp://$ctl:$agent_port
 sfs_conf = $sfs_conf
 state_dir = $dir/qmp
