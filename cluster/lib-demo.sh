@@ -9,7 +9,8 @@
 #   ctl (the controller's address, $subnet.0.1), state (/run/vcluster/$name),
 #   sfs_conf ($state/sfs.conf)
 #
-# and may set agent_port (7710), sfs_port (7000), mig_port_base (empty:
+# and may set migd_state (where migd writes its database, keys and qmp
+# state: $dir), agent_port (7710), sfs_port (7000), mig_port_base (empty:
 # migd's default), tls (on: migrations over TLS, certificates in
 # $dir/pki; off by default) and job (demo). It defines these functions (they print
 # through the caller's say, step and check):
@@ -19,7 +20,8 @@
 #   ctl_value EXPR ARGS...  a value (python EXPR of d) from migctl --json ARGS
 #   demo_cluster_up         vcluster down, then up (hosts, link, subnet)
 #   demo_sfs_start          the sfs servers in the storage namespace
-#   demo_migd_conf          writes $dir/migd.conf (agent quiesce required)
+#   demo_migd_conf [FILE]   writes $dir/migd.conf or FILE (agent quiesce
+#                           required)
 #   demo_migd_start         starts migd on it (log: $dir/migd.log, appended),
 #                           sets migd_pid; returns 1 if it does not answer
 #                           within 10 s
@@ -56,10 +58,11 @@ demo_sfs_start() {
 	export SFS_CONF=$sfs_conf
 }
 
-demo_migd_conf() {
-	cat >"$dir/migd.conf" <<CONF
+demo_migd_conf() { # [FILE]: $dir/migd.conf unless named
+	local migd_state=${migd_state:-$dir}
+	cat >"${1:-$dir/migd.conf}" <<CONF
 # written by $prog
-db = $dir/state.db
+db = $migd_state/state.db
 listen = $MIGD_ENDPOINT
 max_concurrent = 1
 max_outbound = 1
@@ -68,7 +71,7 @@ max_inbound = 1
 [keys]
 # CURVE on requests, events and agents: migd makes its key and an admin
 # key here on first start; each guest gets its agent's key (migd(8))
-dir = $dir/keys
+dir = $migd_state/keys
 
 [migration]
 tls = $([ "${tls:-off}" = on ] && echo yes || echo no)
@@ -83,7 +86,7 @@ quiesce_deadline = 2s
 $([ -n "${prefix:-}" ] && echo "# image_dir: migd's default (auto: $image)" || echo "image_dir = $image")
 agent_endpoint = tcp://$ctl:$agent_port
 sfs_conf = $sfs_conf
-state_dir = $dir/qmp
+state_dir = $migd_state/qmp
 ${mig_port_base:+migration_port_base = $mig_port_base}
 
 [checkpoint]
