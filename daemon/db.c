@@ -169,7 +169,7 @@ static const char schema_v7[] =
  * and sorted every queued row for it (4.5 ms a round with 8,400 queued,
  * most of a round's cost at 100,000 guests); this index gives the order. */
 static const char schema_v8[] =
-	"CREATE INDEX migrations_queue ON migrations(state, priority DESC, id);";
+	"CREATE INDEX IF NOT EXISTS migrations_queue ON migrations(state, priority DESC, id);";
 
 static const struct schema_step {
 	int version;
