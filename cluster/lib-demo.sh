@@ -32,6 +32,20 @@
 
 : "${agent_port:=7710}" "${sfs_port:=7000}" "${mig_port_base:=}" "${job:=demo}"
 
+# demo_failure_logs: after a failed check, the sfs servers' own complaints
+# (refusals, closed connections) and the last lines of migd's log, for a
+# report from a run nobody watched (the cluster and its logs go at the end)
+demo_failure_logs() {
+	local f=/run/vcluster/$name/sfsd.log
+	if [ -s "$f" ] && grep -q -E "warning|error" "$f"; then
+		say "   the sfs servers' last warnings ($f):"
+		grep -E "warning|error" "$f" | tail -n 12 | while IFS= read -r l; do say "     $l"; done
+	fi
+	if [ -s "$dir/migd.log" ]; then
+		say "   migd's last warnings ($dir/migd.log):"
+		grep -E "warning|error" "$dir/migd.log" | tail -n 12 | while IFS= read -r l; do say "     $l"; done
+	fi
+}
 gssh() { # gssh GUEST-IP CMD: a command in a guest over ssh (dbclient, the image's key)
 	local ip=$1; shift
 	timeout "${ssh_timeout:-60}" dbclient -yy -i "$image/id_guest" "root@$ip" "$@" 2>>"$dir/ssh.err"

@@ -27,7 +27,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 8
 #define DB_NAME_MAX 64   /* names of hosts, guests, jobs, policies, with the NUL */
 #define DB_URI_MAX 256
 #define DB_TEXT_MAX 256  /* reasons and errors */

@@ -374,7 +374,8 @@ static int plan_round(struct executor *ex, struct snapshot *s, struct sched_plan
 {
 	struct sched_input in;
 	uint64_t cpu0 = thread_cpu_us();
-	int rc = snapshot_take(ex->snap, ex->db, exec_now_ns(ex), s);
+	int rc = snapshot_take(ex->snap, ex->db, exec_now_ns(ex),
+			       snapshot_window(ex->o.limits.max_concurrent), s);
 	ex->stats.rounds++;
 	if (rc < 0 || s->n_queue == 0) {
 		ex->n_holds = 0;

@@ -240,7 +240,11 @@ int hv_libvirt_domain_xml(const struct hv_libvirt_env *env, const char *domain_t
 	if (!f)
 		return -ENOMEM;
 	hv_libvirt_guest_mac(spec->name, mac);
-	fprintf(f, "<domain type='%s'>\n  <name>%s</name>\n", domain_type, spec->name);
+	/* <genid/>: a VM generation ID libvirt makes, kept by a migration and
+	 * made anew by a restore (VIR_QEMU_PROCESS_START_GEN_VMID), so that a
+	 * restored Linux guest reseeds its CRNG (hv_qmp_vm.c, vmgenid_arg) */
+	fprintf(f, "<domain type='%s'>\n  <name>%s</name>\n  <genid/>\n", domain_type,
+		spec->name);
 	fprintf(f, "  <memory unit='KiB'>%llu</memory>\n  <vcpu>1</vcpu>\n",
 		(unsigned long long)((spec->memory_bytes + 1023) / 1024));
 	fprintf(f, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -320,6 +321,50 @@ static void tap_delete(const char *netns, const char *tap)
 	char *del[] = { "ip", "-n", ns, "link", "del", t, NULL };
 	if (run_cmd(del, err, sizeof(err)) < 0)
 		log_debug("qmp: %s", err);
+}
+
+/*
+ * The guest's VM generation ID (QEMU's vmgenid device, an ACPI GUID the
+ * guest's kernel watches). A Linux guest reseeds its random generator when
+ * it changes (add_vmfork_randomness, 5.18 and later): without that, a
+ * guest restored from a checkpoint runs its kernel's CRNG from the state
+ * it had at the cut and hands out the same "random" bytes a second time
+ * (MUNGE nonces, TLS keys, UUIDs). One GUID per generation, kept in
+ * STATE/GUEST/vmgenid: a boot or a migration's destination carries the
+ * current one (a live migration is the same generation), a restore makes
+ * a new one. Guests recorded before the device existed (no "vmgenid" in
+ * guest.json) are started as before, or their migrations would break.
+ */
+static int vmgenid_arg(const struct hv *hv, const char *guest, enum qvm_start how, char *buf,
+		       size_t len, char *err, size_t errlen)
+{
+	char path[PATH_MAX], guid[64];
+	if (snprintf_checked(path, sizeof(path), "%s/%s/vmgenid", hv->state_dir, guest) < 0)
+		return -ENAMETOOLONG;
+	read_text(path, guid, sizeof(guid));
+	if (how == QVM_RESTORE || strlen(guid) != 36) {
+		uint8_t r[16];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			snprintf(err, errlen, "guest %s: no random bytes for its VM generation ID: %s",
+				 guest, strerror(errno));
+			return -EIO;
+		}
+		r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
+		r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+		snprintf(guid, sizeof(guid),
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+			 r[12], r[13], r[14], r[15]);
+		char line[64];
+		snprintf(line, sizeof(line), "%s\n", guid);
+		int rc = qvm_write_file(path, line, true);
+		if (rc < 0) {
+			snprintf(err, errlen, "guest %s: writing %s: %s", guest, path, strerror(-rc));
+			return rc;
+		}
+	}
+	snprintf(buf, len, "vmgenid,guid=%s", guid);
+	return 0;
 }
 
 /* ---- QMP connections, one per live instance ---- */
@@ -632,8 +677,9 @@ int qvm_record(struct hv *hv, const struct qhost *h, const struct hv_guest_spec 
 		prefix = 24;
 	}
 	hv_qmp_mac(spec->name, mac, sizeof(mac));
-	json_t *j = json_pack("{s:s, s:I, s:s, s:s, s:o}", "name", spec->name, "memory_bytes",
-			      (json_int_t)spec->memory_bytes, "ip", ip, "mac", mac, "argv",
+	json_t *j = json_pack("{s:s, s:I, s:s, s:s, s:b, s:o}", "name", spec->name,
+			      "memory_bytes", (json_int_t)spec->memory_bytes, "ip", ip, "mac", mac,
+			      "vmgenid", 1, "argv",
 			      guest_argv(hv, spec->name, spec->memory_bytes, ip, gw, prefix, mac));
 	char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
 	int rc = text ? qvm_write_file(path, text, true) : -ENOMEM;
@@ -677,7 +723,13 @@ int qvm_spawn(struct hv *hv, const char *guest, const struct qhost *h, enum qvm_
 	json_t *argv = json_deep_copy(json_object_get(g, "argv"));
 	char mac[32];
 	snprintf(mac, sizeof(mac), "%s", json_string_value(json_object_get(g, "mac")) ?: "");
+	bool genid = json_is_true(json_object_get(g, "vmgenid"));
 	json_decref(g);
+	if (genid) {
+		if ((rc = vmgenid_arg(hv, guest, how, buf, sizeof(buf), err, errlen)) < 0)
+			goto out;
+		ARG("-device"), ARG(buf);
+	}
 	if (*h->netns) {
 		if (geteuid() != 0) {
 			snprintf(err, errlen, "host %s is network namespace %s: entering it and making "

@@ -367,21 +367,29 @@ static int build_requests(const struct snap_cache *c, struct snapshot *s)
 }
 
 /*
- * Due queued rows a round reads at most, from the head of the queue. An
- * evacuation of 1,000 hosts queues 10,000: reading (and copying) them all
- * at every round made planning quadratic in the evacuation (2.3 s of CPU
- * at 10,000 hosts). The head holds far more startable requests than the
- * cluster's concurrency (64 by default) can take in one round, and the
- * rows behind it come up as it drains, in queue order as before.
+ * Due queued rows a round reads at most, from the head of the queue: eight
+ * times what the cluster may run at once (64 by default: 512 rows), at
+ * least 256, and 4,096 when nothing limits it. An evacuation of 1,000
+ * hosts queues 10,000: reading (and copying) them all at every round made
+ * planning quadratic in the evacuation (2.3 s of CPU at 10,000 hosts), and
+ * even a window of 2,048 was most of a round's cost. The head holds far
+ * more startable requests than one round can take, and the rows behind it
+ * come up as it drains, in queue order as before.
  */
-#define SNAP_QUEUE_WINDOW 2048
+size_t snapshot_window(unsigned max_concurrent)
+{
+	if (max_concurrent == 0 || max_concurrent > 512)
+		return 4096;
+	return max_concurrent * 8u < 256 ? 256 : max_concurrent * 8u;
+}
 
-int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, struct snapshot *s)
+int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, size_t window,
+		  struct snapshot *s)
 {
 	struct db_mig_filter queued = { .states = DB_MIG_BIT(DB_MIG_QUEUED),
 					.not_before_max_ns = now_ns,
 					.order = DB_ORDER_QUEUE, .with_ids = 1,
-					.page = 1, .limit = SNAP_QUEUE_WINDOW };
+					.page = 1, .limit = (unsigned)window };
 	struct db_mig_filter running = { .states = DB_MIG_RUNNING, .with_ids = 1 };
 	struct running_ctx rctx = { c, s };
 	memset(s, 0, sizeof(*s));

@@ -65,11 +65,16 @@ void snap_cache_host_changed(struct snap_cache *c, uint64_t gen_before, uint64_t
 			     const struct db_host *h);
 
 /*
- * Take the snapshot at now_ns. The due queue is read first; when it is
- * empty nothing else is (s->n_queue == 0). Returns 0, -ENOMEM or -EIO.
- * Release with snapshot_release() whatever it returned.
+ * Take the snapshot at now_ns. The due queue is read first, at most window
+ * rows from its head (snapshot_window()); when it is empty nothing else is
+ * (s->n_queue == 0). Returns 0, -ENOMEM or -EIO. Release with
+ * snapshot_release() whatever it returned.
  */
-int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, struct snapshot *s);
+int snapshot_take(struct snap_cache *c, struct db *db, int64_t now_ns, size_t window,
+		  struct snapshot *s);
+/* How many due rows a round reads, for a cluster that runs at most
+ * max_concurrent migrations at once (0: no limit). */
+size_t snapshot_window(unsigned max_concurrent);
 void snapshot_release(struct snapshot *s);
 
 /* The scheduler's input from s, with limits and the last start. */

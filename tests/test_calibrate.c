@@ -330,6 +330,7 @@ Test(calibrate_db, version_4_database_is_upgraded_with_its_rows)
 	db_close(db);
 	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(h,
+				  "DROP INDEX migrations_queue;"
 				  "DROP INDEX guests_agent_key;"
 				  "ALTER TABLE guests DROP COLUMN agent_key;"
 				  "DROP TABLE checkpoints;"

@@ -156,8 +156,13 @@ else
 	ok "g1 BIOS-only # no image at IMAGE_DIR=${IMAGE_DIR:-}"
 fi
 
+# genid N G: the VM generation ID of G as host N's libvirtd has it
+genid() { vsh "$1" dumpxml "$2" | sed -n 's|.*<genid>\(.*\)</genid>.*|\1|p'; }
+gen1=$(genid 1 g1)
+check "g1 has a VM generation ID (<genid/>: ${gen1:-none})" [ -n "$gen1" ]
 mc migrate g1 --to h2 --wait >"$tmp/m1" 2>&1 || { cat "$tmp/m1"; bail "migrate g1 to h2"; }
 check "g1 migrated to h2: runs there only" on_exactly g1 2
+check "g1 keeps its VM generation ID across the migration" [ "$(genid 2 g1)" = "$gen1" ]
 mc migrate g1 --to h1 --wait >"$tmp/m2" 2>&1 || { cat "$tmp/m2"; bail "migrate g1 to h1"; }
 check "g1 migrated back to h1: runs there only" on_exactly g1 1
 
@@ -331,7 +336,7 @@ if [ -z "${HV_CKPT:-}" ] || [ ! -f "$tmp/dirty.elf" ]; then
 	done
 else
 	mkdir -m 755 "$tmp/ckpt"
-	sed -e 's/<name>g4</<name>g5</' "$tmp/g4.xml" >"$tmp/g5.xml"
+	sed -e 's|<name>g4</name>|<name>g5</name><genid/>|' "$tmp/g4.xml" >"$tmp/g5.xml"
 	vsh 1 create "$tmp/g5.xml" >/dev/null || bail "virsh create g5"
 	p0=
 	for i in $(seq 1 100); do p0=$(g5_pass 1); [ -n "$p0" ] && [ "$p0" -ge 1 ] && break; sleep 0.1; done
@@ -344,9 +349,13 @@ else
 	hc load g5 h2 "$tmp/ckpt/g5.img" >"$tmp/ckpt/refused" 2>&1
 	check "a load of g5 while it runs on h1 is refused ($(tr -d '\n' <"$tmp/ckpt/refused" | cut -c1-80))" \
 		sh -c "grep -q 'already runs on h1' '$tmp/ckpt/refused' && ! virsh -q -c qemu+tcp://$SUBNET.0.12/system list --all --name | grep -qx g5"
+	gen5=$(genid 1 g5)
 	hc destroy g5 >>"$tmp/ckpt/log" 2>&1
 	hc load g5 h2 "$tmp/ckpt/g5.img" >"$tmp/ckpt/load" 2>>"$tmp/ckpt/log"
 	loaded=$(g5_pass 2)
+	gen5b=$(genid 2 g5)
+	check "g5 loaded from its image has a new VM generation ID (${gen5:-none} -> ${gen5b:-none})" \
+		sh -c "[ -n '$gen5' ] && [ -n '$gen5b' ] && [ '$gen5' != '$gen5b' ]"
 	check "destroyed on h1, g5 is loaded on h2 paused with its saved pass counter (${saved:-?} -> ${loaded:-?}): $(cat "$tmp/ckpt/load")" \
 		sh -c "grep -q 'state=completed' '$tmp/ckpt/load' && [ -n '$saved' ] && [ '$saved' = '$loaded' ] &&
 			virsh -q -c qemu+tcp://$SUBNET.0.12/system domstate g5 | grep -qx paused"

@@ -177,16 +177,25 @@ ctl guest add g1 --host h1 --memory "$mem" >/dev/null 2>"$tmp/err" ||
 	fail "guest add g1: $(cat "$tmp/err")"
 on_one_host g1 h1
 ok "guest g1 booted on h1 (one QEMU)"
+# genid_of G HOST: the VM generation ID on the command line of G's QEMU there
+genid_of() {
+	p=$(pgrep -f -- "-qmp unix:$tmp/state-qmp/$1/$2.qmp") &&
+		tr '\0' '\n' </proc/"$p"/cmdline | sed -n 's/^vmgenid,guid=//p'
+}
+gen0=$(genid_of g1 h1)
+[ -n "$gen0" ] || fail "g1's QEMU on h1 has no vmgenid device"
 
 migrate_wait g1 h2
 id1=$mig_id
 check_figures "$id1"
 on_one_host g1 h2
+[ "$(genid_of g1 h2)" = "$gen0" ] ||
+	fail "g1's VM generation ID changed in a live migration: $gen0 -> $(genid_of g1 h2)"
 migrate_wait g1 h1
 id2=$mig_id
 check_figures "$id2"
 on_one_host g1 h1
-ok "g1 migrated h1 -> h2 -> h1; history has QEMU's total, downtime and bytes"
+ok "g1 migrated h1 -> h2 -> h1; history has QEMU's total, downtime and bytes; same VM generation ID"
 
 # ---- two network namespaces (root) ----
 

@@ -20,7 +20,6 @@ TEST_NAME=test_sfs_auth
 PORT_LO=${PORT_LO:-20000}
 # shellcheck source=lib-sfs.sh
 . "$(dirname "$0")/lib-sfs.sh"
-RAW="/usr/bin/python3 $(dirname "$0")/sfs_raw.py"
 USER_NAME=sfsauth$$
 GROUP_NAME=sfsauthg$$
 
@@ -39,6 +38,10 @@ cleanup_users() {
 trap cleanup_users EXIT
 
 chmod 0755 "$tmp"
+# the raw-frame client runs as other users too: from $tmp, which they can
+# read, not from the source tree (a clone under a 0700 directory, as CI's)
+cp "$(dirname "$0")/sfs_raw.py" "$tmp/sfs_raw.py" && chmod 0644 "$tmp/sfs_raw.py"
+RAW="/usr/bin/python3 $tmp/sfs_raw.py"
 start_sfs || { echo "Bail out! sfsd did not start"; exit 1; }
 chmod 0644 "$tmp/sfs.conf"
 conf=$tmp/sfs.conf

@@ -99,8 +99,8 @@ static void compare_with_fresh(struct snap_cache *c)
 	struct snap_cache *fresh;
 	struct snapshot kept, read;
 	cr_assert_eq(snap_cache_new(&fresh), 0);
-	cr_assert_eq(snapshot_take(c, db, 1000, &kept), 0);
-	cr_assert_eq(snapshot_take(fresh, db, 1000, &read), 0);
+	cr_assert_eq(snapshot_take(c, db, 1000, 4096, &kept), 0);
+	cr_assert_eq(snapshot_take(fresh, db, 1000, 4096, &read), 0);
 	cr_assert_eq(kept.n_queue, 1);
 	assert_same(&kept, &read);
 	snapshot_release(&kept);
@@ -113,7 +113,7 @@ Test(snap_cache, moves_and_host_changes_patch_the_kept_arrays)
 	struct snap_cache *c;
 	struct snapshot s;
 	cr_assert_eq(snap_cache_new(&c), 0);
-	cr_assert_eq(snapshot_take(c, db, 1000, &s), 0);
+	cr_assert_eq(snapshot_take(c, db, 1000, 4096, &s), 0);
 	cr_assert_eq(s.n_hosts, 4);
 	cr_assert_eq(s.n_guests, 12);
 	cr_assert_eq(s.sh[0].mem_used_bytes, 1 * GIB + 2 * GIB + 3 * GIB, "g00, g04, g08 on n0");
@@ -140,13 +140,13 @@ Test(snap_cache, a_change_it_was_not_told_of_is_read_again)
 	struct snap_cache *c;
 	struct snapshot s;
 	cr_assert_eq(snap_cache_new(&c), 0);
-	cr_assert_eq(snapshot_take(c, db, 1000, &s), 0);
+	cr_assert_eq(snapshot_take(c, db, 1000, 4096, &s), 0);
 	snapshot_release(&s);
 	move(c, "g01", "n0", 0);    /* not told */
 	move(c, "g02", "n0", 1);    /* told, but the cache is a move behind */
 	cr_assert_eq(db_host_set_enabled(db, "n3", 0), 0); /* not told either */
 	compare_with_fresh(c);
-	cr_assert_eq(snapshot_take(c, db, 1000, &s), 0);
+	cr_assert_eq(snapshot_take(c, db, 1000, 4096, &s), 0);
 	cr_assert(s.sh[3].disabled);
 	cr_assert_eq(s.sg[1].host, 0, "g01 on n0");
 	snapshot_release(&s);
