@@ -68,6 +68,7 @@ libmicrohttpd-dev
 prometheus
 systemd
 systemd-container
+libcap2-bin
 "
 
 as_root() {
