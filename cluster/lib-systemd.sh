@@ -17,14 +17,15 @@
 # the keys and the logs. The units come from PREFIX/lib/systemd/system
 # (`systemctl link`, as a site with a prefix systemd does not search does).
 #
-# The caller (cluster/demo) sets prefix, dir, name, subnet, ctl, port,
-# sfs_port, prog, here and the functions step, say and check. Defined:
+# The caller (cluster/demo) sets prefix, dir, name, subnet, ctl, minutes,
+# sfs_port, prog, SFS, MIGCTL, MIGD_ENDPOINT and the functions step, say,
+# check and demo_pids. Defined:
 #
 #   sd_prepare          checks and paths: unitdir, sysconfdir, sd_etc
 #                       ($dir/etc, bound at SYSCONFDIR), migd_state,
 #                       sfs_conf; exits 1 with the reason when it cannot
-#   sd_boot             boots the container (machine tid-like name
-#                       "$name-sd"), waits until its systemd runs (120 s)
+#   sd_boot             boots the container (machine name "$name-sd") to
+#                       basic.target, waits until its systemd runs (120 s)
 #   sd CMD...           CMD inside the container (nsenter into its
 #                       namespaces but the network, which is shared)
 #   sd_sfs_conf         writes sfs.conf (servers on $ctl) and sfs.key
