@@ -216,6 +216,15 @@ struct table *table_new(int n_cols, const char *const *headers);
 void table_add(struct table *t, ...); /* n_cols strings */
 void table_print(struct table *t, FILE *out);
 void table_free(struct table *t);
+/* A table printed a part at a time (a list that arrives in pages): the
+ * first part prints the header, with widths from it and its rows; later
+ * parts only rows, each column as wide as before or as its widest new cell.
+ * Start with a zeroed struct. */
+struct table_widths {
+	int width[32];
+	int started;
+};
+void table_print_part(struct table *t, FILE *out, struct table_widths *w);
 
 /* "key:            value", one line; an empty value prints as "-". */
 void print_kv(const char *key, const char *value);

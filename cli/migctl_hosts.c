@@ -99,7 +99,7 @@ const char guest_list_usage[] =
 	"                         [--json]\n"
 	"\n"
 	"List guests in name order, optionally only those on HOST or of JOB. The\n"
-	"list is fetched a page at a time, so it has no size limit.\n"
+	"list is fetched and printed a page at a time, so it has no size limit.\n"
 	"\n"
 	"      --limit N      only the first N (1-10000)\n"
 	"      --after NAME   with --limit: the page after NAME\n";
@@ -206,7 +206,7 @@ static void host_print(json_t *h)
 	}
 }
 
-static void host_table(json_t *arr)
+static void host_table(json_t *arr, struct table_widths *w)
 {
 	static const char *const headers[] = { "NAME", "URI", "ENABLED", "HEALTH", ">GUESTS",
 					       ">MEM USED", ">MEMORY", ">OUT", ">IN" };
@@ -227,7 +227,7 @@ static void host_table(json_t *arr)
 			  fmt_bytes(jint(h, "memory_used_bytes", -1), used, sizeof(used)),
 			  fmt_bytes(jint(h, "memory_bytes", -1), total, sizeof(total)), out, in);
 	}
-	table_print(t, stdout);
+	table_print_part(t, stdout, w);
 	table_free(t);
 }
 
@@ -264,7 +264,7 @@ static void guest_print(json_t *g)
 	agent_print(json_object_get(g, "agent"));
 }
 
-static void guest_table(json_t *arr)
+static void guest_table(json_t *arr, struct table_widths *w)
 {
 	static const char *const headers[] = { "NAME", "HOST", ">MEMORY", ">DIRTY RATE", "JOB",
 					       ">RANK", "STATE", "AGENT" };
@@ -280,7 +280,7 @@ static void guest_table(json_t *arr)
 			  rank, jstr(g, "state"), agent_cell(json_object_get(g, "agent"), agent,
 							     sizeof(agent)));
 	}
-	table_print(t, stdout);
+	table_print_part(t, stdout, w);
 	table_free(t);
 }
 
@@ -390,29 +390,45 @@ static int page_print_json(void *arg, json_t *page)
 	return ferror(stdout) ? MIGCTL_EXIT_FAIL : 0;
 }
 
-/* ctl_list, then shown as request_and_print does; --json streams the
- * array a page at a time (100,000 guests are 20 MB of it), a table needs
- * every row for its widths. */
-static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
-			  const char *after, void (*print)(json_t *))
+struct table_stream {
+	void (*print)(json_t *, struct table_widths *);
+	struct table_widths widths;
+};
+
+/* A page of a list as rows of its table, printed as it comes. */
+static int page_print_table(void *arg, json_t *page)
 {
+	struct table_stream *ts = arg;
+	ts->print(page, &ts->widths);
+	return ferror(stdout) ? MIGCTL_EXIT_FAIL : 0;
+}
+
+/* Every page of a list, shown as it comes: --json as one array (100,000
+ * guests are 20 MB of it), a table as rows under one header, its columns
+ * as wide as the first page needs (wider where a later page needs it). */
+static int list_and_print(struct ctl *c, const char *cmd, json_t *args, unsigned limit,
+			  const char *after, void (*print)(json_t *, struct table_widths *))
+{
+	int rc;
 	if (c->json) {
 		struct json_stream js = { 0 };
 		fputs("[", stdout);
-		int rc = list_pages(c, cmd, args, limit, after, page_print_json, &js);
+		rc = list_pages(c, cmd, args, limit, after, page_print_json, &js);
 		if (rc == 0)
 			fputs(js.written ? "\n]\n" : "]\n", stdout);
-		if (fflush(stdout) != 0 && rc == 0) {
-			ctl_error(c, "writing to stdout: %s", strerror(errno));
-			rc = MIGCTL_EXIT_FAIL;
+	} else {
+		struct table_stream ts = { print, { { 0 }, 0 } };
+		rc = list_pages(c, cmd, args, limit, after, page_print_table, &ts);
+		if (rc == 0 && !ts.widths.started) {
+			json_t *none = json_array(); /* an empty list still has its header */
+			print(none, &ts.widths);
+			json_decref(none);
 		}
-		return rc;
 	}
-	json_t *all;
-	int rc = ctl_list(c, cmd, args, limit, after, &all);
-	if (rc == 0)
-		print(all);
-	json_decref(all);
+	if (fflush(stdout) != 0 && rc == 0) {
+		ctl_error(c, "writing to stdout: %s", strerror(errno));
+		rc = MIGCTL_EXIT_FAIL;
+	}
 	return rc;
 }
 

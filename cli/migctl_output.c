@@ -387,29 +387,37 @@ static void print_cell(FILE *out, const char *text, int width, int right, int la
 	fputs(last ? "\n" : "  ", out);
 }
 
-void table_print(struct table *t, FILE *out)
+void table_print_part(struct table *t, FILE *out, struct table_widths *w)
 {
 	if (!t)
 		return;
-	int width[32] = { 0 };
 	int n = t->n_cols < 32 ? t->n_cols : 32;
-	for (int i = 0; i < n; i++)
-		width[i] = (int)strlen(header_text(t->headers[i]));
+	if (!w->started)
+		for (int i = 0; i < n; i++)
+			w->width[i] = (int)strlen(header_text(t->headers[i]));
 	for (size_t r = 0; r < t->n_rows; r++)
 		for (int i = 0; i < n; i++) {
 			const char *cell = t->cells[r * (size_t)t->n_cols + i];
-			int w = cell ? (int)strlen(cell) : 1;
-			width[i] = w > width[i] ? w : width[i];
+			int cw = cell ? (int)strlen(cell) : 1;
+			w->width[i] = cw > w->width[i] ? cw : w->width[i];
 		}
-	for (int i = 0; i < n; i++)
-		print_cell(out, header_text(t->headers[i]), width[i],
-			   right_aligned(t->headers[i]), i == n - 1);
+	if (!w->started)
+		for (int i = 0; i < n; i++)
+			print_cell(out, header_text(t->headers[i]), w->width[i],
+				   right_aligned(t->headers[i]), i == n - 1);
+	w->started = 1;
 	for (size_t r = 0; r < t->n_rows; r++)
 		for (int i = 0; i < n; i++) {
 			const char *cell = t->cells[r * (size_t)t->n_cols + i];
-			print_cell(out, cell ? cell : "-", width[i], right_aligned(t->headers[i]),
+			print_cell(out, cell ? cell : "-", w->width[i], right_aligned(t->headers[i]),
 				   i == n - 1);
 		}
+}
+
+void table_print(struct table *t, FILE *out)
+{
+	struct table_widths w = { 0 };
+	table_print_part(t, out, &w);
 }
 
 void table_free(struct table *t)

@@ -467,4 +467,23 @@ ctl_json "$tmp/p2.json" policy show p2
 	fail "policy p2: expected it to survive the restart paused, got $(cat "$tmp/p2.json")"
 ok "policy p2 survived the restart, still paused"
 
+# ---- a list longer than one of migctl's pages (5,000) ----
+ctl host add bulk --uri "sim:///bulk?link=1gbit" --memory 100t >/dev/null || fail "host add bulk"
+python3 -c 'for i in range(12001): print("b%05d --host bulk --memory 1g" % i)' >"$tmp/bulk.txt"
+ctl guest add --from "$tmp/bulk.txt" >"$tmp/out" 2>"$tmp/err" && grep -qx "12001 guests added" "$tmp/out" ||
+	fail "guest add --from 12,001 lines: $(cat "$tmp/out" "$tmp/err" | head -5)"
+ctl guest list --host bulk >"$tmp/bulk.table" 2>"$tmp/err" || fail "guest list --host bulk: $(cat "$tmp/err")"
+python3 - "$tmp/bulk.table" <<'PY' || fail "the table of 12,001 guests in three pages is not one table"
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0].split()[:2] == ["NAME", "HOST"], lines[0]
+assert sum(1 for l in lines if l.startswith("NAME")) == 1, "more than one header"
+names = [l.split()[0] for l in lines[1:]]
+assert names == ["b%05d" % i for i in range(12001)], "rows missing, repeated or out of order"
+assert len({l.index(" bulk") for l in lines[1:]}) == 1, "columns do not line up across pages"
+PY
+ctl guest list --host bulk --json >"$tmp/bulk.json" || fail "guest list --host bulk --json"
+[ "$(py "$tmp/bulk.json" 'len(d)')" = 12001 ] || fail "--json of 12,001 guests: $(py "$tmp/bulk.json" 'len(d)') items"
+ok "12,001 guests listed across pages: one table under one header, its columns aligned, and one JSON array"
+
 migd_done test_migd
