@@ -12,8 +12,8 @@
 # and may set migd_state (where migd writes its database, keys and qmp
 # state: $dir), agent_port (7710), sfs_port (7000), mig_port_base (empty:
 # migd's default), tls (on: migrations over TLS, certificates in
-# $dir/pki; off by default) and job (demo). It defines these functions (they print
-# through the caller's say, step and check):
+# migd_pki, default $dir/pki; off by default) and job (demo). It defines
+# these functions (they print through the caller's say, step and check):
 #
 #   gssh IP CMD             a command in a guest over ssh (dbclient, the
 #                           image's key), ${ssh_timeout:-60} s at most
@@ -89,7 +89,7 @@ dir = $migd_state/keys
 
 [migration]
 tls = $([ "${tls:-off}" = on ] && echo yes || echo no)
-tls_dir = $dir/pki
+tls_dir = ${migd_pki:-$dir/pki}
 
 [agent]
 listen = tcp://$ctl:$agent_port

@@ -58,8 +58,8 @@ sd_prepare() {
 	mkdir -p "$sysconfdir" || exit 1
 	sd_etc=$dir/etc
 	migd_state=/var/lib/migd
-	# bound into the container, so made now (pki: cluster/mktls fills it)
-	mkdir -p "$sd_etc" "$dir/var-lib-migd" "$dir/pki"
+	# bound into the container, so made now
+	mkdir -p "$sd_etc" "$dir/var-lib-migd"
 	sfs_conf=$sysconfdir/sfs.conf # what migd hands the guests, inside the container
 }
 
@@ -94,7 +94,7 @@ sd_boot() {
 		--bind-ro="$prefix" --bind-ro="$sd_etc:$sysconfdir" \
 		--bind="$dir/var-lib-migd:/var/lib/migd" \
 		--bind=/run/netns --bind=/run/vcluster --bind=/run/munge \
-		--bind-ro="$dir/pki" "${kvm[@]}" \
+		"${kvm[@]}" \
 		-b systemd.unit=basic.target systemd.mask=nftables.service \
 		systemd.mask=systemd-networkd.service systemd.mask=systemd-networkd.socket \
 		systemd.mask=systemd-networkd-wait-online.service systemd.mask=systemd-resolved.service \
