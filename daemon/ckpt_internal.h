@@ -84,6 +84,10 @@ struct watch {
 	unsigned keep;
 	uint64_t failed_ms;           /* a failure seen and handled: wait for the restore */
 	unsigned strikes;             /* scans in a row the backend did not answer */
+	int restore_waits;            /* its restore waits for a migration in flight to end */
+	char reason[256];             /* the failure the waiting restore is for */
+	char avoid[DB_NAME_MAX];      /* and the host it failed on */
+	int64_t failure_ns;
 };
 
 struct ckpt {

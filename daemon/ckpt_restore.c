@@ -356,7 +356,8 @@ int ckpt_restore(struct ckpt *ck, const struct ckpt_restore_request *rq, struct 
 		/* After a failure the job does not run: a migration of one of
 		 * its guests that has not started is dropped, not waited for
 		 * (it may wait for good, deferred for an agent the failure
-		 * took away). A running one is waited for. */
+		 * took away). A running one is waited for: -EBUSY, and the
+		 * failure watch asks again (restore_after_failure). */
 		for (int k = 0; rc == 0 && k < 64 && rq->failure_ns &&
 				db_mig_active_for_guest(ck->db, op->g[i].name, &m) == 0 &&
 				m.state == DB_MIG_QUEUED; k++)
@@ -748,6 +749,42 @@ static int scan_guest(void *arg, const struct db_guest *g)
 	return 1;
 }
 
+/*
+ * The restore of w's job after the failure it noted, from the latest
+ * complete checkpoint. Another guest of the job in a migration that has
+ * left its queue is waited for (ckpt_restore refuses with -EBUSY): the
+ * watch tries again at each scan until it ends, rather than leave the job
+ * down until migd restarts (bench/fault-campaign, seed 31, fault 3: a
+ * source QEMU killed while the other guest's manual migration ran).
+ */
+static void restore_after_failure(struct ckpt *ck, struct watch *w)
+{
+	struct db_op latest;
+	char err[512] = "";
+	if (db_ckpt_latest(ck->db, w->job, &latest) < 0) {
+		log_warnx("job %s: no complete checkpoint to restore from", w->job);
+		w->restore_waits = 0;
+		return;
+	}
+	struct ckpt_restore_request rq = { .checkpoint_id = latest.id, .avoid_host = w->avoid,
+					   .reason = w->reason, .failure_ns = w->failure_ns };
+	struct db_op out = { 0 };
+	int rc = ckpt_restore(ck, &rq, &out, err, sizeof(err));
+	if (rc == -EBUSY) {
+		if (!w->restore_waits)
+			log_info("job %s: its restore from checkpoint %" PRId64 " waits: %s",
+				 w->job, latest.id, err);
+		w->restore_waits = 1;
+	} else {
+		if (rc < 0)
+			log_warnx("job %s: restore from checkpoint %" PRId64 " refused: %s",
+				  w->job, latest.id, err);
+		w->restore_waits = 0;
+	}
+	db_op_clear(&out);
+	db_op_clear(&latest);
+}
+
 static void job_failed(struct ckpt *ck, struct watch *w, const struct scan *s)
 {
 	int64_t now = ck_now(ck);
@@ -767,22 +804,19 @@ static void job_failed(struct ckpt *ck, struct watch *w, const struct scan *s)
 		json_decref(ev);
 	log_warnx("job %s failed: %s", w->job, s->why);
 	w->failed_ms = now_ms();
+	if (have)
+		db_op_clear(&latest);
 	if (strcmp(w->on_failure, "restore") != 0)
 		return;
 	if (!have) {
 		log_warnx("job %s: no complete checkpoint to restore from", w->job);
 		return;
 	}
-	char reason[DB_TEXT_MAX], err[512] = "";
-	snprintf(reason, sizeof(reason), "failure: %.200s", s->why);
-	struct ckpt_restore_request rq = { .checkpoint_id = latest.id, .avoid_host = s->host,
-					   .reason = reason, .failure_ns = now };
-	struct db_op out = { 0 };
-	if (ckpt_restore(ck, &rq, &out, err, sizeof(err)) < 0)
-		log_warnx("job %s: restore from checkpoint %" PRId64 " refused: %s", w->job,
-			  latest.id, err);
-	db_op_clear(&out);
-	db_op_clear(&latest);
+	snprintf(w->reason, sizeof(w->reason), "failure: %.200s", s->why);
+	snprintf(w->avoid, sizeof(w->avoid), "%s", s->host);
+	w->failure_ns = now;
+	w->restore_waits = 0;
+	restore_after_failure(ck, w);
 }
 
 void ck_watch_tick(struct ckpt *ck)
@@ -800,6 +834,11 @@ void ck_watch_tick(struct ckpt *ck)
 		if (!s.found) {
 			w->failed_ms = 0;
 			w->strikes = 0;
+			w->restore_waits = 0;
+			continue;
+		}
+		if (w->failed_ms && w->restore_waits) {
+			restore_after_failure(ck, w); /* a migration in flight may have ended */
 			continue;
 		}
 		if (w->failed_ms)

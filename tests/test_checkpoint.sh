@@ -74,6 +74,7 @@ qemu_of() {
 	[ "$(echo "$p" | grep -c .)" -eq 1 ] || fail "guest $1: expected one QEMU, found: ${p:-none}"
 	echo "$p"
 }
+guest_qemus_of() { pgrep -f -- "-qmp unix:$tmp/qmp/$1/" | grep -c .; }
 host_of() { # G: the host whose files hold G's one live QEMU
 	pgrep -af -- "-qmp unix:$tmp/qmp/$1/" | sed -n "s|.*qmp/$1/\([a-z0-9]*\)\.qmp.*|\1|p" | head -1
 }
@@ -278,6 +279,27 @@ ctl_json "$tmp/r.json" restore list j
 running g1 && running g2 || fail "a guest is not running after the automatic restore"
 py "$tmp/r.json" 'd[0]["lost_work_ms"] >= 0' | grep -qx True || fail "no lost work on the restore: $(cat "$tmp/r.json")"
 ok "g1's QEMU killed, a migration of g2 queued: migd dropped it and restored j by itself (g1 now on $(host_of g1), lost $(py "$tmp/r.json" 'd[0]["lost_work_ms"]') ms of work)"
+
+# a migration of g2 in flight when g1 dies is waited for, and the restore
+# follows once it ended, rather than be refused once and never tried again
+# (bench/fault-campaign, seed 31: the job stayed down until migd restarted)
+n_restores=$(ctl --json restore list j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+for to in a b c; do [ "$to" != "$(host_of g1)" ] && [ "$to" != "$(host_of g2)" ] && break; done
+ctl migrate g2 --to "$to" >/dev/null || fail "migrate g2 --to $to"
+dst_up() { pgrep -f -- "-qmp unix:$tmp/qmp/g2/$to.qmp" >/dev/null; }
+wait_for 30 "g2's destination QEMU on $to" dst_up
+dst=$(pgrep -f -- "-qmp unix:$tmp/qmp/g2/$to.qmp")
+kill -STOP $dst # the migration cannot end while it is stopped
+kill -9 "$(qemu_of g1)"
+waits() { grep -q "job j: its restore from checkpoint [0-9]* waits: guest g2 is in migration" "$tmp/migd.log"; }
+wait_for 30 "migd to see g1 dead and hold the restore while g2's migration runs" waits
+kill -CONT $dst 2>/dev/null
+new_restore() { [ "$(ctl --json restore list j | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) > '"$n_restores"' and d[0]["state"] == "completed" and d[0]["reason"].startswith("failure"))')" = True ]; }
+wait_for 120 "migd to restore j once g2's migration ended" new_restore
+running g1 && running g2 || fail "a guest is not running after the restore that waited"
+[ "$(guest_qemus_of g1)" = 1 ] && [ "$(guest_qemus_of g2)" = 1 ] ||
+	fail "after the restore that waited: g1 has $(guest_qemus_of g1) QEMUs, g2 $(guest_qemus_of g2)"
+ok "g1's QEMU killed while g2 migrated: the restore waited for the migration, then restored j by itself"
 
 # ---- what the next one would cost ----
 ctl_json "$tmp/p.json" checkpoint predict j --mtbf 24h
