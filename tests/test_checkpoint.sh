@@ -285,21 +285,33 @@ ok "g1's QEMU killed, a migration of g2 queued: migd dropped it and restored j b
 # (bench/fault-campaign, seed 31: the job stayed down until migd restarted)
 n_restores=$(ctl --json restore list j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 for to in a b c; do [ "$to" != "$(host_of g1)" ] && [ "$to" != "$(host_of g2)" ] && break; done
-ctl migrate g2 --to "$to" >/dev/null || fail "migrate g2 --to $to"
+ctl --json migrate g2 --to "$to" >"$tmp/m2.json" || fail "migrate g2 --to $to"
+m2=$(py "$tmp/m2.json" 'd["id"]')
 dst_up() { pgrep -f -- "-qmp unix:$tmp/qmp/g2/$to.qmp" >/dev/null; }
 wait_for 30 "g2's destination QEMU on $to" dst_up
 dst=$(pgrep -f -- "-qmp unix:$tmp/qmp/g2/$to.qmp")
 kill -STOP $dst # the migration cannot end while it is stopped
-kill -9 "$(qemu_of g1)"
-waits() { grep -q "job j: its restore from checkpoint [0-9]* waits: guest g2 is in migration" "$tmp/migd.log"; }
-wait_for 30 "migd to see g1 dead and hold the restore while g2's migration runs" waits
-kill -CONT $dst 2>/dev/null
-new_restore() { [ "$(ctl --json restore list j | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) > '"$n_restores"' and d[0]["state"] == "completed" and d[0]["reason"].startswith("failure"))')" = True ]; }
-wait_for 120 "migd to restore j once g2's migration ended" new_restore
-running g1 && running g2 || fail "a guest is not running after the restore that waited"
-[ "$(guest_qemus_of g1)" = 1 ] && [ "$(guest_qemus_of g2)" = 1 ] ||
-	fail "after the restore that waited: g1 has $(guest_qemus_of g1) QEMUs, g2 $(guest_qemus_of g2)"
-ok "g1's QEMU killed while g2 migrated: the restore waited for the migration, then restored j by itself"
+m2_state=$(ctl --json migration show "$m2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+case $m2_state in
+queued | started | migrating)
+	kill -9 "$(qemu_of g1)"
+	waits() { grep -q "job j: its restore from checkpoint [0-9]* waits: guest g2 is in migration" "$tmp/migd.log"; }
+	wait_for 30 "migd to see g1 dead and hold the restore while g2's migration $m2 runs" waits
+	kill -CONT $dst 2>/dev/null
+	new_restore() { [ "$(ctl --json restore list j | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) > '"$n_restores"' and d[0]["state"] == "completed" and d[0]["reason"].startswith("failure"))')" = True ]; }
+	wait_for 120 "migd to restore j once g2's migration ended" new_restore
+	running g1 && running g2 || fail "a guest is not running after the restore that waited"
+	[ "$(guest_qemus_of g1)" = 1 ] && [ "$(guest_qemus_of g2)" = 1 ] ||
+		fail "after the restore that waited: g1 has $(guest_qemus_of g1) QEMUs, g2 $(guest_qemus_of g2)"
+	ok "g1's QEMU killed while g2 migrated: the restore waited for the migration, then restored j by itself"
+	;;
+*)
+	# a BIOS-only guest (no image) can be across before its destination is seen
+	kill -CONT $dst 2>/dev/null
+	checks=$((checks + 1))
+	echo "ok $checks - # SKIP a restore waiting for a migration: g2's migration $m2 was $m2_state before it could be held (BIOS-only guests move in tens of ms)"
+	;;
+esac
 
 # ---- what the next one would cost ----
 ctl_json "$tmp/p.json" checkpoint predict j --mtbf 24h
