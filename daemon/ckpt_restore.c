@@ -808,10 +808,6 @@ static void job_failed(struct ckpt *ck, struct watch *w, const struct scan *s)
 		db_op_clear(&latest);
 	if (strcmp(w->on_failure, "restore") != 0)
 		return;
-	if (!have) {
-		log_warnx("job %s: no complete checkpoint to restore from", w->job);
-		return;
-	}
 	snprintf(w->reason, sizeof(w->reason), "failure: %.200s", s->why);
 	snprintf(w->avoid, sizeof(w->avoid), "%s", s->host);
 	w->failure_ns = now;
